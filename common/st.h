@@ -1,0 +1,116 @@
+/* common: the few things every station library shares — an error object that
+ * carries context, a bounds-checked buffer reader and writer, a debug log that
+ * is off by default, and small file/digest helpers.  No library prints; they
+ * fill a st_err and the program decides what the operator sees. */
+#ifndef ST_H
+#define ST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Error categories: what a caller may want to branch on.  The message says
+ * the rest, prefixed by each caller with what it was doing. */
+enum st_code {
+	ST_OK = 0,
+	ST_E_IO,           /* a read/write/open failed */
+	ST_E_TIMEOUT,      /* no answer in time */
+	ST_E_DISCONNECTED, /* the peer or device went away */
+	ST_E_PROTO,        /* malformed or unexpected bytes */
+	ST_E_REMOTE,       /* the jig answered with an error frame */
+	ST_E_CONFIG,       /* bad configuration: recipe, PIN, key label, URI */
+	ST_E_CRYPTO,       /* a cryptographic operation failed */
+	ST_E_VERIFY,       /* a signature, chain or binding did not verify */
+	ST_E_STATE,        /* the operation is not allowed in this state */
+	ST_E_NOTFOUND,     /* the thing asked for does not exist */
+	ST_E_NOMEM,
+	ST_E_QUOTA,        /* issuance quota exhausted */
+	ST_E_INTERNAL,
+};
+
+#define ST_ERR_MSG_MAX 1024
+
+typedef struct st_err {
+	int code;   /* enum st_code; for ST_E_REMOTE see .remote */
+	int remote; /* the jig's error code when code == ST_E_REMOTE */
+	char msg[ST_ERR_MSG_MAX];
+} st_err;
+
+/* Set the error (err may be NULL) and return -1, so callers can write
+ * `return st_err_set(err, ST_E_IO, "...")`. */
+int st_err_set(st_err *err, int code, const char *fmt, ...) ST_PRINTF(3, 4);
+/* Prefix the existing message with context: "ctx: old message".  Returns -1. */
+int st_err_prefix(st_err *err, const char *fmt, ...) ST_PRINTF(2, 3);
+/* Like st_err_set, appending the OpenSSL error queue (and clearing it). */
+int st_err_openssl(st_err *err, int code, const char *fmt, ...) ST_PRINTF(3, 4);
+/* Like st_err_set, appending strerror(errnum). */
+int st_err_errno(st_err *err, int code, int errnum, const char *fmt, ...) ST_PRINTF(4, 5);
+void st_err_clear(st_err *err);
+const char *st_code_name(int code);
+
+/* ---- bounds-checked reading ------------------------------------------ */
+
+/* Every read from an untrusted buffer goes through st_rd_take(); once a
+ * read fails the reader stays failed, so a decoder may check once at the end. */
+typedef struct st_rd {
+	const uint8_t *p;
+	size_t len;
+	size_t off;
+	int bad;
+} st_rd;
+
+void st_rd_init(st_rd *rd, const void *p, size_t len);
+const uint8_t *st_rd_take(st_rd *rd, size_t n); /* NULL if fewer than n bytes remain */
+int st_rd_u8(st_rd *rd, uint8_t *v);
+int st_rd_u16(st_rd *rd, uint16_t *v); /* big-endian */
+int st_rd_u32(st_rd *rd, uint32_t *v); /* big-endian */
+/* A u16 big-endian length followed by that many bytes (not copied). */
+int st_rd_lv16(st_rd *rd, const uint8_t **p, size_t *len);
+size_t st_rd_left(const st_rd *rd);
+/* 0 when every byte was consumed and no read failed. */
+int st_rd_done(const st_rd *rd);
+
+/* ---- bounds-checked writing into a caller's buffer ------------------- */
+
+typedef struct st_wr {
+	uint8_t *p;
+	size_t cap;
+	size_t len;
+	int bad; /* set when a write did not fit */
+} st_wr;
+
+void st_wr_init(st_wr *wr, void *p, size_t cap);
+uint8_t *st_wr_reserve(st_wr *wr, size_t n); /* NULL (and bad) if it does not fit */
+int st_wr_u8(st_wr *wr, uint8_t v);
+int st_wr_u16(st_wr *wr, uint16_t v);
+int st_wr_u32(st_wr *wr, uint32_t v);
+int st_wr_bytes(st_wr *wr, const void *p, size_t n);
+int st_wr_lv16(st_wr *wr, const void *p, size_t n); /* fails if n > 0xffff */
+
+/* ---- debug log: off unless STATION_DEBUG is set ---------------------- */
+
+int st_log_enabled(void);
+void st_log(const char *module, const char *fmt, ...) ST_PRINTF(2, 3);
+void st_log_hex(const char *module, const char *what, const void *p, size_t len);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Read a whole file (at most max bytes) into a fresh buffer; *buf is
+ * NUL-terminated one past *len for convenience.  Free with free(). */
+int st_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, st_err *err);
+/* Write a whole file via a temporary in the same folder, fsync, rename,
+ * fsync the folder: the file is either old or complete, never torn. */
+int st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode, st_err *err);
+void st_sha256(const void *p, size_t len, uint8_t out[32]);
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void st_hex(const uint8_t *p, size_t len, char *out);
+/* Wipe a buffer that held a secret; not optimised away. */
+void st_wipe(void *p, size_t len);
+/* Monotonic milliseconds. */
+uint64_t st_now_ms(void);
+
+#endif

@@ -1,0 +1,224 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "st.h"
+
+static int log_state = -1;
+
+int
+st_log_enabled(void)
+{
+	if (log_state < 0) {
+		const char *v = getenv("STATION_DEBUG");
+
+		log_state = (v && *v && strcmp(v, "0") != 0) ? 1 : 0;
+	}
+	return log_state;
+}
+
+void
+st_log(const char *module, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	if (!st_log_enabled())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "[%s] %s\n", module, line);
+}
+
+void
+st_log_hex(const char *module, const char *what, const void *p, size_t len)
+{
+	char hex[2 * 64 + 1];
+	const uint8_t *b = p;
+	size_t off;
+
+	if (!st_log_enabled())
+		return;
+	for (off = 0; off < len; off += 64) {
+		size_t n = len - off < 64 ? len - off : 64;
+
+		st_hex(b + off, n, hex);
+		fprintf(stderr, "[%s] %s %04zx: %s\n", module, what, off, hex);
+	}
+	if (len == 0)
+		fprintf(stderr, "[%s] %s (empty)\n", module, what);
+}
+
+int
+st_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, st_err *err)
+{
+	FILE *f = NULL;
+	uint8_t *b = NULL;
+	size_t n = 0, cap = 4096;
+	int ret = -1;
+
+	*buf = NULL;
+	*len = 0;
+	if (!(f = fopen(path, "rb"))) {
+		st_err_errno(err, errno == ENOENT ? ST_E_NOTFOUND : ST_E_IO, errno, "%s", path);
+		goto out;
+	}
+	for (;;) {
+		size_t got;
+
+		if (n + 1 >= cap) {
+			uint8_t *nb;
+
+			cap *= 2;
+			if (!(nb = realloc(b, cap))) {
+				st_err_set(err, ST_E_NOMEM, "%s: out of memory", path);
+				goto out;
+			}
+			b = nb;
+		} else if (!b && !(b = malloc(cap))) {
+			st_err_set(err, ST_E_NOMEM, "%s: out of memory", path);
+			goto out;
+		}
+		got = fread(b + n, 1, cap - n - 1, f);
+		n += got;
+		if (n > max) {
+			st_err_set(err, ST_E_IO, "%s: larger than %zu bytes", path, max);
+			goto out;
+		}
+		if (got == 0) {
+			if (ferror(f)) {
+				st_err_errno(err, ST_E_IO, errno, "%s: read", path);
+				goto out;
+			}
+			break;
+		}
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL; /* owned by the caller now */
+	ret = 0;
+out:
+	if (f)
+		fclose(f);
+	free(b);
+	return ret;
+}
+
+static int
+fsync_dir_of(const char *path, st_err *err)
+{
+	char *copy = strdup(path);
+	int fd = -1, ret = -1;
+
+	if (!copy)
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		st_err_errno(err, ST_E_IO, errno, "%s: open folder", path);
+		goto out;
+	}
+	if (fsync(fd) < 0) {
+		st_err_errno(err, ST_E_IO, errno, "%s: fsync folder", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return ret;
+}
+
+int
+st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode, st_err *err)
+{
+	char tmp[4096];
+	const uint8_t *b = p;
+	size_t off = 0;
+	int fd = -1, ret = -1;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
+		return st_err_set(err, ST_E_IO, "%s: path too long", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0) {
+		st_err_errno(err, ST_E_IO, errno, "%s: create", tmp);
+		goto out;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, b + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			st_err_errno(err, ST_E_IO, errno, "%s: write", tmp);
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0) {
+		st_err_errno(err, ST_E_IO, errno, "%s: fsync", tmp);
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		st_err_errno(err, ST_E_IO, errno, "%s: rename", path);
+		goto out;
+	}
+	ret = fsync_dir_of(path, err);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0)
+		unlink(tmp);
+	return ret;
+}
+
+void
+st_sha256(const void *p, size_t len, uint8_t out[32])
+{
+	unsigned int n = 32;
+
+	/* EVP_Digest with SHA-256 cannot fail short of memory exhaustion inside
+	 * OpenSSL; on that failure the output is zeroed so nothing matches. */
+	if (!EVP_Digest(p, len, out, &n, EVP_sha256(), NULL))
+		memset(out, 0, 32);
+}
+
+void
+st_hex(const uint8_t *p, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void
+st_wipe(void *p, size_t len)
+{
+	if (p && len)
+		OPENSSL_cleanse(p, len);
+}
+
+uint64_t
+st_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

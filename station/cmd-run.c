@@ -1,0 +1,11 @@
+/* Placeholder until its issue lands: the command is listed but refuses to run. */
+#include <stdio.h>
+
+#include "commands.h"
+
+int
+cmd_run_main(int argc, char **argv)
+{
+	fprintf(stderr, "station run: not implemented yet\n");
+	return EXIT_USAGE;
+}

@@ -1,0 +1,18 @@
+/* The station's subcommands: each lives in its own cmd-*.c and is listed
+ * once in main.c's table.  A command returns the process exit code:
+ * 0 success, 1 a device or a verification failed, 2 usage/configuration. */
+#ifndef STATION_COMMANDS_H
+#define STATION_COMMANDS_H
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+int cmd_run_main(int argc, char **argv);
+int cmd_jig_main(int argc, char **argv);
+int cmd_hsm_main(int argc, char **argv);
+int cmd_recipe_main(int argc, char **argv);
+int cmd_audit_main(int argc, char **argv);
+int cmd_rework_main(int argc, char **argv);
+int cmd_revoke_main(int argc, char **argv);
+int cmd_crl_main(int argc, char **argv);
+
+#endif

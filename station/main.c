@@ -1,0 +1,85 @@
+/* station: provisioning station for a factory line.  See README.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "station-config.h"
+
+struct command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "run", cmd_run_main, "provision the devices on one or more jigs with a recipe" },
+	{ "jig", cmd_jig_main, "list jigs, show a jig and its device (jig list|info)" },
+	{ "hsm", cmd_hsm_main, "check the HSM token, keys and certificates (hsm check)" },
+	{ "recipe", cmd_recipe_main, "validate or sign a recipe (recipe check|sign)" },
+	{ "audit", cmd_audit_main, "seal, export and verify the audit journal (audit seal|export|verify)" },
+	{ "rework", cmd_rework_main, "re-provision a device proven by its existing identity" },
+	{ "revoke", cmd_revoke_main, "record the revocation of a certificate or device" },
+	{ "crl", cmd_crl_main, "write a CRL signed by the intermediate" },
+};
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: station COMMAND [OPTIONS]\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'station help COMMAND' or 'station COMMAND --help' for a command's options.\n"
+	           "Exit codes: 0 success, 1 a device or check failed, 2 usage or configuration error.\n");
+}
+
+static const struct command *
+find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct command *cmd;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("station %s\n", STATION_VERSION);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "help") == 0) {
+		char *help_argv[] = { NULL, (char *)"--help", NULL };
+
+		if (argc < 3) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (!(cmd = find_command(argv[2]))) {
+			fprintf(stderr, "station: unknown command '%s'\n", argv[2]);
+			return EXIT_USAGE;
+		}
+		help_argv[0] = argv[2];
+		return cmd->main(2, help_argv);
+	}
+	if (!(cmd = find_command(argv[1]))) {
+		fprintf(stderr, "station: unknown command '%s'\n\n", argv[1]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return cmd->main(argc - 1, argv + 1);
+}

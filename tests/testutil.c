@@ -1,0 +1,173 @@
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+char *
+tu_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *path = NULL;
+
+	if (!base || !*base)
+		base = "/tmp";
+	if (asprintf(&path, "%s/station-%s-XXXXXX", base, tag) < 0)
+		return NULL;
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void
+tu_rmtree(const char *path)
+{
+	if (path && *path && strcmp(path, "/") != 0)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *
+tu_src(const char *rel)
+{
+	const char *root = getenv("STATION_SOURCE_ROOT");
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s", root ? root : ".", rel) < 0)
+		return NULL;
+	return p;
+}
+
+static int
+collect(int fd, char **out)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	if (!buf)
+		return -1;
+	while ((n = read(fd, buf + len, cap - len - 1)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		len += (size_t)n;
+		if (len + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	buf[len] = '\0';
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return 0;
+}
+
+int
+tu_run(char *const argv[], char **out)
+{
+	int fds[2], status = 0;
+	pid_t pid;
+
+	if (out)
+		*out = NULL;
+	if (pipe(fds) < 0)
+		return -1;
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execvp(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	collect(fds[0], out);
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+int
+tu_sh(const char *cmdline, char **out)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmdline, NULL };
+
+	return tu_run(argv, out);
+}
+
+char *
+tu_make_pki(void)
+{
+	char *dir = tu_tmpdir("pki");
+	char *script = getenv("MAKE_TEST_PKI") ? strdup(getenv("MAKE_TEST_PKI")) : tu_src("fixtures/make-test-pki");
+	char *out = NULL, *conf = NULL;
+	char *argv[] = { script, dir, NULL };
+	int rc;
+
+	ck_assert_ptr_nonnull(dir);
+	rc = tu_run(argv, &out);
+	ck_assert_msg(rc == 0, "make-test-pki failed (%d): %s", rc, out ? out : "");
+	ck_assert_int_ne(asprintf(&conf, "%s/softhsm2.conf", dir), -1);
+	setenv("SOFTHSM2_CONF", conf, 1);
+	setenv("STATION_HSM_PIN", "123456", 1); /* test PIN, see fixtures/make-test-pki */
+	free(conf);
+	free(out);
+	free(script);
+	return dir;
+}
+
+char *
+tu_slurp(const char *path, size_t *len)
+{
+	uint8_t *buf = NULL;
+	size_t n = 0;
+
+	if (st_file_read(path, 64u << 20, &buf, &n, NULL) < 0)
+		return NULL;
+	if (len)
+		*len = n;
+	return (char *)buf;
+}
+
+int
+tu_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

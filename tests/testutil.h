@@ -1,0 +1,32 @@
+/* Helpers shared by the Check suites.  Tests make their own throw-away state
+ * and remove it; nothing is shared between test binaries running in parallel. */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <stddef.h>
+
+#include <check.h>
+
+#include "st.h"
+
+/* A fresh empty directory under $TMPDIR (or /tmp), removed by tu_rmtree().
+ * Returns a malloc'd path. */
+char *tu_tmpdir(const char *tag);
+void tu_rmtree(const char *path);
+/* Path of a file in the source tree: $STATION_SOURCE_ROOT/rel (static buffer per call site: copy it). */
+char *tu_src(const char *rel);
+/* Run argv (argv[0] looked up in PATH unless it has a '/'), capture stdout
+ * and stderr together into *out (malloc'd, may be NULL), return the exit
+ * status, or 128+signal when killed. */
+int tu_run(char *const argv[], char **out);
+/* Run a shell command line, same contract as tu_run. */
+int tu_sh(const char *cmdline, char **out);
+/* Create the test PKI (fixtures/make-test-pki) in a fresh directory and
+ * return it; sets SOFTHSM2_CONF and STATION_HSM_PIN for this process. */
+char *tu_make_pki(void);
+/* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
+char *tu_slurp(const char *path, size_t *len);
+/* Check suite runner: runs s with CK_ENV settings and returns main's exit code. */
+int tu_run_suite(Suite *s);
+
+#endif
