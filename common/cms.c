@@ -1,0 +1,166 @@
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "cms.h"
+
+int
+st_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, size_t len,
+    uint8_t **der, size_t *der_len, st_err *err)
+{
+	BIO *in = NULL;
+	CMS_ContentInfo *cms = NULL;
+	unsigned char *out = NULL;
+	int n, ret = -1;
+
+	*der = NULL;
+	*der_len = 0;
+	if (len > INT_MAX)
+		return st_err_set(err, ST_E_INTERNAL, "CMS sign: input too large");
+	if (!(in = BIO_new_mem_buf(data, (int)len))) {
+		st_err_openssl(err, ST_E_NOMEM, "CMS sign");
+		goto out;
+	}
+	if (!(cms = CMS_sign(cert, key, chain, in, CMS_DETACHED | CMS_BINARY))) {
+		st_err_openssl(err, ST_E_CRYPTO, "CMS sign");
+		goto out;
+	}
+	if ((n = i2d_CMS_ContentInfo(cms, &out)) <= 0) {
+		st_err_openssl(err, ST_E_CRYPTO, "CMS sign: encode");
+		goto out;
+	}
+	if (!(*der = malloc((size_t)n))) {
+		st_err_set(err, ST_E_NOMEM, "CMS sign: out of memory");
+		goto out;
+	}
+	memcpy(*der, out, (size_t)n);
+	*der_len = (size_t)n;
+	ret = 0;
+out:
+	OPENSSL_free(out);
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	return ret;
+}
+
+int
+st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
+    X509 **signer, st_err *err)
+{
+	const unsigned char *p = der;
+	CMS_ContentInfo *cms = NULL;
+	BIO *content = NULL;
+	STACK_OF(X509) *signers = NULL;
+	int ret = -1;
+
+	if (signer)
+		*signer = NULL;
+	if (len > INT_MAX || der_len > LONG_MAX)
+		return st_err_set(err, ST_E_VERIFY, "CMS verify: input too large");
+	if (!(cms = d2i_CMS_ContentInfo(NULL, &p, (long)der_len)) || p != der + der_len) {
+		st_err_openssl(err, ST_E_VERIFY, "signature is not a DER CMS structure");
+		goto out;
+	}
+	if (!(content = BIO_new_mem_buf(data, (int)len))) {
+		st_err_openssl(err, ST_E_NOMEM, "CMS verify");
+		goto out;
+	}
+	if (CMS_verify(cms, NULL, trust, content, NULL, CMS_DETACHED | CMS_BINARY) != 1) {
+		st_err_openssl(err, ST_E_VERIFY, "signature does not verify");
+		goto out;
+	}
+	if (signer) {
+		signers = CMS_get0_signers(cms);
+		if (!signers || sk_X509_num(signers) != 1) {
+			st_err_set(err, ST_E_VERIFY, "signature must have exactly one signer");
+			goto out;
+		}
+		*signer = sk_X509_value(signers, 0);
+		X509_up_ref(*signer);
+	}
+	ret = 0;
+out:
+	sk_X509_free(signers);
+	BIO_free(content);
+	CMS_ContentInfo_free(cms);
+	return ret;
+}
+
+X509_STORE *
+st_x509_store_load(const char *pem_path, st_err *err)
+{
+	X509_STORE *store = X509_STORE_new();
+	BIO *bio = NULL;
+	X509 *cert = NULL;
+	int n = 0;
+
+	if (!store) {
+		st_err_openssl(err, ST_E_NOMEM, "trust store");
+		return NULL;
+	}
+	if (!(bio = BIO_new_file(pem_path, "r"))) {
+		st_err_openssl(err, ST_E_CONFIG, "%s: cannot open", pem_path);
+		goto fail;
+	}
+	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		if (!X509_STORE_add_cert(store, cert)) {
+			st_err_openssl(err, ST_E_CONFIG, "%s: certificate %d", pem_path, n + 1);
+			goto fail;
+		}
+		X509_free(cert);
+		cert = NULL;
+		n++;
+	}
+	ERR_clear_error(); /* the end-of-file "no start line" */
+	if (n == 0) {
+		st_err_set(err, ST_E_CONFIG, "%s: no PEM certificate found", pem_path);
+		goto fail;
+	}
+	BIO_free(bio);
+	return store;
+fail:
+	X509_free(cert);
+	BIO_free(bio);
+	X509_STORE_free(store);
+	return NULL;
+}
+
+X509 *
+st_x509_load(const char *pem_path, st_err *err)
+{
+	BIO *bio = BIO_new_file(pem_path, "r");
+	X509 *cert = NULL;
+
+	if (!bio) {
+		st_err_openssl(err, ST_E_CONFIG, "%s: cannot open", pem_path);
+		return NULL;
+	}
+	if (!(cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
+		st_err_openssl(err, ST_E_CONFIG, "%s: not a PEM certificate", pem_path);
+	BIO_free(bio);
+	return cert;
+}
+
+void
+st_x509_subject(X509 *cert, char *buf, size_t len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *p = NULL;
+	long n;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	if (!bio)
+		return;
+	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
+	    (n = BIO_get_mem_data(bio, &p)) > 0)
+		snprintf(buf, len, "%.*s", (int)n, p);
+	BIO_free(bio);
+}

@@ -1,0 +1,28 @@
+/* Detached CMS SignedData: audit batch seals and signed recipes.  Signing
+ * takes any EVP_PKEY, including one that lives in a PKCS#11 token (libp11);
+ * verification needs only files, so auditors can do it offline. */
+#ifndef ST_CMS_H
+#define ST_CMS_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "st.h"
+
+/* Sign data (detached, binary) with key/cert; chain (may be NULL) is
+ * embedded so a verifier needs only the root.  *der is malloc'd. */
+int st_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, size_t len,
+    uint8_t **der, size_t *der_len, st_err *err);
+/* Verify a detached DER signature over data up to a root in trust.  On
+ * success *signer (if not NULL) gets a new reference to the signer's
+ * certificate.  A bad signature or chain is ST_E_VERIFY. */
+int st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
+    X509 **signer, st_err *err);
+/* A store holding every certificate in a PEM file as a trust anchor. */
+X509_STORE *st_x509_store_load(const char *pem_path, st_err *err);
+/* The first certificate of a PEM file. */
+X509 *st_x509_load(const char *pem_path, st_err *err);
+/* One-line subject, e.g. "O=Station Test, CN=Audit Seal 1" into buf. */
+void st_x509_subject(X509 *cert, char *buf, size_t len);
+
+#endif
