@@ -22,6 +22,15 @@
 #define JIG_MAX_CERTS 4
 #define JIG_NONCE_LEN 32
 #define JIG_MAX_SLOT 15
+/* Largest attestation structure (section 6): tag, nonce, serial, model, ... */
+#define JIG_ATTEST_MAX (17 + 1 + JIG_NONCE_LEN + 1 + JIG_STR_MAX + 1 + JIG_STR_MAX + 4 + 1 + 1 + 32 + 32)
+/* Largest tool-auth / rework challenge message (section 5). */
+#define JIG_CHALLENGE_MSG_MAX (20 + 1 + JIG_STR_MAX + JIG_NONCE_LEN)
+
+/* The jig's USB identity (PROTOCOL.md section 10): pid.codes test VID:PID. */
+#define JIG_USB_VID 0x1209
+#define JIG_USB_PID 0x0001
+#define JIG_USB_CLASS 0xFF
 
 enum jig_cmd {
 	JIG_CMD_HELLO = 0x01,
@@ -77,6 +86,8 @@ enum jig_alg { JIG_ALG_P256 = 1, JIG_ALG_P384 = 2 };
 const char *jig_cmd_name(uint8_t cmd);        /* "KEYGEN"; "0x42" style for unknown */
 const char *jig_error_name(uint16_t code);    /* "NO_DUT" */
 const char *jig_lifecycle_name(uint8_t lc);   /* "factory" */
+/* 1 if type is a request, response or error type this version defines. */
+int jig_type_known(uint8_t type);
 
 /* ---- frames (frame.c) ------------------------------------------------- */
 
@@ -106,6 +117,7 @@ typedef struct jig_stream {
 	uint8_t buf[2 * JIG_MAX_FRAME];
 	size_t len;
 	uint64_t skipped;  /* bytes discarded while resynchronising */
+	uint64_t bad_frames; /* complete candidate frames refused for their CRC */
 	st_err last_bad;   /* why the last discarded candidate frame was rejected */
 } jig_stream;
 
@@ -114,6 +126,8 @@ void jig_stream_init(jig_stream *s);
 int jig_stream_feed(jig_stream *s, const uint8_t *p, size_t n);
 /* 1 and *f filled when a frame is ready, 0 when more bytes are needed. */
 int jig_stream_next(jig_stream *s, jig_frame *f);
+/* Abandon buffered bytes (a truncated frame at a timeout); counted as skipped. */
+void jig_stream_discard(jig_stream *s);
 
 /* ---- commands (msg.c) ------------------------------------------------- */
 
@@ -168,7 +182,9 @@ typedef struct jig_msg {
 
 /* Encode m's payload for frame type m->type. */
 int jig_msg_encode(const jig_msg *m, uint8_t *payload, size_t cap, size_t *len, st_err *err);
-/* Decode a payload of frame type `type`; every length checked, exact consumption. */
+/* Decode a payload of frame type `type`; every length checked, exact consumption.
+ * An unknown type fails with ST_E_NOTFOUND (a jig answers UNKNOWN_COMMAND), a
+ * malformed payload with ST_E_PROTO (BAD_REQUEST). */
 int jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err);
 
 /* ---- signed structures (attest.c) ------------------------------------- */

@@ -1,0 +1,493 @@
+/* Command codec (PROTOCOL.md section 4).  No I/O.  Every read goes through
+ * st_rd_*; every field range is checked in one place (msg_check), which the
+ * encoder runs too, so we never send what we would refuse to receive. */
+#include <stdio.h>
+#include <string.h>
+
+#include "jig.h"
+
+static const char *const cmd_names[] = {
+	[JIG_CMD_HELLO] = "HELLO",
+	[JIG_CMD_DUT_STATUS] = "DUT_STATUS",
+	[JIG_CMD_DUT_POWER] = "DUT_POWER",
+	[JIG_CMD_SE_INFO] = "SE_INFO",
+	[JIG_CMD_AUTH_CHALLENGE] = "AUTH_CHALLENGE",
+	[JIG_CMD_AUTH_RESPONSE] = "AUTH_RESPONSE",
+	[JIG_CMD_KEYGEN] = "KEYGEN",
+	[JIG_CMD_GET_CSR] = "GET_CSR",
+	[JIG_CMD_INSTALL_CERT] = "INSTALL_CERT",
+	[JIG_CMD_READ_CERT] = "READ_CERT",
+	[JIG_CMD_LOCK] = "LOCK",
+	[JIG_CMD_REWORK_CHALLENGE] = "REWORK_CHALLENGE",
+	[JIG_CMD_RETIRE] = "RETIRE",
+};
+
+static const char *const error_names[] = {
+	[JIG_E_UNSUPPORTED_VERSION] = "UNSUPPORTED_VERSION",
+	[JIG_E_UNKNOWN_COMMAND] = "UNKNOWN_COMMAND",
+	[JIG_E_BAD_REQUEST] = "BAD_REQUEST",
+	[JIG_E_NO_DUT] = "NO_DUT",
+	[JIG_E_NOT_AUTHENTICATED] = "NOT_AUTHENTICATED",
+	[JIG_E_AUTH_FAILED] = "AUTH_FAILED",
+	[JIG_E_BAD_STATE] = "BAD_STATE",
+	[JIG_E_LOCKED] = "LOCKED",
+	[JIG_E_SLOT_EMPTY] = "SLOT_EMPTY",
+	[JIG_E_BAD_SLOT] = "BAD_SLOT",
+	[JIG_E_SE_FAILURE] = "SE_FAILURE",
+	[JIG_E_BUSY] = "BUSY",
+};
+
+const char *
+jig_cmd_name(uint8_t cmd)
+{
+	static _Thread_local char buf[8];
+
+	if (cmd >= JIG_CMD_HELLO && cmd <= JIG_CMD_LAST)
+		return cmd_names[cmd];
+	if (cmd == JIG_T_ERROR)
+		return "ERROR";
+	snprintf(buf, sizeof(buf), "0x%02x", cmd);
+	return buf;
+}
+
+const char *
+jig_error_name(uint16_t code)
+{
+	static _Thread_local char buf[16];
+
+	if (code >= JIG_E_UNSUPPORTED_VERSION && code <= JIG_E_BUSY)
+		return error_names[code];
+	snprintf(buf, sizeof(buf), "error %u", code);
+	return buf;
+}
+
+const char *
+jig_lifecycle_name(uint8_t lc)
+{
+	switch (lc) {
+	case JIG_LC_FACTORY: return "factory";
+	case JIG_LC_PROVISIONED: return "provisioned";
+	case JIG_LC_REWORK: return "rework";
+	default: return "invalid";
+	}
+}
+
+int
+jig_type_known(uint8_t type)
+{
+	uint8_t cmd = type & (uint8_t)~JIG_RESPONSE;
+
+	return type == JIG_T_ERROR || (cmd >= JIG_CMD_HELLO && cmd <= JIG_CMD_LAST);
+}
+
+/* "KEYGEN request", "KEYGEN response", "ERROR frame" */
+static void
+type_desc(uint8_t type, char *buf, size_t len)
+{
+	if (type == JIG_T_ERROR)
+		snprintf(buf, len, "ERROR frame");
+	else
+		snprintf(buf, len, "%s %s", jig_cmd_name(type & (uint8_t)~JIG_RESPONSE),
+		    (type & JIG_RESPONSE) ? "response" : "request");
+}
+
+/* ---- field readers: each sets err naming the field ------------------- */
+
+static int
+rd_str(st_rd *rd, char *out, size_t max, const char *field, st_err *err)
+{
+	const uint8_t *p;
+	size_t n;
+
+	if (st_rd_lv16(rd, &p, &n) < 0)
+		return st_err_set(err, ST_E_PROTO, "%s: truncated", field);
+	if (n > max)
+		return st_err_set(err, ST_E_PROTO, "%s: %zu bytes, at most %zu", field, n, max);
+	if (memchr(p, 0, n))
+		return st_err_set(err, ST_E_PROTO, "%s: contains a NUL byte", field);
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static int
+rd_blob(st_rd *rd, jig_blob *b, const char *field, st_err *err)
+{
+	const uint8_t *p;
+	size_t n;
+
+	if (st_rd_lv16(rd, &p, &n) < 0)
+		return st_err_set(err, ST_E_PROTO, "%s: truncated", field);
+	if (n > JIG_BLOB_MAX)
+		return st_err_set(err, ST_E_PROTO, "%s: %zu bytes, at most %d", field, n, JIG_BLOB_MAX);
+	memcpy(b->data, p, n);
+	b->len = n;
+	return 0;
+}
+
+/* bytes16 holding exactly 32 bytes (challenges, nonces) */
+static int
+rd_nonce(st_rd *rd, uint8_t out[JIG_NONCE_LEN], const char *field, st_err *err)
+{
+	const uint8_t *p;
+	size_t n;
+
+	if (st_rd_lv16(rd, &p, &n) < 0)
+		return st_err_set(err, ST_E_PROTO, "%s: truncated", field);
+	if (n != JIG_NONCE_LEN)
+		return st_err_set(err, ST_E_PROTO, "%s: %zu bytes, must be %d", field, n, JIG_NONCE_LEN);
+	memcpy(out, p, n);
+	return 0;
+}
+
+static int
+rd_u8(st_rd *rd, uint8_t *v, const char *field, st_err *err)
+{
+	if (st_rd_u8(rd, v) < 0)
+		return st_err_set(err, ST_E_PROTO, "%s: truncated", field);
+	return 0;
+}
+
+static int
+rd_u16(st_rd *rd, uint16_t *v, const char *field, st_err *err)
+{
+	if (st_rd_u16(rd, v) < 0)
+		return st_err_set(err, ST_E_PROTO, "%s: truncated", field);
+	return 0;
+}
+
+static int
+rd_u32(st_rd *rd, uint32_t *v, const char *field, st_err *err)
+{
+	if (st_rd_u32(rd, v) < 0)
+		return st_err_set(err, ST_E_PROTO, "%s: truncated", field);
+	return 0;
+}
+
+/* ---- range checks shared by encoder and decoder ----------------------- */
+
+static int
+check_max(size_t v, size_t max, const char *field, st_err *err)
+{
+	if (v > max)
+		return st_err_set(err, ST_E_PROTO, "%s: %zu, at most %zu", field, v, max);
+	return 0;
+}
+
+static int
+check_str(const char *s, size_t max, const char *field, st_err *err)
+{
+	if (strnlen(s, max + 1) > max)
+		return st_err_set(err, ST_E_PROTO, "%s: longer than %zu bytes", field, max);
+	return 0;
+}
+
+static int
+check_lifecycle(uint8_t lc, st_err *err)
+{
+	if (lc < JIG_LC_FACTORY || lc > JIG_LC_REWORK)
+		return st_err_set(err, ST_E_PROTO, "lifecycle: %u is not 1 (factory), 2 (provisioned) or 3 (rework)", lc);
+	return 0;
+}
+
+static int
+check_slot(uint8_t slot, st_err *err)
+{
+	return check_max(slot, JIG_MAX_SLOT, "slot", err);
+}
+
+static int
+msg_check(const jig_msg *m, st_err *err)
+{
+	const jig_se_info *si = &m->u.se_info;
+	size_t i;
+
+	switch (m->type) {
+	case JIG_CMD_HELLO:
+		if (m->u.hello_req.min_version > m->u.hello_req.max_version)
+			return st_err_set(err, ST_E_PROTO, "version range %u..%u is empty", m->u.hello_req.min_version,
+			    m->u.hello_req.max_version);
+		return 0;
+	case JIG_CMD_HELLO | JIG_RESPONSE:
+		if (check_str(m->u.hello.jig_id, JIG_STR_MAX, "jig id", err) < 0 ||
+		    check_str(m->u.hello.firmware, JIG_STR_MAX, "firmware", err) < 0)
+			return -1;
+		return 0;
+	case JIG_CMD_DUT_POWER:
+		return check_max(m->u.power_req.action, JIG_POWER_RELEASE, "power action", err);
+	case JIG_CMD_DUT_STATUS | JIG_RESPONSE:
+	case JIG_CMD_DUT_POWER | JIG_RESPONSE:
+		if (check_max(m->u.dut.present, 1, "present", err) < 0 || check_max(m->u.dut.powered, 1, "powered", err) < 0)
+			return -1;
+		return 0;
+	case JIG_CMD_SE_INFO | JIG_RESPONSE:
+		if (check_str(si->serial, JIG_STR_MAX, "serial", err) < 0 || check_str(si->model, JIG_STR_MAX, "model", err) < 0 ||
+		    check_lifecycle(si->lifecycle, err) < 0 || check_max(si->ncerts, JIG_MAX_CERTS, "certificates", err) < 0)
+			return -1;
+		for (i = 0; i < si->ncerts; i++)
+			if (check_max(si->certs[i].len, JIG_BLOB_MAX, "certificate", err) < 0)
+				return -1;
+		return 0;
+	case JIG_CMD_AUTH_RESPONSE:
+	case JIG_CMD_REWORK_CHALLENGE | JIG_RESPONSE:
+		return check_max(m->u.signature.len, JIG_BLOB_MAX, "signature", err);
+	case JIG_CMD_KEYGEN:
+		if (check_slot(m->u.keygen_req.slot, err) < 0)
+			return -1;
+		if (m->u.keygen_req.algorithm != JIG_ALG_P256 && m->u.keygen_req.algorithm != JIG_ALG_P384)
+			return st_err_set(err, ST_E_PROTO, "algorithm: %u is not 1 (P-256) or 2 (P-384)",
+			    m->u.keygen_req.algorithm);
+		if (m->u.keygen_req.flags & ~JIG_KEYGEN_KEEP)
+			return st_err_set(err, ST_E_PROTO, "flags: unknown bits 0x%02x", m->u.keygen_req.flags);
+		return 0;
+	case JIG_CMD_KEYGEN | JIG_RESPONSE:
+		return check_max(m->u.pubkey.len, JIG_BLOB_MAX, "public key", err);
+	case JIG_CMD_GET_CSR:
+		return check_slot(m->u.csr_req.slot, err);
+	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		if (check_max(m->u.csr.csr.len, JIG_BLOB_MAX, "csr", err) < 0 ||
+		    check_max(m->u.csr.attestation.len, JIG_BLOB_MAX, "attestation", err) < 0 ||
+		    check_max(m->u.csr.signature.len, JIG_BLOB_MAX, "signature", err) < 0)
+			return -1;
+		return 0;
+	case JIG_CMD_INSTALL_CERT:
+		if (check_slot(m->u.install_req.slot, err) < 0 ||
+		    check_max(m->u.install_req.cert.len, JIG_BLOB_MAX, "certificate", err) < 0)
+			return -1;
+		return 0;
+	case JIG_CMD_READ_CERT:
+	case JIG_CMD_RETIRE:
+		return check_slot(m->u.slot_req.slot, err);
+	case JIG_CMD_READ_CERT | JIG_RESPONSE:
+		return check_max(m->u.cert.len, JIG_BLOB_MAX, "certificate", err);
+	case JIG_CMD_LOCK | JIG_RESPONSE:
+		return check_lifecycle(m->u.lock.lifecycle, err);
+	case JIG_CMD_REWORK_CHALLENGE:
+		return check_slot(m->u.rework_req.slot, err);
+	case JIG_T_ERROR:
+		return check_str(m->u.error.message, JIG_ERRMSG_MAX, "message", err);
+	default:
+		return 0;
+	}
+}
+
+/* ---- decode ------------------------------------------------------------ */
+
+static int
+decode_fields(st_rd *rd, jig_msg *m, st_err *err)
+{
+	jig_se_info *si = &m->u.se_info;
+	uint8_t n;
+	size_t i;
+
+	switch (m->type) {
+	case JIG_CMD_HELLO:
+		return (rd_u8(rd, &m->u.hello_req.min_version, "min_version", err) < 0 ||
+		    rd_u8(rd, &m->u.hello_req.max_version, "max_version", err) < 0) ? -1 : 0;
+	case JIG_CMD_HELLO | JIG_RESPONSE:
+		return (rd_u8(rd, &m->u.hello.version, "version", err) < 0 ||
+		    rd_str(rd, m->u.hello.jig_id, JIG_STR_MAX, "jig id", err) < 0 ||
+		    rd_str(rd, m->u.hello.firmware, JIG_STR_MAX, "firmware", err) < 0 ||
+		    rd_u32(rd, &m->u.hello.capabilities, "capabilities", err) < 0 ||
+		    rd_u16(rd, &m->u.hello.max_payload, "max_payload", err) < 0) ? -1 : 0;
+	case JIG_CMD_DUT_STATUS:
+	case JIG_CMD_SE_INFO:
+	case JIG_CMD_AUTH_CHALLENGE:
+	case JIG_CMD_AUTH_RESPONSE | JIG_RESPONSE:
+	case JIG_CMD_INSTALL_CERT | JIG_RESPONSE:
+	case JIG_CMD_LOCK:
+	case JIG_CMD_RETIRE | JIG_RESPONSE:
+		return 0;
+	case JIG_CMD_DUT_POWER:
+		return rd_u8(rd, &m->u.power_req.action, "action", err);
+	case JIG_CMD_DUT_STATUS | JIG_RESPONSE:
+	case JIG_CMD_DUT_POWER | JIG_RESPONSE:
+		return (rd_u8(rd, &m->u.dut.present, "present", err) < 0 ||
+		    rd_u8(rd, &m->u.dut.powered, "powered", err) < 0) ? -1 : 0;
+	case JIG_CMD_SE_INFO | JIG_RESPONSE:
+		if (rd_str(rd, si->serial, JIG_STR_MAX, "serial", err) < 0 ||
+		    rd_str(rd, si->model, JIG_STR_MAX, "model", err) < 0 ||
+		    rd_u32(rd, &si->firmware, "firmware", err) < 0 || rd_u8(rd, &si->lifecycle, "lifecycle", err) < 0 ||
+		    rd_nonce(rd, si->challenge, "auth challenge", err) < 0 || rd_u8(rd, &n, "certificate count", err) < 0)
+			return -1;
+		if (n > JIG_MAX_CERTS)
+			return st_err_set(err, ST_E_PROTO, "certificate count: %u, at most %d", n, JIG_MAX_CERTS);
+		si->ncerts = n;
+		for (i = 0; i < n; i++)
+			if (rd_blob(rd, &si->certs[i], "certificate", err) < 0)
+				return -1;
+		return 0;
+	case JIG_CMD_AUTH_CHALLENGE | JIG_RESPONSE:
+		return rd_nonce(rd, m->u.challenge.challenge, "challenge", err);
+	case JIG_CMD_AUTH_RESPONSE:
+	case JIG_CMD_REWORK_CHALLENGE | JIG_RESPONSE:
+		return rd_blob(rd, &m->u.signature, "signature", err);
+	case JIG_CMD_KEYGEN:
+		return (rd_u8(rd, &m->u.keygen_req.slot, "slot", err) < 0 ||
+		    rd_u8(rd, &m->u.keygen_req.algorithm, "algorithm", err) < 0 ||
+		    rd_u8(rd, &m->u.keygen_req.flags, "flags", err) < 0) ? -1 : 0;
+	case JIG_CMD_KEYGEN | JIG_RESPONSE:
+		return rd_blob(rd, &m->u.pubkey, "public key", err);
+	case JIG_CMD_GET_CSR:
+		return (rd_u8(rd, &m->u.csr_req.slot, "slot", err) < 0 ||
+		    rd_nonce(rd, m->u.csr_req.nonce, "nonce", err) < 0) ? -1 : 0;
+	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		return (rd_blob(rd, &m->u.csr.csr, "csr", err) < 0 ||
+		    rd_blob(rd, &m->u.csr.attestation, "attestation", err) < 0 ||
+		    rd_blob(rd, &m->u.csr.signature, "signature", err) < 0) ? -1 : 0;
+	case JIG_CMD_INSTALL_CERT:
+		return (rd_u8(rd, &m->u.install_req.slot, "slot", err) < 0 ||
+		    rd_blob(rd, &m->u.install_req.cert, "certificate", err) < 0) ? -1 : 0;
+	case JIG_CMD_READ_CERT:
+	case JIG_CMD_RETIRE:
+		return rd_u8(rd, &m->u.slot_req.slot, "slot", err);
+	case JIG_CMD_READ_CERT | JIG_RESPONSE:
+		return rd_blob(rd, &m->u.cert, "certificate", err);
+	case JIG_CMD_LOCK | JIG_RESPONSE:
+		return rd_u8(rd, &m->u.lock.lifecycle, "lifecycle", err);
+	case JIG_CMD_REWORK_CHALLENGE:
+		return (rd_u8(rd, &m->u.rework_req.slot, "slot", err) < 0 ||
+		    rd_nonce(rd, m->u.rework_req.challenge, "challenge", err) < 0) ? -1 : 0;
+	case JIG_T_ERROR:
+		return (rd_u8(rd, &m->u.error.command, "command", err) < 0 ||
+		    rd_u16(rd, &m->u.error.code, "code", err) < 0 ||
+		    rd_str(rd, m->u.error.message, JIG_ERRMSG_MAX, "message", err) < 0) ? -1 : 0;
+	default:
+		return st_err_set(err, ST_E_NOTFOUND, "unknown frame type 0x%02x", m->type);
+	}
+}
+
+int
+jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err)
+{
+	char what[48];
+	st_rd rd;
+
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	if (!jig_type_known(type))
+		return st_err_set(err, ST_E_NOTFOUND, "unknown frame type 0x%02x", type);
+	type_desc(type, what, sizeof(what));
+	st_rd_init(&rd, payload, len);
+	if (decode_fields(&rd, m, err) < 0 || msg_check(m, err) < 0)
+		return st_err_prefix(err, "%s", what);
+	if (st_rd_left(&rd) > 0)
+		return st_err_set(err, ST_E_PROTO, "%s: %zu trailing bytes", what, st_rd_left(&rd));
+	return 0;
+}
+
+/* ---- encode ------------------------------------------------------------ */
+
+static void
+wr_str(st_wr *wr, const char *s)
+{
+	st_wr_lv16(wr, s, strlen(s));
+}
+
+static void
+encode_fields(st_wr *wr, const jig_msg *m)
+{
+	const jig_se_info *si = &m->u.se_info;
+	size_t i;
+
+	switch (m->type) {
+	case JIG_CMD_HELLO:
+		st_wr_u8(wr, m->u.hello_req.min_version);
+		st_wr_u8(wr, m->u.hello_req.max_version);
+		break;
+	case JIG_CMD_HELLO | JIG_RESPONSE:
+		st_wr_u8(wr, m->u.hello.version);
+		wr_str(wr, m->u.hello.jig_id);
+		wr_str(wr, m->u.hello.firmware);
+		st_wr_u32(wr, m->u.hello.capabilities);
+		st_wr_u16(wr, m->u.hello.max_payload);
+		break;
+	case JIG_CMD_DUT_POWER:
+		st_wr_u8(wr, m->u.power_req.action);
+		break;
+	case JIG_CMD_DUT_STATUS | JIG_RESPONSE:
+	case JIG_CMD_DUT_POWER | JIG_RESPONSE:
+		st_wr_u8(wr, m->u.dut.present);
+		st_wr_u8(wr, m->u.dut.powered);
+		break;
+	case JIG_CMD_SE_INFO | JIG_RESPONSE:
+		wr_str(wr, si->serial);
+		wr_str(wr, si->model);
+		st_wr_u32(wr, si->firmware);
+		st_wr_u8(wr, si->lifecycle);
+		st_wr_lv16(wr, si->challenge, JIG_NONCE_LEN);
+		st_wr_u8(wr, (uint8_t)si->ncerts);
+		for (i = 0; i < si->ncerts; i++)
+			st_wr_lv16(wr, si->certs[i].data, si->certs[i].len);
+		break;
+	case JIG_CMD_AUTH_CHALLENGE | JIG_RESPONSE:
+		st_wr_lv16(wr, m->u.challenge.challenge, JIG_NONCE_LEN);
+		break;
+	case JIG_CMD_AUTH_RESPONSE:
+	case JIG_CMD_REWORK_CHALLENGE | JIG_RESPONSE:
+		st_wr_lv16(wr, m->u.signature.data, m->u.signature.len);
+		break;
+	case JIG_CMD_KEYGEN:
+		st_wr_u8(wr, m->u.keygen_req.slot);
+		st_wr_u8(wr, m->u.keygen_req.algorithm);
+		st_wr_u8(wr, m->u.keygen_req.flags);
+		break;
+	case JIG_CMD_KEYGEN | JIG_RESPONSE:
+		st_wr_lv16(wr, m->u.pubkey.data, m->u.pubkey.len);
+		break;
+	case JIG_CMD_GET_CSR:
+		st_wr_u8(wr, m->u.csr_req.slot);
+		st_wr_lv16(wr, m->u.csr_req.nonce, JIG_NONCE_LEN);
+		break;
+	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		st_wr_lv16(wr, m->u.csr.csr.data, m->u.csr.csr.len);
+		st_wr_lv16(wr, m->u.csr.attestation.data, m->u.csr.attestation.len);
+		st_wr_lv16(wr, m->u.csr.signature.data, m->u.csr.signature.len);
+		break;
+	case JIG_CMD_INSTALL_CERT:
+		st_wr_u8(wr, m->u.install_req.slot);
+		st_wr_lv16(wr, m->u.install_req.cert.data, m->u.install_req.cert.len);
+		break;
+	case JIG_CMD_READ_CERT:
+	case JIG_CMD_RETIRE:
+		st_wr_u8(wr, m->u.slot_req.slot);
+		break;
+	case JIG_CMD_READ_CERT | JIG_RESPONSE:
+		st_wr_lv16(wr, m->u.cert.data, m->u.cert.len);
+		break;
+	case JIG_CMD_LOCK | JIG_RESPONSE:
+		st_wr_u8(wr, m->u.lock.lifecycle);
+		break;
+	case JIG_CMD_REWORK_CHALLENGE:
+		st_wr_u8(wr, m->u.rework_req.slot);
+		st_wr_lv16(wr, m->u.rework_req.challenge, JIG_NONCE_LEN);
+		break;
+	case JIG_T_ERROR:
+		st_wr_u8(wr, m->u.error.command);
+		st_wr_u16(wr, m->u.error.code);
+		wr_str(wr, m->u.error.message);
+		break;
+	default: /* the empty payloads */
+		break;
+	}
+}
+
+int
+jig_msg_encode(const jig_msg *m, uint8_t *payload, size_t cap, size_t *len, st_err *err)
+{
+	char what[48];
+	st_wr wr;
+
+	*len = 0;
+	if (!jig_type_known(m->type))
+		return st_err_set(err, ST_E_INTERNAL, "cannot encode unknown frame type 0x%02x", m->type);
+	type_desc(m->type, what, sizeof(what));
+	if (msg_check(m, err) < 0)
+		return st_err_prefix(err, "encoding %s", what);
+	st_wr_init(&wr, payload, cap);
+	encode_fields(&wr, m);
+	if (wr.bad)
+		return st_err_set(err, ST_E_INTERNAL, "encoding %s: does not fit in %zu bytes", what, cap);
+	*len = wr.len;
+	return 0;
+}

@@ -1,0 +1,611 @@
+/* Frame, stream, command and attestation codecs (no I/O). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jig.h"
+#include "testutil.h"
+
+static void
+fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed + i * 7);
+}
+
+static void
+blob(jig_blob *b, size_t n, uint8_t seed)
+{
+	b->len = n;
+	fill(b->data, n, seed);
+}
+
+/* A message of every type with every field set to something non-trivial. */
+static void
+sample(uint8_t type, jig_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	switch (type) {
+	case JIG_CMD_HELLO:
+		m->u.hello_req.min_version = 1;
+		m->u.hello_req.max_version = 3;
+		break;
+	case JIG_CMD_HELLO | JIG_RESPONSE:
+		m->u.hello.version = 1;
+		strcpy(m->u.hello.jig_id, "jig-7");
+		strcpy(m->u.hello.firmware, "2.0.1");
+		m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_REWORK;
+		m->u.hello.max_payload = JIG_MAX_PAYLOAD;
+		break;
+	case JIG_CMD_DUT_POWER:
+		m->u.power_req.action = JIG_POWER_RELEASE;
+		break;
+	case JIG_CMD_DUT_STATUS | JIG_RESPONSE:
+	case JIG_CMD_DUT_POWER | JIG_RESPONSE:
+		m->u.dut.present = 1;
+		m->u.dut.powered = 1;
+		break;
+	case JIG_CMD_SE_INFO | JIG_RESPONSE:
+		strcpy(m->u.se_info.serial, "SE0123456789ABCDEF");
+		strcpy(m->u.se_info.model, "TSE-100");
+		m->u.se_info.firmware = 1u << 24 | 4u << 16 | 2;
+		m->u.se_info.lifecycle = JIG_LC_FACTORY;
+		fill(m->u.se_info.challenge, JIG_NONCE_LEN, 9);
+		m->u.se_info.ncerts = 2;
+		blob(&m->u.se_info.certs[0], 500, 1);
+		blob(&m->u.se_info.certs[1], 420, 2);
+		break;
+	case JIG_CMD_AUTH_CHALLENGE | JIG_RESPONSE:
+		fill(m->u.challenge.challenge, JIG_NONCE_LEN, 3);
+		break;
+	case JIG_CMD_AUTH_RESPONSE:
+	case JIG_CMD_REWORK_CHALLENGE | JIG_RESPONSE:
+		blob(&m->u.signature, 71, 4);
+		break;
+	case JIG_CMD_KEYGEN:
+		m->u.keygen_req.slot = 3;
+		m->u.keygen_req.algorithm = JIG_ALG_P384;
+		m->u.keygen_req.flags = JIG_KEYGEN_KEEP;
+		break;
+	case JIG_CMD_KEYGEN | JIG_RESPONSE:
+		blob(&m->u.pubkey, 91, 5);
+		break;
+	case JIG_CMD_GET_CSR:
+		m->u.csr_req.slot = 15;
+		fill(m->u.csr_req.nonce, JIG_NONCE_LEN, 6);
+		break;
+	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		blob(&m->u.csr.csr, 300, 7);
+		blob(&m->u.csr.attestation, 200, 8);
+		blob(&m->u.csr.signature, 72, 9);
+		break;
+	case JIG_CMD_INSTALL_CERT:
+		m->u.install_req.slot = 2;
+		blob(&m->u.install_req.cert, JIG_BLOB_MAX, 10);
+		break;
+	case JIG_CMD_READ_CERT:
+	case JIG_CMD_RETIRE:
+		m->u.slot_req.slot = 1;
+		break;
+	case JIG_CMD_READ_CERT | JIG_RESPONSE:
+		blob(&m->u.cert, 0, 0); /* "empty when none" */
+		break;
+	case JIG_CMD_LOCK | JIG_RESPONSE:
+		m->u.lock.lifecycle = JIG_LC_PROVISIONED;
+		break;
+	case JIG_CMD_REWORK_CHALLENGE:
+		m->u.rework_req.slot = 4;
+		fill(m->u.rework_req.challenge, JIG_NONCE_LEN, 11);
+		break;
+	case JIG_T_ERROR:
+		m->u.error.command = JIG_CMD_KEYGEN;
+		m->u.error.code = JIG_E_NOT_AUTHENTICATED;
+		strcpy(m->u.error.message, "tool authentication required first");
+		break;
+	}
+}
+
+static size_t
+encode(const jig_msg *m, uint8_t *buf)
+{
+	size_t n = 0;
+	st_err err;
+
+	ck_assert_msg(jig_msg_encode(m, buf, JIG_MAX_PAYLOAD, &n, &err) == 0, "encode 0x%02x: %s", m->type, err.msg);
+	return n;
+}
+
+/* JIG_WRITE_CORPUS=DIR makes the round-trip tests write the fuzz seed corpora
+ * (tests/jig/corpus-*) from real encoded frames. */
+static void
+corpus_write(const char *kind, const char *name, const uint8_t *p, size_t n)
+{
+	const char *dir = getenv("JIG_WRITE_CORPUS");
+	char path[1024];
+	st_err err;
+
+	if (!dir)
+		return;
+	snprintf(path, sizeof(path), "%s/corpus-jig-%s/%s", dir, kind, name);
+	ck_assert_msg(st_file_write_atomic(path, p, n, 0644, &err) == 0, "%s", err.msg);
+}
+
+/* Decoding p must fail with code and a message containing want. */
+static void
+assert_bad(uint8_t type, const uint8_t *p, size_t n, int code, const char *want)
+{
+	jig_msg m;
+	st_err err;
+
+	st_err_clear(&err);
+	ck_assert_int_eq(jig_msg_decode(type, p, n, &m, &err), -1);
+	ck_assert_int_eq(err.code, code);
+	ck_assert_msg(strstr(err.msg, want), "\"%s\" not in \"%s\"", want, err.msg);
+}
+
+START_TEST(test_crc32)
+{
+	ck_assert_uint_eq(jig_crc32((const uint8_t *)"123456789", 9), 0xCBF43926u);
+	ck_assert_uint_eq(jig_crc32(NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(test_roundtrip_every_message)
+{
+	static uint8_t buf[JIG_MAX_PAYLOAD], frame_buf[JIG_MAX_FRAME + 1];
+	static jig_msg m, got;
+	static jig_frame f, g;
+	unsigned t, n = 0;
+	size_t len, flen, used;
+	st_err err;
+
+	for (t = 0; t < 256; t++) {
+		if (!jig_type_known((uint8_t)t))
+			continue;
+		n++;
+		sample((uint8_t)t, &m);
+		len = encode(&m, buf);
+		ck_assert_msg(jig_msg_decode((uint8_t)t, buf, len, &got, &err) == 0, "%s", err.msg);
+		ck_assert_msg(memcmp(&m, &got, sizeof(m)) == 0, "type 0x%02x differs after a round trip", t);
+		/* and inside a frame */
+		memset(&f, 0, sizeof(f));
+		f.version = 1;
+		f.type = (uint8_t)t;
+		f.seq = (uint8_t)(t * 3);
+		f.len = (uint16_t)len;
+		memcpy(f.payload, buf, len);
+		ck_assert_int_eq(jig_frame_encode(&f, frame_buf, sizeof(frame_buf), &flen, &err), 0);
+		ck_assert_uint_eq(flen, len + JIG_HEADER_LEN + JIG_CRC_LEN);
+		ck_assert_int_eq(jig_frame_decode(frame_buf, flen, &g, &used, &err), JIG_DECODE_OK);
+		ck_assert_uint_eq(used, flen);
+		ck_assert_uint_eq(g.type, t);
+		ck_assert_uint_eq(g.seq, f.seq);
+		ck_assert_uint_eq(g.len, len);
+		ck_assert_int_eq(memcmp(g.payload, buf, len), 0);
+		{
+			char name[32];
+
+			snprintf(name, sizeof(name), "%02x", t);
+			/* the first byte of the file picks the fuzzer's chunk size */
+			memmove(frame_buf + 1, frame_buf, flen);
+			frame_buf[0] = (uint8_t)(t % 64);
+			corpus_write("frame", name, frame_buf, flen + 1);
+		}
+	}
+	ck_assert_uint_eq(n, 2 * JIG_CMD_LAST + 1); /* every request, every response, ERROR */
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	ck_assert_str_eq(jig_cmd_name(JIG_CMD_KEYGEN), "KEYGEN");
+	ck_assert_str_eq(jig_cmd_name(JIG_CMD_RETIRE), "RETIRE");
+	ck_assert_str_eq(jig_cmd_name(0x42), "0x42");
+	ck_assert_str_eq(jig_cmd_name(JIG_T_ERROR), "ERROR");
+	ck_assert_str_eq(jig_error_name(JIG_E_NO_DUT), "NO_DUT");
+	ck_assert_str_eq(jig_error_name(JIG_E_BUSY), "BUSY");
+	ck_assert_str_eq(jig_error_name(99), "error 99");
+	ck_assert_str_eq(jig_lifecycle_name(JIG_LC_FACTORY), "factory");
+	ck_assert_str_eq(jig_lifecycle_name(JIG_LC_REWORK), "rework");
+	ck_assert_str_eq(jig_lifecycle_name(0), "invalid");
+}
+END_TEST
+
+static size_t
+make_frame(uint8_t version, uint8_t type, uint8_t seq, const void *payload, uint16_t n, uint8_t *out)
+{
+	static jig_frame f;
+	size_t len;
+	st_err err;
+
+	f.version = version;
+	f.type = type;
+	f.seq = seq;
+	f.len = n;
+	if (n)
+		memcpy(f.payload, payload, n);
+	ck_assert_int_eq(jig_frame_encode(&f, out, JIG_MAX_FRAME, &len, &err), 0);
+	return len;
+}
+
+START_TEST(test_frame_rejects)
+{
+	static uint8_t buf[JIG_MAX_FRAME];
+	static jig_frame f;
+	size_t n, used, i;
+	st_err err;
+
+	n = make_frame(1, JIG_CMD_LOCK, 7, NULL, 0, buf);
+	ck_assert_uint_eq(n, 10);
+	/* truncated: every proper prefix asks for more, never a frame */
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(jig_frame_decode(buf, i, &f, &used, &err), JIG_DECODE_NEED_MORE);
+	/* bad checksum */
+	buf[n - 1] ^= 1;
+	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_BAD);
+	ck_assert_ptr_nonnull(strstr(err.msg, "checksum"));
+	buf[n - 1] ^= 1;
+	/* a flipped payload/header byte breaks the CRC too */
+	buf[3] ^= 0x10;
+	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_BAD);
+	buf[3] ^= 0x10;
+	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_OK);
+	/* wrong version: refused from the second byte on */
+	n = make_frame(2, JIG_CMD_LOCK, 7, NULL, 0, buf);
+	ck_assert_int_eq(jig_frame_decode(buf, 2, &f, &used, &err), JIG_DECODE_BAD);
+	ck_assert_ptr_nonnull(strstr(err.msg, "version 2"));
+	n = make_frame(0, JIG_CMD_LOCK, 7, NULL, 0, buf);
+	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_BAD);
+	/* not a SOF */
+	buf[0] = 0x5A;
+	ck_assert_int_eq(jig_frame_decode(buf, 1, &f, &used, &err), JIG_DECODE_BAD);
+	/* oversized length: refused from the 6-byte header, no payload needed */
+	{
+		const uint8_t hdr[6] = { JIG_SOF, 1, JIG_CMD_LOCK, 0, 0x10, 0x01 }; /* 4097 */
+		const uint8_t ok[6] = { JIG_SOF, 1, JIG_CMD_LOCK, 0, 0x10, 0x00 };  /* 4096 */
+
+		ck_assert_int_eq(jig_frame_decode(hdr, 5, &f, &used, &err), JIG_DECODE_NEED_MORE);
+		ck_assert_int_eq(jig_frame_decode(hdr, 6, &f, &used, &err), JIG_DECODE_BAD);
+		ck_assert_ptr_nonnull(strstr(err.msg, "4097"));
+		ck_assert_int_eq(jig_frame_decode(ok, 6, &f, &used, &err), JIG_DECODE_NEED_MORE);
+	}
+	/* the encoder refuses to build one either */
+	f.len = JIG_MAX_PAYLOAD + 1;
+	ck_assert_int_eq(jig_frame_encode(&f, buf, sizeof(buf), &n, &err), -1);
+	f.len = 100;
+	ck_assert_int_eq(jig_frame_encode(&f, buf, 50, &n, &err), -1);
+}
+END_TEST
+
+START_TEST(test_frame_max_size)
+{
+	static uint8_t buf[JIG_MAX_FRAME], payload[JIG_MAX_PAYLOAD];
+	static jig_frame f;
+	size_t n, used;
+	st_err err;
+
+	fill(payload, sizeof(payload), 1);
+	n = make_frame(1, JIG_CMD_INSTALL_CERT, 1, payload, JIG_MAX_PAYLOAD, buf);
+	ck_assert_uint_eq(n, JIG_MAX_FRAME);
+	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_OK);
+	ck_assert_int_eq(memcmp(f.payload, payload, JIG_MAX_PAYLOAD), 0);
+}
+END_TEST
+
+START_TEST(test_stream_resync)
+{
+	static uint8_t wire[3 * JIG_MAX_FRAME];
+	static uint8_t fr[JIG_MAX_FRAME];
+	static jig_stream s;
+	static jig_frame f;
+	/* fake SOFs: one with a bad version, one whose plausible 5-byte length is
+	 * completed by the corrupted frame's bytes and then fails its CRC */
+	const uint8_t garbage[] = { 0x00, 0xff, 0x13, JIG_SOF, 0x07, JIG_SOF, 0x01, 0x02, 0x00, 0x00, 0x05 };
+	size_t len = 0, n, i, fed;
+	int got = 0;
+
+	/* garbage, frame 1, garbage (incl. fake SOFs), a frame with a bad CRC, frame 2 */
+	memcpy(wire + len, garbage, 3);
+	len += 3;
+	len += make_frame(1, JIG_CMD_KEYGEN | JIG_RESPONSE, 1, "abc", 3, wire + len);
+	memcpy(wire + len, garbage, sizeof(garbage));
+	len += sizeof(garbage);
+	n = make_frame(1, JIG_CMD_LOCK | JIG_RESPONSE, 9, "\x02", 1, wire + len);
+	wire[len + 6] ^= 0x40; /* corrupt its payload */
+	len += n;
+	len += make_frame(1, JIG_CMD_LOCK | JIG_RESPONSE, 2, "\x02", 1, wire + len);
+
+	/* Fed one byte at a time, then all at once: same result. */
+	for (i = 0; i < 2; i++) {
+		jig_stream_init(&s);
+		got = 0;
+		for (fed = 0; fed < len;) {
+			size_t step = i == 0 ? 1 : len;
+
+			ck_assert_int_eq(jig_stream_feed(&s, wire + fed, step), 0);
+			fed += step;
+			while (jig_stream_next(&s, &f)) {
+				got++;
+				ck_assert_uint_eq(f.seq, got == 1 ? 1 : 2);
+			}
+		}
+		ck_assert_int_eq(got, 2);
+		corpus_write("frame", "resync", wire, len);
+		ck_assert_uint_eq(s.len, 0);
+		/* 3 + 8 garbage bytes, plus the 11-byte corrupted frame skipped byte by byte */
+		ck_assert_uint_eq(s.skipped, 3 + sizeof(garbage) + n);
+		ck_assert_uint_eq(s.bad_frames, 2); /* the fake header and the corrupted frame */
+	}
+
+	/* A truncated frame waits, then is abandoned. */
+	jig_stream_init(&s);
+	n = make_frame(1, JIG_CMD_LOCK, 3, NULL, 0, fr);
+	ck_assert_int_eq(jig_stream_feed(&s, fr, n - 1), 0);
+	ck_assert_int_eq(jig_stream_next(&s, &f), 0);
+	ck_assert_uint_eq(s.len, n - 1);
+	jig_stream_discard(&s);
+	ck_assert_uint_eq(s.skipped, n - 1);
+	ck_assert_int_eq(jig_stream_feed(&s, fr, n), 0);
+	ck_assert_int_eq(jig_stream_next(&s, &f), 1);
+	/* an oversized header is skipped without waiting for 64 KiB */
+	{
+		const uint8_t big[6] = { JIG_SOF, 1, 1, 0, 0xff, 0xff };
+
+		jig_stream_init(&s);
+		jig_stream_feed(&s, big, sizeof(big));
+		jig_stream_feed(&s, fr, n);
+		ck_assert_int_eq(jig_stream_next(&s, &f), 1);
+		ck_assert_uint_eq(s.skipped, 6);
+		ck_assert_ptr_nonnull(strstr(s.last_bad.msg, "65535"));
+	}
+	/* overfeeding is refused */
+	jig_stream_init(&s);
+	ck_assert_int_eq(jig_stream_feed(&s, wire, sizeof(s.buf)), 0);
+	ck_assert_int_eq(jig_stream_feed(&s, wire, 1), -1);
+}
+END_TEST
+
+START_TEST(test_unknown_type)
+{
+	jig_msg m;
+	st_err err;
+
+	ck_assert_int_eq(jig_type_known(0x00), 0);
+	ck_assert_int_eq(jig_type_known(0x0E), 0);
+	ck_assert_int_eq(jig_type_known(0x8E), 0);
+	ck_assert_int_eq(jig_type_known(0x80), 0);
+	ck_assert_int_eq(jig_type_known(0x7F), 0);
+	ck_assert_int_eq(jig_msg_decode(0x42, NULL, 0, &m, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_NOTFOUND);
+	ck_assert_ptr_nonnull(strstr(err.msg, "0x42"));
+	m.type = 0x0E;
+	ck_assert_int_eq(jig_msg_encode(&m, (uint8_t[8]){ 0 }, 8, &(size_t){ 0 }, &err), -1);
+}
+END_TEST
+
+START_TEST(test_malformed_payloads)
+{
+	static uint8_t buf[JIG_MAX_PAYLOAD + 16];
+	static jig_msg m;
+	unsigned t;
+	size_t n, i;
+	st_err err;
+
+	/* For every type: each truncation and one trailing byte are refused. */
+	for (t = 0; t < 256; t++) {
+		if (!jig_type_known((uint8_t)t))
+			continue;
+		sample((uint8_t)t, &m);
+		n = encode(&m, buf);
+		buf[n] = 0;
+		assert_bad((uint8_t)t, buf, n + 1, ST_E_PROTO, "1 trailing bytes");
+		for (i = 0; i < n; i++) {
+			ck_assert_int_eq(jig_msg_decode((uint8_t)t, buf, i, &m, &err), -1);
+			ck_assert_int_eq(err.code, ST_E_PROTO);
+		}
+	}
+	/* bad lifecycle in SE_INFO and LOCK */
+	sample(JIG_CMD_LOCK | JIG_RESPONSE, &m);
+	n = encode(&m, buf);
+	buf[0] = 4;
+	assert_bad(JIG_CMD_LOCK | JIG_RESPONSE, buf, n, ST_E_PROTO, "lifecycle");
+	buf[0] = 0;
+	assert_bad(JIG_CMD_LOCK | JIG_RESPONSE, buf, n, ST_E_PROTO, "LOCK response: lifecycle");
+	sample(JIG_CMD_SE_INFO | JIG_RESPONSE, &m);
+	m.u.se_info.lifecycle = 9;
+	ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &n, &err), -1); /* never sent */
+	/* an oversized string in HELLO: 65 bytes of jig id */
+	{
+		uint8_t p[128] = { 1, 0, 65 };
+
+		memset(p + 3, 'a', 65);
+		assert_bad(JIG_CMD_HELLO | JIG_RESPONSE, p, 3 + 65 + 2 + 4 + 2, ST_E_PROTO, "jig id: 65 bytes, at most 64");
+		/* a short string: length says 10, 3 bytes follow */
+		p[1] = 0;
+		p[2] = 10;
+		assert_bad(JIG_CMD_HELLO | JIG_RESPONSE, p, 6, ST_E_PROTO, "jig id: truncated");
+		/* a NUL inside text */
+		p[2] = 2;
+		p[3] = 'a';
+		p[4] = 0;
+		assert_bad(JIG_CMD_HELLO | JIG_RESPONSE, p, 5 + 2 + 4 + 2, ST_E_PROTO, "NUL");
+	}
+	/* an ERROR message may hold 200 bytes, not 201 */
+	sample(JIG_T_ERROR, &m);
+	memset(m.u.error.message, 'x', JIG_ERRMSG_MAX);
+	n = encode(&m, buf);
+	ck_assert_int_eq(jig_msg_decode(JIG_T_ERROR, buf, n, &m, &err), 0);
+	buf[3] = 0;
+	buf[4] = 201;
+	memset(buf + 5, 'x', 201);
+	assert_bad(JIG_T_ERROR, buf, 5 + 201, ST_E_PROTO, "message: 201 bytes");
+	/* ranges: slot, algorithm, flags, power action, present, nonce length, cert count */
+	{
+		const uint8_t slot16[] = { 16, 1, 0 }, alg3[] = { 0, 3, 0 }, flags2[] = { 0, 1, 2 };
+		const uint8_t act3[] = { 3 }, present2[] = { 2, 0 }, nonce31[] = { 0, 0, 31 };
+		const uint8_t hello_rev[] = { 2, 1 };
+
+		assert_bad(JIG_CMD_KEYGEN, slot16, 3, ST_E_PROTO, "slot: 16, at most 15");
+		assert_bad(JIG_CMD_KEYGEN, alg3, 3, ST_E_PROTO, "algorithm");
+		assert_bad(JIG_CMD_KEYGEN, flags2, 3, ST_E_PROTO, "flags");
+		assert_bad(JIG_CMD_DUT_POWER, act3, 1, ST_E_PROTO, "power action");
+		assert_bad(JIG_CMD_DUT_STATUS | JIG_RESPONSE, present2, 2, ST_E_PROTO, "present");
+		assert_bad(JIG_CMD_GET_CSR, nonce31, 3, ST_E_PROTO, "nonce: truncated");
+		assert_bad(JIG_CMD_HELLO, hello_rev, 2, ST_E_PROTO, "empty");
+	}
+	sample(JIG_CMD_GET_CSR, &m);
+	n = encode(&m, buf);
+	buf[2] = 31; /* nonce length 31 with 32 bytes following: wrong length, then trailing */
+	assert_bad(JIG_CMD_GET_CSR, buf, n, ST_E_PROTO, "nonce: 31 bytes, must be 32");
+	sample(JIG_CMD_SE_INFO | JIG_RESPONSE, &m);
+	m.u.se_info.ncerts = 0;
+	n = encode(&m, buf);
+	buf[n - 1] = JIG_MAX_CERTS + 1;
+	assert_bad(JIG_CMD_SE_INFO | JIG_RESPONSE, buf, n, ST_E_PROTO, "certificate count: 5");
+	/* a blob longer than 2048 is refused, both ways */
+	{
+		static uint8_t p[2 + JIG_BLOB_MAX + 1];
+
+		p[0] = (JIG_BLOB_MAX + 1) >> 8;
+		p[1] = (JIG_BLOB_MAX + 1) & 0xff;
+		assert_bad(JIG_CMD_KEYGEN | JIG_RESPONSE, p, sizeof(p), ST_E_PROTO, "public key: 2049 bytes");
+		sample(JIG_CMD_KEYGEN | JIG_RESPONSE, &m);
+		m.u.pubkey.len = JIG_BLOB_MAX + 1;
+		ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &n, &err), -1);
+	}
+	/* an encoding that does not fit the caller's buffer */
+	sample(JIG_CMD_INSTALL_CERT, &m);
+	ck_assert_int_eq(jig_msg_encode(&m, buf, 100, &n, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "does not fit"));
+}
+END_TEST
+
+static void
+sample_attest(jig_attest *a)
+{
+	memset(a, 0, sizeof(*a));
+	fill(a->nonce, sizeof(a->nonce), 1);
+	strcpy(a->serial, "SE00AABBCC");
+	strcpy(a->model, "TSE-100");
+	a->firmware = 0x01040002;
+	a->lifecycle = JIG_LC_FACTORY;
+	a->slot = 2;
+	fill(a->csr_sha256, 32, 2);
+	fill(a->pubkey_sha256, 32, 3);
+}
+
+START_TEST(test_attest)
+{
+	uint8_t buf[JIG_ATTEST_MAX + 8];
+	jig_attest a, b;
+	size_t n, i;
+	st_err err;
+
+	sample_attest(&a);
+	ck_assert_int_eq(jig_attest_encode(&a, buf, sizeof(buf), &n, &err), 0);
+	ck_assert_uint_eq(n, 17 + 1 + 32 + 1 + 10 + 1 + 7 + 4 + 1 + 1 + 32 + 32);
+	/* byte layout of the fixed fields (PROTOCOL.md section 6) */
+	ck_assert_int_eq(memcmp(buf, "station-attest-v1", 17), 0);
+	ck_assert_uint_eq(buf[17], 32);
+	ck_assert_uint_eq(buf[50], 10);
+	ck_assert_int_eq(memcmp(buf + 51, "SE00AABBCC", 10), 0);
+	ck_assert_uint_eq(buf[61], 7);
+	ck_assert_int_eq(memcmp(buf + 69, "\x01\x04\x00\x02\x01\x02", 6), 0);
+	ck_assert_int_eq(jig_attest_decode(buf, n, &b, &err), 0);
+	ck_assert_int_eq(memcmp(&a, &b, sizeof(a)), 0);
+	corpus_write("attest", "sample", buf, n);
+	/* maximum size fits JIG_ATTEST_MAX */
+	memset(a.serial, 'S', JIG_STR_MAX);
+	memset(a.model, 'M', JIG_STR_MAX);
+	ck_assert_int_eq(jig_attest_encode(&a, buf, JIG_ATTEST_MAX, &n, &err), 0);
+	ck_assert_uint_eq(n, JIG_ATTEST_MAX);
+	corpus_write("attest", "max", buf, n);
+	sample_attest(&a);
+	jig_attest_encode(&a, buf, sizeof(buf), &n, &err);
+	/* every truncation, a trailing byte, the tag, a bad lifecycle, slot, nonce length */
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(jig_attest_decode(buf, i, &b, &err), -1);
+	buf[n] = 0;
+	ck_assert_int_eq(jig_attest_decode(buf, n + 1, &b, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "trailing"));
+	buf[0] = 'S';
+	ck_assert_int_eq(jig_attest_decode(buf, n, &b, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "tag"));
+	buf[0] = 's';
+	buf[73] = 4;
+	ck_assert_int_eq(jig_attest_decode(buf, n, &b, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "lifecycle"));
+	buf[73] = 1;
+	buf[74] = 16;
+	ck_assert_int_eq(jig_attest_decode(buf, n, &b, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "slot"));
+	buf[74] = 2;
+	buf[17] = 31;
+	ck_assert_int_eq(jig_attest_decode(buf, n, &b, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "nonce"));
+	buf[17] = 32;
+	buf[50] = 0; /* empty serial */
+	ck_assert_int_eq(jig_attest_decode(buf, n, &b, &err), -1);
+	buf[50] = 10;
+	ck_assert_int_eq(jig_attest_decode(buf, n, &b, &err), 0);
+	/* the encoder refuses what the decoder would */
+	a.serial[0] = '\0';
+	ck_assert_int_eq(jig_attest_encode(&a, buf, sizeof(buf), &n, &err), -1);
+	sample_attest(&a);
+	a.lifecycle = 0;
+	ck_assert_int_eq(jig_attest_encode(&a, buf, sizeof(buf), &n, &err), -1);
+	sample_attest(&a);
+	ck_assert_int_eq(jig_attest_encode(&a, buf, 100, &n, &err), -1);
+}
+END_TEST
+
+START_TEST(test_challenge_message)
+{
+	uint8_t ch[JIG_NONCE_LEN], buf[JIG_CHALLENGE_MSG_MAX];
+	char serial[JIG_STR_MAX + 2];
+	size_t n;
+	st_err err;
+
+	fill(ch, sizeof(ch), 5);
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_TOOL_AUTH, "SE01", ch, buf, sizeof(buf), &n, &err), 0);
+	ck_assert_uint_eq(n, 20 + 1 + 4 + 32);
+	ck_assert_int_eq(memcmp(buf, "station-tool-auth-v1\x04SE01", 25), 0);
+	ck_assert_int_eq(memcmp(buf + 25, ch, 32), 0);
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_REWORK, "SE01", ch, buf, sizeof(buf), &n, &err), 0);
+	ck_assert_uint_eq(n, 17 + 1 + 4 + 32);
+	ck_assert_int_eq(memcmp(buf, "station-rework-v1\x04SE01", 22), 0);
+	memset(serial, 'x', JIG_STR_MAX);
+	serial[JIG_STR_MAX] = '\0';
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_TOOL_AUTH, serial, ch, buf, sizeof(buf), &n, &err), 0);
+	ck_assert_uint_eq(n, JIG_CHALLENGE_MSG_MAX);
+	serial[JIG_STR_MAX] = 'x';
+	serial[JIG_STR_MAX + 1] = '\0';
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_TOOL_AUTH, serial, ch, buf, sizeof(buf), &n, &err), -1);
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_TOOL_AUTH, "", ch, buf, sizeof(buf), &n, &err), -1);
+	ck_assert_int_eq(jig_challenge_message("other-tag", "SE01", ch, buf, sizeof(buf), &n, &err), -1);
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_TOOL_AUTH, "SE01", ch, buf, 30, &n, &err), -1);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("jig-codec");
+	TCase *tc = tcase_create("codec");
+
+	tcase_add_test(tc, test_crc32);
+	tcase_add_test(tc, test_roundtrip_every_message);
+	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_frame_rejects);
+	tcase_add_test(tc, test_frame_max_size);
+	tcase_add_test(tc, test_stream_resync);
+	tcase_add_test(tc, test_unknown_type);
+	tcase_add_test(tc, test_malformed_payloads);
+	tcase_add_test(tc, test_attest);
+	tcase_add_test(tc, test_challenge_message);
+	suite_add_tcase(s, tc);
+	return tu_run_suite(s);
+}
