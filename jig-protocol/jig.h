@@ -228,11 +228,49 @@ struct jig_transport {
 	void *priv;
 };
 
+/* A jig URI taken apart (transport.c).  Bad syntax or values are ST_E_CONFIG
+ * naming the URI. */
+typedef struct jig_uri {
+	char scheme[8];            /* "tcp", "serial", "usb" */
+	char host[256];            /* tcp: name or address ([v6] without brackets) */
+	unsigned port;             /* tcp: 0..65535 (0 only to listen) */
+	char path[256];            /* serial: device path */
+	unsigned baud;             /* serial: default 115200 */
+	int rtscts;                /* serial: flow=rtscts (default none) */
+	uint16_t vid, pid;         /* usb */
+	char serial[128];          /* usb: serial string to match, "" = any */
+} jig_uri;
+int jig_uri_parse(const char *uri, jig_uri *u, st_err *err);
+
+#define JIG_CONNECT_TIMEOUT_MS 3000 /* tcp connect */
+
 /* Open by URI: tcp:HOST:PORT, serial:PATH?baud=N[&flow=none|rtscts], usb:VID:PID[?serial=S]. */
 int jig_transport_open(const char *uri, jig_transport **out, st_err *err);
-/* Two connected in-memory endpoints, for tests. */
+/* Two connected in-memory endpoints, for tests (thread-safe: a socketpair). */
 int jig_transport_mem_pair(jig_transport **a, jig_transport **b, st_err *err);
+/* Wrap an open stream fd (TCP socket, pty master); takes ownership of fd,
+ * closing it on failure too.  name becomes the transport's uri. */
+jig_transport *jig_transport_fd_new(int fd, const char *name);
+/* Listen on tcp:HOST:PORT (port 0 = ephemeral); *fd is the listening socket,
+ * bound_uri gets the real tcp:HOST:PORT.  The caller accepts and wraps each
+ * connection with jig_transport_fd_new. */
+int jig_transport_tcp_listen(const char *uri, int *fd, char *bound_uri, size_t len, st_err *err);
 void jig_transport_free(jig_transport *t);
+
+/* What `station jig list` shows: USB jigs and serial ports. */
+typedef struct jig_port_info {
+	char uri[300];            /* what --jig takes */
+	uint16_t vid, pid;        /* 0 when unknown */
+	int bus;                  /* USB bus, -1 when unknown */
+	char port_path[32];       /* USB port path "1-2.3", "" when unknown */
+	char serial[128];         /* USB serial string, "" when unknown */
+	char description[128];    /* product or port description */
+} jig_port_info;
+/* USB devices matching any of the n VID:PID pairs ids[2*i], ids[2*i+1].
+ * *out is malloc'd (free()), *count may be 0. */
+int jig_usb_list(const uint16_t *ids, size_t n, jig_port_info **out, size_t *count, st_err *err);
+/* Serial ports the OS knows (sp_list_ports). */
+int jig_serial_list(jig_port_info **out, size_t *count, st_err *err);
 
 /* ---- client (client.c) ------------------------------------------------ */
 
@@ -243,13 +281,16 @@ typedef struct jig_client_stats {
 	uint64_t retries;
 	uint64_t bytes_out, bytes_in;       /* on the wire, frames included */
 	uint64_t payload_out, payload_in;   /* payload bytes only */
+	uint64_t stale;          /* frames with another seq, discarded */
+	uint64_t corrupt;        /* replies refused for their checksum */
 } jig_client_stats;
 
 /* The client takes ownership of t. */
 jig_client *jig_client_new(jig_transport *t);
 void jig_client_free(jig_client *c);
 const char *jig_client_uri(const jig_client *c);
-/* Per-command timeout (ms) and retries after a timeout or a corrupt reply. */
+/* Per-command timeout (ms; cmd 0 = every command; defaults 2000, KEYGEN and
+ * GET_CSR 5000) and retries after a timeout or a corrupt reply (default 2). */
 void jig_client_set_timeout(jig_client *c, uint8_t cmd, int timeout_ms);
 void jig_client_set_retries(jig_client *c, int retries);
 /* Send req, wait for its response.  A jig ERROR frame gives ST_E_REMOTE with

@@ -1,0 +1,247 @@
+/* The station end of a jig conversation: one request at a time, sequence
+ * numbers, per-command timeouts and bounded retransmission (PROTOCOL.md
+ * sections 2 and 3).  Errors read "jig URI: CMD: what happened". */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "transport-int.h"
+
+#define DEFAULT_TIMEOUT_MS 2000
+#define SLOW_TIMEOUT_MS 5000 /* KEYGEN, GET_CSR: 75-650 ms on real parts */
+#define DEFAULT_RETRIES 2
+
+struct jig_client {
+	jig_transport *t;
+	uint8_t seq;
+	uint8_t version; /* frame version: 1 until HELLO negotiates */
+	int retries;
+	int timeout_ms[JIG_CMD_LAST + 1];
+	jig_client_stats stats;
+	jig_stream rx;
+	jig_frame f;                 /* scratch frame */
+	uint8_t tx[JIG_MAX_FRAME];   /* the request, kept for retransmission */
+	uint8_t rbuf[JIG_MAX_FRAME]; /* one transport read */
+};
+
+jig_client *
+jig_client_new(jig_transport *t)
+{
+	jig_client *c;
+	int i;
+
+	if (!t)
+		return NULL;
+	if (!(c = calloc(1, sizeof(*c)))) {
+		jig_transport_free(t);
+		return NULL;
+	}
+	c->t = t;
+	c->version = 1;
+	c->retries = DEFAULT_RETRIES;
+	for (i = 0; i <= JIG_CMD_LAST; i++)
+		c->timeout_ms[i] = DEFAULT_TIMEOUT_MS;
+	c->timeout_ms[JIG_CMD_KEYGEN] = SLOW_TIMEOUT_MS;
+	c->timeout_ms[JIG_CMD_GET_CSR] = SLOW_TIMEOUT_MS;
+	/* A random first seq: a jig that kept its cache across our reconnect
+	 * must not mistake a new request for a retransmission of an old one. */
+	if (getrandom(&c->seq, 1, GRND_NONBLOCK) != 1)
+		c->seq = (uint8_t)st_now_ms();
+	jig_stream_init(&c->rx);
+	return c;
+}
+
+void
+jig_client_free(jig_client *c)
+{
+	if (!c)
+		return;
+	jig_transport_free(c->t);
+	free(c);
+}
+
+const char *
+jig_client_uri(const jig_client *c)
+{
+	return c->t->uri;
+}
+
+void
+jig_client_set_timeout(jig_client *c, uint8_t cmd, int timeout_ms)
+{
+	int i;
+
+	if (timeout_ms <= 0)
+		return;
+	if (cmd == 0) {
+		for (i = 1; i <= JIG_CMD_LAST; i++)
+			c->timeout_ms[i] = timeout_ms;
+	} else if (cmd <= JIG_CMD_LAST) {
+		c->timeout_ms[cmd] = timeout_ms;
+	}
+}
+
+void
+jig_client_set_retries(jig_client *c, int retries)
+{
+	c->retries = retries < 0 ? 0 : retries;
+}
+
+void
+jig_client_get_stats(const jig_client *c, jig_client_stats *s)
+{
+	*s = c->stats;
+}
+
+enum { GOT_REPLY = 0, TIMED_OUT = 1, CORRUPT = 2 };
+
+/* Wait up to timeout_ms for the frame answering seq.  Returns GOT_REPLY (resp
+ * filled: the response or an ERROR frame), TIMED_OUT or CORRUPT (worth a
+ * retransmission), or -1 for what a retransmission cannot fix. */
+static int
+wait_reply(jig_client *c, uint8_t cmd, uint8_t seq, int timeout_ms, jig_msg *resp, st_err *err)
+{
+	uint64_t deadline = st_now_ms() + (uint64_t)timeout_ms;
+	uint64_t bad0 = c->rx.bad_frames;
+	size_t got;
+	int left;
+	st_err e;
+
+	for (;;) {
+		while (jig_stream_next(&c->rx, &c->f)) {
+			st_log_hex("jig", "rx", c->f.payload, c->f.len);
+			if (c->f.seq != seq) {
+				c->stats.stale++; /* a late answer to an earlier try */
+				st_log("jig", "%s: discarding a stale frame (seq %u, want %u)", c->t->uri, c->f.seq, seq);
+				continue;
+			}
+			if (c->f.type != (cmd | JIG_RESPONSE) && c->f.type != JIG_T_ERROR)
+				return st_err_set(err, ST_E_PROTO, "the jig answered with frame type 0x%02x (%s), expected a %s response",
+				    c->f.type, jig_cmd_name(c->f.type & (uint8_t)~JIG_RESPONSE), jig_cmd_name(cmd));
+			if (jig_msg_decode(c->f.type, c->f.payload, c->f.len, resp, err) < 0)
+				return st_err_prefix(err, "malformed reply");
+			c->stats.payload_in += c->f.len;
+			return GOT_REPLY;
+		}
+		if (c->rx.bad_frames != bad0) {
+			c->stats.corrupt++;
+			st_log("jig", "%s: corrupt reply: %s", c->t->uri, c->rx.last_bad.msg);
+			return CORRUPT;
+		}
+		left = jig_ms_left(deadline);
+		if (left == 0)
+			break;
+		if (c->t->ops->read(c->t, c->rbuf, sizeof(c->rbuf), &got, left, &e) < 0) {
+			if (e.code == ST_E_TIMEOUT)
+				break;
+			if (err)
+				*err = e;
+			return -1;
+		}
+		c->stats.bytes_in += got;
+		jig_stream_feed(&c->rx, c->rbuf, got); /* fits: the stream holds less than one frame here */
+	}
+	jig_stream_discard(&c->rx); /* a truncated frame is abandoned at the timeout */
+	return TIMED_OUT;
+}
+
+/* Send the request and wait for its answer, retransmitting the same bytes
+ * after a timeout or a corrupt reply.  Errors are not yet prefixed. */
+static int
+exchange(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
+{
+	int timeout = c->timeout_ms[req->type], attempt, r = TIMED_OUT;
+	unsigned timeouts = 0, corrupt = 0;
+	size_t len = 0, txlen = 0;
+	st_err e;
+
+	if (jig_msg_encode(req, c->f.payload, sizeof(c->f.payload), &len, err) < 0)
+		return -1;
+	c->f.version = c->version;
+	c->f.type = req->type;
+	c->f.seq = ++c->seq;
+	c->f.len = (uint16_t)len;
+	if (jig_frame_encode(&c->f, c->tx, sizeof(c->tx), &txlen, err) < 0)
+		return -1;
+	for (attempt = 0; attempt <= c->retries; attempt++) {
+		if (attempt > 0) {
+			c->stats.retries++;
+			st_log("jig", "%s: %s: retransmitting seq %u (try %d)", c->t->uri, jig_cmd_name(req->type), c->seq,
+			    attempt + 1);
+		}
+		st_log_hex("jig", "tx", c->tx, txlen);
+		if (c->t->ops->write(c->t, c->tx, txlen, timeout, &e) < 0) {
+			if (e.code != ST_E_TIMEOUT) {
+				if (err)
+					*err = e;
+				return -1;
+			}
+			timeouts++;
+			continue;
+		}
+		c->stats.bytes_out += txlen;
+		c->stats.payload_out += len;
+		r = wait_reply(c, req->type, c->seq, timeout, resp, err);
+		if (r < 0)
+			return -1;
+		if (r == GOT_REPLY) {
+			c->stats.round_trips++;
+			return 0;
+		}
+		if (r == CORRUPT)
+			corrupt++;
+		else
+			timeouts++;
+	}
+	if (corrupt == 0)
+		return st_err_set(err, ST_E_TIMEOUT, "no answer after %d ms (%d retries)", timeout, c->retries);
+	return st_err_set(err, ST_E_PROTO, "no valid answer after %d retries: %u corrupt replies (last: %s), %u timeouts of %d ms",
+	    c->retries, corrupt, c->rx.last_bad.msg, timeouts, timeout);
+}
+
+int
+jig_client_call(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
+{
+	const char *cmd = jig_cmd_name(req->type);
+
+	if (req->type < JIG_CMD_HELLO || req->type > JIG_CMD_LAST)
+		return st_err_set(err, ST_E_INTERNAL, "jig %s: frame type 0x%02x is not a command", c->t->uri, req->type);
+	if (exchange(c, req, resp, err) < 0)
+		return st_err_prefix(err, "jig %s: %s", c->t->uri, cmd);
+	if (resp->type == JIG_T_ERROR) {
+		uint16_t code = resp->u.error.code;
+
+		st_err_set(err, ST_E_REMOTE, "jig %s: %s: the jig refused: %s%s%s", c->t->uri, cmd, jig_error_name(code),
+		    resp->u.error.message[0] ? ": " : "", resp->u.error.message);
+		if (err)
+			err->remote = code;
+		return -1;
+	}
+	return 0;
+}
+
+int
+jig_client_hello(jig_client *c, jig_msg *hello, st_err *err)
+{
+	jig_msg req;
+
+	memset(&req, 0, sizeof(req));
+	req.type = JIG_CMD_HELLO;
+	req.u.hello_req.min_version = JIG_VERSION_MIN;
+	req.u.hello_req.max_version = JIG_VERSION_MAX;
+	c->version = 1; /* HELLO always travels in a version-1 frame */
+	if (jig_client_call(c, &req, hello, err) < 0) {
+		if (err && err->code == ST_E_REMOTE && err->remote == JIG_E_UNSUPPORTED_VERSION) {
+			st_err_set(err, ST_E_REMOTE, "jig %s: HELLO: the jig speaks none of this station's protocol versions "
+			    "%d..%d; the jig says: \"%s\"; update the jig firmware or the station",
+			    c->t->uri, JIG_VERSION_MIN, JIG_VERSION_MAX, hello->u.error.message);
+			err->remote = JIG_E_UNSUPPORTED_VERSION;
+		}
+		return -1;
+	}
+	if (hello->u.hello.version < JIG_VERSION_MIN || hello->u.hello.version > JIG_VERSION_MAX)
+		return st_err_set(err, ST_E_PROTO, "jig %s: HELLO: the jig chose protocol version %u, this station speaks %d..%d",
+		    c->t->uri, hello->u.hello.version, JIG_VERSION_MIN, JIG_VERSION_MAX);
+	c->version = hello->u.hello.version;
+	return 0;
+}

@@ -1,0 +1,194 @@
+/* serial:PATH?baud=N[&flow=none|rtscts] through libserialport: 8N1, explicit
+ * flow control, input flushed on open.  Every sp_return becomes an st_err in
+ * sp_err() and nowhere else. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libserialport.h>
+
+#include "transport-int.h"
+
+static int
+sp_err(st_err *err, enum sp_return r, const char *what)
+{
+	switch (r) {
+	case SP_ERR_ARG:
+		return st_err_set(err, ST_E_CONFIG, "%s: libserialport refused it (not a serial port it knows, or a setting it cannot apply)", what);
+	case SP_ERR_MEM:
+		return st_err_set(err, ST_E_NOMEM, "%s: out of memory", what);
+	case SP_ERR_SUPP:
+		return st_err_set(err, ST_E_CONFIG, "%s: not supported by this port or system", what);
+	case SP_ERR_FAIL: {
+		int e = sp_last_error_code(); /* errno on Unix */
+
+		if (e == EACCES || e == EPERM)
+			return st_err_errno(err, ST_E_CONFIG, e, "%s (is the user in the dialout group?)", what);
+		return st_err_errno(err, jig_errno_code(e), e, "%s", what);
+	}
+	default:
+		return st_err_set(err, ST_E_INTERNAL, "%s: libserialport returned %d", what, (int)r);
+	}
+}
+
+static int
+serial_write(jig_transport *t, const uint8_t *p, size_t n, int timeout_ms, st_err *err)
+{
+	enum sp_return r = sp_blocking_write(t->priv, p, n, timeout_ms > 0 ? (unsigned)timeout_ms : 1);
+
+	if (r < 0)
+		return sp_err(err, r, "write");
+	if ((size_t)r < n)
+		return st_err_set(err, ST_E_TIMEOUT, "write: %d of %zu bytes sent in %d ms", (int)r, n, timeout_ms);
+	return 0;
+}
+
+static int
+serial_read(jig_transport *t, uint8_t *p, size_t cap, size_t *got, int timeout_ms, st_err *err)
+{
+	/* timeout 0 means "forever" to libserialport: poll instead */
+	enum sp_return r = timeout_ms > 0 ? sp_blocking_read_next(t->priv, p, cap, (unsigned)timeout_ms)
+	                                  : sp_nonblocking_read(t->priv, p, cap);
+
+	*got = 0;
+	if (r < 0)
+		return sp_err(err, r, "read");
+	if (r == 0)
+		return st_err_set(err, ST_E_TIMEOUT, "no data in %d ms", timeout_ms);
+	*got = (size_t)r;
+	return 0;
+}
+
+static void
+serial_close(jig_transport *t)
+{
+	if (t->priv) {
+		sp_close(t->priv);
+		sp_free_port(t->priv);
+	}
+}
+
+static const struct jig_transport_ops serial_ops = { "serial", serial_write, serial_read, serial_close };
+
+static int
+configure(struct sp_port *port, const jig_uri *u, st_err *err)
+{
+	struct sp_port_config *cfg = NULL;
+	enum sp_return r;
+	int ret = -1;
+
+	if ((r = sp_new_config(&cfg)) != SP_OK) {
+		sp_err(err, r, "configure");
+		goto out;
+	}
+	if ((r = sp_set_config_baudrate(cfg, (int)u->baud)) != SP_OK || (r = sp_set_config_bits(cfg, 8)) != SP_OK ||
+	    (r = sp_set_config_parity(cfg, SP_PARITY_NONE)) != SP_OK || (r = sp_set_config_stopbits(cfg, 1)) != SP_OK ||
+	    (r = sp_set_config_flowcontrol(cfg, u->rtscts ? SP_FLOWCONTROL_RTSCTS : SP_FLOWCONTROL_NONE)) != SP_OK ||
+	    (r = sp_set_config(port, cfg)) != SP_OK) {
+		sp_err(err, r, "configure");
+		st_err_prefix(err, "baud %u, 8N1, flow %s", u->baud, u->rtscts ? "rtscts" : "none");
+		goto out;
+	}
+	/* Whatever the jig said before we were listening is stale. */
+	if ((r = sp_flush(port, SP_BUF_INPUT)) != SP_OK) {
+		sp_err(err, r, "flush input");
+		goto out;
+	}
+	ret = 0;
+out:
+	sp_free_config(cfg);
+	return ret;
+}
+
+int
+jig_serial_open(const jig_uri *u, const char *uri, jig_transport **out, st_err *err)
+{
+	struct sp_port *port = NULL;
+	struct stat st;
+	enum sp_return r;
+	int opened = 0, ret = -1;
+
+	if (stat(u->path, &st) < 0) {
+		st_err_errno(err, jig_errno_code(errno), errno, "serial port %s", u->path);
+		goto out;
+	}
+	if ((r = sp_get_port_by_name(u->path, &port)) != SP_OK) {
+		sp_err(err, r, "look up the port");
+		goto out;
+	}
+	if ((r = sp_open(port, SP_MODE_READ_WRITE)) != SP_OK) {
+		sp_err(err, r, "open");
+		goto out;
+	}
+	opened = 1;
+	if (configure(port, u, err) < 0)
+		goto out;
+	if (!(*out = jig_transport_alloc(&serial_ops, uri, port))) {
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+		goto out;
+	}
+	port = NULL; /* owned by the transport now */
+	ret = 0;
+out:
+	if (port) {
+		if (opened)
+			sp_close(port);
+		sp_free_port(port);
+	}
+	if (ret < 0)
+		st_err_prefix(err, "jig %s", uri);
+	return ret;
+}
+
+int
+jig_serial_list(jig_port_info **out, size_t *count, st_err *err)
+{
+	struct sp_port **ports = NULL;
+	jig_port_info *v = NULL;
+	enum sp_return r;
+	size_t n = 0, i;
+	int ret = -1;
+
+	*out = NULL;
+	*count = 0;
+	if ((r = sp_list_ports(&ports)) != SP_OK) {
+		sp_err(err, r, "list serial ports");
+		goto out;
+	}
+	while (ports[n])
+		n++;
+	if (n && !(v = calloc(n, sizeof(*v)))) {
+		st_err_set(err, ST_E_NOMEM, "list serial ports: out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const char *desc = sp_get_port_description(ports[i]);
+		int vid, pid, bus, addr;
+
+		snprintf(v[i].uri, sizeof(v[i].uri), "serial:%s?baud=115200", sp_get_port_name(ports[i]));
+		snprintf(v[i].description, sizeof(v[i].description), "%s", desc ? desc : "");
+		v[i].bus = -1;
+		if (sp_get_port_transport(ports[i]) == SP_TRANSPORT_USB) {
+			const char *sn = sp_get_port_usb_serial(ports[i]);
+
+			if (sp_get_port_usb_vid_pid(ports[i], &vid, &pid) == SP_OK) {
+				v[i].vid = (uint16_t)vid;
+				v[i].pid = (uint16_t)pid;
+			}
+			if (sp_get_port_usb_bus_address(ports[i], &bus, &addr) == SP_OK)
+				v[i].bus = bus;
+			snprintf(v[i].serial, sizeof(v[i].serial), "%s", sn ? sn : "");
+		}
+	}
+	*out = v;
+	*count = n;
+	v = NULL;
+	ret = 0;
+out:
+	free(v);
+	if (ports)
+		sp_free_port_list(ports);
+	return ret;
+}
