@@ -1,0 +1,377 @@
+/* Leaf certificates from a verified CSR.  Only the CSR's public key is
+ * used: subject, SAN, validity and extensions come from the profile the
+ * caller expanded from the recipe and attested device facts (DESIGN.md,
+ * invariant 3).  Extensions are built as structures, never parsed from
+ * strings, so a value cannot smuggle in a second SAN entry or option. */
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "hsm-int.h"
+
+X509_REQ *
+hsm_csr_from_der(const uint8_t *der, size_t len, st_err *err)
+{
+	const unsigned char *p = der;
+	X509_REQ *req = NULL;
+
+	if (!der || len == 0 || len > LONG_MAX) {
+		st_err_set(err, ST_E_VERIFY, "CSR: empty or too large");
+		return NULL;
+	}
+	if (!(req = d2i_X509_REQ(NULL, &p, (long)len)) || p != der + len) {
+		X509_REQ_free(req);
+		st_err_openssl(err, ST_E_VERIFY, "CSR: not a DER PKCS#10 request");
+		return NULL;
+	}
+	return req;
+}
+
+/* EC P-256 or P-384 on a named curve, nothing else. */
+static int
+check_leaf_key(EVP_PKEY *pub, st_err *err)
+{
+	char group[64] = "", enc[32] = "";
+	size_t n = 0;
+
+	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC)
+		return st_err_set(err, ST_E_VERIFY, "CSR key is %s, not EC (P-256 or P-384 required)",
+		    OBJ_nid2sn(EVP_PKEY_get_base_id(pub)));
+	if (!EVP_PKEY_get_group_name(pub, group, sizeof(group), &n) ||
+	    (strcmp(group, "prime256v1") != 0 && strcmp(group, "secp384r1") != 0)) {
+		ERR_clear_error();
+		return st_err_set(err, ST_E_VERIFY, "CSR key is on curve \"%s\" (P-256 or P-384 required)",
+		    group[0] ? group : "unknown");
+	}
+	if (EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc), &n) &&
+	    strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) != 0)
+		return st_err_set(err, ST_E_VERIFY, "CSR key has explicit curve parameters (a named curve is required)");
+	ERR_clear_error();
+	return 0;
+}
+
+int
+hsm_csr_verify(X509_REQ *csr, st_err *err)
+{
+	EVP_PKEY *pub;
+	int nid;
+
+	if (!csr)
+		return st_err_set(err, ST_E_VERIFY, "no CSR");
+	if (!(pub = X509_REQ_get0_pubkey(csr)))
+		return st_err_openssl(err, ST_E_VERIFY, "CSR has no usable public key");
+	if (check_leaf_key(pub, err) < 0)
+		return -1;
+	nid = X509_REQ_get_signature_nid(csr);
+	if (nid != NID_ecdsa_with_SHA256 && nid != NID_ecdsa_with_SHA384 && nid != NID_ecdsa_with_SHA512)
+		return st_err_set(err, ST_E_VERIFY, "CSR signature algorithm %s is not accepted (ECDSA with SHA-256/384/512)",
+		    OBJ_nid2sn(nid));
+	if (X509_REQ_verify(csr, pub) != 1)
+		return st_err_openssl(err, ST_E_VERIFY, "CSR self-signature does not verify (no proof of possession)");
+	return 0;
+}
+
+/* 16 random bytes, top bit clear: positive, and drawn again in the
+ * (2^-63) case that leading zero bytes leave fewer than 64 bits. */
+static int
+set_serial(X509 *x, st_err *err)
+{
+	unsigned char b[16];
+	BIGNUM *bn = NULL;
+	int ret = -1;
+
+	do {
+		if (RAND_bytes(b, sizeof(b)) != 1) {
+			st_err_openssl(err, ST_E_CRYPTO, "serial number");
+			goto out;
+		}
+		b[0] &= 0x7f;
+		if (!(bn = BN_bin2bn(b, sizeof(b), bn))) {
+			st_err_openssl(err, ST_E_NOMEM, "serial number");
+			goto out;
+		}
+	} while (BN_num_bits(bn) < 64);
+	if (!BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))) {
+		st_err_openssl(err, ST_E_NOMEM, "serial number");
+		goto out;
+	}
+	ret = 0;
+out:
+	BN_free(bn);
+	return ret;
+}
+
+static int
+add_name(X509_NAME *name, int nid, const char *value, const char *field, int required, st_err *err)
+{
+	if (!value || !*value) {
+		if (required)
+			return st_err_set(err, ST_E_CONFIG, "profile: %s is empty", field);
+		return 0;
+	}
+	if (!X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8, (const unsigned char *)value, -1, -1, 0))
+		return st_err_openssl(err, ST_E_CONFIG, "profile: %s \"%s\" is not allowed in a certificate subject", field,
+		    value);
+	return 0;
+}
+
+static int
+set_subject(X509 *x, const hsm_leaf_profile *p, st_err *err)
+{
+	X509_NAME *name = X509_NAME_new();
+	int ret = -1;
+
+	if (!name)
+		return st_err_openssl(err, ST_E_NOMEM, "subject");
+	if (add_name(name, NID_organizationName, p->organization, "organization", 0, err) < 0 ||
+	    add_name(name, NID_organizationalUnitName, p->org_unit, "organizational unit", 0, err) < 0 ||
+	    add_name(name, NID_commonName, p->common_name, "common name", 1, err) < 0 ||
+	    add_name(name, NID_serialNumber, p->serial_number, "serial number", 1, err) < 0)
+		goto out;
+	if (!X509_set_subject_name(x, name)) {
+		st_err_openssl(err, ST_E_NOMEM, "subject");
+		goto out;
+	}
+	ret = 0;
+out:
+	X509_NAME_free(name);
+	return ret;
+}
+
+static int
+set_validity(X509 *x, const hsm_leaf_profile *p, st_err *err)
+{
+	time_t now = time(NULL);
+	time_t nb = p->not_before ? p->not_before : now;
+
+	if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &nb))
+		return st_err_openssl(err, ST_E_CONFIG, "profile: notBefore");
+	if (p->no_expiry) {
+		if (!ASN1_TIME_set_string_X509(X509_getm_notAfter(x), "99991231235959Z"))
+			return st_err_openssl(err, ST_E_INTERNAL, "notAfter");
+		return 0;
+	}
+	/* Beyond ~200 years use no_expiry: the profile means "forever". */
+	if (p->validity_days == 0 || p->validity_days > 73000)
+		return st_err_set(err, ST_E_CONFIG, "profile: validity of %u days (1..73000, or no expiry)",
+		    p->validity_days);
+	if (!X509_time_adj_ex(X509_getm_notAfter(x), (int)p->validity_days, 0, &now))
+		return st_err_openssl(err, ST_E_CONFIG, "profile: notAfter");
+	if (ASN1_TIME_compare(X509_get0_notBefore(x), X509_get0_notAfter(x)) >= 0)
+		return st_err_set(err, ST_E_CONFIG, "profile: notBefore is not before notAfter");
+	return 0;
+}
+
+/* "URI:scheme:..." or "DNS:host.name"; IA5 printable, no spaces. */
+static int
+add_san(GENERAL_NAMES *gens, const char *entry, st_err *err)
+{
+	GENERAL_NAME *g = NULL;
+	ASN1_IA5STRING *s = NULL;
+	const char *v;
+	int type, ret = -1;
+	size_t i, len;
+
+	if (!entry)
+		return st_err_set(err, ST_E_CONFIG, "profile: empty SAN entry");
+	if (strncmp(entry, "URI:", 4) == 0)
+		type = GEN_URI;
+	else if (strncmp(entry, "DNS:", 4) == 0)
+		type = GEN_DNS;
+	else
+		return st_err_set(err, ST_E_CONFIG, "profile: SAN entry \"%s\" must start with URI: or DNS:", entry);
+	v = entry + 4;
+	len = strlen(v);
+	if (len == 0 || len > 1024)
+		return st_err_set(err, ST_E_CONFIG, "profile: SAN entry \"%s\" is empty or too long", entry);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c <= 0x20 || c >= 0x7f)
+			return st_err_set(err, ST_E_CONFIG, "profile: SAN entry \"%s\" has a space or non-ASCII byte", entry);
+		if (type == GEN_DNS && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.'))
+			return st_err_set(err, ST_E_CONFIG, "profile: SAN entry \"%s\" is not a DNS name", entry);
+	}
+	if (type == GEN_URI && !strchr(v, ':'))
+		return st_err_set(err, ST_E_CONFIG, "profile: SAN entry \"%s\" is not a URI (no scheme)", entry);
+	if (!(g = GENERAL_NAME_new()) || !(s = ASN1_IA5STRING_new()) || !ASN1_STRING_set(s, v, (int)len)) {
+		st_err_openssl(err, ST_E_NOMEM, "SAN");
+		goto out;
+	}
+	GENERAL_NAME_set0_value(g, type, s);
+	s = NULL; /* owned by g */
+	if (!sk_GENERAL_NAME_push(gens, g)) {
+		st_err_openssl(err, ST_E_NOMEM, "SAN");
+		goto out;
+	}
+	g = NULL; /* owned by gens */
+	ret = 0;
+out:
+	ASN1_IA5STRING_free(s);
+	GENERAL_NAME_free(g);
+	return ret;
+}
+
+int
+hsm_add_aki(X509 *ca_cert, void *target, int is_crl, st_err *err)
+{
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca_cert);
+	AUTHORITY_KEYID *aki = NULL;
+	int ok, ret = -1;
+
+	if (!ski)
+		return st_err_set(err, ST_E_CONFIG, "CA certificate has no subjectKeyIdentifier (needed for the AKI)");
+	if (!(aki = AUTHORITY_KEYID_new()) || !(aki->keyid = ASN1_OCTET_STRING_dup(ski))) {
+		st_err_openssl(err, ST_E_NOMEM, "AKI");
+		goto out;
+	}
+	ok = is_crl ? X509_CRL_add1_ext_i2d(target, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT)
+		    : X509_add1_ext_i2d(target, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT);
+	if (ok != 1) {
+		st_err_openssl(err, ST_E_INTERNAL, "AKI");
+		goto out;
+	}
+	ret = 0;
+out:
+	AUTHORITY_KEYID_free(aki);
+	return ret;
+}
+
+static int
+add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
+{
+	BASIC_CONSTRAINTS *bc = NULL;
+	ASN1_BIT_STRING *ku = NULL;
+	ASN1_OCTET_STRING *ski = NULL;
+	GENERAL_NAMES *san = NULL;
+	EXTENDED_KEY_USAGE *eku = NULL;
+	ASN1_OBJECT *obj = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t i;
+	int ret = -1;
+
+	if (!(bc = BASIC_CONSTRAINTS_new()) || !(ku = ASN1_BIT_STRING_new()) || !(ski = ASN1_OCTET_STRING_new())) {
+		st_err_openssl(err, ST_E_NOMEM, "extensions");
+		goto out;
+	}
+	bc->ca = 0;
+	if (X509_add1_ext_i2d(x, NID_basic_constraints, bc, 1, X509V3_ADD_DEFAULT) != 1 ||
+	    !ASN1_BIT_STRING_set_bit(ku, 0, 1) || /* digitalSignature */
+	    X509_add1_ext_i2d(x, NID_key_usage, ku, 1, X509V3_ADD_DEFAULT) != 1) {
+		st_err_openssl(err, ST_E_INTERNAL, "basicConstraints/keyUsage");
+		goto out;
+	}
+	/* RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits. */
+	if (!X509_pubkey_digest(x, EVP_sha1(), md, &mdlen) || !ASN1_OCTET_STRING_set(ski, md, (int)mdlen) ||
+	    X509_add1_ext_i2d(x, NID_subject_key_identifier, ski, 0, X509V3_ADD_DEFAULT) != 1) {
+		st_err_openssl(err, ST_E_INTERNAL, "subjectKeyIdentifier");
+		goto out;
+	}
+	if (hsm_add_aki(ca_cert, x, 0, err) < 0)
+		goto out;
+	if (p->n_san) {
+		if (!(san = sk_GENERAL_NAME_new_null())) {
+			st_err_openssl(err, ST_E_NOMEM, "SAN");
+			goto out;
+		}
+		for (i = 0; i < p->n_san; i++)
+			if (add_san(san, p->san[i], err) < 0)
+				goto out;
+		if (X509_add1_ext_i2d(x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT) != 1) {
+			st_err_openssl(err, ST_E_INTERNAL, "SAN");
+			goto out;
+		}
+	}
+	if (p->n_eku) {
+		if (!(eku = sk_ASN1_OBJECT_new_null())) {
+			st_err_openssl(err, ST_E_NOMEM, "extendedKeyUsage");
+			goto out;
+		}
+		for (i = 0; i < p->n_eku; i++) {
+			if (!p->eku[i] || !(obj = OBJ_txt2obj(p->eku[i], 0))) {
+				st_err_openssl(err, ST_E_CONFIG, "profile: extendedKeyUsage \"%s\" is not a known name or OID",
+				    p->eku[i] ? p->eku[i] : "");
+				goto out;
+			}
+			if (!sk_ASN1_OBJECT_push(eku, obj)) {
+				st_err_openssl(err, ST_E_NOMEM, "extendedKeyUsage");
+				goto out;
+			}
+			obj = NULL; /* owned by eku */
+		}
+		if (X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) != 1) {
+			st_err_openssl(err, ST_E_INTERNAL, "extendedKeyUsage");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	ASN1_OBJECT_free(obj);
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	GENERAL_NAMES_free(san);
+	ASN1_OCTET_STRING_free(ski);
+	ASN1_BIT_STRING_free(ku);
+	BASIC_CONSTRAINTS_free(bc);
+	return ret;
+}
+
+int
+hsm_leaf_build(EVP_PKEY *ca_pkey, const EVP_MD *md, X509 *ca_cert, X509_REQ *csr, const hsm_leaf_profile *profile,
+    X509 **out, st_err *err)
+{
+	X509 *x = NULL;
+	int ret = -1;
+
+	*out = NULL;
+	if (!profile || !ca_cert)
+		return st_err_set(err, ST_E_INTERNAL, "issue: no profile or CA certificate");
+	if (hsm_csr_verify(csr, err) < 0)
+		return -1;
+	if (!(x = X509_new())) {
+		st_err_openssl(err, ST_E_NOMEM, "certificate");
+		goto out;
+	}
+	if (!X509_set_version(x, X509_VERSION_3) || !X509_set_issuer_name(x, X509_get_subject_name(ca_cert)) ||
+	    !X509_set_pubkey(x, X509_REQ_get0_pubkey(csr))) {
+		st_err_openssl(err, ST_E_INTERNAL, "certificate");
+		goto out;
+	}
+	if (set_serial(x, err) < 0 || set_subject(x, profile, err) < 0 || set_validity(x, profile, err) < 0 ||
+	    add_extensions(x, ca_cert, profile, err) < 0)
+		goto out;
+	if (X509_sign(x, ca_pkey, md) <= 0) {
+		st_err_openssl(err, ST_E_CRYPTO, "certificate signature in the token (CK_RV 0x%lx)", hsm_p11_rv());
+		goto out;
+	}
+	*out = x;
+	x = NULL; /* owned by the caller */
+	ret = 0;
+out:
+	X509_free(x);
+	return ret;
+}
+
+int
+hsm_issue_leaf(hsm_key *ca_key, X509 *ca_cert, X509_REQ *csr, const hsm_leaf_profile *profile, X509 **out,
+    st_err *err)
+{
+	*out = NULL;
+	if (!ca_key->md)
+		return st_err_set(err, ST_E_CONFIG, "key \"%s\" (%s) cannot sign certificates (EC P-256/P-384 or RSA >= 2048)",
+		    ca_key->label, ca_key->desc);
+	if (!ca_cert || X509_check_ca(ca_cert) < 1)
+		return st_err_set(err, ST_E_CONFIG, "issuer certificate for key \"%s\" is not a CA certificate",
+		    ca_key->label);
+	if (hsm_key_check_cert(ca_key, ca_cert, err) < 0)
+		return -1;
+	if (hsm_leaf_build(ca_key->pkey, ca_key->md, ca_cert, csr, profile, out, err) < 0)
+		return st_err_prefix(err, "issue with key \"%s\" in token \"%s\"", ca_key->label, ca_key->ctx->token);
+	return 0;
+}

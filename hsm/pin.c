@@ -1,0 +1,192 @@
+/* PIN sources: an environment variable, a private file, or the terminal.
+ * Never argv.  Every buffer that held a PIN is wiped before it is freed or
+ * goes out of scope. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "hsm-int.h"
+
+/* Keep the first line of buf (len bytes) as the PIN: strip "\n" or "\r\n". */
+static int
+pin_take_line(const char *buf, size_t len, const char *where, char pin[HSM_PIN_MAX], st_err *err)
+{
+	size_t n = 0;
+
+	while (n < len && buf[n] != '\n' && buf[n] != '\0')
+		n++;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0)
+		return st_err_set(err, ST_E_CONFIG, "%s: the PIN is empty", where);
+	if (n >= HSM_PIN_MAX)
+		return st_err_set(err, ST_E_CONFIG, "%s: the PIN is longer than %d bytes", where, HSM_PIN_MAX - 1);
+	memcpy(pin, buf, n);
+	pin[n] = '\0';
+	return 0;
+}
+
+static int
+pin_from_env(const char *name, char pin[HSM_PIN_MAX], st_err *err)
+{
+	const char *v;
+	char where[128];
+
+	if (!name || !*name)
+		name = HSM_PIN_ENV_DEFAULT;
+	v = getenv(name);
+	if (!v || !*v)
+		return st_err_set(err, ST_E_CONFIG,
+		    "environment variable %s is not set: set it to the token's user PIN, or use a PIN file or the prompt",
+		    name);
+	snprintf(where, sizeof(where), "environment variable %s", name);
+	return pin_take_line(v, strlen(v), where, pin, err);
+}
+
+static int
+pin_from_file(const char *path, char pin[HSM_PIN_MAX], st_err *err)
+{
+	char buf[HSM_PIN_MAX + 2];
+	struct stat st;
+	size_t len = 0;
+	int fd = -1, ret = -1;
+
+	if (!path || !*path)
+		return st_err_set(err, ST_E_CONFIG, "PIN file: no path given");
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0) {
+		st_err_errno(err, ST_E_CONFIG, errno, "PIN file %s", path);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		st_err_errno(err, ST_E_CONFIG, errno, "PIN file %s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		st_err_set(err, ST_E_CONFIG, "PIN file %s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_uid != geteuid()) {
+		st_err_set(err, ST_E_CONFIG,
+		    "PIN file %s is owned by uid %ld, not by the user running station (uid %ld): chown it",
+		    path, (long)st.st_uid, (long)geteuid());
+		goto out;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		st_err_set(err, ST_E_CONFIG,
+		    "PIN file %s has mode %04o: it must be 0600 or stricter (chmod 600 %s)",
+		    path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	while (len < sizeof(buf)) {
+		ssize_t r = read(fd, buf + len, sizeof(buf) - len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			st_err_errno(err, ST_E_CONFIG, errno, "PIN file %s: read", path);
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	{
+		char where[512];
+
+		snprintf(where, sizeof(where), "PIN file %s", path);
+		ret = pin_take_line(buf, len, where, pin, err);
+	}
+out:
+	st_wipe(buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int
+pin_from_tty(const char *token, char pin[HSM_PIN_MAX], st_err *err)
+{
+	char buf[HSM_PIN_MAX + 2];
+	char prompt[160];
+	struct termios old, noecho;
+	size_t len = 0;
+	int fd = -1, restore = 0, ret = -1;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) < 0) {
+		st_err_errno(err, ST_E_CONFIG, errno,
+		    "no terminal to ask for the PIN of token \"%s\" (set %s or use a PIN file)", token ? token : "?",
+		    HSM_PIN_ENV_DEFAULT);
+		goto out;
+	}
+	if (tcgetattr(fd, &old) < 0) {
+		st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: /dev/tty");
+		goto out;
+	}
+	noecho = old;
+	noecho.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+	noecho.c_lflag |= ICANON;
+	if (tcsetattr(fd, TCSAFLUSH, &noecho) < 0) {
+		st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: cannot turn off echo");
+		goto out;
+	}
+	restore = 1;
+	snprintf(prompt, sizeof(prompt), "User PIN for token \"%s\": ", token ? token : "?");
+	if (write(fd, prompt, strlen(prompt)) < 0) {
+		st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: write");
+		goto out;
+	}
+	/* Canonical mode: one read returns at most one line. */
+	while (len < sizeof(buf)) {
+		ssize_t r = read(fd, buf + len, sizeof(buf) - len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: read");
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (buf[len - 1] == '\n')
+			break;
+	}
+	ret = pin_take_line(buf, len, "PIN prompt", pin, err);
+out:
+	if (restore) {
+		tcsetattr(fd, TCSAFLUSH, &old);
+		if (write(fd, "\n", 1) < 0) {
+			/* nothing to do: the PIN was read or the error is already set */
+		}
+	}
+	st_wipe(buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int
+hsm_pin_read(const hsm_pin_source *src, const char *token, char pin[HSM_PIN_MAX], st_err *err)
+{
+	int ret;
+
+	memset(pin, 0, HSM_PIN_MAX);
+	if (!src)
+		ret = pin_from_env(NULL, pin, err);
+	else if (src->kind == HSM_PIN_ENV)
+		ret = pin_from_env(src->name, pin, err);
+	else if (src->kind == HSM_PIN_FILE)
+		ret = pin_from_file(src->name, pin, err);
+	else if (src->kind == HSM_PIN_PROMPT)
+		ret = pin_from_tty(token, pin, err);
+	else
+		ret = st_err_set(err, ST_E_CONFIG, "unknown PIN source %d", src->kind);
+	if (ret < 0)
+		st_wipe(pin, HSM_PIN_MAX);
+	return ret;
+}

@@ -1,0 +1,488 @@
+/* libhsm token access against a throw-away SoftHSM token: open, PIN
+ * sources, key lookup and the refusal of exportable keys, signing. */
+#include <dlfcn.h>
+#include <pty.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <p11-kit/pkcs11.h>
+
+#include "hsm-tu.h"
+
+#define TEST_PIN "123456" /* TEST PIN, see fixtures/make-test-pki */
+#define MODULE "/usr/lib/softhsm/libsofthsm2.so"
+
+/* Generate an EC P-256 key pair in the test token with raw PKCS#11, with
+ * attributes pkcs11-tool will not set (CKA_SENSITIVE=false), and read them
+ * back so the test knows the token really holds them.  Runs before
+ * hsm_open: it initialises and finalises the module itself. */
+static void
+raw_keygen(const char *label, CK_BBOOL sensitive, CK_BBOOL extractable)
+{
+	static CK_BYTE p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+	CK_BBOOL yes = CK_TRUE, got_s = 2, got_e = 2;
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_VERIFY, &yes, sizeof(yes) },
+		{ CKA_EC_PARAMS, p256, sizeof(p256) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_ATTRIBUTE prv[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &sensitive, sizeof(sensitive) },
+		{ CKA_EXTRACTABLE, &extractable, sizeof(extractable) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_ID, (void *)label, strlen(label) },
+	};
+	CK_ATTRIBUTE get[] = {
+		{ CKA_SENSITIVE, &got_s, sizeof(got_s) },
+		{ CKA_EXTRACTABLE, &got_e, sizeof(got_e) },
+	};
+	CK_C_GetFunctionList getfl;
+	CK_FUNCTION_LIST *fl = NULL;
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16, i;
+	CK_SESSION_HANDLE s = 0;
+	CK_OBJECT_HANDLE hpub, hprv;
+	CK_TOKEN_INFO ti;
+	void *dl = dlopen(MODULE, RTLD_NOW);
+	int found = 0;
+
+	ck_assert_ptr_nonnull(dl);
+	*(void **)&getfl = dlsym(dl, "C_GetFunctionList");
+	ck_assert(getfl && getfl(&fl) == CKR_OK);
+	ck_assert_int_eq(fl->C_Initialize(NULL), CKR_OK);
+	ck_assert_int_eq(fl->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
+	for (i = 0; i < n && !found; i++) {
+		ck_assert_int_eq(fl->C_GetTokenInfo(slots[i], &ti), CKR_OK);
+		if (memcmp(ti.label, "station-test ", 13) == 0)
+			found = 1;
+	}
+	ck_assert(found);
+	ck_assert_int_eq(fl->C_OpenSession(slots[i - 1], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), CKR_OK);
+	ck_assert_int_eq(fl->C_Login(s, CKU_USER, (CK_UTF8CHAR *)TEST_PIN, strlen(TEST_PIN)), CKR_OK);
+	ck_assert_int_eq(fl->C_GenerateKeyPair(s, &mech, pub, 4, prv, 7, &hpub, &hprv), CKR_OK);
+	ck_assert_int_eq(fl->C_GetAttributeValue(s, hprv, get, 2), CKR_OK);
+	ck_assert_int_eq(got_s, sensitive);
+	ck_assert_int_eq(got_e, extractable);
+	fl->C_Logout(s);
+	fl->C_CloseSession(s);
+	fl->C_Finalize(NULL);
+	dlclose(dl);
+}
+
+START_TEST(test_open_find_describe)
+{
+	char *dir = tu_make_pki();
+	static const char *const labels[] = { "intermediate", "audit", "tool", "engineering" };
+	static const uint8_t id_audit[] = { 0x02 };
+	char buf[256];
+	hsm_ctx *ctx = ht_open();
+	hsm_key *key, *byid;
+	X509 *cert;
+	st_err err;
+	size_t i;
+
+	hsm_token_describe(ctx, buf, sizeof(buf));
+	ck_assert_msg(strstr(buf, "\"station-test\"") && strstr(buf, "SoftHSM"), "%s", buf);
+	ck_assert_str_eq(hsm_token_label(ctx), "station-test");
+	ck_assert_str_eq(hsm_module_path(ctx), MODULE);
+	for (i = 0; i < 4; i++) {
+		char name[64];
+
+		key = hsm_key_find(ctx, labels[i], &err);
+		ck_assert_msg(key != NULL, "%s: %s", labels[i], err.msg);
+		ck_assert_str_eq(hsm_key_label(key), labels[i]);
+		hsm_key_describe(key, buf, sizeof(buf));
+		ck_assert_str_eq(buf, "EC P-256");
+		ck_assert_ptr_nonnull(hsm_key_pkey(key));
+		snprintf(name, sizeof(name), "%s.pem", labels[i]);
+		cert = ht_cert(dir, name);
+		ck_assert_msg(hsm_key_matches_cert(key, cert, &err) == 0, "%s: %s", labels[i], err.msg);
+		X509_free(cert);
+		hsm_key_free(key);
+	}
+	byid = hsm_key_find_id(ctx, id_audit, sizeof(id_audit), &err);
+	ck_assert_msg(byid != NULL, "%s", err.msg);
+	ck_assert_str_eq(hsm_key_label(byid), "audit");
+	hsm_key_free(byid);
+	hsm_key_free(NULL);
+	hsm_close(ctx);
+	hsm_close(NULL);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_second_open_refused)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx = ht_open(), *again;
+	st_err err;
+
+	again = hsm_open(NULL, "station-test", NULL, &err);
+	ck_assert_ptr_null(again);
+	ck_assert_int_eq(err.code, ST_E_STATE);
+	ck_assert_msg(strstr(err.msg, "already open"), "%s", err.msg);
+	hsm_close(ctx);
+	/* Closed: the process may open the token again. */
+	ctx = ht_open();
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_wrong_pin)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx;
+	st_err err;
+
+	setenv("STATION_HSM_PIN", "98765432", 1);
+	ctx = hsm_open(NULL, "station-test", NULL, &err);
+	ck_assert_ptr_null(ctx);
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "wrong PIN for token \"station-test\""), "%s", err.msg);
+	ck_assert_msg(!strstr(err.msg, "98765432"), "PIN in message: %s", err.msg);
+	/* A failed open leaves nothing behind: the right PIN works now. */
+	setenv("STATION_HSM_PIN", TEST_PIN, 1);
+	ctx = ht_open();
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_token_and_module_errors)
+{
+	char *dir = tu_make_pki();
+	char *notlib = ht_path(dir, "softhsm2.conf");
+	st_err err;
+
+	ck_assert_ptr_null(hsm_open(NULL, "no-such-token", NULL, &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "token \"no-such-token\" not found") && strstr(err.msg, "\"station-test\""),
+	    "%s", err.msg);
+
+	ck_assert_ptr_null(hsm_open("/nonexistent/libpkcs11.so", "station-test", NULL, &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "/nonexistent/libpkcs11.so"), "%s", err.msg);
+
+	ck_assert_ptr_null(hsm_open(notlib, "station-test", NULL, &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, notlib) && strstr(err.msg, "cannot load"), "%s", err.msg);
+
+	ck_assert_ptr_null(hsm_open(NULL, "", NULL, &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	free(notlib);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_missing_key)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx = ht_open();
+	static const uint8_t id[] = { 0x7f, 0x01 };
+	st_err err;
+
+	ck_assert_ptr_null(hsm_key_find(ctx, "nosuchkey", &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "\"nosuchkey\"") && strstr(err.msg, "\"station-test\""), "%s", err.msg);
+	ck_assert_ptr_null(hsm_key_find_id(ctx, id, sizeof(id), &err));
+	ck_assert_msg(strstr(err.msg, "7f01") && strstr(err.msg, "\"station-test\""), "%s", err.msg);
+	ck_assert_ptr_null(hsm_key_find(ctx, "", &err));
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* pkcs11-tool (an independent tool) makes an extractable key; libhsm must refuse it. */
+START_TEST(test_extractable_refused)
+{
+	char *dir = tu_make_pki();
+	char *out = NULL;
+	hsm_ctx *ctx;
+	st_err err;
+	int rc;
+
+	rc = ht_sh(dir, &out, "pkcs11-tool --module %s --token-label station-test --login --pin %s --keypairgen "
+	    "--key-type EC:prime256v1 --label exportable --id 20 --usage-sign --extractable && "
+	    "pkcs11-tool --module %s --token-label station-test --login --pin %s --list-objects --type privkey",
+	    MODULE, TEST_PIN, MODULE, TEST_PIN);
+	ck_assert_msg(rc == 0 && strstr(out, "extractable, local"), "%s", out);
+	free(out);
+	raw_keygen("raw-exportable", CK_TRUE, CK_TRUE);
+
+	ctx = ht_open();
+	ck_assert_ptr_null(hsm_key_find(ctx, "exportable", &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "CKA_EXTRACTABLE") && strstr(err.msg, "\"exportable\"") &&
+	    strstr(err.msg, "\"station-test\""), "%s", err.msg);
+	ck_assert_ptr_null(hsm_key_find(ctx, "raw-exportable", &err));
+	ck_assert_msg(strstr(err.msg, "CKA_EXTRACTABLE") && strstr(err.msg, "\"raw-exportable\""), "%s", err.msg);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_not_sensitive_refused)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx;
+	st_err err;
+
+	raw_keygen("readable", CK_FALSE, CK_FALSE);
+	ctx = ht_open();
+	ck_assert_ptr_null(hsm_key_find(ctx, "readable", &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "CKA_SENSITIVE") && strstr(err.msg, "\"readable\"") &&
+	    strstr(err.msg, "\"station-test\""), "%s", err.msg);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_duplicate_label_refused)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx;
+	st_err err;
+
+	raw_keygen("twice", CK_TRUE, CK_FALSE);
+	raw_keygen("twice", CK_TRUE, CK_FALSE);
+	ctx = ht_open();
+	ck_assert_ptr_null(hsm_key_find(ctx, "twice", &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "more than one") && strstr(err.msg, "\"twice\""), "%s", err.msg);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_cert_mismatch)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx = ht_open();
+	hsm_key *audit;
+	X509 *tool = ht_cert(dir, "tool.pem");
+	X509 *root = ht_cert(dir, "root-ca.pem");
+	st_err err;
+
+	audit = hsm_key_find(ctx, "audit", &err);
+	ck_assert_ptr_nonnull(audit);
+	ck_assert_int_eq(hsm_key_matches_cert(audit, tool, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "does not belong to key \"audit\"") && strstr(err.msg, "Tool Credential"), "%s",
+	    err.msg);
+	/* A P-384 certificate against a P-256 key: refused before any signing. */
+	ck_assert_int_eq(hsm_key_matches_cert(audit, root, &err), -1);
+	ck_assert_msg(strstr(err.msg, "does not belong"), "%s", err.msg);
+	X509_free(tool);
+	X509_free(root);
+	hsm_key_free(audit);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* The tool key signs the SE's challenge; jigsim checks it with tool-pub.pem. */
+START_TEST(test_sign_tool_challenge)
+{
+	char *dir = tu_make_pki();
+	char *pubpath = ht_path(dir, "tool-pub.pem");
+	const uint8_t msg[] = "station-tool-auth-v1SE0001challenge-bytes";
+	uint8_t *sig = NULL, bad[sizeof(msg)];
+	size_t sig_len = 0;
+	hsm_ctx *ctx = ht_open();
+	hsm_key *tool;
+	EVP_PKEY *pub;
+	EVP_MD_CTX *m;
+	FILE *f;
+	st_err err;
+
+	tool = hsm_key_find(ctx, "tool", &err);
+	ck_assert_ptr_nonnull(tool);
+	ck_assert_msg(hsm_sign(tool, msg, sizeof(msg), &sig, &sig_len, &err) == 0, "%s", err.msg);
+	ck_assert(sig_len >= 8 && sig_len <= 72 && sig[0] == 0x30); /* DER Ecdsa-Sig-Value */
+	f = fopen(pubpath, "r");
+	ck_assert_ptr_nonnull(f);
+	pub = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	ck_assert_ptr_nonnull(pub);
+	m = EVP_MD_CTX_new();
+	ck_assert_int_eq(EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pub), 1);
+	ck_assert_int_eq(EVP_DigestVerify(m, sig, sig_len, msg, sizeof(msg)), 1);
+	memcpy(bad, msg, sizeof(msg));
+	bad[3] ^= 1;
+	ck_assert_int_eq(EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pub), 1);
+	ck_assert_int_ne(EVP_DigestVerify(m, sig, sig_len, bad, sizeof(bad)), 1);
+	EVP_MD_CTX_free(m);
+	EVP_PKEY_free(pub);
+	free(sig);
+	free(pubpath);
+	hsm_key_free(tool);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---- PIN sources ------------------------------------------------------ */
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+START_TEST(test_pin_file)
+{
+	char *dir = tu_make_pki();
+	char *path = ht_path(dir, "my-pin");
+	hsm_pin_source src = { HSM_PIN_FILE, path };
+	char pin[HSM_PIN_MAX];
+	hsm_ctx *ctx;
+	st_err err;
+
+	unsetenv("STATION_HSM_PIN"); /* the file must be what is used */
+	write_file(path, TEST_PIN "\n", 0600);
+	ctx = hsm_open(NULL, "station-test", &src, &err);
+	ck_assert_msg(ctx != NULL, "%s", err.msg);
+	hsm_close(ctx);
+	write_file(path, TEST_PIN "\r\n", 0400);
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), 0);
+	ck_assert_str_eq(pin, TEST_PIN);
+
+	/* Group- or world-readable: refused, and the message says why, not the PIN. */
+	write_file(path, "secret-777\n", 0644);
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "mode 0644") && strstr(err.msg, "0600") && strstr(err.msg, path), "%s", err.msg);
+	ck_assert_msg(!strstr(err.msg, "secret-777"), "%s", err.msg);
+	ck_assert_str_eq(pin, "");
+	ck_assert_ptr_null(hsm_open(NULL, "station-test", &src, &err));
+	ck_assert_msg(strstr(err.msg, "mode 0644") && strstr(err.msg, "\"station-test\""), "%s", err.msg);
+	write_file(path, "secret-777\n", 0640);
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), -1);
+	ck_assert_msg(strstr(err.msg, "mode 0640"), "%s", err.msg);
+
+	write_file(path, "\n", 0600);
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), -1);
+	ck_assert_msg(strstr(err.msg, "empty"), "%s", err.msg);
+	unlink(path);
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), -1);
+	ck_assert_msg(strstr(err.msg, path), "%s", err.msg);
+	free(path);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_pin_env)
+{
+	hsm_pin_source named = { HSM_PIN_ENV, "MY_TEST_HSM_PIN" };
+	char pin[HSM_PIN_MAX];
+	st_err err;
+
+	setenv("MY_TEST_HSM_PIN", "4321", 1);
+	ck_assert_int_eq(hsm_pin_read(&named, "t", pin, &err), 0);
+	ck_assert_str_eq(pin, "4321");
+	unsetenv("MY_TEST_HSM_PIN");
+	ck_assert_int_eq(hsm_pin_read(&named, "t", pin, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "MY_TEST_HSM_PIN is not set"), "%s", err.msg);
+	unsetenv("STATION_HSM_PIN");
+	ck_assert_int_eq(hsm_pin_read(NULL, "t", pin, &err), -1);
+	ck_assert_msg(strstr(err.msg, "STATION_HSM_PIN"), "%s", err.msg);
+}
+END_TEST
+
+/* The prompt reads from the terminal without echo: run it on a pty. */
+START_TEST(test_pin_prompt)
+{
+	char buf[4096];
+	size_t len = 0;
+	int master = -1, status = 0;
+	pid_t pid;
+
+	pid = forkpty(&master, NULL, NULL, NULL);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		hsm_pin_source src = { HSM_PIN_PROMPT, NULL };
+		char pin[HSM_PIN_MAX];
+		st_err err;
+
+		if (hsm_pin_read(&src, "station-test", pin, &err) < 0)
+			_exit(2);
+		_exit(strcmp(pin, "pin-from-tty") == 0 ? 0 : 3);
+	}
+	/* Wait for the prompt (echo is off once it shows), then type. */
+	while (len < sizeof(buf) - 1) {
+		ssize_t r = read(master, buf + len, sizeof(buf) - 1 - len);
+
+		ck_assert_int_gt(r, 0);
+		len += (size_t)r;
+		buf[len] = '\0';
+		if (strstr(buf, ": "))
+			break;
+	}
+	ck_assert_msg(strstr(buf, "User PIN for token \"station-test\": "), "%s", buf);
+	ck_assert_int_eq(write(master, "pin-from-tty\n", 13), 13);
+	for (;;) {
+		ssize_t r = read(master, buf + len, sizeof(buf) - 1 - len);
+
+		if (r <= 0)
+			break; /* EIO once the child is gone */
+		len += (size_t)r;
+		buf[len] = '\0';
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	ck_assert_msg(!strstr(buf, "pin-from-tty"), "PIN echoed: %s", buf);
+	close(master);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("hsm-token");
+	TCase *tc = tcase_create("token");
+
+	tcase_add_test(tc, test_open_find_describe);
+	tcase_add_test(tc, test_second_open_refused);
+	tcase_add_test(tc, test_wrong_pin);
+	tcase_add_test(tc, test_token_and_module_errors);
+	tcase_add_test(tc, test_missing_key);
+	tcase_add_test(tc, test_extractable_refused);
+	tcase_add_test(tc, test_not_sensitive_refused);
+	tcase_add_test(tc, test_duplicate_label_refused);
+	tcase_add_test(tc, test_cert_mismatch);
+	tcase_add_test(tc, test_sign_tool_challenge);
+	tcase_add_test(tc, test_pin_file);
+	tcase_add_test(tc, test_pin_env);
+	tcase_add_test(tc, test_pin_prompt);
+	suite_add_tcase(s, tc);
+	return tu_run_suite(s);
+}
