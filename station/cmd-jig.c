@@ -1,11 +1,416 @@
-/* Placeholder until its issue lands: the command is listed but refuses to run. */
+/* station jig info|list: the first operator-facing look at a jig. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include <openssl/x509.h>
+
+#include "cms.h"
 #include "commands.h"
+#include "jig.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: station jig info --jig URI [--timeout MS] [--json]\n"
+	           "       station jig list [--usb VID:PID]... [--json]\n"
+	           "\n"
+	           "info   connect to the jig, run HELLO, DUT_STATUS and SE_INFO and show the jig and\n"
+	           "       the device in it; exit 1 when the jig cannot be reached or holds no device\n"
+	           "list   show USB jigs (%04x:%04x and every --usb VID:PID) and serial ports\n"
+	           "\n"
+	           "URI    tcp:HOST:PORT | serial:PATH?baud=N[&flow=none|rtscts] | usb:VID:PID[?serial=S]\n"
+	           "--timeout MS  per-command timeout (default 2000, KEYGEN/GET_CSR 5000)\n"
+	           "--json        one JSON object on stdout instead of text\n",
+	    JIG_USB_VID, JIG_USB_PID);
+}
+
+/* A JSON string literal. */
+static void
+json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static const char *const cap_names[] = { "dut-detect", "dut-power", "rework" };
+
+static void
+caps_text(uint32_t caps, char *buf, size_t len)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(cap_names) / sizeof(cap_names[0]); i++)
+		if (caps & (1u << i) && off < len)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", cap_names[i]);
+	if (!off)
+		snprintf(buf, len, "none");
+}
+
+/* Subject of the attestation certificate (the first one). */
+static void
+attest_subject(const jig_se_info *si, char *buf, size_t len)
+{
+	const uint8_t *p;
+	X509 *x;
+
+	if (si->ncerts == 0) {
+		snprintf(buf, len, "(no certificate)");
+		return;
+	}
+	p = si->certs[0].data;
+	if (!(x = d2i_X509(NULL, &p, (long)si->certs[0].len))) {
+		snprintf(buf, len, "(not a DER certificate)");
+		return;
+	}
+	st_x509_subject(x, buf, len);
+	X509_free(x);
+}
+
+static void
+fw_text(uint32_t fw, char *buf, size_t len)
+{
+	snprintf(buf, len, "%u.%u.%u", fw >> 24, (fw >> 16) & 0xff, fw & 0xffff);
+}
+
+/* What the operator should do, by error kind. */
+static const char *
+hint(const st_err *err)
+{
+	if (err->code == ST_E_REMOTE && err->remote == JIG_E_NO_DUT)
+		return "insert a device into the jig and retry";
+	switch (err->code) {
+	case ST_E_NOTFOUND:
+	case ST_E_IO:
+	case ST_E_TIMEOUT:
+	case ST_E_DISCONNECTED:
+		return "check that the jig is powered and connected and that the URI is right ('station jig list' shows "
+		       "attached jigs)";
+	default:
+		return NULL;
+	}
+}
+
+static int
+info_fail(int json, const char *uri, const st_err *err)
+{
+	const char *h = hint(err);
+
+	fprintf(stderr, "station jig info: %s\n", err->msg);
+	if (h)
+		fprintf(stderr, "station jig info: %s\n", h);
+	if (json) {
+		printf("{\"jig\":");
+		json_str(stdout, uri);
+		printf(",\"ok\":false,\"error\":");
+		json_str(stdout, err->msg);
+		printf("}\n");
+	}
+	return err->code == ST_E_CONFIG ? EXIT_USAGE : EXIT_FAIL;
+}
+
+static void
+print_text(const char *uri, const jig_msg *hello, const jig_msg *dut, const jig_se_info *si)
+{
+	char caps[128], fw[32], subj[512];
+
+	caps_text(hello->u.hello.capabilities, caps, sizeof(caps));
+	printf("jig           %s\n", uri);
+	printf("jig id        %s\n", hello->u.hello.jig_id);
+	printf("jig firmware  %s\n", hello->u.hello.firmware);
+	printf("protocol      %u\n", hello->u.hello.version);
+	printf("capabilities  %s\n", caps);
+	printf("DUT present   %s%s\n", dut->u.dut.present ? "yes" : "no",
+	    dut->u.dut.present ? (dut->u.dut.powered ? " (powered)" : " (not powered)") : "");
+	if (!si)
+		return;
+	fw_text(si->firmware, fw, sizeof(fw));
+	attest_subject(si, subj, sizeof(subj));
+	printf("SE serial     %s\n", si->serial);
+	printf("SE model      %s\n", si->model);
+	printf("SE firmware   %s\n", fw);
+	printf("lifecycle     %s\n", jig_lifecycle_name(si->lifecycle));
+	printf("attestation   %s\n", subj);
+	printf("certificates  %zu (attestation certificate and its issuers)\n", si->ncerts);
+}
+
+static void
+print_json(const char *uri, const jig_msg *hello, const jig_msg *dut, const jig_se_info *si)
+{
+	char fw[32], subj[512];
+	size_t i, n = 0;
+
+	printf("{\"jig\":");
+	json_str(stdout, uri);
+	printf(",\"ok\":true,\"jig_id\":");
+	json_str(stdout, hello->u.hello.jig_id);
+	printf(",\"firmware\":");
+	json_str(stdout, hello->u.hello.firmware);
+	printf(",\"protocol\":%u,\"capabilities\":[", hello->u.hello.version);
+	for (i = 0; i < sizeof(cap_names) / sizeof(cap_names[0]); i++)
+		if (hello->u.hello.capabilities & (1u << i))
+			printf("%s\"%s\"", n++ ? "," : "", cap_names[i]);
+	printf("],\"dut_present\":%s,\"dut_powered\":%s", dut->u.dut.present ? "true" : "false",
+	    dut->u.dut.powered ? "true" : "false");
+	if (si) {
+		fw_text(si->firmware, fw, sizeof(fw));
+		attest_subject(si, subj, sizeof(subj));
+		printf(",\"se\":{\"serial\":");
+		json_str(stdout, si->serial);
+		printf(",\"model\":");
+		json_str(stdout, si->model);
+		printf(",\"firmware\":\"%s\",\"lifecycle\":\"%s\",\"attestation_subject\":", fw,
+		    jig_lifecycle_name(si->lifecycle));
+		json_str(stdout, subj);
+		printf(",\"certificates\":%zu}", si->ncerts);
+	}
+	printf("}\n");
+}
+
+static int
+cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "jig", required_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static jig_msg hello, dut, se; /* large: off the stack */
+	const char *uri = NULL;
+	jig_transport *t = NULL;
+	jig_client *c = NULL;
+	jig_msg req;
+	int json = 0, timeout = 0, o, ret = EXIT_FAIL;
+	st_err err;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'j':
+			uri = optarg;
+			break;
+		case 't': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v <= 0 || v > 600000) {
+				fprintf(stderr, "station jig info: --timeout %s: expected milliseconds 1..600000\n", optarg);
+				return EXIT_USAGE;
+			}
+			timeout = (int)v;
+			break;
+		}
+		case 'J':
+			json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!uri || optind != argc) {
+		fprintf(stderr, "station jig info: %s\n\n", uri ? "unexpected arguments" : "--jig URI is required");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (jig_transport_open(uri, &t, &err) < 0)
+		return info_fail(json, uri, &err);
+	c = jig_client_new(t); /* owns t now, even on failure */
+	if (!c) {
+		st_err_set(&err, ST_E_NOMEM, "out of memory");
+		return info_fail(json, uri, &err);
+	}
+	if (timeout)
+		jig_client_set_timeout(c, 0, timeout);
+	if (jig_client_hello(c, &hello, &err) < 0) {
+		ret = info_fail(json, uri, &err);
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.type = JIG_CMD_DUT_STATUS;
+	if (jig_client_call(c, &req, &dut, &err) < 0) {
+		ret = info_fail(json, uri, &err);
+		goto out;
+	}
+	if (!dut.u.dut.present) {
+		/* show what we know about the jig, then say why it is not enough */
+		if (json)
+			print_json(uri, &hello, &dut, NULL);
+		else
+			print_text(uri, &hello, &dut, NULL);
+		fprintf(stderr, "station jig info: jig %s: no device in the jig; insert a device and retry\n", uri);
+		goto out;
+	}
+	req.type = JIG_CMD_SE_INFO;
+	if (jig_client_call(c, &req, &se, &err) < 0) {
+		ret = info_fail(json, uri, &err);
+		goto out;
+	}
+	if (json)
+		print_json(uri, &hello, &dut, &se.u.se_info);
+	else
+		print_text(uri, &hello, &dut, &se.u.se_info);
+	ret = EXIT_OK;
+out:
+	jig_client_free(c);
+	return ret;
+}
+
+static void
+list_json_array(const char *name, const jig_port_info *v, size_t n)
+{
+	size_t i;
+
+	printf("\"%s\":[", name);
+	for (i = 0; i < n; i++) {
+		printf("%s{\"uri\":", i ? "," : "");
+		json_str(stdout, v[i].uri);
+		if (v[i].vid || v[i].pid)
+			printf(",\"vid\":\"%04x\",\"pid\":\"%04x\"", v[i].vid, v[i].pid);
+		if (v[i].bus >= 0)
+			printf(",\"bus\":%d", v[i].bus);
+		printf(",\"port\":");
+		json_str(stdout, v[i].port_path);
+		printf(",\"serial\":");
+		json_str(stdout, v[i].serial);
+		printf(",\"description\":");
+		json_str(stdout, v[i].description);
+		printf("}");
+	}
+	printf("]");
+}
+
+static void
+list_rows(const char *kind, const jig_port_info *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char id[16] = "-", where[48] = "-";
+
+		if (v[i].vid || v[i].pid)
+			snprintf(id, sizeof(id), "%04x:%04x", v[i].vid, v[i].pid);
+		if (v[i].port_path[0])
+			snprintf(where, sizeof(where), "%s", v[i].port_path);
+		else if (v[i].bus >= 0)
+			snprintf(where, sizeof(where), "bus %d", v[i].bus);
+		printf("%-7s %-44s %-10s %-9s %-16s %s\n", kind, v[i].uri, where, id, v[i].serial[0] ? v[i].serial : "-",
+		    v[i].description[0] ? v[i].description : "-");
+	}
+}
+
+static int
+cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "usb", required_argument, NULL, 'u' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint16_t ids[2 * 17] = { JIG_USB_VID, JIG_USB_PID };
+	jig_port_info *usb = NULL, *ser = NULL;
+	size_t nids = 1, nusb = 0, nser = 0;
+	int json = 0, o, ret = EXIT_OK;
+	st_err err;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'u': {
+			char uri[64];
+			jig_uri u;
+
+			snprintf(uri, sizeof(uri), "usb:%.50s", optarg);
+			if (jig_uri_parse(uri, &u, &err) < 0 || u.serial[0]) {
+				fprintf(stderr, "station jig list: --usb %s: expected VID:PID in hex, e.g. 1209:0001\n", optarg);
+				return EXIT_USAGE;
+			}
+			if (nids == sizeof(ids) / sizeof(ids[0]) / 2) {
+				fprintf(stderr, "station jig list: at most %zu --usb options\n", nids - 1);
+				return EXIT_USAGE;
+			}
+			ids[2 * nids] = u.vid;
+			ids[2 * nids + 1] = u.pid;
+			nids++;
+			break;
+		}
+		case 'J':
+			json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "station jig list: unexpected arguments\n\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* One source failing (no USB stack in a container) still lists the other. */
+	if (jig_usb_list(ids, nids, &usb, &nusb, &err) < 0) {
+		fprintf(stderr, "station jig list: USB: %s\n", err.msg);
+		ret = EXIT_FAIL;
+	}
+	if (jig_serial_list(&ser, &nser, &err) < 0) {
+		fprintf(stderr, "station jig list: serial ports: %s\n", err.msg);
+		ret = EXIT_FAIL;
+	}
+	if (json) {
+		printf("{");
+		list_json_array("usb", usb, nusb);
+		printf(",");
+		list_json_array("serial", ser, nser);
+		printf("}\n");
+	} else if (nusb + nser == 0) {
+		printf("no USB jigs and no serial ports found\n");
+	} else {
+		printf("%-7s %-44s %-10s %-9s %-16s %s\n", "KIND", "URI", "PORT", "VID:PID", "SERIAL", "DESCRIPTION");
+		list_rows("usb", usb, nusb);
+		list_rows("serial", ser, nser);
+	}
+	free(usb);
+	free(ser);
+	return ret;
+}
 
 int
 cmd_jig_main(int argc, char **argv)
 {
-	fprintf(stderr, "station jig: not implemented yet\n");
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "info") == 0)
+		return cmd_info(argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0)
+		return cmd_list(argc - 1, argv + 1);
+	fprintf(stderr, "station jig: unknown subcommand '%s'\n\n", argv[1]);
+	usage(stderr);
 	return EXIT_USAGE;
 }
