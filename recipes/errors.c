@@ -1,0 +1,146 @@
+/* The error list every recipe load fills: each entry is kept both as parts
+ * and as the one line an engineer reads, "FILE:LINE:COL: key.path: message". */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recipe-int.h"
+
+struct rerr {
+	int line, col;
+	char *path, *msg, *text;
+};
+
+struct recipe_errors {
+	struct rerr *v;
+	size_t n, cap;
+};
+
+recipe_errors *
+recipe_errors_new(void)
+{
+	return calloc(1, sizeof(recipe_errors));
+}
+
+void
+recipe_errors_free(recipe_errors *e)
+{
+	size_t i;
+
+	if (!e)
+		return;
+	for (i = 0; i < e->n; i++) {
+		free(e->v[i].path);
+		free(e->v[i].msg);
+		free(e->v[i].text);
+	}
+	free(e->v);
+	free(e);
+}
+
+size_t
+recipe_errors_count(const recipe_errors *e)
+{
+	return e ? e->n : 0;
+}
+
+const char *
+recipe_errors_get(const recipe_errors *e, size_t i)
+{
+	return e && i < e->n ? e->v[i].text : NULL;
+}
+
+int
+recipe_errors_line(const recipe_errors *e, size_t i)
+{
+	return e && i < e->n ? e->v[i].line : 0;
+}
+
+int
+recipe_errors_col(const recipe_errors *e, size_t i)
+{
+	return e && i < e->n ? e->v[i].col : 0;
+}
+
+const char *
+recipe_errors_path(const recipe_errors *e, size_t i)
+{
+	return e && i < e->n ? e->v[i].path : NULL;
+}
+
+const char *
+recipe_errors_message(const recipe_errors *e, size_t i)
+{
+	return e && i < e->n ? e->v[i].msg : NULL;
+}
+
+int
+recipe_errors_add(recipe_errors *e, const char *file, int line, int col, const char *path, const char *msg)
+{
+	struct rerr r = { line, col, NULL, NULL, NULL };
+	int n;
+
+	if (!e)
+		return 0;
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? 2 * e->cap : 8;
+		struct rerr *v = realloc(e->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		e->v = v;
+		e->cap = cap;
+	}
+	if (!path || !*path)
+		path = "(root)";
+	if (line > 0)
+		n = asprintf(&r.text, "%s:%d:%d: %s: %s", file, line, col, path, msg);
+	else
+		n = asprintf(&r.text, "%s: %s: %s", file, path, msg);
+	if (n < 0 || !(r.path = strdup(path)) || !(r.msg = strdup(msg))) {
+		if (n >= 0)
+			free(r.text);
+		free(r.path);
+		return -1;
+	}
+	e->v[e->n++] = r;
+	return 0;
+}
+
+void
+rc_err(rctx *c, int line, int col, const char *path, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	c->nerr++;
+	if (c->nerr > RECIPE_MAX_ERRORS + 1)
+		return;
+	if (c->nerr == RECIPE_MAX_ERRORS + 1) {
+		recipe_errors_add(c->errs, c->file, line, col, path, "too many errors; stopped reporting");
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	recipe_errors_add(c->errs, c->file, line, col, path, msg);
+}
+
+void
+rc_pos(const rctx *c, size_t off, int *line, int *col)
+{
+	size_t i;
+	int l = 1, k = 1;
+
+	for (i = 0; i < off && i < c->len; i++) {
+		if (c->src[i] == '\n') {
+			l++;
+			k = 1;
+		} else if ((c->src[i] & 0xC0) != 0x80) { /* count characters, not UTF-8 continuation bytes */
+			k++;
+		}
+	}
+	*line = l;
+	*col = k;
+}
