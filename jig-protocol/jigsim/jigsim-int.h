@@ -1,0 +1,39 @@
+/* jigsim internals shared by the jig core (jigsim.c) and its socket
+ * server (net.c). */
+#ifndef JIGSIM_INT_H
+#define JIGSIM_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "jigsim.h"
+#include "se.h"
+
+typedef struct jigsim_dev {
+	se *se;
+	unsigned fired; /* one-shot faults already used on this device */
+} jigsim_dev;
+
+struct jigsim {
+	pthread_mutex_t lock;
+	jigsim_config cfg;
+	se_env env;
+	jigsim_dev *dev; /* every device seen, in order; dev[ndev - 1] is the newest */
+	size_t ndev;
+	int present;     /* dev[ndev - 1] is in the jig */
+	int powered;
+	unsigned released;
+	uint8_t version; /* negotiated in HELLO */
+	int pause_done;
+	/* Retransmission cache: the last response and the request it answered. */
+	int cache_valid;
+	uint8_t cache_seq;
+	uint32_t cache_crc;
+	uint8_t cache[JIG_MAX_FRAME];
+	size_t cache_len;
+	int listen_fd;
+	char listen_uri[256];
+	atomic_int stop;
+};
+
+#endif

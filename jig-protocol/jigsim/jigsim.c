@@ -1,0 +1,556 @@
+/* The simulated jig: frames in, frames out (PROTOCOL.md sections 1-4).  It
+ * owns the panel of DUTs, the retransmission cache, version negotiation,
+ * latencies and the faults that concern how replies travel (corrupt, drop,
+ * disconnect, slow, pause).  What the SE says is se.c's business. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jigsim-int.h"
+#include "station-config.h"
+
+static const char *const fault_names[] = {
+	"corrupt-byte", "drop-reply", "disconnect-mid-command", "slow-reply", "bad-attestation-signature",
+	"attestation-wrong-key", "replay-nonce", "already-locked", "readback-mismatch", "unknown-se-vendor",
+};
+#define NFAULTS (sizeof(fault_names) / sizeof(fault_names[0]))
+
+unsigned
+jigsim_fault_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NFAULTS; i++)
+		if (strcmp(name, fault_names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+const char *
+jigsim_fault_name(unsigned fault)
+{
+	size_t i;
+
+	for (i = 0; i < NFAULTS; i++)
+		if (fault == 1u << i)
+			return fault_names[i];
+	return NULL;
+}
+
+void
+jigsim_config_init(jigsim_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->serial_prefix = "SE";
+	c->model = "TSE-100";
+	c->firmware = 1u << 24 | 4u << 16 | 2u;
+	c->id = 1;
+	c->slow_ms = 10000;
+}
+
+/* ---- the panel ------------------------------------------------------------ */
+
+static unsigned
+faults_for(const jigsim *s, size_t index)
+{
+	unsigned every = s->cfg.fault_every ? s->cfg.fault_every : 1;
+
+	return index % every == 0 ? s->cfg.faults : 0;
+}
+
+/* The next DUT is put into the jig, powered. */
+static int
+next_device(jigsim *s, st_err *err)
+{
+	jigsim_dev *d;
+	se *e;
+
+	if (s->cfg.devices && s->ndev >= s->cfg.devices)
+		return 0; /* the panel is done: no DUT from now on */
+	if (!(e = se_new(&s->env, faults_for(s, s->ndev + 1), err)))
+		return -1;
+	if (!(d = realloc(s->dev, (s->ndev + 1) * sizeof(*d)))) {
+		se_free(e);
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	}
+	s->dev = d;
+	s->dev[s->ndev++] = (jigsim_dev){ e, 0 };
+	s->present = 1;
+	s->powered = 1;
+	return 0;
+}
+
+static jigsim_dev *
+current(jigsim *s)
+{
+	return s->present ? &s->dev[s->ndev - 1] : NULL;
+}
+
+jigsim *
+jigsim_new(const jigsim_config *c, st_err *err)
+{
+	jigsim *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->listen_fd = -1;
+	s->version = JIG_VERSION_MIN;
+	s->cfg = *c;
+	/* Only used while loading below; se_env keeps its own copies. */
+	s->cfg.vendor_ca_cert = s->cfg.vendor_ca_key = s->cfg.tool_pub = NULL;
+	s->cfg.serial_prefix = s->cfg.model = NULL;
+	if (se_env_init(&s->env, c, err) < 0 || next_device(s, err) < 0) {
+		st_err_prefix(err, "jigsim");
+		jigsim_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+jigsim_free(jigsim *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	for (i = 0; i < s->ndev; i++)
+		se_free(s->dev[i].se);
+	free(s->dev);
+	se_env_clear(&s->env);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+typedef struct reply {
+	jig_msg msg;
+	int action;       /* enum jigsim_action */
+	unsigned delay_ms;
+	int paused;       /* call on_pause once the lock is released */
+} reply;
+
+static void ST_PRINTF(4, 5)
+error_msg(jig_msg *m, uint8_t cmd, uint16_t code, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(m, 0, sizeof(*m));
+	m->type = JIG_T_ERROR;
+	m->u.error.command = cmd;
+	m->u.error.code = code;
+	va_start(ap, fmt);
+	vsnprintf(m->u.error.message, sizeof(m->u.error.message), fmt, ap);
+	va_end(ap);
+}
+
+static void
+hello(jigsim *s, const jig_msg *req, jig_msg *m)
+{
+	uint8_t lo = req->u.hello_req.min_version, hi = req->u.hello_req.max_version;
+	uint8_t v = hi < JIG_VERSION_MAX ? hi : JIG_VERSION_MAX;
+
+	if (v < lo || v < JIG_VERSION_MIN) {
+		error_msg(m, JIG_CMD_HELLO, JIG_E_UNSUPPORTED_VERSION,
+		    "this jig speaks protocol versions %d..%d, the station offered %u..%u", JIG_VERSION_MIN,
+		    JIG_VERSION_MAX, lo, hi);
+		return;
+	}
+	s->version = v;
+	memset(m, 0, sizeof(*m));
+	m->type = JIG_CMD_HELLO | JIG_RESPONSE;
+	m->u.hello.version = v;
+	snprintf(m->u.hello.jig_id, sizeof(m->u.hello.jig_id), "jigsim-%u", s->cfg.id);
+	snprintf(m->u.hello.firmware, sizeof(m->u.hello.firmware), "jigsim %s", STATION_VERSION);
+	m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | JIG_CAP_REWORK;
+	m->u.hello.max_payload = JIG_MAX_PAYLOAD;
+}
+
+static void
+dut_power(jigsim *s, uint8_t action, jig_msg *m)
+{
+	jigsim_dev *d = current(s);
+	st_err e;
+
+	if (d && action == JIG_POWER_ON)
+		s->powered = 1;
+	if (d && action != JIG_POWER_ON) {
+		se_power_off(d->se);
+		s->powered = 0;
+	}
+	if (d && action == JIG_POWER_RELEASE) {
+		se_drop_keys(d->se); /* it leaves the jig for good */
+		s->present = 0;
+		s->released++;
+		if (next_device(s, &e) < 0) {
+			error_msg(m, JIG_CMD_DUT_POWER, JIG_E_SE_FAILURE, "next DUT: %s", e.msg);
+			return;
+		}
+	}
+	memset(m, 0, sizeof(*m));
+	m->type = JIG_CMD_DUT_POWER | JIG_RESPONSE;
+	m->u.dut.present = (uint8_t)s->present;
+	m->u.dut.powered = (uint8_t)(s->present && s->powered);
+}
+
+/* Run a decoded, fresh request.  Fills r->msg; may ask for a disconnect. */
+static void
+execute(jigsim *s, const jig_msg *req, reply *r)
+{
+	jigsim_dev *d = current(s);
+	jig_msg *m = &r->msg;
+	char msg[JIG_ERRMSG_MAX + 1];
+	int code;
+
+	switch (req->type) {
+	case JIG_CMD_HELLO:
+		hello(s, req, m);
+		return;
+	case JIG_CMD_DUT_STATUS:
+		memset(m, 0, sizeof(*m));
+		m->type = JIG_CMD_DUT_STATUS | JIG_RESPONSE;
+		m->u.dut.present = (uint8_t)s->present;
+		m->u.dut.powered = (uint8_t)(s->present && s->powered);
+		return;
+	case JIG_CMD_DUT_POWER:
+		dut_power(s, req->u.power_req.action, m);
+		return;
+	}
+	if (!d) {
+		error_msg(m, req->type, JIG_E_NO_DUT, "no DUT in the jig");
+		return;
+	}
+	if (!s->powered) {
+		error_msg(m, req->type, JIG_E_NO_DUT, "the DUT is powered off (DUT_POWER on first)");
+		return;
+	}
+	if (req->type == JIG_CMD_GET_CSR && (d->se->faults & JIGSIM_F_DISCONNECT) &&
+	    !(d->fired & JIGSIM_F_DISCONNECT)) {
+		d->fired |= JIGSIM_F_DISCONNECT;
+		r->action = JIGSIM_DISCONNECT; /* nothing executed */
+		return;
+	}
+	if ((code = se_command(&s->env, d->se, req, m, msg)) != 0)
+		error_msg(m, req->type, (uint16_t)code, "%s", msg);
+}
+
+static unsigned
+wire_ms(const jigsim *s, size_t bytes)
+{
+	/* 8N1: ten bit times per byte. */
+	return s->cfg.baud ? (unsigned)((bytes * 10 * 1000 + s->cfg.baud - 1) / s->cfg.baud) : 0;
+}
+
+static unsigned
+latency_ms(const jigsim *s, uint8_t cmd)
+{
+	return cmd == JIG_CMD_KEYGEN ? s->cfg.keygen_ms : cmd == JIG_CMD_GET_CSR ? s->cfg.csr_ms : s->cfg.cmd_ms;
+}
+
+static int
+encode(const jig_msg *m, uint8_t version, uint8_t seq, uint8_t *out, size_t cap, size_t *len, st_err *err)
+{
+	jig_frame f;
+	size_t n;
+
+	f.version = version;
+	f.type = m->type;
+	f.seq = seq;
+	if (jig_msg_encode(m, f.payload, sizeof(f.payload), &n, err) < 0)
+		return -1;
+	f.len = (uint16_t)n;
+	return jig_frame_encode(&f, out, cap, len, err);
+}
+
+/* A frame in a version this jig does not speak, otherwise well formed: it
+ * deserves an UNSUPPORTED_VERSION answer rather than silence. */
+static int
+foreign_version(const uint8_t *req, size_t len, uint8_t *type, uint8_t *seq)
+{
+	uint8_t sof, version;
+	uint16_t n;
+	uint32_t crc;
+	st_rd rd;
+
+	st_rd_init(&rd, req, len);
+	if (st_rd_u8(&rd, &sof) < 0 || sof != JIG_SOF || st_rd_u8(&rd, &version) < 0 ||
+	    (version >= JIG_VERSION_MIN && version <= JIG_VERSION_MAX) || st_rd_u8(&rd, type) < 0 ||
+	    st_rd_u8(&rd, seq) < 0 || st_rd_u16(&rd, &n) < 0 || n > JIG_MAX_PAYLOAD || !st_rd_take(&rd, n) ||
+	    st_rd_u32(&rd, &crc) < 0)
+		return 0;
+	return crc == jig_crc32(req + 1, JIG_HEADER_LEN - 1 + n);
+}
+
+/* The slot is the first byte of every slot command, the algorithm KEYGEN's
+ * second: out of range they are BAD_SLOT, which the codec alone would call
+ * a malformed payload. */
+static int
+unsupported_slot(const jig_frame *f, jig_msg *m)
+{
+	uint8_t slot, alg;
+	st_rd rd;
+
+	if (f->type < JIG_CMD_KEYGEN || f->type == JIG_CMD_LOCK)
+		return 0;
+	st_rd_init(&rd, f->payload, f->len);
+	if (st_rd_u8(&rd, &slot) == 0 && slot > JIG_MAX_SLOT) {
+		error_msg(m, f->type, JIG_E_BAD_SLOT, "slot %u, the SE has slots 0..%d", slot, JIG_MAX_SLOT);
+		return 1;
+	}
+	if (f->type == JIG_CMD_KEYGEN && st_rd_u8(&rd, &alg) == 0 && alg != JIG_ALG_P256 && alg != JIG_ALG_P384) {
+		error_msg(m, f->type, JIG_E_BAD_SLOT, "algorithm %u not supported (1 P-256, 2 P-384)", alg);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len, reply *r, st_err *err)
+{
+	jig_frame f;
+	jig_msg req;
+	jigsim_dev *d = current(s);
+	size_t used;
+	uint32_t crc;
+	uint8_t type, seq;
+	st_err e;
+
+	if (foreign_version(in, len, &type, &seq)) {
+		error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "this jig speaks protocol versions %d..%d",
+		    JIG_VERSION_MIN, JIG_VERSION_MAX);
+		return encode(&r->msg, JIG_VERSION_MIN, seq, out, JIG_MAX_FRAME, out_len, err);
+	}
+	if (jig_frame_decode(in, len, &f, &used, &e) != JIG_DECODE_OK)
+		return 0; /* line noise: no answer, the station retries */
+	crc = (uint32_t)in[used - 4] << 24 | (uint32_t)in[used - 3] << 16 | (uint32_t)in[used - 2] << 8 | in[used - 1];
+	r->delay_ms = wire_ms(s, used) + latency_ms(s, f.type);
+	if (f.type == JIG_CMD_KEYGEN && d && (d->se->faults & JIGSIM_F_SLOW_REPLY))
+		r->delay_ms += s->cfg.slow_ms;
+
+	if (s->cache_valid && f.seq == s->cache_seq && crc == s->cache_crc) {
+		/* A retransmission: answer again, never execute again. */
+		memcpy(out, s->cache, s->cache_len);
+		*out_len = s->cache_len;
+		r->delay_ms += wire_ms(s, *out_len);
+		return 0;
+	}
+	s->cache_valid = 0;
+
+	if (f.type < JIG_CMD_HELLO || f.type > JIG_CMD_LAST)
+		error_msg(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x", f.type);
+	else if (unsupported_slot(&f, &r->msg))
+		;
+	else if (jig_msg_decode(f.type, f.payload, f.len, &req, &e) < 0)
+		error_msg(&r->msg, f.type, JIG_E_BAD_REQUEST, "%s: %s", jig_cmd_name(f.type), e.msg);
+	else if (s->cfg.pause_cmd == f.type && !s->pause_done) {
+		s->pause_done = 1;
+		if (s->cfg.pause_after)
+			execute(s, &req, r);
+		r->action = JIGSIM_PAUSED; /* the reply, if any, is discarded */
+		r->paused = 1;
+		return 0;
+	} else {
+		execute(s, &req, r);
+		if (r->action == JIGSIM_DISCONNECT)
+			return 0;
+	}
+	if (encode(&r->msg, f.version, f.seq, out, JIG_MAX_FRAME, out_len, &e) < 0) {
+		error_msg(&r->msg, f.type, JIG_E_SE_FAILURE, "jig: %s", e.msg);
+		if (encode(&r->msg, f.version, f.seq, out, JIG_MAX_FRAME, out_len, err) < 0)
+			return -1;
+	}
+	memcpy(s->cache, out, *out_len);
+	s->cache_len = *out_len;
+	s->cache_seq = f.seq;
+	s->cache_crc = crc;
+	s->cache_valid = 1;
+
+	if (r->msg.type == (JIG_CMD_KEYGEN | JIG_RESPONSE)) {
+		/* The device's first KEYGEN reply is damaged on the line; the
+		 * cache keeps the good copy for the station's retry. */
+		unsigned fire = d->se->faults & (JIGSIM_F_CORRUPT_BYTE | JIGSIM_F_DROP_REPLY) & ~d->fired;
+
+		d->fired |= fire;
+		if (fire & JIGSIM_F_DROP_REPLY)
+			*out_len = 0;
+		else if (fire & JIGSIM_F_CORRUPT_BYTE)
+			out[*out_len / 2] ^= 0xff;
+	}
+	r->delay_ms += wire_ms(s, *out_len);
+	return 0;
+}
+
+static void
+sleep_ms(jigsim *s, unsigned ms)
+{
+	/* In slices, so jigsim_stop() is not kept waiting by a slow reply. */
+	while (ms > 0 && !atomic_load(&s->stop)) {
+		unsigned n = ms < 100 ? ms : 100;
+		struct timespec ts = { 0, (long)n * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		ms -= n;
+	}
+}
+
+int
+jigsim_handle(jigsim *s, const uint8_t *req, size_t len, uint8_t *resp, size_t cap, size_t *resp_len, st_err *err)
+{
+	reply *r = NULL;
+	int rc;
+
+	*resp_len = 0;
+	if (cap < JIG_MAX_FRAME)
+		return st_err_set(err, ST_E_INTERNAL, "jigsim: response buffer of %zu bytes, need %d", cap, JIG_MAX_FRAME);
+	if (!(r = calloc(1, sizeof(*r))))
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	pthread_mutex_lock(&s->lock);
+	rc = handle_locked(s, req, len, resp, resp_len, r, err);
+	pthread_mutex_unlock(&s->lock);
+	if (rc == 0) {
+		if (r->paused && s->cfg.on_pause)
+			s->cfg.on_pause(s->cfg.on_pause_arg, s->cfg.pause_cmd, s->cfg.pause_after);
+		sleep_ms(s, r->delay_ms);
+		rc = r->action;
+		if (rc != JIGSIM_REPLY)
+			*resp_len = 0;
+	}
+	free(r);
+	return rc;
+}
+
+void
+jigsim_connection_reset(jigsim *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->cache_valid = 0;
+	s->version = JIG_VERSION_MIN;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+jigsim_stop(jigsim *s)
+{
+	atomic_store(&s->stop, 1);
+}
+
+
+/* ---- introspection ---------------------------------------------------------- */
+
+unsigned
+jigsim_device_count(jigsim *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->lock);
+	n = (unsigned)s->ndev;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+unsigned
+jigsim_released(jigsim *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->released;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* Device by 1-based index, 0 = the one in the jig; call with the lock held. */
+static jigsim_dev *
+device_at(jigsim *s, unsigned index)
+{
+	if (index == 0)
+		return current(s);
+	return index <= s->ndev ? &s->dev[index - 1] : NULL;
+}
+
+int
+jigsim_device_get(jigsim *s, unsigned index, jigsim_device_info *info)
+{
+	jigsim_dev *d;
+	int ret = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if ((d = device_at(s, index))) {
+		memset(info, 0, sizeof(*info));
+		info->index = (unsigned)(d - s->dev) + 1;
+		snprintf(info->serial, sizeof(info->serial), "%s", d->se->serial);
+		info->lifecycle = d->se->lifecycle;
+		info->present = d == current(s);
+		info->powered = info->present && s->powered;
+		info->authenticated = d->se->authenticated;
+		info->faults = d->se->faults;
+		info->keygens = d->se->keygens;
+		info->retired = (unsigned)d->se->nretired;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int
+copy_out(const se_bytes *b, uint8_t *out, size_t cap, size_t *len)
+{
+	if (b->len > cap)
+		return -1;
+	if (b->len)
+		memcpy(out, b->p, b->len);
+	*len = b->len;
+	return 0;
+}
+
+int
+jigsim_device_cert(jigsim *s, unsigned index, uint8_t slot, uint8_t *out, size_t cap, size_t *len)
+{
+	jigsim_dev *d;
+	int ret = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if ((d = device_at(s, index)) && slot <= JIG_MAX_SLOT)
+		ret = copy_out(&d->se->slot[slot].cert, out, cap, len);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int
+jigsim_device_pubkey(jigsim *s, unsigned index, uint8_t slot, uint8_t *out, size_t cap, size_t *len)
+{
+	jigsim_dev *d;
+	int ret = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if ((d = device_at(s, index)) && slot <= JIG_MAX_SLOT)
+		ret = copy_out(&d->se->slot[slot].pub, out, cap, len);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int
+jigsim_device_retired(jigsim *s, unsigned index, unsigned r, uint8_t *pub, size_t pub_cap, size_t *pub_len,
+    uint8_t *cert, size_t cert_cap, size_t *cert_len)
+{
+	jigsim_dev *d;
+	int ret = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if ((d = device_at(s, index)) && r < d->se->nretired &&
+	    copy_out(&d->se->retired[r].pub, pub, pub_cap, pub_len) == 0)
+		ret = copy_out(&d->se->retired[r].cert, cert, cert_cap, cert_len);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}

@@ -1,0 +1,128 @@
+/* jigsim: a simulated jig + DUT + Secure Element that speaks PROTOCOL.md.
+ * The SE is played faithfully with real ECDSA (OpenSSL): a factory
+ * attestation key certified by a test SE vendor CA, the tool public key
+ * pre-loaded, 16 key slots and the lifecycle factory -> provisioned ->
+ * rework -> provisioned.  A panel of devices comes one after another: the
+ * next DUT appears when the station releases the current one.  Faults can be
+ * switched on per device.  The core (jigsim_handle) takes one request frame
+ * and gives back zero or one response frame, so any transport can drive it. */
+#ifndef JIGSIM_H
+#define JIGSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jig.h"
+#include "st.h"
+
+/* Faults (PROTOCOL-level misbehaviour), one bit each. */
+enum jigsim_fault {
+	JIGSIM_F_CORRUPT_BYTE = 1u << 0,   /* first KEYGEN response: one byte flipped */
+	JIGSIM_F_DROP_REPLY = 1u << 1,     /* first KEYGEN response: not sent */
+	JIGSIM_F_DISCONNECT = 1u << 2,     /* first GET_CSR: nothing executed, connection closed */
+	JIGSIM_F_SLOW_REPLY = 1u << 3,     /* every KEYGEN response delayed by slow_ms */
+	JIGSIM_F_BAD_ATTEST_SIG = 1u << 4, /* attestation signature over other bytes */
+	JIGSIM_F_ATTEST_WRONG_KEY = 1u << 5, /* CSR + attestation for another key than KEYGEN's */
+	JIGSIM_F_REPLAY_NONCE = 1u << 6,   /* attestation carries the previous GET_CSR's nonce */
+	JIGSIM_F_ALREADY_LOCKED = 1u << 7, /* SE starts provisioned with a foreign leaf certificate */
+	JIGSIM_F_READBACK_MISMATCH = 1u << 8, /* READ_CERT returns the certificate with a byte changed */
+	JIGSIM_F_UNKNOWN_VENDOR = 1u << 9, /* attestation certificate from a rogue CA */
+};
+
+/* "corrupt-byte" -> JIGSIM_F_CORRUPT_BYTE; 0 when unknown. */
+unsigned jigsim_fault_parse(const char *name);
+/* Name of one fault bit, NULL if it is not one. */
+const char *jigsim_fault_name(unsigned fault);
+
+typedef struct jigsim_config {
+	/* SE vendor batch CA (certificate + key, PEM) and the tool public key (PEM). */
+	const char *vendor_ca_cert;
+	const char *vendor_ca_key;
+	const char *tool_pub;
+	const char *serial_prefix; /* "SE": serial = prefix + 16 random hex digits */
+	const char *model;         /* "TSE-100" */
+	uint32_t firmware;         /* major << 24 | minor << 16 | patch; 1.4.2 */
+	unsigned id;               /* jig id "jigsim-<id>" */
+	unsigned devices;          /* devices in the panel; 0 = unlimited */
+	unsigned keygen_ms, csr_ms, cmd_ms; /* latencies: KEYGEN, GET_CSR, every other command */
+	unsigned baud;             /* emulated line: n bytes take n*10/baud s each way; 0 = off */
+	unsigned faults;           /* enum jigsim_fault bits */
+	unsigned fault_every;      /* faults hit devices K, 2K, 3K... (from 1); 0 or 1 = every device */
+	unsigned slow_ms;          /* slow-reply delay */
+	/* One-shot pause: the first time any device gets pause_cmd, execute it
+	 * (pause_after) or not, send nothing, and wait for the connection to
+	 * close.  0 = no pause.  on_pause is called (without locks held) then. */
+	uint8_t pause_cmd;
+	int pause_after;
+	void (*on_pause)(void *arg, uint8_t cmd, int after);
+	void *on_pause_arg;
+} jigsim_config;
+
+/* Defaults: prefix "SE", model "TSE-100", firmware 1.4.2, id 1, unlimited
+ * devices, no latency, no faults, slow_ms 10000.  File paths are NULL. */
+void jigsim_config_init(jigsim_config *c);
+
+typedef struct jigsim jigsim;
+
+/* Load the vendor CA and tool key, make the first DUT.  The config's strings
+ * are copied. */
+jigsim *jigsim_new(const jigsim_config *c, st_err *err);
+void jigsim_free(jigsim *s);
+
+/* What jigsim_handle asks of the transport besides sending *resp_len bytes. */
+enum jigsim_action {
+	JIGSIM_REPLY = 0,      /* send the response (if *resp_len > 0) and go on */
+	JIGSIM_DISCONNECT = 1, /* close the connection now (disconnect-mid-command) */
+	JIGSIM_PAUSED = 2,     /* paused: send nothing, wait for the connection to close */
+};
+
+/* One request frame in, zero or one response frame out (cap >= JIG_MAX_FRAME).
+ * Returns an enum jigsim_action, or -1 on an internal failure.  Sleeps for
+ * the configured latency and line time.  Thread-safe. */
+int jigsim_handle(jigsim *s, const uint8_t *req, size_t len, uint8_t *resp, size_t cap, size_t *resp_len,
+    st_err *err);
+/* A new connection (or a lost one): forget the retransmission cache and the
+ * negotiated version.  The DUT and its SE stay as they are. */
+void jigsim_connection_reset(jigsim *s);
+
+/* Serve one connection: read frames with jig_stream until the peer goes
+ * away, a fault closes it, or jigsim_stop().  Returns 0 then. */
+int jigsim_serve(jigsim *s, jig_transport *t, st_err *err);
+/* Bind uri (tcp:HOST:PORT, port 0 = ephemeral); bound gets the URI with the
+ * real port. */
+int jigsim_listen(jigsim *s, const char *uri, char *bound, size_t bound_cap, st_err *err);
+/* Accept and serve connections one at a time until jigsim_stop(). */
+int jigsim_run(jigsim *s, st_err *err);
+/* Make jigsim_run/jigsim_serve return soon.  Async-signal-safe. */
+void jigsim_stop(jigsim *s);
+
+/* ---- introspection, for tests ---------------------------------------- */
+
+typedef struct jigsim_device_info {
+	unsigned index;      /* 1 = first device of the panel */
+	char serial[JIG_STR_MAX + 1];
+	uint8_t lifecycle;   /* enum jig_lifecycle */
+	int present;         /* still in the jig (not released) */
+	int powered;
+	int authenticated;
+	unsigned faults;     /* faults active on this device */
+	unsigned keygens;    /* keys generated by KEYGEN */
+	unsigned retired;    /* retired records (RETIRE) */
+} jigsim_device_info;
+
+/* Devices that have appeared so far (the current one included). */
+unsigned jigsim_device_count(jigsim *s);
+/* Devices released with DUT_POWER release. */
+unsigned jigsim_released(jigsim *s);
+/* Info about device `index` (1-based; 0 = the one in the jig).  -1 if none. */
+int jigsim_device_get(jigsim *s, unsigned index, jigsim_device_info *info);
+/* Certificate installed in a slot (empty when none), or the public key
+ * (SubjectPublicKeyInfo DER) of the slot's key.  -1 if no such device/slot
+ * or cap too small. */
+int jigsim_device_cert(jigsim *s, unsigned index, uint8_t slot, uint8_t *out, size_t cap, size_t *len);
+int jigsim_device_pubkey(jigsim *s, unsigned index, uint8_t slot, uint8_t *out, size_t cap, size_t *len);
+/* Retired record r of a device: its public key and certificate. */
+int jigsim_device_retired(jigsim *s, unsigned index, unsigned r, uint8_t *pub, size_t pub_cap, size_t *pub_len,
+    uint8_t *cert, size_t cert_cap, size_t *cert_len);
+
+#endif
