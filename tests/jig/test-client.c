@@ -1,6 +1,7 @@
 /* The client against a scripted fake jig on the mem transport: sequence
  * numbers, retransmission of the same bytes, stale and corrupt replies,
  * ERROR frames, version negotiation, and the wording of every failure. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,13 @@
 
 static fakejig fake;
 static jig_client *client;
+
+/* Timeouts stretched under valgrind, where everything runs ~30x slower. */
+static int
+ms(int v)
+{
+	return getenv("STATION_UNDER_VALGRIND") ? 10 * v : v;
+}
 
 /* A client (timeouts 150 ms, 2 retries) talking to a fake running script. */
 static void
@@ -24,7 +32,7 @@ start(const int *script, size_t n)
 	ck_assert_int_eq(jig_transport_mem_pair(&a, &b, &err), 0);
 	fake_start(&fake, b);
 	ck_assert_ptr_nonnull(client = jig_client_new(a));
-	jig_client_set_timeout(client, 0, 150);
+	jig_client_set_timeout(client, 0, ms(150));
 }
 
 static void
@@ -141,12 +149,12 @@ START_TEST(test_corrupt_reply_retried)
 	st_err err;
 
 	start(script, 2);
-	jig_client_set_timeout(client, 0, 3000);
+	jig_client_set_timeout(client, 0, ms(3000));
 	ck_assert_int_eq(jig_client_hello(client, &m, &err), 0);
 	t0 = st_now_ms();
 	ck_assert_msg(call(JIG_CMD_KEYGEN, &m, &err) == 0, "%s", err.msg);
 	/* retransmitted on the bad checksum, not after the 3 s timeout */
-	ck_assert_uint_lt(st_now_ms() - t0, 2000);
+	ck_assert_uint_lt(st_now_ms() - t0, (uint64_t)ms(2000));
 	ck_assert_int_eq(memcmp(m.u.pubkey.data, "key-2", 5), 0);
 	jig_client_get_stats(client, &st);
 	stop();
@@ -164,7 +172,7 @@ START_TEST(test_garbage_and_split_reply)
 	st_err err;
 
 	start(script, 2);
-	jig_client_set_timeout(client, 0, 3000);
+	jig_client_set_timeout(client, 0, ms(3000));
 	ck_assert_msg(jig_client_hello(client, &m, &err) == 0, "%s", err.msg);
 	ck_assert_msg(call(JIG_CMD_SE_INFO, &m, &err) == 0, "%s", err.msg);
 	ck_assert_str_eq(m.u.se_info.model, "TSE-100");
@@ -199,16 +207,18 @@ START_TEST(test_no_answer)
 {
 	static const int script[] = { FAKE_ANSWER, FAKE_DROP, FAKE_DROP, FAKE_DROP };
 	static jig_msg m;
+	char want[128];
 	st_err err;
 	uint64_t t0;
 
 	start(script, 4);
-	jig_client_set_timeout(client, JIG_CMD_KEYGEN, 200);
+	jig_client_set_timeout(client, JIG_CMD_KEYGEN, ms(200));
 	ck_assert_int_eq(jig_client_hello(client, &m, &err), 0);
 	t0 = st_now_ms();
 	ck_assert_int_eq(call(JIG_CMD_KEYGEN, &m, &err), -1);
-	ck_assert_uint_ge(st_now_ms() - t0, 3 * 200 - 10);
-	assert_msg(&err, ST_E_TIMEOUT, "jig mem:a: KEYGEN: no answer after 200 ms (2 retries)");
+	ck_assert_uint_ge(st_now_ms() - t0, (uint64_t)(3 * ms(200) - 10));
+	snprintf(want, sizeof(want), "jig mem:a: KEYGEN: no answer after %d ms (2 retries)", ms(200));
+	assert_msg(&err, ST_E_TIMEOUT, want);
 	stop();
 	ck_assert_int_eq(fake.nreq, 4);
 	ck_assert_int_eq(fake.executed, 2); /* retransmissions never ran KEYGEN again */
