@@ -285,7 +285,7 @@ typedef struct jig_client_stats {
 	uint64_t corrupt;        /* replies refused for their checksum */
 } jig_client_stats;
 
-/* The client takes ownership of t. */
+/* The client takes ownership of t (freed even when this fails: NULL). */
 jig_client *jig_client_new(jig_transport *t);
 void jig_client_free(jig_client *c);
 const char *jig_client_uri(const jig_client *c);
