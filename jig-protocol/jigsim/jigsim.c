@@ -333,7 +333,7 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	if (jig_frame_decode(in, len, &f, &used, &e) != JIG_DECODE_OK)
 		return 0; /* line noise: no answer, the station retries */
 	crc = (uint32_t)in[used - 4] << 24 | (uint32_t)in[used - 3] << 16 | (uint32_t)in[used - 2] << 8 | in[used - 1];
-	r->delay_ms = wire_ms(s, used) + latency_ms(s, f.type);
+	r->delay_ms = wire_ms(s, used);
 	if (f.type == JIG_CMD_KEYGEN && d && (d->se->faults & JIGSIM_F_SLOW_REPLY))
 		r->delay_ms += s->cfg.slow_ms;
 
@@ -341,10 +341,11 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 		/* A retransmission: answer again, never execute again. */
 		memcpy(out, s->cache, s->cache_len);
 		*out_len = s->cache_len;
-		r->delay_ms += wire_ms(s, *out_len);
+		r->delay_ms += s->cfg.cmd_ms + wire_ms(s, *out_len);
 		return 0;
 	}
 	s->cache_valid = 0;
+	r->delay_ms += latency_ms(s, f.type);
 
 	if (f.type < JIG_CMD_HELLO || f.type > JIG_CMD_LAST)
 		error_msg(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x", f.type);

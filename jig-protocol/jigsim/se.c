@@ -43,7 +43,8 @@ blob_set(jig_blob *blob, const uint8_t *p, size_t len, st_err *err)
 {
 	if (len > sizeof(blob->data))
 		return st_err_set(err, ST_E_INTERNAL, "%zu bytes do not fit a %d-byte field", len, JIG_BLOB_MAX);
-	memcpy(blob->data, p, len);
+	if (len)
+		memcpy(blob->data, p, len);
 	blob->len = len;
 	return 0;
 }

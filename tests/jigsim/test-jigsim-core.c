@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/x509v3.h>
 
 #include "cms.h"
+#include "jigsim-int.h" /* only to find the keys the SE must never reveal */
 #include "jsutil.h"
 
 static js_pki *pki;
@@ -723,6 +725,116 @@ START_TEST(test_fault_already_locked)
 }
 END_TEST
 
+/* Latency and line-speed emulation: lower bounds only, so a loaded CI
+ * machine cannot make them flaky. */
+START_TEST(test_latencies)
+{
+	jigsim_config c;
+	jigsim *s;
+	js_direct d = { NULL, 0, 0 };
+	jig_se_info info;
+	jig_blob pub;
+	jig_msg req, resp;
+	uint64_t t0;
+	st_err e;
+
+	js_config(&c, pki);
+	c.keygen_ms = 150;
+	c.csr_ms = 120;
+	c.cmd_ms = 30;
+	ck_assert_ptr_nonnull(s = jigsim_new(&c, &e));
+	d.s = s;
+	authenticate(&d, &info);
+	t0 = st_now_ms();
+	keygen(&d, 0, 0, &pub);
+	ck_assert_uint_ge(st_now_ms() - t0, 150);
+	t0 = st_now_ms();
+	js_req(&req, JIG_CMD_GET_CSR);
+	ok(&d, &req, &resp);
+	ck_assert_uint_ge(st_now_ms() - t0, 120);
+	t0 = st_now_ms();
+	js_req(&req, JIG_CMD_DUT_STATUS);
+	ok(&d, &req, &resp);
+	ck_assert_uint_ge(st_now_ms() - t0, 30);
+	jigsim_free(s);
+
+	/* 19200 baud: SE_INFO's ~1 KiB answer takes half a second. */
+	js_config(&c, pki);
+	c.baud = 19200;
+	ck_assert_ptr_nonnull(s = jigsim_new(&c, &e));
+	d.s = s;
+	t0 = st_now_ms();
+	se_info(&d, &info);
+	ck_assert_uint_ge(st_now_ms() - t0,
+	    (10 + 10 + 2 + strlen(info.serial) + 2 + strlen(info.model) + 4 + 1 + 2 + 32 + 1 + 2 + info.certs[0].len + 2 +
+		info.certs[1].len) * 10 * 1000 / 19200);
+	jigsim_free(s);
+}
+END_TEST
+
+/* Invariant 1: no response ever carries a private key.  The test reaches
+ * into the SE (internal header) for the slot and attestation keys before
+ * the DUT leaves, then searches every byte jigsim sent. */
+typedef struct tap {
+	jigsim *s;
+	uint8_t seq;
+	uint8_t *seen;
+	size_t len;
+	uint8_t secret[2][32];
+	int have;
+} tap;
+
+static int
+tap_call(void *ctx, const jig_msg *req, jig_msg *resp, st_err *err)
+{
+	static uint8_t in[JIG_MAX_FRAME], out[JIG_MAX_FRAME];
+	tap *t = ctx;
+	size_t n = js_frame(++t->seq, req, in), got = 0;
+
+	if (req->type == JIG_CMD_DUT_POWER) {
+		se *d = t->s->dev[t->s->ndev - 1].se;
+		EVP_PKEY *keys[2] = { d->slot[0].key, d->attest_key };
+		int i;
+
+		for (i = 0; i < 2; i++) {
+			BIGNUM *bn = NULL;
+
+			ck_assert(EVP_PKEY_get_bn_param(keys[i], OSSL_PKEY_PARAM_PRIV_KEY, &bn));
+			ck_assert_int_eq(BN_bn2binpad(bn, t->secret[i], 32), 32);
+			BN_clear_free(bn);
+		}
+		t->have = 1;
+	}
+	ck_assert_int_eq(jigsim_handle(t->s, in, n, out, sizeof(out), &got, err), JIGSIM_REPLY);
+	ck_assert_ptr_nonnull(t->seen = realloc(t->seen, t->len + got));
+	memcpy(t->seen + t->len, out, got);
+	t->len += got;
+	ck_assert_int_eq(js_unframe(out, got, resp), 0);
+	return resp->type == JIG_T_ERROR ? resp->u.error.code : 0;
+}
+
+START_TEST(test_no_private_key_leaves)
+{
+	js_device *dev = calloc(1, sizeof(*dev));
+	tap t;
+	int i;
+
+	memset(&t, 0, sizeof(t));
+	t.s = sim_new(0, 0, 0);
+	js_provision(tap_call, &t, pki, dev);
+	ck_assert_uint_eq(dev->failed_at, 0);
+	ck_assert(t.have);
+	ck_assert_uint_gt(t.len, 2000);
+	for (i = 0; i < 2; i++)
+		ck_assert_ptr_null(memmem(t.seen, t.len, t.secret[i], 32));
+	/* The search itself works: the public key is in there. */
+	ck_assert_ptr_nonnull(memmem(t.seen, t.len, dev->pubkey.data, dev->pubkey.len));
+	free(t.seen);
+	free(dev);
+	jigsim_free(t.s);
+}
+END_TEST
+
 static int paused_cmd, paused_after;
 
 static void
@@ -825,6 +937,8 @@ suite(void)
 	tcase_add_test(tc, test_fault_unknown_vendor_names);
 	tcase_add_test(tc, test_fault_already_locked);
 	tcase_add_test(tc, test_pause);
+	tcase_add_test(tc, test_latencies);
+	tcase_add_test(tc, test_no_private_key_leaves);
 	tcase_add_test(tc, test_config_errors);
 	suite_add_tcase(s, tc);
 	return s;
