@@ -23,7 +23,6 @@ struct jigsim {
 	int present;     /* dev[ndev - 1] is in the jig */
 	int powered;
 	unsigned released;
-	uint8_t version; /* negotiated in HELLO */
 	int pause_done;
 	/* Retransmission cache: the last response and the request it answered. */
 	int cache_valid;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,7 +100,6 @@ jigsim_new(const jigsim_config *c, st_err *err)
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	s->listen_fd = -1;
-	s->version = JIG_VERSION_MIN;
 	s->cfg = *c;
 	/* Only used while loading below; se_env keeps its own copies. */
 	s->cfg.vendor_ca_cert = s->cfg.vendor_ca_key = s->cfg.tool_pub = NULL;
@@ -166,7 +164,6 @@ hello(jigsim *s, const jig_msg *req, jig_msg *m)
 		    JIG_VERSION_MAX, lo, hi);
 		return;
 	}
-	s->version = v;
 	memset(m, 0, sizeof(*m));
 	m->type = JIG_CMD_HELLO | JIG_RESPONSE;
 	m->u.hello.version = v;
@@ -436,7 +433,6 @@ jigsim_connection_reset(jigsim *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->cache_valid = 0;
-	s->version = JIG_VERSION_MIN;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -445,7 +441,6 @@ jigsim_stop(jigsim *s)
 {
 	atomic_store(&s->stop, 1);
 }
-
 
 /* ---- introspection ---------------------------------------------------------- */
 

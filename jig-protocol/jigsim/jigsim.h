@@ -81,8 +81,9 @@ enum jigsim_action {
  * the configured latency and line time.  Thread-safe. */
 int jigsim_handle(jigsim *s, const uint8_t *req, size_t len, uint8_t *resp, size_t cap, size_t *resp_len,
     st_err *err);
-/* A new connection (or a lost one): forget the retransmission cache and the
- * negotiated version.  The DUT and its SE stay as they are. */
+/* A new connection (or a lost one): forget the retransmission cache.  The
+ * DUT and its SE stay as they are.  (Only protocol version 1 exists, so
+ * there is no negotiated version to forget yet.) */
 void jigsim_connection_reset(jigsim *s);
 
 /* Serve one connection: read frames with jig_stream until the peer goes

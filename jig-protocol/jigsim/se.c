@@ -215,7 +215,8 @@ se_env_init(se_env *env, const jigsim_config *c, st_err *err)
 	if (!c->vendor_ca_cert || !c->vendor_ca_key || !c->tool_pub)
 		return st_err_set(err, ST_E_CONFIG,
 		    "the SE vendor CA certificate and key and the tool public key are needed (--pki DIR)");
-	if (strlen(c->serial_prefix) > JIG_STR_MAX - 16 || strlen(c->model) == 0 || strlen(c->model) > JIG_STR_MAX)
+	if (!c->serial_prefix || !c->model || strlen(c->serial_prefix) > JIG_STR_MAX - 16 || strlen(c->model) == 0 ||
+	    strlen(c->model) > JIG_STR_MAX)
 		return st_err_set(err, ST_E_CONFIG, "serial prefix of at most %d and model of 1..%d characters",
 		    JIG_STR_MAX - 16, JIG_STR_MAX);
 	snprintf(env->serial_prefix, sizeof(env->serial_prefix), "%s", c->serial_prefix);
