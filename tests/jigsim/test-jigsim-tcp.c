@@ -180,7 +180,7 @@ START_TEST(test_retransmission)
 		cfg.faults = faults[i];
 		server_start(&sv, &cfg);
 		c = connect_to(&sv);
-		jig_client_set_timeout(c, JIG_CMD_KEYGEN, 300);
+		jig_client_set_timeout(c, JIG_CMD_KEYGEN, 500);
 		js_provision(js_client_call, c, pki, dev);
 		ck_assert_msg(dev->failed_at == 0, "%s: failed at %s: %s", jigsim_fault_name(faults[i]),
 		    jig_cmd_name(dev->failed_at), dev->err.msg);
