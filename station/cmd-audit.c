@@ -1,11 +1,467 @@
-/* Placeholder until its issue lands: the command is listed but refuses to run. */
+/* station audit seal|export|verify: close and seal the open batch with the
+ * audit key in the HSM, write a bundle for upload, check a bundle or a live
+ * journal.  The journal format is audit/FORMAT.md. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "audit.h"
+#include "cms.h"
 #include "commands.h"
+#include "hsm.h"
+#include "recipe.h"
+
+static void
+print_recipe_errors(const recipe_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < recipe_errors_count(errs); i++)
+		fprintf(stderr, "%s\n", recipe_errors_get(errs, i));
+}
+
+static recipe *
+load_recipe(const char *path, const char *cmd)
+{
+	recipe_errors *errs = recipe_errors_new();
+	recipe *r = NULL;
+
+	if (!errs) {
+		fprintf(stderr, "station audit %s: out of memory\n", cmd);
+		return NULL;
+	}
+	if (!(r = recipe_load(path, NULL, errs))) {
+		print_recipe_errors(errs);
+		fprintf(stderr, "station audit %s: %s: fix the recipe first ('station recipe check %s')\n", cmd, path, path);
+	}
+	recipe_errors_free(errs);
+	return r;
+}
+
+static STACK_OF(X509) *
+load_chain(const char *path, st_err *err)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	BIO *bio = BIO_new_file(path, "r");
+	X509 *x;
+
+	if (!sk || !bio) {
+		st_err_openssl(err, ST_E_CONFIG, "%s: cannot open", path);
+		goto fail;
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			st_err_set(err, ST_E_NOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	ERR_clear_error();
+	if (sk_X509_num(sk) == 0) {
+		st_err_set(err, ST_E_CONFIG, "%s: no PEM certificate found", path);
+		goto fail;
+	}
+	BIO_free(bio);
+	return sk;
+fail:
+	BIO_free(bio);
+	sk_X509_pop_free(sk, X509_free);
+	return NULL;
+}
+
+static int
+exists(const char *dir, const char *name)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0;
+}
+
+static int
+exit_for(const st_err *err)
+{
+	return err->code == ST_E_VERIFY || err->code == ST_E_IO ? EXIT_FAIL : EXIT_USAGE;
+}
+
+/* ---- seal ------------------------------------------------------------------- */
+
+static void
+seal_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: station audit seal --recipe FILE [--operator NAME] [HSM OPTIONS]\n"
+	    "       station audit seal --dir DIR --cert CERT.pem [--token LABEL] [--key-label LABEL] [HSM OPTIONS]\n"
+	    "\n"
+	    "Close the open batch of the audit journal (when it holds any record) and\n"
+	    "seal every closed batch that has no seal yet: BATCH.p7s, a detached CMS\n"
+	    "signature by the audit key in the HSM.  With --recipe the journal folder,\n"
+	    "station id and HSM come from the recipe (the flags override them); with\n"
+	    "--dir, station, operator and recipe digest are those of the last record.\n"
+	    "The PIN comes from the recipe's PIN source, --pin-file, or $STATION_HSM_PIN.\n"
+	    "A running station holds the journal: seal when it has finished.\n"
+	    "\n"
+	    "  --recipe FILE     the line's recipe (audit.dir, hsm.audit.key/cert)\n"
+	    "  --dir DIR         the journal folder\n"
+	    "  --cert CERT.pem   the audit certificate (default: the recipe's)\n"
+	    "  --key-label LABEL the audit key in the token (default: the recipe's, else \"audit\")\n"
+	    "  --token LABEL     token label; --module PATH  PKCS#11 module\n"
+	    "  --chain PEM       certificates to embed with the signer's (default: the recipe's hsm chain)\n"
+	    "  --pin-file FILE   read the PIN from FILE (mode 0600)\n"
+	    "  --operator NAME   who seals (default $USER); with --recipe only\n"
+	    "Exit: 0 sealed, 1 the journal is damaged, 2 usage or configuration error.\n");
+}
+
+static int
+cmd_seal(int argc, char **argv)
+{
+	enum { O_RECIPE = 1, O_DIR, O_CERT, O_LABEL, O_TOKEN, O_MODULE, O_CHAIN, O_PIN_FILE, O_OPERATOR, O_HELP };
+	static const struct option opts[] = {
+		{ "recipe", required_argument, NULL, O_RECIPE },
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "cert", required_argument, NULL, O_CERT },
+		{ "key-label", required_argument, NULL, O_LABEL },
+		{ "token", required_argument, NULL, O_TOKEN },
+		{ "module", required_argument, NULL, O_MODULE },
+		{ "chain", required_argument, NULL, O_CHAIN },
+		{ "pin-file", required_argument, NULL, O_PIN_FILE },
+		{ "operator", required_argument, NULL, O_OPERATOR },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *recipe_path = NULL, *dir = NULL, *cert_path = NULL, *label = NULL, *token = NULL, *module = NULL,
+		   *chain_path = NULL, *pin_file = NULL, *operator_name = NULL;
+	recipe *r = NULL;
+	hsm_ctx *hsm = NULL;
+	hsm_key *key = NULL;
+	hsm_pin_source pin = { HSM_PIN_ENV, NULL };
+	X509 *cert = NULL;
+	STACK_OF(X509) *chain = NULL;
+	audit_signer signer;
+	audit_config cfg;
+	audit_journal *j = NULL;
+	audit_status before, after;
+	unsigned *pending = NULL, n_pending = 0, i, n;
+	char subject[512], name[64];
+	st_err err;
+	int c, ret = EXIT_USAGE;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_RECIPE: recipe_path = optarg; break;
+		case O_DIR: dir = optarg; break;
+		case O_CERT: cert_path = optarg; break;
+		case O_LABEL: label = optarg; break;
+		case O_TOKEN: token = optarg; break;
+		case O_MODULE: module = optarg; break;
+		case O_CHAIN: chain_path = optarg; break;
+		case O_PIN_FILE: pin_file = optarg; break;
+		case O_OPERATOR: operator_name = optarg; break;
+		case 'h':
+		case O_HELP: seal_usage(stdout); ret = EXIT_OK; goto out;
+		default: seal_usage(stderr); goto out;
+		}
+	}
+	if (optind != argc || (!recipe_path && !dir)) {
+		seal_usage(stderr);
+		goto out;
+	}
+	if (recipe_path && !(r = load_recipe(recipe_path, "seal")))
+		goto out;
+	memset(&cfg, 0, sizeof(cfg));
+	if (r) {
+		dir = dir ? dir : r->audit.dir;
+		cert_path = cert_path ? cert_path : r->hsm.audit_cert;
+		label = label ? label : r->hsm.audit_key;
+		token = token ? token : r->hsm.token;
+		module = module ? module : r->hsm.module;
+		chain_path = chain_path ? chain_path : r->hsm.chain;
+		pin.kind = r->hsm.pin_source == RECIPE_PIN_FILE ? HSM_PIN_FILE : HSM_PIN_ENV;
+		pin.name = r->hsm.pin_source == RECIPE_PIN_FILE ? r->hsm.pin_file : r->hsm.pin_env;
+		cfg.station = r->audit.station_id;
+		cfg.operator_name = operator_name ? operator_name : getenv("USER");
+		cfg.recipe = r->digest;
+		cfg.batch_devices = r->audit.batch_size > 0 ? (unsigned)r->audit.batch_size : 0;
+		cfg.engineering = r->lifecycle.engineering;
+	} else if (operator_name) {
+		fprintf(stderr, "station audit seal: --operator needs --recipe (with --dir the last record's is kept)\n");
+		goto out;
+	}
+	if (!label)
+		label = "audit";
+	if (pin_file) {
+		pin.kind = HSM_PIN_FILE;
+		pin.name = pin_file;
+	}
+	if (!cert_path || !token) {
+		fprintf(stderr, "station audit seal: give --cert CERT.pem and --token LABEL (or --recipe FILE)\n");
+		goto out;
+	}
+	if (!(cert = st_x509_load(cert_path, &err)) || (chain_path && !(chain = load_chain(chain_path, &err)))) {
+		fprintf(stderr, "station audit seal: %s\n", err.msg);
+		goto out;
+	}
+	/* Closed batches without a seal, to say what this run sealed. */
+	for (n = 1;; n++) {
+		unsigned *np;
+
+		snprintf(name, sizeof(name), "batch-%06u.jsonl", n);
+		if (!exists(dir, name))
+			break;
+		strcat(name, ".p7s");
+		if (exists(dir, name))
+			continue;
+		if (!(np = realloc(pending, (n_pending + 1) * sizeof(*np)))) {
+			fprintf(stderr, "station audit seal: out of memory\n");
+			goto out;
+		}
+		pending = np;
+		pending[n_pending++] = n;
+	}
+	if (!(hsm = hsm_open(module, token, &pin, &err)) || !(key = hsm_key_find(hsm, label, &err)) ||
+	    hsm_key_matches_cert(key, cert, &err) < 0) {
+		fprintf(stderr, "station audit seal: %s\n", err.msg);
+		goto out;
+	}
+	signer.key = hsm_key_pkey(key);
+	signer.cert = cert;
+	signer.chain = chain;
+	cfg.signer = &signer;
+	if (!(j = audit_open(dir, &cfg, &err))) {
+		fprintf(stderr, "station audit seal: %s\n", err.msg);
+		ret = exit_for(&err);
+		goto out;
+	}
+	audit_get_status(j, &before);
+	if (before.recovered)
+		printf("%s: recovered a torn tail of %llu bytes at byte offset %llu of %s: moved to %s\n", dir,
+		    (unsigned long long)before.recovered_bytes, (unsigned long long)before.recovered_offset,
+		    before.recovered_batch, before.quarantine);
+	if (audit_seal_now(j, &err) < 0) {
+		fprintf(stderr, "station audit seal: %s\n", err.msg);
+		ret = exit_for(&err);
+		goto out;
+	}
+	audit_get_status(j, &after);
+	st_x509_subject(cert, subject, sizeof(subject));
+	if (after.batch != before.batch) {
+		snprintf(name, sizeof(name), "batch-%06u.jsonl", before.batch);
+		printf("%s: closed %s on demand\n", dir, name);
+	}
+	for (i = 0; i < n_pending; i++) {
+		snprintf(name, sizeof(name), "batch-%06u.jsonl.p7s", pending[i]);
+		if (exists(dir, name))
+			printf("%s: sealed batch-%06u.jsonl\n", dir, pending[i]);
+	}
+	if (after.batch > 1)
+		printf("%s: all %u closed batches are sealed by %s (last record seq %llu)\n", dir, after.batch - 1, subject,
+		    (unsigned long long)after.last_seq);
+	else
+		printf("%s: nothing to seal: the journal has no record yet\n", dir);
+	ret = EXIT_OK;
+out:
+	audit_close(j);
+	free(pending);
+	sk_X509_pop_free(chain, X509_free);
+	X509_free(cert);
+	hsm_key_free(key);
+	hsm_close(hsm);
+	recipe_free(r);
+	return ret;
+}
+
+/* ---- export ----------------------------------------------------------------- */
+
+static void
+export_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: station audit export (--recipe FILE | --dir DIR) --out OUT\n"
+	    "\n"
+	    "Write a self-contained bundle for upload to OUT (a new or empty folder):\n"
+	    "every sealed batch, its seal and quarantine files, audit-chain.pem (the\n"
+	    "certificates the seals carry) and manifest.json (batch names, record ranges,\n"
+	    "SHA-256 of every file).  The open batch and batches not sealed yet are not\n"
+	    "exported: the output says so.  The journal is only read.\n"
+	    "Exit: 0 exported, 1 the journal is damaged or nothing is sealed yet,\n"
+	    "2 usage or configuration error.\n");
+}
+
+static int
+cmd_export(int argc, char **argv)
+{
+	enum { O_RECIPE = 1, O_DIR, O_OUT, O_HELP };
+	static const struct option opts[] = {
+		{ "recipe", required_argument, NULL, O_RECIPE },
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "out", required_argument, NULL, O_OUT },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *recipe_path = NULL, *dir = NULL, *out_dir = NULL;
+	recipe *r = NULL;
+	audit_export_info info;
+	st_err err;
+	int c, ret = EXIT_USAGE;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_RECIPE: recipe_path = optarg; break;
+		case O_DIR: dir = optarg; break;
+		case O_OUT: out_dir = optarg; break;
+		case 'h':
+		case O_HELP: export_usage(stdout); ret = EXIT_OK; goto out;
+		default: export_usage(stderr); goto out;
+		}
+	}
+	if (optind != argc || (!recipe_path && !dir) || !out_dir) {
+		export_usage(stderr);
+		goto out;
+	}
+	if (recipe_path && !(r = load_recipe(recipe_path, "export")))
+		goto out;
+	if (!dir)
+		dir = r->audit.dir;
+	if (audit_export(dir, out_dir, &info, &err) < 0) {
+		fprintf(stderr, "station audit export: %s\n", err.msg);
+		if (err.code == ST_E_STATE || err.code == ST_E_VERIFY)
+			ret = EXIT_FAIL;
+		else if (err.code == ST_E_NOTFOUND || err.code == ST_E_CONFIG)
+			ret = EXIT_USAGE;
+		else
+			ret = EXIT_FAIL;
+		goto out;
+	}
+	printf("%s: exported %u sealed batch%s (seq %llu..%llu) from %s\n", out_dir, info.batches,
+	    info.batches == 1 ? "" : "es", (unsigned long long)info.first_seq, (unsigned long long)info.last_seq, dir);
+	if (info.unsealed)
+		printf("not exported: %s and the batches after it: closed but not sealed yet: run 'station audit seal'\n",
+		    info.first_unsealed);
+	if (info.open_batch[0])
+		printf("not exported: %s is open (%llu record%s, not sealed yet): 'station audit seal' closes and seals it\n",
+		    info.open_batch, (unsigned long long)info.open_records, info.open_records == 1 ? "" : "s");
+	printf("check it: station audit verify %s --ca ROOT.pem\n", out_dir);
+	ret = EXIT_OK;
+out:
+	recipe_free(r);
+	return ret;
+}
+
+/* ---- verify ----------------------------------------------------------------- */
+
+static void
+verify_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: station audit verify PATH --ca ROOT.pem\n"
+	    "\n"
+	    "Check an export bundle or a live journal folder: every record's hash chain,\n"
+	    "sequence numbers within and across batches, batch numbering and batch-close\n"
+	    "records, every seal (its signer must chain to a certificate in ROOT.pem),\n"
+	    "and a bundle's manifest.  Prints the first broken record as\n"
+	    "BATCH:LINE: seq N: what is wrong, then any other problem.\n"
+	    "Exit: 0 everything holds, 1 it does not, 2 usage or configuration error.\n");
+}
+
+static int
+cmd_verify(int argc, char **argv)
+{
+	enum { O_CA = 1, O_HELP };
+	static const struct option opts[] = {
+		{ "ca", required_argument, NULL, O_CA },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *ca = NULL, *path;
+	X509_STORE *trust = NULL;
+	audit_report *rep = NULL;
+	size_t i;
+	st_err err;
+	int c, ret = EXIT_USAGE;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_CA: ca = optarg; break;
+		case 'h':
+		case O_HELP: verify_usage(stdout); ret = EXIT_OK; goto out;
+		default: verify_usage(stderr); goto out;
+		}
+	}
+	if (optind + 1 != argc || !ca) {
+		verify_usage(stderr);
+		goto out;
+	}
+	path = argv[optind];
+	if (!(trust = st_x509_store_load(ca, &err))) {
+		fprintf(stderr, "station audit verify: --ca: %s\n", err.msg);
+		goto out;
+	}
+	if (audit_verify(path, trust, &rep, &err) < 0 && err.code != ST_E_VERIFY) {
+		fprintf(stderr, "station audit verify: %s\n", err.msg);
+		ret = err.code == ST_E_NOTFOUND || err.code == ST_E_CONFIG ? EXIT_USAGE : EXIT_FAIL;
+		goto out;
+	}
+	if (rep->n_problems) {
+		printf("%s: FAILED: %zu problem%s\n", path, rep->n_problems, rep->n_problems == 1 ? "" : "s");
+		if (rep->first_broken)
+			printf("  %s\n", rep->first_broken);
+		for (i = 0; i < rep->n_problems; i++)
+			if (!rep->first_broken || strcmp(rep->problems[i], rep->first_broken) != 0)
+				printf("  %s\n", rep->problems[i]);
+		ret = EXIT_FAIL;
+	} else {
+		printf("%s: OK: %s, %u batch%s, %llu records (seq %llu..%llu), %u seal%s verified%s%s\n", path,
+		    rep->bundle ? "bundle and manifest" : "live journal", rep->batches, rep->batches == 1 ? "" : "es",
+		    (unsigned long long)rep->records, (unsigned long long)rep->first_seq, (unsigned long long)rep->last_seq,
+		    rep->sealed, rep->sealed == 1 ? "" : "s", rep->sealed ? ", signed by " : "", rep->signer);
+		ret = EXIT_OK;
+	}
+	for (i = 0; i < rep->n_notes; i++)
+		printf("note: %s\n", rep->notes[i]);
+out:
+	audit_report_free(rep);
+	X509_STORE_free(trust);
+	return ret;
+}
+
+/* ---- the command ------------------------------------------------------------- */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: station audit seal (--recipe FILE | --dir DIR ...)   close and seal the open batch\n"
+	           "       station audit export (--recipe FILE | --dir DIR) --out OUT   write a bundle for upload\n"
+	           "       station audit verify PATH --ca ROOT.pem   check a bundle or a live journal\n"
+	           "'station audit seal --help' etc. for the options; audit/FORMAT.md describes the files.\n");
+}
 
 int
 cmd_audit_main(int argc, char **argv)
 {
-	fprintf(stderr, "station audit: not implemented yet\n");
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "seal") == 0)
+		return cmd_seal(argc - 1, argv + 1);
+	if (strcmp(argv[1], "export") == 0)
+		return cmd_export(argc - 1, argv + 1);
+	if (strcmp(argv[1], "verify") == 0)
+		return cmd_verify(argc - 1, argv + 1);
+	fprintf(stderr, "station audit: unknown subcommand '%s'\n", argv[1]);
+	usage(stderr);
 	return EXIT_USAGE;
 }

@@ -1,11 +1,229 @@
-/* Placeholder until its issue lands: the command is listed but refuses to run. */
+/* station run: provision the devices on one or more jigs with a recipe. */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "engine.h"
+#include "station.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	static const char msg[] = "\nstopping: finishing the devices in progress (Ctrl-C again to quit now)\n";
+
+	if (stop_requested) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	stop_requested = 1;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing to do: the flag is what matters */
+	}
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: station run --recipe FILE [--jig URI]... [--count N] [--operator NAME] [--json]\n"
+	    "                   [--require-signed] [--trust PEM]\n"
+	    "\n"
+	    "Provision every device presented on the jigs: identify, check posture, authenticate,\n"
+	    "generate the key in the SE, verify the attested CSR, sign, install, read back, lock.\n"
+	    "\n"
+	    "  --recipe FILE      the recipe (see recipes/SCHEMA.md)\n"
+	    "  --jig URI          tcp:HOST:PORT, serial:PATH?baud=N, usb:VID:PID[?serial=S];\n"
+	    "                     repeat for several jigs (default: the recipe's jig.uri)\n"
+	    "  --count N          stop after N devices in total (default: until Ctrl-C)\n"
+	    "  --operator NAME    recorded in every audit record (default: $USER)\n"
+	    "  --json             one JSON event per line on stdout, for MES integration\n"
+	    "  --require-signed   refuse a recipe without a valid signature (see station recipe sign)\n"
+	    "  --trust PEM        trust anchors for recipe signatures\n"
+	    "\n"
+	    "The HSM PIN comes from the recipe's PIN source (default: environment STATION_HSM_PIN).\n"
+	    "Exit: 0 all devices passed, 1 a device failed, 2 usage or configuration error.\n");
+}
+
+/* Certificates issued for devices that then failed, and never installed,
+ * are revoked at the end of the run (issue 8: cessationOfOperation). */
+struct sweep {
+	station *st;
+	dev_entry *list;
+	size_t n, cap;
+};
+
+static void
+collect_abandoned(const dev_entry *e, void *ctx)
+{
+	struct sweep *s = ctx;
+
+	if (e->state != DEV_FAILED || !e->cert_len || e->cert_installed)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		dev_entry *l = realloc(s->list, cap * sizeof(*l));
+
+		if (!l)
+			return;
+		s->list = l;
+		s->cap = cap;
+	}
+	s->list[s->n++] = *e;
+}
+
+static int
+revoke_abandoned(station *st, st_err *err)
+{
+	struct sweep s = { .st = st };
+	size_t i;
+	int ret = 0;
+
+	devindex_foreach(st->index, collect_abandoned, &s);
+	for (i = 0; i < s.n && ret == 0; i++) {
+		dev_entry *e = &s.list[i];
+
+		ret = station_journal(st, "-", e->serial, "revoke", "ok",
+		    json_pack("{s:s,s:s,s:s}", "cert_serial", e->cert_serial, "reason", "cessationOfOperation", "why",
+		        "issued but never installed: the device failed after signing"),
+		    err);
+		if (ret == 0) {
+			e->cert_len = 0;
+			e->cert_serial[0] = '\0';
+			devindex_put(st->index, e);
+		}
+	}
+	free(s.list);
+	return ret;
+}
 
 int
 cmd_run_main(int argc, char **argv)
 {
-	fprintf(stderr, "station run: not implemented yet\n");
-	return EXIT_USAGE;
+	static const struct option opts[] = {
+		{ "recipe", required_argument, NULL, 'r' },
+		{ "jig", required_argument, NULL, 'j' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "operator", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "require-signed", no_argument, NULL, 'S' },
+		{ "trust", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *recipe_path = NULL, *operator_name = NULL, *trust = NULL;
+	const char **jigs = NULL;
+	size_t njigs = 0;
+	unsigned long count = 0;
+	int json = 0, require_signed = 0, c, ret = EXIT_USAGE;
+	station *st = NULL;
+	ui *u = NULL;
+	engine_result res;
+	struct sigaction sa;
+	st_err err;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			recipe_path = optarg;
+			break;
+		case 'j': {
+			const char **n = realloc(jigs, (njigs + 1) * sizeof(*jigs));
+
+			if (!n)
+				goto out;
+			jigs = n;
+			jigs[njigs++] = optarg;
+			break;
+		}
+		case 'n': {
+			char *end;
+
+			count = strtoul(optarg, &end, 10);
+			if (*optarg == '-' || *end || count == 0 || count > 10000000) {
+				fprintf(stderr, "station run: --count: expected a positive number, got \"%s\"\n", optarg);
+				goto out;
+			}
+			break;
+		}
+		case 'o':
+			operator_name = optarg;
+			break;
+		case 'J':
+			json = 1;
+			break;
+		case 'S':
+			require_signed = 1;
+			break;
+		case 't':
+			trust = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			ret = EXIT_OK;
+			goto out;
+		default:
+			usage(stderr);
+			goto out;
+		}
+	}
+	if (optind != argc || !recipe_path) {
+		fprintf(stderr, "station run: %s\n", recipe_path ? "unexpected argument" : "--recipe FILE is required");
+		usage(stderr);
+		goto out;
+	}
+	if (!operator_name)
+		operator_name = getenv("USER") ? getenv("USER") : "unknown";
+
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust,
+	        &st, &err) < 0) {
+		fprintf(stderr, "station run: %s\n", err.msg);
+		goto out;
+	}
+	if (njigs == 0) {
+		const char *def = station_default_jig(st);
+
+		if (!def) {
+			fprintf(stderr, "station run: no --jig given and the recipe names no jig.uri\n");
+			goto out;
+		}
+		if (!(jigs = malloc(sizeof(*jigs))))
+			goto out;
+		jigs[njigs++] = def;
+	}
+	if (!(u = ui_new(json ? UI_JSON : isatty(STDOUT_FILENO) ? UI_TTY : UI_PLAIN, stdout, njigs, jigs))) {
+		fprintf(stderr, "station run: out of memory\n");
+		goto out;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: blocking waits return and see the flag */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	engine_run(st, jigs, njigs, (unsigned)count, &stop_requested, u, &res);
+
+	if (revoke_abandoned(st, &err) < 0 && !res.fatal) {
+		res.fatal = 1;
+		snprintf(res.fatal_msg, sizeof(res.fatal_msg), "%s", err.msg);
+	}
+	ui_summary(u);
+	if (res.fatal) {
+		fprintf(stderr, "station run: stopped: %s\n", res.fatal_msg);
+		ret = EXIT_USAGE;
+	} else {
+		ret = res.failed ? EXIT_FAIL : EXIT_OK;
+	}
+out:
+	ui_free(u);
+	station_close(st);
+	free(jigs);
+	return ret;
 }

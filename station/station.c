@@ -1,0 +1,465 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "audit.h"
+#include "cms.h"
+#include "hsm.h"
+#include "recipe.h"
+#include "station.h"
+
+static int
+load_recipe(station *st, const char *path, int require_signed, const char *trust_pem, st_err *err)
+{
+	recipe_errors *errs = recipe_errors_new();
+	recipe_station_config *cfg = NULL;
+	char signer[512];
+	size_t i, n;
+	int ret = -1;
+
+	if (!errs)
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	if (!(st->rcp = recipe_load(path, NULL, errs))) {
+		char *msg = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&msg, &len);
+
+		n = recipe_errors_count(errs);
+		for (i = 0; f && i < n; i++)
+			fprintf(f, "\n  %s", recipe_errors_get(errs, i));
+		if (f)
+			fclose(f);
+		st_err_set(err, ST_E_CONFIG, "recipe %s has %zu error%s (fix them, then 'station recipe check'):%s", path,
+		    n, n == 1 ? "" : "s", msg ? msg : "");
+		free(msg);
+		goto out;
+	}
+	if (!(cfg = recipe_station_config_load(NULL, errs))) {
+		st_err_set(err, ST_E_CONFIG, "station config: %s",
+		    recipe_errors_count(errs) ? recipe_errors_get(errs, 0) : "cannot load");
+		goto out;
+	}
+	if (recipe_policy_check(st->rcp, cfg, require_signed, trust_pem, signer, sizeof(signer), err) < 0)
+		goto out;
+	ret = 0;
+out:
+	recipe_station_config_free(cfg);
+	recipe_errors_free(errs);
+	return ret;
+}
+
+static void
+settings_from_recipe(station *st)
+{
+	const recipe *r = st->rcp;
+	int c;
+
+	st->slot = (uint8_t)r->se.key_slot;
+	st->algorithm = r->se.key_alg == RECIPE_ALG_P384 ? JIG_ALG_P384 : JIG_ALG_P256;
+	st->curve_nid = r->se.key_alg == RECIPE_ALG_P384 ? NID_secp384r1 : NID_X9_62_prime256v1;
+	st->lock = r->lifecycle.lock;
+	for (c = 1; c <= JIG_CMD_LAST && c < RECIPE_CMD_COUNT; c++)
+		st->timeouts[c] = r->jig.timeout_ms[c];
+	st->retries = r->jig.retries;
+	st->quota_run = (unsigned)r->quota.max_per_run;
+	st->quota_batch = (unsigned)r->quota.max_per_batch;
+}
+
+static X509 *
+load_cert_checked(hsm_key *key, const char *path, st_err *err)
+{
+	X509 *cert = st_x509_load(path, err);
+
+	if (!cert)
+		return NULL;
+	if (hsm_key_matches_cert(key, cert, err) < 0) {
+		X509_free(cert);
+		return NULL;
+	}
+	return cert;
+}
+
+static STACK_OF(X509) *
+load_chain(const char *path, st_err *err)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	BIO *bio = NULL;
+	X509 *x;
+
+	if (!chain || !path)
+		return chain;
+	if (!(bio = BIO_new_file(path, "r"))) {
+		st_err_openssl(err, ST_E_CONFIG, "%s: cannot open", path);
+		sk_X509_free(chain);
+		return NULL;
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
+		sk_X509_push(chain, x);
+	ERR_clear_error();
+	BIO_free(bio);
+	return chain;
+}
+
+static int
+open_hsm(station *st, st_err *err)
+{
+	const recipe *r = st->rcp;
+	hsm_pin_source pin = { HSM_PIN_ENV, r->hsm.pin_env };
+
+	if (r->hsm.pin_source == RECIPE_PIN_FILE) {
+		pin.kind = HSM_PIN_FILE;
+		pin.name = r->hsm.pin_file;
+	}
+	if (!(st->hsm = hsm_open(r->hsm.module, r->hsm.token, &pin, err)))
+		return st_err_prefix(err, "HSM");
+	if (!(st->ca_key = hsm_key_find(st->hsm, r->hsm.intermediate_key, err)) ||
+	    !(st->tool_key = hsm_key_find(st->hsm, r->hsm.tool_key, err)) ||
+	    !(st->audit_key = hsm_key_find(st->hsm, r->hsm.audit_key, err)))
+		return st_err_prefix(err, "HSM");
+	if (!(st->ca_cert = load_cert_checked(st->ca_key, r->hsm.intermediate_cert, err)) ||
+	    !(st->audit_cert = load_cert_checked(st->audit_key, r->hsm.audit_cert, err)))
+		return st_err_prefix(err, "HSM");
+	if (!(st->ca_chain = load_chain(r->hsm.chain, err)))
+		return -1;
+	return 0;
+}
+
+const char *
+station_default_jig(station *st)
+{
+	return st->rcp && st->rcp->jig.uri && *st->rcp->jig.uri ? st->rcp->jig.uri : NULL;
+}
+
+int
+station_posture(station *st, const jig_se_info *info, st_err *err)
+{
+	const recipe *r = st->rcp;
+	uint32_t fw = info->firmware, min = r->se.min_firmware;
+	size_t i;
+
+	for (i = 0; i < r->se.n_models; i++)
+		if (strcmp(r->se.models[i], info->model) == 0)
+			break;
+	if (i == r->se.n_models)
+		return st_err_set(err, ST_E_STATE, "SE model \"%s\" is not one the recipe allows", info->model);
+	if (fw < min)
+		return st_err_set(err, ST_E_STATE, "SE firmware %u.%u.%u is older than the recipe's minimum %u.%u.%u",
+		    fw >> 24, (fw >> 16) & 0xff, fw & 0xffff, min >> 24, (min >> 16) & 0xff, min & 0xffff);
+	return 0;
+}
+
+int
+station_tool_sign(station *st, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len, st_err *err)
+{
+	if (hsm_sign(st->tool_key, msg, len, sig, sig_len, err) < 0)
+		return st_err_prefix(err, "HSM: tool key \"%s\"", st->rcp->hsm.tool_key);
+	return 0;
+}
+
+int
+station_cert_serial(char hex[41])
+{
+	uint8_t b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return -1;
+	b[0] &= 0x7f; /* positive */
+	b[0] |= 0x40; /* and 16 bytes long: at least 64 bits of entropy either way */
+	st_hex(b, sizeof(b), hex);
+	return 0;
+}
+
+/* Certificates issued in the batch the next record goes to (quota_lock held). */
+static unsigned
+batch_issued(station *st)
+{
+	audit_status s;
+
+	audit_get_status(st->journal, &s);
+	if (s.batch != st->issued_batch_no) {
+		st->issued_batch_no = s.batch;
+		st->issued_batch = 0;
+	}
+	return st->issued_batch;
+}
+
+int
+station_quota_take(station *st, st_err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&st->quota_lock);
+	if (st->quota_run && st->issued_run >= st->quota_run)
+		ret = st_err_set(err, ST_E_QUOTA, "quota reached: %u certificates issued in this run, the recipe allows %u "
+		                                  "(quota.max_per_run)", st->issued_run, st->quota_run);
+	else if (st->quota_batch && batch_issued(st) >= st->quota_batch)
+		ret = st_err_set(err, ST_E_QUOTA, "quota reached: %u certificates issued in this audit batch, the recipe "
+		                                  "allows %u (quota.max_per_batch); seal the batch to go on",
+		    st->issued_batch, st->quota_batch);
+	else {
+		st->issued_run++;
+		st->issued_batch++;
+	}
+	pthread_mutex_unlock(&st->quota_lock);
+	return ret;
+}
+
+int
+station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *serial_hex, X509 **out, st_err *err)
+{
+	const recipe *r = st->rcp;
+	recipe_facts facts;
+	char cn[256], o[256], ou[256];
+	char *san[16] = { 0 };
+	const char *eku[8];
+	hsm_leaf_profile p;
+	size_t i;
+	unsigned bit;
+	int ret = -1;
+
+	memset(&p, 0, sizeof(p));
+	recipe_facts_init(&facts, r, info->serial, info->model);
+	if (recipe_expand(r->certificate.cn, &facts, cn, sizeof(cn), err) < 0 ||
+	    (r->certificate.o && recipe_expand(r->certificate.o, &facts, o, sizeof(o), err) < 0) ||
+	    (r->certificate.ou && recipe_expand(r->certificate.ou, &facts, ou, sizeof(ou), err) < 0)) {
+		st_err_prefix(err, "certificate subject");
+		goto out;
+	}
+	if (r->certificate.n_san > sizeof(san) / sizeof(san[0])) {
+		st_err_set(err, ST_E_CONFIG, "certificate.san: more than %zu entries", sizeof(san) / sizeof(san[0]));
+		goto out;
+	}
+	for (i = 0; i < r->certificate.n_san; i++) {
+		char v[512];
+		const char *kind = r->certificate.san[i].type == RECIPE_SAN_DNS ? "DNS:" : "URI:";
+
+		if (recipe_expand(r->certificate.san[i].tpl, &facts, v, sizeof(v), err) < 0) {
+			st_err_prefix(err, "certificate.san[%zu]", i);
+			goto out;
+		}
+		if (asprintf(&san[i], "%s%s", kind, v) < 0) {
+			san[i] = NULL;
+			st_err_set(err, ST_E_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+	p.serial_number = info->serial;
+	p.common_name = cn;
+	p.organization = r->certificate.o ? o : NULL;
+	p.org_unit = r->certificate.ou ? ou : NULL;
+	p.san = (const char *const *)san;
+	p.n_san = r->certificate.n_san;
+	p.validity_days = (unsigned)r->certificate.validity_days;
+	p.no_expiry = r->certificate.not_after != NULL;
+	for (bit = 1; bit & RECIPE_EKU_ALL; bit <<= 1)
+		if ((r->certificate.eku & bit) && p.n_eku < sizeof(eku) / sizeof(eku[0]))
+			eku[p.n_eku++] = recipe_eku_name(bit);
+	p.eku = eku;
+	(void)serial_hex; /* PENDING: hsm profile serial field */
+	if (hsm_issue_leaf(st->ca_key, st->ca_cert, csr, &p, out, err) < 0) {
+		st_err_prefix(err, "HSM: issue with \"%s\"", r->hsm.intermediate_key);
+		goto out;
+	}
+	ret = 0;
+out:
+	for (i = 0; i < sizeof(san) / sizeof(san[0]); i++)
+		free(san[i]);
+	return ret;
+}
+
+int
+station_save_cert(station *st, const char *se_serial, X509 *cert, st_err *err)
+{
+	char path[4200];
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem = NULL;
+	long len;
+	int ret = -1;
+
+	if (!bio || !PEM_write_bio_X509(bio, cert)) {
+		st_err_openssl(err, ST_E_NOMEM, "certificate PEM");
+		goto out;
+	}
+	len = BIO_get_mem_data(bio, &pem);
+	snprintf(path, sizeof(path), "%s/%s.pem", st->certs_dir, se_serial);
+	ret = st_file_write_atomic(path, pem, (size_t)len, 0644, err);
+out:
+	BIO_free(bio);
+	return ret;
+}
+
+void
+station_close(station *st)
+{
+	if (!st)
+		return;
+	audit_close(st->journal);
+	devindex_free(st->index);
+	X509_free(st->ca_cert);
+	X509_free(st->audit_cert);
+	sk_X509_pop_free(st->ca_chain, X509_free);
+	X509_STORE_free(st->vendor_roots);
+	hsm_key_free(st->ca_key);
+	hsm_key_free(st->tool_key);
+	hsm_key_free(st->audit_key);
+	hsm_close(st->hsm);
+	recipe_free(st->rcp);
+	pthread_mutex_destroy(&st->quota_lock);
+	free(st);
+}
+
+int
+station_journal(station *st, const char *jig, const char *device, const char *step, const char *result,
+    json_t *details, st_err *err)
+{
+	audit_event ev = { .jig = jig, .device = device, .step = step, .result = result, .details = details };
+	int ret = audit_append(st->journal, &ev, NULL, err);
+
+	json_decref(details);
+	return ret;
+}
+
+/* ---- the device index, rebuilt from the journal ------------------------ */
+
+struct rebuild {
+	station *st;
+	char batch[64];     /* name of the batch the next record goes to */
+	unsigned issued_in_batch;
+};
+
+static int
+on_record(const audit_record *rec, void *ctx)
+{
+	struct rebuild *rb = ctx;
+	devindex *ix = rb->st->index;
+	json_t *v;
+	dev_entry e;
+
+	if (!rec->device)
+		return 0;
+	if (devindex_get(ix, rec->device, &e) < 0) {
+		memset(&e, 0, sizeof(e));
+		snprintf(e.serial, sizeof(e.serial), "%s", rec->device);
+	}
+	if (strcmp(rec->step, "issued") == 0 && (v = json_object_get(rec->details, "cert")) && json_is_string(v)) {
+		const char *b64 = json_string_value(v);
+		size_t n = strlen(b64);
+		unsigned char *der = malloc(n);
+		const unsigned char *p = der;
+		int len;
+		X509 *x = NULL;
+
+		if (der && (len = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)n)) > 0) {
+			while (n > 0 && b64[n - 1] == '=') { /* EVP_DecodeBlock counts padding as zero bytes */
+				len--;
+				n--;
+			}
+			if ((size_t)len <= sizeof(e.cert) && (x = d2i_X509(NULL, &p, len))) {
+				unsigned char *spki = NULL;
+				int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+
+				memcpy(e.cert, der, (size_t)len);
+				e.cert_len = (size_t)len;
+				if (spki_len > 0)
+					st_sha256(spki, (size_t)spki_len, e.pubkey_sha256);
+				OPENSSL_free(spki);
+				e.cert_installed = 0;
+				v = json_object_get(rec->details, "cert_serial");
+				snprintf(e.cert_serial, sizeof(e.cert_serial), "%s", json_is_string(v) ? json_string_value(v) : "");
+			}
+			X509_free(x);
+		}
+		free(der);
+		if (strcmp(rec->batch, rb->batch) == 0)
+			rb->issued_in_batch++;
+	} else if (strcmp(rec->step, "install") == 0 && strcmp(rec->result, "ok") == 0) {
+		e.cert_installed = 1;
+	} else if (strcmp(rec->step, "revoke") == 0) {
+		v = json_object_get(rec->details, "cert_serial");
+		if (json_is_string(v) && strcmp(json_string_value(v), e.cert_serial) == 0) {
+			e.cert_len = 0;
+			e.cert_serial[0] = '\0';
+		}
+	}
+	if (strcmp(rec->step, AUDIT_STEP_DONE) == 0 && strcmp(rec->result, "pass") == 0)
+		e.state = DEV_PASSED;
+	else if (strcmp(rec->result, AUDIT_RESULT_FAIL) == 0)
+		e.state = DEV_FAILED;
+	else if (e.state != DEV_PASSED)
+		e.state = DEV_SEEN;
+	return devindex_put(ix, &e);
+}
+
+static int
+open_journal(station *st, int with_signer, st_err *err)
+{
+	const recipe *r = st->rcp;
+	audit_config cfg = {
+		.station = r->audit.station_id,
+		.operator_name = st->operator_name,
+		.recipe = r->digest,
+		.batch_devices = (unsigned)r->audit.batch_size,
+		.engineering = r->lifecycle.engineering,
+		.signer = with_signer ? &st->signer : NULL,
+	};
+	struct rebuild rb = { .st = st };
+	audit_status s;
+
+	snprintf(st->certs_dir, sizeof(st->certs_dir), "%s/certs", r->audit.dir);
+	if (mkdir(r->audit.dir, 0750) < 0 && errno != EEXIST)
+		return st_err_errno(err, ST_E_CONFIG, errno, "audit.dir %s", r->audit.dir);
+	if (mkdir(st->certs_dir, 0755) < 0 && errno != EEXIST)
+		return st_err_errno(err, ST_E_CONFIG, errno, "%s", st->certs_dir);
+	if (!(st->journal = audit_open(r->audit.dir, &cfg, err)))
+		return st_err_prefix(err, "audit journal %s", r->audit.dir);
+	if (!(st->index = devindex_new()))
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	audit_get_status(st->journal, &s);
+	snprintf(rb.batch, sizeof(rb.batch), "batch-%06u.jsonl", s.batch);
+	if (audit_scan(r->audit.dir, on_record, &rb, err) != 0)
+		return st_err_prefix(err, "audit journal %s", r->audit.dir);
+	st->issued_batch_no = s.batch;
+	st->issued_batch = rb.issued_in_batch;
+	return 0;
+}
+
+int
+station_open(const char *recipe_path, const char *operator_name, int flags, int require_signed,
+    const char *trust_pem, station **out, st_err *err)
+{
+	station *st = calloc(1, sizeof(*st));
+
+	*out = NULL;
+	if (!st)
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	pthread_mutex_init(&st->quota_lock, NULL);
+	snprintf(st->operator_name, sizeof(st->operator_name), "%s", operator_name ? operator_name : "");
+	if (load_recipe(st, recipe_path, require_signed, trust_pem, err) < 0)
+		goto fail;
+	settings_from_recipe(st);
+	if (!(st->vendor_roots = st_x509_store_load(st->rcp->se.vendor_root, err))) {
+		st_err_prefix(err, "se.vendor_root");
+		goto fail;
+	}
+	if ((flags & STATION_OPEN_HSM) && open_hsm(st, err) < 0)
+		goto fail;
+	if (flags & STATION_OPEN_HSM) {
+		st->signer.key = hsm_key_pkey(st->audit_key);
+		st->signer.cert = st->audit_cert;
+		st->signer.chain = st->ca_chain;
+	}
+	if ((flags & STATION_OPEN_JOURNAL) && open_journal(st, (flags & STATION_OPEN_HSM) != 0, err) < 0)
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	station_close(st);
+	return -1;
+}

@@ -1,0 +1,82 @@
+/* The shared context of a station command: the recipe, the HSM and its keys,
+ * the SE vendor roots, the journal and the device index.  The functions here
+ * are the engine's only way to reach recipes/, hsm/ and audit/. */
+#ifndef STATION_STATION_H
+#define STATION_STATION_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "audit.h"
+#include "devindex.h"
+#include "jig.h"
+#include "st.h"
+
+struct recipe;
+struct hsm_ctx;
+struct hsm_key;
+
+typedef struct station {
+	struct recipe *rcp;
+	char operator_name[128];
+	/* from the recipe, in the engine's terms */
+	uint8_t slot;
+	uint8_t algorithm;        /* JIG_ALG_* */
+	int curve_nid;
+	int lock;                 /* lock the lifecycle at the end (false only in engineering mode) */
+	int timeouts[JIG_CMD_LAST + 1];
+	int retries;
+	unsigned quota_run, quota_batch;  /* 0 = no limit */
+	/* HSM */
+	struct hsm_ctx *hsm;
+	struct hsm_key *ca_key, *tool_key, *audit_key;
+	X509 *ca_cert, *audit_cert;
+	STACK_OF(X509) *ca_chain;   /* intermediate's issuers, for bundles */
+	X509_STORE *vendor_roots;
+	/* journal and what it says */
+	audit_signer signer;        /* the audit key, sealing batches as they close */
+	audit_journal *journal;
+	devindex *index;
+	char certs_dir[4096];
+	pthread_mutex_t quota_lock;
+	unsigned issued_run;
+	unsigned issued_batch_no, issued_batch; /* issued in audit batch number issued_batch_no */
+} station;
+
+enum station_open_flags {
+	STATION_OPEN_HSM = 1,      /* log in to the token, find the keys */
+	STATION_OPEN_JOURNAL = 2,  /* open the journal and rebuild the device index */
+};
+
+/* Load and check everything a command needs; on error, err says what and
+ * the command exits 2.  require_signed: refuse an unsigned/altered recipe. */
+int station_open(const char *recipe_path, const char *operator_name, int flags, int require_signed,
+    const char *trust_pem, station **out, st_err *err);
+void station_close(station *st);
+
+/* Append a journal record; durable = returns only once it is on disk.
+ * details is consumed (may be NULL). */
+int station_journal(station *st, const char *jig, const char *device, const char *step, const char *result,
+    json_t *details, st_err *err);
+/* Posture policy of the recipe (model, firmware, required lifecycle). */
+int station_posture(station *st, const jig_se_info *info, st_err *err);
+/* ECDSA-SHA256 with the tool key (for the SE's authentication challenge). */
+int station_tool_sign(station *st, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len, st_err *err);
+/* Pick the serial of the next certificate: the "issuing" record names it
+ * before the HSM signs, so no signed certificate is unknown to the journal. */
+int station_cert_serial(char hex[41]);
+/* Sign a leaf for a verified CSR of the SE described by info, per the
+ * recipe's profile; counts against the quota (ST_E_QUOTA when exhausted). */
+int station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *serial_hex, X509 **out,
+    st_err *err);
+/* Reserve one issuance from the quota (ST_E_QUOTA when exhausted). */
+int station_quota_take(station *st, st_err *err);
+/* The recipe's default jig URI, or NULL. */
+const char *station_default_jig(station *st);
+/* Keep a copy of an issued certificate in certs_dir (SERIAL.pem). */
+int station_save_cert(station *st, const char *se_serial, X509 *cert, st_err *err);
+
+#endif

@@ -1,0 +1,276 @@
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "st.h"
+#include "ui.h"
+
+struct jig_line {
+	char name[128];
+	char serial[65];
+	char step[32];
+	char last[96];
+	uint64_t started_ms;
+	int busy;
+};
+
+struct ui {
+	ui_mode mode;
+	FILE *out;
+	pthread_mutex_t lock;
+	size_t njigs;
+	struct jig_line *jigs;
+	unsigned passed, failed;
+	uint64_t start_ms;
+	int drawn; /* lines of the status block currently on screen */
+};
+
+ui *
+ui_new(ui_mode mode, FILE *out, size_t njigs, const char *const *jig_names)
+{
+	ui *u = calloc(1, sizeof(*u));
+	size_t i;
+
+	if (!u || !(u->jigs = calloc(njigs ? njigs : 1, sizeof(*u->jigs)))) {
+		free(u);
+		return NULL;
+	}
+	u->mode = mode;
+	u->out = out;
+	u->njigs = njigs;
+	u->start_ms = st_now_ms();
+	pthread_mutex_init(&u->lock, NULL);
+	for (i = 0; i < njigs; i++) {
+		snprintf(u->jigs[i].name, sizeof(u->jigs[i].name), "%s", jig_names[i]);
+		snprintf(u->jigs[i].step, sizeof(u->jigs[i].step), "waiting");
+	}
+	return u;
+}
+
+void
+ui_free(ui *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_destroy(&u->lock);
+	free(u->jigs);
+	free(u);
+}
+
+static void
+utc_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	char day[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03dZ", day, (int)(ts.tv_nsec / 1000000));
+}
+
+/* One JSON event per line; jansson does the escaping. */
+static void
+emit_json(ui *u, const char *event, size_t jig, json_t *fields)
+{
+	char now[32];
+	char *line;
+
+	utc_now(now, sizeof(now));
+	json_object_set_new(fields, "event", json_string(event));
+	json_object_set_new(fields, "time", json_string(now));
+	if (jig != (size_t)-1)
+		json_object_set_new(fields, "jig", json_string(u->jigs[jig].name));
+	if ((line = json_dumps(fields, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+		fprintf(u->out, "%s\n", line);
+		free(line);
+	}
+	json_decref(fields);
+	fflush(u->out);
+}
+
+static double
+yield_pct(const ui *u)
+{
+	unsigned n = u->passed + u->failed;
+
+	return n ? 100.0 * u->passed / n : 0.0;
+}
+
+static double
+per_hour(const ui *u)
+{
+	uint64_t ms = st_now_ms() - u->start_ms;
+
+	return ms ? (u->passed + u->failed) * 3600000.0 / (double)ms : 0.0;
+}
+
+/* Terminal: erase the status block, so a permanent line can be printed above it. */
+static void
+tty_erase(ui *u)
+{
+	if (u->mode != UI_TTY || !u->drawn)
+		return;
+	fprintf(u->out, "\033[%dA\033[J", u->drawn);
+	u->drawn = 0;
+}
+
+static void
+tty_draw(ui *u)
+{
+	uint64_t now = st_now_ms();
+	size_t i;
+
+	if (u->mode != UI_TTY)
+		return;
+	tty_erase(u);
+	for (i = 0; i < u->njigs; i++) {
+		struct jig_line *j = &u->jigs[i];
+
+		if (j->busy)
+			fprintf(u->out, "\033[2K  %-28.28s %-20.20s %-10s %5.1fs  %s\n", j->name, j->serial, j->step,
+			    (double)(now - j->started_ms) / 1000.0, j->last);
+		else
+			fprintf(u->out, "\033[2K  %-28.28s %-20.20s %-10s %6s  %s\n", j->name, "-", j->step, "", j->last);
+	}
+	fprintf(u->out, "\033[2K  passed %u  failed %u  yield %.1f%%  %.0f devices/h\n", u->passed, u->failed,
+	    yield_pct(u), per_hour(u));
+	u->drawn = (int)u->njigs + 1;
+	fflush(u->out);
+}
+
+void
+ui_device_start(ui *u, size_t jig, const char *serial)
+{
+	struct jig_line *j = &u->jigs[jig];
+
+	pthread_mutex_lock(&u->lock);
+	snprintf(j->serial, sizeof(j->serial), "%s", serial ? serial : "");
+	snprintf(j->step, sizeof(j->step), "IDENTIFY");
+	j->started_ms = st_now_ms();
+	j->busy = 1;
+	if (u->mode == UI_JSON) {
+		emit_json(u, "device_started", jig, json_pack("{s:s}", "device", j->serial));
+	} else if (u->mode == UI_PLAIN) {
+		fprintf(u->out, "%s: device %s: started\n", j->name, j->serial);
+		fflush(u->out);
+	} else {
+		tty_draw(u);
+	}
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ui_step(ui *u, size_t jig, const char *step)
+{
+	struct jig_line *j = &u->jigs[jig];
+
+	pthread_mutex_lock(&u->lock);
+	snprintf(j->step, sizeof(j->step), "%s", step);
+	if (u->mode == UI_JSON)
+		emit_json(u, "step", jig, json_pack("{s:s,s:s}", "device", j->serial, "step", step));
+	else if (u->mode == UI_TTY)
+		tty_draw(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ui_pass(ui *u, size_t jig, const char *serial, const char *cert_serial, int resumed)
+{
+	struct jig_line *j = &u->jigs[jig];
+	double secs = (double)(st_now_ms() - j->started_ms) / 1000.0;
+
+	pthread_mutex_lock(&u->lock);
+	u->passed++;
+	j->busy = 0;
+	snprintf(j->step, sizeof(j->step), "waiting");
+	snprintf(j->last, sizeof(j->last), "last: PASS %s", serial);
+	if (u->mode == UI_JSON) {
+		emit_json(u, "passed", jig, json_pack("{s:s,s:s,s:b,s:f}", "device", serial, "certificate_serial",
+		    cert_serial ? cert_serial : "", "resumed", resumed, "seconds", secs));
+	} else {
+		tty_erase(u);
+		fprintf(u->out, "%s  PASS  %s  %.1fs%s  cert %s\n", j->name, serial, secs, resumed ? " (resumed)" : "",
+		    cert_serial ? cert_serial : "-");
+		tty_draw(u);
+		fflush(u->out);
+	}
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ui_fail(ui *u, size_t jig, const char *serial, const char *step, const char *reason, const char *advice)
+{
+	struct jig_line *j = &u->jigs[jig];
+
+	pthread_mutex_lock(&u->lock);
+	u->failed++;
+	j->busy = 0;
+	snprintf(j->step, sizeof(j->step), "waiting");
+	snprintf(j->last, sizeof(j->last), "last: FAIL %s at %s", serial && *serial ? serial : "?", step);
+	if (u->mode == UI_JSON) {
+		emit_json(u, "failed", jig, json_pack("{s:s,s:s,s:s,s:s}", "device", serial ? serial : "", "step", step,
+		    "reason", reason, "advice", advice));
+	} else {
+		tty_erase(u);
+		fprintf(u->out, "%s  FAIL  %s  at %s: %s\n%*s  -> %s\n", j->name, serial && *serial ? serial : "(unknown)",
+		    step, reason, (int)strlen(j->name), "", advice);
+		tty_draw(u);
+		fflush(u->out);
+	}
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ui_jig_note(ui *u, size_t jig, const char *what)
+{
+	pthread_mutex_lock(&u->lock);
+	if (u->mode == UI_JSON) {
+		emit_json(u, "jig", jig, json_pack("{s:s}", "message", what));
+	} else {
+		tty_erase(u);
+		fprintf(u->out, "%s: %s\n", u->jigs[jig].name, what);
+		tty_draw(u);
+		fflush(u->out);
+	}
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ui_tick(ui *u)
+{
+	pthread_mutex_lock(&u->lock);
+	tty_draw(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ui_summary(ui *u)
+{
+	pthread_mutex_lock(&u->lock);
+	if (u->mode == UI_JSON) {
+		emit_json(u, "summary", (size_t)-1, json_pack("{s:i,s:i,s:f,s:f}", "passed", u->passed, "failed",
+		    u->failed, "yield_percent", yield_pct(u), "devices_per_hour", per_hour(u)));
+	} else {
+		tty_erase(u);
+		fprintf(u->out, "\n%s  passed %u, failed %u, yield %.1f%%, %.0f devices/h\n",
+		    u->failed ? "RUN FINISHED WITH FAILURES" : "RUN PASSED", u->passed, u->failed, yield_pct(u),
+		    per_hour(u));
+		fflush(u->out);
+	}
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ui_counts(ui *u, unsigned *passed, unsigned *failed)
+{
+	pthread_mutex_lock(&u->lock);
+	*passed = u->passed;
+	*failed = u->failed;
+	pthread_mutex_unlock(&u->lock);
+}

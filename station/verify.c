@@ -1,0 +1,213 @@
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include "verify.h"
+
+int
+sv_verify_sig(EVP_PKEY *pkey, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len, st_err *err)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok, ret = -1;
+
+	if (!md)
+		return st_err_openssl(err, ST_E_NOMEM, "signature check");
+	if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) != 1) {
+		st_err_openssl(err, ST_E_VERIFY, "signature check: unusable public key");
+		goto out;
+	}
+	ok = EVP_DigestVerify(md, sig, sig_len, msg, len);
+	if (ok != 1) {
+		st_err_openssl(err, ST_E_VERIFY, "signature does not verify");
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return ret;
+}
+
+static X509 *
+parse_cert(const jig_blob *b)
+{
+	const unsigned char *p = b->data;
+	X509 *x = d2i_X509(NULL, &p, (long)b->len);
+
+	if (x && p != b->data + b->len) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* The subject serialNumber attribute, exactly one, equal to the SE serial. */
+static int
+check_subject_serial(X509 *cert, const char *serial, st_err *err)
+{
+	X509_NAME *name = X509_get_subject_name(cert);
+	int idx = X509_NAME_get_index_by_NID(name, NID_serialNumber, -1);
+	ASN1_STRING *v;
+
+	if (idx < 0)
+		return st_err_set(err, ST_E_VERIFY, "attestation certificate names no serialNumber");
+	if (X509_NAME_get_index_by_NID(name, NID_serialNumber, idx) >= 0)
+		return st_err_set(err, ST_E_VERIFY, "attestation certificate names two serialNumbers");
+	v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+	if ((size_t)ASN1_STRING_length(v) != strlen(serial) ||
+	    memcmp(ASN1_STRING_get0_data(v), serial, strlen(serial)) != 0)
+		return st_err_set(err, ST_E_VERIFY, "attestation certificate is for serial \"%.*s\", the SE reports \"%s\"",
+		    ASN1_STRING_length(v) > 64 ? 64 : ASN1_STRING_length(v), (const char *)ASN1_STRING_get0_data(v), serial);
+	return 0;
+}
+
+int
+sv_check_se_chain(const jig_se_info *info, X509_STORE *vendor_roots, EVP_PKEY **attest_key, st_err *err)
+{
+	X509 *leaf = NULL;
+	STACK_OF(X509) *untrusted = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	size_t i;
+	int ret = -1;
+
+	*attest_key = NULL;
+	if (info->ncerts == 0)
+		return st_err_set(err, ST_E_VERIFY, "SE sent no attestation certificate");
+	if (!(leaf = parse_cert(&info->certs[0]))) {
+		st_err_set(err, ST_E_VERIFY, "attestation certificate is not valid DER");
+		goto out;
+	}
+	if (!(untrusted = sk_X509_new_null()))
+		goto oom;
+	for (i = 1; i < info->ncerts; i++) {
+		X509 *x = parse_cert(&info->certs[i]);
+
+		if (!x) {
+			st_err_set(err, ST_E_VERIFY, "attestation chain certificate %zu is not valid DER", i + 1);
+			goto out;
+		}
+		if (!sk_X509_push(untrusted, x)) {
+			X509_free(x);
+			goto oom;
+		}
+	}
+	if (!(ctx = X509_STORE_CTX_new()) || X509_STORE_CTX_init(ctx, vendor_roots, leaf, untrusted) != 1)
+		goto oom;
+	if (X509_verify_cert(ctx) != 1) {
+		st_err_set(err, ST_E_VERIFY, "attestation certificate does not chain to the SE vendor root: %s",
+		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	if (check_subject_serial(leaf, info->serial, err) < 0)
+		goto out;
+	if (!(*attest_key = X509_get_pubkey(leaf))) {
+		st_err_openssl(err, ST_E_VERIFY, "attestation certificate public key");
+		goto out;
+	}
+	ret = 0;
+	goto out;
+oom:
+	st_err_openssl(err, ST_E_NOMEM, "attestation chain");
+out:
+	X509_STORE_CTX_free(ctx);
+	sk_X509_pop_free(untrusted, X509_free);
+	X509_free(leaf);
+	return ret;
+}
+
+static int
+key_curve(EVP_PKEY *pkey)
+{
+	char name[64];
+	size_t len = 0;
+
+	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+	    !EVP_PKEY_get_utf8_string_param(pkey, "group", name, sizeof(name), &len))
+		return NID_undef;
+	return OBJ_txt2nid(name);
+}
+
+int
+sv_verify_csr(const sv_session *s, EVP_PKEY *attest_key, const jig_blob *csr, const jig_blob *attestation,
+    const jig_blob *signature, X509_REQ **out, st_err *err)
+{
+	const jig_se_info *info = s->info;
+	const unsigned char *p = csr->data;
+	X509_REQ *req = NULL;
+	EVP_PKEY *csr_key;
+	unsigned char *spki = NULL;
+	uint8_t digest[32];
+	jig_attest a;
+	int spki_len, ret = -1;
+
+	*out = NULL;
+	/* 1. The attestation parses exactly. */
+	if (jig_attest_decode(attestation->data, attestation->len, &a, err) < 0) {
+		st_err_prefix(err, "attestation");
+		goto out;
+	}
+	/* 6 (first): the SE's attestation key signed exactly these bytes. */
+	if (sv_verify_sig(attest_key, attestation->data, attestation->len, signature->data, signature->len, err) < 0) {
+		st_err_prefix(err, "attestation signature by the SE's attestation key");
+		goto out;
+	}
+	/* 2. Bound to our nonce. */
+	if (CRYPTO_memcmp(a.nonce, s->nonce, JIG_NONCE_LEN) != 0) {
+		st_err_set(err, ST_E_VERIFY, "attestation is not for this session's nonce (replayed attestation?)");
+		goto out;
+	}
+	/* 3. About the SE this session identified. */
+	if (strcmp(a.serial, info->serial) != 0) {
+		st_err_set(err, ST_E_VERIFY, "attestation names SE \"%s\", SE_INFO reported \"%s\"", a.serial, info->serial);
+		goto out;
+	}
+	if (strcmp(a.model, info->model) != 0 || a.firmware != info->firmware || a.lifecycle != info->lifecycle) {
+		st_err_set(err, ST_E_VERIFY, "attested model/firmware/lifecycle differ from what SE_INFO reported");
+		goto out;
+	}
+	if (a.slot != s->slot) {
+		st_err_set(err, ST_E_VERIFY, "attestation is for key slot %u, not slot %u", a.slot, s->slot);
+		goto out;
+	}
+	/* 4. The CSR and the key are the ones attested. */
+	st_sha256(csr->data, csr->len, digest);
+	if (CRYPTO_memcmp(digest, a.csr_sha256, 32) != 0) {
+		st_err_set(err, ST_E_VERIFY, "attested CSR hash does not match the CSR received");
+		goto out;
+	}
+	st_sha256(s->pubkey->data, s->pubkey->len, digest);
+	if (CRYPTO_memcmp(digest, a.pubkey_sha256, 32) != 0) {
+		st_err_set(err, ST_E_VERIFY, "attestation is for another public key than KEYGEN returned");
+		goto out;
+	}
+	if (!(req = d2i_X509_REQ(NULL, &p, (long)csr->len)) || p != csr->data + csr->len) {
+		st_err_set(err, ST_E_VERIFY, "CSR is not valid DER");
+		goto out;
+	}
+	if (!(csr_key = X509_REQ_get0_pubkey(req)) || (spki_len = i2d_PUBKEY(csr_key, &spki)) <= 0) {
+		st_err_openssl(err, ST_E_VERIFY, "CSR public key");
+		goto out;
+	}
+	if ((size_t)spki_len != s->pubkey->len || CRYPTO_memcmp(spki, s->pubkey->data, s->pubkey->len) != 0) {
+		st_err_set(err, ST_E_VERIFY, "CSR is for another public key than KEYGEN returned");
+		goto out;
+	}
+	if (key_curve(csr_key) != s->curve_nid) {
+		st_err_set(err, ST_E_VERIFY, "CSR key is not on the recipe's curve %s", OBJ_nid2sn(s->curve_nid));
+		goto out;
+	}
+	/* 5. Proof of possession. */
+	if (X509_REQ_verify(req, csr_key) != 1) {
+		st_err_openssl(err, ST_E_VERIFY, "CSR self-signature does not verify (no proof of possession)");
+		goto out;
+	}
+	*out = req;
+	req = NULL; /* owned by the caller now */
+	ret = 0;
+out:
+	OPENSSL_free(spki);
+	X509_REQ_free(req);
+	return ret;
+}

@@ -1,0 +1,33 @@
+/* The attestation gate (DESIGN.md invariant 2, PROTOCOL.md section 6).
+ * Pure checks on bytes the jig returned: no I/O, no switch to turn any of it
+ * off.  A device is signed for only when sv_verify_csr() returns 0. */
+#ifndef STATION_VERIFY_H
+#define STATION_VERIFY_H
+
+#include <openssl/x509.h>
+
+#include "jig.h"
+
+/* What this session saw and chose before GET_CSR. */
+typedef struct sv_session {
+	const jig_se_info *info;          /* SE_INFO answer of this session */
+	uint8_t slot;
+	uint8_t nonce[JIG_NONCE_LEN];     /* fresh RAND_bytes, sent with GET_CSR */
+	const jig_blob *pubkey;           /* KEYGEN answer (SubjectPublicKeyInfo DER) */
+	int curve_nid;                    /* the recipe's key algorithm: NID_X9_62_prime256v1 or NID_secp384r1 */
+} sv_session;
+
+/* POSTURE: the attestation certificate (first in SE_INFO) chains through the
+ * other certificates SE_INFO sent to a root in vendor_roots, and its subject
+ * serialNumber is the SE serial.  *attest_key gets the attestation public key. */
+int sv_check_se_chain(const jig_se_info *info, X509_STORE *vendor_roots, EVP_PKEY **attest_key, st_err *err);
+
+/* VERIFY: every check of PROTOCOL.md section 6.  On success *out is the
+ * parsed CSR (its public key is the attested one). */
+int sv_verify_csr(const sv_session *s, EVP_PKEY *attest_key, const jig_blob *csr, const jig_blob *attestation,
+    const jig_blob *signature, X509_REQ **out, st_err *err);
+
+/* Verify an ECDSA-SHA256 DER signature over msg with pkey (0 or ST_E_VERIFY). */
+int sv_verify_sig(EVP_PKEY *pkey, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len, st_err *err);
+
+#endif
