@@ -10,22 +10,10 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
-#include "engine.h"
-#include "station.h"
+#include "engine-int.h"
 #include "verify.h"
 
-/* What went wrong with a device, for the operator: the step, what happened
- * (err), and what to do. */
-enum advice {
-	ADV_RESEAT,      /* communication: re-seat and retry */
-	ADV_WRONG_PART,  /* posture: not the part this recipe is for */
-	ADV_LOCKED,      /* already provisioned */
-	ADV_QUARANTINE,  /* attestation or identity failed: possible counterfeit */
-	ADV_ENGINEERING, /* configuration on our side */
-	ADV_SCRAP,       /* the SE misbehaves after our checks passed */
-};
-
-static const char *const advice_text[] = {
+const char *const advice_text[] = {
 	[ADV_RESEAT] = "re-seat the device and run it again; if it fails again, check the jig and cable, then call engineering",
 	[ADV_WRONG_PART] = "set the device aside: it is not a part this recipe provisions; call engineering",
 	[ADV_LOCKED] = "the SE is already provisioned: set it aside for 'station rework' or scrap it",
@@ -34,46 +22,8 @@ static const char *const advice_text[] = {
 	[ADV_SCRAP] = "re-seat and run it again once; if it fails the same way, scrap the device",
 };
 
-struct engine {
-	station *st;
-	ui *u;
-	volatile sig_atomic_t *stop;
-	pthread_mutex_t lock;
-	unsigned count, claimed;
-	unsigned running; /* workers still going */
-	int fatal;
-	char fatal_msg[1024];
-};
-
-struct worker {
-	struct engine *eng;
-	size_t idx;
-	const char *uri;
-	jig_client *client;
-	int pending_release;  /* a failed device is still in the jig */
-	jig_msg req, resp;
-	pthread_t thread;
-};
-
-struct dev {
-	jig_se_info info;
-	const char *step;
-	enum advice advice;
-	st_err err;
-	EVP_PKEY *attest_key;
-	jig_blob pubkey;
-	X509_REQ *csr;
-	X509 *cert;
-	uint8_t *cert_der;
-	int cert_len;
-	char cert_serial[41];
-	dev_entry prior;
-	int has_prior;
-	int resumed;
-};
-
-static int
-stopping(struct engine *e)
+int
+eng_stopping(struct engine *e)
 {
 	int f;
 
@@ -83,8 +33,8 @@ stopping(struct engine *e)
 	return f || *e->stop;
 }
 
-static void
-set_fatal(struct engine *e, const char *msg)
+void
+eng_set_fatal(struct engine *e, const char *msg)
 {
 	pthread_mutex_lock(&e->lock);
 	if (!e->fatal) {
@@ -99,7 +49,7 @@ sleep_ms(struct engine *e, int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
-	if (!stopping(e))
+	if (!eng_stopping(e))
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !*e->stop)
 			;
 }
@@ -111,36 +61,36 @@ jig_name(struct worker *w)
 }
 
 /* One command; the client already prefixes "jig URI: CMD:". */
-static int
-call(struct worker *w, uint8_t cmd, st_err *err)
+int
+eng_call(struct worker *w, uint8_t cmd, st_err *err)
 {
 	w->req.type = cmd;
 	return jig_client_call(w->client, &w->req, &w->resp, err);
 }
 
-static void
-drop_client(struct worker *w)
+void
+eng_drop_client(struct worker *w)
 {
 	jig_client_free(w->client);
 	w->client = NULL;
 }
 
-static int
-is_link_error(const st_err *err)
+int
+eng_is_link_error(const st_err *err)
 {
 	return err->code == ST_E_TIMEOUT || err->code == ST_E_DISCONNECTED || err->code == ST_E_IO ||
 	    err->code == ST_E_PROTO;
 }
 
-static int
-journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details)
+int
+eng_journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details)
 {
 	st_err err;
 
 	if (station_journal(w->eng->st, jig_name(w), d->info.serial, step, result, details, &err) < 0) {
 		/* Without a durable journal nothing may leave the station. */
 		st_err_prefix(&err, "journal");
-		set_fatal(w->eng, err.msg);
+		eng_set_fatal(w->eng, err.msg);
 		d->err = err;
 		d->advice = ADV_ENGINEERING;
 		return -1;
@@ -148,8 +98,8 @@ journal(struct worker *w, struct dev *d, const char *step, const char *result, j
 	return 0;
 }
 
-static int
-fail(struct dev *d, const char *step, enum advice adv)
+int
+eng_fail(struct dev *d, const char *step, enum advice adv)
 {
 	d->step = step;
 	d->advice = adv;
@@ -158,22 +108,22 @@ fail(struct dev *d, const char *step, enum advice adv)
 
 /* ---- steps ------------------------------------------------------------ */
 
-static int
-step_posture(struct worker *w, struct dev *d)
+int
+eng_step_posture(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
 
 	d->step = "POSTURE";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_posture(st, &d->info, &d->err) < 0)
-		return fail(d, "POSTURE", ADV_WRONG_PART);
+		return eng_fail(d, "POSTURE", ADV_WRONG_PART);
 	if (sv_check_se_chain(&d->info, st->vendor_roots, &d->attest_key, &d->err) < 0)
-		return fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
 	return 0;
 }
 
-static int
-step_auth(struct worker *w, struct dev *d)
+int
+eng_step_auth(struct worker *w, struct dev *d)
 {
 	uint8_t msg[128], *sig = NULL;
 	size_t len = 0, sig_len = 0;
@@ -184,8 +134,8 @@ step_auth(struct worker *w, struct dev *d)
 	if (jig_challenge_message(JIG_TAG_TOOL_AUTH, d->info.serial, d->info.challenge, msg, sizeof(msg), &len,
 	        &d->err) < 0 ||
 	    station_tool_sign(w->eng->st, msg, len, &sig, &sig_len, &d->err) < 0) {
-		set_fatal(w->eng, d->err.msg);
-		return fail(d, "AUTH", ADV_ENGINEERING);
+		eng_set_fatal(w->eng, d->err.msg);
+		return eng_fail(d, "AUTH", ADV_ENGINEERING);
 	}
 	if (sig_len > JIG_BLOB_MAX) {
 		st_err_set(&d->err, ST_E_INTERNAL, "tool signature too long");
@@ -193,8 +143,8 @@ step_auth(struct worker *w, struct dev *d)
 	}
 	w->req.u.signature.len = sig_len;
 	memcpy(w->req.u.signature.data, sig, sig_len);
-	if (call(w, JIG_CMD_AUTH_RESPONSE, &d->err) < 0) {
-		fail(d, "AUTH", is_link_error(&d->err) ? ADV_RESEAT : ADV_ENGINEERING);
+	if (eng_call(w, JIG_CMD_AUTH_RESPONSE, &d->err) < 0) {
+		eng_fail(d, "AUTH", eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_ENGINEERING);
 		goto out;
 	}
 	ret = 0;
@@ -203,8 +153,8 @@ out:
 	return ret;
 }
 
-static int
-step_keygen(struct worker *w, struct dev *d, int keep)
+int
+eng_step_keygen(struct worker *w, struct dev *d, int keep)
 {
 	station *st = w->eng->st;
 	uint8_t h[32];
@@ -215,16 +165,16 @@ step_keygen(struct worker *w, struct dev *d, int keep)
 	w->req.u.keygen_req.slot = st->slot;
 	w->req.u.keygen_req.algorithm = st->algorithm;
 	w->req.u.keygen_req.flags = keep ? JIG_KEYGEN_KEEP : 0;
-	if (call(w, JIG_CMD_KEYGEN, &d->err) < 0)
-		return fail(d, "KEYGEN", ADV_RESEAT);
+	if (eng_call(w, JIG_CMD_KEYGEN, &d->err) < 0)
+		return eng_fail(d, "KEYGEN", ADV_RESEAT);
 	d->pubkey = w->resp.u.pubkey;
 	st_sha256(d->pubkey.data, d->pubkey.len, h);
 	st_hex(h, 32, hex);
-	return journal(w, d, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", hex, "slot", st->slot, "kept", keep));
+	return eng_journal(w, d, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", hex, "slot", st->slot, "kept", keep));
 }
 
-static int
-step_csr_verify(struct worker *w, struct dev *d)
+int
+eng_step_csr_verify(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
 	sv_session s = { .info = &d->info, .slot = st->slot, .pubkey = &d->pubkey, .curve_nid = st->curve_nid };
@@ -234,21 +184,21 @@ step_csr_verify(struct worker *w, struct dev *d)
 	ui_step(w->eng->u, w->idx, d->step);
 	if (RAND_bytes(s.nonce, sizeof(s.nonce)) != 1) {
 		st_err_openssl(&d->err, ST_E_CRYPTO, "nonce");
-		return fail(d, "CSR", ADV_ENGINEERING);
+		return eng_fail(d, "CSR", ADV_ENGINEERING);
 	}
 	w->req.u.csr_req.slot = st->slot;
 	memcpy(w->req.u.csr_req.nonce, s.nonce, sizeof(s.nonce));
-	if (call(w, JIG_CMD_GET_CSR, &d->err) < 0)
-		return fail(d, "CSR", ADV_RESEAT);
+	if (eng_call(w, JIG_CMD_GET_CSR, &d->err) < 0)
+		return eng_fail(d, "CSR", ADV_RESEAT);
 
 	/* The hard gate: nothing below runs unless every check holds. */
 	d->step = "VERIFY";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (sv_verify_csr(&s, d->attest_key, &w->resp.u.csr.csr, &w->resp.u.csr.attestation,
 	        &w->resp.u.csr.signature, &d->csr, &d->err) < 0)
-		return fail(d, "VERIFY", ADV_QUARANTINE);
+		return eng_fail(d, "VERIFY", ADV_QUARANTINE);
 	st_hex(s.nonce, sizeof(s.nonce), nonce_hex);
-	return journal(w, d, "verify", "ok", json_pack("{s:s}", "nonce", nonce_hex));
+	return eng_journal(w, d, "verify", "ok", json_pack("{s:s}", "nonce", nonce_hex));
 }
 
 static void
@@ -262,8 +212,8 @@ set_cert(struct dev *d, X509 *cert)
 }
 
 /* The certificate's serial number as lower-case hex (the journal's key for revocation). */
-static int
-cert_serial_hex(X509 *cert, char out[41])
+int
+eng_cert_serial_hex(X509 *cert, char out[41])
 {
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *hex = bn ? BN_bn2hex(bn) : NULL;
@@ -299,8 +249,8 @@ cert_details(struct dev *d)
 	return j;
 }
 
-static void
-index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed)
+void
+eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed)
 {
 	dev_entry e;
 
@@ -320,8 +270,8 @@ index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, in
 
 /* JOURNAL + SIGN: a new certificate, or the one already issued for this
  * very key when the device resumes. */
-static int
-step_sign(struct worker *w, struct dev *d)
+int
+eng_step_sign(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
 	uint8_t h[32];
@@ -334,18 +284,18 @@ step_sign(struct worker *w, struct dev *d)
 			p = d->prior.cert;
 			if (!(cert = d2i_X509(NULL, &p, (long)d->prior.cert_len))) {
 				st_err_set(&d->err, ST_E_INTERNAL, "journal certificate %s does not parse", d->prior.cert_serial);
-				return fail(d, "SIGN", ADV_ENGINEERING);
+				return eng_fail(d, "SIGN", ADV_ENGINEERING);
 			}
 			set_cert(d, cert);
 			snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 			d->resumed = 1;
-			return journal(w, d, "resume", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial));
+			return eng_journal(w, d, "resume", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial));
 		}
 		/* Another key than the certified one: the old certificate is
 		 * revoked before a new one exists (never two live certificates). */
-		if (journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", d->prior.cert_serial,
+		if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", d->prior.cert_serial,
 		        "reason", "superseded")) < 0)
-			return fail(d, "SIGN", ADV_ENGINEERING);
+			return eng_fail(d, "SIGN", ADV_ENGINEERING);
 		d->prior.cert_len = 0;
 		d->prior.cert_serial[0] = '\0';
 		devindex_put(st->index, &d->prior);
@@ -354,45 +304,45 @@ step_sign(struct worker *w, struct dev *d)
 	d->step = "JOURNAL";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_quota_take(st, &d->err) < 0) {
-		journal(w, d, "quota", "fail", json_pack("{s:s}", "error", d->err.msg));
+		eng_journal(w, d, "quota", "fail", json_pack("{s:s}", "error", d->err.msg));
 		if (d->err.code == ST_E_QUOTA)
-			set_fatal(w->eng, d->err.msg);
-		return fail(d, "JOURNAL", ADV_ENGINEERING);
+			eng_set_fatal(w->eng, d->err.msg);
+		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
 	}
 	if (station_cert_serial(d->cert_serial) < 0) {
 		st_err_set(&d->err, ST_E_CRYPTO, "no random serial number");
-		return fail(d, "JOURNAL", ADV_ENGINEERING);
+		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
 	}
 	{
 		char hex[65];
 
 		st_hex(h, 32, hex);
-		if (journal(w, d, "issuing", "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial,
+		if (eng_journal(w, d, "issuing", "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial,
 		        "pubkey_sha256", hex)) < 0)
-			return fail(d, "JOURNAL", ADV_ENGINEERING);
+			return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
 	}
 
 	d->step = "SIGN";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_issue(st, d->csr, &d->info, d->cert_serial, &cert, &d->err) < 0) {
-		set_fatal(w->eng, d->err.msg);
-		return fail(d, "SIGN", ADV_ENGINEERING);
+		eng_set_fatal(w->eng, d->err.msg);
+		return eng_fail(d, "SIGN", ADV_ENGINEERING);
 	}
 	set_cert(d, cert);
-	if (d->cert_len <= 0 || cert_serial_hex(cert, d->cert_serial) < 0) {
+	if (d->cert_len <= 0 || eng_cert_serial_hex(cert, d->cert_serial) < 0) {
 		st_err_openssl(&d->err, ST_E_CRYPTO, "encode certificate");
-		return fail(d, "SIGN", ADV_ENGINEERING);
+		return eng_fail(d, "SIGN", ADV_ENGINEERING);
 	}
-	if (journal(w, d, "issued", "ok", cert_details(d)) < 0)
-		return fail(d, "SIGN", ADV_ENGINEERING);
-	index_update(w, d, DEV_SEEN, 1, 0);
+	if (eng_journal(w, d, "issued", "ok", cert_details(d)) < 0)
+		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+	eng_index_update(w, d, DEV_SEEN, 1, 0);
 	if (station_save_cert(st, d->info.serial, d->cert, &d->err) < 0)
-		return fail(d, "SIGN", ADV_ENGINEERING);
+		return eng_fail(d, "SIGN", ADV_ENGINEERING);
 	return 0;
 }
 
-static int
-step_install(struct worker *w, struct dev *d)
+int
+eng_step_install(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
 
@@ -401,44 +351,44 @@ step_install(struct worker *w, struct dev *d)
 	if (d->cert_len > JIG_BLOB_MAX) {
 		st_err_set(&d->err, ST_E_CONFIG, "certificate of %d bytes exceeds the protocol's %d", d->cert_len,
 		    JIG_BLOB_MAX);
-		return fail(d, "INSTALL", ADV_ENGINEERING);
+		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
 	}
 	w->req.u.install_req.slot = st->slot;
 	w->req.u.install_req.cert.len = (size_t)d->cert_len;
 	memcpy(w->req.u.install_req.cert.data, d->cert_der, (size_t)d->cert_len);
-	if (call(w, JIG_CMD_INSTALL_CERT, &d->err) < 0)
-		return fail(d, "INSTALL", ADV_RESEAT);
+	if (eng_call(w, JIG_CMD_INSTALL_CERT, &d->err) < 0)
+		return eng_fail(d, "INSTALL", ADV_RESEAT);
 	w->req.u.slot_req.slot = st->slot;
-	if (call(w, JIG_CMD_READ_CERT, &d->err) < 0)
-		return fail(d, "INSTALL", ADV_RESEAT);
+	if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
+		return eng_fail(d, "INSTALL", ADV_RESEAT);
 	if (w->resp.u.cert.len != (size_t)d->cert_len || memcmp(w->resp.u.cert.data, d->cert_der, w->resp.u.cert.len)) {
 		st_err_set(&d->err, ST_E_VERIFY, "certificate read back from the SE differs from the one installed "
 		                                 "(%zu bytes read, %d written)", w->resp.u.cert.len, d->cert_len);
-		return fail(d, "INSTALL", ADV_SCRAP);
+		return eng_fail(d, "INSTALL", ADV_SCRAP);
 	}
-	if (journal(w, d, "install", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial)) < 0)
-		return fail(d, "INSTALL", ADV_ENGINEERING);
-	index_update(w, d, DEV_SEEN, 1, 1);
+	if (eng_journal(w, d, "install", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial)) < 0)
+		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
+	eng_index_update(w, d, DEV_SEEN, 1, 1);
 	return 0;
 }
 
-static int
-step_lock(struct worker *w, struct dev *d)
+int
+eng_step_lock(struct worker *w, struct dev *d)
 {
 	d->step = "LOCK";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (!w->eng->st->lock)
-		return journal(w, d, "lock", "skipped", json_pack("{s:s}", "reason", "engineering mode: lock: false"));
-	if (journal(w, d, "locking", "ok", NULL) < 0)
-		return fail(d, "LOCK", ADV_ENGINEERING);
-	if (call(w, JIG_CMD_LOCK, &d->err) < 0)
-		return fail(d, "LOCK", ADV_RESEAT);
+		return eng_journal(w, d, "lock", "skipped", json_pack("{s:s}", "reason", "engineering mode: lock: false"));
+	if (eng_journal(w, d, "locking", "ok", NULL) < 0)
+		return eng_fail(d, "LOCK", ADV_ENGINEERING);
+	if (eng_call(w, JIG_CMD_LOCK, &d->err) < 0)
+		return eng_fail(d, "LOCK", ADV_RESEAT);
 	if (w->resp.u.lock.lifecycle != JIG_LC_PROVISIONED) {
 		st_err_set(&d->err, ST_E_VERIFY, "SE reports lifecycle %s after LOCK, not provisioned",
 		    jig_lifecycle_name(w->resp.u.lock.lifecycle));
-		return fail(d, "LOCK", ADV_SCRAP);
+		return eng_fail(d, "LOCK", ADV_SCRAP);
 	}
-	return journal(w, d, "lock", "ok", json_pack("{s:s}", "lifecycle", "provisioned"));
+	return eng_journal(w, d, "lock", "ok", json_pack("{s:s}", "lifecycle", "provisioned"));
 }
 
 /* The SE is locked already: it is ours only if the journal shows we issued
@@ -449,18 +399,18 @@ resume_locked(struct worker *w, struct dev *d)
 	if (!d->has_prior || !d->prior.cert_len || d->prior.state == DEV_PASSED) {
 		st_err_set(&d->err, ST_E_STATE, "SE is already locked (lifecycle provisioned)%s",
 		    d->has_prior && d->prior.state == DEV_PASSED ? " and this station provisioned it before" : "");
-		return fail(d, "POSTURE", ADV_LOCKED);
+		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
 	w->req.u.slot_req.slot = w->eng->st->slot;
-	if (call(w, JIG_CMD_READ_CERT, &d->err) < 0)
-		return fail(d, "POSTURE", ADV_RESEAT);
+	if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
+		return eng_fail(d, "POSTURE", ADV_RESEAT);
 	if (w->resp.u.cert.len != d->prior.cert_len || memcmp(w->resp.u.cert.data, d->prior.cert, d->prior.cert_len)) {
 		st_err_set(&d->err, ST_E_STATE, "SE is locked with a certificate this station did not install");
-		return fail(d, "POSTURE", ADV_LOCKED);
+		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
 	snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 	d->resumed = 1;
-	return journal(w, d, "lock", "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
+	return eng_journal(w, d, "lock", "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
 }
 
 static int
@@ -474,44 +424,44 @@ provision(struct worker *w, struct dev *d)
 
 	snprintf(fw, sizeof(fw), "%u.%u.%u", d->info.firmware >> 24, (d->info.firmware >> 16) & 0xff,
 	    d->info.firmware & 0xffff);
-	if (journal(w, d, "identify", "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
+	if (eng_journal(w, d, "identify", "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
 	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
-		return fail(d, "IDENTIFY", ADV_ENGINEERING);
-	if (step_posture(w, d) < 0)
+		return eng_fail(d, "IDENTIFY", ADV_ENGINEERING);
+	if (eng_step_posture(w, d) < 0)
 		return -1;
 	if (d->info.lifecycle == JIG_LC_PROVISIONED)
 		return resume_locked(w, d);
 	if (d->info.lifecycle != JIG_LC_FACTORY) {
 		st_err_set(&d->err, ST_E_STATE, "SE lifecycle is %s; only factory SEs are provisioned here",
 		    jig_lifecycle_name(d->info.lifecycle));
-		return fail(d, "POSTURE", ADV_LOCKED);
+		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
 	if (d->has_prior && d->prior.state == DEV_PASSED) {
 		st_err_set(&d->err, ST_E_STATE, "the journal shows SE %s provisioned already, yet it is in factory state "
 		                                "(duplicate serial or cloned SE)", d->info.serial);
-		return fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
 	}
-	if (journal(w, d, "posture", "ok", NULL) < 0)
-		return fail(d, "POSTURE", ADV_ENGINEERING);
-	if (stopping(w->eng))
+	if (eng_journal(w, d, "posture", "ok", NULL) < 0)
+		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+	if (eng_stopping(w->eng))
 		return 1;
-	if (step_auth(w, d) < 0 || journal(w, d, "auth", "ok", NULL) < 0)
+	if (eng_step_auth(w, d) < 0 || eng_journal(w, d, "auth", "ok", NULL) < 0)
 		return -1;
 	/* Resuming a device with a live certificate: keep its key if it has one. */
 	keep = d->has_prior && d->prior.cert_len > 0;
-	if (step_keygen(w, d, keep) < 0 || step_csr_verify(w, d) < 0)
+	if (eng_step_keygen(w, d, keep) < 0 || eng_step_csr_verify(w, d) < 0)
 		return -1;
-	if (stopping(w->eng))
+	if (eng_stopping(w->eng))
 		return 1;
-	if (step_sign(w, d) < 0 || step_install(w, d) < 0 || step_lock(w, d) < 0)
+	if (eng_step_sign(w, d) < 0 || eng_step_install(w, d) < 0 || eng_step_lock(w, d) < 0)
 		return -1;
 	return 0;
 }
 
 /* ---- one worker per jig ------------------------------------------------ */
 
-static int
-open_jig(struct worker *w, st_err *err)
+int
+eng_open_jig(struct worker *w, st_err *err)
 {
 	jig_transport *t = NULL;
 	station *st = w->eng->st;
@@ -529,20 +479,20 @@ open_jig(struct worker *w, st_err *err)
 			jig_client_set_timeout(w->client, c, st->timeouts[c]);
 	jig_client_set_retries(w->client, st->retries);
 	if (jig_client_hello(w->client, &w->resp, err) < 0) {
-		drop_client(w);
+		eng_drop_client(w);
 		return -1;
 	}
 	return 0;
 }
 
 /* Wait for a device: SE_INFO answers NO_DUT while the jig is empty. */
-static int
-wait_device(struct worker *w, struct dev *d, st_err *err)
+int
+eng_wait_device(struct worker *w, struct dev *d, st_err *err)
 {
 	int noted = 0;
 
-	while (!stopping(w->eng)) {
-		if (call(w, JIG_CMD_SE_INFO, err) == 0) {
+	while (!eng_stopping(w->eng)) {
+		if (eng_call(w, JIG_CMD_SE_INFO, err) == 0) {
 			d->info = w->resp.u.se_info;
 			return 0;
 		}
@@ -579,23 +529,23 @@ done_claiming(struct engine *e)
 	return done;
 }
 
-static void
-release(struct worker *w)
+void
+eng_release(struct worker *w)
 {
 	st_err err;
 
 	w->req.u.power_req.action = JIG_POWER_RELEASE;
-	if (call(w, JIG_CMD_DUT_POWER, &err) < 0) {
+	if (eng_call(w, JIG_CMD_DUT_POWER, &err) < 0) {
 		ui_jig_note(w->eng->u, w->idx, err.msg);
-		drop_client(w);
+		eng_drop_client(w);
 		w->pending_release = 1;
 		return;
 	}
 	w->pending_release = 0;
 }
 
-static void
-dev_clear(struct dev *d)
+void
+eng_dev_clear(struct dev *d)
 {
 	EVP_PKEY_free(d->attest_key);
 	X509_REQ_free(d->csr);
@@ -613,17 +563,17 @@ worker_main(void *arg)
 	st_err err;
 
 	if (!d) {
-		set_fatal(e, "out of memory");
+		eng_set_fatal(e, "out of memory");
 		pthread_mutex_lock(&e->lock);
 		e->running--;
 		pthread_mutex_unlock(&e->lock);
 		return NULL;
 	}
-	while (!stopping(e) && !done_claiming(e)) {
+	while (!eng_stopping(e) && !done_claiming(e)) {
 		int rc;
 
 		if (!w->client) {
-			if (open_jig(w, &err) < 0) {
+			if (eng_open_jig(w, &err) < 0) {
 				char note[1200];
 
 				snprintf(note, sizeof(note), "%s; retrying", err.msg);
@@ -637,14 +587,14 @@ worker_main(void *arg)
 			backoff = 0;
 		}
 		if (w->pending_release) {
-			release(w);
+			eng_release(w);
 			continue;
 		}
 		memset(d, 0, sizeof(*d));
-		if ((rc = wait_device(w, d, &err)) != 0) {
+		if ((rc = eng_wait_device(w, d, &err)) != 0) {
 			if (rc < 0) {
 				ui_jig_note(e->u, w->idx, err.msg);
-				drop_client(w);
+				eng_drop_client(w);
 			}
 			continue;
 		}
@@ -653,35 +603,35 @@ worker_main(void *arg)
 		ui_device_start(e->u, w->idx, d->info.serial);
 		rc = provision(w, d);
 		if (rc == 0) {
-			if (journal(w, d, "done", "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
+			if (eng_journal(w, d, "done", "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
 			        d->resumed)) == 0) {
-				index_update(w, d, DEV_PASSED, 1, 1);
+				eng_index_update(w, d, DEV_PASSED, 1, 1);
 				ui_pass(e->u, w->idx, d->info.serial, d->cert_serial, d->resumed);
-				release(w);
+				eng_release(w);
 			} else {
 				ui_fail(e->u, w->idx, d->info.serial, "DONE", d->err.msg, advice_text[ADV_ENGINEERING]);
 			}
 		} else if (rc > 0) {
 			/* Stopped (Ctrl-C) before anything was signed: the device stays
 			 * in the jig and resumes on the next run. */
-			journal(w, d, "abandoned", "abandoned", json_pack("{s:s}", "reason", "operator stopped the run"));
+			eng_journal(w, d, "abandoned", "abandoned", json_pack("{s:s}", "reason", "operator stopped the run"));
 			ui_jig_note(e->u, w->idx, "run stopped: device left in the jig, it resumes on the next run");
 		} else {
-			journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
+			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
 			    advice_text[d->advice]));
-			index_update(w, d, DEV_FAILED, 0, 0);
+			eng_index_update(w, d, DEV_FAILED, 0, 0);
 			ui_fail(e->u, w->idx, d->info.serial, d->step, d->err.msg, advice_text[d->advice]);
-			if (is_link_error(&d->err))
-				drop_client(w);
+			if (eng_is_link_error(&d->err))
+				eng_drop_client(w);
 			if (w->client)
-				release(w);
+				eng_release(w);
 			else
 				w->pending_release = 1;
 		}
-		dev_clear(d);
+		eng_dev_clear(d);
 	}
 	free(d);
-	drop_client(w);
+	eng_drop_client(w);
 	pthread_mutex_lock(&e->lock);
 	e->running--;
 	pthread_mutex_unlock(&e->lock);
@@ -708,7 +658,7 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 		e.running++;
 		pthread_mutex_unlock(&e.lock);
 		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
-			set_fatal(&e, "cannot start a worker thread");
+			eng_set_fatal(&e, "cannot start a worker thread");
 			pthread_mutex_lock(&e.lock);
 			e.running--;
 			pthread_mutex_unlock(&e.lock);

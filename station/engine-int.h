@@ -1,0 +1,89 @@
+/* Internals shared by the factory engine (engine.c) and rework (rework.c):
+ * the worker and device state and the steps both paths walk. */
+#ifndef STATION_ENGINE_INT_H
+#define STATION_ENGINE_INT_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "engine.h"
+#include "station.h"
+
+/* What went wrong with a device, for the operator: the step, what happened
+ * (err), and what to do. */
+enum advice {
+	ADV_RESEAT,      /* communication: re-seat and retry */
+	ADV_WRONG_PART,  /* posture: not the part this recipe is for */
+	ADV_LOCKED,      /* already provisioned */
+	ADV_QUARANTINE,  /* attestation or identity failed: possible counterfeit */
+	ADV_ENGINEERING, /* configuration on our side */
+	ADV_SCRAP,       /* the SE misbehaves after our checks passed */
+};
+
+extern const char *const advice_text[];
+
+struct engine {
+	station *st;
+	ui *u;
+	volatile sig_atomic_t *stop;
+	pthread_mutex_t lock;
+	unsigned count, claimed;
+	unsigned running; /* workers still going */
+	int fatal;
+	char fatal_msg[1024];
+};
+
+struct worker {
+	struct engine *eng;
+	size_t idx;
+	const char *uri;
+	jig_client *client;
+	int pending_release;  /* a failed device is still in the jig */
+	jig_msg req, resp;
+	pthread_t thread;
+};
+
+struct dev {
+	jig_se_info info;
+	const char *step;
+	enum advice advice;
+	st_err err;
+	EVP_PKEY *attest_key;
+	jig_blob pubkey;
+	X509_REQ *csr;
+	X509 *cert;
+	uint8_t *cert_der;
+	int cert_len;
+	char cert_serial[41];
+	dev_entry prior;
+	int has_prior;
+	int resumed;
+};
+
+int eng_stopping(struct engine *e);
+void eng_set_fatal(struct engine *e, const char *msg);
+/* One jig command with w->req (type set here) into w->resp. */
+int eng_call(struct worker *w, uint8_t cmd, st_err *err);
+void eng_drop_client(struct worker *w);
+/* Communication trouble (timeout, disconnect, garbage) rather than a refusal. */
+int eng_is_link_error(const st_err *err);
+/* Append a durable record for the device; a journal failure stops the run. */
+int eng_journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details);
+/* Mark the device failed at step with advice; returns -1. */
+int eng_fail(struct dev *d, const char *step, enum advice adv);
+int eng_step_posture(struct worker *w, struct dev *d);
+int eng_step_auth(struct worker *w, struct dev *d);
+int eng_step_keygen(struct worker *w, struct dev *d, int keep);
+int eng_step_csr_verify(struct worker *w, struct dev *d);
+int eng_step_sign(struct worker *w, struct dev *d);
+int eng_step_install(struct worker *w, struct dev *d);
+int eng_step_lock(struct worker *w, struct dev *d);
+int eng_open_jig(struct worker *w, st_err *err);
+/* SE_INFO until a device is present: 0 found, 1 stopped, -1 error. */
+int eng_wait_device(struct worker *w, struct dev *d, st_err *err);
+void eng_release(struct worker *w);
+void eng_dev_clear(struct dev *d);
+void eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed);
+int eng_cert_serial_hex(X509 *cert, char out[41]);
+
+#endif
