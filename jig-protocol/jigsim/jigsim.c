@@ -15,6 +15,7 @@
 static const char *const fault_names[] = {
 	"corrupt-byte", "drop-reply", "disconnect-mid-command", "slow-reply", "bad-attestation-signature",
 	"attestation-wrong-key", "replay-nonce", "already-locked", "readback-mismatch", "unknown-se-vendor",
+	"rework-wrong-key",
 };
 #define NFAULTS (sizeof(fault_names) / sizeof(fault_names[0]))
 
@@ -473,6 +474,22 @@ device_at(jigsim *s, unsigned index)
 	if (index == 0)
 		return current(s);
 	return index <= s->ndev ? &s->dev[index - 1] : NULL;
+}
+
+int
+jigsim_device_set_faults(jigsim *s, unsigned index, unsigned faults)
+{
+	jigsim_dev *d;
+	int ret = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if ((d = device_at(s, index))) {
+		d->se->faults = faults;
+		d->fired = 0;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 int

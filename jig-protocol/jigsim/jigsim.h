@@ -27,6 +27,7 @@ enum jigsim_fault {
 	JIGSIM_F_ALREADY_LOCKED = 1u << 7, /* SE starts provisioned with a foreign leaf certificate */
 	JIGSIM_F_READBACK_MISMATCH = 1u << 8, /* READ_CERT returns the certificate with a byte changed */
 	JIGSIM_F_UNKNOWN_VENDOR = 1u << 9, /* attestation certificate from a rogue CA */
+	JIGSIM_F_REWORK_WRONG_KEY = 1u << 10, /* REWORK_CHALLENGE signed by another key than the slot's */
 };
 
 /* "corrupt-byte" -> JIGSIM_F_CORRUPT_BYTE; 0 when unknown. */
@@ -117,6 +118,9 @@ unsigned jigsim_device_count(jigsim *s);
 unsigned jigsim_released(jigsim *s);
 /* Info about device `index` (1-based; 0 = the one in the jig).  -1 if none. */
 int jigsim_device_get(jigsim *s, unsigned index, jigsim_device_info *info);
+/* Switch the faults of device `index` (0 = the one in the jig) from now on,
+ * e.g. to break the rework of a device that was provisioned cleanly. */
+int jigsim_device_set_faults(jigsim *s, unsigned index, unsigned faults);
 /* Certificate installed in a slot (empty when none), or the public key
  * (SubjectPublicKeyInfo DER) of the slot's key.  -1 if no such device/slot
  * or cap too small. */

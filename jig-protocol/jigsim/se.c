@@ -604,9 +604,19 @@ rework_challenge(se *d, uint8_t slot, const uint8_t challenge[JIG_NONCE_LEN], ji
 
 	if (!s->key)
 		return fail(msg, JIG_E_SLOT_EMPTY, "no key in slot %u", slot);
-	if (jig_challenge_message(JIG_TAG_REWORK, d->serial, challenge, m, sizeof(m), &len, err) < 0 ||
-	    ecdsa_sign(s->key, m, len, &resp->u.signature, err) < 0)
+	if (jig_challenge_message(JIG_TAG_REWORK, d->serial, challenge, m, sizeof(m), &len, err) < 0)
 		return -1;
+	if (d->faults & JIGSIM_F_REWORK_WRONG_KEY) {
+		/* A device that cannot prove its identity: someone else's key. */
+		EVP_PKEY *other = EVP_EC_gen("P-256");
+		int rc = other ? ecdsa_sign(other, m, len, &resp->u.signature, err) : -1;
+
+		EVP_PKEY_free(other);
+		if (rc < 0)
+			return st_err_openssl(err, ST_E_CRYPTO, "rework-wrong-key");
+	} else if (ecdsa_sign(s->key, m, len, &resp->u.signature, err) < 0) {
+		return -1;
+	}
 	s->rework_ok = 1;
 	return 0;
 }
