@@ -27,7 +27,7 @@ sha256_hex(const void *p, size_t len, char out[65])
 {
 	uint8_t h[32];
 
-	st_sha256(p, len, h);
+	audit_sha256(p, len, h);
 	st_hex(h, 32, out);
 }
 

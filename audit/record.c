@@ -3,10 +3,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/evp.h>
 
 #include "audit-int.h"
 
@@ -22,6 +25,27 @@ audit_is_terminal(const char *device, const char *step, const char *result)
 		return 0;
 	return strcmp(step, AUDIT_STEP_DONE) == 0 || strcmp(result, AUDIT_RESULT_FAIL) == 0 ||
 	    strcmp(result, AUDIT_RESULT_ABANDONED) == 0;
+}
+
+/* SHA-256 with the algorithm fetched once: an implicit fetch on every call
+ * costs as much as hashing a record. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void
+audit_sha256(const void *p, size_t len, uint8_t out[32])
+{
+	unsigned int n = 32;
+
+	pthread_once(&sha256_once, sha256_fetch);
+	if (!sha256_md || !EVP_Digest(p, len, out, &n, sha256_md, NULL))
+		st_sha256(p, len, out);
 }
 
 void
@@ -266,9 +290,9 @@ audit_record_parse(const char *line, size_t len, json_t **rootp, audit_record *r
 {
 	json_error_t jerr;
 	json_t *root = NULL, *v;
-	const char *key;
+	const char *key = NULL;
 	json_int_t iv;
-	size_t i;
+	size_t i, known;
 	int ret = -1;
 
 	*rootp = NULL;
@@ -281,14 +305,19 @@ audit_record_parse(const char *line, size_t len, json_t **rootp, audit_record *r
 		snprintf(why, why_len, "not a JSON object");
 		goto out;
 	}
-	json_object_foreach(root, key, v) {
-		for (i = 0; i < sizeof(record_keys) / sizeof(record_keys[0]); i++)
-			if (strcmp(key, record_keys[i]) == 0)
+	/* Unknown fields: more members than the known ones present. */
+	for (i = 0, known = 0; i < sizeof(record_keys) / sizeof(record_keys[0]); i++)
+		known += json_object_get(root, record_keys[i]) != NULL;
+	if (json_object_size(root) != known) {
+		json_object_foreach(root, key, v) {
+			for (i = 0; i < sizeof(record_keys) / sizeof(record_keys[0]); i++)
+				if (strcmp(key, record_keys[i]) == 0)
+					break;
+			if (i == sizeof(record_keys) / sizeof(record_keys[0]))
 				break;
-		if (i == sizeof(record_keys) / sizeof(record_keys[0])) {
-			snprintf(why, why_len, "unknown field \"%.64s\"", key);
-			goto out;
 		}
+		snprintf(why, why_len, "unknown field \"%.64s\"", key ? key : "?");
+		goto out;
 	}
 	v = json_object_get(root, "v");
 	if (!json_is_integer(v) || json_integer_value(v) != AUDIT_FORMAT_VERSION) {
@@ -462,7 +491,7 @@ audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_
 			}
 			w->closed = 1;
 		}
-		st_sha256(p, l, hash);
+		audit_sha256(p, l, hash);
 		st_hex(hash, 32, hash_hex);
 		rec.hash = hash_hex;
 		memcpy(c->prev, hash, 32);

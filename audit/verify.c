@@ -81,7 +81,7 @@ sha256_hex(const void *p, size_t len, char out[65])
 {
 	uint8_t h[32];
 
-	st_sha256(p, len, h);
+	audit_sha256(p, len, h);
 	st_hex(h, 32, out);
 }
 
@@ -249,7 +249,8 @@ check_seal(const char *path, const char *name, const uint8_t *buf, size_t len, X
 		goto out;
 	}
 	b->have_seal = 1;
-	sha256_hex(der, der_len, b->seal_sha256);
+	if (r->bundle)
+		sha256_hex(der, der_len, b->seal_sha256);
 	if (!trust)
 		goto out;
 	if (st_cms_verify(buf, len, der, der_len, trust, &signer, &err) < 0) {
@@ -300,8 +301,10 @@ audit_verify(const char *path, X509_STORE *trust, audit_report **report, st_err 
 		goto out;
 	}
 	r->batches = (unsigned)n;
-	if (n == 0)
+	if (n == 0 && r->bundle)
 		PROBLEM(r, "%s: no batch files (batch-000001.jsonl, ...)", path);
+	else if (n == 0)
+		NOTE(r, "%s: no batch files: the journal has no record yet", path);
 	if (!trust)
 		NOTE(r, "seals not checked: no trusted root given");
 	audit_chain_start(&c);
@@ -323,7 +326,8 @@ audit_verify(const char *path, X509_STORE *trust, audit_report **report, st_err 
 			continue;
 		}
 		free(bpath);
-		sha256_hex(buf, len, bi[i].sha256);
+		if (r->bundle) /* for the manifest only */
+			sha256_hex(buf, len, bi[i].sha256);
 		if (nums[i] != (i ? nums[i - 1] + 1 : 1u) && chain_ok) {
 			char missing[AUDIT_NAME_MAX];
 
