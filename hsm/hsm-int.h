@@ -32,6 +32,7 @@ struct hsm_key {
 	EVP_PKEY *pkey;        /* signs in the token */
 	char *label;
 	char desc[32];         /* "EC P-256" */
+	int generated;         /* CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE */
 	const EVP_MD *md;      /* digest for certificate/CRL signatures; NULL if unsuitable */
 	pthread_mutex_t lock;  /* guards matched */
 	X509 *matched;         /* last certificate proven to belong to this key */

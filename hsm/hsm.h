@@ -82,6 +82,9 @@ void hsm_key_free(hsm_key *key);
 const char *hsm_key_label(const hsm_key *key);
 /* "EC P-256" / "EC P-384" / "RSA 3072" (static string or into buf). */
 void hsm_key_describe(const hsm_key *key, char *buf, size_t len);
+/* How the token protects it: "sensitive, never extractable (generated in
+ * the token)" or "sensitive, not extractable (imported)". */
+const char *hsm_key_protection(const hsm_key *key);
 /* The key as an EVP_PKEY for OpenSSL signing APIs (CMS_sign, X509_sign):
  * borrowed, valid until hsm_key_free; signing with it happens in the token. */
 EVP_PKEY *hsm_key_pkey(hsm_key *key);
@@ -113,15 +116,24 @@ typedef struct hsm_leaf_profile {
 	const char *const *san;    /* subjectAltName entries "URI:..." or "DNS:..." */
 	size_t n_san;
 	time_t not_before;         /* 0 = now */
-	unsigned validity_days;    /* notAfter = now + days (ignored when no_expiry) */
+	unsigned validity_days;    /* notAfter = now + days, unless one of the next two is set */
 	int no_expiry;             /* notAfter = 99991231235959Z (RFC 5280 "no well-defined expiration") */
+	const char *not_after;     /* fixed notAfter "YYYYMMDDHHMMSSZ" (NULL = not used) */
 	const char *const *eku;    /* extendedKeyUsage names ("clientAuth") or dotted OIDs; none when 0 */
 	size_t n_eku;
+	const char *serial_hex;    /* certificate serial chosen in advance with hsm_serial_new(), so
+	                            * the journal can name it before signing; NULL = a fresh one */
 } hsm_leaf_profile;
+
+#define HSM_SERIAL_HEX_MAX 33
+/* A fresh certificate serial: 16 random bytes, top bit clear, at least 64
+ * bits, as upper-case hex (no leading zeros) into hex. */
+int hsm_serial_new(char hex[HSM_SERIAL_HEX_MAX], st_err *err);
 
 /* Issue a leaf certificate signed by ca_key (whose certificate is ca_cert):
  * re-verifies the CSR (hsm_csr_verify) and takes only its public key.
- * Always: v3, random positive 127-bit serial, subject and SAN from the
+ * Always: v3, a positive serial of 64 to 127 bits (profile->serial_hex, or
+ * a fresh random one), subject and SAN from the
  * profile, keyUsage digitalSignature (critical), basicConstraints CA:FALSE
  * (critical), SKI (SHA-1 of the public key), AKI (the CA's SKI).  Signed
  * with ECDSA-SHA256 for a P-256 CA, ECDSA-SHA384 for P-384, RSA PKCS#1 v1.5

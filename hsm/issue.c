@@ -3,11 +3,17 @@
  * caller expanded from the recipe and attested device facts (DESIGN.md,
  * invariant 3).  Extensions are built as structures, never parsed from
  * strings, so a value cannot smuggle in a second SAN entry or option. */
+/* EC_KEY: see set_pubkey() */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
+#include <ctype.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -76,26 +82,66 @@ hsm_csr_verify(X509_REQ *csr, st_err *err)
 	return 0;
 }
 
-/* 16 random bytes, top bit clear: positive, and drawn again in the
- * (2^-63) case that leading zero bytes leave fewer than 64 bits. */
-static int
-set_serial(X509 *x, st_err *err)
+int
+hsm_serial_new(char hex[HSM_SERIAL_HEX_MAX], st_err *err)
 {
 	unsigned char b[16];
 	BIGNUM *bn = NULL;
+	char *h = NULL;
 	int ret = -1;
 
+	hex[0] = '\0';
+	/* Drawn again in the (2^-63) case that leading zero bytes leave fewer than 64 bits. */
 	do {
 		if (RAND_bytes(b, sizeof(b)) != 1) {
 			st_err_openssl(err, ST_E_CRYPTO, "serial number");
 			goto out;
 		}
-		b[0] &= 0x7f;
+		b[0] &= 0x7f; /* positive in DER without a leading zero byte */
 		if (!(bn = BN_bin2bn(b, sizeof(b), bn))) {
 			st_err_openssl(err, ST_E_NOMEM, "serial number");
 			goto out;
 		}
 	} while (BN_num_bits(bn) < 64);
+	if (!(h = BN_bn2hex(bn))) {
+		st_err_openssl(err, ST_E_NOMEM, "serial number");
+		goto out;
+	}
+	snprintf(hex, HSM_SERIAL_HEX_MAX, "%s", h);
+	ret = 0;
+out:
+	OPENSSL_free(h);
+	BN_free(bn);
+	return ret;
+}
+
+/* The profile's serial (hex) or a fresh one: positive, 64 to 159 bits (at
+ * most 20 octets in DER, RFC 5280 4.1.2.2). */
+static int
+set_serial(X509 *x, const char *serial_hex, st_err *err)
+{
+	char fresh[HSM_SERIAL_HEX_MAX];
+	BIGNUM *bn = NULL;
+	size_t i, len;
+	int ret = -1;
+
+	if (!serial_hex) {
+		if (hsm_serial_new(fresh, err) < 0)
+			return -1;
+		serial_hex = fresh;
+	}
+	len = strlen(serial_hex);
+	for (i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)serial_hex[i]))
+			return st_err_set(err, ST_E_CONFIG, "serial \"%s\" is not hexadecimal", serial_hex);
+	if (len == 0 || len > 40 || !BN_hex2bn(&bn, serial_hex)) {
+		st_err_set(err, ST_E_CONFIG, "serial \"%s\": 1 to 40 hex digits expected", serial_hex);
+		goto out;
+	}
+	if (BN_num_bits(bn) < 64 || BN_num_bits(bn) > 159) {
+		st_err_set(err, ST_E_CONFIG, "serial \"%s\" has %d bits (64 to 159 required)", serial_hex, BN_num_bits(bn));
+		goto out;
+	}
 	if (!BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))) {
 		st_err_openssl(err, ST_E_NOMEM, "serial number");
 		goto out;
@@ -151,17 +197,20 @@ set_validity(X509 *x, const hsm_leaf_profile *p, st_err *err)
 
 	if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &nb))
 		return st_err_openssl(err, ST_E_CONFIG, "profile: notBefore");
-	if (p->no_expiry) {
-		if (!ASN1_TIME_set_string_X509(X509_getm_notAfter(x), "99991231235959Z"))
-			return st_err_openssl(err, ST_E_INTERNAL, "notAfter");
-		return 0;
+	if (p->no_expiry || p->not_after) {
+		const char *na = p->not_after ? p->not_after : "99991231235959Z";
+
+		/* RFC 5280 encoding: UTCTime through 2049, GeneralizedTime after. */
+		if (strlen(na) != 15 || na[14] != 'Z' || !ASN1_TIME_set_string_X509(X509_getm_notAfter(x), na))
+			return st_err_set(err, ST_E_CONFIG, "profile: notAfter \"%s\" is not YYYYMMDDHHMMSSZ", na);
+	} else {
+		/* Beyond ~200 years use no_expiry: the profile means "forever". */
+		if (p->validity_days == 0 || p->validity_days > 73000)
+			return st_err_set(err, ST_E_CONFIG, "profile: validity of %u days (1..73000, or no expiry)",
+			    p->validity_days);
+		if (!X509_time_adj_ex(X509_getm_notAfter(x), (int)p->validity_days, 0, &now))
+			return st_err_openssl(err, ST_E_CONFIG, "profile: notAfter");
 	}
-	/* Beyond ~200 years use no_expiry: the profile means "forever". */
-	if (p->validity_days == 0 || p->validity_days > 73000)
-		return st_err_set(err, ST_E_CONFIG, "profile: validity of %u days (1..73000, or no expiry)",
-		    p->validity_days);
-	if (!X509_time_adj_ex(X509_getm_notAfter(x), (int)p->validity_days, 0, &now))
-		return st_err_openssl(err, ST_E_CONFIG, "profile: notAfter");
 	if (ASN1_TIME_compare(X509_get0_notBefore(x), X509_get0_notAfter(x)) >= 0)
 		return st_err_set(err, ST_E_CONFIG, "profile: notBefore is not before notAfter");
 	return 0;
@@ -215,6 +264,34 @@ add_san(GENERAL_NAMES *gens, const char *entry, st_err *err)
 out:
 	ASN1_IA5STRING_free(s);
 	GENERAL_NAME_free(g);
+	return ret;
+}
+
+/* The certificate gets the CSR's public key.  OpenSSL 3.0 encodes a
+ * provider key's SubjectPublicKeyInfo through its encoder and decoder
+ * machinery (~200 us, far more than the signature); the legacy EC_KEY route
+ * takes ~5 us and leaves the certificate with its key decoded, exactly as
+ * d2i_X509 would.  hsm_csr_verify admitted only named EC curves. */
+static int
+set_pubkey(X509 *x, X509_REQ *csr, st_err *err)
+{
+	EC_KEY *ec = EVP_PKEY_get1_EC_KEY(X509_REQ_get0_pubkey(csr));
+	EVP_PKEY *legacy = EVP_PKEY_new();
+	int ret = -1;
+
+	if (!ec || !legacy || !EVP_PKEY_assign_EC_KEY(legacy, ec)) {
+		st_err_openssl(err, ST_E_VERIFY, "CSR public key");
+		EC_KEY_free(ec);
+		goto out;
+	}
+	/* ec is owned by legacy now */
+	if (!X509_set_pubkey(x, legacy)) {
+		st_err_openssl(err, ST_E_INTERNAL, "certificate public key");
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_PKEY_free(legacy);
 	return ret;
 }
 
@@ -338,12 +415,12 @@ hsm_leaf_build(EVP_PKEY *ca_pkey, const EVP_MD *md, X509 *ca_cert, X509_REQ *csr
 		st_err_openssl(err, ST_E_NOMEM, "certificate");
 		goto out;
 	}
-	if (!X509_set_version(x, X509_VERSION_3) || !X509_set_issuer_name(x, X509_get_subject_name(ca_cert)) ||
-	    !X509_set_pubkey(x, X509_REQ_get0_pubkey(csr))) {
+	if (!X509_set_version(x, X509_VERSION_3) || !X509_set_issuer_name(x, X509_get_subject_name(ca_cert))) {
 		st_err_openssl(err, ST_E_INTERNAL, "certificate");
 		goto out;
 	}
-	if (set_serial(x, err) < 0 || set_subject(x, profile, err) < 0 || set_validity(x, profile, err) < 0 ||
+	if (set_pubkey(x, csr, err) < 0 || set_serial(x, profile->serial_hex, err) < 0 ||
+	    set_subject(x, profile, err) < 0 || set_validity(x, profile, err) < 0 ||
 	    add_extensions(x, ca_cert, profile, err) < 0)
 		goto out;
 	if (X509_sign(x, ca_pkey, md) <= 0) {

@@ -424,6 +424,7 @@ key_find(hsm_ctx *ctx, const char *label, const uint8_t *id, size_t id_len, st_e
 		goto fail;
 	}
 	describe_pkey(key);
+	key->generated = a.always_sensitive && a.never_extractable;
 	key->md = hsm_sig_md(key->pkey);
 	ctx->live_keys++;
 	pthread_mutex_unlock(&ctx->lock);
@@ -480,6 +481,15 @@ void
 hsm_key_describe(const hsm_key *key, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", key ? key->desc : "");
+}
+
+const char *
+hsm_key_protection(const hsm_key *key)
+{
+	if (!key)
+		return "";
+	return key->generated ? "sensitive, never extractable (generated in the token)"
+			      : "sensitive, not extractable (imported)";
 }
 
 EVP_PKEY *

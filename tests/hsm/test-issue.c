@@ -202,6 +202,40 @@ START_TEST(test_profile_variants)
 	ck_assert_msg(strstr(out, "notAfter=Dec 31 23:59:59 9999 GMT"), "%s", out);
 	free(out);
 	X509_free(leaf);
+
+	/* A serial chosen in advance (the journal names it before signing) and
+	 * a fixed notAfter: UTCTime before 2050, GeneralizedTime after. */
+	{
+		char serial[HSM_SERIAL_HEX_MAX];
+		static const char *const ends[] = { "20401231120000Z", "20600101000000Z" };
+		BIGNUM *bn = NULL;
+		ASN1_INTEGER *want;
+		int i;
+
+		for (i = 0; i < 2; i++) {
+			ck_assert_int_eq(hsm_serial_new(serial, &err), 0);
+			ck_assert_int_le(strlen(serial), 32);
+			ck_assert_int_gt(BN_hex2bn(&bn, serial), 0);
+			ck_assert_int_ge(BN_num_bits(bn), 64);
+			ck_assert_int_le(BN_num_bits(bn), 127);
+			memset(&p, 0, sizeof(p));
+			p.serial_number = "SE0002";
+			p.common_name = "Fixed";
+			p.serial_hex = serial;
+			p.not_after = ends[i];
+			ck_assert_msg(hsm_issue_leaf(ca, inter, csr, &p, &leaf, &err) == 0, "%s", err.msg);
+			want = BN_to_ASN1_INTEGER(bn, NULL);
+			ck_assert_int_eq(ASN1_INTEGER_cmp(X509_get0_serialNumber(leaf), want), 0);
+			ASN1_INTEGER_free(want);
+			ck_assert_int_eq(ASN1_STRING_type(X509_get0_notAfter(leaf)),
+			    i == 0 ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME);
+			ck_assert_str_eq((const char *)ASN1_STRING_get0_data(X509_get0_notAfter(leaf)),
+			    i == 0 ? "401231120000Z" : "20600101000000Z");
+			ht_verify_both(dir, leaf);
+			X509_free(leaf);
+		}
+		BN_free(bn);
+	}
 	hsm_key_free(ca);
 	X509_REQ_free(csr);
 	EVP_PKEY_free(k);
@@ -270,6 +304,21 @@ START_TEST(test_bad_csr_refused)
 	ck_assert_int_eq(hsm_csr_verify(csr, &err), -1);
 	ck_assert_msg(strstr(err.msg, "not EC"), "%s", err.msg);
 	X509_REQ_free(csr);
+	{
+		/* P-256 spelled out as explicit parameters: not a named curve. */
+		char *path = tu_src("tests/hsm/corpus-hsm-csr/csr-explicit.der");
+		size_t n = 0;
+		char *bytes = tu_slurp(path, &n);
+
+		ck_assert_ptr_nonnull(bytes);
+		csr = hsm_csr_from_der((const uint8_t *)bytes, n, &err);
+		ck_assert_msg(csr != NULL, "%s", err.msg);
+		ck_assert_int_eq(hsm_csr_verify(csr, &err), -1);
+		ck_assert_msg(strstr(err.msg, "explicit curve parameters"), "%s", err.msg);
+		X509_REQ_free(csr);
+		free(bytes);
+		free(path);
+	}
 
 	hsm_key_free(ca);
 	EVP_PKEY_free(k);
@@ -324,6 +373,11 @@ START_TEST(test_bad_profile_refused)
 	REFUSED(p.common_name = NULL, "common name is empty");
 	REFUSED(p.validity_days = 0, "validity");
 	REFUSED(p.not_before = time(NULL) + 3651 * 86400L, "notBefore");
+	REFUSED(p.not_after = "20200101000000Z", "notBefore is not before notAfter");
+	REFUSED(p.not_after = "2040-01-01", "YYYYMMDDHHMMSSZ");
+	REFUSED(p.serial_hex = "12345678", "bits (64 to 159");
+	REFUSED(p.serial_hex = "0x1234567890abcdef1", "not hexadecimal");
+	REFUSED(p.serial_hex = "123456789012345678901234567890123456789012", "1 to 40 hex digits");
 #undef REFUSED
 	p = ht_profile(NULL);
 	/* Issuer certificate that is not a CA, or not this key's. */

@@ -103,6 +103,7 @@ START_TEST(test_open_find_describe)
 		ck_assert_str_eq(hsm_key_label(key), labels[i]);
 		hsm_key_describe(key, buf, sizeof(buf));
 		ck_assert_str_eq(buf, "EC P-256");
+		ck_assert_str_eq(hsm_key_protection(key), "sensitive, never extractable (generated in the token)");
 		ck_assert_ptr_nonnull(hsm_key_pkey(key));
 		snprintf(name, sizeof(name), "%s.pem", labels[i]);
 		cert = ht_cert(dir, name);
