@@ -197,6 +197,21 @@ manifest_new(const struct export_batch *b, size_t nb, const audit_export_info *i
 	return m;
 }
 
+static char *
+append_newline(char *text)
+{
+	size_t n = strlen(text);
+	char *t = realloc(text, n + 2);
+
+	if (!t) {
+		free(text);
+		return NULL;
+	}
+	t[n] = '\n';
+	t[n + 1] = '\0';
+	return t;
+}
+
 static int
 add_file(json_t *m, const char *name, const char sha[65])
 {
@@ -343,7 +358,7 @@ audit_export(const char *dir, const char *out, audit_export_info *info, st_err *
 	}
 	if (write_chain(out, certs, sha, err) < 0 || add_file(m, AUDIT_CHAIN_FILE, sha) < 0)
 		goto out;
-	if (!(text = json_dumps(m, JSON_INDENT(2)))) {
+	if (!(text = json_dumps(m, JSON_INDENT(2))) || !(text = append_newline(text))) {
 		st_err_set(err, ST_E_NOMEM, "out of memory");
 		goto out;
 	}
