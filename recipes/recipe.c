@@ -158,8 +158,11 @@ get_template(walk *w, const ynode *map, const char *parent, const char *key, boo
 	char path[RECIPE_PATH_MAX];
 	int rc = rc_get_str(w->c, map, parent, key, required, 255, out);
 
-	if (rc == 0 && rc_template(w->c, rc_get(map, key), rc_path(path, parent, key)) < 0)
+	if (rc == 0 && rc_template(w->c, rc_get(map, key), rc_path(path, parent, key)) < 0) {
+		free(*out);
+		*out = NULL;
 		return -1;
+	}
 	return rc;
 }
 
