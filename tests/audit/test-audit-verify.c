@@ -123,6 +123,20 @@ verify_fails(const char *dir, X509_STORE *trust)
 	return rep;
 }
 
+/* `station audit verify DIR --ca golden-root-ca.pem`: exit status, output in *out. */
+static int
+cli_verify(const char *dir, char **out)
+{
+	char *root = tu_src("tests/audit/golden-root-ca.pem");
+	char *argv[] = { getenv("STATION_EXE"), (char *)"audit", (char *)"verify", (char *)dir, (char *)"--ca", root, NULL };
+	int rc;
+
+	ck_assert_ptr_nonnull(argv[0]);
+	rc = tu_run(argv, out);
+	free(root);
+	return rc;
+}
+
 static int
 has_problem(const audit_report *rep, const char *text)
 {
@@ -153,6 +167,13 @@ START_TEST(test_golden_verifies)
 	ck_assert_uint_eq(rep->n_problems, 0);
 	ck_assert_ptr_nonnull(strstr(rep->signer, "Audit Seal"));
 	audit_report_free(rep);
+	{
+		char *out = NULL;
+
+		ck_assert_int_eq(cli_verify(golden, &out), 0);
+		ck_assert_ptr_nonnull(strstr(out, ": OK: bundle and manifest, 3 batches"));
+		free(out);
+	}
 
 	/* Each batch also holds on its own. */
 	{
@@ -355,6 +376,18 @@ START_TEST(test_forgeries)
 	if (f == F_DROP_BATCH)
 		ck_assert(has_problem(rep, "manifest.json: batch-000002.jsonl is listed but missing"));
 	audit_report_free(rep);
+	/* The same through the command line: exit 1, the first problem first. */
+	{
+		char *out = NULL, *first;
+
+		ck_assert_int_eq(cli_verify(dir, &out), 1);
+		ck_assert_ptr_nonnull(strstr(out, ": FAILED: "));
+		first = strchr(out, '\n');
+		ck_assert_ptr_nonnull(first);
+		ck_assert_msg(strncmp(first + 1, "  ", 2) == 0 && strncmp(first + 3, expect, strlen(expect)) == 0,
+		    "expected \"%s\" first in:\n%s", expect, out);
+		free(out);
+	}
 
 	lines_free(&l);
 	X509_STORE_free(trust);
