@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -161,30 +160,5 @@ out:
 	X509_STORE_free(store);
 	sk_X509_pop_free(leaf, X509_free);
 	sk_X509_pop_free(chain, X509_free);
-	return ret;
-}
-
-int
-rc_not_after(const char *s, st_err *err)
-{
-	ASN1_TIME *t = NULL;
-	int ret = -1;
-
-	if (strlen(s) != 15 || strspn(s, "0123456789") != 14 || s[14] != 'Z')
-		return st_err_set(err, ST_E_CONFIG, "expected a UTC time YYYYMMDDHHMMSSZ such as 99991231235959Z, got \"%s\"", s);
-	if (!(t = ASN1_TIME_new()))
-		return st_err_openssl(err, ST_E_NOMEM, "not_after");
-	if (!ASN1_TIME_set_string_X509(t, s) || !ASN1_TIME_check(t)) {
-		ERR_clear_error();
-		st_err_set(err, ST_E_CONFIG, "\"%s\" is not a real date and time", s);
-		goto out;
-	}
-	if (ASN1_TIME_cmp_time_t(t, time(NULL)) <= 0) {
-		st_err_set(err, ST_E_CONFIG, "\"%s\" is in the past", s);
-		goto out;
-	}
-	ret = 0;
-out:
-	ASN1_TIME_free(t);
 	return ret;
 }

@@ -111,8 +111,6 @@ enum { RC_CERT_ONE = 1, RC_CERT_CA = 2 };
 int rc_cert_file(const char *path, int flags, st_err *err);
 /* cert_path's first certificate chains to a self-signed root in chain_path. */
 int rc_cert_chains(const char *cert_path, const char *chain_path, st_err *err);
-/* "YYYYMMDDHHMMSSZ", a real date, in the future. */
-int rc_not_after(const char *s, st_err *err);
 
 /* ---- the error list (errors.c) ------------------------------------------------ */
 

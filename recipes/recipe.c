@@ -489,11 +489,12 @@ read_certificate(walk *w, const ynode *root)
 	} else if (days) {
 		if (rc_int(w->c, days, "certificate.validity_days", 1, 36500, &v) == 0)
 			r->certificate.validity_days = (int)v;
-	} else if (rc_str(w->c, na, "certificate.not_after", 15, &r->certificate.not_after) == 0) {
-		st_err err;
-
-		if (rc_not_after(r->certificate.not_after, &err) < 0)
-			rc_err(w->c, na->line, na->col, "certificate.not_after", "%s", err.msg);
+	} else if (rc_str(w->c, na, "certificate.not_after", 64, &r->certificate.not_after) == 0 &&
+	    strcmp(r->certificate.not_after, RECIPE_NO_EXPIRY) != 0) {
+		/* A fixed end date would need the issuer to support it; "no expiry" is what IDevIDs use. */
+		rc_err(w->c, na->line, na->col, "certificate.not_after",
+		    "only %s (no well-defined expiry) is supported, got \"%s\": use validity_days for a limited lifetime",
+		    RECIPE_NO_EXPIRY, r->certificate.not_after);
 	}
 	if ((l = list(w, m, "certificate", "extended_key_usage", false, 0, 6, path)))
 		for (i = 0; i < l->n; i++) {

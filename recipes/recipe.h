@@ -59,6 +59,7 @@ const char *recipe_eku_name(unsigned bit);
 
 #define RECIPE_LIFECYCLE_FACTORY 1 /* = PROTOCOL.md lifecycle code */
 #define RECIPE_DIGEST_HEX 65
+#define RECIPE_NO_EXPIRY "99991231235959Z" /* RFC 5280 4.1.2.5: no well-defined expiration */
 
 typedef struct recipe_san {
 	int type;  /* enum recipe_san_type */
@@ -103,7 +104,7 @@ typedef struct recipe {
 		recipe_san *san;
 		size_t n_san;
 		int validity_days;   /* > 0, or 0 when not_after is set */
-		char *not_after;     /* "YYYYMMDDHHMMSSZ" (e.g. 99991231235959Z) or NULL */
+		char *not_after;     /* RECIPE_NO_EXPIRY or NULL */
 		unsigned eku;        /* enum recipe_eku bits, 0 = no extendedKeyUsage */
 	} certificate;            /* keyUsage is always digitalSignature (critical) */
 	struct { long max_per_batch, max_per_run; } quota;
