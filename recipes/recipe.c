@@ -395,7 +395,9 @@ read_hsm(walk *w, const ynode *root)
 			if (rc_get_str(w->c, pin, path, "env", true, 64, &s) == 0) {
 				if (!is_ident(s, "_") || (s[0] >= '0' && s[0] <= '9')) {
 					v = rc_get(pin, "env");
-					rc_err(w->c, v->line, v->col, "hsm.pin.env", "\"%s\" is not an environment variable name", s);
+					/* not echoed: a PIN typed here by mistake must not reach a log */
+					rc_err(w->c, v->line, v->col, "hsm.pin.env",
+					    "not an environment variable name (letters, digits and '_', not starting with a digit)");
 					free(s);
 				} else {
 					free(r->hsm.pin_env);
