@@ -295,7 +295,8 @@ cmd_sign(int argc, char **argv)
 	STACK_OF(X509) *chain = NULL;
 	uint8_t *data = NULL, *der = NULL;
 	size_t len = 0, der_len = 0;
-	char *sig_path = NULL, subject[512];
+	char *sig_path = NULL, subject[512], hex[RECIPE_DIGEST_HEX];
+	uint8_t md[32];
 	st_err err;
 	int c, ret = EXIT_USAGE;
 
@@ -344,6 +345,13 @@ cmd_sign(int argc, char **argv)
 	}
 	if (st_file_read(r->path, 1u << 20, &data, &len, &err) < 0) {
 		fprintf(stderr, "station recipe sign: %s\n", err.msg);
+		goto out;
+	}
+	/* Sign exactly the bytes that were validated. */
+	st_sha256(data, len, md);
+	st_hex(md, sizeof(md), hex);
+	if (strcmp(hex, r->digest) != 0) {
+		fprintf(stderr, "station recipe sign: %s changed while it was being checked; run it again\n", r->path);
 		goto out;
 	}
 	pin.kind = hr->hsm.pin_source == RECIPE_PIN_FILE ? HSM_PIN_FILE : HSM_PIN_ENV;
