@@ -1,0 +1,93 @@
+/* A umockdev testbed with station jigs in it, for the USB and serial tests.
+ *
+ * USB: a hand-written jig device (PROTOCOL.md section 10) whose usbfs ioctls
+ * are answered by a "handle-ioctl" handler: bulk OUT transfers are fed to
+ * jigsim's core (jigsim_handle) and bulk IN transfers complete with its
+ * responses, so libusb in this process or in a `station` child process does
+ * real URB traffic.  Serial: a USB-serial adapter whose ttyUSB0 is the pty
+ * umockdev makes; jigsim serves the other end, the handler answers the modem
+ * control ioctls a pty does not know.
+ *
+ * umockdev's handlers run on the testbed's own worker thread, which also
+ * serves the ioctls of child processes (they find the testbed through
+ * UMOCKDEV_DIR, which umockdev_testbed_new sets).  The test process must run
+ * with LD_PRELOAD=libumockdev-preload.so.0 (tests/usb/meson.build does it). */
+#ifndef USBBED_H
+#define USBBED_H
+
+#include <stdint.h>
+
+#include "jigsim.h"
+
+typedef struct ub_bed ub_bed;
+typedef struct ub_jig ub_jig;
+typedef struct ub_serial ub_serial;
+
+/* A testbed with a root hub, an external hub on port 1 and an FTDI-like
+ * USB-serial adapter without a tty (a USB device that is not a jig). */
+ub_bed *ub_bed_new(void);
+/* Stops the serial lines, removes the testbed (its directory too). */
+void ub_bed_free(ub_bed *b);
+const char *ub_bed_root(const ub_bed *b);
+
+/* ---- USB jigs ------------------------------------------------------------ */
+
+/* Plug a jig VID:PID driven by s (not owned) into `port_path` ("1-1.4"
+ * behind the hub, or "1-2" on the root hub; 1-3 is the serial adapter) with
+ * iSerialNumber `serial`. */
+ub_jig *ub_jig_add(ub_bed *b, jigsim *s, const char *port_path, uint16_t vid, uint16_t pid, const char *serial);
+/* Pull it out now (sysfs and /dev vanish, open handles get ENODEV), and plug
+ * it back in at the same place (the jigsim state stays). */
+void ub_jig_unplug(ub_jig *j);
+void ub_jig_replug(ub_jig *j);
+/* Faults: from the first request of command `cmd` on, the jig takes OUT
+ * transfers but never answers (0 = off).  Unplugged the moment a request of
+ * command `cmd` has gone out (0 = off); jigsim's own disconnect fault unplugs
+ * it the same way. */
+void ub_jig_mute_at(ub_jig *j, uint8_t cmd);
+void ub_jig_unplug_at(ub_jig *j, uint8_t cmd);
+
+typedef struct ub_jig_stats {
+	unsigned requests[256];  /* request frames seen, by command */
+	unsigned repeats;        /* requests byte-identical to the one before (retransmissions) */
+	unsigned out_urbs, in_urbs, zlps, discards, ctrl_urbs;
+	unsigned unplugs, opens; /* opens: usbfs clients that connected */
+	unsigned bad_urbs;       /* URBs the handler refused (wrong endpoint or type) */
+} ub_jig_stats;
+void ub_jig_get_stats(ub_jig *j, ub_jig_stats *s);
+
+/* ---- the USB-serial line -------------------------------------------------- */
+
+/* Add the adapter (0403:6001 "FT232R USB UART", serial A10KZ3Q1) on port 1-3
+ * with /dev/ttyUSB0, and start jigsim s (not owned) on its line. */
+ub_serial *ub_serial_add(ub_bed *b, jigsim *s);
+/* Write bytes on the line now, as if the jig had sent them. */
+void ub_serial_inject(ub_serial *p, const void *bytes, size_t n);
+/* Garbage on the line before every response (1) or not (0); see usbbed.c. */
+void ub_serial_junk(ub_serial *p, int on);
+/* Line settings the station left (the pty's termios). */
+void ub_serial_termios(ub_serial *p, unsigned *baud, int *rtscts, int *is_8n1);
+
+typedef struct ub_serial_stats {
+	unsigned tiocm;          /* TIOCMGET/SET/BIS/BIC answered by the handler */
+	unsigned responses;      /* response frames sent */
+	unsigned junk_light;     /* responses preceded by garbage the decoder skips */
+	unsigned junk_heavy;     /* ... by a bad-CRC or truncated frame (costs a retransmission) */
+	unsigned repeats;        /* requests byte-identical to the one before */
+} ub_serial_stats;
+void ub_serial_get_stats(ub_serial *p, ub_serial_stats *s);
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* A jigsim with the test PKI in `pki` (tu_make_pki): the SE vendor CA and the
+ * token's tool public key, jig id `id`, `faults` on every device. */
+jigsim *ub_sim_new(const char *pki, unsigned id, unsigned faults);
+/* Run $STATION_EXE with the NULL-terminated arguments in the testbed (the
+ * child inherits LD_PRELOAD and UMOCKDEV_DIR); output in *out (malloc'd),
+ * exit status returned.  The command line and output go to stderr when
+ * STATION_TEST_VERBOSE is set. */
+int ub_station(char **out, ...);
+/* Fail unless `want` occurs in out. */
+void ub_assert_has(const char *out, const char *want);
+
+#endif
