@@ -644,16 +644,36 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 {
 	struct engine e = { .st = st, .u = u, .stop = stop, .count = count };
 	struct worker *w = calloc(njigs, sizeof(*w));
-	size_t i, started = 0;
+	size_t i, started = 0, reachable = 0;
+	st_err err, first_err = { 0 };
 
 	memset(res, 0, sizeof(*res));
 	if (!w)
 		return -1;
 	pthread_mutex_init(&e.lock, NULL);
+	/* A jig that cannot be reached at all when the run starts is a wrong
+	 * URI or an unplugged jig: with none reachable, stop with a
+	 * configuration error (exit 2) rather than retry forever.  A jig lost
+	 * later, or one of several that is down, is reopened by its worker. */
 	for (i = 0; i < njigs; i++) {
 		w[i].eng = &e;
 		w[i].idx = i;
 		w[i].uri = jigs[i];
+		if (eng_open_jig(&w[i], &err) == 0)
+			reachable++;
+		else if (!first_err.msg[0])
+			first_err = err;
+	}
+	if (!reachable && njigs) {
+		char msg[sizeof(e.fatal_msg)];
+
+		snprintf(msg, sizeof(msg), "%s: %.800s; check the jig URI (--jig or the recipe's jig.uri), that the jig is "
+		    "powered and connected, then run again", njigs == 1 ? "the jig cannot be reached" :
+		    "none of the jigs can be reached, the first", first_err.msg);
+		eng_set_fatal(&e, msg);
+		njigs = 0; /* start no worker */
+	}
+	for (i = 0; i < njigs; i++) {
 		pthread_mutex_lock(&e.lock);
 		e.running++;
 		pthread_mutex_unlock(&e.lock);

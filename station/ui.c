@@ -259,8 +259,8 @@ ui_summary(ui *u)
 	} else {
 		tty_erase(u);
 		fprintf(u->out, "\n%s  passed %u, failed %u, yield %.1f%%, %.0f devices/h\n",
-		    u->failed ? "RUN FINISHED WITH FAILURES" : "RUN PASSED", u->passed, u->failed, yield_pct(u),
-		    per_hour(u));
+		    u->failed ? "RUN FINISHED WITH FAILURES" : u->passed ? "RUN PASSED" : "NO DEVICE PROVISIONED", u->passed,
+		    u->failed, yield_pct(u), per_hour(u));
 		fflush(u->out);
 	}
 	pthread_mutex_unlock(&u->lock);

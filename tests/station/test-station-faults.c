@@ -1,0 +1,172 @@
+/* Every jigsim fault against `station run`: the faulty device ends FAIL at
+ * the right step with a reason that says what happened, nothing is
+ * installed after a failed VERIFY, and the run goes on with the next
+ * device.  Line faults that retransmission repairs leave the device PASS
+ * with exactly one key generated.  Faulty and good devices alternate
+ * (--fault-every 2): devices 1 and 3 are good, device 2 is faulty. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stutil.h"
+
+static char *pki;
+
+static void
+pki_setup(void)
+{
+	pki = tu_make_pki();
+}
+
+static void
+pki_teardown(void)
+{
+	tu_rmtree(pki);
+	free(pki);
+	pki = NULL;
+}
+
+static const struct fault_case {
+	const char *fault;
+	const char *step;   /* where the faulty device fails; NULL: it passes */
+	const char *reason; /* part of the reason the operator reads */
+} cases[] = {
+	{ "bad-attestation-signature", "VERIFY", "attestation signature" },
+	{ "attestation-wrong-key", "VERIFY", "another public key than KEYGEN returned" },
+	{ "replay-nonce", "VERIFY", "nonce" },
+	{ "unknown-se-vendor", "POSTURE", "does not chain to the SE vendor root" },
+	{ "already-locked", "POSTURE", "already locked" },
+	{ "readback-mismatch", "INSTALL", "read back" },
+	{ "disconnect-mid-command", "CSR", "GET_CSR" },
+	{ "slow-reply", "KEYGEN", "KEYGEN: no answer after 250 ms" },
+	{ "corrupt-byte", NULL, NULL },
+	{ "drop-reply", NULL, NULL },
+};
+
+/* Steps at which no certificate exists yet. */
+static int
+before_sign(const char *step)
+{
+	return strcmp(step, "POSTURE") == 0 || strcmp(step, "KEYGEN") == 0 || strcmp(step, "CSR") == 0 ||
+	    strcmp(step, "VERIFY") == 0;
+}
+
+START_TEST(test_fault)
+{
+	const struct fault_case *fc = &cases[_i];
+	const unsigned n = 3;
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	jigsim_device_info info;
+	stu_journal j;
+	stu_ledger *l;
+	stu_run r;
+	char **paths = NULL;
+	size_t npaths = 0;
+	unsigned i;
+
+	jigsim_config_init(&c);
+	c.devices = n;
+	c.faults = jigsim_fault_parse(fc->fault);
+	ck_assert_msg(c.faults != 0, "jigsim knows no fault %s", fc->fault);
+	c.fault_every = 2;
+	if (strcmp(fc->fault, "slow-reply") == 0) {
+		/* Slower than the recipe allows KEYGEN, retries included. */
+		stu_recipe_edit(w, "    keygen: 3000", "    keygen: 250");
+		stu_recipe_edit(w, "  retries: 2", "  retries: 1");
+		c.slow_ms = 1000;
+	} else if (strcmp(fc->fault, "drop-reply") == 0) {
+		stu_recipe_edit(w, "    keygen: 3000", "    keygen: 500"); /* the retry comes sooner */
+	}
+	sim = stu_sim_start(pki, &c);
+	stu_station_run(w, sim->uri, n, 1, &r);
+	ck_assert_msg(r.status == (fc->step ? 1 : 0), "%s: station run exit %d\n%s\n%s", fc->fault, r.status, stu_tail(r.out),
+	    stu_tail(r.err));
+
+	/* Every device was handled and released: the run went on after the fault. */
+	ck_assert_uint_eq(jigsim_device_count(sim->s), n);
+	ck_assert_uint_eq(jigsim_released(sim->s), n);
+	stu_journal_load(w->audit, &j);
+	for (i = 1; i <= n; i++) {
+		ck_assert_int_eq(jigsim_device_get(sim->s, i, &info), 0);
+		ck_assert_msg(!!(info.faults & c.faults) == (i == 2), "device %u: faults 0x%x", i, info.faults);
+		if (i == 2 && fc->step)
+			continue;
+		ck_assert_msg(stu_event(&r, "passed", info.serial) != NULL, "%s: device %u (%s) did not pass\n%s\n%s",
+		    fc->fault, i, info.serial, stu_tail(r.out), stu_tail(r.err));
+		ck_assert_uint_eq(info.keygens, 1); /* retransmission never generated a second key */
+		stu_check_device_cert(w, sim->s, i, &paths, &npaths);
+	}
+	stu_openssl_verify(w, paths, npaths);
+
+	ck_assert_int_eq(jigsim_device_get(sim->s, 2, &info), 0);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+	if (fc->step) {
+		json_t *f = stu_event(&r, "failed", info.serial);
+		uint8_t cert[JIG_BLOB_MAX];
+		size_t len = 0;
+
+		ck_assert_msg(f != NULL, "%s: no failed event for device 2\n%s", fc->fault, stu_tail(r.out));
+		ck_assert_msg(strcmp(stu_str(f, "step"), fc->step) == 0, "%s: failed at %s, expected %s: %s", fc->fault,
+		    stu_str(f, "step"), fc->step, stu_str(f, "reason"));
+		ck_assert_msg(strstr(stu_str(f, "reason"), fc->reason) != NULL, "%s: reason \"%s\" does not say \"%s\"",
+		    fc->fault, stu_str(f, "reason"), fc->reason);
+		ck_assert_str_ne(stu_str(f, "advice"), "");
+		ck_assert_msg(stu_event(&r, "passed", info.serial) == NULL, "%s: device 2 also passed", fc->fault);
+		/* The journal says the same. */
+		ck_assert_uint_eq(l->fails, 1);
+		ck_assert_str_eq(l->fail_step, fc->step);
+		ck_assert_uint_eq(l->passes, 0);
+		ck_assert_uint_eq(stu_live(l), 0);
+		ck_assert_int_eq(jigsim_device_cert(sim->s, 2, 0, cert, sizeof(cert), &len), 0);
+		if (before_sign(fc->step)) {
+			/* Nothing signed, nothing installed (already-locked came with a
+			 * foreign certificate we did not touch). */
+			ck_assert_uint_eq(l->issued, 0);
+			ck_assert_msg(len == 0 || strcmp(fc->fault, "already-locked") == 0,
+			    "%s: a certificate was installed after failing at %s", fc->fault, fc->step);
+			ck_assert_msg(stu_cert_der(w, info.serial, &len) == NULL, "%s: the station kept a certificate",
+			    fc->fault);
+		} else {
+			/* Issued but never installed: revoked when the run ended. */
+			ck_assert_uint_eq(l->issued, 1);
+			ck_assert_uint_eq(l->revoked, 1);
+		}
+		ck_assert_int_eq(info.lifecycle, strcmp(fc->fault, "already-locked") == 0 ? JIG_LC_PROVISIONED : JIG_LC_FACTORY);
+	} else {
+		ck_assert_uint_eq(l->passes, 1);
+		ck_assert_uint_eq(l->issued, 1);
+	}
+	stu_journal_check_live(&j);
+	stu_audit_verify(w);
+
+	for (i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("station-faults");
+	TCase *tc = tcase_create("faults");
+
+	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_fault, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return tu_run_suite(suite());
+}

@@ -1,0 +1,261 @@
+/* Crash and resume: the station is killed with SIGKILL at every step
+ * boundary of a device's conversation in turn (jigsim pauses before or
+ * after a command and the test kills the station then), and a second run
+ * finishes that device: never two live certificates for one SE, a
+ * certificate issued before the crash is the one installed, and the journal
+ * verifies after the crash and after the rerun.  Ctrl-C ends a run cleanly. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stutil.h"
+
+static char *pki;
+
+static void
+pki_setup(void)
+{
+	pki = tu_make_pki();
+}
+
+static void
+pki_teardown(void)
+{
+	tu_rmtree(pki);
+	free(pki);
+	pki = NULL;
+}
+
+static const struct boundary {
+	uint8_t cmd;
+	int after;
+} boundaries[] = {
+	{ JIG_CMD_AUTH_RESPONSE, 0 },
+	{ JIG_CMD_AUTH_RESPONSE, 1 },
+	{ JIG_CMD_KEYGEN, 0 },
+	{ JIG_CMD_KEYGEN, 1 },
+	{ JIG_CMD_GET_CSR, 0 },
+	{ JIG_CMD_GET_CSR, 1 },
+	{ JIG_CMD_INSTALL_CERT, 0 },
+	{ JIG_CMD_INSTALL_CERT, 1 },
+	{ JIG_CMD_READ_CERT, 0 },
+	{ JIG_CMD_READ_CERT, 1 },
+	{ JIG_CMD_LOCK, 0 },
+	{ JIG_CMD_LOCK, 1 },
+};
+
+/* The station to kill when jigsim pauses (called on jigsim's thread). */
+struct killer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pid_t pid;
+	int fired;
+};
+
+static void
+on_pause(void *arg, uint8_t cmd, int after)
+{
+	struct killer *k = arg;
+
+	(void)cmd;
+	(void)after;
+	pthread_mutex_lock(&k->lock);
+	while (k->pid <= 0)
+		pthread_cond_wait(&k->cond, &k->lock);
+	kill(k->pid, SIGKILL);
+	k->fired = 1;
+	pthread_mutex_unlock(&k->lock);
+}
+
+START_TEST(test_kill_and_resume)
+{
+	const struct boundary *b = &boundaries[_i];
+	const char *cmd = jig_cmd_name(b->cmd), *when = b->after ? "after" : "before";
+	struct killer k = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	jigsim_device_info info;
+	stu_journal j;
+	stu_ledger *l;
+	stu_run r;
+	char first_cert[41] = "", **paths = NULL;
+	size_t npaths = 0;
+	json_t *ev;
+	int issued_before;
+	unsigned i;
+
+	/* Two devices: the first is interrupted, the second follows it. */
+	jigsim_config_init(&c);
+	c.devices = 2;
+	c.pause_cmd = b->cmd;
+	c.pause_after = b->after;
+	c.on_pause = on_pause;
+	c.on_pause_arg = &k;
+	sim = stu_sim_start(pki, &c);
+
+	stu_station_start(w, sim->uri, 2, 1, &r);
+	pthread_mutex_lock(&k.lock);
+	k.pid = r.pid;
+	pthread_cond_signal(&k.cond);
+	pthread_mutex_unlock(&k.lock);
+	stu_station_wait(&r, 60);
+	ck_assert_msg(k.fired, "%s %s: jigsim never paused\n%s\n%s", when, cmd, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg(r.status == 128 + SIGKILL, "%s %s: station exit %d, expected SIGKILL", when, cmd, r.status);
+	stu_run_clear(&r);
+
+	/* The journal of a killed station verifies as it is. */
+	stu_audit_verify(w);
+	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
+	stu_journal_load(w->audit, &j);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+	ck_assert_uint_eq(l->passes, 0);
+	ck_assert_uint_le(l->issued, 1);
+	issued_before = l->issued == 1;
+	if (issued_before)
+		snprintf(first_cert, sizeof(first_cert), "%s", l->issued_serial[0]);
+	/* A certificate exists exactly when the SE got as far as INSTALL_CERT. */
+	ck_assert_int_eq(issued_before, b->cmd >= JIG_CMD_INSTALL_CERT);
+	stu_journal_check_live(&j);
+	stu_journal_clear(&j);
+
+	/* The rerun finishes the device, then provisions the next. */
+	stu_station_run(w, sim->uri, 2, 1, &r);
+	ck_assert_msg(r.status == 0, "%s %s: rerun exit %d\n%s\n%s", when, cmd, r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg((ev = stu_event(&r, "passed", info.serial)) != NULL, "%s %s: %s did not pass on the rerun\n%s",
+	    when, cmd, info.serial, stu_tail(r.out));
+	/* "resumed": it took up the certificate issued before the crash. */
+	ck_assert_msg(json_is_true(json_object_get(ev, "resumed")) == issued_before, "%s %s: resumed is %s", when, cmd,
+	    json_is_true(json_object_get(ev, "resumed")) ? "true" : "false");
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 2);
+	ck_assert_uint_eq(jigsim_released(sim->s), 2);
+	for (i = 1; i <= 2; i++)
+		stu_check_device_cert(w, sim->s, i, &paths, &npaths);
+	stu_openssl_verify(w, paths, npaths);
+
+	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
+	/* With a certificate issued, the SE kept its key (KEYGEN KEEP). */
+	if (issued_before)
+		ck_assert_uint_eq(info.keygens, 1);
+	else
+		ck_assert_uint_le(info.keygens, 2);
+
+	stu_journal_load(w->audit, &j);
+	stu_journal_check_live(&j);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+	ck_assert_uint_eq(l->passes, 1);
+	ck_assert_uint_eq(l->issued, 1); /* never a second certificate for the same key */
+	ck_assert_uint_eq(l->revoked, 0);
+	if (issued_before) {
+		ck_assert_str_eq(l->done_serial, first_cert);
+		ck_assert_uint_ge(l->resumes, 1);
+	}
+	stu_audit_verify(w);
+
+	for (i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* Count "passed" lines the running station has written so far. */
+static unsigned
+passed_so_far(const char *path)
+{
+	char *text = tu_slurp(path, NULL), *at;
+	unsigned n = 0;
+
+	for (at = text; at && (at = strstr(at, "\"event\":\"passed\"")); at++)
+		n++;
+	free(text);
+	return n;
+}
+
+/* Ctrl-C in the middle of a run: the device in progress is finished or
+ * abandoned, the run ends with its summary, the journal verifies, nothing
+ * failed, and the next run picks up the device left in the jig. */
+START_TEST(test_ctrl_c)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	jigsim_device_info info;
+	stu_journal j;
+	stu_run r;
+	json_t *sum;
+	double deadline;
+	size_t i;
+
+	jigsim_config_init(&c);
+	c.devices = 500;
+	c.keygen_ms = 20; /* a device takes long enough to be caught in the middle */
+	c.csr_ms = 20;
+	sim = stu_sim_start(pki, &c);
+
+	stu_station_start(w, sim->uri, 0, 1, &r); /* no --count: until Ctrl-C */
+	deadline = stu_now() + 30;
+	while (passed_so_far(r.out_path) < 3 && stu_now() < deadline)
+		stu_sleep_ms(10);
+	ck_assert_msg(passed_so_far(r.out_path) >= 3, "no device passed in 30 s");
+	ck_assert_int_eq(kill(r.pid, SIGINT), 0);
+	stu_station_wait(&r, 30);
+	ck_assert_msg(r.status == 0, "after Ctrl-C: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 0);
+	sum = json_array_get(r.events, json_array_size(r.events) - 1);
+	ck_assert_str_eq(stu_str(sum, "event"), "summary");
+	ck_assert_int_eq(json_integer_value(json_object_get(sum, "passed")), stu_event_count(&r, "passed"));
+	ck_assert_uint_ge(stu_event_count(&r, "passed"), 3);
+	ck_assert_uint_lt(jigsim_device_count(sim->s), c.devices); /* it did stop */
+	stu_audit_verify(w);
+
+	/* Each device the station started either passed or was abandoned. */
+	stu_journal_load(w->audit, &j);
+	for (i = 0; i < j.n; i++) {
+		ck_assert_uint_eq(j.dev[i].fails, 0);
+		ck_assert_msg(j.dev[i].passes + j.dev[i].abandons == 1, "SE %s: %u passes, %u abandons", j.dev[i].serial,
+		    j.dev[i].passes, j.dev[i].abandons);
+	}
+	stu_journal_check_live(&j);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+
+	/* The device now in the jig (left there or the next one) passes. */
+	ck_assert_int_eq(jigsim_device_get(sim->s, 0, &info), 0);
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "rerun: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg(stu_event(&r, "passed", info.serial) != NULL, "%s did not pass on the rerun\n%s", info.serial, stu_tail(r.out));
+	stu_journal_load(w->audit, &j);
+	stu_journal_check_live(&j);
+	stu_journal_clear(&j);
+	stu_audit_verify(w);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("station-resume");
+	TCase *tc = tcase_create("resume");
+
+	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_kill_and_resume, 0, (int)(sizeof(boundaries) / sizeof(boundaries[0])));
+	tcase_add_test(tc, test_ctrl_c);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return tu_run_suite(suite());
+}

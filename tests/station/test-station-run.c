@@ -1,0 +1,278 @@
+/* `station run` end to end against jigsim: a panel of devices provisioned,
+ * the certificates checked against what each SE holds and by `openssl
+ * verify`, the journal audited; the --json stream; the exit codes. */
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "stutil.h"
+
+static char *pki;
+
+static void
+pki_setup(void)
+{
+	pki = tu_make_pki();
+}
+
+static void
+pki_teardown(void)
+{
+	tu_rmtree(pki);
+	free(pki);
+	pki = NULL;
+}
+
+/* 20 devices pass; each certificate verifies against the test root, names
+ * the SE serial, is byte for byte what the SE returns; every SE is locked;
+ * the live journal verifies. */
+START_TEST(test_twenty_devices)
+{
+	const unsigned n = 20;
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	stu_journal j;
+	stu_run r;
+	char **paths = NULL;
+	size_t npaths = 0, i;
+	json_t *sum;
+
+	jigsim_config_init(&c);
+	c.devices = n;
+	sim = stu_sim_start(pki, &c);
+	stu_station_run(w, sim->uri, n, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), n);
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 0);
+	ck_assert_uint_eq(jigsim_device_count(sim->s), n);
+	ck_assert_uint_eq(jigsim_released(sim->s), n);
+
+	stu_journal_load(w->audit, &j);
+	for (i = 1; i <= n; i++) {
+		jigsim_device_info info;
+		json_t *ev;
+		uint8_t *der;
+		size_t len;
+		char serial[64];
+		stu_ledger *l;
+
+		ck_assert_int_eq(jigsim_device_get(sim->s, (unsigned)i, &info), 0);
+		ck_assert_uint_eq(info.keygens, 1);
+		stu_check_device_cert(w, sim->s, (unsigned)i, &paths, &npaths);
+		/* The operator (and the MES) saw this device pass with this certificate. */
+		ck_assert_msg((ev = stu_event(&r, "passed", info.serial)) != NULL, "no passed event for %s", info.serial);
+		ck_assert_ptr_nonnull(der = stu_cert_der(w, info.serial, &len));
+		stu_cert_serial_of(der, len, serial);
+		ck_assert_msg(strcasecmp(stu_str(ev, "certificate_serial"), serial) == 0, "%s: event names %s, cert is %s",
+		    info.serial, stu_str(ev, "certificate_serial"), serial);
+		OPENSSL_free(der);
+		/* The journal: one certificate issued, none revoked, passed with it. */
+		ck_assert_msg((l = stu_journal_dev(&j, info.serial)) != NULL, "journal never saw %s", info.serial);
+		ck_assert_uint_eq(l->issued, 1);
+		ck_assert_uint_eq(l->revoked, 0);
+		ck_assert_uint_eq(l->passes, 1);
+		ck_assert_uint_eq(l->fails, 0);
+		ck_assert_str_eq(l->done_serial, l->issued_serial[0]);
+		ck_assert(strcasecmp(l->done_serial, serial) == 0);
+	}
+	ck_assert_uint_eq(j.n, n);
+	stu_journal_check_live(&j);
+	stu_openssl_verify(w, paths, npaths);
+	stu_audit_verify(w);
+
+	sum = json_array_get(r.events, json_array_size(r.events) - 1);
+	ck_assert_str_eq(stu_str(sum, "event"), "summary");
+	ck_assert_int_eq(json_integer_value(json_object_get(sum, "passed")), n);
+	ck_assert_int_eq(json_integer_value(json_object_get(sum, "failed")), 0);
+
+	for (i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* --json: every line is one JSON object, and every device has its outcome
+ * in it (passed, or failed with step, reason and advice), then a summary
+ * that adds up.  Faulty and good devices alternate. */
+START_TEST(test_json_events)
+{
+	const unsigned n = 4;
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	stu_run r;
+	unsigned i, passed = 0, failed = 0;
+	json_t *ev, *sum;
+	size_t k;
+
+	jigsim_config_init(&c);
+	c.devices = n;
+	c.faults = jigsim_fault_parse("bad-attestation-signature");
+	c.fault_every = 2;
+	sim = stu_sim_start(pki, &c);
+	stu_station_run(w, sim->uri, n, 1, &r);
+	ck_assert_msg(r.status == 1, "station run: exit %d, expected 1 (a device failed)\n%s\n%s", r.status, stu_tail(r.out),
+	    stu_tail(r.err));
+	for (i = 1; i <= n; i++) {
+		jigsim_device_info info;
+		json_t *p, *f;
+
+		ck_assert_int_eq(jigsim_device_get(sim->s, i, &info), 0);
+		ck_assert_ptr_nonnull(stu_event(&r, "device_started", info.serial));
+		p = stu_event(&r, "passed", info.serial);
+		f = stu_event(&r, "failed", info.serial);
+		ck_assert_msg(!!p + !!f == 1, "device %s: %d passed and %d failed events", info.serial, !!p, !!f);
+		if (i % 2) {
+			ck_assert_ptr_nonnull(p);
+			ck_assert_str_ne(stu_str(p, "certificate_serial"), "");
+			ck_assert_str_eq(stu_str(p, "jig"), sim->uri);
+			ck_assert(json_is_false(json_object_get(p, "resumed")));
+		} else {
+			ck_assert_ptr_nonnull(f);
+			ck_assert_str_eq(stu_str(f, "step"), "VERIFY");
+			ck_assert_str_ne(stu_str(f, "reason"), "");
+			ck_assert_str_ne(stu_str(f, "advice"), "");
+			ck_assert_str_eq(stu_str(f, "jig"), sim->uri);
+		}
+	}
+	/* Step events name the device and a step; outcomes add up. */
+	json_array_foreach(r.events, k, ev) {
+		const char *kind = stu_str(ev, "event");
+
+		if (strcmp(kind, "step") == 0) {
+			ck_assert_str_ne(stu_str(ev, "device"), "");
+			ck_assert_str_ne(stu_str(ev, "step"), "");
+		}
+		passed += strcmp(kind, "passed") == 0;
+		failed += strcmp(kind, "failed") == 0;
+	}
+	ck_assert_uint_eq(passed, n / 2);
+	ck_assert_uint_eq(failed, n / 2);
+	sum = json_array_get(r.events, json_array_size(r.events) - 1);
+	ck_assert_str_eq(stu_str(sum, "event"), "summary");
+	ck_assert_int_eq(json_integer_value(json_object_get(sum, "passed")), passed);
+	ck_assert_int_eq(json_integer_value(json_object_get(sum, "failed")), failed);
+	ck_assert_msg(stu_event_count(&r, "summary") == 1, "more than one summary");
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* A loopback port nobody listens on. */
+static unsigned
+dead_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Configuration errors end the run with exit 2 and say what is wrong, before
+ * any device is touched. */
+START_TEST(test_exit_codes)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	char jig[64], missing[4200];
+	stu_run r;
+
+	jigsim_config_init(&c);
+	c.devices = 1;
+	sim = stu_sim_start(pki, &c);
+
+	/* No such recipe. */
+	snprintf(missing, sizeof(missing), "%s/no-such.yaml", w->dir);
+	{
+		char *out = NULL;
+		int rc = stu_station_cmd(&out, "run", "--recipe", missing, "--jig", sim->uri, "--count", "1", NULL);
+
+		ck_assert_msg(rc == 2, "missing recipe: exit %d\n%s", rc, stu_tail(out));
+		ck_assert_msg(strstr(out, "no-such.yaml"), "the error does not name the recipe:\n%s", stu_tail(out));
+		free(out);
+		rc = stu_station_cmd(&out, "run", "--jig", sim->uri, NULL);
+		ck_assert_msg(rc == 2, "no --recipe: exit %d\n%s", rc, stu_tail(out));
+		free(out);
+	}
+
+	/* A recipe with a typo. */
+	stu_recipe_edit(w, "  batch_size: 10\n", "  batch_size: 10\n  bacth_size: 10\n");
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 2, "bad recipe: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg(strstr(r.err, "bacth_size"), "the error does not name the key:\n%s", stu_tail(r.err));
+	stu_run_clear(&r);
+	stu_recipe_edit(w, "  bacth_size: 10\n", "");
+
+	/* A wrong HSM PIN (this test runs in its own process: the change stays here). */
+	setenv("STATION_HSM_PIN", "000000", 1);
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	setenv("STATION_HSM_PIN", "123456", 1); /* the TEST PIN, see fixtures/make-test-pki */
+	ck_assert_msg(r.status == 2, "wrong PIN: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg(strstr(r.err, "PIN"), "the error does not mention the PIN:\n%s", stu_tail(r.err));
+	ck_assert_msg(!strstr(r.err, "000000"), "the error shows the PIN:\n%s", stu_tail(r.err));
+	stu_run_clear(&r);
+
+	/* No jig at that address. */
+	snprintf(jig, sizeof(jig), "tcp:127.0.0.1:%u", dead_port());
+	stu_station_start(w, jig, 1, 1, &r);
+	stu_station_wait(&r, 30);
+	ck_assert_msg(r.status == 2, "unreachable jig: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg(strstr(r.err, jig) && strstr(r.err, "cannot be reached"), "the error does not name the jig:\n%s",
+	    stu_tail(r.err));
+	stu_run_clear(&r);
+
+	/* Nothing above touched the device: it is still factory-fresh and the
+	 * station can provision it now. */
+	{
+		jigsim_device_info info;
+
+		ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
+		ck_assert_int_eq(info.lifecycle, JIG_LC_FACTORY);
+		ck_assert_uint_eq(info.keygens, 0);
+	}
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "good run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("station-run");
+	TCase *tc = tcase_create("run");
+
+	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_twenty_devices);
+	tcase_add_test(tc, test_json_events);
+	tcase_add_test(tc, test_exit_codes);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return tu_run_suite(suite());
+}
