@@ -101,7 +101,8 @@ login(hsm_ctx *ctx, const hsm_pin_source *pin_src, st_err *err)
 		rv = hsm_p11_rv();
 		ERR_clear_error();
 		if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
-			st_err_set(err, ST_E_CONFIG, "wrong PIN for token \"%s\" (check the PIN source; each wrong try counts towards locking the token)",
+			st_err_set(err, ST_E_CONFIG,
+			    "wrong PIN for token \"%s\" (check the PIN source; each wrong try counts towards locking the token)",
 			    ctx->token);
 		else if (rv == CKR_PIN_LOCKED)
 			st_err_set(err, ST_E_CONFIG,
@@ -386,14 +387,14 @@ key_find(hsm_ctx *ctx, const char *label, const uint8_t *id, size_t id_len, st_e
 		snprintf(a.label, sizeof(a.label), "%s", label);
 	if (a.extractable) {
 		st_err_set(err, ST_E_CONFIG,
-		    "key \"%s\" in token \"%s\" has CKA_EXTRACTABLE=true: it could be exported; refusing it (generate the key in the token as non-extractable)",
-		    a.label, ctx->token);
+		    "key \"%s\" in token \"%s\" has CKA_EXTRACTABLE=true: it could be exported; refusing it "
+		    "(generate the key in the token as non-extractable)", a.label, ctx->token);
 		goto fail;
 	}
 	if (!a.sensitive) {
 		st_err_set(err, ST_E_CONFIG,
-		    "key \"%s\" in token \"%s\" has CKA_SENSITIVE=false: its value could be read; refusing it (generate the key in the token as sensitive)",
-		    a.label, ctx->token);
+		    "key \"%s\" in token \"%s\" has CKA_SENSITIVE=false: its value could be read; refusing it "
+		    "(generate the key in the token as sensitive)", a.label, ctx->token);
 		goto fail;
 	}
 	if (!(key = calloc(1, sizeof(*key))) || !(key->label = strdup(a.label))) {
