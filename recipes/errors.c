@@ -92,12 +92,17 @@ recipe_errors_add(recipe_errors *e, const char *file, int line, int col, const c
 		e->v = v;
 		e->cap = cap;
 	}
+	/* A message about the whole file may already start with its name. */
+	if (line <= 0 && strncmp(msg, file, strlen(file)) == 0 && strncmp(msg + strlen(file), ": ", 2) == 0)
+		msg += strlen(file) + 2;
+	if (line > 0)
+		n = asprintf(&r.text, "%s:%d:%d: %s: %s", file, line, col, path && *path ? path : "(root)", msg);
+	else if (path && *path)
+		n = asprintf(&r.text, "%s: %s: %s", file, path, msg);
+	else
+		n = asprintf(&r.text, "%s: %s", file, msg);
 	if (!path || !*path)
 		path = "(root)";
-	if (line > 0)
-		n = asprintf(&r.text, "%s:%d:%d: %s: %s", file, line, col, path, msg);
-	else
-		n = asprintf(&r.text, "%s: %s: %s", file, path, msg);
 	if (n < 0 || !(r.path = strdup(path)) || !(r.msg = strdup(msg))) {
 		if (n >= 0)
 			free(r.text);

@@ -21,9 +21,10 @@ typedef struct recipe_errors recipe_errors;
 recipe_errors *recipe_errors_new(void);
 void recipe_errors_free(recipe_errors *e);
 size_t recipe_errors_count(const recipe_errors *e);
-/* Error i as one line: "FILE:LINE:COL: key.path: message" (NULL if i is out of range). */
+/* Error i as one line: "FILE:LINE:COL: key.path: message", or "FILE: message"
+ * about the file as a whole (cannot be read, too large).  NULL if i is out of range. */
 const char *recipe_errors_get(const recipe_errors *e, size_t i);
-/* Error i's parts: line and column are 1-based; path is "se.key_slot", "(root)"... */
+/* Error i's parts: line and column are 1-based (0 for the whole file); path is "se.key_slot", "(root)"... */
 int recipe_errors_line(const recipe_errors *e, size_t i);
 int recipe_errors_col(const recipe_errors *e, size_t i);
 const char *recipe_errors_path(const recipe_errors *e, size_t i);
