@@ -79,15 +79,13 @@ recipe_signature_check(const char *path, const char *digest, const char *trust_p
 	X509_STORE_set_flags(trust, X509_V_FLAG_PARTIAL_CHAIN);
 	if (st_cms_verify(data, len, der, der_len, trust, &cert, err) < 0) {
 		diagnose(data, len, der, der_len, who, sizeof(who));
-		if (who[0] && err) {
+		if (who[0]) {
 			char why[ST_ERR_MSG_MAX];
 
-			snprintf(why, sizeof(why), "%s", err->msg);
+			snprintf(why, sizeof(why), "%s", err ? err->msg : "");
 			st_err_set(err, ST_E_VERIFY, "%s: signed by %s, who is not trusted by %s (%.300s)", sig_path, who,
 			    trust_pem, why);
-		} else if (who[0])
-			st_err_set(err, ST_E_VERIFY, "untrusted signer");
-		else
+		} else
 			st_err_set(err, ST_E_VERIFY, "%s does not match %s: the recipe was changed after signing, or the "
 			    "signature is damaged", sig_path, path);
 		goto out;
