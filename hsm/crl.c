@@ -117,6 +117,7 @@ hsm_crl_sign(hsm_key *ca_key, X509 *ca_cert, const hsm_revoked *entries, size_t 
 	X509_CRL *crl = NULL;
 	ASN1_TIME *t = NULL;
 	ASN1_INTEGER *num = NULL;
+	AUTHORITY_KEYID *aki = NULL;
 	STACK_OF(X509_REVOKED) *revoked;
 	size_t i;
 	int ret = -1;
@@ -158,8 +159,12 @@ hsm_crl_sign(hsm_key *ca_key, X509 *ca_cert, const hsm_revoked *entries, size_t 
 		st_err_openssl(err, ST_E_INTERNAL, "CRL number");
 		goto out;
 	}
-	if (hsm_add_aki(ca_cert, crl, 1, err) < 0)
+	if (!(aki = hsm_aki_new(ca_cert, err)))
 		goto out;
+	if (X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT) != 1) {
+		st_err_openssl(err, ST_E_INTERNAL, "CRL authorityKeyIdentifier");
+		goto out;
+	}
 	if (X509_CRL_sign(crl, ca_key->pkey, ca_key->md) <= 0) {
 		st_err_openssl(err, ST_E_CRYPTO, "CRL signature in the token (CK_RV 0x%lx)", hsm_p11_rv());
 		goto out;
@@ -168,6 +173,7 @@ hsm_crl_sign(hsm_key *ca_key, X509 *ca_cert, const hsm_revoked *entries, size_t 
 	crl = NULL; /* owned by the caller */
 	ret = 0;
 out:
+	AUTHORITY_KEYID_free(aki);
 	ASN1_INTEGER_free(num);
 	ASN1_TIME_free(t);
 	X509_CRL_free(crl);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <libp11.h>
+#include <openssl/x509v3.h>
 #include <p11-kit/pkcs11.h>
 
 #include "hsm.h"
@@ -53,7 +54,7 @@ const EVP_MD *hsm_sig_md(EVP_PKEY *pkey);
 int hsm_leaf_build(EVP_PKEY *ca_pkey, const EVP_MD *md, X509 *ca_cert, X509_REQ *csr,
     const hsm_leaf_profile *profile, X509 **out, st_err *err);
 
-/* keyid for an AKI: the CA certificate's SKI (required). */
-int hsm_add_aki(X509 *ca_cert, void *target, int is_crl, st_err *err);
+/* An authorityKeyIdentifier whose keyid is the CA certificate's SKI (required). */
+AUTHORITY_KEYID *hsm_aki_new(X509 *ca_cert, st_err *err);
 
 #endif

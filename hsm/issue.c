@@ -295,29 +295,22 @@ out:
 	return ret;
 }
 
-int
-hsm_add_aki(X509 *ca_cert, void *target, int is_crl, st_err *err)
+AUTHORITY_KEYID *
+hsm_aki_new(X509 *ca_cert, st_err *err)
 {
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca_cert);
 	AUTHORITY_KEYID *aki = NULL;
-	int ok, ret = -1;
 
-	if (!ski)
-		return st_err_set(err, ST_E_CONFIG, "CA certificate has no subjectKeyIdentifier (needed for the AKI)");
+	if (!ski) {
+		st_err_set(err, ST_E_CONFIG, "CA certificate has no subjectKeyIdentifier (needed for the AKI)");
+		return NULL;
+	}
 	if (!(aki = AUTHORITY_KEYID_new()) || !(aki->keyid = ASN1_OCTET_STRING_dup(ski))) {
 		st_err_openssl(err, ST_E_NOMEM, "AKI");
-		goto out;
+		AUTHORITY_KEYID_free(aki);
+		return NULL;
 	}
-	ok = is_crl ? X509_CRL_add1_ext_i2d(target, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT)
-		    : X509_add1_ext_i2d(target, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT);
-	if (ok != 1) {
-		st_err_openssl(err, ST_E_INTERNAL, "AKI");
-		goto out;
-	}
-	ret = 0;
-out:
-	AUTHORITY_KEYID_free(aki);
-	return ret;
+	return aki;
 }
 
 static int
@@ -328,6 +321,7 @@ add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
 	ASN1_OCTET_STRING *ski = NULL;
 	GENERAL_NAMES *san = NULL;
 	EXTENDED_KEY_USAGE *eku = NULL;
+	AUTHORITY_KEYID *aki = NULL;
 	ASN1_OBJECT *obj = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -351,8 +345,12 @@ add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
 		st_err_openssl(err, ST_E_INTERNAL, "subjectKeyIdentifier");
 		goto out;
 	}
-	if (hsm_add_aki(ca_cert, x, 0, err) < 0)
+	if (!(aki = hsm_aki_new(ca_cert, err)))
 		goto out;
+	if (X509_add1_ext_i2d(x, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT) != 1) {
+		st_err_openssl(err, ST_E_INTERNAL, "authorityKeyIdentifier");
+		goto out;
+	}
 	if (p->n_san) {
 		if (!(san = sk_GENERAL_NAME_new_null())) {
 			st_err_openssl(err, ST_E_NOMEM, "SAN");
@@ -391,6 +389,7 @@ add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
 	ret = 0;
 out:
 	ASN1_OBJECT_free(obj);
+	AUTHORITY_KEYID_free(aki);
 	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
 	GENERAL_NAMES_free(san);
 	ASN1_OCTET_STRING_free(ski);
