@@ -126,7 +126,6 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 	CK_C_GetFunctionList getfl;
 	char found[768];
 	unsigned int i;
-	int claimed = 0;
 
 	if (!module_path || !*module_path)
 		module_path = STATION_DEFAULT_PKCS11_MODULE;
@@ -142,8 +141,7 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 		pthread_mutex_unlock(&open_lock);
 		return NULL;
 	}
-	open_token = "(opening)";
-	claimed = 1;
+	open_token = "(opening)"; /* claimed: released by hsm_close or below */
 	pthread_mutex_unlock(&open_lock);
 
 	if (!(ctx = calloc(1, sizeof(*ctx))) || !(ctx->module = strdup(module_path)) ||
@@ -218,7 +216,7 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 	return ctx;
 fail:
 	hsm_close(ctx);
-	if (!ctx && claimed) {
+	if (!ctx) {
 		pthread_mutex_lock(&open_lock);
 		open_token = NULL;
 		pthread_mutex_unlock(&open_lock);
