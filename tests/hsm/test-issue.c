@@ -16,6 +16,7 @@
 #include "hsm-tu.h"
 
 static const char *const inter_algs[] = { "ec256", "ec384", "rsa2048", "rsa3072" };
+static const char *const inter_desc[] = { "EC P-256", "EC P-384", "RSA 2048", "RSA 3072" };
 static const int inter_sig_nid[] = { NID_ecdsa_with_SHA256, NID_ecdsa_with_SHA384, NID_sha256WithRSAEncryption,
 	NID_sha256WithRSAEncryption };
 
@@ -148,11 +149,14 @@ START_TEST(test_issue_each_intermediate)
 	hsm_ctx *ctx = ht_open();
 	X509 *inter = ht_cert(dir, "intermediate.pem");
 	hsm_key *ca;
+	char desc[32];
 	st_err err;
 	size_t c;
 
 	ca = hsm_key_find(ctx, "intermediate", &err);
 	ck_assert_msg(ca != NULL, "%s", err.msg);
+	hsm_key_describe(ca, desc, sizeof(desc));
+	ck_assert_str_eq(desc, inter_desc[_i]);
 	for (c = 0; c < 2; c++) {
 		EVP_PKEY *k = ht_ec_key(curves[c]);
 		X509_REQ *csr = ht_csr(k, NULL);
