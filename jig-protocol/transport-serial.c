@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include <libserialport.h>
 
@@ -72,6 +73,32 @@ serial_close(jig_transport *t)
 
 static const struct jig_transport_ops serial_ops = { "serial", serial_write, serial_read, serial_close };
 
+/* libserialport 0.1.1 puts CRTSCTS into c_iflag instead of c_cflag when the
+ * kernel has no termiox (none has since Linux 5.12), and glibc drops that
+ * bit: RTS/CTS is never switched on, and flow=none never switches off what
+ * another program left on.  Set it where the kernel looks, and read it back. */
+static int
+set_rtscts(struct sp_port *port, int on, st_err *err)
+{
+	struct termios t;
+	int fd = -1;
+
+	if (sp_get_port_handle(port, &fd) != SP_OK)
+		return st_err_set(err, ST_E_INTERNAL, "flow control: the port has no handle");
+	if (tcgetattr(fd, &t) < 0)
+		return st_err_errno(err, jig_errno_code(errno), errno, "flow control: read the line settings");
+	if (on)
+		t.c_cflag |= CRTSCTS;
+	else
+		t.c_cflag &= ~(tcflag_t)CRTSCTS;
+	if (tcsetattr(fd, TCSANOW, &t) < 0 || tcgetattr(fd, &t) < 0)
+		return st_err_errno(err, jig_errno_code(errno), errno, "flow control: set RTS/CTS %s", on ? "on" : "off");
+	if (!(t.c_cflag & CRTSCTS) != !on)
+		return st_err_set(err, ST_E_CONFIG, "flow %s: the port did not take it (an adapter without RTS/CTS lines?)",
+		    on ? "rtscts" : "none");
+	return 0;
+}
+
 static int
 configure(struct sp_port *port, const jig_uri *u, st_err *err)
 {
@@ -91,6 +118,8 @@ configure(struct sp_port *port, const jig_uri *u, st_err *err)
 		st_err_prefix(err, "baud %u, 8N1, flow %s", u->baud, u->rtscts ? "rtscts" : "none");
 		goto out;
 	}
+	if (set_rtscts(port, u->rtscts, err) < 0)
+		goto out;
 	/* Whatever the jig said before we were listening is stale. */
 	if ((r = sp_flush(port, SP_BUF_INPUT)) != SP_OK) {
 		sp_err(err, r, "flush input");
