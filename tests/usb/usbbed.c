@@ -17,6 +17,7 @@
  * costs CPU time here, nothing else. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -704,9 +706,9 @@ tty_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *c, gpointer data)
 /* Garbage a jig's line may carry.  "Light" junk is refused by the decoder
  * byte by byte (noise, a SOF with a bad version, a SOF with an oversized
  * length); "heavy" junk looks like a frame until its CRC fails (a whole bad
- * frame, or a header whose length swallows the real frame's start), which
- * the station counts as a corrupt reply and may answer with a retransmission
- * that jigsim serves from its cache. */
+ * frame, or a header whose length swallows the real frame's start); a bad
+ * frame read on its own is a corrupt reply to the station, which
+ * retransmits, and jigsim answers from its cache. */
 static const uint8_t junk_light[] = { 0x00, 0xff, 0x13, 0x37, 'n', 'o', 'i', 's', 'e', 0xA5, 0x09, 0x81,
 	                              0xA5, 0x01, 0x81, 0x01, 0xff, 0xff };
 static const uint8_t junk_bad_frame[] = { 0xA5, 0x01, 0x82, 0x07, 0x00, 0x02, 0xde, 0xad, 0x00, 0x00, 0x00, 0x00 };
@@ -717,6 +719,16 @@ struct line {
 	jig_transport *inner;
 };
 
+/* Wait (bounded) until the station says something: here, its retransmission. */
+static void
+wait_for_station(ub_serial *p)
+{
+	struct pollfd pfd = { .fd = p->master, .events = POLLIN };
+
+	while (poll(&pfd, 1, 3000) < 0 && errno == EINTR)
+		;
+}
+
 static int
 line_write(jig_transport *t, const uint8_t *buf, size_t n, int timeout_ms, st_err *err)
 {
@@ -724,6 +736,7 @@ line_write(jig_transport *t, const uint8_t *buf, size_t n, int timeout_ms, st_er
 	ub_serial *p = l->p;
 	uint8_t out[2 * JIG_MAX_FRAME];
 	size_t off = 0;
+	int split = 0;
 
 	g_mutex_lock(&p->lock);
 	p->st.responses++;
@@ -733,15 +746,22 @@ line_write(jig_transport *t, const uint8_t *buf, size_t n, int timeout_ms, st_er
 		p->st.junk_light++;
 		/* now and then, never twice in a row: the station's retries are bounded */
 		if (p->st.responses % 7 == 2) {
-			const uint8_t *h = p->st.junk_heavy % 2 ? junk_truncated : junk_bad_frame;
-			size_t hn = p->st.junk_heavy % 2 ? sizeof(junk_truncated) : sizeof(junk_bad_frame);
-
-			memcpy(out + off, h, hn);
-			off += hn;
+			split = p->st.junk_heavy % 2 == 0;
+			memcpy(out + off, split ? junk_bad_frame : junk_truncated,
+			    split ? sizeof(junk_bad_frame) : sizeof(junk_truncated));
+			off += split ? sizeof(junk_bad_frame) : sizeof(junk_truncated);
 			p->st.junk_heavy++;
 		}
 	}
 	g_mutex_unlock(&p->lock);
+	if (split) {
+		/* The bad frame alone first: the station sees a corrupt reply and
+		 * retransmits, which jigsim answers from its cache. */
+		if (l->inner->ops->write(l->inner, out, off, timeout_ms, err) < 0)
+			return -1;
+		wait_for_station(p);
+		off = 0;
+	}
 	ck_assert_uint_le(off + n, sizeof(out));
 	memcpy(out + off, buf, n);
 	return l->inner->ops->write(l->inner, out, off + n, timeout_ms, err);
@@ -866,7 +886,17 @@ ub_serial_add(ub_bed *b, jigsim *s)
 void
 ub_serial_inject(ub_serial *p, const void *bytes, size_t n)
 {
+	uint64_t deadline = st_now_ms() + 10000;
+	int queued = 0;
+
 	ck_assert_int_eq(write(p->master, bytes, n), (ssize_t)n);
+	/* The pty passes bytes on from a kernel work queue: wait until the
+	 * station's side can read them, so "before it opened" really is before.
+	 * A raw syscall: the preload library takes ioctl() calls on the pty that
+	 * backs /dev/ttyUSB0 for its own. */
+	while (syscall(SYS_ioctl, p->slave, FIONREAD, &queued) == 0 && (size_t)queued < n && st_now_ms() < deadline)
+		usleep(1000);
+	ck_assert_uint_ge((size_t)queued, n);
 }
 
 void

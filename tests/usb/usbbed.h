@@ -61,7 +61,8 @@ void ub_jig_get_stats(ub_jig *j, ub_jig_stats *s);
 /* Add the adapter (0403:6001 "FT232R USB UART", serial A10KZ3Q1) on port 1-3
  * with /dev/ttyUSB0, and start jigsim s (not owned) on its line. */
 ub_serial *ub_serial_add(ub_bed *b, jigsim *s);
-/* Write bytes on the line now, as if the jig had sent them. */
+/* Write bytes on the line now, as if the jig had sent them; returns once
+ * they wait in the tty's input queue. */
 void ub_serial_inject(ub_serial *p, const void *bytes, size_t n);
 /* Garbage on the line before every response (1) or not (0); see usbbed.c. */
 void ub_serial_junk(ub_serial *p, int on);
@@ -72,7 +73,7 @@ typedef struct ub_serial_stats {
 	unsigned tiocm;          /* TIOCMGET/SET/BIS/BIC answered by the handler */
 	unsigned responses;      /* response frames sent */
 	unsigned junk_light;     /* responses preceded by garbage the decoder skips */
-	unsigned junk_heavy;     /* ... by a bad-CRC or truncated frame (costs a retransmission) */
+	unsigned junk_heavy;     /* ... by a bad-CRC frame (a retransmission) or a truncated one */
 	unsigned repeats;        /* requests byte-identical to the one before */
 } ub_serial_stats;
 void ub_serial_get_stats(ub_serial *p, ub_serial_stats *s);

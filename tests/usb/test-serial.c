@@ -1,0 +1,263 @@
+/* A jig on a USB-serial adapter under umockdev: libserialport lists and opens
+ * /dev/ttyUSB0 (a pty whose modem-control ioctls the test answers), jigsim
+ * serves the other end; `station jig list|info` over it, the line settings
+ * the station applies, configuration errors, stale input and garbage on
+ * the line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "jig.h"
+#include "testutil.h"
+#include "usbbed.h"
+
+#define URI "serial:/dev/ttyUSB0?baud=115200"
+
+static char *pki;   /* one test PKI for the whole binary (unchecked fixture) */
+static ub_bed *bed; /* a fresh testbed per test (checked fixture) */
+static jigsim *sim;
+static ub_serial *line;
+
+static void
+pki_setup(void)
+{
+	pki = tu_make_pki();
+}
+
+static void
+pki_teardown(void)
+{
+	tu_rmtree(pki);
+	free(pki);
+}
+
+static void
+bed_setup(void)
+{
+	bed = ub_bed_new();
+	sim = ub_sim_new(pki, 7, 0);
+	line = ub_serial_add(bed, sim);
+}
+
+static void
+bed_teardown(void)
+{
+	ub_bed_free(bed); /* stops the line first */
+	jigsim_free(sim);
+}
+
+static const char *
+se_serial(void)
+{
+	static jigsim_device_info info;
+
+	ck_assert_int_eq(jigsim_device_get(sim, 0, &info), 0);
+	return info.serial;
+}
+
+START_TEST(test_list)
+{
+	jig_port_info *v = NULL;
+	json_t *root, *ser, *e;
+	json_error_t jerr;
+	size_t n = 0;
+	char *out = NULL;
+	st_err err;
+	int rc;
+
+	ck_assert_msg(jig_serial_list(&v, &n, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].uri, URI);
+	ck_assert_uint_eq(v[0].vid, 0x0403);
+	ck_assert_uint_eq(v[0].pid, 0x6001);
+	ck_assert_int_eq(v[0].bus, 1);
+	ck_assert_str_eq(v[0].serial, "A10KZ3Q1");
+	ub_assert_has(v[0].description, "FT232R USB UART");
+	free(v);
+
+	rc = ub_station(&out, "jig", "list", NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ub_assert_has(out, "serial  " URI);
+	ub_assert_has(out, "0403:6001 A10KZ3Q1");
+	ck_assert_msg(!strstr(out, "usb:0403"), "the adapter listed as a USB jig:\n%s", out);
+	free(out);
+
+	rc = ub_station(&out, "jig", "list", "--json", NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	root = json_loads(out, 0, &jerr);
+	ck_assert_msg(root != NULL, "not JSON (%s): %s", jerr.text, out);
+	ck_assert_uint_eq(json_array_size(json_object_get(root, "usb")), 0);
+	ser = json_object_get(root, "serial");
+	ck_assert_uint_eq(json_array_size(ser), 1);
+	e = json_array_get(ser, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "uri")), URI);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "vid")), "0403");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "pid")), "6001");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "serial")), "A10KZ3Q1");
+	json_decref(root);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_info)
+{
+	ub_serial_stats st;
+	char *out = NULL, want[128];
+	unsigned baud = 0;
+	int rc, rtscts = -1, is_8n1 = 0;
+
+	rc = ub_station(&out, "jig", "info", "--jig", URI, NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ub_assert_has(out, "jig id        jigsim-7");
+	snprintf(want, sizeof(want), "SE serial     %s", se_serial());
+	ub_assert_has(out, want);
+	free(out);
+
+	ub_serial_get_stats(line, &st);
+	ck_assert_uint_gt(st.tiocm, 0);      /* libserialport asked for the modem lines */
+	ck_assert_uint_eq(st.responses, 3);  /* HELLO, DUT_STATUS, SE_INFO */
+	ck_assert_uint_eq(st.repeats, 0);
+	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
+	ck_assert_uint_eq(baud, 115200);
+	ck_assert_int_eq(rtscts, 0);
+	ck_assert(is_8n1);
+}
+END_TEST
+
+/* What the URI says is what the line gets, flow control included: set
+ * explicitly each time, never left over from the last user of the port. */
+START_TEST(test_line_settings)
+{
+	char *out = NULL;
+	unsigned baud = 0;
+	int rc, rtscts = -1, is_8n1 = 0;
+
+	rc = ub_station(&out, "jig", "info", "--jig", "serial:/dev/ttyUSB0?baud=9600&flow=rtscts", NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	free(out);
+	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
+	ck_assert_uint_eq(baud, 9600);
+	ck_assert_int_eq(rtscts, 1);
+	ck_assert(is_8n1);
+
+	rc = ub_station(&out, "jig", "info", "--jig", "serial:/dev/ttyUSB0?baud=57600", NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	free(out);
+	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
+	ck_assert_uint_eq(baud, 57600);
+	ck_assert_int_eq(rtscts, 0);
+	ck_assert(is_8n1);
+}
+END_TEST
+
+START_TEST(test_config_errors)
+{
+	static const struct {
+		const char *uri;
+		int rc;
+		const char *want;
+	} cases[] = {
+		{ "serial:/dev/ttyUSB0?baud=abc", 2, "baud \"abc\" is not a baud rate (1..4000000)" },
+		{ "serial:/dev/ttyUSB0?baud=0", 2, "baud \"0\" is not a baud rate" },
+		{ "serial:/dev/ttyUSB0?flow=xon", 2, "flow \"xon\": expected none or rtscts" },
+		{ "serial:/dev/ttyUSB0?baud=115200&parity=even", 2, "unknown option \"parity\" (serial takes baud, flow)" },
+		{ "serial:/dev/ttyUSB0?baud", 2, "option \"baud\" has no value" },
+		{ "serial:/dev/ttyUSB9?baud=115200", 1, "serial port /dev/ttyUSB9" },
+	};
+	ub_serial_stats st;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL;
+		int rc = ub_station(&out, "jig", "info", "--jig", cases[i].uri, NULL);
+
+		ck_assert_msg(rc == cases[i].rc, "%s: exit %d, want %d: %s", cases[i].uri, rc, cases[i].rc, out);
+		ub_assert_has(out, cases[i].want);
+		ub_assert_has(out, cases[i].rc == 2 ? cases[i].uri : "station jig list");
+		free(out);
+	}
+	ub_serial_get_stats(line, &st);
+	ck_assert_uint_eq(st.responses, 0); /* nothing reached the jig */
+}
+END_TEST
+
+/* Bytes that were on the line before the station opened it are not an
+ * answer.  The station's first seq is random, so the line holds a stale
+ * HELLO response for every seq, each malformed (no payload): taken as the
+ * answer, it would fail the command.  The station flushes its input on open. */
+START_TEST(test_stale_input_flushed)
+{
+	static uint8_t raw[256 * (JIG_HEADER_LEN + JIG_CRC_LEN)];
+	static jig_frame f;
+	size_t off = 0, len = 0;
+	char *out = NULL;
+	st_err err;
+	int seq, rc;
+
+	for (seq = 0; seq < 256; seq++) {
+		f.version = 1;
+		f.type = JIG_CMD_HELLO | JIG_RESPONSE;
+		f.seq = (uint8_t)seq;
+		f.len = 0;
+		ck_assert_int_eq(jig_frame_encode(&f, raw + off, sizeof(raw) - off, &len, &err), 0);
+		off += len;
+	}
+	ub_serial_inject(line, raw, off);
+
+	rc = ub_station(&out, "jig", "info", "--jig", URI, NULL);
+	ck_assert_msg(rc == 0, "exit %d (stale input taken as the answer?): %s", rc, out);
+	ub_assert_has(out, "jig id        jigsim-7");
+	free(out);
+}
+END_TEST
+
+/* Garbage before every response: the station resynchronises on the next
+ * SOF, and a bad-CRC frame costs a retransmission, answered from the jig's
+ * cache without executing the command twice. */
+START_TEST(test_resync_after_garbage)
+{
+	ub_serial_stats st;
+	char *out = NULL, want[128];
+	int i, rc;
+
+	ub_serial_junk(line, 1);
+	for (i = 0; i < 3; i++) {
+		rc = ub_station(&out, "jig", "info", "--jig", URI, "--json", NULL);
+		ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+		snprintf(want, sizeof(want), "\"serial\":\"%s\"", se_serial());
+		ub_assert_has(out, want);
+		free(out);
+	}
+	ub_serial_get_stats(line, &st);
+	ck_assert_uint_ge(st.junk_light, 9);
+	ck_assert_uint_ge(st.junk_heavy, 1);
+	ck_assert_uint_ge(st.repeats, 1); /* the bad frame was taken for a corrupt reply */
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("usb-serial");
+	TCase *tc = tcase_create("serial");
+
+	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_checked_fixture(tc, bed_setup, bed_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_info);
+	tcase_add_test(tc, test_line_settings);
+	tcase_add_test(tc, test_config_errors);
+	tcase_add_test(tc, test_stale_input_flushed);
+	tcase_add_test(tc, test_resync_after_garbage);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return tu_run_suite(suite());
+}
