@@ -63,8 +63,8 @@ on_pause(void *arg, uint8_t cmd, int after)
 	pthread_mutex_lock(&k->lock);
 	while (k->pid <= 0)
 		pthread_cond_wait(&k->cond, &k->lock);
+	k->fired = 1; /* before the kill: the test sees the station die right after it */
 	kill(k->pid, SIGKILL);
-	k->fired = 1;
 	pthread_mutex_unlock(&k->lock);
 }
 
@@ -83,7 +83,7 @@ START_TEST(test_kill_and_resume)
 	char first_cert[41] = "", **paths = NULL;
 	size_t npaths = 0;
 	json_t *ev;
-	int issued_before;
+	int issued_before, fired;
 	unsigned i;
 
 	/* Two devices: the first is interrupted, the second follows it. */
@@ -101,7 +101,10 @@ START_TEST(test_kill_and_resume)
 	pthread_cond_signal(&k.cond);
 	pthread_mutex_unlock(&k.lock);
 	stu_station_wait(&r, 60);
-	ck_assert_msg(k.fired, "%s %s: jigsim never paused\n%s\n%s", when, cmd, stu_tail(r.out), stu_tail(r.err));
+	pthread_mutex_lock(&k.lock);
+	fired = k.fired;
+	pthread_mutex_unlock(&k.lock);
+	ck_assert_msg(fired, "%s %s: jigsim never paused\n%s\n%s", when, cmd, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_msg(r.status == 128 + SIGKILL, "%s %s: station exit %d, expected SIGKILL", when, cmd, r.status);
 	stu_run_clear(&r);
 
