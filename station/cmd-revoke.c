@@ -1,11 +1,116 @@
-/* Placeholder until its issue lands: the command is listed but refuses to run. */
+/* station revoke: record the revocation of a certificate (or a device's). */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "hsm.h"
+#include "recipe.h"
+#include "revlist.h"
+#include "station.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: station revoke --recipe FILE (--cert-serial HEX | --device SE_SERIAL) --reason REASON\n"
+	    "                      [--operator NAME]\n"
+	    "\n"
+	    "Record in the audit journal that a certificate this station issued is revoked; the next\n"
+	    "'station crl' lists it. --device revokes that SE's live certificate (a scrapped device).\n"
+	    "REASON: keyCompromise, cACompromise, affiliationChanged, superseded,\n"
+	    "        cessationOfOperation, certificateHold, privilegeWithdrawn, unspecified.\n"
+	    "Exit: 0 recorded (or already revoked), 2 usage, configuration, or an unknown certificate.\n");
+}
 
 int
 cmd_revoke_main(int argc, char **argv)
 {
-	fprintf(stderr, "station revoke: not implemented yet\n");
-	return EXIT_USAGE;
+	static const struct option opts[] = {
+		{ "recipe", required_argument, NULL, 'r' },
+		{ "cert-serial", required_argument, NULL, 'c' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "reason", required_argument, NULL, 'R' },
+		{ "operator", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *recipe_path = NULL, *cert_serial = NULL, *device = NULL, *reason = NULL, *operator_name = NULL;
+	station *st = NULL;
+	revlist rl = { 0 };
+	rev_cert *target = NULL;
+	size_t i;
+	int c, ret = EXIT_USAGE;
+	st_err err;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': recipe_path = optarg; break;
+		case 'c': cert_serial = optarg; break;
+		case 'd': device = optarg; break;
+		case 'R': reason = optarg; break;
+		case 'o': operator_name = optarg; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !recipe_path || !reason || !cert_serial == !device) {
+		fprintf(stderr, "station revoke: need --recipe, --reason and exactly one of --cert-serial or --device\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (hsm_crl_reason_from_name(reason) < 0 || strcmp(reason, "removeFromCRL") == 0) {
+		fprintf(stderr, "station revoke: --reason: unknown reason \"%s\" (see --help)\n", reason);
+		return EXIT_USAGE;
+	}
+	if (cert_serial && strspn(cert_serial, "0123456789abcdefABCDEF") != strlen(cert_serial)) {
+		fprintf(stderr, "station revoke: --cert-serial: expected hex digits, got \"%s\"\n", cert_serial);
+		return EXIT_USAGE;
+	}
+	if (!operator_name)
+		operator_name = getenv("USER") ? getenv("USER") : "unknown";
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &st, &err) < 0 ||
+	    revlist_load(st->rcp->audit.dir, &rl, &err) < 0) {
+		fprintf(stderr, "station revoke: %s\n", err.msg);
+		goto out;
+	}
+	if (cert_serial) {
+		if (!(target = revlist_find(&rl, cert_serial))) {
+			fprintf(stderr, "station revoke: certificate %s was not issued by this station (journal %s)\n",
+			    cert_serial, st->rcp->audit.dir);
+			goto out;
+		}
+	} else {
+		/* The device's most recent certificate that is not revoked yet. */
+		for (i = rl.n; i-- > 0;)
+			if (strcmp(rl.certs[i].device, device) == 0 && !rl.certs[i].revoked) {
+				target = &rl.certs[i];
+				break;
+			}
+		if (!target) {
+			fprintf(stderr, "station revoke: the journal shows no live certificate for device %s\n", device);
+			goto out;
+		}
+	}
+	if (target->revoked) {
+		printf("certificate %s (device %s) is already revoked (%s)\n", target->serial, target->device,
+		    target->reason);
+		ret = EXIT_OK;
+		goto out;
+	}
+	if (station_journal(st, NULL, target->device, "revoke", "ok",
+	        json_pack("{s:s,s:s,s:s}", "cert_serial", target->serial, "reason", reason, "revoked_by", operator_name),
+	        &err) < 0) {
+		fprintf(stderr, "station revoke: journal: %s\n", err.msg);
+		goto out;
+	}
+	printf("revoked certificate %s of device %s (%s); run 'station crl' to publish it\n", target->serial,
+	    target->device, reason);
+	ret = EXIT_OK;
+out:
+	revlist_free(&rl);
+	station_close(st);
+	return ret;
 }

@@ -1,11 +1,93 @@
-/* Placeholder until its issue lands: the command is listed but refuses to run. */
+/* station rework: re-provision a device proven by its existing identity. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "rework.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: station rework --recipe FILE --authorized-by NAME [--reason TEXT] [--jig URI]\n"
+	    "                      [--operator NAME] [--json]\n"
+	    "\n"
+	    "Re-provision the provisioned device on the jig (RMA, failed final test, ownership change).\n"
+	    "The device must prove its identity: its certificate chains to one of our intermediates, is\n"
+	    "not revoked, and its current key signs a fresh challenge. Then the old key and certificate\n"
+	    "are retired in the SE and revoked (superseded), and a new key, attested CSR and certificate\n"
+	    "go through the same checks as the factory path. Every record names the old and new\n"
+	    "certificate, the reason and who authorized the rework.\n"
+	    "\n"
+	    "  --recipe FILE         the recipe the device was provisioned with (or its successor)\n"
+	    "  --authorized-by NAME  who authorized this rework (required)\n"
+	    "  --reason TEXT         why (default: \"rework\")\n"
+	    "  --jig URI             the jig (default: the recipe's jig.uri)\n"
+	    "  --operator NAME       recorded in the journal (default: $USER)\n"
+	    "  --json                one JSON event per line\n"
+	    "\n"
+	    "Exit: 0 reworked, 1 refused or failed, 2 usage or configuration error.\n");
+}
 
 int
 cmd_rework_main(int argc, char **argv)
 {
-	fprintf(stderr, "station rework: not implemented yet\n");
-	return EXIT_USAGE;
+	static const struct option opts[] = {
+		{ "recipe", required_argument, NULL, 'r' },
+		{ "jig", required_argument, NULL, 'j' },
+		{ "reason", required_argument, NULL, 'R' },
+		{ "authorized-by", required_argument, NULL, 'a' },
+		{ "operator", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *recipe_path = NULL, *jig = NULL, *reason = "rework", *who = NULL, *operator_name = NULL;
+	int json = 0, c, rc, ret = EXIT_USAGE;
+	station *st = NULL;
+	ui *u = NULL;
+	st_err err;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': recipe_path = optarg; break;
+		case 'j': jig = optarg; break;
+		case 'R': reason = optarg; break;
+		case 'a': who = optarg; break;
+		case 'o': operator_name = optarg; break;
+		case 'J': json = 1; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !recipe_path || !who || !*who) {
+		fprintf(stderr, "station rework: %s\n", optind != argc ? "unexpected argument"
+		    : !recipe_path ? "--recipe FILE is required" : "--authorized-by NAME is required: say who authorized the rework");
+		return EXIT_USAGE;
+	}
+	if (!operator_name)
+		operator_name = getenv("USER") ? getenv("USER") : "unknown";
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &st, &err) < 0) {
+		fprintf(stderr, "station rework: %s\n", err.msg);
+		goto out;
+	}
+	if (!jig && !(jig = station_default_jig(st))) {
+		fprintf(stderr, "station rework: no --jig given and the recipe names no jig.uri\n");
+		goto out;
+	}
+	if (!(u = ui_new(json ? UI_JSON : isatty(STDOUT_FILENO) ? UI_TTY : UI_PLAIN, stdout, 1, &jig)))
+		goto out;
+	rc = rework_run(st, jig, reason, who, u, &err);
+	if (rc < 0) {
+		fprintf(stderr, "station rework: %s\n", err.msg);
+		goto out;
+	}
+	ret = rc == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	ui_free(u);
+	station_close(st);
+	return ret;
 }

@@ -18,6 +18,7 @@ enum advice {
 	ADV_QUARANTINE,  /* attestation or identity failed: possible counterfeit */
 	ADV_ENGINEERING, /* configuration on our side */
 	ADV_SCRAP,       /* the SE misbehaves after our checks passed */
+	ADV_FACTORY,     /* not provisioned yet: the factory path's job */
 };
 
 extern const char *const advice_text[];
@@ -39,6 +40,7 @@ struct worker {
 	const char *uri;
 	jig_client *client;
 	int pending_release;  /* a failed device is still in the jig */
+	json_t *extra;        /* merged into every record's details (rework: serials, reason, who) */
 	jig_msg req, resp;
 	pthread_t thread;
 };

@@ -20,6 +20,7 @@ const char *const advice_text[] = {
 	[ADV_QUARANTINE] = "quarantine the device (failed identity or attestation: possible counterfeit) and call engineering",
 	[ADV_ENGINEERING] = "stop and call engineering (station configuration)",
 	[ADV_SCRAP] = "re-seat and run it again once; if it fails the same way, scrap the device",
+	[ADV_FACTORY] = "the device was never provisioned: put it through 'station run', not rework",
 };
 
 int
@@ -87,6 +88,11 @@ eng_journal(struct worker *w, struct dev *d, const char *step, const char *resul
 {
 	st_err err;
 
+	if (w->extra) {
+		if (!details)
+			details = json_object();
+		json_object_update_missing(details, w->extra);
+	}
 	if (station_journal(w->eng->st, jig_name(w), d->info.serial, step, result, details, &err) < 0) {
 		/* Without a durable journal nothing may leave the station. */
 		st_err_prefix(&err, "journal");
@@ -498,6 +504,16 @@ eng_wait_device(struct worker *w, struct dev *d, st_err *err)
 		}
 		if (err->code != ST_E_REMOTE || err->remote != JIG_E_NO_DUT)
 			return -1;
+		/* A device seated but not powered (a jig that does not power
+		 * DUTs by itself, or one handed back): power it on. */
+		if (eng_call(w, JIG_CMD_DUT_STATUS, err) < 0)
+			return -1;
+		if (w->resp.u.dut.present && !w->resp.u.dut.powered) {
+			w->req.u.power_req.action = JIG_POWER_ON;
+			if (eng_call(w, JIG_CMD_DUT_POWER, err) < 0)
+				return -1;
+			continue;
+		}
 		if (!noted++)
 			ui_jig_note(w->eng->u, w->idx, "waiting for a device");
 		sleep_ms(w->eng, 100);

@@ -12,6 +12,7 @@
 typedef struct jigsim_dev {
 	se *se;
 	unsigned fired; /* one-shot faults already used on this device */
+	int returned;   /* came back once as an RMA return */
 } jigsim_dev;
 
 struct jigsim {

@@ -78,7 +78,7 @@ next_device(jigsim *s, st_err *err)
 		return st_err_set(err, ST_E_NOMEM, "out of memory");
 	}
 	s->dev = d;
-	s->dev[s->ndev++] = (jigsim_dev){ e, 0 };
+	s->dev[s->ndev++] = (jigsim_dev){ .se = e };
 	s->present = 1;
 	s->powered = 1;
 	return 0;
@@ -186,7 +186,10 @@ dut_power(jigsim *s, uint8_t action, jig_msg *m)
 		se_power_off(d->se);
 		s->powered = 0;
 	}
-	if (d && action == JIG_POWER_RELEASE) {
+	if (d && action == JIG_POWER_RELEASE && s->cfg.rma && !d->returned && d->se->lifecycle == JIG_LC_PROVISIONED) {
+		d->returned = 1; /* out and straight back in: an RMA return */
+		s->released++;
+	} else if (d && action == JIG_POWER_RELEASE) {
 		se_drop_keys(d->se); /* it leaves the jig for good */
 		s->present = 0;
 		s->released++;

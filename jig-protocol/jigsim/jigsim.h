@@ -53,6 +53,10 @@ typedef struct jigsim_config {
 	/* One-shot pause: the first time any device gets pause_cmd, execute it
 	 * (pause_after) or not, send nothing, and wait for the connection to
 	 * close.  0 = no pause.  on_pause is called (without locks held) then. */
+	/* RMA returns: a device released in the provisioned state comes straight
+	 * back once (powered off, same SE), as if the field sent it back for
+	 * rework; the panel goes on at its next release. */
+	int rma;
 	uint8_t pause_cmd;
 	int pause_after;
 	void (*on_pause)(void *arg, uint8_t cmd, int after);

@@ -1,0 +1,293 @@
+#include <string.h>
+
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "cms.h"
+#include "engine-int.h"
+#include "recipe.h"
+#include "rework.h"
+#include "verify.h"
+
+/* What the journal says about one device's certificates. */
+struct history {
+	int seen;
+	int retired;          /* a rework retired the old key: the SE may be mid-rework */
+	char issued[64][41];  /* serials we issued to it (the most recent 64) */
+	size_t n_issued;
+	char revoked[64][41];
+	size_t n_revoked;
+};
+
+static void
+remember(char list[][41], size_t *n, const char *serial)
+{
+	if (*n == 64) { /* keep the most recent */
+		memmove(list[0], list[1], 63 * sizeof(list[0]));
+		(*n)--;
+	}
+	snprintf(list[(*n)++], 41, "%s", serial);
+}
+
+static int
+listed(char list[][41], size_t n, const char *serial)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i], serial) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+on_device_record(const audit_record *rec, void *ctx)
+{
+	struct history *h = ctx;
+	json_t *v = json_object_get(rec->details, "cert_serial");
+	const char *serial = json_is_string(v) ? json_string_value(v) : NULL;
+
+	h->seen = 1;
+	if (serial && strcmp(rec->step, "issued") == 0)
+		remember(h->issued, &h->n_issued, serial);
+	else if (serial && strcmp(rec->step, "revoke") == 0)
+		remember(h->revoked, &h->n_revoked, serial);
+	else if (strcmp(rec->step, "retire") == 0 && strcmp(rec->result, "ok") == 0)
+		h->retired = 1;
+	else if (strcmp(rec->step, "done") == 0)
+		h->retired = 0;
+	return 0;
+}
+
+/* The certificate the SE holds chains to one of our intermediates, names
+ * this SE, and (unless the recipe accepts foreign devices) is one we issued
+ * to it and have not revoked. */
+static int
+check_current_cert(station *st, struct dev *d, struct history *h, const jig_blob *der, X509 **out, st_err *err)
+{
+	const recipe *r = st->rcp;
+	const unsigned char *p = der->data;
+	X509 *cert = NULL, *x = NULL;
+	X509_STORE *roots = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	STACK_OF(X509) *ours = sk_X509_new_null();
+	ASN1_STRING *sn;
+	int idx, ret = -1;
+	size_t i;
+
+	*out = NULL;
+	if (!(cert = d2i_X509(NULL, &p, (long)der->len)) || p != der->data + der->len) {
+		st_err_set(err, ST_E_VERIFY, "the certificate in slot %u is not valid DER", st->slot);
+		goto out;
+	}
+	if (!ours || !r->hsm.chain || !(roots = st_x509_store_load(r->hsm.chain, err)))
+		goto out;
+	if ((x = st_x509_load(r->hsm.intermediate_cert, err)) && !sk_X509_push(ours, x))
+		goto out;
+	for (i = 0; i < r->rework.n_intermediates; i++)
+		if ((x = st_x509_load(r->rework.intermediates[i], err)) && !sk_X509_push(ours, x))
+			goto out;
+	x = NULL;
+	if (!(ctx = X509_STORE_CTX_new()) || X509_STORE_CTX_init(ctx, roots, cert, ours) != 1) {
+		st_err_openssl(err, ST_E_NOMEM, "certificate chain");
+		goto out;
+	}
+	if (X509_verify_cert(ctx) != 1) {
+		st_err_set(err, ST_E_VERIFY, "the device's certificate does not chain to one of our intermediates (%s)",
+		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	idx = X509_NAME_get_index_by_NID(X509_get_subject_name(cert), NID_serialNumber, -1);
+	sn = idx < 0 ? NULL : X509_NAME_ENTRY_get_data(X509_NAME_get_entry(X509_get_subject_name(cert), idx));
+	if (!sn || (size_t)ASN1_STRING_length(sn) != strlen(d->info.serial) ||
+	    memcmp(ASN1_STRING_get0_data(sn), d->info.serial, strlen(d->info.serial)) != 0) {
+		st_err_set(err, ST_E_VERIFY, "the device's certificate is not for SE %s", d->info.serial);
+		goto out;
+	}
+	if (eng_cert_serial_hex(cert, d->cert_serial) < 0) {
+		st_err_openssl(err, ST_E_VERIFY, "certificate serial");
+		goto out;
+	}
+	if (listed(h->revoked, h->n_revoked, d->cert_serial)) {
+		st_err_set(err, ST_E_VERIFY, "the device's certificate %s is revoked", d->cert_serial);
+		goto out;
+	}
+	if (!h->seen && !r->rework.allow_foreign_devices) {
+		st_err_set(err, ST_E_STATE, "this station's journal has never seen SE %s and the recipe does not allow "
+		                            "foreign devices (rework.allow_foreign_devices)", d->info.serial);
+		goto out;
+	}
+	if (h->seen && !listed(h->issued, h->n_issued, d->cert_serial) && !r->rework.allow_foreign_devices) {
+		st_err_set(err, ST_E_VERIFY, "the device's certificate %s is not one this station issued to SE %s",
+		    d->cert_serial, d->info.serial);
+		goto out;
+	}
+	*out = cert;
+	cert = NULL;
+	ret = 0;
+out:
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(roots);
+	sk_X509_pop_free(ours, X509_free);
+	X509_free(cert);
+	return ret;
+}
+
+/* Identity proof: the SE signs our fresh challenge with its current leaf key. */
+static int
+prove_identity(struct worker *w, struct dev *d, X509 *cert)
+{
+	uint8_t challenge[JIG_NONCE_LEN], msg[128];
+	size_t len;
+	EVP_PKEY *pub = X509_get0_pubkey(cert);
+
+	if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
+		st_err_openssl(&d->err, ST_E_CRYPTO, "rework challenge");
+		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+	}
+	w->req.u.rework_req.slot = w->eng->st->slot;
+	memcpy(w->req.u.rework_req.challenge, challenge, sizeof(challenge));
+	if (eng_call(w, JIG_CMD_REWORK_CHALLENGE, &d->err) < 0)
+		return eng_fail(d, "REWORK", ADV_RESEAT);
+	if (jig_challenge_message(JIG_TAG_REWORK, d->info.serial, challenge, msg, sizeof(msg), &len, &d->err) < 0)
+		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+	if (!pub || sv_verify_sig(pub, msg, len, w->resp.u.signature.data, w->resp.u.signature.len, &d->err) < 0) {
+		st_err_prefix(&d->err, "the rework challenge was not signed by the key of the device's certificate");
+		return eng_fail(d, "REWORK", ADV_QUARANTINE);
+	}
+	return 0;
+}
+
+static int
+rework_device(struct worker *w, struct dev *d, struct history *h)
+{
+	station *st = w->eng->st;
+	X509 *old = NULL;
+	int ret = -1;
+
+	if (eng_step_posture(w, d) < 0)
+		return -1;
+	if (d->info.lifecycle == JIG_LC_FACTORY) {
+		st_err_set(&d->err, ST_E_STATE, "SE is in factory state: provision it with 'station run', not rework");
+		return eng_fail(d, "REWORK", ADV_FACTORY);
+	}
+	if (d->info.lifecycle == JIG_LC_REWORK && !h->retired) {
+		st_err_set(&d->err, ST_E_STATE, "SE is in rework state, but this station's journal shows no rework of it");
+		return eng_fail(d, "REWORK", ADV_QUARANTINE);
+	}
+	if (eng_step_auth(w, d) < 0)
+		return -1;
+	if (d->info.lifecycle == JIG_LC_PROVISIONED) {
+		d->step = "REWORK";
+		ui_step(w->eng->u, w->idx, d->step);
+		w->req.u.slot_req.slot = st->slot;
+		if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
+			return eng_fail(d, "REWORK", ADV_RESEAT);
+		if (check_current_cert(st, d, h, &w->resp.u.cert, &old, &d->err) < 0)
+			return eng_fail(d, "REWORK", ADV_QUARANTINE);
+		json_object_set_new(w->extra, "old_cert_serial", json_string(d->cert_serial));
+		if (prove_identity(w, d, old) < 0 || eng_journal(w, d, "rework-auth", "ok", NULL) < 0)
+			goto out;
+		/* The old credential is retired in the SE and revoked here; the
+		 * journal says so before the SE is told. */
+		if (eng_journal(w, d, "retire", "ok", NULL) < 0)
+			goto out;
+		w->req.u.slot_req.slot = st->slot;
+		if (eng_call(w, JIG_CMD_RETIRE, &d->err) < 0) {
+			eng_fail(d, "RETIRE", ADV_RESEAT);
+			goto out;
+		}
+		if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial, "reason",
+		        "superseded")) < 0)
+			goto out;
+		if (eng_call(w, JIG_CMD_SE_INFO, &d->err) < 0) {
+			eng_fail(d, "RETIRE", ADV_RESEAT);
+			goto out;
+		}
+		d->info = w->resp.u.se_info;
+		if (d->info.lifecycle != JIG_LC_REWORK) {
+			st_err_set(&d->err, ST_E_STATE, "SE reports lifecycle %s after RETIRE, not rework",
+			    jig_lifecycle_name(d->info.lifecycle));
+			eng_fail(d, "RETIRE", ADV_SCRAP);
+			goto out;
+		}
+	}
+	/* From here on exactly the factory path. */
+	d->has_prior = devindex_get(st->index, d->info.serial, &d->prior) == 0;
+	if (d->has_prior && d->prior.cert_len) {
+		d->prior.cert_len = 0; /* revoked above: nothing to resume */
+		d->prior.cert_serial[0] = '\0';
+		devindex_put(st->index, &d->prior);
+	}
+	if (eng_step_keygen(w, d, 0) < 0 || eng_step_csr_verify(w, d) < 0 || eng_step_sign(w, d) < 0)
+		goto out;
+	json_object_set_new(w->extra, "new_cert_serial", json_string(d->cert_serial));
+	if (eng_step_install(w, d) < 0 || eng_step_lock(w, d) < 0)
+		goto out;
+	ret = 0;
+out:
+	X509_free(old);
+	return ret;
+}
+
+int
+rework_run(station *st, const char *uri, const char *reason, const char *authorized_by, ui *u, st_err *err)
+{
+	static volatile sig_atomic_t never;
+	struct engine e = { .st = st, .u = u, .stop = &never, .count = 1 };
+	struct worker *w = calloc(1, sizeof(*w));
+	struct dev *d = calloc(1, sizeof(*d));
+	struct history *h = calloc(1, sizeof(*h));
+	int ret = -1, rc;
+
+	pthread_mutex_init(&e.lock, NULL);
+	if (!w || !d || !h || !(w->extra = json_pack("{s:b,s:s,s:s}", "rework", 1, "reason", reason, "authorized_by",
+	                                     authorized_by))) {
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+		goto out;
+	}
+	w->eng = &e;
+	w->uri = uri;
+	if (eng_open_jig(w, err) < 0)
+		goto out;
+	if ((rc = eng_wait_device(w, d, err)) != 0)
+		goto out;
+	if (audit_find_device(st->rcp->audit.dir, d->info.serial, on_device_record, h, err) != 0) {
+		st_err_prefix(err, "journal");
+		goto out;
+	}
+	ui_device_start(u, 0, d->info.serial);
+	if (eng_journal(w, d, "rework-start", "ok", NULL) < 0) {
+		*err = d->err;
+		goto out;
+	}
+	if (rework_device(w, d, h) == 0 &&
+	    eng_journal(w, d, "done", "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) == 0) {
+		eng_index_update(w, d, DEV_PASSED, 1, 1);
+		ui_pass(u, 0, d->info.serial, d->cert_serial, 0);
+		ret = 0;
+	} else {
+		if (!d->step)
+			d->step = "REWORK";
+		eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
+		    advice_text[d->advice]));
+		ui_fail(u, 0, d->info.serial, d->step, d->err.msg, advice_text[d->advice]);
+		ret = 1;
+		if (e.fatal)
+			ret = st_err_set(err, ST_E_CONFIG, "%s", e.fatal_msg);
+	}
+	if (w->client)
+		eng_release(w);
+out:
+	if (d)
+		eng_dev_clear(d);
+	if (w) {
+		eng_drop_client(w);
+		json_decref(w->extra);
+	}
+	pthread_mutex_destroy(&e.lock);
+	free(h);
+	free(d);
+	free(w);
+	return ret;
+}

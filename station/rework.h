@@ -1,0 +1,15 @@
+/* Rework: re-provision a device that already holds our identity, proven by
+ * that identity (DESIGN.md invariant 5).  The old credential is retired in
+ * the SE and revoked; the new one goes through the factory path's own
+ * KEYGEN / attested CSR / VERIFY / SIGN / INSTALL / LOCK steps. */
+#ifndef STATION_REWORK_H
+#define STATION_REWORK_H
+
+#include "station.h"
+#include "ui.h"
+
+/* Rework the device on the jig at uri.  0 pass, 1 refused or failed (the UI
+ * said why), -1 a configuration error (err). */
+int rework_run(station *st, const char *uri, const char *reason, const char *authorized_by, ui *u, st_err *err);
+
+#endif
