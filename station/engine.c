@@ -217,7 +217,8 @@ set_cert(struct dev *d, X509 *cert)
 	d->cert_len = i2d_X509(cert, &d->cert_der);
 }
 
-/* The certificate's serial number as lower-case hex (the journal's key for revocation). */
+/* The certificate's serial number as lower-case hex without leading zeros
+ * (the journal's key for revocation). */
 int
 eng_cert_serial_hex(X509 *cert, char out[41])
 {
@@ -227,8 +228,12 @@ eng_cert_serial_hex(X509 *cert, char out[41])
 	int ret = -1;
 
 	if (hex && strlen(hex) <= 40) {
-		for (i = 0; hex[i]; i++)
-			out[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] - 'A' + 'a' : hex[i]);
+		const char *h = hex;
+
+		while (h[0] == '0' && h[1]) /* canonical: no leading zeros, as hsm_serial_new */
+			h++;
+		for (i = 0; h[i]; i++)
+			out[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
 		out[i] = '\0';
 		ret = 0;
 	}
@@ -335,9 +340,17 @@ eng_step_sign(struct worker *w, struct dev *d)
 		return eng_fail(d, "SIGN", ADV_ENGINEERING);
 	}
 	set_cert(d, cert);
-	if (d->cert_len <= 0 || eng_cert_serial_hex(cert, d->cert_serial) < 0) {
-		st_err_openssl(&d->err, ST_E_CRYPTO, "encode certificate");
-		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+	{
+		char announced[41];
+
+		/* The certificate must carry the serial the "issuing" record named. */
+		snprintf(announced, sizeof(announced), "%s", d->cert_serial);
+		if (d->cert_len <= 0 || eng_cert_serial_hex(cert, d->cert_serial) < 0 ||
+		    strcmp(announced, d->cert_serial) != 0) {
+			st_err_set(&d->err, ST_E_CRYPTO, "the HSM issued serial %s, the journal announced %s", d->cert_serial,
+			    announced);
+			return eng_fail(d, "SIGN", ADV_ENGINEERING);
+		}
 	}
 	if (eng_journal(w, d, "issued", "ok", cert_details(d)) < 0)
 		return eng_fail(d, "SIGN", ADV_ENGINEERING);

@@ -166,13 +166,15 @@ station_tool_sign(station *st, const uint8_t *msg, size_t len, uint8_t **sig, si
 int
 station_cert_serial(char hex[41])
 {
-	uint8_t b[16];
+	char upper[HSM_SERIAL_HEX_MAX];
+	size_t i;
 
-	if (RAND_bytes(b, sizeof(b)) != 1)
+	if (hsm_serial_new(upper, NULL) < 0)
 		return -1;
-	b[0] &= 0x7f; /* positive */
-	b[0] |= 0x40; /* and 16 bytes long: at least 64 bits of entropy either way */
-	st_hex(b, sizeof(b), hex);
+	/* The journal spells serials in lower case, as eng_cert_serial_hex does. */
+	for (i = 0; upper[i] && i < 40; i++)
+		hex[i] = (char)(upper[i] >= 'A' && upper[i] <= 'F' ? upper[i] - 'A' + 'a' : upper[i]);
+	hex[i] = '\0';
 	return 0;
 }
 
@@ -257,12 +259,12 @@ station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *s
 	p.san = (const char *const *)san;
 	p.n_san = r->certificate.n_san;
 	p.validity_days = (unsigned)r->certificate.validity_days;
-	p.no_expiry = r->certificate.not_after != NULL;
+	p.not_after = r->certificate.not_after;
 	for (bit = 1; bit & RECIPE_EKU_ALL; bit <<= 1)
 		if ((r->certificate.eku & bit) && p.n_eku < sizeof(eku) / sizeof(eku[0]))
 			eku[p.n_eku++] = recipe_eku_name(bit);
 	p.eku = eku;
-	(void)serial_hex; /* PENDING: hsm profile serial field */
+	p.serial_hex = serial_hex;
 	if (hsm_issue_leaf(st->ca_key, st->ca_cert, csr, &p, out, err) < 0) {
 		st_err_prefix(err, "HSM: issue with \"%s\"", r->hsm.intermediate_key);
 		goto out;
