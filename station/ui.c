@@ -81,15 +81,20 @@ emit_json(ui *u, const char *event, size_t jig, json_t *fields)
 	char now[32];
 	char *line;
 
+	json_t *ev;
+
 	utc_now(now, sizeof(now));
-	json_object_set_new(fields, "event", json_string(event));
-	json_object_set_new(fields, "time", json_string(now));
-	if (jig != (size_t)-1)
-		json_object_set_new(fields, "jig", json_string(u->jigs[jig].name));
-	if ((line = json_dumps(fields, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+	/* event, time and jig first: easy to read and to grep. */
+	ev = json_pack("{s:s,s:s}", "event", event, "time", now);
+	if (ev && jig != (size_t)-1)
+		json_object_set_new(ev, "jig", json_string(u->jigs[jig].name));
+	if (ev && fields)
+		json_object_update(ev, fields);
+	if (ev && (line = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
 		fprintf(u->out, "%s\n", line);
 		free(line);
 	}
+	json_decref(ev);
 	json_decref(fields);
 	fflush(u->out);
 }
