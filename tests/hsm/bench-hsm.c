@@ -212,8 +212,9 @@ main(int argc, char **argv)
 	printf("  %-34s %10.0f %10.0f  leaves/s\n", "same code, in-memory OpenSSL key", m_m1, m_m2);
 	printf("  %-34s %10.2f %10.2f\n", "ratio token / in-memory", m_h1 / m_m1, m_h2 / m_m2);
 	printf("per second of CPU time, 1 thread: token %.0f, in-memory %.0f, ratio %.2f\n", m_hc, m_mc, m_hc / m_mc);
-	printf("targets: >= 3000 leaves/s on one thread: %s; ratio >= 0.70: %s\n", m_h1 >= 3000 ? "met" : "MISSED",
-	    m_h1 / m_m1 >= 0.7 ? "met" : "MISSED");
+	printf("targets: >= 3000 leaves/s on one thread: %s; ratio >= 0.70 on one thread: wall clock %.2f %s, CPU time %.2f %s\n",
+	    m_h1 >= 3000 ? "met" : "MISSED", m_h1 / m_m1, m_h1 / m_m1 >= 0.7 ? "met" : "MISSED", m_hc / m_mc,
+	    m_hc / m_mc >= 0.7 ? "met" : "MISSED");
 
 	for (i = 0; i < NCSR; i++) {
 		X509_REQ_free(csrs[i]);
