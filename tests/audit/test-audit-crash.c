@@ -114,6 +114,20 @@ last_batch(const char *dir, char name[64])
 	return n;
 }
 
+/* Record one acknowledged append reported by the child. */
+static void
+ack(const uint32_t msg[4], uint64_t *n_acked, uint64_t *max_acked)
+{
+	uint64_t seq = (uint64_t)msg[0] | (uint64_t)msg[1] << 32;
+
+	ck_assert_uint_lt(seq, MAX_SEQ);
+	acked[seq].round = msg[2];
+	acked[seq].k = msg[3];
+	(*n_acked)++;
+	if (seq > *max_acked)
+		*max_acked = seq;
+}
+
 struct check_ctx {
 	uint64_t records;
 	unsigned mismatches;
@@ -153,6 +167,7 @@ START_TEST(test_sigkill)
 		int fds[2], status = 0;
 		pid_t pid;
 		uint32_t msg[4];
+		unsigned want, have;
 		ssize_t got;
 		char name[64] = "", *buf = NULL;
 		size_t len = 0, tail_off = 0;
@@ -167,21 +182,20 @@ START_TEST(test_sigkill)
 			child_main(dir, fds[1], round);
 		}
 		close(fds[1]);
-		usleep(rnd(&state, 20000));
+		/* Kill after a random number of acknowledged appends (0: during
+		 * open or the first append) and a random extra delay, so the kill
+		 * lands anywhere whatever the speed of the build (ASan, valgrind). */
+		want = rnd(&state, 12);
+		for (have = 0; have < want && (got = read(fds[0], msg, sizeof(msg))) == (ssize_t)sizeof(msg); have++)
+			ack(msg, &n_acked, &max_acked);
+		usleep(rnd(&state, 3000));
 		kill(pid, SIGKILL);
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "round %u: child ended by itself (%d)",
 		    round, status);
-		while ((got = read(fds[0], msg, sizeof(msg))) == (ssize_t)sizeof(msg)) {
-			seq = (uint64_t)msg[0] | (uint64_t)msg[1] << 32;
-			ck_assert_uint_lt(seq, MAX_SEQ);
-			acked[seq].round = msg[2];
-			acked[seq].k = msg[3];
-			n_acked++;
-			if (seq > max_acked)
-				max_acked = seq;
-		}
+		while ((got = read(fds[0], msg, sizeof(msg))) == (ssize_t)sizeof(msg))
+			ack(msg, &n_acked, &max_acked);
 		close(fds[0]);
 
 		/* What the parent expects open to find. */
