@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -363,19 +364,24 @@ on_record(const audit_record *rec, void *ctx)
 	if (!(l = stu_journal_dev(j, rec->device))) {
 		stu_ledger *n = realloc(j->dev, (j->n + 1) * sizeof(*n));
 
-		if (!n)
-			return -1;
+		ck_assert_ptr_nonnull(n);
 		j->dev = n;
 		l = &j->dev[j->n++];
 		memset(l, 0, sizeof(*l));
 		snprintf(l->serial, sizeof(l->serial), "%s", rec->device);
 	}
-	if (strcmp(rec->step, "issued") == 0 && l->issued < STU_MAX_CERTS)
+	if (strcmp(rec->step, "issued") == 0) {
+		ck_assert_msg(l->issued < STU_MAX_CERTS, "SE %s: more than %d certificates issued", l->serial, STU_MAX_CERTS);
 		snprintf(l->issued_serial[l->issued++], 41, "%s", cs);
-	else if (strcmp(rec->step, "revoke") == 0 && l->revoked < STU_MAX_CERTS)
+	} else if (strcmp(rec->step, "revoke") == 0) {
+		ck_assert_msg(l->revoked < STU_MAX_CERTS, "SE %s: more than %d revocations", l->serial, STU_MAX_CERTS);
 		snprintf(l->revoked_serial[l->revoked++], 41, "%s", cs);
-	else if (strcmp(rec->step, "resume") == 0 || json_is_true(json_object_get(rec->details, "resumed")))
-		l->resumes += strcmp(rec->step, "done") != 0; /* "done" repeats the flag */
+	}
+	/* Took up a certificate issued before: reinstalled it, or found the SE
+	 * locked with it. */
+	if (strcmp(rec->step, "resume") == 0 ||
+	    (strcmp(rec->step, "lock") == 0 && json_is_true(json_object_get(rec->details, "resumed"))))
+		l->resumes++;
 	if (strcmp(rec->step, AUDIT_STEP_DONE) == 0 && strcmp(rec->result, "pass") == 0) {
 		l->passes++;
 		snprintf(l->done_serial, sizeof(l->done_serial), "%s", cs);
@@ -490,13 +496,19 @@ stu_cert_der(stu_ws *w, const char *se_serial, size_t *len)
 	return n > 0 ? der : NULL;
 }
 
+/* Lower case, no leading zeros: how the journal and --json spell serials. */
 static void
 serial_hex(X509 *x, char out[64])
 {
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	char *hex = bn ? BN_bn2hex(bn) : NULL, *h = hex;
+	size_t i;
 
-	snprintf(out, 64, "%s", hex ? hex : "");
+	while (h && h[0] == '0' && h[1])
+		h++;
+	for (i = 0; h && h[i] && i < 63; i++)
+		out[i] = (char)tolower((unsigned char)h[i]);
+	out[i] = '\0';
 	OPENSSL_free(hex);
 	BN_free(bn);
 }

@@ -127,7 +127,8 @@ void stu_check_device_cert(stu_ws *w, jigsim *s, unsigned index, char ***paths, 
  * intermediate untrusted. */
 void stu_openssl_verify(stu_ws *w, char **paths, size_t n);
 
-/* The certificate's serial number in upper-case hex (BN_bn2hex). */
+/* The certificate's serial number as the journal spells it: lower-case hex
+ * without leading zeros. */
 void stu_cert_serial_of(const uint8_t *der, size_t len, char out[64]);
 
 double stu_now(void);
