@@ -83,14 +83,17 @@ cmd_revoke_main(int argc, char **argv)
 			goto out;
 		}
 	} else {
-		/* The device's most recent certificate that is not revoked yet. */
+		/* The device's most recent certificate that is not revoked yet;
+		 * when all are, its most recent one (already revoked, said below). */
 		for (i = rl.n; i-- > 0;)
-			if (strcmp(rl.certs[i].device, device) == 0 && !rl.certs[i].revoked) {
+			if (strcmp(rl.certs[i].device, device) == 0 && (!target || !rl.certs[i].revoked)) {
 				target = &rl.certs[i];
-				break;
+				if (!target->revoked)
+					break;
 			}
 		if (!target) {
-			fprintf(stderr, "station revoke: the journal shows no live certificate for device %s\n", device);
+			fprintf(stderr, "station revoke: the journal (%s) shows no certificate issued to device %s\n",
+			    st->rcp->audit.dir, device);
 			goto out;
 		}
 	}
