@@ -13,6 +13,7 @@
 struct history {
 	int seen;
 	int retired;          /* a rework retired the old key: the SE may be mid-rework */
+	char retiring[41];    /* the certificate that rework retired */
 	char issued[64][41];  /* serials we issued to it (the most recent 64) */
 	size_t n_issued;
 	char revoked[64][41];
@@ -52,10 +53,14 @@ on_device_record(const audit_record *rec, void *ctx)
 		remember(h->issued, &h->n_issued, serial);
 	else if (serial && strcmp(rec->step, "revoke") == 0)
 		remember(h->revoked, &h->n_revoked, serial);
-	else if (strcmp(rec->step, "retire") == 0 && strcmp(rec->result, "ok") == 0)
+	else if (strcmp(rec->step, "retire") == 0 && strcmp(rec->result, "ok") == 0) {
 		h->retired = 1;
-	else if (strcmp(rec->step, "done") == 0)
+		v = json_object_get(rec->details, "old_cert_serial");
+		snprintf(h->retiring, sizeof(h->retiring), "%s", json_is_string(v) ? json_string_value(v) : "");
+	} else if (strcmp(rec->step, "done") == 0) {
 		h->retired = 0;
+		h->retiring[0] = '\0';
+	}
 	return 0;
 }
 
@@ -133,6 +138,36 @@ out:
 	return ret;
 }
 
+/* Journal the revocation of serial unless the journal has it already. */
+static int
+revoke_once(struct worker *w, struct dev *d, struct history *h, const char *serial)
+{
+	if (!serial[0] || listed(h->revoked, h->n_revoked, serial))
+		return 0;
+	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", serial, "reason", "superseded")) < 0)
+		return -1;
+	remember(h->revoked, &h->n_revoked, serial);
+	return 0;
+}
+
+/* A certificate this rework issued and never installed is revoked when the
+ * rework ends, as `station run` does at its end (cessationOfOperation). */
+static void
+revoke_uninstalled(struct worker *w, struct dev *d)
+{
+	station *st = w->eng->st;
+	dev_entry e;
+
+	if (devindex_get(st->index, d->info.serial, &e) < 0 || !e.cert_len || e.cert_installed)
+		return;
+	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", e.cert_serial, "reason",
+	        "cessationOfOperation", "why", "issued but never installed: the rework failed after signing")) < 0)
+		return;
+	e.cert_len = 0;
+	e.cert_serial[0] = '\0';
+	devindex_put(st->index, &e);
+}
+
 /* Identity proof: the SE signs our fresh challenge with its current leaf key. */
 static int
 prove_identity(struct worker *w, struct dev *d, X509 *cert)
@@ -197,8 +232,7 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 			eng_fail(d, "RETIRE", ADV_RESEAT);
 			goto out;
 		}
-		if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial, "reason",
-		        "superseded")) < 0)
+		if (revoke_once(w, d, h, d->cert_serial) < 0)
 			goto out;
 		if (eng_call(w, JIG_CMD_SE_INFO, &d->err) < 0) {
 			eng_fail(d, "RETIRE", ADV_RESEAT);
@@ -211,11 +245,20 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 			eng_fail(d, "RETIRE", ADV_SCRAP);
 			goto out;
 		}
+	} else if (h->retiring[0]) {
+		/* A rework resumed after RETIRE (its reply lost, the station
+		 * stopped): the old certificate may not be revoked yet. */
+		json_object_set_new(w->extra, "old_cert_serial", json_string(h->retiring));
+		if (revoke_once(w, d, h, h->retiring) < 0)
+			goto out;
 	}
-	/* From here on exactly the factory path. */
+	/* From here on exactly the factory path.  Nothing to resume: a
+	 * certificate the index still holds for this SE is revoked. */
 	d->has_prior = devindex_get(st->index, d->info.serial, &d->prior) == 0;
 	if (d->has_prior && d->prior.cert_len) {
-		d->prior.cert_len = 0; /* revoked above: nothing to resume */
+		if (revoke_once(w, d, h, d->prior.cert_serial) < 0)
+			goto out;
+		d->prior.cert_len = 0;
 		d->prior.cert_serial[0] = '\0';
 		devindex_put(st->index, &d->prior);
 	}
@@ -271,6 +314,7 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 			d->step = "REWORK";
 		eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
 		    advice_text[d->advice]));
+		revoke_uninstalled(w, d);
 		ui_fail(u, 0, d->info.serial, d->step, d->err.msg, advice_text[d->advice]);
 		ret = 1;
 		if (e.fatal)
