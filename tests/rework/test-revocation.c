@@ -1,0 +1,313 @@
+/* Revocation: a certificate issued but never installed (the device failed
+ * after SIGN) is revoked when `station run` ends; `station crl` lists it,
+ * openssl accepts the CRL and rejects that leaf with it; CRL numbers
+ * increase.  `station revoke`: usage and configuration errors (exit 2), an
+ * already revoked certificate (exit 0, says so), and what a revocation
+ * records. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "rwutil.h"
+
+static char *pki;
+
+static void
+pki_setup(void)
+{
+	pki = tu_make_pki();
+}
+
+static void
+pki_teardown(void)
+{
+	tu_rmtree(pki);
+	free(pki);
+	pki = NULL;
+}
+
+/* Seconds from lastUpdate to nextUpdate. */
+static long
+crl_period(X509_CRL *crl)
+{
+	int days = 0, secs = 0;
+
+	ck_assert_ptr_nonnull(X509_CRL_get0_nextUpdate(crl));
+	ck_assert_int_eq(ASN1_TIME_diff(&days, &secs, X509_CRL_get0_lastUpdate(crl), X509_CRL_get0_nextUpdate(crl)), 1);
+	return (long)days * 86400 + secs;
+}
+
+static void
+device_serial(stu_sim *sim, unsigned index, char serial[JIG_STR_MAX + 1])
+{
+	jigsim_device_info info;
+
+	ck_assert_int_eq(jigsim_device_get(sim->s, index, &info), 0);
+	snprintf(serial, JIG_STR_MAX + 1, "%s", info.serial);
+}
+
+/* The station's copy of an SE's certificate: its path and serial. */
+static char *
+station_cert(stu_ws *w, const char *se, char serial[64])
+{
+	uint8_t *der;
+	size_t len = 0;
+	char *path = NULL;
+
+	ck_assert_msg((der = stu_cert_der(w, se, &len)) != NULL, "no certificate for %s in the journal", se);
+	rw_serial(der, len, serial);
+	OPENSSL_free(der);
+	ck_assert_int_ne(asprintf(&path, "%s/certs/%s.pem", w->audit, se), -1);
+	return path;
+}
+
+START_TEST(test_abandoned)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim;
+	jigsim_config c;
+	char good[JIG_STR_MAX + 1], bad[JIG_STR_MAX + 1], good_serial[64], bad_serial[64];
+	char crl1[4200], crl2[4200], inter[4200], root[4200], *good_path, *bad_path, *out = NULL;
+	size_t fail_at = 0, rev_at = 0;
+	json_t *f, *recs, *rec;
+	X509_CRL *x, *y;
+	X509 *ca;
+	FILE *fp;
+	stu_journal j;
+	stu_run r;
+	int rc;
+
+	/* Device 1 is good, device 2's certificate reads back wrong: it fails
+	 * at INSTALL with a certificate issued and never installed. */
+	jigsim_config_init(&c);
+	c.devices = 2;
+	c.faults = JIGSIM_F_READBACK_MISMATCH;
+	c.fault_every = 2;
+	sim = stu_sim_start(pki, &c);
+	stu_station_run(w, sim->uri, 2, 1, &r);
+	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	device_serial(sim, 1, good);
+	device_serial(sim, 2, bad);
+	ck_assert_ptr_nonnull(stu_event(&r, "passed", good));
+	ck_assert_msg((f = stu_event(&r, "failed", bad)) != NULL, "device 2 did not fail\n%s", stu_tail(r.out));
+	ck_assert_str_eq(stu_str(f, "step"), "INSTALL");
+	good_path = station_cert(w, good, good_serial);
+	bad_path = station_cert(w, bad, bad_serial);
+
+	/* The journal: after the failure, a revocation of the issued serial. */
+	recs = rw_records(w, bad);
+	ck_assert_uint_eq(rw_count(recs, "issued", "ok"), 1);
+	ck_assert_msg(strcasecmp(rw_detail(rw_record(recs, 0, "issued", "ok", NULL), "cert_serial"), bad_serial) == 0,
+	    "the station's copy of %s is not the certificate it issued", bad);
+	ck_assert_ptr_nonnull(rw_record(recs, 0, "INSTALL", "fail", &fail_at));
+	ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 1);
+	ck_assert_ptr_nonnull(rec = rw_record(recs, 0, "revoke", "ok", &rev_at));
+	ck_assert_uint_gt(rev_at, fail_at);
+	ck_assert_msg(strcasecmp(rw_detail(rec, "cert_serial"), bad_serial) == 0, "revoked %s, issued %s",
+	    rw_detail(rec, "cert_serial"), bad_serial);
+	ck_assert_str_eq(rw_detail(rec, "reason"), "cessationOfOperation");
+	json_decref(recs);
+	recs = rw_records(w, good);
+	ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 0);
+	json_decref(recs);
+
+	/* The CRL lists it (and only it) with that reason; openssl accepts
+	 * the CRL signed by the intermediate, not as the root's. */
+	snprintf(crl1, sizeof(crl1), "%s/crl-1.pem", w->dir);
+	snprintf(crl2, sizeof(crl2), "%s/crl-2.der", w->dir);
+	snprintf(inter, sizeof(inter), "%s/intermediate.pem", pki);
+	snprintf(root, sizeof(root), "%s/root-ca.pem", pki);
+	rw_crl(w, crl1, NULL, NULL);
+	x = rw_crl_load(crl1, 0);
+	ck_assert_int_eq(rw_crl_reason(x, bad_serial), CRL_REASON_CESSATION_OF_OPERATION);
+	ck_assert_int_eq(rw_crl_reason(x, good_serial), -2);
+	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)), 1);
+	ck_assert_int_eq(rw_crl_number(x), 1);
+	ck_assert_int_eq(crl_period(x), 7 * 86400L); /* the recipe's rework.crl_next_update_days */
+	ck_assert_msg(rw_openssl_crl_verify(crl1, inter, &out), "openssl crl -verify:\n%s", stu_tail(out));
+	free(out);
+	ck_assert_msg(!rw_openssl_crl_verify(crl1, root, &out), "openssl crl accepted the CRL as the root's:\n%s",
+	    stu_tail(out));
+	free(out);
+	rc = rw_openssl_verify_crl(w, crl1, bad_path, &out);
+	ck_assert_msg(rc != 0 && strstr(out, "certificate revoked"), "openssl verify -crl_check of the abandoned leaf: "
+	    "exit %d\n%s", rc, stu_tail(out));
+	free(out);
+	rc = rw_openssl_verify_crl(w, crl1, good_path, &out);
+	ck_assert_msg(rc == 0 && strstr(out, ": OK"), "openssl verify -crl_check of the good leaf: exit %d\n%s", rc,
+	    stu_tail(out));
+	free(out);
+
+	/* The next CRL: number 2, DER, another period, the same entry, signed
+	 * by the intermediate. */
+	rw_crl(w, crl2, "--der", "--next-update-days=30");
+	y = rw_crl_load(crl2, 1);
+	ck_assert_int_eq(rw_crl_number(y), 2);
+	ck_assert_int_eq(crl_period(y), 30 * 86400L);
+	ck_assert_int_eq(rw_crl_reason(y, bad_serial), CRL_REASON_CESSATION_OF_OPERATION);
+	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(y)), 1);
+	ck_assert_ptr_nonnull(fp = fopen(inter, "r"));
+	ck_assert_ptr_nonnull(ca = PEM_read_X509(fp, NULL, NULL, NULL));
+	fclose(fp);
+	ck_assert_int_eq(X509_CRL_verify(y, X509_get0_pubkey(ca)), 1);
+	ck_assert_int_eq(X509_NAME_cmp(X509_CRL_get_issuer(y), X509_get_subject_name(ca)), 0);
+	X509_free(ca);
+	X509_CRL_free(x);
+	X509_CRL_free(y);
+
+	/* Both CRLs are in the journal, numbered. */
+	recs = rw_records(w, NULL);
+	ck_assert_uint_eq(rw_count(recs, "crl", "ok"), 2);
+	rec = rw_record(recs, 0, "crl", "ok", &rev_at);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(rec, "details"), "crl_number")), 1);
+	rec = rw_record(recs, rev_at + 1, "crl", "ok", NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(rec, "details"), "crl_number")), 2);
+	json_decref(recs);
+
+	stu_journal_load(w->audit, &j);
+	stu_journal_check_live(&j);
+	stu_journal_clear(&j);
+	stu_audit_verify(w);
+
+	free(good_path);
+	free(bad_path);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* station revoke ARGS... with the workspace's recipe and operator "qa":
+ * the exit status; the output in *out. */
+static int
+station_revoke(stu_ws *w, char **out, const char *a1, const char *a2, const char *a3, const char *a4)
+{
+	return stu_station_cmd(out, "revoke", "--recipe", w->recipe, "--operator", "qa", a1, a2, a3, a4, NULL);
+}
+
+static void
+expect(int rc, char *out, int want, const char *says, const char *what)
+{
+	ck_assert_msg(rc == want && strstr(out ? out : "", says), "station revoke %s: exit %d (expected %d), output "
+	    "does not say \"%s\":\n%s", what, rc, want, says, stu_tail(out));
+	free(out);
+}
+
+START_TEST(test_revoke_cli)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim;
+	jigsim_config c;
+	char a[JIG_STR_MAX + 1], b[JIG_STR_MAX + 1], sa[64], sb[64], upper_b[80], crl[4200], *pa, *pb, *out = NULL;
+	json_t *recs, *rec;
+	X509_CRL *x;
+	stu_run r;
+	size_t i;
+	int rc;
+
+	jigsim_config_init(&c);
+	c.devices = 2;
+	sim = stu_sim_start(pki, &c);
+	stu_station_run(w, sim->uri, 2, 0, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	device_serial(sim, 1, a);
+	device_serial(sim, 2, b);
+	pa = station_cert(w, a, sa);
+	pb = station_cert(w, b, sb);
+
+	/* Usage and configuration errors: exit 2, nothing recorded. */
+	rc = station_revoke(w, &out, "--device", a, "--reason", "lostInTheMail");
+	expect(rc, out, 2, "unknown reason \"lostInTheMail\"", "with an unknown reason");
+	rc = station_revoke(w, &out, "--device", a, "--reason", "removeFromCRL");
+	expect(rc, out, 2, "unknown reason", "with reason removeFromCRL");
+	rc = station_revoke(w, &out, "--reason", "keyCompromise", NULL, NULL);
+	expect(rc, out, 2, "exactly one of --cert-serial or --device", "without a certificate");
+	rc = station_revoke(w, &out, "--device", a, "--cert-serial", sa);
+	expect(rc, out, 2, "need --recipe, --reason", "without a reason");
+	rc = station_revoke(w, &out, "--cert-serial", "7f00112233445566", "--reason", "keyCompromise");
+	expect(rc, out, 2, "was not issued by this station", "of an unknown serial");
+	rc = station_revoke(w, &out, "--cert-serial", "not-hex", "--reason", "keyCompromise");
+	expect(rc, out, 2, "expected hex digits", "of a malformed serial");
+	rc = station_revoke(w, &out, "--device", "SE0000000000000000", "--reason", "keyCompromise");
+	expect(rc, out, 2, "SE0000000000000000", "of an unknown device");
+	recs = rw_records(w, NULL);
+	ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 0);
+	json_decref(recs);
+
+	/* Revocations: by device, and by serial (any case, leading zeros). */
+	rc = station_revoke(w, &out, "--device", a, "--reason", "keyCompromise");
+	expect(rc, out, 0, sa, "--device");
+	snprintf(upper_b, sizeof(upper_b), "00%s", sb);
+	for (i = 0; upper_b[i]; i++)
+		if (upper_b[i] >= 'a' && upper_b[i] <= 'f')
+			upper_b[i] = (char)(upper_b[i] - 'a' + 'A');
+	rc = station_revoke(w, &out, "--cert-serial", upper_b, "--reason", "affiliationChanged");
+	expect(rc, out, 0, sb, "--cert-serial");
+	/* Again: exit 0, says so, records nothing, the first reason stays. */
+	rc = station_revoke(w, &out, "--cert-serial", sa, "--reason", "superseded");
+	expect(rc, out, 0, "already revoked (keyCompromise)", "--cert-serial of a revoked certificate");
+	rc = station_revoke(w, &out, "--device", b, "--reason", "superseded");
+	expect(rc, out, 0, "already revoked (affiliationChanged)", "--device whose certificate is revoked");
+
+	recs = rw_records(w, NULL);
+	ck_assert_uint_eq(rw_count(recs, "revoke", "ok"), 2);
+	rec = rw_record(recs, 0, "revoke", "ok", &i);
+	ck_assert_str_eq(rw_detail(rec, "cert_serial"), sa);
+	ck_assert_str_eq(rw_detail(rec, "reason"), "keyCompromise");
+	ck_assert_str_eq(rw_detail(rec, "revoked_by"), "qa");
+	ck_assert_str_eq(stu_str(rec, "operator"), "qa");
+	rec = rw_record(recs, i + 1, "revoke", "ok", NULL);
+	ck_assert_str_eq(rw_detail(rec, "cert_serial"), sb);
+	ck_assert_str_eq(rw_detail(rec, "reason"), "affiliationChanged");
+	json_decref(recs);
+
+	/* The CRL says the same, and openssl rejects both leaves with it. */
+	snprintf(crl, sizeof(crl), "%s/crl.pem", w->dir);
+	rw_crl(w, crl, NULL, NULL);
+	x = rw_crl_load(crl, 0);
+	ck_assert_int_eq(rw_crl_reason(x, sa), CRL_REASON_KEY_COMPROMISE);
+	ck_assert_int_eq(rw_crl_reason(x, sb), CRL_REASON_AFFILIATION_CHANGED);
+	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)), 2);
+	X509_CRL_free(x);
+	rc = rw_openssl_verify_crl(w, crl, pa, &out);
+	ck_assert_msg(rc != 0 && strstr(out, "certificate revoked"), "openssl verify -crl_check: exit %d\n%s", rc,
+	    stu_tail(out));
+	free(out);
+	rc = rw_openssl_verify_crl(w, crl, pb, &out);
+	ck_assert_msg(rc != 0 && strstr(out, "certificate revoked"), "openssl verify -crl_check: exit %d\n%s", rc,
+	    stu_tail(out));
+	free(out);
+	stu_audit_verify(w);
+
+	free(pa);
+	free(pb);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("rework-revocation");
+	TCase *tc = tcase_create("revocation");
+
+	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_abandoned);
+	tcase_add_test(tc, test_revoke_cli);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return tu_run_suite(suite());
+}
