@@ -31,6 +31,8 @@ st_code_name(int code)
 	return code_names[code];
 }
 
+static void err_vset(st_err *err, int code, const char *fmt, va_list ap) ST_PRINTF(3, 0);
+
 static void
 err_vset(st_err *err, int code, const char *fmt, va_list ap)
 {
