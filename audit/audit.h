@@ -76,6 +76,9 @@ typedef struct audit_event {
 	const char *result; /* required: "ok", "fail", "abandoned", "info", ... */
 	json_t *details;    /* a JSON object or NULL (= {}); borrowed, not stolen.  Build it with
 	                       json_pack("{s:s, s:s}", "cert_serial", hex, "error", text). */
+	int lazy;           /* 1: return once written; the next durable append (or audit_close)
+	                       makes it durable.  For records that precede no effect outside the
+	                       station.  Ignored for terminal records, which are always durable. */
 } audit_event;
 
 typedef struct audit_journal audit_journal;
@@ -87,7 +90,8 @@ typedef struct audit_journal audit_journal;
  * records is not a tail: open fails (ST_E_VERIFY) naming batch, line and
  * seq.  With a signer, closed batches that are not sealed yet are sealed. */
 audit_journal *audit_open(const char *dir, const audit_config *cfg, st_err *err);
-/* Close the files and release the lock; the open batch stays open.
+/* Make what was written durable, close the files and release the lock;
+ * the open batch stays open.
  * audit_close(NULL) is a no-op. */
 void audit_close(audit_journal *j);
 

@@ -275,7 +275,7 @@ close_batch_locked(audit_journal *j, const char *reason, st_err *seal_err, st_er
 {
 	char name[AUDIT_NAME_MAX];
 	json_t *details = NULL;
-	audit_event ev = { NULL, NULL, AUDIT_STEP_BATCH_CLOSE, AUDIT_RESULT_OK, NULL };
+	audit_event ev = { NULL, NULL, AUDIT_STEP_BATCH_CLOSE, AUDIT_RESULT_OK, NULL, 0 };
 	uint64_t seq;
 	unsigned closed = j->batch;
 	int ret = -1;
@@ -304,7 +304,7 @@ close_batch_locked(audit_journal *j, const char *reason, st_err *seal_err, st_er
 		if (seal_batch(j, closed, &serr) == 0) {
 			j->unsealed--;
 		} else {
-			audit_event fe = { NULL, NULL, AUDIT_STEP_SEAL_FAILED, AUDIT_RESULT_FAIL, NULL };
+			audit_event fe = { NULL, NULL, AUDIT_STEP_SEAL_FAILED, AUDIT_RESULT_FAIL, NULL, 0 };
 
 			if (seal_err)
 				*seal_err = serr;
@@ -341,7 +341,7 @@ audit_append(audit_journal *j, const audit_event *ev, uint64_t *seq_out, st_err 
 		if (close_batch_locked(j, "count", NULL, err) < 0)
 			goto out;
 	}
-	if (wait_durable_locked(j, seq, err) < 0)
+	if ((!ev->lazy || audit_is_terminal(ev->device, ev->step, ev->result)) && wait_durable_locked(j, seq, err) < 0)
 		goto out;
 	if (seq_out)
 		*seq_out = seq;
@@ -505,7 +505,7 @@ append_recovered_locked(audit_journal *j, const char *batch, uint64_t off, uint6
 {
 	json_t *details = json_pack("{s:s, s:I, s:I, s:s, s:s}", "batch", batch, "offset", (json_int_t)off, "bytes",
 	    (json_int_t)bytes, "quarantine", qname, "problem", problem);
-	audit_event ev = { NULL, NULL, AUDIT_STEP_RECOVERED, AUDIT_RESULT_INFO, details };
+	audit_event ev = { NULL, NULL, AUDIT_STEP_RECOVERED, AUDIT_RESULT_INFO, details, 0 };
 	uint64_t seq;
 	int ret;
 
@@ -806,8 +806,12 @@ audit_close(audit_journal *j)
 {
 	if (!j)
 		return;
-	if (j->fd >= 0)
+	if (j->fd >= 0) {
+		pthread_mutex_lock(&j->mu);
+		sync_now_locked(j, NULL); /* lazy records; a failure here was reported by no append */
+		pthread_mutex_unlock(&j->mu);
 		close(j->fd);
+	}
 	if (j->lockfd >= 0)
 		close(j->lockfd); /* releases the flock */
 	if (j->dirfd >= 0)

@@ -105,6 +105,9 @@ int st_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, st_er
 /* Write a whole file via a temporary in the same folder, fsync, rename,
  * fsync the folder: the file is either old or complete, never torn. */
 int st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode, st_err *err);
+/* The same without fsync: readers never see a torn file, but a power loss
+ * may lose it.  For copies of data that is durable elsewhere. */
+int st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode, st_err *err);
 void st_sha256(const void *p, size_t len, uint8_t out[32]);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void st_hex(const uint8_t *p, size_t len, char *out);

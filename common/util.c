@@ -139,8 +139,8 @@ out:
 	return ret;
 }
 
-int
-st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode, st_err *err)
+static int
+write_file(const char *path, const void *p, size_t len, unsigned mode, int durable, st_err *err)
 {
 	char tmp[4096];
 	const uint8_t *b = p;
@@ -164,7 +164,7 @@ st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode,
 		}
 		off += (size_t)w;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		st_err_errno(err, ST_E_IO, errno, "%s: fsync", tmp);
 		goto out;
 	}
@@ -174,13 +174,25 @@ st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode,
 		st_err_errno(err, ST_E_IO, errno, "%s: rename", path);
 		goto out;
 	}
-	ret = fsync_dir_of(path, err);
+	ret = durable ? fsync_dir_of(path, err) : 0;
 out:
 	if (fd >= 0)
 		close(fd);
 	if (ret < 0)
 		unlink(tmp);
 	return ret;
+}
+
+int
+st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode, st_err *err)
+{
+	return write_file(path, p, len, mode, 1, err);
+}
+
+int
+st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode, st_err *err)
+{
+	return write_file(path, p, len, mode, 0, err);
 }
 
 void

@@ -114,7 +114,7 @@ cmd_crl_main(int argc, char **argv)
 	st_hex(digest, sizeof(digest), hex);
 	/* The journal names the CRL before it leaves the station. */
 	if (station_journal(st, NULL, NULL, "crl", "ok", json_pack("{s:I,s:i,s:s,s:s}", "crl_number",
-	        (json_int_t)(rl.last_crl_number + 1), "entries", (int)n, "sha256", hex, "file", out_path), &err) < 0 ||
+	        (json_int_t)(rl.last_crl_number + 1), "entries", (int)n, "sha256", hex, "file", out_path), 0, &err) < 0 ||
 	    st_file_write_atomic(out_path, bytes, (size_t)len, 0644, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;

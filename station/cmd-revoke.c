@@ -105,7 +105,7 @@ cmd_revoke_main(int argc, char **argv)
 	}
 	if (station_journal(st, NULL, target->device, "revoke", "ok",
 	        json_pack("{s:s,s:s,s:s}", "cert_serial", target->serial, "reason", reason, "revoked_by", operator_name),
-	        &err) < 0) {
+	        0, &err) < 0) {
 		fprintf(stderr, "station revoke: journal: %s\n", err.msg);
 		goto out;
 	}

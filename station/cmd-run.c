@@ -92,7 +92,7 @@ revoke_abandoned(station *st, st_err *err)
 		ret = station_journal(st, "-", e->serial, "revoke", "ok",
 		    json_pack("{s:s,s:s,s:s}", "cert_serial", e->cert_serial, "reason", "cessationOfOperation", "why",
 		        "issued but never installed: the device failed after signing"),
-		    err);
+		    0, err);
 		if (ret == 0) {
 			e->cert_len = 0;
 			e->cert_serial[0] = '\0';

@@ -295,7 +295,9 @@ station_save_cert(station *st, const char *se_serial, X509 *cert, st_err *err)
 	}
 	len = BIO_get_mem_data(bio, &pem);
 	snprintf(path, sizeof(path), "%s/%s.pem", st->certs_dir, se_serial);
-	ret = st_file_write_atomic(path, pem, (size_t)len, 0644, err);
+	/* A convenience copy: the journal's "issued" record is the durable
+	 * original, so no fsync here, only an atomic rename. */
+	ret = st_file_write_replace(path, pem, (size_t)len, 0644, err);
 out:
 	BIO_free(bio);
 	return ret;
@@ -323,9 +325,10 @@ station_close(station *st)
 
 int
 station_journal(station *st, const char *jig, const char *device, const char *step, const char *result,
-    json_t *details, st_err *err)
+    json_t *details, int lazy, st_err *err)
 {
-	audit_event ev = { .jig = jig, .device = device, .step = step, .result = result, .details = details };
+	audit_event ev = { .jig = jig, .device = device, .step = step, .result = result, .details = details,
+		.lazy = lazy };
 	int ret = audit_append(st->journal, &ev, NULL, err);
 
 	json_decref(details);

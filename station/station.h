@@ -57,10 +57,11 @@ int station_open(const char *recipe_path, const char *operator_name, int flags, 
     const char *trust_pem, station **out, st_err *err);
 void station_close(station *st);
 
-/* Append a journal record; durable = returns only once it is on disk.
+/* Append a journal record; it is on disk when this returns, unless lazy
+ * (a record that precedes no effect: the next durable one carries it).
  * details is consumed (may be NULL). */
 int station_journal(station *st, const char *jig, const char *device, const char *step, const char *result,
-    json_t *details, st_err *err);
+    json_t *details, int lazy, st_err *err);
 /* Posture policy of the recipe (model, firmware, required lifecycle). */
 int station_posture(station *st, const jig_se_info *info, st_err *err);
 /* ECDSA-SHA256 with the tool key (for the SE's authentication challenge). */

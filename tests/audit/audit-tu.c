@@ -177,7 +177,7 @@ atu_copy_dir(const char *src, const char *dst)
 uint64_t
 atu_append(audit_journal *j, const char *device, const char *step, const char *result)
 {
-	audit_event ev = { "tcp:127.0.0.1:7000", device, step, result, NULL };
+	audit_event ev = { "tcp:127.0.0.1:7000", device, step, result, NULL, 0 };
 	uint64_t seq = 0;
 	st_err err;
 

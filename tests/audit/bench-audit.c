@@ -110,7 +110,7 @@ writer_main(void *arg)
 		json_t *d = json_pack("{s:s, s:s, s:i}", "cert_serial", "5f3a9c1e0b7d2468ace013579bdf2468",
 		    "cert_sha256", "9c56cc51b374c3ba189210d5b6d4bf57790d351c96c47c02190ecf1e430635ab", "i", (int)i);
 		/* A device every 12 records, as a provisioning run journals. */
-		audit_event ev = { "tcp:127.0.0.1:7000", dev, i % 12 == 11 ? "done" : "issued", "ok", d };
+		audit_event ev = { "tcp:127.0.0.1:7000", dev, i % 12 == 11 ? "done" : "issued", "ok", d, 0 };
 		st_err err;
 
 		snprintf(dev, sizeof(dev), "SE-%02u-%06u", w->t, i / 12);

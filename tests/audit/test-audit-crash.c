@@ -73,7 +73,7 @@ child_main(const char *dir, int fd, unsigned round)
 		size_t blen = rnd(&state, 4) == 0 ? rnd(&state, 9000) : rnd(&state, 40);
 		char dev[32];
 		json_t *d;
-		audit_event ev = { "tcp:127.0.0.1:7000", dev, steps[k % 4], "ok", NULL };
+		audit_event ev = { "tcp:127.0.0.1:7000", dev, steps[k % 4], "ok", NULL, 0 };
 		uint64_t seq = 0;
 		uint32_t msg[4];
 

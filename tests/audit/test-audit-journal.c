@@ -137,7 +137,7 @@ START_TEST(test_records)
 	audit_config cfg = base_cfg(0);
 	const char *tricky = "quote \" backslash \\ newline \n tab \t e-acute \xc3\xa9 snowman \xe2\x98\x83 nul-free";
 	json_t *details = json_pack("{s:s, s:s, s:i}", "cert_serial", "0a1b2c", "error", tricky, "n", 7);
-	audit_event ev = { "tcp:127.0.0.1:7000", "SE\"0001\n", "issued", "ok", details };
+	audit_event ev = { "tcp:127.0.0.1:7000", "SE\"0001\n", "issued", "ok", details, 0 };
 	audit_journal *j;
 	audit_status st;
 	struct collected c;
@@ -233,7 +233,7 @@ START_TEST(test_bad_events)
 	json_t *arr = json_array();
 	char *big = malloc(AUDIT_RECORD_MAX + 1);
 	json_t *bigd;
-	audit_event ev = { NULL, "SE1", "identify", "ok", arr };
+	audit_event ev = { NULL, "SE1", "identify", "ok", arr, 0 };
 	st_err err;
 
 	ck_assert_int_eq(audit_append(j, &ev, NULL, &err), -1);
@@ -736,7 +736,7 @@ worker_main(void *arg)
 		char dev[32];
 		json_t *d = json_pack("{s:i, s:i}", "t", w->t, "i", i);
 		/* Every 4th record ends a device, so batches close under load. */
-		audit_event ev = { "tcp:127.0.0.1:7000", dev, i % 4 == 3 ? "done" : "issued", "ok", d };
+		audit_event ev = { "tcp:127.0.0.1:7000", dev, i % 4 == 3 ? "done" : "issued", "ok", d, 0 };
 		st_err err;
 
 		snprintf(dev, sizeof(dev), "SE-%d-%d", w->t, i / 4);
@@ -767,6 +767,42 @@ mark_seen(const audit_record *rec, void *ctx)
 		s->got[json_integer_value(t)][json_integer_value(i)]++;
 	return 0;
 }
+
+/* Lazy records are written at once but wait for the next durable one (or
+ * close) to reach the disk; terminal records are never lazy. */
+START_TEST(test_lazy_records)
+{
+	char *tmp, *dir = journal_dir(&tmp);
+	audit_config cfg = base_cfg(0);
+	audit_event ev = { "tcp:127.0.0.1:7000", "SE0001", "identify", "ok", NULL, 1 };
+	audit_journal *j = open_ok(dir, &cfg);
+	audit_status before, after;
+	st_err err;
+	int i;
+
+	audit_get_status(j, &before);
+	for (i = 0; i < 5; i++)
+		ck_assert_msg(audit_append(j, &ev, NULL, &err) == 0, "%s", err.msg);
+	audit_get_status(j, &after);
+	ck_assert_uint_eq(after.appends - before.appends, 5);
+	ck_assert_uint_le(after.syncs - before.syncs, 1); /* at most the new batch file's first sync */
+	before = after;
+	ev.step = "done";
+	ev.result = "pass"; /* terminal: durable although marked lazy */
+	ck_assert_msg(audit_append(j, &ev, NULL, &err) == 0, "%s", err.msg);
+	audit_get_status(j, &after);
+	ck_assert_uint_eq(after.syncs - before.syncs, 1);
+	ev.step = "keygen";
+	ev.result = "ok";
+	ck_assert_msg(audit_append(j, &ev, NULL, &err) == 0, "%s", err.msg);
+	audit_close(j);
+	ck_assert_uint_eq(atu_lines(dir, "batch-000001.jsonl"), 7);
+	ck_assert_int_eq(audit_verify(dir, NULL, NULL, &err), 0);
+	tu_rmtree(tmp);
+	free(tmp);
+	free(dir);
+}
+END_TEST
 
 START_TEST(test_threads_group_commit)
 {
@@ -840,6 +876,7 @@ main(void)
 	tcase_add_loop_test(tc, test_torn_tail, 0, 4);
 	tcase_add_test(tc, test_middle_corruption);
 	tcase_add_test(tc, test_orphan_quarantine);
+	tcase_add_test(tc, test_lazy_records);
 	tcase_add_test(tc, test_threads_group_commit);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
