@@ -214,7 +214,7 @@ cmd_run_main(int argc, char **argv)
 		res.fatal = 1;
 		snprintf(res.fatal_msg, sizeof(res.fatal_msg), "%s", err.msg);
 	}
-	ui_summary(u);
+	ui_summary(u, res.fatal ? res.fatal_msg : NULL);
 	if (res.fatal) {
 		fprintf(stderr, "station run: stopped: %s\n", res.fatal_msg);
 		ret = EXIT_USAGE;

@@ -321,6 +321,8 @@ eng_step_sign(struct worker *w, struct dev *d)
 			set_cert(d, cert);
 			snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 			d->resumed = 1;
+			if (station_save_cert(w->eng->st, d->info.serial, cert, &d->err) < 0)
+				return eng_fail(d, "SIGN", ADV_ENGINEERING);
 			return eng_journal(w, d, "resume", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial));
 		}
 		/* Another key than the certified one: the old certificate is

@@ -90,7 +90,7 @@ emit_json(ui *u, const char *event, size_t jig, json_t *fields)
 		json_object_set_new(ev, "jig", json_string(u->jigs[jig].name));
 	if (ev && fields)
 		json_object_update(ev, fields);
-	if (ev && (line = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+	if (ev && (line = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)))) {
 		fprintf(u->out, "%s\n", line);
 		free(line);
 	}
@@ -255,17 +255,24 @@ ui_tick(ui *u)
 }
 
 void
-ui_summary(ui *u)
+ui_summary(ui *u, const char *stopped)
 {
 	pthread_mutex_lock(&u->lock);
 	if (u->mode == UI_JSON) {
-		emit_json(u, "summary", (size_t)-1, json_pack("{s:i,s:i,s:f,s:f}", "passed", u->passed, "failed",
-		    u->failed, "yield_percent", yield_pct(u), "devices_per_hour", per_hour(u)));
+		json_t *o = json_pack("{s:i,s:i,s:f,s:f}", "passed", u->passed, "failed", u->failed, "yield_percent",
+		    yield_pct(u), "devices_per_hour", per_hour(u));
+
+		if (o && stopped)
+			json_object_set_new(o, "stopped", json_string(stopped));
+		emit_json(u, "summary", (size_t)-1, o);
 	} else {
 		tty_erase(u);
 		fprintf(u->out, "\n%s  passed %u, failed %u, yield %.1f%%, %.0f devices/h\n",
-		    u->failed ? "RUN FINISHED WITH FAILURES" : u->passed ? "RUN PASSED" : "NO DEVICE PROVISIONED", u->passed,
-		    u->failed, yield_pct(u), per_hour(u));
+		    stopped ? "RUN STOPPED" : u->failed ? "RUN FINISHED WITH FAILURES" : u->passed ? "RUN PASSED"
+		                                                                              : "NO DEVICE PROVISIONED",
+		    u->passed, u->failed, yield_pct(u), per_hour(u));
+		if (stopped)
+			fprintf(u->out, "  stopped: %s\n", stopped);
 		fflush(u->out);
 	}
 	pthread_mutex_unlock(&u->lock);

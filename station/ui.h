@@ -22,7 +22,8 @@ void ui_fail(ui *u, size_t jig, const char *serial, const char *step, const char
 void ui_jig_note(ui *u, size_t jig, const char *what);
 /* Redraw elapsed times (call about once a second from the main thread). */
 void ui_tick(ui *u);
-void ui_summary(ui *u);
+/* The closing line; stopped: why the run stopped early (NULL when it did not). */
+void ui_summary(ui *u, const char *stopped);
 /* Totals so far. */
 void ui_counts(ui *u, unsigned *passed, unsigned *failed);
 
