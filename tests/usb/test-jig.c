@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "jig.h"
+#include "stutil.h"
 #include "testutil.h"
 #include "usbbed.h"
 
@@ -29,11 +30,24 @@ pki_teardown(void)
 	free(pki);
 }
 
+static jigsim *
+sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
+{
+	jigsim_config c;
+
+	jigsim_config_init(&c);
+	c.id = id;
+	c.devices = devices;
+	c.faults = faults;
+	c.fault_every = every;
+	return ub_sim_new(pki, &c);
+}
+
 static void
 bed_setup(void)
 {
 	bed = ub_bed_new();
-	sim = ub_sim_new(pki, 7, 0);
+	sim = sim_new(7, 0, 0, 0);
 }
 
 static void
@@ -148,13 +162,13 @@ START_TEST(test_station_info)
 	ck_assert_uint_eq(st.out_urbs, 3);
 	ck_assert_uint_eq(st.in_urbs, 3);
 	ck_assert_uint_eq(st.bad_urbs, 0);
-	ck_assert_uint_eq(st.repeats, 0);
+	ck_assert_uint_eq(st.repeats[JIG_CMD_SE_INFO], 0);
 }
 END_TEST
 
 START_TEST(test_two_jigs_need_serial)
 {
-	jigsim *sim2 = ub_sim_new(pki, 8, 0);
+	jigsim *sim2 = sim_new(8, 0, 0, 0);
 	ub_jig *a = ub_jig_add(bed, sim, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
 	ub_jig_stats st;
 	char *out = NULL;
@@ -219,7 +233,7 @@ START_TEST(test_zero_length_packet)
 	ub_jig_get_stats(j, &st);
 	ck_assert_uint_eq(st.zlps, 2);
 	ck_assert_uint_eq(st.requests[JIG_CMD_AUTH_RESPONSE], 3);
-	ck_assert_uint_eq(st.repeats, 0);
+	ck_assert_uint_eq(st.repeats[JIG_CMD_AUTH_RESPONSE], 0);
 }
 END_TEST
 
@@ -231,15 +245,15 @@ START_TEST(test_timeout)
 	int rc;
 
 	ub_jig_mute_at(j, JIG_CMD_SE_INFO);
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", "--timeout", "300", NULL);
+	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", "--timeout", "700", NULL);
 	ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
-	ub_assert_has(out, "jig usb:1209:0001: SE_INFO: no answer after 300 ms (2 retries)");
+	ub_assert_has(out, "jig usb:1209:0001: SE_INFO: no answer after 700 ms (2 retries)");
 	ub_assert_has(out, "check that the jig is powered and connected");
 	free(out);
 
 	ub_jig_get_stats(j, &st);
 	ck_assert_uint_eq(st.requests[JIG_CMD_SE_INFO], 3);
-	ck_assert_uint_eq(st.repeats, 2);     /* retransmitted byte for byte */
+	ck_assert_uint_eq(st.repeats[JIG_CMD_SE_INFO], 2); /* retransmitted byte for byte */
 	ck_assert_uint_ge(st.discards, 3);    /* libusb cancelled each IN transfer at its timeout */
 }
 END_TEST
@@ -286,6 +300,142 @@ START_TEST(test_unplug_mid_command)
 }
 END_TEST
 
+/* Every device in `passed` (panel indexes) passed: the station's certificate
+ * is what the SE holds, names its serial, the SE is locked, one key was
+ * generated; one `openssl verify` for all; the journal verifies and no SE
+ * has two live certificates. */
+static void
+check_passed(stu_ws *w, jigsim *s, const stu_run *r, const unsigned *passed, size_t n)
+{
+	char **paths = NULL;
+	size_t npaths = 0, i;
+	stu_journal j;
+
+	stu_journal_load(w->audit, &j);
+	for (i = 0; i < n; i++) {
+		jigsim_device_info info;
+		stu_ledger *l;
+
+		ck_assert_int_eq(jigsim_device_get(s, passed[i], &info), 0);
+		ck_assert_uint_eq(info.keygens, 1);
+		ck_assert_msg(stu_event(r, "passed", info.serial) != NULL, "no passed event for %s", info.serial);
+		stu_check_device_cert(w, s, passed[i], &paths, &npaths);
+		ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+		ck_assert_uint_eq(l->passes, 1);
+		ck_assert_uint_eq(stu_live(l), 1);
+	}
+	stu_journal_check_live(&j);
+	stu_openssl_verify(w, paths, npaths);
+	stu_audit_verify(w);
+	for (i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	stu_journal_clear(&j);
+}
+
+/* Five devices provisioned over USB with the demo recipe. */
+START_TEST(test_run_five)
+{
+	static const unsigned all[] = { 1, 2, 3, 4, 5 };
+	jigsim *s = sim_new(11, 5, 0, 0);
+	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
+	stu_ws *w = stu_ws_new(pki);
+	ub_jig_stats st;
+	stu_run r;
+
+	stu_station_run(w, "usb:1209:0001?serial=JIG-A", 5, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 5);
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 0);
+	ck_assert_uint_eq(jigsim_released(s), 5);
+	check_passed(w, s, &r, all, 5);
+
+	ub_jig_get_stats(jig, &st);
+	ck_assert_uint_eq(st.requests[JIG_CMD_KEYGEN], 5);
+	ck_assert_uint_eq(st.requests[JIG_CMD_GET_CSR], 5);
+	ck_assert_uint_eq(st.requests[JIG_CMD_LOCK], 5);
+	ck_assert_uint_eq(st.bad_urbs, 0);
+	ck_assert_uint_eq(st.unplugs, 0);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+	jigsim_free(s);
+}
+END_TEST
+
+/* The jig stops answering at KEYGEN: the device fails at KEYGEN, the reason
+ * names the command, the jig and the timeout, and nothing was signed. */
+START_TEST(test_run_timeout)
+{
+	jigsim *s = sim_new(12, 5, 0, 0);
+	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
+	stu_ws *w = stu_ws_new(pki);
+	jigsim_device_info info;
+	ub_jig_stats st;
+	json_t *ev;
+	stu_run r;
+
+	stu_recipe_edit(w, "keygen: 3000", "keygen: 400");
+	ub_jig_mute_at(jig, JIG_CMD_KEYGEN);
+	stu_station_run(w, "usb:1209:0001", 1, 1, &r);
+	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_int_eq(jigsim_device_get(s, 1, &info), 0);
+	ck_assert_msg((ev = stu_event(&r, "failed", info.serial)) != NULL, "no failed event:\n%s", stu_tail(r.out));
+	ck_assert_str_eq(stu_str(ev, "step"), "KEYGEN");
+	ub_assert_has(stu_str(ev, "reason"), "jig usb:1209:0001: KEYGEN: no answer after 400 ms (2 retries)");
+	ck_assert_uint_eq(info.keygens, 0);
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 0);
+
+	ub_jig_get_stats(jig, &st);
+	ck_assert_uint_eq(st.requests[JIG_CMD_KEYGEN], 3);
+	ck_assert_uint_eq(st.repeats[JIG_CMD_KEYGEN], 2);
+	ck_assert_uint_eq(st.requests[JIG_CMD_GET_CSR], 0);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+	jigsim_free(s);
+}
+END_TEST
+
+/* The jig drops off the bus while the station waits for device 2's GET_CSR
+ * answer (jigsim's disconnect fault): device 2 fails at CSR as a disconnect,
+ * the station keeps trying to reopen the jig, and when it is plugged back in
+ * the run goes on with device 3. */
+START_TEST(test_run_unplug_and_return)
+{
+	static const unsigned ok[] = { 1, 3 };
+	jigsim *s = sim_new(13, 3, JIGSIM_F_DISCONNECT, 2);
+	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
+	stu_ws *w = stu_ws_new(pki);
+	jigsim_device_info info;
+	uint8_t cert[JIG_BLOB_MAX];
+	size_t len = 0;
+	json_t *ev;
+	stu_run r;
+
+	stu_station_start(w, "usb:1209:0001", 3, 1, &r);
+	ub_jig_wait_unplugs(jig, 1, 60);
+	/* gone: the station says it keeps trying */
+	ub_wait_file_has(r.out_path, "is connected; retrying", 60);
+	ub_jig_replug(jig);
+	stu_station_wait(&r, 120);
+	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ub_assert_has(r.out, "jig connected again");
+
+	ck_assert_int_eq(jigsim_device_get(s, 2, &info), 0);
+	ck_assert_msg((ev = stu_event(&r, "failed", info.serial)) != NULL, "no failed event:\n%s", stu_tail(r.out));
+	ck_assert_str_eq(stu_str(ev, "step"), "CSR");
+	ub_assert_has(stu_str(ev, "reason"), "jig usb:1209:0001: GET_CSR: bulk IN: the USB jig was unplugged");
+	ub_assert_has(stu_str(ev, "advice"), "re-seat");
+	ck_assert_int_eq(jigsim_device_cert(s, 2, 0, cert, sizeof(cert), &len), 0);
+	ck_assert_uint_eq(len, 0); /* nothing installed on the device that failed */
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 2);
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 1);
+	check_passed(w, s, &r, ok, 2);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+	jigsim_free(s);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -302,6 +452,9 @@ suite(void)
 	tcase_add_test(tc, test_zero_length_packet);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_unplug_mid_command);
+	tcase_add_test(tc, test_run_five);
+	tcase_add_test(tc, test_run_timeout);
+	tcase_add_test(tc, test_run_unplug_and_return);
 	suite_add_tcase(s, tc);
 	return s;
 }

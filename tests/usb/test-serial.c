@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "jig.h"
+#include "stutil.h"
 #include "testutil.h"
 #include "usbbed.h"
 
@@ -33,11 +34,24 @@ pki_teardown(void)
 	free(pki);
 }
 
+static jigsim *
+sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
+{
+	jigsim_config c;
+
+	jigsim_config_init(&c);
+	c.id = id;
+	c.devices = devices;
+	c.faults = faults;
+	c.fault_every = every;
+	return ub_sim_new(pki, &c);
+}
+
 static void
 bed_setup(void)
 {
 	bed = ub_bed_new();
-	sim = ub_sim_new(pki, 7, 0);
+	sim = sim_new(7, 5, 0, 0); /* a panel of five for the provisioning runs */
 	line = ub_serial_add(bed, sim);
 }
 
@@ -237,6 +251,85 @@ START_TEST(test_resync_after_garbage)
 }
 END_TEST
 
+/* Five devices over the serial line with the demo recipe; with `junk`,
+ * garbage before every response.  Every device passes with the certificate
+ * its SE holds, each SE generated one key (a retransmission is answered from
+ * the jig's cache, never executed twice), the journal verifies. */
+static void
+run_five(int junk)
+{
+	stu_ws *w = stu_ws_new(pki);
+	char **paths = NULL;
+	size_t npaths = 0;
+	ub_serial_stats st;
+	stu_journal j;
+	stu_run r;
+	unsigned i;
+
+	ub_serial_junk(line, junk);
+	stu_station_run(w, URI, 5, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 5);
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 0);
+	ck_assert_uint_eq(jigsim_released(sim), 5);
+	stu_journal_load(w->audit, &j);
+	for (i = 1; i <= 5; i++) {
+		jigsim_device_info info;
+
+		ck_assert_int_eq(jigsim_device_get(sim, i, &info), 0);
+		ck_assert_uint_eq(info.keygens, 1);
+		ck_assert_msg(stu_event(&r, "passed", info.serial) != NULL, "no passed event for %s", info.serial);
+		stu_check_device_cert(w, sim, i, &paths, &npaths);
+	}
+	ck_assert_uint_eq(j.n, 5);
+	stu_journal_check_live(&j);
+	stu_openssl_verify(w, paths, npaths);
+	stu_audit_verify(w);
+
+	ub_serial_get_stats(line, &st);
+	ck_assert_uint_ge(st.tiocm, 1);
+	if (junk) {
+		ck_assert_uint_ge(st.junk_light, 5 * 8);
+		ck_assert_uint_ge(st.junk_heavy, 5);
+		ck_assert_uint_ge(st.repeats, 1); /* a bad frame cost a retransmission, and no second KEYGEN */
+	}
+	for (i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+}
+
+START_TEST(test_run_five)
+{
+	run_five(0);
+}
+END_TEST
+
+START_TEST(test_run_five_with_garbage)
+{
+	run_five(1);
+}
+END_TEST
+
+/* A line setting the URI cannot mean is a configuration error (exit 2)
+ * before anything else happens. */
+START_TEST(test_run_config_error)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_run r;
+
+	stu_station_run(w, "serial:/dev/ttyUSB0?baud=115200&flow=xon", 1, 0, &r);
+	ck_assert_msg(r.status == 2, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ub_assert_has(r.err, "flow \"xon\": expected none or rtscts");
+	ck_assert_uint_eq(jigsim_device_count(sim), 1); /* the jig never heard of it: no device moved */
+	ck_assert_uint_eq(jigsim_released(sim), 0);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -252,6 +345,9 @@ suite(void)
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_stale_input_flushed);
 	tcase_add_test(tc, test_resync_after_garbage);
+	tcase_add_test(tc, test_run_five);
+	tcase_add_test(tc, test_run_five_with_garbage);
+	tcase_add_test(tc, test_run_config_error);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -33,6 +33,7 @@
 
 #include <linux/usbdevice_fs.h>
 
+#include <openssl/crypto.h>
 #include <umockdev.h>
 
 #include "testutil.h"
@@ -289,7 +290,7 @@ on_frame(ub_jig *j, const uint8_t *req, size_t len)
 
 	j->st.requests[cmd]++;
 	if (len == j->last_len && memcmp(req, j->last, len) == 0)
-		j->st.repeats++;
+		j->st.repeats[cmd]++;
 	memcpy(j->last, req, len);
 	j->last_len = len;
 	if (j->mute_cmd && cmd == j->mute_cmd)
@@ -301,6 +302,9 @@ on_frame(ub_jig *j, const uint8_t *req, size_t len)
 		return;
 	}
 	act = jigsim_handle(j->sim, req, len, resp, sizeof(resp), &resp_len, &err);
+	/* This is umockdev's worker thread, which outlives the test: give back
+	 * its per-thread OpenSSL state (DRBGs) now, or LeakSanitizer reports it. */
+	OPENSSL_thread_stop();
 	if (act < 0) {
 		fprintf(stderr, "usbbed: jigsim: %s\n", err.msg);
 		return;
@@ -970,25 +974,60 @@ ub_bed_free(ub_bed *b)
 /* ---- helpers ------------------------------------------------------------------ */
 
 jigsim *
-ub_sim_new(const char *pki, unsigned id, unsigned faults)
+ub_sim_new(const char *pki, const jigsim_config *base)
 {
 	char ca[512], key[512], tool[512];
 	jigsim_config c;
 	jigsim *s;
 	st_err e;
 
+	if (base)
+		c = *base;
+	else
+		jigsim_config_init(&c);
 	snprintf(ca, sizeof(ca), "%s/se-vendor-ca.pem", pki);
 	snprintf(key, sizeof(key), "%s/se-vendor-ca.key", pki);
 	snprintf(tool, sizeof(tool), "%s/tool-pub.pem", pki);
-	jigsim_config_init(&c);
-	c.vendor_ca_cert = ca;
+	c.vendor_ca_cert = ca; /* jigsim_new copies them */
 	c.vendor_ca_key = key;
 	c.tool_pub = tool;
-	c.id = id;
-	c.faults = faults;
 	s = jigsim_new(&c, &e);
 	ck_assert_msg(s != NULL, "jigsim: %s", e.msg);
 	return s;
+}
+
+void
+ub_wait_file_has(const char *path, const char *want, int timeout_s)
+{
+	uint64_t deadline = st_now_ms() + (uint64_t)timeout_s * 1000;
+	char *text = NULL;
+
+	for (;;) {
+		text = tu_slurp(path, NULL);
+		if ((text && strstr(text, want)) || st_now_ms() > deadline)
+			break;
+		free(text);
+		text = NULL;
+		usleep(20000);
+	}
+	ck_assert_msg(text && strstr(text, want), "\"%s\" did not appear in %s within %d s:\n%s", want, path, timeout_s,
+	    text ? text : "(no file)");
+	free(text);
+}
+
+void
+ub_jig_wait_unplugs(ub_jig *j, unsigned n, int timeout_s)
+{
+	uint64_t deadline = st_now_ms() + (uint64_t)timeout_s * 1000;
+	ub_jig_stats st;
+
+	for (;;) {
+		ub_jig_get_stats(j, &st);
+		if (st.unplugs >= n || st_now_ms() > deadline)
+			break;
+		usleep(10000);
+	}
+	ck_assert_msg(st.unplugs >= n, "the jig was unplugged %u times in %d s, want %u", st.unplugs, timeout_s, n);
 }
 
 int

@@ -49,7 +49,7 @@ void ub_jig_unplug_at(ub_jig *j, uint8_t cmd);
 
 typedef struct ub_jig_stats {
 	unsigned requests[256];  /* request frames seen, by command */
-	unsigned repeats;        /* requests byte-identical to the one before (retransmissions) */
+	unsigned repeats[256];   /* requests byte-identical to the one before (retransmissions), by command */
 	unsigned out_urbs, in_urbs, zlps, discards, ctrl_urbs;
 	unsigned unplugs, opens; /* opens: usbfs clients that connected */
 	unsigned bad_urbs;       /* URBs the handler refused (wrong endpoint or type) */
@@ -80,9 +80,13 @@ void ub_serial_get_stats(ub_serial *p, ub_serial_stats *s);
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* A jigsim with the test PKI in `pki` (tu_make_pki): the SE vendor CA and the
- * token's tool public key, jig id `id`, `faults` on every device. */
-jigsim *ub_sim_new(const char *pki, unsigned id, unsigned faults);
+/* A jigsim with `base` (NULL: jigsim_config_init's defaults) and the test
+ * PKI in `pki` (tu_make_pki): its SE vendor CA and the token's tool key. */
+jigsim *ub_sim_new(const char *pki, const jigsim_config *base);
+/* Wait (bounded; the test fails after timeout_s) until `want` is in the
+ * file, or until the jig has been unplugged n times. */
+void ub_wait_file_has(const char *path, const char *want, int timeout_s);
+void ub_jig_wait_unplugs(ub_jig *j, unsigned n, int timeout_s);
 /* Run $STATION_EXE with the NULL-terminated arguments in the testbed (the
  * child inherits LD_PRELOAD and UMOCKDEV_DIR); output in *out (malloc'd),
  * exit status returned.  The command line and output go to stderr when
