@@ -200,8 +200,8 @@ ui_pass(ui *u, size_t jig, const char *serial, const char *cert_serial, int resu
 		    cert_serial ? cert_serial : "", "resumed", resumed, "seconds", secs));
 	} else {
 		tty_erase(u);
-		fprintf(u->out, "%s  PASS  %s  %.1fs%s  cert %s\n", j->name, serial, secs, resumed ? " (resumed)" : "",
-		    cert_serial ? cert_serial : "-");
+		fprintf(u->out, "%s  %s  %s  %.1fs%s  cert %s\n", j->name, u->mode == UI_TTY ? "\033[1;32mPASS\033[0m" : "PASS",
+		    serial, secs, resumed ? " (resumed)" : "", cert_serial ? cert_serial : "-");
 		tty_draw(u);
 		fflush(u->out);
 	}
@@ -223,8 +223,9 @@ ui_fail(ui *u, size_t jig, const char *serial, const char *step, const char *rea
 		    "reason", reason, "advice", advice));
 	} else {
 		tty_erase(u);
-		fprintf(u->out, "%s  FAIL  %s  at %s: %s\n%*s  -> %s\n", j->name, serial && *serial ? serial : "(unknown)",
-		    step, reason, (int)strlen(j->name), "", advice);
+		fprintf(u->out, "%s  %s  %s  at %s: %s\n%*s  -> %s\n", j->name,
+		    u->mode == UI_TTY ? "\033[1;31mFAIL\033[0m" : "FAIL", serial && *serial ? serial : "(unknown)", step,
+		    reason, (int)strlen(j->name), "", advice);
 		tty_draw(u);
 		fflush(u->out);
 	}
