@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <unistd.h>
 
 #include <libserialport.h>
 
@@ -131,19 +132,57 @@ out:
 	return ret;
 }
 
+/* libserialport 0.1.1 looks a port up as /sys/class/tty/<path minus
+ * "/dev/">, so udev's stable names (/dev/serial/by-id/..., SYMLINK+= rules)
+ * are "not found".  Follow the links until the name is a tty the kernel
+ * lists, and use /dev/<that name>; anything else is left as it was. */
+static void
+tty_name(const char *path, char *out, size_t len)
+{
+	char cur[512], next[512], sys[600];
+	int hops;
+
+	snprintf(out, len, "%s", path);
+	snprintf(cur, sizeof(cur), "%s", path);
+	for (hops = 0; hops < 8 && strncmp(cur, "/dev/", 5) == 0; hops++) {
+		const char *base = strrchr(cur, '/') + 1;
+		ssize_t n;
+
+		snprintf(sys, sizeof(sys), "/sys/class/tty/%s", base);
+		if (access(sys, F_OK) == 0) {
+			snprintf(out, len, "/dev/%s", base);
+			return;
+		}
+		if ((n = readlink(cur, next, sizeof(next) - 1)) <= 0)
+			return;
+		next[n] = '\0';
+		if (next[0] != '/') { /* relative to the link's folder */
+			size_t dir = (size_t)(base - cur);
+
+			if (dir + (size_t)n >= sizeof(cur))
+				return;
+			memcpy(cur + dir, next, (size_t)n + 1);
+		} else {
+			memcpy(cur, next, (size_t)n + 1);
+		}
+	}
+}
+
 int
 jig_serial_open(const jig_uri *u, const char *uri, jig_transport **out, st_err *err)
 {
 	struct sp_port *port = NULL;
 	struct stat st;
 	enum sp_return r;
+	char name[512];
 	int opened = 0, ret = -1;
 
 	if (stat(u->path, &st) < 0) {
 		st_err_errno(err, jig_errno_code(errno), errno, "serial port %s", u->path);
 		goto out;
 	}
-	if ((r = sp_get_port_by_name(u->path, &port)) != SP_OK) {
+	tty_name(u->path, name, sizeof(name));
+	if ((r = sp_get_port_by_name(name, &port)) != SP_OK) {
 		sp_err(err, r, "look up the port");
 		goto out;
 	}
