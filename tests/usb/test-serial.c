@@ -140,6 +140,20 @@ START_TEST(test_info)
 }
 END_TEST
 
+/* A line with several adapters names each by udev's stable link (ttyUSB
+ * numbers follow the plugging order), and that must open like the tty. */
+START_TEST(test_stable_name)
+{
+	char *out = NULL;
+	int rc;
+
+	rc = ub_station(&out, "jig", "info", "--jig", "serial:/dev/" UB_SERIAL_BY_ID "?baud=115200", NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ub_assert_has(out, "jig id        jigsim-7");
+	free(out);
+}
+END_TEST
+
 /* What the URI says is what the line gets, flow control included: set
  * explicitly each time, never left over from the last user of the port. */
 START_TEST(test_line_settings)
@@ -341,6 +355,7 @@ suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_info);
+	tcase_add_test(tc, test_stable_name);
 	tcase_add_test(tc, test_line_settings);
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_stale_input_flushed);

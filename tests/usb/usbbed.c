@@ -872,6 +872,13 @@ ub_serial_add(ub_bed *b, jigsim *s)
 	                   "A: dev=188:0\\n\n");
 	/* libserialport walks tty/ttyUSB0/device/.. up to the USB device. */
 	umockdev_testbed_set_attribute_link(b->tb, tty, "device", "../../../ttyUSB0");
+	/* udev's stable name for it, the one a recipe should use */
+	link = g_strdup_printf("%s/dev/serial/by-id", b->root);
+	ck_assert_int_eq(g_mkdir_with_parents(link, 0755), 0);
+	g_free(link);
+	link = g_strdup_printf("%s/dev/" UB_SERIAL_BY_ID, b->root);
+	ck_assert_int_eq(symlink("../../ttyUSB0", link), 0);
+	g_free(link);
 	p->master = umockdev_testbed_get_dev_fd(b->tb, "/dev/ttyUSB0");
 	ck_assert_int_ge(p->master, 0);
 	link = g_strdup_printf("%s/dev/ttyUSB0", b->root);

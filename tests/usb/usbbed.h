@@ -59,7 +59,9 @@ void ub_jig_get_stats(ub_jig *j, ub_jig_stats *s);
 /* ---- the USB-serial line -------------------------------------------------- */
 
 /* Add the adapter (0403:6001 "FT232R USB UART", serial A10KZ3Q1) on port 1-3
- * with /dev/ttyUSB0, and start jigsim s (not owned) on its line. */
+ * with /dev/ttyUSB0 and udev's /dev/UB_SERIAL_BY_ID link to it, and start
+ * jigsim s (not owned) on its line. */
+#define UB_SERIAL_BY_ID "serial/by-id/usb-FTDI_FT232R_USB_UART_A10KZ3Q1-if00-port0"
 ub_serial *ub_serial_add(ub_bed *b, jigsim *s);
 /* Write bytes on the line now, as if the jig had sent them; returns once
  * they wait in the tty's input queue. */
