@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -45,23 +44,26 @@
 #define JIG_PACKET 512  /* high-speed bulk wMaxPacketSize */
 #define MAX_JIGS 4
 
-/* Descriptors (device, configuration, interface, endpoints) as hex. */
+/* Descriptors as hex, one descriptor a line, spaces between fields (they
+ * are dropped).  Device: length, type, bcdUSB, class, subclass, protocol,
+ * EP0 size, VID, PID, bcdDevice, string indexes, configurations (16-bit
+ * fields little-endian).  Then configuration, interface, endpoints. */
 #define ROOT_HUB_DESC                                                                                        \
-	"12010002090001406b1d0200020603020101"                                                                   \
-	"09021900010100e000"                                                                                     \
-	"090400000109000000"                                                                                     \
-	"0705810304000c"
+	"12 01 0002 09 00 01 40 6b1d 0200 0206 03 02 01 01"                                                      \
+	"09 02 1900 01 01 00 e0 00"                                                                              \
+	"09 04 00 00 01 09 00 00 00"                                                                             \
+	"07 05 81 03 0400 0c"
 #define HUB_DESC                                                                                             \
-	"12011002090002 40e305100660930001 0001"                                                                 \
-	"09021900010100e032"                                                                                     \
-	"090400000109000000"                                                                                     \
-	"0705810301000c"
+	"12 01 1002 09 00 02 40 e305 1006 6093 00 01 00 01"                                                      \
+	"09 02 1900 01 01 00 e0 32"                                                                              \
+	"09 04 00 00 01 09 00 00 00"                                                                             \
+	"07 05 81 03 0100 0c"
 #define FTDI_DESC                                                                                            \
-	"120100020000000803040160000601020301"                                                                   \
-	"09022000010100a02d"                                                                                     \
-	"090400000 2ffffff02"                                                                                    \
-	"07058102400000"                                                                                         \
-	"07050202400000"
+	"12 01 0002 00 00 00 08 0304 0160 0006 01 02 03 01"                                                      \
+	"09 02 2000 01 01 00 a0 2d"                                                                              \
+	"09 04 00 00 02 ff ff ff 02"                                                                             \
+	"07 05 81 02 4000 00"                                                                                    \
+	"07 05 02 02 4000 00"
 
 struct ub_bed {
 	UMockdevTestbed *tb;
@@ -144,7 +146,8 @@ ub_bed_new(void)
 	 * child; it must be set before anything asks umockdev_in_mock_environment. */
 	ck_assert_ptr_nonnull(getenv("UMOCKDEV_DIR"));
 	ck_assert_msg(umockdev_in_mock_environment(),
-	    "not under umockdev: run with LD_PRELOAD=libumockdev-preload.so.0 (meson test does)");
+	    "not under umockdev: run with LD_PRELOAD=libumockdev-preload.so.0 (meson test does; the library is in "
+	    "the umockdev package, see scripts/deps)");
 	b->root = umockdev_testbed_get_root_dir(b->tb);
 	/* Every Linux system has the tty class even without serial ports;
 	 * libserialport's port list fails without it. */
@@ -163,12 +166,6 @@ ub_bed_new(void)
 	add_description(b, d);
 	g_free(d);
 	return b;
-}
-
-const char *
-ub_bed_root(const ub_bed *b)
-{
-	return b->root;
 }
 
 /* ---- USB jig: the usbfs handler --------------------------------------------- */
@@ -568,16 +565,15 @@ ub_jig_add(ub_bed *b, jigsim *s, const char *port_path, uint16_t vid, uint16_t p
 	g_mutex_init(&j->lock);
 	j->urbs = g_ptr_array_new_with_free_func(urb_rec_free);
 	g_queue_init(&j->responses);
-	/* device: USB 2.0, class per interface, EP0 64 bytes, VID:PID, bcdDevice
-	 * 1.00, strings 1 2 3, one configuration; configuration: 32 bytes, one
-	 * interface, bus powered 100 mA; interface 0: two endpoints, class 0xFF;
-	 * bulk IN 0x83 and bulk OUT 0x02, 512 bytes each. */
+	/* USB 2.0, class per interface, VID:PID, bcdDevice 1.00, strings 1 2 3;
+	 * one configuration (bus powered, 100 mA); interface 0 of class 0xFF
+	 * with bulk IN 0x83 and bulk OUT 0x02 of 512 bytes (PROTOCOL.md 10). */
 	snprintf(hex, sizeof(hex),
-	    "12010002000000 40 %02x%02x %02x%02x 0001 010203 01"
-	    "09022000010100 80 32"
-	    "09040000 02 ff0000 00"
-	    "070583 02 0002 00"
-	    "070502 02 0002 00",
+	    "12 01 0002 00 00 00 40 %02x%02x %02x%02x 0001 01 02 03 01"
+	    "09 02 2000 01 01 00 80 32"
+	    "09 04 00 00 02 ff 00 00 00"
+	    "07 05 83 02 0002 00"
+	    "07 05 02 02 0002 00",
 	    vid & 0xff, vid >> 8, pid & 0xff, pid >> 8);
 	j->desc = usb_description(port_path, devnum, 480, vid, pid, "Station Test", "station test jig", serial, hex);
 	j->handler = umockdev_ioctl_base_new();
@@ -589,14 +585,6 @@ ub_jig_add(ub_bed *b, jigsim *s, const char *port_path, uint16_t vid, uint16_t p
 	add_description(b, j->desc);
 	b->jigs[b->njigs++] = j;
 	return j;
-}
-
-void
-ub_jig_unplug(ub_jig *j)
-{
-	g_mutex_lock(&j->lock);
-	unplug_locked(j);
-	g_mutex_unlock(&j->lock);
 }
 
 void

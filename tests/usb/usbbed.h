@@ -28,7 +28,6 @@ typedef struct ub_serial ub_serial;
 ub_bed *ub_bed_new(void);
 /* Stops the serial lines, removes the testbed (its directory too). */
 void ub_bed_free(ub_bed *b);
-const char *ub_bed_root(const ub_bed *b);
 
 /* ---- USB jigs ------------------------------------------------------------ */
 
@@ -36,14 +35,13 @@ const char *ub_bed_root(const ub_bed *b);
  * behind the hub, or "1-2" on the root hub; 1-3 is the serial adapter) with
  * iSerialNumber `serial`. */
 ub_jig *ub_jig_add(ub_bed *b, jigsim *s, const char *port_path, uint16_t vid, uint16_t pid, const char *serial);
-/* Pull it out now (sysfs and /dev vanish, open handles get ENODEV), and plug
- * it back in at the same place (the jigsim state stays). */
-void ub_jig_unplug(ub_jig *j);
+/* Plug an unplugged jig back in at the same place (the jigsim state stays). */
 void ub_jig_replug(ub_jig *j);
 /* Faults: from the first request of command `cmd` on, the jig takes OUT
- * transfers but never answers (0 = off).  Unplugged the moment a request of
- * command `cmd` has gone out (0 = off); jigsim's own disconnect fault unplugs
- * it the same way. */
+ * transfers but never answers (0 = off).  Unplugged while the station waits
+ * for the answer to a request of command `cmd`: its IN transfer ends with
+ * -ESHUTDOWN (0 = off); jigsim's own disconnect fault unplugs it the same
+ * way. */
 void ub_jig_mute_at(ub_jig *j, uint8_t cmd);
 void ub_jig_unplug_at(ub_jig *j, uint8_t cmd);
 
