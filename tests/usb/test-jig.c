@@ -163,6 +163,11 @@ START_TEST(test_station_info)
 	ck_assert_uint_eq(st.in_urbs, 3);
 	ck_assert_uint_eq(st.bad_urbs, 0);
 	ck_assert_uint_eq(st.repeats[JIG_CMD_SE_INFO], 0);
+	/* claimed with a kernel driver detached first, given back on close */
+	ck_assert_uint_eq(st.detach_claims, 1);
+	ck_assert_uint_eq(st.plain_claims, 0);
+	ck_assert_uint_eq(st.releases, 1);
+	ck_assert_uint_eq(st.reattaches, 1);
 }
 END_TEST
 

@@ -516,12 +516,25 @@ jig_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *c, gpointer data)
 		e = on_reap(j, c);
 	} else if (req == USBDEVFS_DISCARDURB) {
 		e = on_discard(j, c);
-	} else if (req == USBDEVFS_CLAIMINTERFACE || req == USBDEVFS_RELEASEINTERFACE ||
-	           req == USBDEVFS_DISCONNECT_CLAIM || req == USBDEVFS_CLEAR_HALT || req == USBDEVFS_RESETEP ||
-	           req == USBDEVFS_SETINTERFACE) {
-		e = 0; /* no kernel driver is bound to the jig's vendor interface */
-	} else if (req == USBDEVFS_GETDRIVER || req == USBDEVFS_IOCTL) {
-		e = ENODATA; /* "no driver" */
+	} else if (req == USBDEVFS_DISCONNECT_CLAIM) {
+		j->st.detach_claims++;
+	} else if (req == USBDEVFS_CLAIMINTERFACE) {
+		j->st.plain_claims++;
+	} else if (req == USBDEVFS_RELEASEINTERFACE) {
+		j->st.releases++;
+	} else if (req == USBDEVFS_CLEAR_HALT || req == USBDEVFS_RESETEP || req == USBDEVFS_SETINTERFACE) {
+		e = 0;
+	} else if (req == USBDEVFS_IOCTL) {
+		UMockdevIoctlData *d = umockdev_ioctl_data_resolve(umockdev_ioctl_client_get_arg(c), 0,
+		    sizeof(struct usbdevfs_ioctl), NULL);
+
+		if (d && ((struct usbdevfs_ioctl *)d->data)->ioctl_code == (int)USBDEVFS_CONNECT)
+			j->st.reattaches++;
+		if (d)
+			g_object_unref(d);
+		e = ENODATA; /* no kernel driver for the vendor interface to go back to */
+	} else if (req == USBDEVFS_GETDRIVER) {
+		e = ENODATA; /* "no driver bound" */
 	} else {
 		fprintf(stderr, "usbbed: %s: unexpected usbfs ioctl 0x%lx\n", j->devnode, req);
 		e = ENOTTY;

@@ -51,6 +51,9 @@ typedef struct ub_jig_stats {
 	unsigned out_urbs, in_urbs, zlps, discards, ctrl_urbs;
 	unsigned unplugs, opens; /* opens: usbfs clients that connected */
 	unsigned bad_urbs;       /* URBs the handler refused (wrong endpoint or type) */
+	unsigned detach_claims;  /* claims that detach a kernel driver first (DISCONNECT_CLAIM) */
+	unsigned plain_claims, releases;
+	unsigned reattaches;     /* USBDEVFS_IOCTL(CONNECT): give the interface back to a driver */
 } ub_jig_stats;
 void ub_jig_get_stats(ub_jig *j, ub_jig_stats *s);
 
