@@ -8,17 +8,18 @@
 
 #include "cms.h"
 #include "commands.h"
+#include "recipe.h"
 #include "jig.h"
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: station jig info --jig URI [--timeout MS] [--json]\n"
-	           "       station jig list [--usb VID:PID]... [--json]\n"
+	           "       station jig list [--usb VID:PID]... [--recipe FILE] [--json]\n"
 	           "\n"
 	           "info   connect to the jig, run HELLO, DUT_STATUS and SE_INFO and show the jig and\n"
 	           "       the device in it; exit 1 when the jig cannot be reached or holds no device\n"
-	           "list   show USB jigs (%04x:%04x and every --usb VID:PID) and serial ports\n"
+	           "list   show USB jigs (%04x:%04x, every --usb VID:PID and the recipe's usb: jig) and serial ports\n"
 	           "\n"
 	           "URI    tcp:HOST:PORT | serial:PATH?baud=N[&flow=none|rtscts] | usb:VID:PID[?serial=S]\n"
 	           "--timeout MS  per-command timeout (default 2000, KEYGEN/GET_CSR 5000)\n"
@@ -316,11 +317,37 @@ list_rows(const char *kind, const jig_port_info *v, size_t n)
 	}
 }
 
+/* Add the VID:PID of a usb: URI to the list of identities to look for. */
+static int
+add_usb_id(uint16_t *ids, size_t *nids, size_t max, const char *uri, const char *what, int allow_serial)
+{
+	jig_uri u;
+	st_err err;
+	size_t i;
+
+	if (jig_uri_parse(uri, &u, &err) < 0 || strcmp(u.scheme, "usb") != 0 || (u.serial[0] && !allow_serial)) {
+		fprintf(stderr, "station jig list: %s: expected VID:PID in hex, e.g. 1209:0001\n", what);
+		return -1;
+	}
+	for (i = 0; i < *nids; i++)
+		if (ids[2 * i] == u.vid && ids[2 * i + 1] == u.pid)
+			return 0;
+	if (*nids == max) {
+		fprintf(stderr, "station jig list: at most %zu extra VID:PIDs\n", max - 1);
+		return -1;
+	}
+	ids[2 * *nids] = u.vid;
+	ids[2 * *nids + 1] = u.pid;
+	(*nids)++;
+	return 0;
+}
+
 static int
 cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "usb", required_argument, NULL, 'u' },
+		{ "recipe", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -336,20 +363,26 @@ cmd_list(int argc, char **argv)
 		switch (o) {
 		case 'u': {
 			char uri[64];
-			jig_uri u;
 
 			snprintf(uri, sizeof(uri), "usb:%.50s", optarg);
-			if (jig_uri_parse(uri, &u, &err) < 0 || u.serial[0]) {
-				fprintf(stderr, "station jig list: --usb %s: expected VID:PID in hex, e.g. 1209:0001\n", optarg);
+			if (add_usb_id(ids, &nids, sizeof(ids) / sizeof(ids[0]) / 2, uri, "--usb", 0) < 0)
 				return EXIT_USAGE;
-			}
-			if (nids == sizeof(ids) / sizeof(ids[0]) / 2) {
-				fprintf(stderr, "station jig list: at most %zu --usb options\n", nids - 1);
+			break;
+		}
+		case 'r': {
+			recipe_errors *errs = recipe_errors_new();
+			recipe *r = recipe_load(optarg, NULL, errs);
+			int bad = !r;
+
+			if (!r)
+				fprintf(stderr, "station jig list: --recipe %s: %s (see 'station recipe check')\n", optarg,
+				    errs && recipe_errors_count(errs) ? recipe_errors_get(errs, 0) : "cannot load");
+			else if (r->jig.uri && strncmp(r->jig.uri, "usb:", 4) == 0)
+				bad = add_usb_id(ids, &nids, sizeof(ids) / sizeof(ids[0]) / 2, r->jig.uri, "the recipe's jig.uri", 1) < 0;
+			recipe_free(r);
+			recipe_errors_free(errs);
+			if (bad)
 				return EXIT_USAGE;
-			}
-			ids[2 * nids] = u.vid;
-			ids[2 * nids + 1] = u.pid;
-			nids++;
 			break;
 		}
 		case 'J':

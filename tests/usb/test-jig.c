@@ -139,6 +139,27 @@ START_TEST(test_station_list)
 }
 END_TEST
 
+/* The recipe's usb: jig is a known identity too ("known or recipe VID:PIDs"). */
+START_TEST(test_station_list_recipe)
+{
+	stu_ws *w = stu_ws_new(pki);
+	char *out = NULL;
+	int rc;
+
+	ub_jig_add(bed, sim, "1-2", 0x1209, 0xbeef, "LINE7-B");
+	stu_recipe_edit(w, "uri: tcp:127.0.0.1:7700", "uri: usb:1209:beef?serial=LINE7-B");
+	rc = ub_station(&out, "jig", "list", "--recipe", w->recipe, NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ub_assert_has(out, "usb:1209:beef?serial=LINE7-B");
+	free(out);
+	rc = ub_station(&out, "jig", "list", "--recipe", "/nonexistent/recipe.yaml", NULL);
+	ck_assert_msg(rc == 2, "exit %d: %s", rc, out);
+	ub_assert_has(out, "station recipe check");
+	free(out);
+	stu_ws_free(w);
+}
+END_TEST
+
 START_TEST(test_station_info)
 {
 	ub_jig *j = ub_jig_add(bed, sim, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
@@ -452,6 +473,7 @@ suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_enumerate_in_process);
 	tcase_add_test(tc, test_station_list);
+	tcase_add_test(tc, test_station_list_recipe);
 	tcase_add_test(tc, test_station_info);
 	tcase_add_test(tc, test_two_jigs_need_serial);
 	tcase_add_test(tc, test_zero_length_packet);
