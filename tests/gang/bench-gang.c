@@ -1,0 +1,283 @@
+/* Benchmark: gang provisioning with realistic jig latencies (KEYGEN 115 ms,
+ * GET_CSR with its attestation signature 115 ms, a 115200 baud line
+ * emulated by jigsim) on 1, 4, 8 and 16 jigs — jigsim instances in this
+ * process on threads, `station run --jig ... --json` as a child process.
+ * For each point, the median of RUNS runs of:
+ *   - devices per hour, from the first device started to the last finished
+ *     (the events' own time stamps: the station's start-up is not in it);
+ *   - station CPU per device and as a share of one core in steady state:
+ *     the child's utime+stime (/proc/PID/stat) between the moment every jig
+ *     has finished its first device and the start of the last round;
+ *   - the same for the whole process (wait4 rusage, start-up included);
+ *   - peak RSS (ru_maxrss).
+ * Targets: N jigs >= 0.95 x N x the single-jig throughput; station CPU
+ * below 5% of one core at 16 jigs; peak RSS under 32 MB.
+ *
+ * usage: bench-gang [DEVICES_PER_JIG [RUNS]]
+ *
+ * It is a Check suite without fork only so that the shared test helpers'
+ * assertions report what failed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gangutil.h"
+
+static unsigned per_jig = 10, n_runs = 3;
+static const unsigned points[] = { 1, 4, 8, 16 };
+#define NPOINTS (sizeof(points) / sizeof(points[0]))
+#define MAX_JIGS 16
+
+typedef struct sample {
+	double dev_per_h;
+	double steady_cpu_ms;  /* per device */
+	double steady_pct;     /* of one core */
+	double whole_cpu_ms;   /* per device, start-up included */
+	double whole_pct;
+	double rss_mb;
+} sample;
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double
+cpu_s(const struct rusage *ru)
+{
+	return (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 + (double)ru->ru_stime.tv_sec +
+	    ru->ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of a running process, in seconds (-1 when it is gone). */
+static double
+proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* Fields after "(comm)": state is field 3, utime 14, stime 15. */
+	if (!(p = strrchr(buf, ')')) || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* An event's "time" (2024-01-02T03:04:05.678Z) in seconds. */
+static double
+event_time(json_t *ev)
+{
+	struct tm tm;
+	int ms = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	ck_assert_int_eq(sscanf(stu_str(ev, "time"), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms), 7);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (double)timegm(&tm) + ms / 1e3;
+}
+
+/* Count outcome lines in the part of the station's stdout written so far. */
+static unsigned
+outcomes_so_far(int fd, char *buf, size_t cap, size_t *len, unsigned *outcomes)
+{
+	ssize_t n;
+	char *nl;
+
+	while (*len < cap - 1 && (n = read(fd, buf + *len, cap - 1 - *len)) > 0) {
+		*len += (size_t)n;
+		buf[*len] = '\0';
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			*outcomes += strstr(buf, "\"event\":\"passed\"") || strstr(buf, "\"event\":\"failed\"");
+			*len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, *len + 1);
+		}
+	}
+	return *outcomes;
+}
+
+static void
+run_once(const char *pki, unsigned njigs, sample *s)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim[MAX_JIGS];
+	const char *uris[MAX_JIGS];
+	const unsigned total = njigs * per_jig;
+	unsigned outcomes = 0, at1 = 0, at2 = 0;
+	double cpu1 = -1, cpu2 = -1, t1 = 0, t2 = 0, first = 0, last = 0, now;
+	char buf[65536];
+	size_t len = 0, i;
+	json_t *ev;
+	stu_run r;
+	int fd;
+
+	for (i = 0; i < njigs; i++) {
+		jigsim_config c;
+
+		jigsim_config_init(&c);
+		c.id = (unsigned)i + 1;
+		c.devices = per_jig;
+		c.keygen_ms = 115;
+		c.csr_ms = 115;
+		c.baud = 115200;
+		sim[i] = stu_sim_start(pki, &c);
+		uris[i] = sim[i]->uri;
+	}
+	gang_station_start(w, uris, njigs, total, &r);
+	ck_assert_int_ge(fd = open(r.out_path, O_RDONLY), 0);
+	/* Steady state: from when every jig has finished a device to when the
+	 * last round starts. */
+	for (;;) {
+		double cpu;
+
+		outcomes_so_far(fd, buf, sizeof(buf), &len, &outcomes);
+		if ((cpu1 < 0 && outcomes >= njigs) || (cpu2 < 0 && outcomes >= total - njigs)) {
+			now = stu_now();
+			if ((cpu = proc_cpu_s(r.pid)) < 0)
+				break;
+			if (cpu1 < 0) {
+				cpu1 = cpu, t1 = now, at1 = outcomes;
+			} else {
+				cpu2 = cpu, t2 = now, at2 = outcomes;
+				break;
+			}
+		}
+		ck_assert_msg(stu_now() - r.start_s < 600, "station run with %u jigs still running after 600 s", njigs);
+		stu_sleep_ms(5);
+	}
+	close(fd);
+	stu_station_wait(&r, 600);
+	ck_assert_msg(r.status == 0, "station run on %u jigs: exit %d\n%s", njigs, r.status, stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), total);
+	ck_assert_msg(cpu2 >= 0 && at2 > at1, "no steady-state window (%u jigs, %u devices each)", njigs, per_jig);
+
+	json_array_foreach(r.events, i, ev) {
+		const char *kind = stu_str(ev, "event");
+
+		if (!first && strcmp(kind, "device_started") == 0)
+			first = event_time(ev);
+		if (strcmp(kind, "passed") == 0)
+			last = event_time(ev);
+	}
+	s->dev_per_h = total * 3600.0 / (last - first);
+	s->steady_cpu_ms = (cpu2 - cpu1) * 1e3 / (at2 - at1);
+	s->steady_pct = 100.0 * (cpu2 - cpu1) / (t2 - t1);
+	s->whole_cpu_ms = cpu_s(&r.ru) * 1e3 / total;
+	s->whole_pct = 100.0 * cpu_s(&r.ru) / r.wall_s;
+	s->rss_mb = r.ru.ru_maxrss / 1024.0;
+	printf("  %2u jigs x %u devices: %.1f s, %6.0f devices/h; CPU %.2f ms/device steady (%.2f%% of a core), "
+	       "%.2f ms/device whole (%.2f%%); peak RSS %.1f MB\n",
+	    njigs, per_jig, r.wall_s, s->dev_per_h, s->steady_cpu_ms, s->steady_pct, s->whole_cpu_ms, s->whole_pct,
+	    s->rss_mb);
+	fflush(stdout);
+	stu_run_clear(&r);
+	for (i = 0; i < njigs; i++)
+		stu_sim_stop(sim[i]);
+	stu_ws_free(w);
+}
+
+START_TEST(bench)
+{
+	char *pki = tu_make_pki();
+	sample *smp = calloc(NPOINTS * n_runs, sizeof(*smp));
+	double med[NPOINTS][6], v[64];
+	unsigned p, k, f;
+	int rate_ok = 1;
+
+	ck_assert_ptr_nonnull(smp);
+	ck_assert_uint_le(n_runs, 64);
+	printf("gang provisioning: jigsim KEYGEN 115 ms, GET_CSR 115 ms, 115200 baud; %u devices per jig; "
+	       "median of %u runs\n", per_jig, n_runs);
+	/* Interleave the points, so a slow phase of the machine hits all of them. */
+	for (k = 0; k < n_runs; k++)
+		for (p = 0; p < NPOINTS; p++)
+			run_once(pki, points[p], &smp[p * n_runs + k]);
+	for (p = 0; p < NPOINTS; p++)
+		for (f = 0; f < 6; f++) {
+			for (k = 0; k < n_runs; k++)
+				v[k] = ((const double *)&smp[p * n_runs + k])[f];
+			med[p][f] = median(v, n_runs);
+		}
+
+	printf("\n%5s %10s %12s %9s %14s %11s %14s %10s %9s\n", "jigs", "devices/h", "x 1 jig", "target", "CPU ms/dev",
+	    "CPU %core", "CPU ms/dev", "CPU %core", "peak RSS");
+	printf("%5s %10s %12s %9s %14s %11s %14s %10s %9s\n", "", "", "", "", "(steady)", "(steady)", "(whole)", "(whole)",
+	    "MB");
+	for (p = 0; p < NPOINTS; p++) {
+		double ratio = med[p][0] / med[0][0];
+
+		rate_ok &= ratio >= 0.95 * points[p];
+		printf("%5u %10.0f %12.2f %9.2f %14.2f %11.2f %14.2f %10.2f %9.1f\n", points[p], med[p][0], ratio,
+		    0.95 * points[p], med[p][1], med[p][2], med[p][3], med[p][4], med[p][5]);
+	}
+	printf("\ntargets: throughput >= 0.95 x N x single jig: %s; station CPU < 5%% of a core at 16 jigs "
+	       "(steady): %.2f%% %s; peak RSS < 32 MB: %.1f MB %s\n",
+	    rate_ok ? "met" : "MISSED", med[NPOINTS - 1][2], med[NPOINTS - 1][2] < 5 ? "met" : "MISSED",
+	    med[NPOINTS - 1][5], med[NPOINTS - 1][5] < 32 ? "met" : "MISSED");
+	free(smp);
+	tu_rmtree(pki);
+	free(pki);
+}
+END_TEST
+
+static unsigned
+arg(const char *s, unsigned min)
+{
+	unsigned long v = strtoul(s, NULL, 10);
+
+	if (v < min || v > 10000) {
+		fprintf(stderr, "bench-gang: expected a number >= %u, got \"%s\"\n", min, s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
+int
+main(int argc, char **argv)
+{
+	Suite *s = suite_create("bench-gang");
+	TCase *tc = tcase_create("bench");
+	SRunner *sr;
+	int failed;
+
+	if (argc > 1)
+		per_jig = arg(argv[1], 3);
+	if (argc > 2)
+		n_runs = arg(argv[2], 1);
+	signal(SIGPIPE, SIG_IGN);
+	tcase_set_timeout(tc, 3600);
+	tcase_add_test(tc, bench);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,380 @@
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gangutil.h"
+
+static const char *
+station_exe(void)
+{
+	const char *exe = getenv("STATION_EXE");
+
+	ck_assert_msg(exe && *exe, "STATION_EXE is not set (run through meson test)");
+	return exe;
+}
+
+void
+gang_station_start(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, stu_run *r)
+{
+	char countbuf[32];
+	char **argv = calloc(2 * njigs + 16, sizeof(*argv));
+	size_t n = 0, i;
+
+	ck_assert_ptr_nonnull(argv);
+	memset(r, 0, sizeof(*r));
+	w->runs++;
+	snprintf(r->out_path, sizeof(r->out_path), "%s/run-%u.out", w->dir, w->runs);
+	snprintf(r->err_path, sizeof(r->err_path), "%s/run-%u.err", w->dir, w->runs);
+	snprintf(countbuf, sizeof(countbuf), "%u", count);
+	argv[n++] = (char *)station_exe();
+	argv[n++] = (char *)"run";
+	argv[n++] = (char *)"--recipe";
+	argv[n++] = w->recipe;
+	for (i = 0; i < njigs; i++) {
+		argv[n++] = (char *)"--jig";
+		argv[n++] = (char *)jigs[i];
+	}
+	if (count) {
+		argv[n++] = (char *)"--count";
+		argv[n++] = countbuf;
+	}
+	argv[n++] = (char *)"--operator";
+	argv[n++] = (char *)"stu";
+	argv[n++] = (char *)"--json";
+	argv[n] = NULL;
+	r->json = 1;
+	r->start_s = stu_now();
+	r->pid = stu_spawn(argv, r->out_path, r->err_path);
+	free(argv);
+}
+
+int
+gang_wait_output(const stu_run *r, int timeout_s, ...)
+{
+	double deadline = stu_now() + timeout_s;
+	const char *want[8];
+	size_t n = 0, k;
+	va_list ap;
+
+	va_start(ap, timeout_s);
+	while (n < 8 && (want[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	do {
+		char *text = tu_slurp(r->out_path, NULL), *line, *save = NULL;
+		int found = 0;
+
+		for (line = text ? strtok_r(text, "\n", &save) : NULL; line && !found; line = strtok_r(NULL, "\n", &save)) {
+			for (k = 0; k < n && strstr(line, want[k]); k++)
+				;
+			found = k == n;
+		}
+		free(text);
+		if (found)
+			return 0;
+		stu_sleep_ms(20);
+	} while (stu_now() < deadline);
+	return -1;
+}
+
+/* ---- jigsim cores ------------------------------------------------------------ */
+
+jigsim *
+gang_core_new(const char *pki, const jigsim_config *c)
+{
+	char ca[4200], key[4200], tool[4200];
+	jigsim_config cc = *c;
+	jigsim *s;
+	st_err err;
+
+	snprintf(ca, sizeof(ca), "%s/se-vendor-ca.pem", pki);
+	snprintf(key, sizeof(key), "%s/se-vendor-ca.key", pki);
+	snprintf(tool, sizeof(tool), "%s/tool-pub.pem", pki);
+	cc.vendor_ca_cert = ca;
+	cc.vendor_ca_key = key;
+	cc.tool_pub = tool;
+	s = jigsim_new(&cc, &err);
+	ck_assert_msg(s != NULL, "%s", err.msg);
+	return s;
+}
+
+void
+gang_core_release(jigsim *s)
+{
+	jig_msg m;
+	jig_frame f;
+	uint8_t req[JIG_MAX_FRAME], resp[JIG_MAX_FRAME];
+	size_t len = 0, resp_len = 0, n = 0;
+	st_err err;
+
+	memset(&m, 0, sizeof(m));
+	memset(&f, 0, sizeof(f));
+	m.type = JIG_CMD_DUT_POWER;
+	m.u.power_req.action = JIG_POWER_RELEASE;
+	ck_assert_int_eq(jig_msg_encode(&m, f.payload, sizeof(f.payload), &n, &err), 0);
+	f.version = 1;
+	f.type = m.type;
+	f.seq = 1;
+	f.len = (uint16_t)n;
+	ck_assert_int_eq(jig_frame_encode(&f, req, sizeof(req), &len, &err), 0);
+	ck_assert_msg(jigsim_handle(s, req, len, resp, sizeof(resp), &resp_len, &err) == JIGSIM_REPLY, "%s", err.msg);
+	ck_assert_uint_gt(resp_len, 0);
+	jigsim_connection_reset(s);
+}
+
+/* ---- the patch panel ------------------------------------------------------------ */
+
+struct gang_port {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	atomic_int stop;
+	char uri[64];
+	/* under lock */
+	jigsim *core;
+	int plugged;
+	unsigned connections;
+	uint8_t arm_cmd;
+	unsigned arm_nth, arm_seen;
+	enum gang_cut arm_how;
+	jigsim *arm_then;
+	int cut;
+	/* the serving thread's own */
+	int lfd, cfd;
+	jig_stream rx;
+	jig_frame f;
+	uint8_t raw[JIG_MAX_FRAME], resp[JIG_MAX_FRAME], buf[4096];
+};
+
+static void
+port_listen(gang_port *p)
+{
+	char bound[64];
+	st_err err;
+
+	/* The port may still be held for a moment after a close: retry. */
+	if (jig_transport_tcp_listen(p->uri, &p->lfd, bound, sizeof(bound), &err) < 0)
+		p->lfd = -1;
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* One complete request frame from the station: pass it on, or cut. */
+static void
+port_frame(gang_port *p)
+{
+	size_t raw_len = 0, resp_len = 0, off;
+	jigsim *core;
+	int act, cut = 0;
+	st_err err;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->arm_nth && p->f.type == p->arm_cmd && ++p->arm_seen == p->arm_nth) {
+		cut = 1;
+		p->arm_nth = 0;
+		p->cut = 1;
+		if (p->arm_how == GANG_UNPLUG)
+			p->plugged = 0;
+		if (p->arm_then) {
+			p->core = p->arm_then;
+			jigsim_connection_reset(p->core);
+		}
+		pthread_cond_broadcast(&p->cond);
+	}
+	core = p->core;
+	pthread_mutex_unlock(&p->lock);
+	if (cut) {
+		close_fd(&p->cfd);
+		return;
+	}
+	/* Re-encoding gives back the bytes received (the CRC was checked). */
+	if (jig_frame_encode(&p->f, p->raw, sizeof(p->raw), &raw_len, &err) < 0 ||
+	    (act = jigsim_handle(core, p->raw, raw_len, p->resp, sizeof(p->resp), &resp_len, &err)) < 0) {
+		fprintf(stderr, "gang port %s: %s\n", p->uri, err.msg);
+		close_fd(&p->cfd);
+		return;
+	}
+	for (off = 0; off < resp_len;) {
+		ssize_t n = write(p->cfd, p->resp + off, resp_len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close_fd(&p->cfd);
+			return;
+		}
+		off += (size_t)n;
+	}
+	if (act != JIGSIM_REPLY)
+		close_fd(&p->cfd); /* disconnect-mid-command; a pause is not used here */
+}
+
+static void *
+port_main(void *arg)
+{
+	gang_port *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		struct pollfd pfd = { .fd = -1, .events = POLLIN };
+		int plugged;
+
+		pthread_mutex_lock(&p->lock);
+		plugged = p->plugged;
+		pthread_mutex_unlock(&p->lock);
+		if (!plugged) {
+			close_fd(&p->cfd);
+			close_fd(&p->lfd);
+		} else if (p->lfd < 0) {
+			port_listen(p);
+		}
+		pfd.fd = p->cfd >= 0 ? p->cfd : p->lfd;
+		if (pfd.fd < 0) {
+			stu_sleep_ms(20);
+			continue;
+		}
+		if (poll(&pfd, 1, 20) <= 0)
+			continue;
+		if (p->cfd < 0) {
+			if ((p->cfd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+				pthread_mutex_lock(&p->lock);
+				p->connections++;
+				jigsim_connection_reset(p->core);
+				pthread_mutex_unlock(&p->lock);
+				jig_stream_init(&p->rx);
+			}
+			continue;
+		}
+		{
+			ssize_t n = read(p->cfd, p->buf, sizeof(p->buf));
+
+			if (n <= 0) {
+				if (n == 0 || errno != EINTR)
+					close_fd(&p->cfd);
+				continue;
+			}
+			if (jig_stream_feed(&p->rx, p->buf, (size_t)n) < 0) {
+				jig_stream_discard(&p->rx);
+				jig_stream_feed(&p->rx, p->buf, (size_t)n);
+			}
+			while (p->cfd >= 0 && jig_stream_next(&p->rx, &p->f))
+				port_frame(p);
+		}
+	}
+	close_fd(&p->cfd);
+	close_fd(&p->lfd);
+	return NULL;
+}
+
+gang_port *
+gang_port_new(jigsim *core)
+{
+	gang_port *p = calloc(1, sizeof(*p));
+	st_err err;
+
+	ck_assert_ptr_nonnull(p);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->core = core;
+	p->plugged = 1;
+	p->cfd = -1;
+	ck_assert_msg(jig_transport_tcp_listen("tcp:127.0.0.1:0", &p->lfd, p->uri, sizeof(p->uri), &err) == 0, "%s",
+	    err.msg);
+	ck_assert_int_eq(pthread_create(&p->thread, NULL, port_main, p), 0);
+	return p;
+}
+
+void
+gang_port_free(gang_port *p)
+{
+	if (!p)
+		return;
+	atomic_store(&p->stop, 1);
+	pthread_join(p->thread, NULL);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+const char *
+gang_port_uri(const gang_port *p)
+{
+	return p->uri;
+}
+
+void
+gang_port_attach(gang_port *p, jigsim *core)
+{
+	pthread_mutex_lock(&p->lock);
+	p->core = core;
+	jigsim_connection_reset(core);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void
+gang_port_arm(gang_port *p, uint8_t cmd, unsigned nth, enum gang_cut how, jigsim *then)
+{
+	pthread_mutex_lock(&p->lock);
+	p->arm_cmd = cmd;
+	p->arm_nth = nth;
+	p->arm_seen = 0;
+	p->arm_how = how;
+	p->arm_then = then;
+	p->cut = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+int
+gang_port_wait_cut(gang_port *p, int timeout_s)
+{
+	struct timespec ts;
+	int cut;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_s;
+	pthread_mutex_lock(&p->lock);
+	while (!p->cut && pthread_cond_timedwait(&p->cond, &p->lock, &ts) == 0)
+		;
+	cut = p->cut;
+	pthread_mutex_unlock(&p->lock);
+	return cut ? 0 : -1;
+}
+
+void
+gang_port_unplug(gang_port *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->plugged = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void
+gang_port_plug(gang_port *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->plugged = 1;
+	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned
+gang_port_connections(gang_port *p)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->connections;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}

@@ -1,0 +1,53 @@
+/* Helpers for the gang tests (several jigs in one `station run`): the station
+ * with many --jig options, and a "patch panel" — a TCP port in front of an
+ * in-process jigsim core that the test can unplug and plug back in on the
+ * same port, cut at a chosen command, or re-wire to another jigsim, so one
+ * SE can be carried from one jig to another.  Built on tests/station's
+ * helpers (stutil.h). */
+#ifndef GANGUTIL_H
+#define GANGUTIL_H
+
+#include "stutil.h"
+
+/* Spawn `station run --recipe W/demo.yaml --jig J1 --jig J2 ... [--count N]
+ * --operator stu --json`; collect it with stu_station_wait. */
+void gang_station_start(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, stu_run *r);
+
+/* A jigsim core with the test PKI's SE vendor CA and tool key (no socket). */
+jigsim *gang_core_new(const char *pki, const jigsim_config *c);
+/* Take the core's DUT out (DUT_POWER release through the core itself): with
+ * a panel of one device this leaves an empty jig. */
+void gang_core_release(jigsim *s);
+
+typedef struct gang_port gang_port;
+
+/* Listen on tcp:127.0.0.1:0 and serve each connection, one at a time, with
+ * the core attached at that moment (frames go to jigsim_handle). */
+gang_port *gang_port_new(jigsim *core);
+void gang_port_free(gang_port *p);
+const char *gang_port_uri(const gang_port *p);
+/* Wire the port to another core from the next frame on (the station's
+ * connection stays up, as when an operator moves a DUT between jigs). */
+void gang_port_attach(gang_port *p, jigsim *core);
+
+enum gang_cut {
+	GANG_HANGUP = 1, /* close the station's connection */
+	GANG_UNPLUG = 2, /* and stop listening: connections are refused */
+};
+/* At the nth request (1-based) of command cmd on this port: do not pass it
+ * on, cut the line as `how` says, and attach `then` (NULL: keep the core). */
+void gang_port_arm(gang_port *p, uint8_t cmd, unsigned nth, enum gang_cut how, jigsim *then);
+/* Wait up to timeout_s for the armed cut; 0 when it happened. */
+int gang_port_wait_cut(gang_port *p, int timeout_s);
+/* Stop listening (and drop the connection) / listen again on the same port. */
+void gang_port_unplug(gang_port *p);
+void gang_port_plug(gang_port *p);
+/* Connections accepted so far. */
+unsigned gang_port_connections(gang_port *p);
+
+/* Wait up to timeout_s until the station's stdout file holds an event line
+ * containing every one of the given substrings (NULL-terminated); 0 when
+ * found.  For following a run while it goes on. */
+int gang_wait_output(const stu_run *r, int timeout_s, ...);
+
+#endif
