@@ -8,6 +8,11 @@
 #include "st.h"
 #include "ui.h"
 
+/* With many jigs a redraw on every step of every jig floods the terminal
+ * (16 jigs: about 20 KB per device); the main thread's tick redraws the
+ * block four times a second anyway. */
+#define TTY_REDRAW_MS 100
+
 struct jig_line {
 	char name[128];
 	char serial[65];
@@ -26,6 +31,7 @@ struct ui {
 	unsigned passed, failed;
 	uint64_t start_ms;
 	int drawn; /* lines of the status block currently on screen */
+	uint64_t drawn_ms; /* when it was drawn: steps redraw at most every TTY_REDRAW_MS */
 };
 
 ui *
@@ -146,6 +152,7 @@ tty_draw(ui *u)
 	fprintf(u->out, "\033[2K  passed %u  failed %u  yield %.1f%%  %.0f devices/h\n", u->passed, u->failed,
 	    yield_pct(u), per_hour(u));
 	u->drawn = (int)u->njigs + 1;
+	u->drawn_ms = now;
 	fflush(u->out);
 }
 
@@ -164,7 +171,7 @@ ui_device_start(ui *u, size_t jig, const char *serial)
 	} else if (u->mode == UI_PLAIN) {
 		fprintf(u->out, "%s: device %s: started\n", j->name, j->serial);
 		fflush(u->out);
-	} else {
+	} else if (st_now_ms() - u->drawn_ms >= TTY_REDRAW_MS) {
 		tty_draw(u);
 	}
 	pthread_mutex_unlock(&u->lock);
@@ -179,7 +186,7 @@ ui_step(ui *u, size_t jig, const char *step)
 	snprintf(j->step, sizeof(j->step), "%s", step);
 	if (u->mode == UI_JSON)
 		emit_json(u, "step", jig, json_pack("{s:s,s:s}", "device", j->serial, "step", step));
-	else if (u->mode == UI_TTY)
+	else if (u->mode == UI_TTY && st_now_ms() - u->drawn_ms >= TTY_REDRAW_MS)
 		tty_draw(u);
 	pthread_mutex_unlock(&u->lock);
 }
