@@ -447,21 +447,11 @@ usage(FILE *f)
 int
 cmd_audit_main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(argv[1], "seal") == 0)
-		return cmd_seal(argc - 1, argv + 1);
-	if (strcmp(argv[1], "export") == 0)
-		return cmd_export(argc - 1, argv + 1);
-	if (strcmp(argv[1], "verify") == 0)
-		return cmd_verify(argc - 1, argv + 1);
-	fprintf(stderr, "station audit: unknown subcommand '%s'\n", argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	static const struct subcommand subs[] = {
+		{ "seal", cmd_seal },
+		{ "export", cmd_export },
+		{ "verify", cmd_verify },
+	};
+
+	return cli_dispatch("audit", subs, sizeof(subs) / sizeof(subs[0]), usage, argc, argv);
 }

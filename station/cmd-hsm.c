@@ -260,13 +260,9 @@ out:
 int
 cmd_hsm_main(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
-	}
-	if (strcmp(argv[1], "check") == 0)
-		return cmd_check(argc - 1, argv + 1);
-	fprintf(stderr, "station hsm: unknown subcommand '%s' (try 'station hsm check --help')\n", argv[1]);
-	return EXIT_USAGE;
+	static const struct subcommand subs[] = {
+		{ "check", cmd_check },
+	};
+
+	return cli_dispatch("hsm", subs, sizeof(subs) / sizeof(subs[0]), usage, argc, argv);
 }

@@ -431,19 +431,10 @@ cmd_list(int argc, char **argv)
 int
 cmd_jig_main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(argv[1], "info") == 0)
-		return cmd_info(argc - 1, argv + 1);
-	if (strcmp(argv[1], "list") == 0)
-		return cmd_list(argc - 1, argv + 1);
-	fprintf(stderr, "station jig: unknown subcommand '%s'\n\n", argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	static const struct subcommand subs[] = {
+		{ "info", cmd_info },
+		{ "list", cmd_list },
+	};
+
+	return cli_dispatch("jig", subs, sizeof(subs) / sizeof(subs[0]), usage, argc, argv);
 }

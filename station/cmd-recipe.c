@@ -397,19 +397,10 @@ usage(FILE *f)
 int
 cmd_recipe_main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(argv[1], "check") == 0)
-		return cmd_check(argc - 1, argv + 1);
-	if (strcmp(argv[1], "sign") == 0)
-		return cmd_sign(argc - 1, argv + 1);
-	fprintf(stderr, "station recipe: unknown subcommand '%s'\n", argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	static const struct subcommand subs[] = {
+		{ "check", cmd_check },
+		{ "sign", cmd_sign },
+	};
+
+	return cli_dispatch("recipe", subs, sizeof(subs) / sizeof(subs[0]), usage, argc, argv);
 }

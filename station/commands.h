@@ -4,6 +4,9 @@
 #ifndef STATION_COMMANDS_H
 #define STATION_COMMANDS_H
 
+#include <stddef.h>
+#include <stdio.h>
+
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_run_main(int argc, char **argv);
@@ -14,5 +17,16 @@ int cmd_audit_main(int argc, char **argv);
 int cmd_rework_main(int argc, char **argv);
 int cmd_revoke_main(int argc, char **argv);
 int cmd_crl_main(int argc, char **argv);
+
+/* Commands with sub-commands (station jig info|list, ...): one table each. */
+struct subcommand {
+	const char *name;
+	int (*main)(int argc, char **argv);
+};
+
+/* Run the sub-command argv[1] names (argv[0] is the command), or show
+ * usage: --help/-h/help on stdout (exit 0), anything else on stderr (2). */
+int cli_dispatch(const char *command, const struct subcommand *subs, size_t n, void (*usage)(FILE *), int argc,
+    char **argv);
 
 #endif

@@ -22,6 +22,25 @@ static const struct command commands[] = {
 	{ "crl", cmd_crl_main, "write a CRL signed by the intermediate" },
 };
 
+int
+cli_dispatch(const char *command, const struct subcommand *subs, size_t n, void (*sub_usage)(FILE *), int argc,
+    char **argv)
+{
+	size_t i;
+
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+		sub_usage(stdout);
+		return EXIT_OK;
+	}
+	for (i = 0; argc >= 2 && i < n; i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			return subs[i].main(argc - 1, argv + 1);
+	if (argc >= 2)
+		fprintf(stderr, "station %s: unknown subcommand '%s'\n\n", command, argv[1]);
+	sub_usage(stderr);
+	return EXIT_USAGE;
+}
+
 static void
 usage(FILE *f)
 {
