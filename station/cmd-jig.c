@@ -362,10 +362,11 @@ cmd_list(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u': {
-			char uri[64];
+			char uri[64], what[64];
 
 			snprintf(uri, sizeof(uri), "usb:%.50s", optarg);
-			if (add_usb_id(ids, &nids, sizeof(ids) / sizeof(ids[0]) / 2, uri, "--usb", 0) < 0)
+			snprintf(what, sizeof(what), "--usb %.50s", optarg);
+			if (add_usb_id(ids, &nids, sizeof(ids) / sizeof(ids[0]) / 2, uri, what, 0) < 0)
 				return EXIT_USAGE;
 			break;
 		}
