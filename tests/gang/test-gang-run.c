@@ -68,7 +68,7 @@ START_TEST(test_four_jigs_one_faulty)
 	unsigned k, issued = 0;
 	stu_journal j;
 	stu_run r;
-	json_t *sum;
+	json_t *sum, *ev;
 
 	for (i = 0; i < NJIGS; i++) {
 		jigsim_config c;
@@ -166,6 +166,17 @@ START_TEST(test_four_jigs_one_faulty)
 			ck_assert_msg(first >= 0 && first < last, "jig %s started (event %ld) after jig %s had finished "
 			    "(event %ld)", uris[i], first, uris[o], last);
 		}
+	}
+	/* For the MES, every event but the run's summary names its jig. */
+	json_array_foreach(r.events, i, ev) {
+		const char *jig = stu_str(ev, "jig");
+		size_t o;
+
+		if (strcmp(stu_str(ev, "event"), "summary") == 0)
+			continue;
+		for (o = 0; o < NJIGS && strcmp(jig, uris[o]); o++)
+			;
+		ck_assert_msg(o < NJIGS, "event %zu names no jig of the run: %s", i, json_dumps(ev, JSON_COMPACT));
 	}
 	sum = json_array_get(r.events, json_array_size(r.events) - 1);
 	ck_assert_str_eq(stu_str(sum, "event"), "summary");
