@@ -289,7 +289,11 @@ eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert
 	memset(&e, 0, sizeof(e));
 	if (devindex_get(w->eng->st->index, d->info.serial, &e) < 0)
 		snprintf(e.serial, sizeof(e.serial), "%s", d->info.serial);
-	e.state = state;
+	/* A refusal (a clone of a provisioned SE, a locked SE presented again)
+	 * must not make the station forget that the SE passed: the next
+	 * presentation would be taken for a device to resume. */
+	if (!(e.state == DEV_PASSED && state == DEV_FAILED))
+		e.state = state;
 	if (live_cert && d->cert_len > 0 && (size_t)d->cert_len <= sizeof(e.cert)) {
 		memcpy(e.cert, d->cert_der, (size_t)d->cert_len);
 		e.cert_len = (size_t)d->cert_len;

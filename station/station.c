@@ -399,9 +399,11 @@ on_record(const audit_record *rec, void *ctx)
 	}
 	if (strcmp(rec->step, AUDIT_STEP_DONE) == 0 && strcmp(rec->result, "pass") == 0)
 		e.state = DEV_PASSED;
+	else if (e.state == DEV_PASSED)
+		; /* a later refusal (a clone, a locked SE again) does not undo a pass */
 	else if (strcmp(rec->result, AUDIT_RESULT_FAIL) == 0)
 		e.state = DEV_FAILED;
-	else if (e.state != DEV_PASSED)
+	else
 		e.state = DEV_SEEN;
 	return devindex_put(ix, &e);
 }

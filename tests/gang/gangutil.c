@@ -146,10 +146,12 @@ struct gang_port {
 	enum gang_cut arm_how;
 	jigsim *arm_then;
 	int cut;
+	int clone;
 	/* the serving thread's own */
 	int lfd, cfd;
 	jig_stream rx;
-	jig_frame f;
+	jig_frame f, rf;
+	jig_msg m;
 	uint8_t raw[JIG_MAX_FRAME], resp[JIG_MAX_FRAME], buf[4096];
 };
 
@@ -172,13 +174,46 @@ close_fd(int *fd)
 	*fd = -1;
 }
 
+/* p->m as the response to p->f, into p->resp. */
+static size_t
+port_answer(gang_port *p)
+{
+	size_t n = 0, len = 0;
+	st_err err;
+
+	p->rf.version = p->f.version;
+	p->rf.type = p->m.type;
+	p->rf.seq = p->f.seq;
+	ck_assert_msg(jig_msg_encode(&p->m, p->rf.payload, sizeof(p->rf.payload), &n, &err) == 0, "%s", err.msg);
+	p->rf.len = (uint16_t)n;
+	ck_assert_msg(jig_frame_encode(&p->rf, p->resp, sizeof(p->resp), &len, &err) == 0, "%s", err.msg);
+	return len;
+}
+
+/* Clone mode: a locked SE reports itself in the factory state. */
+static void
+port_clone_reply(gang_port *p, size_t *resp_len)
+{
+	size_t used = 0;
+	st_err err;
+
+	if (jig_frame_decode(p->resp, *resp_len, &p->rf, &used, &err) != JIG_DECODE_OK ||
+	    p->rf.type != (JIG_CMD_SE_INFO | JIG_RESPONSE))
+		return;
+	ck_assert_msg(jig_msg_decode(p->rf.type, p->rf.payload, p->rf.len, &p->m, &err) == 0, "%s", err.msg);
+	if (p->m.u.se_info.lifecycle != JIG_LC_PROVISIONED)
+		return;
+	p->m.u.se_info.lifecycle = JIG_LC_FACTORY;
+	*resp_len = port_answer(p);
+}
+
 /* One complete request frame from the station: pass it on, or cut. */
 static void
 port_frame(gang_port *p)
 {
 	size_t raw_len = 0, resp_len = 0, off;
 	jigsim *core;
-	int act, cut = 0;
+	int act = JIGSIM_REPLY, cut = 0, clone;
 	st_err err;
 
 	pthread_mutex_lock(&p->lock);
@@ -195,17 +230,26 @@ port_frame(gang_port *p)
 		pthread_cond_broadcast(&p->cond);
 	}
 	core = p->core;
+	clone = p->clone;
 	pthread_mutex_unlock(&p->lock);
 	if (cut) {
 		close_fd(&p->cfd);
 		return;
 	}
-	/* Re-encoding gives back the bytes received (the CRC was checked). */
-	if (jig_frame_encode(&p->f, p->raw, sizeof(p->raw), &raw_len, &err) < 0 ||
+	if (clone && p->f.type == JIG_CMD_DUT_POWER && p->f.len == 1 && p->f.payload[0] == JIG_POWER_RELEASE) {
+		/* The SE is not let go: it comes back as its own clone. */
+		memset(&p->m, 0, sizeof(p->m));
+		p->m.type = JIG_CMD_DUT_POWER | JIG_RESPONSE;
+		p->m.u.dut.present = p->m.u.dut.powered = 1;
+		resp_len = port_answer(p);
+	} else if (jig_frame_encode(&p->f, p->raw, sizeof(p->raw), &raw_len, &err) < 0 ||
 	    (act = jigsim_handle(core, p->raw, raw_len, p->resp, sizeof(p->resp), &resp_len, &err)) < 0) {
+		/* Re-encoding above gives back the bytes received (the CRC was checked). */
 		fprintf(stderr, "gang port %s: %s\n", p->uri, err.msg);
 		close_fd(&p->cfd);
 		return;
+	} else if (clone) {
+		port_clone_reply(p, &resp_len);
 	}
 	for (off = 0; off < resp_len;) {
 		ssize_t n = write(p->cfd, p->resp + off, resp_len - off);
@@ -350,6 +394,14 @@ gang_port_wait_cut(gang_port *p, int timeout_s)
 	cut = p->cut;
 	pthread_mutex_unlock(&p->lock);
 	return cut ? 0 : -1;
+}
+
+void
+gang_port_clone(gang_port *p, int on)
+{
+	pthread_mutex_lock(&p->lock);
+	p->clone = on;
+	pthread_mutex_unlock(&p->lock);
 }
 
 void

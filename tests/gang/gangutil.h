@@ -39,6 +39,11 @@ enum gang_cut {
 void gang_port_arm(gang_port *p, uint8_t cmd, unsigned nth, enum gang_cut how, jigsim *then);
 /* Wait up to timeout_s for the armed cut; 0 when it happened. */
 int gang_port_wait_cut(gang_port *p, int timeout_s);
+/* Pose as a clone of the core's SE (on = 1): DUT_POWER release is answered
+ * here, so the same SE stays in the jig, and once the SE is locked SE_INFO
+ * reports it factory-fresh — its genuine serial and attestation chain in
+ * the factory state, as a cloned SE would present itself. */
+void gang_port_clone(gang_port *p, int on);
 /* Stop listening (and drop the connection) / listen again on the same port. */
 void gang_port_unplug(gang_port *p);
 void gang_port_plug(gang_port *p);

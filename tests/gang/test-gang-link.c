@@ -265,6 +265,94 @@ START_TEST(test_se_moves_to_another_jig)
 }
 END_TEST
 
+/* Outcome events for device serial, in order: "passed" or "failed@STEP". */
+static void
+outcomes_of(const stu_run *r, const char *serial, char *out, size_t cap)
+{
+	size_t i, n = 0;
+	json_t *ev;
+
+	out[0] = '\0';
+	json_array_foreach(r->events, i, ev) {
+		const char *kind = stu_str(ev, "event");
+
+		if (strcmp(stu_str(ev, "device"), serial))
+			continue;
+		if (strcmp(kind, "passed") == 0)
+			n += (size_t)snprintf(out + n, cap - n, "%spassed", n ? " " : "");
+		else if (strcmp(kind, "failed") == 0)
+			n += (size_t)snprintf(out + n, cap - n, "%sfailed@%s", n ? " " : "", stu_str(ev, "step"));
+		ck_assert_uint_lt(n, cap);
+	}
+}
+
+/* An SE the station provisioned comes back in the factory state with the
+ * same identity (a clone): refused at POSTURE as a clone — and again the
+ * next time, in this run and in the next one.  A refusal must not make the
+ * journal forget that the SE passed: the second clone would be taken for a
+ * device to resume, and with another key would get the genuine device's
+ * certificate revoked and a new one issued. */
+START_TEST(test_clone_refused_every_time)
+{
+	stu_ws *w = stu_ws_new(pki);
+	jigsim *x;
+	gang_port *port;
+	const char *uri;
+	jigsim_config c;
+	jigsim_device_info info;
+	char **paths = NULL, got[256];
+	size_t npaths = 0;
+	stu_ledger *l;
+	stu_journal j;
+	stu_run r;
+	json_t *f;
+
+	jigsim_config_init(&c);
+	c.devices = 1;
+	x = gang_core_new(pki, &c);
+	port = gang_port_new(x);
+	gang_port_clone(port, 1);
+	uri = gang_port_uri(port);
+	ck_assert_int_eq(jigsim_device_get(x, 1, &info), 0);
+
+	gang_station_start(w, &uri, 1, 3, &r);
+	stu_station_wait(&r, 60);
+	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	outcomes_of(&r, info.serial, got, sizeof(got));
+	ck_assert_str_eq(got, "passed failed@POSTURE failed@POSTURE");
+	f = stu_event(&r, "failed", info.serial);
+	ck_assert_msg(strstr(stu_str(f, "reason"), "cloned"), "reason: %s", stu_str(f, "reason"));
+	stu_run_clear(&r);
+
+	/* The next run rebuilds what it knows from the journal. */
+	gang_station_start(w, &uri, 1, 1, &r);
+	stu_station_wait(&r, 60);
+	ck_assert_msg(r.status == 1, "second run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	outcomes_of(&r, info.serial, got, sizeof(got));
+	ck_assert_str_eq(got, "failed@POSTURE");
+
+	stu_journal_load(w->audit, &j);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+	ck_assert_uint_eq(l->issued, 1);
+	ck_assert_uint_eq(l->revoked, 0);
+	ck_assert_uint_eq(l->passes, 1);
+	ck_assert_uint_eq(l->fails, 3);
+	ck_assert_int_eq(jigsim_device_get(x, 1, &info), 0);
+	ck_assert_uint_eq(info.keygens, 1);
+	stu_check_device_cert(w, x, 1, &paths, &npaths);
+	stu_journal_check_live(&j);
+	stu_audit_verify(w);
+
+	free(paths[0]);
+	free(paths);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	gang_port_free(port);
+	jigsim_free(x);
+	stu_ws_free(w);
+}
+END_TEST
+
 /* The station with its stdout on a terminal: returns everything it wrote
  * (the pty turns "\n" into "\r\n") and its exit status. */
 static char *
@@ -434,6 +522,7 @@ suite(void)
 	tcase_add_test(tc, test_jig_unplugged);
 	tcase_add_test(tc, test_se_moves_to_another_jig);
 	tcase_add_test(tc, test_terminal_display);
+	tcase_add_test(tc, test_clone_refused_every_time);
 	suite_add_tcase(s, tc);
 	return s;
 }
