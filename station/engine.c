@@ -144,7 +144,7 @@ eng_step_posture(struct worker *w, struct dev *d)
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_posture(st, &d->info, &d->err) < 0)
 		return eng_fail(d, "POSTURE", ADV_WRONG_PART);
-	if (sv_check_se_chain(&d->info, st->vendor_roots, &d->attest_key, &d->err) < 0)
+	if (sv_check_se_chain(&d->info, st->vendor_trust, &d->attest_key, &d->err) < 0)
 		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
 	return 0;
 }

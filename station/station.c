@@ -14,6 +14,7 @@
 #include "hsm.h"
 #include "recipe.h"
 #include "station.h"
+#include "verify.h"
 
 static int
 load_recipe(station *st, const char *path, int require_signed, const char *trust_pem, st_err *err)
@@ -313,7 +314,7 @@ station_close(station *st)
 	X509_free(st->ca_cert);
 	X509_free(st->audit_cert);
 	sk_X509_pop_free(st->ca_chain, X509_free);
-	X509_STORE_free(st->vendor_roots);
+	sv_trust_free(st->vendor_trust);
 	hsm_key_free(st->ca_key);
 	hsm_key_free(st->tool_key);
 	hsm_key_free(st->audit_key);
@@ -455,9 +456,15 @@ station_open(const char *recipe_path, const char *operator_name, int flags, int 
 	if (load_recipe(st, recipe_path, require_signed, trust_pem, err) < 0)
 		goto fail;
 	settings_from_recipe(st);
-	if (!(st->vendor_roots = st_x509_store_load(st->rcp->se.vendor_root, err))) {
-		st_err_prefix(err, "se.vendor_root");
-		goto fail;
+	{
+		X509_STORE *roots = st_x509_store_load(st->rcp->se.vendor_root, err);
+
+		if (!roots || !(st->vendor_trust = sv_trust_new(roots))) {
+			if (roots)
+				st_err_set(err, ST_E_NOMEM, "out of memory");
+			st_err_prefix(err, "se.vendor_root");
+			goto fail;
+		}
 	}
 	if ((flags & STATION_OPEN_HSM) && open_hsm(st, err) < 0)
 		goto fail;

@@ -35,7 +35,7 @@ typedef struct station {
 	struct hsm_key *ca_key, *tool_key, *audit_key;
 	X509 *ca_cert, *audit_cert;
 	STACK_OF(X509) *ca_chain;   /* intermediate's issuers, for bundles */
-	X509_STORE *vendor_roots;
+	struct sv_trust *vendor_trust; /* the recipe's SE vendor roots, and intermediates verified up to them */
 	/* journal and what it says */
 	audit_signer signer;        /* the audit key, sealing batches as they close */
 	audit_journal *journal;

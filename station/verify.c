@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -63,12 +65,114 @@ check_subject_serial(X509 *cert, const char *serial, st_err *err)
 	return 0;
 }
 
+#define SV_KNOWN_MAX 32
+
+struct sv_trust {
+	pthread_mutex_t lock;
+	X509_STORE *roots;   /* the recipe's vendor roots */
+	X509_STORE *anchors; /* the roots and the intermediates in known[] */
+	struct {
+		uint8_t sha256[32];
+		X509 *cert;
+	} known[SV_KNOWN_MAX];
+	size_t n;
+};
+
+sv_trust *
+sv_trust_new(X509_STORE *roots)
+{
+	sv_trust *t = calloc(1, sizeof(*t));
+	STACK_OF(X509_OBJECT) *objs;
+	int i;
+
+	if (!t || !(t->anchors = X509_STORE_new()))
+		goto fail;
+	objs = X509_STORE_get0_objects(roots);
+	for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		if (x && !X509_STORE_add_cert(t->anchors, x))
+			goto fail;
+	}
+	/* Anchors other than roots need a partial chain; roots stay roots. */
+	X509_STORE_set_flags(t->anchors, X509_V_FLAG_PARTIAL_CHAIN);
+	t->roots = roots;
+	pthread_mutex_init(&t->lock, NULL);
+	return t;
+fail:
+	if (t)
+		X509_STORE_free(t->anchors);
+	free(t);
+	X509_STORE_free(roots);
+	return NULL;
+}
+
+void
+sv_trust_free(sv_trust *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->n; i++)
+		X509_free(t->known[i].cert);
+	X509_STORE_free(t->anchors);
+	X509_STORE_free(t->roots);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+/* The intermediate with exactly these bytes, if it verified before (a new reference). */
+static X509 *
+known_get(sv_trust *t, const jig_blob *b)
+{
+	uint8_t h[32];
+	X509 *x = NULL;
+	size_t i;
+
+	st_sha256(b->data, b->len, h);
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < t->n && !x; i++)
+		if (memcmp(t->known[i].sha256, h, 32) == 0 && X509_up_ref(t->known[i].cert))
+			x = t->known[i].cert;
+	pthread_mutex_unlock(&t->lock);
+	return x;
+}
+
+/* Remember the intermediates of a chain that verified up to a root. */
+static void
+known_add(sv_trust *t, X509_STORE_CTX *ctx)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	int i, n = sk_X509_num(chain);
+
+	pthread_mutex_lock(&t->lock);
+	for (i = 1; i < n - 1 && t->n < SV_KNOWN_MAX; i++) { /* not the leaf, not the root */
+		X509 *x = sk_X509_value(chain, i);
+		unsigned char *der = NULL;
+		int len = i2d_X509(x, &der);
+		size_t k;
+
+		if (len > 0) {
+			st_sha256(der, (size_t)len, t->known[t->n].sha256);
+			for (k = 0; k < t->n; k++)
+				if (memcmp(t->known[k].sha256, t->known[t->n].sha256, 32) == 0)
+					break;
+			if (k == t->n && X509_STORE_add_cert(t->anchors, x) && X509_up_ref(x))
+				t->known[t->n++].cert = x;
+		}
+		OPENSSL_free(der);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 int
-sv_check_se_chain(const jig_se_info *info, X509_STORE *vendor_roots, EVP_PKEY **attest_key, st_err *err)
+sv_check_se_chain(const jig_se_info *info, sv_trust *trust, EVP_PKEY **attest_key, st_err *err)
 {
 	X509 *leaf = NULL;
 	STACK_OF(X509) *untrusted = NULL;
 	X509_STORE_CTX *ctx = NULL;
+	int all_known = info->ncerts > 1;
 	size_t i;
 	int ret = -1;
 
@@ -82,8 +186,12 @@ sv_check_se_chain(const jig_se_info *info, X509_STORE *vendor_roots, EVP_PKEY **
 	if (!(untrusted = sk_X509_new_null()))
 		goto oom;
 	for (i = 1; i < info->ncerts; i++) {
-		X509 *x = parse_cert(&info->certs[i]);
+		X509 *x = known_get(trust, &info->certs[i]);
 
+		if (!x) {
+			all_known = 0;
+			x = parse_cert(&info->certs[i]);
+		}
 		if (!x) {
 			st_err_set(err, ST_E_VERIFY, "attestation chain certificate %zu is not valid DER", i + 1);
 			goto out;
@@ -93,13 +201,17 @@ sv_check_se_chain(const jig_se_info *info, X509_STORE *vendor_roots, EVP_PKEY **
 			goto oom;
 		}
 	}
-	if (!(ctx = X509_STORE_CTX_new()) || X509_STORE_CTX_init(ctx, vendor_roots, leaf, untrusted) != 1)
+	/* Known intermediates anchor the chain; anything new goes up to a root. */
+	if (!(ctx = X509_STORE_CTX_new()) ||
+	    X509_STORE_CTX_init(ctx, all_known ? trust->anchors : trust->roots, leaf, untrusted) != 1)
 		goto oom;
 	if (X509_verify_cert(ctx) != 1) {
 		st_err_set(err, ST_E_VERIFY, "attestation certificate does not chain to the SE vendor root: %s",
 		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
+	if (!all_known)
+		known_add(trust, ctx);
 	if (check_subject_serial(leaf, info->serial, err) < 0)
 		goto out;
 	if (!(*attest_key = X509_get_pubkey(leaf))) {
@@ -146,6 +258,8 @@ sv_verify_csr(const sv_session *s, EVP_PKEY *attest_key, const jig_blob *csr, co
 	/* 1. The attestation parses exactly. */
 	if (jig_attest_decode(attestation->data, attestation->len, &a, err) < 0) {
 		st_err_prefix(err, "attestation");
+		if (err)
+			err->code = ST_E_VERIFY; /* malformed is refused like forged */
 		goto out;
 	}
 	/* 6 (first): the SE's attestation key signed exactly these bytes. */

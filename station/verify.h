@@ -17,10 +17,21 @@ typedef struct sv_session {
 	int curve_nid;                    /* the recipe's key algorithm: NID_X9_62_prime256v1 or NID_secp384r1 */
 } sv_session;
 
+/* The SE vendor roots of a recipe, and the vendor intermediates that have
+ * verified up to one of them in this process.  Thread-safe. */
+typedef struct sv_trust sv_trust;
+
+/* Takes ownership of roots (NULL on allocation failure, roots freed). */
+sv_trust *sv_trust_new(X509_STORE *roots);
+void sv_trust_free(sv_trust *t);
+
 /* POSTURE: the attestation certificate (first in SE_INFO) chains through the
- * other certificates SE_INFO sent to a root in vendor_roots, and its subject
- * serialNumber is the SE serial.  *attest_key gets the attestation public key. */
-int sv_check_se_chain(const jig_se_info *info, X509_STORE *vendor_roots, EVP_PKEY **attest_key, st_err *err);
+ * other certificates SE_INFO sent to a vendor root, and its subject
+ * serialNumber is the SE serial.  *attest_key gets the attestation public key.
+ * An intermediate whose exact bytes already verified up to a root is not
+ * parsed and checked again: it anchors the chain (an SE batch CA is shared by
+ * thousands of SEs). */
+int sv_check_se_chain(const jig_se_info *info, sv_trust *trust, EVP_PKEY **attest_key, st_err *err);
 
 /* VERIFY: every check of PROTOCOL.md section 6.  On success *out is the
  * parsed CSR (its public key is the attested one). */
