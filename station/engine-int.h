@@ -32,6 +32,8 @@ struct engine {
 	unsigned running; /* workers still going */
 	int fatal;
 	char fatal_msg[1024];
+	struct worker *workers; /* all of them, to see which SE each is working on */
+	size_t nworkers;
 };
 
 struct worker {
@@ -41,6 +43,7 @@ struct worker {
 	jig_client *client;
 	int pending_release;  /* a failed device is still in the jig */
 	json_t *extra;        /* merged into every record's details (rework: serials, reason, who) */
+	char active[JIG_STR_MAX + 1]; /* the SE serial this worker is provisioning ("" = none; engine lock) */
 	jig_msg req, resp;
 	pthread_t thread;
 };

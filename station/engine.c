@@ -613,6 +613,31 @@ eng_dev_clear(struct dev *d)
 	OPENSSL_free(d->cert_der);
 }
 
+/* One SE serial on one jig at a time: the same serial on two jigs at once is
+ * two SEs claiming one identity, and resume would let the second supersede
+ * the first.  The journal catches a clone that comes after a pass; this
+ * catches the one that comes at the same moment. */
+static int
+take_serial(struct worker *w, struct dev *d)
+{
+	struct engine *e = w->eng;
+	size_t i;
+	int ret = 0;
+
+	pthread_mutex_lock(&e->lock);
+	for (i = 0; i < e->nworkers; i++)
+		if (&e->workers[i] != w && strcmp(e->workers[i].active, d->info.serial) == 0) {
+			st_err_set(&d->err, ST_E_STATE, "SE %s is being provisioned on jig %s at this moment: two SEs with "
+			                                "one serial (cloned SE?)", d->info.serial, e->workers[i].uri);
+			ret = eng_fail(d, "POSTURE", ADV_QUARANTINE);
+			break;
+		}
+	if (ret == 0)
+		snprintf(w->active, sizeof(w->active), "%s", d->info.serial);
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -661,7 +686,7 @@ worker_main(void *arg)
 		if (!claim(e))
 			break;
 		ui_device_start(e->u, w->idx, d->info.serial);
-		rc = provision(w, d);
+		rc = take_serial(w, d) < 0 ? -1 : provision(w, d);
 		if (rc == 0) {
 			if (eng_journal(w, d, "done", "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
 			        d->resumed)) == 0) {
@@ -688,6 +713,9 @@ worker_main(void *arg)
 			else
 				w->pending_release = 1;
 		}
+		pthread_mutex_lock(&e->lock);
+		w->active[0] = '\0';
+		pthread_mutex_unlock(&e->lock);
 		eng_dev_clear(d);
 	}
 	free(d);
@@ -710,6 +738,8 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 	memset(res, 0, sizeof(*res));
 	if (!w)
 		return -1;
+	e.workers = w;
+	e.nworkers = njigs;
 	pthread_mutex_init(&e.lock, NULL);
 	/* A jig that cannot be reached at all when the run starts is a wrong
 	 * URI or an unplugged jig: with none reachable, stop with a

@@ -104,7 +104,7 @@ jigsim_new(const jigsim_config *c, st_err *err)
 	s->cfg = *c;
 	/* Only used while loading below; se_env keeps its own copies. */
 	s->cfg.vendor_ca_cert = s->cfg.vendor_ca_key = s->cfg.tool_pub = NULL;
-	s->cfg.serial_prefix = s->cfg.model = NULL;
+	s->cfg.serial_prefix = s->cfg.model = s->cfg.fixed_serial = NULL;
 	if (se_env_init(&s->env, c, err) < 0 || next_device(s, err) < 0) {
 		st_err_prefix(err, "jigsim");
 		jigsim_free(s);

@@ -41,6 +41,8 @@ typedef struct jigsim_config {
 	const char *vendor_ca_key;
 	const char *tool_pub;
 	const char *serial_prefix; /* "SE": serial = prefix + 16 random hex digits */
+	const char *fixed_serial;  /* NULL; else every device gets exactly this serial: clones,
+	                              for testing what the station does with a duplicate serial */
 	const char *model;         /* "TSE-100" */
 	uint32_t firmware;         /* major << 24 | minor << 16 | patch; 1.4.2 */
 	unsigned id;               /* jig id "jigsim-<id>" */

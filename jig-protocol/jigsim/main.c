@@ -61,6 +61,7 @@ usage(FILE *f)
 	    "  --fault-every K        faults hit devices K, 2K, 3K... (default 1: every device)\n"
 	    "  --slow-ms MS           slow-reply delay (default 10000)\n"
 	    "  --pause CMD:before|after  once: stop answering at the first CMD until the station disconnects\n"
+	    "  --serial S             every device gets serial S (clones: the station must refuse them)\n"
 	    "  --rma                  a device released provisioned comes straight back once (an RMA return,\n"
 	    "                         for station rework)\n"
 	    "  --version, --help\n");
@@ -120,7 +121,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_PKI = 256, O_CA_CERT, O_CA_KEY, O_TOOL, O_LISTEN, O_PORT_FILE, O_DEVICES, O_PREFIX, O_MODEL, O_FW,
-		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_VERSION, O_HELP };
+		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_SERIAL, O_VERSION, O_HELP };
 	static const struct option opts[] = {
 		{ "pki", required_argument, NULL, O_PKI },
 		{ "vendor-ca-cert", required_argument, NULL, O_CA_CERT },
@@ -142,6 +143,7 @@ main(int argc, char **argv)
 		{ "slow-ms", required_argument, NULL, O_SLOW },
 		{ "pause", required_argument, NULL, O_PAUSE },
 		{ "rma", no_argument, NULL, O_RMA },
+		{ "serial", required_argument, NULL, O_SERIAL },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -181,6 +183,7 @@ main(int argc, char **argv)
 		case O_SLOW: bad = parse_uint("--slow-ms", optarg, ms_max, &c.slow_ms); break;
 		case O_PAUSE: bad = parse_pause(optarg, &c); break;
 		case O_RMA: c.rma = 1; break;
+		case O_SERIAL: c.fixed_serial = optarg; break;
 		case O_FAULT:
 			if (!(fault = jigsim_fault_parse(optarg))) {
 				fprintf(stderr, "jigsim: --fault: no fault \"%s\" (see --help)\n", optarg);

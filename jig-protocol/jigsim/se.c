@@ -219,6 +219,9 @@ se_env_init(se_env *env, const jigsim_config *c, st_err *err)
 	    strlen(c->model) > JIG_STR_MAX)
 		return st_err_set(err, ST_E_CONFIG, "serial prefix of at most %d and model of 1..%d characters",
 		    JIG_STR_MAX - 16, JIG_STR_MAX);
+	if (c->fixed_serial && (strlen(c->fixed_serial) == 0 || strlen(c->fixed_serial) > JIG_STR_MAX))
+		return st_err_set(err, ST_E_CONFIG, "a fixed serial of 1..%d characters", JIG_STR_MAX);
+	snprintf(env->fixed_serial, sizeof(env->fixed_serial), "%s", c->fixed_serial ? c->fixed_serial : "");
 	snprintf(env->serial_prefix, sizeof(env->serial_prefix), "%s", c->serial_prefix);
 	snprintf(env->model, sizeof(env->model), "%s", c->model);
 	env->firmware = c->firmware;
@@ -332,7 +335,10 @@ se_new(se_env *env, unsigned faults, st_err *err)
 		hex[2 * i + 1] = digits[rnd[i] & 15];
 	}
 	hex[16] = '\0';
-	snprintf(d->serial, sizeof(d->serial), "%s%s", env->serial_prefix, hex);
+	if (env->fixed_serial[0])
+		snprintf(d->serial, sizeof(d->serial), "%s", env->fixed_serial);
+	else
+		snprintf(d->serial, sizeof(d->serial), "%s%s", env->serial_prefix, hex);
 	snprintf(cn, sizeof(cn), "%s attestation", env->model);
 	d->lifecycle = JIG_LC_FACTORY;
 	d->faults = faults;

@@ -25,6 +25,7 @@ typedef struct se_env {
 	se_bytes rogue_der;
 	EVP_PKEY *tool_pub;
 	char serial_prefix[JIG_STR_MAX - 16 + 1]; /* + 16 hex digits = a serial */
+	char fixed_serial[JIG_STR_MAX + 1];       /* "" = random serials */
 	char model[JIG_STR_MAX + 1];
 	uint32_t firmware;
 	uint8_t prev_nonce[JIG_NONCE_LEN]; /* replay-nonce: the previous GET_CSR's nonce */

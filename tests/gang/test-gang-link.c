@@ -353,6 +353,57 @@ START_TEST(test_clone_refused_every_time)
 }
 END_TEST
 
+/* Two SEs with one serial on two jigs at the same moment: one is
+ * provisioned, the other refused at POSTURE as a clone while the first is
+ * still in progress (the journal cannot know yet), and only one certificate
+ * is ever issued for that serial. */
+START_TEST(test_clone_on_two_jigs_at_once)
+{
+	stu_ws *w = stu_ws_new(pki);
+	jigsim *x[2];
+	gang_port *port[2];
+	const char *uris[2];
+	jigsim_config c;
+	stu_journal j;
+	stu_ledger *l;
+	stu_run r;
+	json_t *f;
+	int i;
+
+	jigsim_config_init(&c);
+	c.devices = 1;
+	c.fixed_serial = "SECLONE0000000001";
+	c.keygen_ms = c.csr_ms = 400; /* long enough for the two to overlap */
+	for (i = 0; i < 2; i++) {
+		x[i] = gang_core_new(pki, &c);
+		port[i] = gang_port_new(x[i]);
+		uris[i] = gang_port_uri(port[i]);
+	}
+	gang_station_start(w, uris, 2, 2, &r);
+	stu_station_wait(&r, 60);
+	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 1);
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 1);
+	f = stu_event(&r, "failed", "SECLONE0000000001");
+	ck_assert_str_eq(stu_str(f, "step"), "POSTURE");
+	ck_assert_msg(strstr(stu_str(f, "reason"), "at this moment"), "reason: %s", stu_str(f, "reason"));
+
+	stu_journal_load(w->audit, &j);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, "SECLONE0000000001"));
+	ck_assert_uint_eq(l->issued, 1);
+	stu_journal_check_live(&j);
+	stu_audit_verify(w);
+
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	for (i = 0; i < 2; i++) {
+		gang_port_free(port[i]);
+		jigsim_free(x[i]);
+	}
+	stu_ws_free(w);
+}
+END_TEST
+
 /* The station with its stdout on a terminal: returns everything it wrote
  * (the pty turns "\n" into "\r\n") and its exit status. */
 static char *
@@ -523,6 +574,7 @@ suite(void)
 	tcase_add_test(tc, test_se_moves_to_another_jig);
 	tcase_add_test(tc, test_terminal_display);
 	tcase_add_test(tc, test_clone_refused_every_time);
+	tcase_add_test(tc, test_clone_on_two_jigs_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
