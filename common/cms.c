@@ -92,43 +92,65 @@ out:
 	return ret;
 }
 
-X509_STORE *
-st_x509_store_load(const char *pem_path, st_err *err)
+STACK_OF(X509) *
+st_x509_chain_load(const char *pem_path, st_err *err)
 {
-	X509_STORE *store = X509_STORE_new();
+	STACK_OF(X509) *sk = sk_X509_new_null();
 	BIO *bio = NULL;
-	X509 *cert = NULL;
-	int n = 0;
+	X509 *x = NULL;
 
-	if (!store) {
-		st_err_openssl(err, ST_E_NOMEM, "trust store");
+	if (!sk) {
+		st_err_openssl(err, ST_E_NOMEM, "%s", pem_path);
 		return NULL;
 	}
 	if (!(bio = BIO_new_file(pem_path, "r"))) {
 		st_err_openssl(err, ST_E_CONFIG, "%s: cannot open", pem_path);
 		goto fail;
 	}
-	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		if (!X509_STORE_add_cert(store, cert)) {
-			st_err_openssl(err, ST_E_CONFIG, "%s: certificate %d", pem_path, n + 1);
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		if (!sk_X509_push(sk, x)) {
+			st_err_openssl(err, ST_E_NOMEM, "%s", pem_path);
 			goto fail;
 		}
-		X509_free(cert);
-		cert = NULL;
-		n++;
+		x = NULL;
 	}
 	ERR_clear_error(); /* the end-of-file "no start line" */
-	if (n == 0) {
+	if (sk_X509_num(sk) == 0) {
 		st_err_set(err, ST_E_CONFIG, "%s: no PEM certificate found", pem_path);
 		goto fail;
 	}
 	BIO_free(bio);
-	return store;
+	return sk;
 fail:
-	X509_free(cert);
+	X509_free(x);
 	BIO_free(bio);
-	X509_STORE_free(store);
+	sk_X509_pop_free(sk, X509_free);
 	return NULL;
+}
+
+X509_STORE *
+st_x509_store_load(const char *pem_path, st_err *err)
+{
+	STACK_OF(X509) *sk = NULL;
+	X509_STORE *store = NULL;
+	int i;
+
+	if (!(sk = st_x509_chain_load(pem_path, err)))
+		return NULL;
+	if (!(store = X509_STORE_new())) {
+		st_err_openssl(err, ST_E_NOMEM, "trust store");
+		goto out;
+	}
+	for (i = 0; i < sk_X509_num(sk); i++)
+		if (!X509_STORE_add_cert(store, sk_X509_value(sk, i))) {
+			st_err_openssl(err, ST_E_CONFIG, "%s: certificate %d", pem_path, i + 1);
+			X509_STORE_free(store);
+			store = NULL;
+			goto out;
+		}
+out:
+	sk_X509_pop_free(sk, X509_free);
+	return store;
 }
 
 X509 *

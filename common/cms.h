@@ -20,6 +20,8 @@ int st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_l
     X509 **signer, st_err *err);
 /* A store holding every certificate in a PEM file as a trust anchor. */
 X509_STORE *st_x509_store_load(const char *pem_path, st_err *err);
+/* Every certificate of a PEM file, in order (at least one). */
+STACK_OF(X509) *st_x509_chain_load(const char *pem_path, st_err *err);
 /* The first certificate of a PEM file. */
 X509 *st_x509_load(const char *pem_path, st_err *err);
 /* One-line subject, e.g. "O=Station Test, CN=Audit Seal 1" into buf. */

@@ -43,37 +43,6 @@ load_recipe(const char *path, const char *cmd)
 	return r;
 }
 
-static STACK_OF(X509) *
-load_chain(const char *path, st_err *err)
-{
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	BIO *bio = BIO_new_file(path, "r");
-	X509 *x;
-
-	if (!sk || !bio) {
-		st_err_openssl(err, ST_E_CONFIG, "%s: cannot open", path);
-		goto fail;
-	}
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		if (!sk_X509_push(sk, x)) {
-			X509_free(x);
-			st_err_set(err, ST_E_NOMEM, "out of memory");
-			goto fail;
-		}
-	}
-	ERR_clear_error();
-	if (sk_X509_num(sk) == 0) {
-		st_err_set(err, ST_E_CONFIG, "%s: no PEM certificate found", path);
-		goto fail;
-	}
-	BIO_free(bio);
-	return sk;
-fail:
-	BIO_free(bio);
-	sk_X509_pop_free(sk, X509_free);
-	return NULL;
-}
-
 static int
 exists(const char *dir, const char *name)
 {
@@ -204,7 +173,7 @@ cmd_seal(int argc, char **argv)
 		fprintf(stderr, "station audit seal: give --cert CERT.pem and --token LABEL (or --recipe FILE)\n");
 		goto out;
 	}
-	if (!(cert = st_x509_load(cert_path, &err)) || (chain_path && !(chain = load_chain(chain_path, &err)))) {
+	if (!(cert = st_x509_load(cert_path, &err)) || (chain_path && !(chain = st_x509_chain_load(chain_path, &err)))) {
 		fprintf(stderr, "station audit seal: %s\n", err.msg);
 		goto out;
 	}

@@ -238,36 +238,6 @@ recipe_cert_for(const recipe *r, const char *label)
 	return NULL;
 }
 
-static STACK_OF(X509) *
-load_chain(const char *path, st_err *err)
-{
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	BIO *bio = BIO_new_file(path, "r");
-	X509 *x;
-
-	if (!sk || !bio) {
-		st_err_openssl(err, ST_E_CONFIG, "%s: cannot read", path);
-		goto fail;
-	}
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
-		if (!sk_X509_push(sk, x)) {
-			X509_free(x);
-			st_err_openssl(err, ST_E_NOMEM, "%s", path);
-			goto fail;
-		}
-	ERR_clear_error();
-	if (sk_X509_num(sk) == 0) {
-		st_err_set(err, ST_E_CONFIG, "%s: no PEM certificate found", path);
-		goto fail;
-	}
-	BIO_free(bio);
-	return sk;
-fail:
-	BIO_free(bio);
-	sk_X509_pop_free(sk, X509_free);
-	return NULL;
-}
-
 static int
 cmd_sign(int argc, char **argv)
 {
@@ -339,7 +309,7 @@ cmd_sign(int argc, char **argv)
 		    label);
 		goto out;
 	}
-	if (!(cert = st_x509_load(cert_path, &err)) || (chain_path && !(chain = load_chain(chain_path, &err)))) {
+	if (!(cert = st_x509_load(cert_path, &err)) || (chain_path && !(chain = st_x509_chain_load(chain_path, &err)))) {
 		fprintf(stderr, "station recipe sign: %s\n", err.msg);
 		goto out;
 	}

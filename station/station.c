@@ -87,27 +87,6 @@ load_cert_checked(hsm_key *key, const char *path, st_err *err)
 	return cert;
 }
 
-static STACK_OF(X509) *
-load_chain(const char *path, st_err *err)
-{
-	STACK_OF(X509) *chain = sk_X509_new_null();
-	BIO *bio = NULL;
-	X509 *x;
-
-	if (!chain || !path)
-		return chain;
-	if (!(bio = BIO_new_file(path, "r"))) {
-		st_err_openssl(err, ST_E_CONFIG, "%s: cannot open", path);
-		sk_X509_free(chain);
-		return NULL;
-	}
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
-		sk_X509_push(chain, x);
-	ERR_clear_error();
-	BIO_free(bio);
-	return chain;
-}
-
 static int
 open_hsm(station *st, st_err *err)
 {
@@ -127,7 +106,7 @@ open_hsm(station *st, st_err *err)
 	if (!(st->ca_cert = load_cert_checked(st->ca_key, r->hsm.intermediate_cert, err)) ||
 	    !(st->audit_cert = load_cert_checked(st->audit_key, r->hsm.audit_cert, err)))
 		return st_err_prefix(err, "HSM");
-	if (!(st->ca_chain = load_chain(r->hsm.chain, err)))
+	if (r->hsm.chain && !(st->ca_chain = st_x509_chain_load(r->hsm.chain, err)))
 		return -1;
 	return 0;
 }
