@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/asn1.h>
+#include <openssl/x509.h>
+
 #include "recipe-int.h"
 #include "station-config.h"
 
@@ -491,12 +494,19 @@ read_certificate(walk *w, const ynode *root)
 	} else if (days) {
 		if (rc_int(w->c, days, "certificate.validity_days", 1, 36500, &v) == 0)
 			r->certificate.validity_days = (int)v;
-	} else if (rc_str(w->c, na, "certificate.not_after", 64, &r->certificate.not_after) == 0 &&
-	    strcmp(r->certificate.not_after, RECIPE_NO_EXPIRY) != 0) {
-		/* A fixed end date would need the issuer to support it; "no expiry" is what IDevIDs use. */
-		rc_err(w->c, na->line, na->col, "certificate.not_after",
-		    "only %s (no well-defined expiry) is supported, got \"%s\": use validity_days for a limited lifetime",
-		    RECIPE_NO_EXPIRY, r->certificate.not_after);
+	} else if (rc_str(w->c, na, "certificate.not_after", 64, &r->certificate.not_after) == 0) {
+		ASN1_TIME *t = ASN1_TIME_new();
+		const char *date = r->certificate.not_after;
+
+		if (!t || strlen(date) != 15 || date[14] != 'Z' || strspn(date, "0123456789") != 14 ||
+		    !ASN1_TIME_set_string_X509(t, date))
+			rc_err(w->c, na->line, na->col, "certificate.not_after",
+			    "expected a UTC date YYYYMMDDHHMMSSZ (e.g. %s for no well-defined expiry), got \"%s\"",
+			    RECIPE_NO_EXPIRY, date);
+		else if (X509_cmp_time(t, NULL) <= 0)
+			rc_err(w->c, na->line, na->col, "certificate.not_after",
+			    "%s is in the past: every certificate would be issued expired", date);
+		ASN1_TIME_free(t);
 	}
 	if ((l = list(w, m, "certificate", "extended_key_usage", false, 0, 6, path)))
 		for (i = 0; i < l->n; i++) {

@@ -101,6 +101,32 @@ START_TEST(test_twenty_devices)
 }
 END_TEST
 
+/* A recipe's fixed notAfter reaches the certificate: the profile, not the
+ * CSR, decides validity (invariant 3). */
+START_TEST(test_fixed_not_after)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim;
+	jigsim_config c;
+	stu_run r;
+	char cmd[8192], *out = NULL;
+
+	jigsim_config_init(&c);
+	c.devices = 1;
+	sim = stu_sim_start(pki, &c);
+	stu_recipe_edit(w, "validity_days: 3650", "not_after: 20491231120000Z");
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	snprintf(cmd, sizeof(cmd), "for f in %s/certs/*.pem; do openssl x509 -in \"$f\" -noout -enddate; done", w->audit);
+	ck_assert_int_eq(tu_sh(cmd, &out), 0);
+	ck_assert_msg(strstr(out, "notAfter=Dec 31 12:00:00 2049 GMT"), "%s", out);
+	free(out);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 /* --json: every line is one JSON object, and every device has its outcome
  * in it (passed, or failed with step, reason and advice), then a summary
  * that adds up.  Faulty and good devices alternate. */
@@ -266,6 +292,7 @@ suite(void)
 	tcase_add_test(tc, test_twenty_devices);
 	tcase_add_test(tc, test_json_events);
 	tcase_add_test(tc, test_exit_codes);
+	tcase_add_test(tc, test_fixed_not_after);
 	suite_add_tcase(s, tc);
 	return s;
 }
