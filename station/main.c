@@ -1,6 +1,8 @@
 /* station: provisioning station for a factory line.  See README.md. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "commands.h"
 #include "station-config.h"
@@ -64,10 +66,25 @@ find_command(const char *name)
 	return NULL;
 }
 
+/* Invariant 7: a station process holds the HSM PIN (until login) and a
+ * logged-in token session, so it never writes a core dump, whatever the
+ * shell's ulimit or the core_pattern pipe; non-dumpable also keeps other
+ * processes of the same user from attaching to it. */
+static void
+no_core_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int
 main(int argc, char **argv)
 {
 	const struct command *cmd;
+
+	no_core_dumps();
 
 	if (argc < 2) {
 		usage(stderr);

@@ -3,6 +3,7 @@
  * verify`, the journal audited; the --json stream; the exit codes. */
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -95,6 +96,38 @@ START_TEST(test_twenty_devices)
 		free(paths[i]);
 	free(paths);
 	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* Invariant 7: the station never dumps core (it holds the PIN and a token
+ * session): its core file limit is 0, soft and hard. */
+START_TEST(test_no_core_dumps)
+{
+	stu_ws *w = stu_ws_new(pki);
+	stu_sim *sim;
+	jigsim_config c;
+	stu_run r;
+	char path[64], soft[32], hard[32], *limits, *line;
+	int i;
+
+	jigsim_config_init(&c);
+	c.devices = 1;
+	sim = stu_sim_start(pki, &c);
+	stu_station_start(w, sim->uri, 2, 1, &r); /* the second device never comes: it waits */
+	for (i = 0; i < 1500 && jigsim_released(sim->s) < 1; i++)
+		usleep(20000);
+	ck_assert_uint_eq(jigsim_released(sim->s), 1);
+	snprintf(path, sizeof(path), "/proc/%ld/limits", (long)r.pid);
+	ck_assert_ptr_nonnull(limits = tu_slurp(path, NULL));
+	ck_assert_ptr_nonnull(line = strstr(limits, "Max core file size"));
+	ck_assert_int_eq(sscanf(line + strlen("Max core file size"), "%31s %31s", soft, hard), 2);
+	ck_assert_msg(strcmp(soft, "0") == 0 && strcmp(hard, "0") == 0, "core limit %s/%s", soft, hard);
+	free(limits);
+	kill(r.pid, SIGTERM);
+	stu_station_wait(&r, 30);
 	stu_run_clear(&r);
 	stu_sim_stop(sim);
 	stu_ws_free(w);
@@ -293,6 +326,7 @@ suite(void)
 	tcase_add_test(tc, test_json_events);
 	tcase_add_test(tc, test_exit_codes);
 	tcase_add_test(tc, test_fixed_not_after);
+	tcase_add_test(tc, test_no_core_dumps);
 	suite_add_tcase(s, tc);
 	return s;
 }
