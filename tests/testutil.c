@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <signal.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,56 @@ tu_run_suite(Suite *s)
 	int failed;
 
 	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double
+tu_median(double *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+unsigned
+tu_bench_arg(const char *prog, const char *s, unsigned min, unsigned max)
+{
+	char *end = NULL;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (!*s || *end || *s == '-' || v < min || v > max) {
+		fprintf(stderr, "%s: expected a number %u..%u, got \"%s\"\n", prog, min, max, s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
+int
+tu_run_bench(const char *name, const TTest *test)
+{
+	Suite *s = suite_create(name);
+	TCase *tc = tcase_create("bench");
+	SRunner *sr;
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN); /* a child that goes away must not kill the benchmark */
+	tcase_set_timeout(tc, 3600);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -26,6 +26,15 @@ int tu_sh(const char *cmdline, char **out);
 char *tu_make_pki(void);
 /* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
 char *tu_slurp(const char *path, size_t *len);
+/* ---- benchmarks ---- */
+/* Median of v[0..n) (sorts v in place); the mean of the middle two when n is even. */
+double tu_median(double *v, size_t n);
+/* A numeric argument in [min, max], or a message naming prog and exit 2. */
+unsigned tu_bench_arg(const char *prog, const char *s, unsigned min, unsigned max);
+/* Run one Check test in this process (no fork, so it can time itself; one
+ * hour at most) and return main's exit code. */
+int tu_run_bench(const char *name, const TTest *test);
+
 /* Check suite runner: runs s with CK_ENV settings and returns main's exit code. */
 int tu_run_suite(Suite *s);
 

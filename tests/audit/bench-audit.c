@@ -22,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "audit.h"
+#include "testutil.h"
 
 #define MAX_REPEAT 15
 #define TARGET_APPENDS_8 5000.0
@@ -44,21 +45,6 @@ static double
 now_s(void)
 {
 	return clock_s(CLOCK_MONOTONIC);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void
@@ -223,10 +209,10 @@ main(int argc, char **argv)
 		audit_report_free(rep);
 		rep = NULL;
 	}
-	m1 = median(r1, repeat);
-	m8 = median(r8, repeat);
-	mv = median(rv, repeat);
-	mc = median(rc, repeat);
+	m1 = tu_median(r1, repeat);
+	m8 = tu_median(r8, repeat);
+	mv = tu_median(rv, repeat);
+	mc = tu_median(rc, repeat);
 	printf("\nmedian durable appends, 1 writer:  %8.0f records/s\n", m1);
 	printf("median durable appends, 8 writers: %8.0f records/s (%.1fx one writer; target >= %.0f: %s, %.2fx)\n", m8,
 	    m8 / m1, TARGET_APPENDS_8, m8 >= TARGET_APPENDS_8 ? "met" : "MISSED", m8 / TARGET_APPENDS_8);

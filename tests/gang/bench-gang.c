@@ -45,21 +45,6 @@ typedef struct sample {
 	double rss_mb;
 } sample;
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static double
 cpu_s(const struct rusage *ru)
 {
@@ -278,7 +263,7 @@ START_TEST(bench)
 		for (f = 0; f < 6; f++) {
 			for (k = 0; k < n_runs; k++)
 				v[k] = ((const double *)&smp[p * n_runs + k])[f];
-			med[p][f] = median(v, n_runs);
+			med[p][f] = tu_median(v, n_runs);
 		}
 
 	printf("\n%5s %10s %12s %9s %14s %11s %14s %10s %9s\n", "jigs", "devices/h", "x 1 jig", "target", "CPU ms/dev",
@@ -304,38 +289,12 @@ START_TEST(bench)
 }
 END_TEST
 
-static unsigned
-arg(const char *s, unsigned min)
-{
-	unsigned long v = strtoul(s, NULL, 10);
-
-	if (v < min || v > 10000) {
-		fprintf(stderr, "bench-gang: expected a number >= %u, got \"%s\"\n", min, s);
-		exit(2);
-	}
-	return (unsigned)v;
-}
-
 int
 main(int argc, char **argv)
 {
-	Suite *s = suite_create("bench-gang");
-	TCase *tc = tcase_create("bench");
-	SRunner *sr;
-	int failed;
-
 	if (argc > 1)
-		per_jig = arg(argv[1], 3);
+		per_jig = tu_bench_arg("bench-gang", argv[1], 3, 10000);
 	if (argc > 2)
-		n_runs = arg(argv[2], 1);
-	signal(SIGPIPE, SIG_IGN);
-	tcase_set_timeout(tc, 3600);
-	tcase_add_test(tc, bench);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+		n_runs = tu_bench_arg("bench-gang", argv[2], 1, 10000);
+	return tu_run_bench("bench-gang", bench);
 }

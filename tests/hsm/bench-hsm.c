@@ -104,21 +104,6 @@ measure(const struct signer *s, X509_REQ **csrs, int nthreads, double *cpu_rate)
 	return (double)(per_round / nthreads * nthreads) / (t1 - t0);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
 /* An in-memory P-256 CA shaped like the test intermediate. */
 static X509 *
 memory_ca(EVP_PKEY *key)
@@ -199,12 +184,12 @@ main(int argc, char **argv)
 		hsm2[i] = measure(&token, csrs, 2, NULL);
 		mem2[i] = measure(&memory, csrs, 2, NULL);
 	}
-	m_h1 = median(hsm1, ROUNDS);
-	m_h2 = median(hsm2, ROUNDS);
-	m_m1 = median(mem1, ROUNDS);
-	m_m2 = median(mem2, ROUNDS);
-	m_hc = median(hcpu, ROUNDS);
-	m_mc = median(mcpu, ROUNDS);
+	m_h1 = tu_median(hsm1, ROUNDS);
+	m_h2 = tu_median(hsm2, ROUNDS);
+	m_m1 = tu_median(mem1, ROUNDS);
+	m_m2 = tu_median(mem2, ROUNDS);
+	m_hc = tu_median(hcpu, ROUNDS);
+	m_mc = tu_median(mcpu, ROUNDS);
 	printf("leaf issuance (P-256 leaf, P-256 intermediate), %d leaves per round, median of %d rounds\n", per_round,
 	    ROUNDS);
 	printf("  %-34s %10s %10s\n", "", "1 thread", "2 threads");

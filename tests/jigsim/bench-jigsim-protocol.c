@@ -60,21 +60,6 @@ now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 typedef struct serve_arg {
 	jigsim *s;
 	jig_transport *t;
@@ -161,14 +146,14 @@ run(void)
 	printf("jigsim protocol benchmark: %zu devices, one factory conversation each, mem transport, zero latency\n", n);
 	printf("per device (median of %zu):\n", n);
 	printf("  round trips            %10.0f        (SE_INFO AUTH_RESPONSE KEYGEN GET_CSR INSTALL_CERT READ_CERT LOCK DUT_POWER)\n",
-	    median(rt, n));
-	printf("  bytes on the wire      %10.0f\n", median(wire, n));
-	printf("  payload bytes          %10.0f\n", median(pay, n));
-	printf("  frame bytes / payload  %10.4f\n", 1.0 + median(ovh, n));
-	printf("  conversation wall time %10.2f ms   (in-process: SE crypto + both ends' codecs)\n", median(cpu, n));
+	    tu_median(rt, n));
+	printf("  bytes on the wire      %10.0f\n", tu_median(wire, n));
+	printf("  payload bytes          %10.0f\n", tu_median(pay, n));
+	printf("  frame bytes / payload  %10.4f\n", 1.0 + tu_median(ovh, n));
+	printf("  conversation wall time %10.2f ms   (in-process: SE crypto + both ends' codecs)\n", tu_median(cpu, n));
 	printf("targets (issue 2):\n");
 	{
-		double r = median(rt, n), o = median(ovh, n), w = median(ms, n);
+		double r = tu_median(rt, n), o = tu_median(ovh, n), w = tu_median(ms, n);
 
 		verdict("round trips", r, TARGET_RT, "");
 		verdict("framing overhead", 100.0 * o, 100.0 * TARGET_OVERHEAD, "%");
@@ -226,21 +211,7 @@ END_TEST
 int
 main(int argc, char **argv)
 {
-	Suite *s = suite_create("bench-jigsim-protocol");
-	TCase *tc = tcase_create("bench");
-	SRunner *sr;
-	int failed;
-
-	if (argc > 1 && (ndevices = strtoul(argv[1], NULL, 10)) == 0) {
-		fprintf(stderr, "usage: bench-jigsim-protocol [DEVICES]\n");
-		return 2;
-	}
-	tcase_add_test(tc, test_bench);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_SILENT);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	if (argc > 1)
+		ndevices = tu_bench_arg("bench-jigsim-protocol", argv[1], 1, 1000000);
+	return tu_run_bench("bench-jigsim-protocol", test_bench);
 }

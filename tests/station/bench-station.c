@@ -32,21 +32,6 @@ cpu_s(const struct rusage *ru)
 	    ru->ru_stime.tv_usec / 1e6;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* One station run over n devices; CPU seconds per device and devices/s. */
 static void
 station_once(const char *pki, unsigned n, double *cpu_per_dev, double *dev_per_s)
@@ -195,10 +180,10 @@ START_TEST(bench)
 		station_once(pki, n_devices, &s_cpu[i], &s_rate[i]);
 		baseline_once(pki, n_baseline, &b_cpu[i], &b_rate[i]);
 	}
-	sc = median(s_cpu, n_runs);
-	sr = median(s_rate, n_runs);
-	bc = median(b_cpu, n_runs);
-	br = median(b_rate, n_runs);
+	sc = tu_median(s_cpu, n_runs);
+	sr = tu_median(s_rate, n_runs);
+	bc = tu_median(b_cpu, n_runs);
+	br = tu_median(b_rate, n_runs);
 	printf("medians:\n");
 	printf("  %-48s %8.3f ms CPU/device %8.0f devices/s\n", "station run (whole process)", sc * 1e3, sr);
 	printf("  %-48s %8.3f ms CPU/device %8.0f devices/s\n", "openssl CLI + libp11 engine, process per device",
@@ -215,40 +200,14 @@ START_TEST(bench)
 }
 END_TEST
 
-static unsigned
-arg(const char *s, unsigned min)
-{
-	unsigned long v = strtoul(s, NULL, 10);
-
-	if (v < min || v > 1000000) {
-		fprintf(stderr, "bench-station: expected a number >= %u, got \"%s\"\n", min, s);
-		exit(2);
-	}
-	return (unsigned)v;
-}
-
 int
 main(int argc, char **argv)
 {
-	Suite *s = suite_create("bench-station");
-	TCase *tc = tcase_create("bench");
-	SRunner *sr;
-	int failed;
-
 	if (argc > 1)
-		n_devices = arg(argv[1], 1);
+		n_devices = tu_bench_arg("bench-station", argv[1], 1, 1000000);
 	if (argc > 2)
-		n_runs = arg(argv[2], 1);
+		n_runs = tu_bench_arg("bench-station", argv[2], 1, 1000000);
 	if (argc > 3)
-		n_baseline = arg(argv[3], 1);
-	signal(SIGPIPE, SIG_IGN);
-	tcase_set_timeout(tc, 3600);
-	tcase_add_test(tc, bench);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+		n_baseline = tu_bench_arg("bench-station", argv[3], 1, 1000000);
+	return tu_run_bench("bench-station", bench);
 }
