@@ -148,6 +148,22 @@ tu_make_pki(void)
 	return dir;
 }
 
+char *tu_pki;
+
+void
+tu_pki_setup(void)
+{
+	tu_pki = tu_make_pki();
+}
+
+void
+tu_pki_teardown(void)
+{
+	tu_rmtree(tu_pki);
+	free(tu_pki);
+	tu_pki = NULL;
+}
+
 char *
 tu_slurp(const char *path, size_t *len)
 {

@@ -24,6 +24,11 @@ int tu_sh(const char *cmdline, char **out);
 /* Create the test PKI (fixtures/make-test-pki) in a fresh directory and
  * return it; sets SOFTHSM2_CONF and STATION_HSM_PIN for this process. */
 char *tu_make_pki(void);
+/* One test PKI for a whole test binary: register tu_pki_setup and
+ * tu_pki_teardown as an unchecked fixture; tu_pki is its directory. */
+extern char *tu_pki;
+void tu_pki_setup(void);
+void tu_pki_teardown(void);
 /* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
 char *tu_slurp(const char *path, size_t *len);
 /* ---- benchmarks ---- */

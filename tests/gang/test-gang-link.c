@@ -17,22 +17,6 @@
 
 extern char **environ;
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 /* Position of the first event matching kind, jig and (unless NULL) a
  * substring of its message or device; -1 when none. */
 static long
@@ -73,7 +57,7 @@ START_TEST(test_jig_unplugged)
 {
 	enum { PER_JIG = 12, PANEL_C = 8 };
 	const unsigned total = 2 * PER_JIG + PANEL_C;
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim[2];
 	jigsim *core;
 	gang_port *port;
@@ -93,12 +77,12 @@ START_TEST(test_jig_unplugged)
 	c.devices = PER_JIG;
 	for (i = 0; i < 2; i++) {
 		c.id = (unsigned)i + 1;
-		sim[i] = stu_sim_start(pki, &c);
+		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
 	c.id = 3;
 	c.devices = PANEL_C;
-	core = gang_core_new(pki, &c);
+	core = gang_core_new(tu_pki, &c);
 	port = gang_port_new(core);
 	uris[2] = gang_port_uri(port);
 	gang_port_arm(port, JIG_CMD_KEYGEN, 2, GANG_UNPLUG, NULL);
@@ -180,7 +164,7 @@ END_TEST
  * no second certificate. */
 START_TEST(test_se_moves_to_another_jig)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim *x, *y, *empty;
 	gang_port *a, *b;
 	const char *uris[2];
@@ -197,11 +181,11 @@ START_TEST(test_se_moves_to_another_jig)
 	jigsim_config_init(&c);
 	c.devices = 1;
 	c.id = 1;
-	x = gang_core_new(pki, &c);
+	x = gang_core_new(tu_pki, &c);
 	c.id = 2;
-	y = gang_core_new(pki, &c);
+	y = gang_core_new(tu_pki, &c);
 	c.id = 3;
-	empty = gang_core_new(pki, &c);
+	empty = gang_core_new(tu_pki, &c);
 	gang_core_release(empty); /* what jig A holds once the SE is taken out */
 	a = gang_port_new(x);
 	b = gang_port_new(y);
@@ -294,7 +278,7 @@ outcomes_of(const stu_run *r, const char *serial, char *out, size_t cap)
  * certificate revoked and a new one issued. */
 START_TEST(test_clone_refused_every_time)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim *x;
 	gang_port *port;
 	const char *uri;
@@ -309,7 +293,7 @@ START_TEST(test_clone_refused_every_time)
 
 	jigsim_config_init(&c);
 	c.devices = 1;
-	x = gang_core_new(pki, &c);
+	x = gang_core_new(tu_pki, &c);
 	port = gang_port_new(x);
 	gang_port_clone(port, 1);
 	uri = gang_port_uri(port);
@@ -359,7 +343,7 @@ END_TEST
  * is ever issued for that serial. */
 START_TEST(test_clone_on_two_jigs_at_once)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim *x[2];
 	gang_port *port[2];
 	const char *uris[2];
@@ -375,7 +359,7 @@ START_TEST(test_clone_on_two_jigs_at_once)
 	c.fixed_serial = "SECLONE0000000001";
 	c.keygen_ms = c.csr_ms = 400; /* long enough for the two to overlap */
 	for (i = 0; i < 2; i++) {
-		x[i] = gang_core_new(pki, &c);
+		x[i] = gang_core_new(tu_pki, &c);
 		port[i] = gang_port_new(x[i]);
 		uris[i] = gang_port_uri(port[i]);
 	}
@@ -512,7 +496,7 @@ has_status_line(const char *out, const char *name, const char *serial, const cha
 START_TEST(test_terminal_display)
 {
 	enum { NJIGS = 2, PER_JIG = 3 };
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim[NJIGS];
 	const char *uris[NJIGS];
 	jigsim_config c;
@@ -526,7 +510,7 @@ START_TEST(test_terminal_display)
 	c.keygen_ms = 400; /* long enough for a redraw in the middle of KEYGEN */
 	for (i = 0; i < NJIGS; i++) {
 		c.id = (unsigned)i + 1;
-		sim[i] = stu_sim_start(pki, &c);
+		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
 	out = run_on_terminal(w, uris, NJIGS, NJIGS * PER_JIG, &status);
@@ -568,7 +552,7 @@ suite(void)
 	Suite *s = suite_create("gang-link");
 	TCase *tc = tcase_create("link");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_jig_unplugged);
 	tcase_add_test(tc, test_se_moves_to_another_jig);

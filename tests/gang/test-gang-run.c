@@ -10,22 +10,6 @@
 
 #include "gangutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -60,7 +44,7 @@ START_TEST(test_four_jigs_one_faulty)
 {
 	enum { NJIGS = 4, PER_JIG = 25, FAULTY = 2, EVERY = 5 };
 	const unsigned total = NJIGS * PER_JIG, nfaulty = PER_JIG / EVERY;
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim[NJIGS];
 	const char *uris[NJIGS];
 	char **paths = NULL, **serials = NULL;
@@ -80,7 +64,7 @@ START_TEST(test_four_jigs_one_faulty)
 			c.faults = jigsim_fault_parse("bad-attestation-signature");
 			c.fault_every = EVERY;
 		}
-		sim[i] = stu_sim_start(pki, &c);
+		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
 	gang_station_start(w, uris, NJIGS, total, &r);
@@ -202,7 +186,7 @@ START_TEST(test_count_is_total)
 {
 	enum { NJIGS = 3, COUNT = 15 };
 	static const unsigned panel[NJIGS] = { 2, 10, 10 };
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim[NJIGS];
 	const char *uris[NJIGS];
 	unsigned released = 0, k;
@@ -215,7 +199,7 @@ START_TEST(test_count_is_total)
 		jigsim_config_init(&c);
 		c.id = (unsigned)i + 1;
 		c.devices = panel[i];
-		sim[i] = stu_sim_start(pki, &c);
+		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
 	gang_station_start(w, uris, NJIGS, COUNT, &r);
@@ -254,7 +238,7 @@ END_TEST
 START_TEST(test_quota_shared)
 {
 	enum { NJIGS = 3, PER_JIG = 4, QUOTA = 5 };
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim[NJIGS];
 	const char *uris[NJIGS];
 	unsigned issued = 0, locked = 0, jigs_used = 0, k;
@@ -269,7 +253,7 @@ START_TEST(test_quota_shared)
 		jigsim_config_init(&c);
 		c.id = (unsigned)i + 1;
 		c.devices = PER_JIG;
-		sim[i] = stu_sim_start(pki, &c);
+		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
 	gang_station_start(w, uris, NJIGS, 0, &r);
@@ -318,7 +302,7 @@ suite(void)
 	Suite *s = suite_create("gang-run");
 	TCase *tc = tcase_create("run");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_four_jigs_one_faulty);
 	tcase_add_test(tc, test_count_is_total);

@@ -17,22 +17,6 @@
 
 #include "rwutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 /* Every certificate issued to the SE but `live` is revoked. */
 static void
 check_revoked_but(stu_ws *w, const char *se, const char *live)
@@ -57,7 +41,7 @@ check_revoked_but(stu_ws *w, const char *se, const char *live)
 
 START_TEST(test_retire_reply_lost)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim;
 	jigsim_config c;
 	jigsim_device_info info;
@@ -75,7 +59,7 @@ START_TEST(test_retire_reply_lost)
 	c.rma = 1;
 	c.pause_cmd = JIG_CMD_RETIRE;
 	c.pause_after = 1;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	rw_provision(w, sim, 1);
 	rw_sim_cert(sim, 1, old, sizeof(old), &old_len);
 	rw_serial(old, old_len, old_serial);
@@ -156,7 +140,7 @@ break_readback(void *arg)
 
 START_TEST(test_install_fails)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim;
 	jigsim_config c;
 	pthread_t breaker;
@@ -174,7 +158,7 @@ START_TEST(test_install_fails)
 	c.rma = 1;
 	c.keygen_ms = 500;
 	c.csr_ms = 500;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	rw_provision(w, sim, 1);
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
 	rw_sim_cert(sim, 1, old, sizeof(old), &old_len);
@@ -212,7 +196,7 @@ START_TEST(test_install_fails)
 
 	/* The CRL says so, and openssl accepts it. */
 	snprintf(crl, sizeof(crl), "%s/crl.pem", w->dir);
-	snprintf(inter, sizeof(inter), "%s/intermediate.pem", pki);
+	snprintf(inter, sizeof(inter), "%s/intermediate.pem", tu_pki);
 	rw_crl(w, crl, NULL, NULL);
 	x = rw_crl_load(crl, 0);
 	ck_assert_int_eq(rw_crl_reason(x, old_serial), CRL_REASON_SUPERSEDED);
@@ -234,7 +218,7 @@ suite(void)
 	Suite *s = suite_create("rework-interrupted");
 	TCase *tc = tcase_create("interrupted");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_retire_reply_lost);
 	tcase_add_test(tc, test_install_fails);

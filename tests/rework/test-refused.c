@@ -12,22 +12,6 @@
 
 #include "rwutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 static const struct refusal {
 	const char *name;
 	unsigned faults;       /* jigsim faults from the start */
@@ -55,8 +39,8 @@ START_TEST(test_refused)
 {
 	const struct refusal *rc = &cases[_i];
 	int retires = rc->lifecycle == JIG_LC_REWORK;
-	stu_ws *w = stu_ws_new(pki);
-	stu_sim *sim = rw_sim(pki, 1, rc->faults);
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = rw_sim(tu_pki, 1, rc->faults);
 	jigsim_device_info before, info;
 	uint8_t old[JIG_BLOB_MAX], now[JIG_BLOB_MAX], rpub[JIG_BLOB_MAX], rcert[JIG_BLOB_MAX], *kept = NULL;
 	size_t old_len = 0, now_len = 0, rpub_len = 0, rcert_len = 0, kept_len = 0, start = 0;
@@ -168,7 +152,7 @@ suite(void)
 	Suite *s = suite_create("rework-refused");
 	TCase *tc = tcase_create("refused");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_refused, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	suite_add_tcase(s, tc);

@@ -14,22 +14,6 @@
 
 #include "rwutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 /* Seconds from lastUpdate to nextUpdate. */
 static long
 crl_period(X509_CRL *crl)
@@ -67,7 +51,7 @@ station_cert(stu_ws *w, const char *se, char serial[64])
 
 START_TEST(test_abandoned)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim;
 	jigsim_config c;
 	char good[JIG_STR_MAX + 1], bad[JIG_STR_MAX + 1], good_serial[64], bad_serial[64];
@@ -87,7 +71,7 @@ START_TEST(test_abandoned)
 	c.devices = 2;
 	c.faults = JIGSIM_F_READBACK_MISMATCH;
 	c.fault_every = 2;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, 2, 1, &r);
 	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	device_serial(sim, 1, good);
@@ -119,8 +103,8 @@ START_TEST(test_abandoned)
 	 * the CRL signed by the intermediate, not as the root's. */
 	snprintf(crl1, sizeof(crl1), "%s/crl-1.pem", w->dir);
 	snprintf(crl2, sizeof(crl2), "%s/crl-2.der", w->dir);
-	snprintf(inter, sizeof(inter), "%s/intermediate.pem", pki);
-	snprintf(root, sizeof(root), "%s/root-ca.pem", pki);
+	snprintf(inter, sizeof(inter), "%s/intermediate.pem", tu_pki);
+	snprintf(root, sizeof(root), "%s/root-ca.pem", tu_pki);
 	rw_crl(w, crl1, NULL, NULL);
 	x = rw_crl_load(crl1, 0);
 	ck_assert_int_eq(rw_crl_reason(x, bad_serial), CRL_REASON_CESSATION_OF_OPERATION);
@@ -199,7 +183,7 @@ expect(int rc, char *out, int want, const char *says, const char *what)
 
 START_TEST(test_revoke_cli)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim;
 	jigsim_config c;
 	char a[JIG_STR_MAX + 1], b[JIG_STR_MAX + 1], sa[64], sb[64], upper_b[80], crl[4200], *pa, *pb, *out = NULL;
@@ -211,7 +195,7 @@ START_TEST(test_revoke_cli)
 
 	jigsim_config_init(&c);
 	c.devices = 2;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, 2, 0, &r);
 	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	device_serial(sim, 1, a);
@@ -297,7 +281,7 @@ suite(void)
 	Suite *s = suite_create("rework-revocation");
 	TCase *tc = tcase_create("revocation");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_abandoned);
 	tcase_add_test(tc, test_revoke_cli);

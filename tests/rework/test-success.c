@@ -16,22 +16,6 @@
 
 #include "rwutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 static const char *const rework_steps[] = {
 	"rework-start", "rework-auth", "retire", "revoke", "keygen", "verify", "issuing", "issued", "install", "lock",
 	"done",
@@ -39,8 +23,8 @@ static const char *const rework_steps[] = {
 
 START_TEST(test_rework_ok)
 {
-	stu_ws *w = stu_ws_new(pki);
-	stu_sim *sim = rw_sim(pki, 2, 0);
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = rw_sim(tu_pki, 2, 0);
 	jigsim_device_info before, info;
 	uint8_t old[JIG_BLOB_MAX], now[JIG_BLOB_MAX], rpub[JIG_BLOB_MAX], rcert[JIG_BLOB_MAX], pub[JIG_BLOB_MAX];
 	size_t old_len = 0, now_len = 0, rpub_len = 0, rcert_len = 0, pub_len = 0, npaths = 0, i, at = 0, start = 0;
@@ -97,7 +81,7 @@ START_TEST(test_rework_ok)
 	/* The next CRL lists the old certificate (superseded), not the new
 	 * one; openssl accepts the CRL and, with it, rejects the old leaf. */
 	snprintf(crl, sizeof(crl), "%s/crl.pem", w->dir);
-	snprintf(inter, sizeof(inter), "%s/intermediate.pem", pki);
+	snprintf(inter, sizeof(inter), "%s/intermediate.pem", tu_pki);
 	rw_crl(w, crl, NULL, NULL);
 	x = rw_crl_load(crl, 0);
 	ck_assert_int_eq(rw_crl_reason(x, old_serial), CRL_REASON_SUPERSEDED);
@@ -182,8 +166,8 @@ END_TEST
 START_TEST(test_foreign_device)
 {
 	int allow = _i;
-	stu_ws *w = stu_ws_new(pki), *other = stu_ws_new(pki);
-	stu_sim *sim = rw_sim(pki, 1, 0);
+	stu_ws *w = stu_ws_new(tu_pki), *other = stu_ws_new(tu_pki);
+	stu_sim *sim = rw_sim(tu_pki, 1, 0);
 	jigsim_device_info before, info;
 	uint8_t old[JIG_BLOB_MAX], now[JIG_BLOB_MAX];
 	size_t old_len = 0, now_len = 0, npaths = 0, i;
@@ -248,7 +232,7 @@ suite(void)
 	Suite *s = suite_create("rework");
 	TCase *tc = tcase_create("rework");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_rework_ok);
 	tcase_add_loop_test(tc, test_foreign_device, 0, 2);

@@ -10,22 +10,6 @@
 
 #include "stutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 static const struct fault_case {
 	const char *fault;
 	const char *step;   /* where the faulty device fails; NULL: it passes */
@@ -55,7 +39,7 @@ START_TEST(test_fault)
 {
 	const struct fault_case *fc = &cases[_i];
 	const unsigned n = 3;
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim = NULL;
 	jigsim_config c;
 	jigsim_device_info info;
@@ -79,7 +63,7 @@ START_TEST(test_fault)
 	} else if (strcmp(fc->fault, "drop-reply") == 0) {
 		stu_recipe_edit(w, "    keygen: 3000", "    keygen: 500"); /* the retry comes sooner */
 	}
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, n, 1, &r);
 	ck_assert_msg(r.status == (fc->step ? 1 : 0), "%s: station run exit %d\n%s\n%s", fc->fault, r.status, stu_tail(r.out),
 	    stu_tail(r.err));
@@ -157,7 +141,7 @@ suite(void)
 	Suite *s = suite_create("station-faults");
 	TCase *tc = tcase_create("faults");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_fault, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	suite_add_tcase(s, tc);

@@ -11,22 +11,6 @@
 
 #include "stutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 static const struct boundary {
 	uint8_t cmd;
 	int after;
@@ -73,7 +57,7 @@ START_TEST(test_kill_and_resume)
 	const struct boundary *b = &boundaries[_i];
 	const char *cmd = jig_cmd_name(b->cmd), *when = b->after ? "after" : "before";
 	struct killer k = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim = NULL;
 	jigsim_config c;
 	jigsim_device_info info;
@@ -93,7 +77,7 @@ START_TEST(test_kill_and_resume)
 	c.pause_after = b->after;
 	c.on_pause = on_pause;
 	c.on_pause_arg = &k;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 
 	stu_station_start(w, sim->uri, 2, 1, &r);
 	pthread_mutex_lock(&k.lock);
@@ -184,7 +168,7 @@ passed_so_far(const char *path)
  * failed, and the next run picks up the device left in the jig. */
 START_TEST(test_ctrl_c)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim = NULL;
 	jigsim_config c;
 	jigsim_device_info info;
@@ -198,7 +182,7 @@ START_TEST(test_ctrl_c)
 	c.devices = 500;
 	c.keygen_ms = 20; /* a device takes long enough to be caught in the middle */
 	c.csr_ms = 20;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 
 	stu_station_start(w, sim->uri, 0, 1, &r); /* no --count: until Ctrl-C */
 	deadline = stu_now() + 30;
@@ -248,7 +232,7 @@ suite(void)
 	Suite *s = suite_create("station-resume");
 	TCase *tc = tcase_create("resume");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_kill_and_resume, 0, (int)(sizeof(boundaries) / sizeof(boundaries[0])));
 	tcase_add_test(tc, test_ctrl_c);

@@ -13,29 +13,13 @@
 
 #include "stutil.h"
 
-static char *pki;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-	pki = NULL;
-}
-
 /* 20 devices pass; each certificate verifies against the test root, names
  * the SE serial, is byte for byte what the SE returns; every SE is locked;
  * the live journal verifies. */
 START_TEST(test_twenty_devices)
 {
 	const unsigned n = 20;
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim = NULL;
 	jigsim_config c;
 	stu_journal j;
@@ -46,7 +30,7 @@ START_TEST(test_twenty_devices)
 
 	jigsim_config_init(&c);
 	c.devices = n;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, n, 1, &r);
 	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_uint_eq(stu_event_count(&r, "passed"), n);
@@ -106,7 +90,7 @@ END_TEST
  * session): its core file limit is 0, soft and hard. */
 START_TEST(test_no_core_dumps)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim;
 	jigsim_config c;
 	stu_run r;
@@ -115,7 +99,7 @@ START_TEST(test_no_core_dumps)
 
 	jigsim_config_init(&c);
 	c.devices = 1;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	stu_station_start(w, sim->uri, 2, 1, &r); /* the second device never comes: it waits */
 	for (i = 0; i < 1500 && jigsim_released(sim->s) < 1; i++)
 		usleep(20000);
@@ -138,7 +122,7 @@ END_TEST
  * CSR, decides validity (invariant 3). */
 START_TEST(test_fixed_not_after)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim;
 	jigsim_config c;
 	stu_run r;
@@ -146,7 +130,7 @@ START_TEST(test_fixed_not_after)
 
 	jigsim_config_init(&c);
 	c.devices = 1;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	stu_recipe_edit(w, "validity_days: 3650", "not_after: 20491231120000Z");
 	stu_station_run(w, sim->uri, 1, 1, &r);
 	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
@@ -166,7 +150,7 @@ END_TEST
 START_TEST(test_json_events)
 {
 	const unsigned n = 4;
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim = NULL;
 	jigsim_config c;
 	stu_run r;
@@ -178,7 +162,7 @@ START_TEST(test_json_events)
 	c.devices = n;
 	c.faults = jigsim_fault_parse("bad-attestation-signature");
 	c.fault_every = 2;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, n, 1, &r);
 	ck_assert_msg(r.status == 1, "station run: exit %d, expected 1 (a device failed)\n%s\n%s", r.status, stu_tail(r.out),
 	    stu_tail(r.err));
@@ -247,7 +231,7 @@ dead_port(void)
  * any device is touched. */
 START_TEST(test_exit_codes)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim = NULL;
 	jigsim_config c;
 	char jig[64], missing[4200];
@@ -255,7 +239,7 @@ START_TEST(test_exit_codes)
 
 	jigsim_config_init(&c);
 	c.devices = 1;
-	sim = stu_sim_start(pki, &c);
+	sim = stu_sim_start(tu_pki, &c);
 
 	/* No such recipe. */
 	snprintf(missing, sizeof(missing), "%s/no-such.yaml", w->dir);
@@ -320,7 +304,7 @@ suite(void)
 	Suite *s = suite_create("station-run");
 	TCase *tc = tcase_create("run");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_twenty_devices);
 	tcase_add_test(tc, test_json_events);

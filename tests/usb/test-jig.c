@@ -13,22 +13,8 @@
 #include "testutil.h"
 #include "usbbed.h"
 
-static char *pki;  /* one test PKI for the whole binary (unchecked fixture) */
 static ub_bed *bed; /* a fresh testbed per test (checked fixture) */
 static jigsim *sim;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-}
 
 static jigsim *
 sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
@@ -40,7 +26,7 @@ sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
 	c.devices = devices;
 	c.faults = faults;
 	c.fault_every = every;
-	return ub_sim_new(pki, &c);
+	return ub_sim_new(tu_pki, &c);
 }
 
 static void
@@ -142,7 +128,7 @@ END_TEST
 /* The recipe's usb: jig is a known identity too ("known or recipe VID:PIDs"). */
 START_TEST(test_station_list_recipe)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	char *out = NULL;
 	int rc;
 
@@ -365,7 +351,7 @@ START_TEST(test_run_five)
 	static const unsigned all[] = { 1, 2, 3, 4, 5 };
 	jigsim *s = sim_new(11, 5, 0, 0);
 	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	ub_jig_stats st;
 	stu_run r;
 
@@ -394,7 +380,7 @@ START_TEST(test_run_timeout)
 {
 	jigsim *s = sim_new(12, 5, 0, 0);
 	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim_device_info info;
 	ub_jig_stats st;
 	json_t *ev;
@@ -430,7 +416,7 @@ START_TEST(test_run_unplug_and_return)
 	static const unsigned ok[] = { 1, 3 };
 	jigsim *s = sim_new(13, 3, JIGSIM_F_DISCONNECT, 2);
 	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim_device_info info;
 	uint8_t cert[JIG_BLOB_MAX];
 	size_t len = 0;
@@ -468,7 +454,7 @@ suite(void)
 	Suite *s = suite_create("usb-jig");
 	TCase *tc = tcase_create("usb");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_add_checked_fixture(tc, bed_setup, bed_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_enumerate_in_process);

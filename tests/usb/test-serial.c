@@ -16,23 +16,9 @@
 
 #define URI "serial:/dev/ttyUSB0?baud=115200"
 
-static char *pki;   /* one test PKI for the whole binary (unchecked fixture) */
 static ub_bed *bed; /* a fresh testbed per test (checked fixture) */
 static jigsim *sim;
 static ub_serial *line;
-
-static void
-pki_setup(void)
-{
-	pki = tu_make_pki();
-}
-
-static void
-pki_teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-}
 
 static jigsim *
 sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
@@ -44,7 +30,7 @@ sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
 	c.devices = devices;
 	c.faults = faults;
 	c.fault_every = every;
-	return ub_sim_new(pki, &c);
+	return ub_sim_new(tu_pki, &c);
 }
 
 static void
@@ -272,7 +258,7 @@ END_TEST
 static void
 run_five(int junk)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	char **paths = NULL;
 	size_t npaths = 0;
 	ub_serial_stats st;
@@ -331,7 +317,7 @@ END_TEST
  * before anything else happens. */
 START_TEST(test_run_config_error)
 {
-	stu_ws *w = stu_ws_new(pki);
+	stu_ws *w = stu_ws_new(tu_pki);
 	stu_run r;
 
 	stu_station_run(w, "serial:/dev/ttyUSB0?baud=115200&flow=xon", 1, 0, &r);
@@ -350,7 +336,7 @@ suite(void)
 	Suite *s = suite_create("usb-serial");
 	TCase *tc = tcase_create("serial");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_add_checked_fixture(tc, bed_setup, bed_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_list);
