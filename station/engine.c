@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "engine-int.h"
+#include "revlist.h"
 #include "verify.h"
 
 const char *const advice_text[] = {
@@ -245,17 +246,10 @@ eng_cert_serial_hex(X509 *cert, char out[41])
 {
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *hex = bn ? BN_bn2hex(bn) : NULL;
-	size_t i;
 	int ret = -1;
 
 	if (hex && strlen(hex) <= 40) {
-		const char *h = hex;
-
-		while (h[0] == '0' && h[1]) /* canonical: no leading zeros, as hsm_serial_new */
-			h++;
-		for (i = 0; h[i]; i++)
-			out[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
-		out[i] = '\0';
+		revlist_canon(hex, out); /* BN_bn2hex gives whole bytes: "03DF..." */
 		ret = 0;
 	}
 	OPENSSL_free(hex);

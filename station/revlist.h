@@ -26,7 +26,9 @@ typedef struct revlist {
 
 int revlist_load(const char *journal_dir, revlist *rl, st_err *err);
 void revlist_free(revlist *rl);
-/* Canonical form of a hex serial for comparison: lower case, no leading zeros. */
+/* The journal's spelling of a certificate serial (hex, at most 40 digits):
+ * lower case, no leading zeros.  Every serial the station writes or compares
+ * goes through it. */
 void revlist_canon(const char *in, char out[41]);
 rev_cert *revlist_find(revlist *rl, const char *serial);
 

@@ -13,6 +13,7 @@
 #include "cms.h"
 #include "hsm.h"
 #include "recipe.h"
+#include "revlist.h"
 #include "station.h"
 #include "verify.h"
 
@@ -147,18 +148,10 @@ int
 station_cert_serial(char hex[41])
 {
 	char upper[HSM_SERIAL_HEX_MAX];
-	const char *h = upper;
-	size_t i;
 
 	if (hsm_serial_new(upper, NULL) < 0)
 		return -1;
-	/* The journal spells serials in lower case without leading zeros, as
-	 * eng_cert_serial_hex does (BN_bn2hex gives whole bytes: "03DF..."). */
-	while (h[0] == '0' && h[1])
-		h++;
-	for (i = 0; h[i] && i < 40; i++)
-		hex[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
-	hex[i] = '\0';
+	revlist_canon(upper, hex); /* the journal's spelling, as eng_cert_serial_hex */
 	return 0;
 }
 
