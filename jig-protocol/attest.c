@@ -2,7 +2,7 @@
  * No I/O, no crypto: callers sign and verify these bytes. */
 #include <string.h>
 
-#include "jig.h"
+#include "jig-codec.h"
 
 #define TAG_ATTEST_LEN (sizeof(JIG_TAG_ATTEST) - 1)
 

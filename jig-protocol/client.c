@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "jig.h"
 #include "transport-int.h"
 
 #define DEFAULT_TIMEOUT_MS 2000

@@ -1,7 +1,7 @@
 /* Frame codec and byte-stream reassembly (PROTOCOL.md section 1).  No I/O. */
 #include <string.h>
 
-#include "jig.h"
+#include "jig-codec.h"
 
 /* CRC-32 (zlib's), four bits at a time: a 16-entry table needs no
  * run-time initialisation and is fast enough for 4 KiB frames. */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "jig.h"
+#include "jig-codec.h"
 
 static const char *const cmd_names[] = {
 	[JIG_CMD_HELLO] = "HELLO",

@@ -11,6 +11,7 @@
 
 #include <libserialport.h>
 
+#include "jig.h"
 #include "transport-int.h"
 
 static int

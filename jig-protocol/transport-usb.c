@@ -8,6 +8,7 @@
 
 #include <libusb.h>
 
+#include "jig.h"
 #include "transport-int.h"
 
 /* A multiple of every bulk packet size (64, 512, 1024) holding a whole frame. */

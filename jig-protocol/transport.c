@@ -1,4 +1,4 @@
-/* Transport URIs and dispatch to the backends (tcp/fd, serial, usb). */
+/* Transport objects and jig URIs (libjig-wire); open.c dispatches a URI to its backend. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,22 +236,4 @@ jig_uri_parse(const char *uri, jig_uri *u, st_err *err)
 	}
 	return st_err_set(err, ST_E_CONFIG,
 	    "jig URI \"%s\": unknown kind; use tcp:HOST:PORT, serial:PATH?baud=N or usb:VID:PID[?serial=S]", uri);
-}
-
-int
-jig_transport_open(const char *uri, jig_transport **out, st_err *err)
-{
-	jig_uri u;
-
-	*out = NULL;
-	if (strlen(uri) >= sizeof((*out)->uri))
-		return st_err_set(err, ST_E_CONFIG, "jig URI \"%.40s...\": longer than %zu characters", uri,
-		    sizeof((*out)->uri) - 1);
-	if (jig_uri_parse(uri, &u, err) < 0)
-		return -1;
-	if (strcmp(u.scheme, "tcp") == 0)
-		return jig_tcp_open(&u, uri, out, err);
-	if (strcmp(u.scheme, "serial") == 0)
-		return jig_serial_open(&u, uri, out, err);
-	return jig_usb_open(&u, uri, out, err);
 }

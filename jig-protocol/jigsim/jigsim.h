@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jig.h"
+#include "jig-wire.h"
 #include "st.h"
 
 /* Faults (PROTOCOL-level misbehaviour), one bit each. */

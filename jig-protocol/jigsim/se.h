@@ -7,7 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "jig.h"
+#include "jig-codec.h"
 #include "jigsim.h"
 
 /* DER bytes owned by OpenSSL's allocator (i2d_*(x, &p) with p == NULL). */

@@ -1,0 +1,211 @@
+/* libjig-codec: the station <-> jig protocol's bytes (PROTOCOL.md is
+ * normative).  Frames, messages and attestation structures are encoded and
+ * decoded on buffers: no I/O, no libusb, no libserialport.  jigsim and the
+ * fuzz targets link this alone (plus jig-wire.h for jigsim). */
+#ifndef JIG_CODEC_H
+#define JIG_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st.h"
+
+#define JIG_SOF 0xA5
+#define JIG_VERSION_MIN 1
+#define JIG_VERSION_MAX 1
+#define JIG_HEADER_LEN 6
+#define JIG_CRC_LEN 4
+#define JIG_MAX_PAYLOAD 4096
+#define JIG_MAX_FRAME (JIG_HEADER_LEN + JIG_MAX_PAYLOAD + JIG_CRC_LEN)
+#define JIG_STR_MAX 64    /* serial, model, jig id, firmware text */
+#define JIG_ERRMSG_MAX 200
+#define JIG_BLOB_MAX 2048 /* certificate, CSR, public key, signature */
+#define JIG_MAX_CERTS 4
+#define JIG_NONCE_LEN 32
+#define JIG_MAX_SLOT 15
+/* Largest attestation structure (section 6): tag, nonce, serial, model, ... */
+#define JIG_ATTEST_MAX (17 + 1 + JIG_NONCE_LEN + 1 + JIG_STR_MAX + 1 + JIG_STR_MAX + 4 + 1 + 1 + 32 + 32)
+/* Largest tool-auth / rework challenge message (section 5). */
+#define JIG_CHALLENGE_MSG_MAX (20 + 1 + JIG_STR_MAX + JIG_NONCE_LEN)
+
+/* The jig's USB identity (PROTOCOL.md section 10): pid.codes test VID:PID. */
+#define JIG_USB_VID 0x1209
+#define JIG_USB_PID 0x0001
+#define JIG_USB_CLASS 0xFF
+
+enum jig_cmd {
+	JIG_CMD_HELLO = 0x01,
+	JIG_CMD_DUT_STATUS = 0x02,
+	JIG_CMD_DUT_POWER = 0x03,
+	JIG_CMD_SE_INFO = 0x04,
+	JIG_CMD_AUTH_CHALLENGE = 0x05,
+	JIG_CMD_AUTH_RESPONSE = 0x06,
+	JIG_CMD_KEYGEN = 0x07,
+	JIG_CMD_GET_CSR = 0x08,
+	JIG_CMD_INSTALL_CERT = 0x09,
+	JIG_CMD_READ_CERT = 0x0A,
+	JIG_CMD_LOCK = 0x0B,
+	JIG_CMD_REWORK_CHALLENGE = 0x0C,
+	JIG_CMD_RETIRE = 0x0D,
+	JIG_CMD_LAST = JIG_CMD_RETIRE,
+};
+#define JIG_RESPONSE 0x80 /* response type = command | JIG_RESPONSE */
+#define JIG_T_ERROR 0xFF
+
+enum jig_error_code {
+	JIG_E_UNSUPPORTED_VERSION = 1,
+	JIG_E_UNKNOWN_COMMAND = 2,
+	JIG_E_BAD_REQUEST = 3,
+	JIG_E_NO_DUT = 4,
+	JIG_E_NOT_AUTHENTICATED = 5,
+	JIG_E_AUTH_FAILED = 6,
+	JIG_E_BAD_STATE = 7,
+	JIG_E_LOCKED = 8,
+	JIG_E_SLOT_EMPTY = 9,
+	JIG_E_BAD_SLOT = 10,
+	JIG_E_SE_FAILURE = 11,
+	JIG_E_BUSY = 12,
+};
+
+enum jig_lifecycle {
+	JIG_LC_FACTORY = 1,
+	JIG_LC_PROVISIONED = 2,
+	JIG_LC_REWORK = 3,
+};
+
+enum jig_power_action { JIG_POWER_OFF = 0, JIG_POWER_ON = 1, JIG_POWER_RELEASE = 2 };
+enum jig_alg { JIG_ALG_P256 = 1, JIG_ALG_P384 = 2 };
+#define JIG_KEYGEN_KEEP 0x01
+#define JIG_CAP_DUT_DETECT 0x01
+#define JIG_CAP_DUT_POWER 0x02
+#define JIG_CAP_REWORK 0x04
+
+#define JIG_TAG_TOOL_AUTH "station-tool-auth-v1"
+#define JIG_TAG_REWORK "station-rework-v1"
+#define JIG_TAG_ATTEST "station-attest-v1"
+
+const char *jig_cmd_name(uint8_t cmd);        /* "KEYGEN"; "0x42" style for unknown */
+const char *jig_error_name(uint16_t code);    /* "NO_DUT" */
+const char *jig_lifecycle_name(uint8_t lc);   /* "factory" */
+/* 1 if type is a request, response or error type this version defines. */
+int jig_type_known(uint8_t type);
+
+/* ---- frames (frame.c) ------------------------------------------------- */
+
+uint32_t jig_crc32(const uint8_t *p, size_t len);
+
+typedef struct jig_frame {
+	uint8_t version;
+	uint8_t type;
+	uint8_t seq;
+	uint16_t len;
+	uint8_t payload[JIG_MAX_PAYLOAD];
+} jig_frame;
+
+/* Encode a frame into out (cap >= JIG_HEADER_LEN + len + JIG_CRC_LEN). */
+int jig_frame_encode(const jig_frame *f, uint8_t *out, size_t cap, size_t *outlen, st_err *err);
+
+enum jig_decode_result {
+	JIG_DECODE_OK = 0,      /* one frame decoded; *consumed bytes used */
+	JIG_DECODE_NEED_MORE,   /* a valid prefix: wait for more bytes */
+	JIG_DECODE_BAD,         /* not a frame at buf[0]; err says why; skip 1 byte */
+};
+/* Decode one frame that starts at buf[0]. */
+int jig_frame_decode(const uint8_t *buf, size_t len, jig_frame *f, size_t *consumed, st_err *err);
+
+/* Byte-stream reassembly with resynchronisation (serial, TCP, USB IN). */
+typedef struct jig_stream {
+	uint8_t buf[2 * JIG_MAX_FRAME];
+	size_t len;
+	uint64_t skipped;  /* bytes discarded while resynchronising */
+	uint64_t bad_frames; /* complete candidate frames refused for their CRC */
+	st_err last_bad;   /* why the last discarded candidate frame was rejected */
+} jig_stream;
+
+void jig_stream_init(jig_stream *s);
+/* Append received bytes; returns -1 only if more than the buffer can hold was offered. */
+int jig_stream_feed(jig_stream *s, const uint8_t *p, size_t n);
+/* 1 and *f filled when a frame is ready, 0 when more bytes are needed. */
+int jig_stream_next(jig_stream *s, jig_frame *f);
+/* Abandon buffered bytes (a truncated frame at a timeout); counted as skipped. */
+void jig_stream_discard(jig_stream *s);
+
+/* ---- commands (msg.c) ------------------------------------------------- */
+
+typedef struct jig_blob {
+	size_t len;
+	uint8_t data[JIG_BLOB_MAX];
+} jig_blob;
+
+typedef struct jig_se_info {
+	char serial[JIG_STR_MAX + 1];
+	char model[JIG_STR_MAX + 1];
+	uint32_t firmware;
+	uint8_t lifecycle;
+	uint8_t challenge[JIG_NONCE_LEN];
+	size_t ncerts;
+	jig_blob certs[JIG_MAX_CERTS]; /* attestation certificate first */
+} jig_se_info;
+
+/* One decoded request, response or error.  `type` is the frame type. */
+typedef struct jig_msg {
+	uint8_t type;
+	union {
+		struct { uint8_t min_version, max_version; } hello_req;
+		struct {
+			uint8_t version;
+			char jig_id[JIG_STR_MAX + 1];
+			char firmware[JIG_STR_MAX + 1];
+			uint32_t capabilities;
+			uint16_t max_payload;
+		} hello;
+		struct { uint8_t action; } power_req;               /* DUT_POWER */
+		struct { uint8_t present, powered; } dut;           /* DUT_STATUS, DUT_POWER responses */
+		jig_se_info se_info;
+		struct { uint8_t challenge[JIG_NONCE_LEN]; } challenge;  /* AUTH_CHALLENGE response */
+		jig_blob signature;                                 /* AUTH_RESPONSE req, REWORK_CHALLENGE resp */
+		struct { uint8_t slot, algorithm, flags; } keygen_req;
+		jig_blob pubkey;                                    /* KEYGEN response */
+		struct { uint8_t slot; uint8_t nonce[JIG_NONCE_LEN]; } csr_req;
+		struct { jig_blob csr, attestation, signature; } csr;    /* GET_CSR response */
+		struct { uint8_t slot; jig_blob cert; } install_req;
+		struct { uint8_t slot; } slot_req;                  /* READ_CERT, RETIRE */
+		jig_blob cert;                                      /* READ_CERT response */
+		struct { uint8_t lifecycle; } lock;                 /* LOCK response */
+		struct { uint8_t slot; uint8_t challenge[JIG_NONCE_LEN]; } rework_req;
+		struct {
+			uint8_t command;
+			uint16_t code;
+			char message[JIG_ERRMSG_MAX + 1];
+		} error;
+	} u;
+} jig_msg;
+
+/* Encode m's payload for frame type m->type. */
+int jig_msg_encode(const jig_msg *m, uint8_t *payload, size_t cap, size_t *len, st_err *err);
+/* Decode a payload of frame type `type`; every length checked, exact consumption.
+ * An unknown type fails with ST_E_NOTFOUND (a jig answers UNKNOWN_COMMAND), a
+ * malformed payload with ST_E_PROTO (BAD_REQUEST). */
+int jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err);
+
+/* ---- signed structures (attest.c) ------------------------------------- */
+
+typedef struct jig_attest {
+	uint8_t nonce[JIG_NONCE_LEN];
+	char serial[JIG_STR_MAX + 1];
+	char model[JIG_STR_MAX + 1];
+	uint32_t firmware;
+	uint8_t lifecycle;
+	uint8_t slot;
+	uint8_t csr_sha256[32];
+	uint8_t pubkey_sha256[32];
+} jig_attest;
+
+int jig_attest_encode(const jig_attest *a, uint8_t *out, size_t cap, size_t *len, st_err *err);
+int jig_attest_decode(const uint8_t *p, size_t len, jig_attest *a, st_err *err);
+/* tag || u8 len(serial) || serial || challenge: the bytes signed for tool
+ * authentication (JIG_TAG_TOOL_AUTH) and rework (JIG_TAG_REWORK). */
+int jig_challenge_message(const char *tag, const char *serial, const uint8_t challenge[JIG_NONCE_LEN],
+    uint8_t *out, size_t cap, size_t *len, st_err *err);
+
+#endif
