@@ -1,0 +1,47 @@
+/* station-registry: the fleet's audit records in PostgreSQL.  Internal to
+ * registry/: the commands share a connection, an output mode and a few
+ * helpers around libpq. */
+#ifndef REGISTRY_H
+#define REGISTRY_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "st.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct reg_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct reg_migration reg_migrations[]; /* generated from migrations/ */
+
+struct reg {
+	const char *db; /* --db URI or NULL: libpq's PG* environment */
+	int json;       /* --json */
+	PGconn *conn;
+};
+
+/* Connect (once) to r->db; ST_E_IO naming the server when it cannot. */
+int reg_connect(struct reg *r, st_err *err);
+void reg_disconnect(struct reg *r);
+/* Run sql (no parameters, any number of statements); -1 with the server's message. */
+int reg_exec(struct reg *r, const char *sql, st_err *err);
+/* Run one parameterised query; returns the result (caller PQclear()s) or NULL with err. */
+PGresult *reg_query(struct reg *r, const char *sql, int n, const char *const *params, st_err *err);
+/* The schema version the database is at (0: none), or -1. */
+int reg_schema_version(struct reg *r, st_err *err);
+/* Print a JSON value on stdout, one line, and release it (steals v). */
+void reg_print_json(json_t *v);
+
+int cmd_init(struct reg *r, int argc, char **argv);
+int cmd_ingest(struct reg *r, int argc, char **argv);
+int cmd_device(struct reg *r, int argc, char **argv);
+int cmd_certificate(struct reg *r, int argc, char **argv);
+int cmd_alarms(struct reg *r, int argc, char **argv);
+
+#endif

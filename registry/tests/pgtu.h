@@ -1,0 +1,28 @@
+/* A throw-away PostgreSQL cluster for the registry's tests: initdb and
+ * pg_ctl on a unix socket in a temporary folder, no TCP, no system service.
+ * PostgreSQL refuses to run as root: as root the server runs as the
+ * `postgres` account (runuser), otherwise as the caller. */
+#ifndef PGTU_H
+#define PGTU_H
+
+typedef struct pgtu {
+	char *dir;      /* the cluster's folder: data/, the socket, server.log */
+	char *conninfo; /* "host=DIR dbname=registry user=postgres" */
+	char *socket_dir;
+	int running;
+} pgtu;
+
+/* initdb + start; ck_asserts on failure (the server log is in the message). */
+void pgtu_start(pgtu *pg);
+/* Stop the server (immediate) and remove the folder; safe to call twice. */
+void pgtu_stop(pgtu *pg);
+/* Stop / start the server of an existing cluster, keeping its data. */
+void pgtu_down(pgtu *pg);
+void pgtu_up(pgtu *pg);
+/* conninfo with another user: malloc'd. */
+char *pgtu_conninfo_as(const pgtu *pg, const char *user);
+/* Run one SQL statement with psql as the superuser; returns psql's status,
+ * its output (unaligned, tuples only) in *out (malloc'd, may be NULL). */
+int pgtu_psql(const pgtu *pg, const char *sql, char **out);
+
+#endif
