@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/rand.h>
@@ -193,14 +194,62 @@ prove_identity(struct worker *w, struct dev *d, X509 *cert)
 	return 0;
 }
 
+/* IDENTIFY and POSTURE as the factory path journals them: what the SE
+ * reported, then posture and its attestation chain checked on it (the
+ * attestation key that VERIFY uses comes from this chain). */
+static int
+identify_posture(struct worker *w, struct dev *d)
+{
+	char fw[32];
+
+	snprintf(fw, sizeof(fw), "%u.%u.%u", d->info.firmware >> 24, (d->info.firmware >> 16) & 0xff,
+	    d->info.firmware & 0xffff);
+	if (eng_journal(w, d, "identify", "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
+	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
+		return eng_fail(d, "IDENTIFY", ADV_ENGINEERING);
+	EVP_PKEY_free(d->attest_key);
+	d->attest_key = NULL;
+	if (eng_step_posture(w, d) < 0)
+		return -1;
+	if (eng_journal(w, d, "posture", "ok", NULL) < 0)
+		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+	return 0;
+}
+
+/* After RETIRE the SE is the one that proved its identity before: the same
+ * serial, model, firmware and attestation chain, byte for byte. */
+static int
+same_se(const jig_se_info *before, const jig_se_info *after, st_err *err)
+{
+	size_t i;
+
+	if (strcmp(before->serial, after->serial) != 0)
+		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports another serial than before");
+	if (strcmp(before->model, after->model) != 0)
+		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports another model than before");
+	if (before->firmware != after->firmware)
+		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports firmware %u.%u.%u, before it was %u.%u.%u",
+		    after->firmware >> 24, (after->firmware >> 16) & 0xff, after->firmware & 0xffff, before->firmware >> 24,
+		    (before->firmware >> 16) & 0xff, before->firmware & 0xffff);
+	if (before->ncerts != after->ncerts)
+		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE sends %zu attestation certificates, before %zu",
+		    after->ncerts, before->ncerts);
+	for (i = 0; i < before->ncerts; i++)
+		if (before->certs[i].len != after->certs[i].len ||
+		    memcmp(before->certs[i].data, after->certs[i].data, before->certs[i].len) != 0)
+			return st_err_set(err, ST_E_VERIFY, "after RETIRE attestation certificate %zu differs from before", i + 1);
+	return 0;
+}
+
 static int
 rework_device(struct worker *w, struct dev *d, struct history *h)
 {
 	station *st = w->eng->st;
 	X509 *old = NULL;
+	jig_se_info *before = NULL;
 	int ret = -1;
 
-	if (eng_step_posture(w, d) < 0)
+	if (identify_posture(w, d) < 0)
 		return -1;
 	if (d->info.lifecycle == JIG_LC_FACTORY) {
 		st_err_set(&d->err, ST_E_STATE, "SE is in factory state: provision it with 'station run', not rework");
@@ -232,10 +281,21 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 			eng_fail(d, "RETIRE", ADV_RESEAT);
 			goto out;
 		}
-		if (revoke_once(w, d, h, d->cert_serial) < 0)
-			goto out;
 		if (eng_call(w, JIG_CMD_SE_INFO, &d->err) < 0) {
 			eng_fail(d, "RETIRE", ADV_RESEAT);
+			goto out;
+		}
+		/* Nothing of the second SE_INFO is taken on the jig's word: it
+		 * must be the SE of the first, and passes posture again.  Only
+		 * then is the old certificate revoked. */
+		if (!(before = malloc(sizeof(*before)))) {
+			st_err_set(&d->err, ST_E_NOMEM, "out of memory");
+			eng_fail(d, "RETIRE", ADV_ENGINEERING);
+			goto out;
+		}
+		*before = d->info;
+		if (same_se(before, &w->resp.u.se_info, &d->err) < 0) {
+			eng_fail(d, "RETIRE", ADV_QUARANTINE);
 			goto out;
 		}
 		d->info = w->resp.u.se_info;
@@ -245,6 +305,10 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 			eng_fail(d, "RETIRE", ADV_SCRAP);
 			goto out;
 		}
+		if (identify_posture(w, d) < 0)
+			goto out;
+		if (revoke_once(w, d, h, d->cert_serial) < 0)
+			goto out;
 	} else if (h->retiring[0]) {
 		/* A rework resumed after RETIRE (its reply lost, the station
 		 * stopped): the old certificate may not be revoked yet. */
@@ -269,6 +333,7 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 		goto out;
 	ret = 0;
 out:
+	free(before);
 	X509_free(old);
 	return ret;
 }

@@ -1,0 +1,260 @@
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/socket.h>
+
+#include <check.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "liar.h"
+
+static void
+add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
+{
+	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, v3, nid, value);
+
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(X509_add_ext(x, e, -1), 1);
+	X509_EXTENSION_free(e);
+}
+
+/* The compromised attestation key's certificate: a genuine vendor
+ * certificate naming serial. */
+static void
+certify(liar *l, const char *serial)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	uint8_t rnd[8], *p = l->acert;
+	BIGNUM *bn = NULL;
+	X509V3_CTX v3;
+	int len;
+
+	ck_assert_ptr_nonnull(x);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(RAND_bytes(rnd, sizeof(rnd)), 1);
+	rnd[0] &= 0x7f;
+	ck_assert_ptr_nonnull(bn = BN_bin2bn(rnd, sizeof(rnd), NULL));
+	ck_assert_ptr_nonnull(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
+	BN_free(bn);
+	X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"Test SE Vendor", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"TSE-100 attestation", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(n, "serialNumber", MBSTRING_UTF8, (const unsigned char *)serial, -1, -1, 0);
+	ck_assert_int_eq(X509_set_version(x, X509_VERSION_3), 1);
+	ck_assert_int_eq(X509_set_subject_name(x, n), 1);
+	ck_assert_int_eq(X509_set_issuer_name(x, X509_get_subject_name(l->vendor_cert)), 1);
+	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(x), -86400));
+	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365));
+	ck_assert_int_eq(X509_set_pubkey(x, l->akey), 1);
+	X509V3_set_ctx(&v3, l->vendor_cert, x, NULL, NULL, 0);
+	add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
+	add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
+	add_ext(x, &v3, NID_subject_key_identifier, "hash");
+	add_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
+	ck_assert_int_gt(X509_sign(x, l->vendor_key, EVP_sha256()), 0);
+	len = i2d_X509(x, NULL);
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_le(len, (int)sizeof(l->acert));
+	ck_assert_int_eq(i2d_X509(x, &p), len);
+	l->acert_len = (size_t)len;
+	snprintf(l->acert_serial, sizeof(l->acert_serial), "%s", serial);
+	X509_NAME_free(n);
+	X509_free(x);
+}
+
+static void
+sign(EVP_PKEY *key, const uint8_t *msg, size_t len, jig_blob *sig)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	size_t n = sizeof(sig->data);
+
+	ck_assert_ptr_nonnull(ctx);
+	ck_assert_int_eq(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key), 1);
+	ck_assert_int_eq(EVP_DigestSign(ctx, sig->data, &n, msg, len), 1);
+	sig->len = n;
+	EVP_MD_CTX_free(ctx);
+}
+
+/* Rewrite one answer of jigsim to the request of type req_type. */
+static void
+lie(liar *l, uint8_t req_type, jig_msg *m)
+{
+	if (m->type == JIG_T_ERROR)
+		return;
+	if (req_type == JIG_CMD_RETIRE)
+		l->retired = 1;
+	if (req_type == JIG_CMD_SE_INFO) {
+		jig_se_info *i = &m->u.se_info;
+
+		if (strcmp(l->acert_serial, i->serial) != 0)
+			certify(l, i->serial);
+		i->certs[0].len = l->acert_len;
+		memcpy(i->certs[0].data, l->acert, l->acert_len);
+		if (!l->retired && l->lies.firmware_before)
+			i->firmware = l->lies.firmware_before;
+		if (l->retired) {
+			if (l->lies.serial_after)
+				snprintf(i->serial, sizeof(i->serial), "%s", l->lies.serial_after);
+			if (l->lies.model_after)
+				snprintf(i->model, sizeof(i->model), "%s", l->lies.model_after);
+			if (l->lies.firmware_after)
+				i->firmware = l->lies.firmware_after;
+			if (l->lies.junk_chain_after) {
+				memset(i->certs[0].data, 0x42, 40);
+				i->certs[0].len = 40;
+			}
+			if (l->lies.serial_after || l->lies.model_after || l->lies.firmware_after ||
+			    l->lies.junk_chain_after)
+				l->lies_told++;
+		}
+		l->told = *i;
+	}
+	if (req_type == JIG_CMD_GET_CSR) {
+		jig_attest a;
+		st_err err;
+
+		ck_assert_msg(jig_attest_decode(m->u.csr.attestation.data, m->u.csr.attestation.len, &a, &err) == 0,
+		    "liar: jigsim's attestation: %s", err.msg);
+		snprintf(a.serial, sizeof(a.serial), "%s", l->told.serial);
+		snprintf(a.model, sizeof(a.model), "%s", l->told.model);
+		a.firmware = l->told.firmware;
+		a.lifecycle = l->told.lifecycle;
+		ck_assert(jig_attest_encode(&a, m->u.csr.attestation.data, sizeof(m->u.csr.attestation.data),
+		              &m->u.csr.attestation.len, &err) == 0);
+		sign(l->akey, m->u.csr.attestation.data, m->u.csr.attestation.len, &m->u.csr.signature);
+	}
+}
+
+static int
+send_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* One request frame: jigsim executes it, the liar rewrites the answer. */
+static int
+handle(liar *l, int fd, const jig_frame *req)
+{
+	static _Thread_local uint8_t raw[JIG_MAX_FRAME], resp[JIG_MAX_FRAME];
+	static _Thread_local jig_frame fr;
+	static _Thread_local jig_msg m;
+	size_t rl = 0, n = 0, used = 0, len = 0;
+	st_err err;
+	int act;
+
+	ck_assert(jig_frame_encode(req, raw, sizeof(raw), &rl, &err) == 0);
+	act = jigsim_handle(l->sim, raw, rl, resp, sizeof(resp), &n, &err);
+	if (act != JIGSIM_REPLY)
+		return -1;
+	if (!n)
+		return 0;
+	ck_assert(jig_frame_decode(resp, n, &fr, &used, &err) == JIG_DECODE_OK);
+	if (fr.type != JIG_T_ERROR && (fr.type & JIG_RESPONSE) && jig_type_known(fr.type)) {
+		ck_assert_msg(jig_msg_decode(fr.type, fr.payload, fr.len, &m, &err) == 0, "liar: %s", err.msg);
+		lie(l, req->type, &m);
+		ck_assert_msg(jig_msg_encode(&m, fr.payload, sizeof(fr.payload), &len, &err) == 0, "liar: %s", err.msg);
+		fr.len = (uint16_t)len;
+		ck_assert(jig_frame_encode(&fr, resp, sizeof(resp), &n, &err) == 0);
+	}
+	return send_all(fd, resp, n);
+}
+
+static void
+serve(liar *l, int fd)
+{
+	static _Thread_local jig_stream s;
+	static _Thread_local jig_frame req;
+	uint8_t buf[4096];
+
+	jig_stream_init(&s);
+	jigsim_connection_reset(l->sim);
+	while (!l->stop) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t k;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((k = read(fd, buf, sizeof(buf))) <= 0)
+			return;
+		jig_stream_feed(&s, buf, (size_t)k);
+		while (jig_stream_next(&s, &req))
+			if (handle(l, fd, &req) < 0)
+				return;
+	}
+}
+
+static void *
+liar_main(void *arg)
+{
+	liar *l = arg;
+
+	while (!l->stop) {
+		struct pollfd p = { .fd = l->lfd, .events = POLLIN };
+		int fd;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((fd = accept(l->lfd, NULL, NULL)) < 0)
+			continue;
+		serve(l, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+liar *
+liar_start(const char *pki, jigsim *sim, const liar_lies *lies)
+{
+	liar *l = calloc(1, sizeof(*l));
+	char path[4200];
+	st_err err;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(l);
+	l->sim = sim;
+	if (lies)
+		l->lies = *lies;
+	snprintf(path, sizeof(path), "%s/se-vendor-ca.pem", pki);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert_ptr_nonnull(l->vendor_cert = PEM_read_X509(f, NULL, NULL, NULL));
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/se-vendor-ca.key", pki);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert_ptr_nonnull(l->vendor_key = PEM_read_PrivateKey(f, NULL, NULL, NULL));
+	fclose(f);
+	ck_assert_ptr_nonnull(l->akey = EVP_EC_gen("P-256"));
+	ck_assert_msg(jig_transport_tcp_listen("tcp:127.0.0.1:0", &l->lfd, l->uri, sizeof(l->uri), &err) == 0, "%s",
+	    err.msg);
+	ck_assert_int_eq(pthread_create(&l->thread, NULL, liar_main, l), 0);
+	return l;
+}
+
+void
+liar_stop(liar *l)
+{
+	if (!l)
+		return;
+	l->stop = 1;
+	pthread_join(l->thread, NULL);
+	close(l->lfd);
+	EVP_PKEY_free(l->akey);
+	EVP_PKEY_free(l->vendor_key);
+	X509_free(l->vendor_cert);
+	free(l);
+}
