@@ -100,7 +100,10 @@ void audit_close(audit_journal *j);
  * sequence number.  A terminal record that completes the batch closes it
  * (and seals it when a signer is set; a sealing failure does not fail the
  * append: it is recorded as a "seal-failed" event and retried at the next
- * open).  After an I/O error the journal refuses further appends: reopen. */
+ * open).  After an I/O error the journal refuses further appends: reopen.
+ * Returns 1 (err set) when the record is durable but closing or sealing its
+ * batch failed after it and could not be recorded (a disk full): the record
+ * counts, the journal takes no more. */
 int audit_append(audit_journal *j, const audit_event *ev, uint64_t *seq_out, st_err *err);
 /* Close the open batch now (if it holds any record) and seal every closed
  * batch without a seal.  Needs a signer (ST_E_CONFIG otherwise). */

@@ -164,7 +164,7 @@ break_journal(audit_journal *j, int errnum, const char *what, st_err *err)
 	audit_batch_name(j->batch, name);
 	j->broken = 1;
 	st_err_errno(&j->broken_err, ST_E_IO, errnum,
-	    "audit journal %s/%s: %s failed; the journal takes no more records: reopen it", j->dir, name, what);
+	    "audit journal %s/%s: %s failed; this process writes no more records to it", j->dir, name, what);
 	pthread_cond_broadcast(&j->cv);
 	return fail_broken(j, err);
 }
@@ -338,8 +338,27 @@ audit_append(audit_journal *j, const audit_event *ev, uint64_t *seq_out, st_err 
 	if (write_record_locked(j, ev, &seq, err) < 0)
 		goto out;
 	if (j->batch_max && j->devices >= j->batch_max && audit_is_terminal(ev->device, ev->step, ev->result)) {
-		if (close_batch_locked(j, "count", NULL, err) < 0)
+		st_err serr;
+
+		st_err_clear(&serr);
+		if (close_batch_locked(j, "count", &serr, err) < 0) {
+			/* The batch-close record made this one durable; what failed came
+			 * after it (the seal, or the record of its failure): say so. */
+			if (j->durable >= seq) {
+				if (serr.code) {
+					int sys = err->sys;
+
+					*err = serr;
+					if (!err->sys)
+						err->sys = sys;
+					st_err_prefix(err, "sealing the batch failed and the journal could not record it");
+				}
+				if (seq_out)
+					*seq_out = seq;
+				ret = 1;
+			}
 			goto out;
+		}
 	}
 	if ((!ev->lazy || audit_is_terminal(ev->device, ev->step, ev->result)) && wait_durable_locked(j, seq, err) < 0)
 		goto out;
@@ -350,6 +369,9 @@ out:
 	pthread_mutex_unlock(&j->mu);
 	if (ret < 0)
 		st_err_prefix(err, "audit append (step %s, device %s)", ev->step ? ev->step : "?",
+		    ev->device ? ev->device : "-");
+	else if (ret > 0)
+		st_err_prefix(err, "audit journal, after the durable record (step %s, device %s)", ev->step ? ev->step : "?",
 		    ev->device ? ev->device : "-");
 	return ret;
 }

@@ -38,6 +38,7 @@ err_vset(st_err *err, int code, const char *fmt, va_list ap)
 {
 	err->code = code;
 	err->remote = 0;
+	err->sys = 0;
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }
 
@@ -115,6 +116,7 @@ st_err_errno(st_err *err, int code, int errnum, const char *fmt, ...)
 	va_end(ap);
 	n = strlen(err->msg);
 	snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", strerror(errnum));
+	err->sys = errnum;
 	return -1;
 }
 
@@ -125,5 +127,6 @@ st_err_clear(st_err *err)
 		return;
 	err->code = ST_OK;
 	err->remote = 0;
+	err->sys = 0;
 	err->msg[0] = '\0';
 }

@@ -37,6 +37,7 @@ enum st_code {
 typedef struct st_err {
 	int code;   /* enum st_code; for ST_E_REMOTE see .remote */
 	int remote; /* the jig's error code when code == ST_E_REMOTE */
+	int sys;    /* the errno behind it (st_err_errno), else 0: ENOSPC is disk full */
 	char msg[ST_ERR_MSG_MAX];
 } st_err;
 

@@ -1,4 +1,5 @@
 /* station run: provision the devices on one or more jigs with a recipe. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,21 +11,55 @@
 #include "engine.h"
 #include "station.h"
 
-static volatile sig_atomic_t stop_requested;
+/* The number of the first signal that asked to stop; quit_now after a second. */
+static volatile sig_atomic_t stop_requested, quit_now;
+
+static void
+say(const char *msg)
+{
+	if (write(STDERR_FILENO, msg, strlen(msg)) < 0) {
+		/* nothing to do: the flag is what matters (a closed terminal) */
+	}
+}
 
 static void
 on_signal(int sig)
 {
-	static const char msg[] = "\nstopping: finishing the devices in progress (Ctrl-C again to quit now)\n";
-
-	if (stop_requested) {
+	if (quit_now) {
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
-	stop_requested = 1;
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-		/* nothing to do: the flag is what matters */
+	if (stop_requested) {
+		say("\nquitting now: devices in progress resume on the next run\n");
+		quit_now = 1;
+		return;
+	}
+	stop_requested = sig;
+	say(sig == SIGINT ? "\nstopping: finishing the devices in progress (Ctrl-C again to quit now)\n"
+	    : sig == SIGHUP ? "\nstopping on SIGHUP (terminal closed): finishing the devices in progress\n"
+	                    : "\nstopping on SIGTERM: finishing the devices in progress (a second signal quits now)\n");
+}
+
+/* The exit code for how the run ended (README "Exit codes"). */
+static int
+exit_for(const engine_result *res, unsigned long count)
+{
+	switch (res->end) {
+	case RUN_COMPLETED:
+		return res->failed ? EXIT_FAIL : EXIT_OK;
+	case RUN_STOP_INTERRUPT:
+		/* Without --count the operator's Ctrl-C is how a run ends. */
+		if (!count)
+			return res->failed ? EXIT_FAIL : EXIT_OK;
+		return EXIT_STOPPED;
+	case RUN_STOP_DISK_FULL:
+	case RUN_STOP_JOURNAL:
+		return EXIT_DISK;
+	case RUN_STOP_CONFIG:
+		return EXIT_USAGE;
+	default:
+		return EXIT_STOPPED;
 	}
 }
 
@@ -48,7 +83,9 @@ usage(FILE *f)
 	    "  --trust PEM        trust anchors for recipe signatures\n"
 	    "\n"
 	    "The HSM PIN comes from the recipe's PIN source (default: environment STATION_HSM_PIN).\n"
-	    "Exit: 0 all devices passed, 1 a device failed, 2 usage or configuration error.\n");
+	    "Exit: 0 every device passed and --count was reached (without --count: stopped by Ctrl-C),\n"
+	    "1 a device failed, 2 usage or configuration error, 3 stopped early (signal, quota, HSM),\n"
+	    "4 the audit folder cannot be written (disk full).\n");
 }
 
 /* Certificates issued for devices that then failed, and never installed,
@@ -207,20 +244,36 @@ cmd_run_main(int argc, char **argv)
 	sa.sa_handler = on_signal; /* no SA_RESTART: blocking waits return and see the flag */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 
-	engine_run(st, jigs, njigs, (unsigned)count, &stop_requested, u, &res);
+	engine_run(st, jigs, njigs, (unsigned)count, &stop_requested, &quit_now, u, &res);
+	if (res.end == RUN_STOP_QUIT) {
+		/* The workers are still running: say how it ended and leave, as a
+		 * crash would (the journal recovers its tail, devices resume). */
+		ui_summary(u, run_end_name(res.end), run_end_text(res.end), NULL);
+		_exit(EXIT_STOPPED);
+	}
 
 	if (revoke_abandoned(st, &err) < 0 && !res.fatal) {
 		res.fatal = 1;
+		res.end = err.sys == ENOSPC || err.sys == EDQUOT ? RUN_STOP_DISK_FULL : RUN_STOP_JOURNAL;
 		snprintf(res.fatal_msg, sizeof(res.fatal_msg), "%s", err.msg);
 	}
-	ui_summary(u, res.fatal ? res.fatal_msg : NULL);
-	if (res.fatal) {
-		fprintf(stderr, "station run: stopped: %s\n", res.fatal_msg);
-		ret = EXIT_USAGE;
-	} else {
-		ret = res.failed ? EXIT_FAIL : EXIT_OK;
+	{
+		char how[160];
+
+		if (res.end == RUN_COMPLETED)
+			snprintf(how, sizeof(how), "run completed: %u of --count %lu", res.passed + res.failed, count);
+		else if (count)
+			snprintf(how, sizeof(how), "run %s after %u of --count %lu", run_end_text(res.end),
+			    res.passed + res.failed, count);
+		else
+			snprintf(how, sizeof(how), "run %s", run_end_text(res.end));
+		ui_summary(u, run_end_name(res.end), how, res.fatal ? res.fatal_msg : NULL);
 	}
+	if (res.fatal)
+		fprintf(stderr, "station run: %s: %s\n", run_end_text(res.end), res.fatal_msg);
+	ret = exit_for(&res, count);
 out:
 	ui_free(u);
 	station_close(st);

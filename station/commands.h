@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* README "Exit codes" lists these; keep the two in step. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3, EXIT_DISK = 4 };
 
 int cmd_run_main(int argc, char **argv);
 int cmd_jig_main(int argc, char **argv);

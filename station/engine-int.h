@@ -19,6 +19,7 @@ enum advice {
 	ADV_ENGINEERING, /* configuration on our side */
 	ADV_SCRAP,       /* the SE misbehaves after our checks passed */
 	ADV_FACTORY,     /* not provisioned yet: the factory path's job */
+	ADV_DISK,        /* the station cannot write its records: the run stops */
 };
 
 extern const char *const advice_text[];
@@ -31,6 +32,7 @@ struct engine {
 	unsigned count, claimed;
 	unsigned running; /* workers still going */
 	int fatal;
+	run_end end;            /* why, when fatal */
 	char fatal_msg[1024];
 	struct worker *workers; /* all of them, to see which SE each is working on */
 	size_t nworkers;
@@ -66,7 +68,12 @@ struct dev {
 };
 
 int eng_stopping(struct engine *e);
-void eng_set_fatal(struct engine *e, const char *msg);
+void eng_set_fatal(struct engine *e, const char *msg); /* RUN_STOP_CONFIG */
+/* Stop the run for this reason (the first reason set is kept). */
+void eng_set_stop(struct engine *e, run_end end, const char *msg);
+/* A write to the journal or certs/ failed: stop the run, disk full (ENOSPC,
+ * EDQUOT) or another error, with advice saying where to free space. */
+void eng_stop_write(struct engine *e, const st_err *err);
 /* One jig command with w->req (type set here) into w->resp. */
 int eng_call(struct worker *w, uint8_t cmd, st_err *err);
 void eng_drop_client(struct worker *w);

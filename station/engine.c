@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "engine-int.h"
+#include "recipe.h"
 #include "revlist.h"
 #include "verify.h"
 
@@ -22,7 +23,35 @@ const char *const advice_text[] = {
 	[ADV_ENGINEERING] = "stop and call engineering (station configuration)",
 	[ADV_SCRAP] = "re-seat and run it again once; if it fails the same way, scrap the device",
 	[ADV_FACTORY] = "the device was never provisioned: put it through 'station run', not rework",
+	[ADV_DISK] = "leave the device in the jig: the run stops, and the device resumes on the next run",
 };
+
+const char *
+run_end_name(run_end end)
+{
+	static const char *const names[] = {
+		[RUN_COMPLETED] = "completed", [RUN_STOP_INTERRUPT] = "interrupt", [RUN_STOP_SIGTERM] = "sigterm",
+		[RUN_STOP_SIGHUP] = "sighup", [RUN_STOP_QUIT] = "quit", [RUN_STOP_QUOTA] = "quota", [RUN_STOP_HSM] = "hsm",
+		[RUN_STOP_DISK_FULL] = "disk-full", [RUN_STOP_JOURNAL] = "write-error", [RUN_STOP_CONFIG] = "configuration",
+	};
+
+	return (size_t)end < sizeof(names) / sizeof(names[0]) && names[end] ? names[end] : "unknown";
+}
+
+const char *
+run_end_text(run_end end)
+{
+	static const char *const texts[] = {
+		[RUN_COMPLETED] = "completed", [RUN_STOP_INTERRUPT] = "stopped by the operator (Ctrl-C)",
+		[RUN_STOP_SIGTERM] = "stopped by SIGTERM", [RUN_STOP_SIGHUP] = "stopped by SIGHUP (terminal closed)",
+		[RUN_STOP_QUIT] = "quit at once by a second signal", [RUN_STOP_QUOTA] = "stopped: issuance quota used up",
+		[RUN_STOP_HSM] = "stopped: the HSM failed", [RUN_STOP_DISK_FULL] = "stopped: disk full",
+		[RUN_STOP_JOURNAL] = "stopped: a write to the audit folder failed",
+		[RUN_STOP_CONFIG] = "stopped: configuration error",
+	};
+
+	return (size_t)end < sizeof(texts) / sizeof(texts[0]) && texts[end] ? texts[end] : "stopped";
+}
 
 int
 eng_stopping(struct engine *e)
@@ -36,14 +65,32 @@ eng_stopping(struct engine *e)
 }
 
 void
-eng_set_fatal(struct engine *e, const char *msg)
+eng_set_stop(struct engine *e, run_end end, const char *msg)
 {
 	pthread_mutex_lock(&e->lock);
 	if (!e->fatal) {
 		e->fatal = 1;
+		e->end = end;
 		snprintf(e->fatal_msg, sizeof(e->fatal_msg), "%s", msg);
 	}
 	pthread_mutex_unlock(&e->lock);
+}
+
+void
+eng_set_fatal(struct engine *e, const char *msg)
+{
+	eng_set_stop(e, RUN_STOP_CONFIG, msg);
+}
+
+void
+eng_stop_write(struct engine *e, const st_err *err)
+{
+	char msg[sizeof(e->fatal_msg)];
+	int full = err->sys == ENOSPC || err->sys == EDQUOT;
+
+	snprintf(msg, sizeof(msg), "%.700s; %s %s, then run again (devices in progress resume)", err->msg,
+	    full ? "disk full: free space on the file system of" : "check the disk holding", e->st->rcp->audit.dir);
+	eng_set_stop(e, full ? RUN_STOP_DISK_FULL : RUN_STOP_JOURNAL, msg);
 }
 
 static void
@@ -108,19 +155,27 @@ int
 eng_journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details)
 {
 	st_err err;
+	int rc;
 
 	if (w->extra) {
 		if (!details)
 			details = json_object();
 		json_object_update_missing(details, w->extra);
 	}
-	if (station_journal(w->eng->st, jig_name(w), d->info.serial, step, result, details, is_lazy(step, result),
-	        &err) < 0) {
+	rc = station_journal(w->eng->st, jig_name(w), d->info.serial, step, result, details, is_lazy(step, result),
+	    &err);
+	if (rc > 0) {
+		/* The record is durable; what came after it failed: the run stops,
+		 * the record (a device's pass) stands. */
+		eng_stop_write(w->eng, &err);
+		return 1;
+	}
+	if (rc < 0) {
 		/* Without a durable journal nothing may leave the station. */
 		st_err_prefix(&err, "journal");
-		eng_set_fatal(w->eng, err.msg);
+		eng_stop_write(w->eng, &err);
 		d->err = err;
-		d->advice = ADV_ENGINEERING;
+		d->advice = ADV_DISK;
 		return -1;
 	}
 	return 0;
@@ -162,7 +217,7 @@ eng_step_auth(struct worker *w, struct dev *d)
 	if (jig_challenge_message(JIG_TAG_TOOL_AUTH, d->info.serial, d->info.challenge, msg, sizeof(msg), &len,
 	        &d->err) < 0 ||
 	    station_tool_sign(w->eng->st, msg, len, &sig, &sig_len, &d->err) < 0) {
-		eng_set_fatal(w->eng, d->err.msg);
+		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
 		return eng_fail(d, "AUTH", ADV_ENGINEERING);
 	}
 	if (sig_len > JIG_BLOB_MAX) {
@@ -319,8 +374,10 @@ eng_step_sign(struct worker *w, struct dev *d)
 			set_cert(d, cert);
 			snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 			d->resumed = 1;
-			if (station_save_cert(w->eng->st, d->info.serial, cert, &d->err) < 0)
-				return eng_fail(d, "SIGN", ADV_ENGINEERING);
+			if (station_save_cert(w->eng->st, d->info.serial, cert, &d->err) < 0) {
+				eng_stop_write(w->eng, &d->err);
+				return eng_fail(d, "SIGN", ADV_DISK);
+			}
 			return eng_journal(w, d, "resume", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial));
 		}
 		/* Another key than the certified one: the old certificate is
@@ -338,7 +395,7 @@ eng_step_sign(struct worker *w, struct dev *d)
 	if (station_quota_take(st, &d->err) < 0) {
 		eng_journal(w, d, "quota", "fail", json_pack("{s:s}", "error", d->err.msg));
 		if (d->err.code == ST_E_QUOTA)
-			eng_set_fatal(w->eng, d->err.msg);
+			eng_set_stop(w->eng, RUN_STOP_QUOTA, d->err.msg);
 		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
 	}
 	if (station_cert_serial(d->cert_serial) < 0) {
@@ -357,7 +414,7 @@ eng_step_sign(struct worker *w, struct dev *d)
 	d->step = "SIGN";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_issue(st, d->csr, &d->info, d->cert_serial, &cert, &d->err) < 0) {
-		eng_set_fatal(w->eng, d->err.msg);
+		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
 		return eng_fail(d, "SIGN", ADV_ENGINEERING);
 	}
 	set_cert(d, cert);
@@ -376,8 +433,11 @@ eng_step_sign(struct worker *w, struct dev *d)
 	if (eng_journal(w, d, "issued", "ok", cert_details(d)) < 0)
 		return eng_fail(d, "SIGN", ADV_ENGINEERING);
 	eng_index_update(w, d, DEV_SEEN, 1, 0);
-	if (station_save_cert(st, d->info.serial, d->cert, &d->err) < 0)
-		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+	if (station_save_cert(st, d->info.serial, d->cert, &d->err) < 0) {
+		/* The next device would fail the same way: stop, as for the journal. */
+		eng_stop_write(w->eng, &d->err);
+		return eng_fail(d, "SIGN", ADV_DISK);
+	}
 	return 0;
 }
 
@@ -683,17 +743,17 @@ worker_main(void *arg)
 		rc = take_serial(w, d) < 0 ? -1 : provision(w, d);
 		if (rc == 0) {
 			if (eng_journal(w, d, "done", "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
-			        d->resumed)) == 0) {
+			        d->resumed)) >= 0) {
 				eng_index_update(w, d, DEV_PASSED, 1, 1);
 				ui_pass(e->u, w->idx, d->info.serial, d->cert_serial, d->resumed);
 				eng_release(w);
 			} else {
-				ui_fail(e->u, w->idx, d->info.serial, "DONE", d->err.msg, advice_text[ADV_ENGINEERING]);
+				ui_fail(e->u, w->idx, d->info.serial, "DONE", d->err.msg, advice_text[d->advice]);
 			}
 		} else if (rc > 0) {
 			/* Stopped (Ctrl-C) before anything was signed: the device stays
 			 * in the jig and resumes on the next run. */
-			eng_journal(w, d, "abandoned", "abandoned", json_pack("{s:s}", "reason", "operator stopped the run"));
+			eng_journal(w, d, "abandoned", "abandoned", json_pack("{s:s}", "reason", "the run was stopped"));
 			ui_jig_note(e->u, w->idx, "run stopped: device left in the jig, it resumes on the next run");
 		} else {
 			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
@@ -721,10 +781,11 @@ worker_main(void *arg)
 }
 
 int
-engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, volatile sig_atomic_t *stop, ui *u,
-    engine_result *res)
+engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, volatile sig_atomic_t *stop,
+    volatile sig_atomic_t *quit, ui *u, engine_result *res)
 {
-	struct engine e = { .st = st, .u = u, .stop = stop, .count = count };
+	/* Static: on *quit the workers go on using it until the process exits. */
+	static struct engine e;
 	struct worker *w = calloc(njigs, sizeof(*w));
 	size_t i, started = 0, reachable = 0;
 	st_err err, first_err = { 0 };
@@ -732,6 +793,7 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 	memset(res, 0, sizeof(*res));
 	if (!w)
 		return -1;
+	e = (struct engine){ .st = st, .u = u, .stop = stop, .count = count };
 	e.workers = w;
 	e.nworkers = njigs;
 	pthread_mutex_init(&e.lock, NULL);
@@ -776,16 +838,33 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 		pthread_mutex_lock(&e.lock);
 		running = e.running;
 		pthread_mutex_unlock(&e.lock);
-		if (!running)
+		if (!running || (quit && *quit))
 			break;
 		ui_tick(u);
 		nanosleep(&(struct timespec){ 0, 250000000L }, NULL);
+	}
+	if (quit && *quit) {
+		/* Quit now: the workers are left as they are (the caller exits); a
+		 * device in progress resumes on the next run, as after a crash. */
+		ui_counts(u, &res->passed, &res->failed);
+		res->end = RUN_STOP_QUIT;
+		return 0;
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(w[i].thread, NULL);
 	ui_counts(u, &res->passed, &res->failed);
 	res->fatal = e.fatal;
 	snprintf(res->fatal_msg, sizeof(res->fatal_msg), "%s", e.fatal_msg);
+	if (e.fatal)
+		res->end = e.end;
+	else if (*stop == SIGTERM)
+		res->end = RUN_STOP_SIGTERM;
+	else if (*stop == SIGHUP)
+		res->end = RUN_STOP_SIGHUP;
+	else if (*stop)
+		res->end = RUN_STOP_INTERRUPT;
+	else
+		res->end = RUN_COMPLETED;
 	pthread_mutex_destroy(&e.lock);
 	free(w);
 	return 0;

@@ -12,15 +12,36 @@
 
 struct station; /* station.h: recipe, HSM keys, journal — the shared context */
 
+/* How a run ended: completed (--count reached), or why it stopped. */
+typedef enum run_end {
+	RUN_COMPLETED = 0,
+	RUN_STOP_INTERRUPT, /* SIGINT: the operator's Ctrl-C */
+	RUN_STOP_SIGTERM,
+	RUN_STOP_SIGHUP,    /* the terminal was closed */
+	RUN_STOP_QUIT,      /* a second signal: quit at once */
+	RUN_STOP_QUOTA,     /* the recipe's issuance quota is used up */
+	RUN_STOP_HSM,       /* the HSM failed to sign */
+	RUN_STOP_DISK_FULL, /* the journal or the certificate copies: no space left */
+	RUN_STOP_JOURNAL,   /* the journal or the certificate copies: another write error */
+	RUN_STOP_CONFIG,    /* configuration found wrong during the run, or no jig reachable */
+} run_end;
+
+/* The --json "reason" and the words of the last line. */
+const char *run_end_name(run_end end);
+const char *run_end_text(run_end end);
+
 typedef struct engine_result {
 	unsigned passed, failed;
-	int fatal;                 /* a configuration/HSM/journal error stopped the run (exit 2) */
+	run_end end;
+	int fatal;                 /* an error stopped the run (fatal_msg says which) */
 	char fatal_msg[1024];
 } engine_result;
 
 /* Run workers on the jigs until count devices have been handled (0 = until
- * *stop is set).  Returns after every worker has finished. */
+ * *stop is set to the number of the signal that asks to stop; *quit set
+ * means return at once without waiting for the workers).  Returns after
+ * every worker has finished, or at once on *quit. */
 int engine_run(struct station *st, const char *const *jigs, size_t njigs, unsigned count,
-    volatile sig_atomic_t *stop, ui *u, engine_result *res);
+    volatile sig_atomic_t *stop, volatile sig_atomic_t *quit, ui *u, engine_result *res);
 
 #endif

@@ -370,7 +370,7 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 		goto out;
 	}
 	if (rework_device(w, d, h) == 0 &&
-	    eng_journal(w, d, "done", "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) == 0) {
+	    eng_journal(w, d, "done", "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) >= 0) {
 		eng_index_update(w, d, DEV_PASSED, 1, 1);
 		ui_pass(u, 0, d->info.serial, d->cert_serial, 0);
 		ret = 0;

@@ -263,24 +263,26 @@ ui_tick(ui *u)
 }
 
 void
-ui_summary(ui *u, const char *stopped)
+ui_summary(ui *u, const char *end, const char *how, const char *stopped)
 {
+	int completed = strcmp(end, "completed") == 0;
+
 	pthread_mutex_lock(&u->lock);
 	if (u->mode == UI_JSON) {
-		json_t *o = json_pack("{s:i,s:i,s:f,s:f}", "passed", u->passed, "failed", u->failed, "yield_percent",
-		    yield_pct(u), "devices_per_hour", per_hour(u));
+		json_t *o = json_pack("{s:i,s:i,s:f,s:f,s:s}", "passed", u->passed, "failed", u->failed, "yield_percent",
+		    yield_pct(u), "devices_per_hour", per_hour(u), "end", end);
 
 		if (o && stopped)
 			json_object_set_new(o, "stopped", json_string(stopped));
 		emit_json(u, "summary", (size_t)-1, o);
 	} else {
 		tty_erase(u);
-		fprintf(u->out, "\n%s  passed %u, failed %u, yield %.1f%%, %.0f devices/h\n",
-		    stopped ? "RUN STOPPED" : u->failed ? "RUN FINISHED WITH FAILURES" : u->passed ? "RUN PASSED"
-		                                                                              : "NO DEVICE PROVISIONED",
-		    u->passed, u->failed, yield_pct(u), per_hour(u));
 		if (stopped)
-			fprintf(u->out, "  stopped: %s\n", stopped);
+			fprintf(u->out, "\n  stopped: %s", stopped);
+		fprintf(u->out, "\n%s  passed %u, failed %u, yield %.1f%%, %.0f devices/h; %s\n",
+		    !completed ? "RUN STOPPED" : u->failed ? "RUN FINISHED WITH FAILURES" : u->passed ? "RUN PASSED"
+		                                                                               : "NO DEVICE PROVISIONED",
+		    u->passed, u->failed, yield_pct(u), per_hour(u), how);
 		fflush(u->out);
 	}
 	pthread_mutex_unlock(&u->lock);

@@ -22,8 +22,10 @@ void ui_fail(ui *u, size_t jig, const char *serial, const char *step, const char
 void ui_jig_note(ui *u, size_t jig, const char *what);
 /* Redraw elapsed times (call about once a second from the main thread). */
 void ui_tick(ui *u);
-/* The closing line; stopped: why the run stopped early (NULL when it did not). */
-void ui_summary(ui *u, const char *stopped);
+/* The last line: the counts and how the run ended (end: "completed" or a
+ * stop reason's name; how: the same in words; stopped: the error that
+ * stopped it, or NULL). */
+void ui_summary(ui *u, const char *end, const char *how, const char *stopped);
 /* Totals so far. */
 void ui_counts(ui *u, unsigned *passed, unsigned *failed);
 

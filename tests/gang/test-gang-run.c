@@ -258,7 +258,7 @@ START_TEST(test_quota_shared)
 	}
 	gang_station_start(w, uris, NJIGS, 0, &r);
 	stu_station_wait(&r, 60);
-	ck_assert_msg(r.status == 2, "station run: exit %d, expected 2 (quota)\n%s\n%s", r.status, stu_tail(r.out),
+	ck_assert_msg(r.status == 3, "station run: exit %d, expected 3 (stopped: quota)\n%s\n%s", r.status, stu_tail(r.out),
 	    stu_tail(r.err));
 	ck_assert_msg(strstr(r.err, "quota") != NULL, "stderr does not name the quota:\n%s", stu_tail(r.err));
 	stu_journal_load(w->audit, &j);

@@ -226,6 +226,131 @@ START_TEST(test_ctrl_c)
 }
 END_TEST
 
+/* How a run stopped early says so: the last line (and the --json summary)
+ * names the reason, the exit code is 3 (README "Exit codes"), SIGHUP is
+ * handled like SIGTERM, and no message after a signal but SIGINT speaks of
+ * Ctrl-C.  A second signal quits at once and still prints the last line. */
+static const struct stop_case {
+	int sig;
+	int json;
+	int twice;
+	const char *end;
+} stop_cases[] = {
+	{ SIGINT, 1, 0, "interrupt" },
+	{ SIGTERM, 0, 0, "SIGTERM" },
+	{ SIGHUP, 1, 0, "sighup" },
+	{ SIGTERM, 1, 0, "sigterm" },
+	{ SIGINT, 1, 1, "quit" },
+};
+
+static const char *
+last_line(const char *out, char *buf, size_t size)
+{
+	size_t n = strlen(out);
+	const char *p;
+
+	while (n > 0 && out[n - 1] == '\n')
+		n--;
+	for (p = out + n; p > out && p[-1] != '\n'; p--)
+		;
+	snprintf(buf, size, "%.*s", (int)(out + n - p), p);
+	return buf;
+}
+
+static int
+out_has(const char *path, const char *needle)
+{
+	char *text = tu_slurp(path, NULL);
+	int found = text && strstr(text, needle);
+
+	free(text);
+	return found;
+}
+
+START_TEST(test_stop_reason)
+{
+	const struct stop_case *sc = &stop_cases[_i];
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	stu_run r;
+	char line[4096];
+	double deadline;
+
+	jigsim_config_init(&c);
+	c.devices = 100;
+	c.keygen_ms = 20;
+	if (sc->twice) {
+		/* The second device never answers KEYGEN: the run cannot finish
+		 * it, so only the second signal ends the run. */
+		c.pause_cmd = JIG_CMD_KEYGEN;
+	}
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_start(w, sim->uri, 100, sc->json, &r);
+	deadline = stu_now() + 30;
+	if (sc->twice) {
+		stu_sleep_ms(1500);
+	} else {
+		while (stu_now() < deadline && !out_has(r.out_path, sc->json ? "\"event\":\"passed\"" : "PASS"))
+			stu_sleep_ms(20);
+		ck_assert_msg(stu_now() < deadline, "no device passed in 30 s");
+	}
+	ck_assert_int_eq(kill(r.pid, sc->sig), 0);
+	if (sc->twice) {
+		stu_sleep_ms(300);
+		ck_assert_int_eq(kill(r.pid, sc->sig), 0);
+	}
+	stu_station_wait(&r, 60);
+	ck_assert_msg(r.status == 3, "after signal %d: exit %d, expected 3 (stopped early)\n%s\n%s", sc->sig, r.status,
+	    stu_tail(r.out), stu_tail(r.err));
+	if (sc->json) {
+		json_t *sum = json_array_get(r.events, json_array_size(r.events) - 1);
+
+		ck_assert_str_eq(stu_str(sum, "event"), "summary");
+		ck_assert_str_eq(stu_str(sum, "end"), sc->end);
+	} else {
+		last_line(r.out, line, sizeof(line));
+		ck_assert_msg(strncmp(line, "RUN STOPPED", 11) == 0 && strstr(line, sc->end) && strstr(line, "of --count 100"),
+		    "last line: %s", line);
+	}
+	if (sc->sig != SIGINT)
+		ck_assert_msg(strstr(r.err, "Ctrl-C") == NULL, "stderr after signal %d speaks of Ctrl-C:\n%s", sc->sig,
+		    stu_tail(r.err));
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* A run that reaches its --count says it completed, and exits 0. */
+START_TEST(test_completed)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	stu_run r;
+	char line[4096];
+	json_t *sum;
+
+	jigsim_config_init(&c);
+	c.devices = 3;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_run(w, sim->uri, 2, 1, &r);
+	ck_assert_msg(r.status == 0, "exit %d\n%s", r.status, stu_tail(r.err));
+	sum = json_array_get(r.events, json_array_size(r.events) - 1);
+	ck_assert_str_eq(stu_str(sum, "end"), "completed");
+	stu_run_clear(&r);
+	stu_station_run(w, sim->uri, 1, 0, &r);
+	ck_assert_msg(r.status == 0, "exit %d\n%s", r.status, stu_tail(r.err));
+	last_line(r.out, line, sizeof(line));
+	ck_assert_msg(strncmp(line, "RUN PASSED", 10) == 0 && strstr(line, "run completed: 1 of --count 1"), "last line: %s",
+	    line);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -236,6 +361,8 @@ suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_kill_and_resume, 0, (int)(sizeof(boundaries) / sizeof(boundaries[0])));
 	tcase_add_test(tc, test_ctrl_c);
+	tcase_add_loop_test(tc, test_stop_reason, 0, (int)(sizeof(stop_cases) / sizeof(stop_cases[0])));
+	tcase_add_test(tc, test_completed);
 	suite_add_tcase(s, tc);
 	return s;
 }
