@@ -93,6 +93,11 @@ EVP_PKEY *hsm_key_pkey(hsm_key *key);
  * certificate); -1 with ST_E_CONFIG naming label, token and subject. */
 int hsm_key_matches_cert(hsm_key *key, X509 *cert, st_err *err);
 
+/* A copy of the token's certificate object labelled `label` (public
+ * objects: no login needed for it).  NULL with ST_E_NOTFOUND when the token
+ * holds none, ST_E_CONFIG when several carry the label. */
+X509 *hsm_cert_find(hsm_ctx *ctx, const char *label, st_err *err);
+
 /* Sign msg with the key: ECDSA with SHA-256 (DER Ecdsa-Sig-Value) for an EC
  * key, RSA PKCS#1 v1.5 with SHA-256 for an RSA key.  *sig_der is malloc'd.
  * The station signs the SE's tool-authentication challenge with this. */

@@ -455,6 +455,44 @@ hsm_key_find_id(hsm_ctx *ctx, const uint8_t *id, size_t id_len, st_err *err)
 	return key_find(ctx, NULL, id, id_len, err);
 }
 
+X509 *
+hsm_cert_find(hsm_ctx *ctx, const char *label, st_err *err)
+{
+	PKCS11_CERT *certs = NULL, *found = NULL;
+	unsigned int i, n = 0;
+	X509 *x = NULL;
+
+	if (!ctx || !label || !*label) {
+		st_err_set(err, ST_E_CONFIG, "no certificate label given");
+		return NULL;
+	}
+	pthread_mutex_lock(&ctx->lock);
+	ERR_clear_error();
+	if (PKCS11_enumerate_certs(ctx->slot->token, &certs, &n) != 0) {
+		st_err_openssl(err, ST_E_CRYPTO, "listing the certificates of token \"%s\"", ctx->token);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (!certs[i].label || strcmp(certs[i].label, label) != 0 || !certs[i].x509)
+			continue;
+		if (found) {
+			st_err_set(err, ST_E_CONFIG, "token \"%s\" holds several certificates labelled \"%s\"; "
+			    "give the one to use", ctx->token, label);
+			goto out;
+		}
+		found = &certs[i];
+	}
+	if (!found) {
+		st_err_set(err, ST_E_NOTFOUND, "token \"%s\" holds no certificate labelled \"%s\"", ctx->token, label);
+		goto out;
+	}
+	if (!(x = X509_dup(found->x509)))
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+out:
+	pthread_mutex_unlock(&ctx->lock);
+	return x;
+}
+
 void
 hsm_key_free(hsm_key *key)
 {

@@ -136,7 +136,8 @@ sign_usage(FILE *f)
 	    "\n"
 	    "  --key-label LABEL   the signing key in the token (e.g. engineering)\n"
 	    "  --cert CERT.pem     its certificate (default: the recipe's certificate\n"
-	    "                      for that label, when it is the intermediate, audit or tool key)\n"
+	    "                      for that label, when it is the intermediate, audit or tool key;\n"
+	    "                      otherwise the token's certificate object with that label)\n"
 	    "  --chain PEM         intermediate certificates to embed in the signature\n"
 	    "  --recipe-for-hsm F  take the HSM settings from recipe F\n"
 	    "  --module PATH       PKCS#11 module; --token LABEL  token label\n"
@@ -304,12 +305,11 @@ cmd_sign(int argc, char **argv)
 		print_errors(errs);
 		goto out;
 	}
-	if (!cert_path && !(cert_path = recipe_cert_for(hr, label))) {
-		fprintf(stderr, "station recipe sign: give --cert CERT.pem: the recipe names no certificate for key \"%s\"\n",
-		    label);
-		goto out;
-	}
-	if (!(cert = st_x509_load(cert_path, &err)) || (chain_path && !(chain = st_x509_chain_load(chain_path, &err)))) {
+	if (!cert_path)
+		cert_path = recipe_cert_for(hr, label);
+	/* Without a file, the token's own certificate object (loaded below). */
+	if ((cert_path && !(cert = st_x509_load(cert_path, &err))) ||
+	    (chain_path && !(chain = st_x509_chain_load(chain_path, &err)))) {
 		fprintf(stderr, "station recipe sign: %s\n", err.msg);
 		goto out;
 	}
@@ -326,8 +326,19 @@ cmd_sign(int argc, char **argv)
 	}
 	pin.kind = hr->hsm.pin_source == RECIPE_PIN_FILE ? HSM_PIN_FILE : HSM_PIN_ENV;
 	pin.name = hr->hsm.pin_source == RECIPE_PIN_FILE ? hr->hsm.pin_file : hr->hsm.pin_env;
-	if (!(hsm = hsm_open(module ? module : hr->hsm.module, token ? token : hr->hsm.token, &pin, &err)) ||
-	    !(key = hsm_key_find(hsm, label, &err)) || hsm_key_matches_cert(key, cert, &err) < 0 ||
+	if (!(hsm = hsm_open(module ? module : hr->hsm.module, token ? token : hr->hsm.token, &pin, &err))) {
+		fprintf(stderr, "station recipe sign: %s\n", err.msg);
+		goto out;
+	}
+	if (!cert && !(cert = hsm_cert_find(hsm, label, &err))) {
+		if (err.code == ST_E_NOTFOUND)
+			fprintf(stderr, "station recipe sign: %s, and the recipe names no certificate for key \"%s\": "
+			    "give --cert CERT.pem\n", err.msg, label);
+		else
+			fprintf(stderr, "station recipe sign: %s\n", err.msg);
+		goto out;
+	}
+	if (!(key = hsm_key_find(hsm, label, &err)) || hsm_key_matches_cert(key, cert, &err) < 0 ||
 	    st_cms_sign(hsm_key_pkey(key), cert, chain, data, len, &der, &der_len, &err) < 0) {
 		fprintf(stderr, "station recipe sign: %s\n", err.msg);
 		goto out;

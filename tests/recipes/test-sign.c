@@ -386,6 +386,34 @@ START_TEST(test_cli_errors)
 }
 END_TEST
 
+/* Without --cert, a key the recipe does not name is signed with the token's
+ * own certificate object of that label (the README's command as written). */
+START_TEST(test_cert_from_token)
+{
+	char *path = demo_copy("token-cert.yaml"), *root = ppath("root-ca.pem"), *out = NULL;
+	char signer[256];
+	st_err err;
+	int rc;
+
+	rc = sh(&out, "'%s' recipe sign '%s' --key-label engineering", getenv("STATION_EXE"), path);
+	ck_assert_msg(rc == 0, "recipe sign failed (%d): %s", rc, out);
+	ck_assert_msg(strstr(out, ".sig: signed by") && strstr(out, "Recipe Engineering"), "%s", out);
+	free(out);
+	ck_assert_msg(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err) == 0, "%s", err.msg);
+	ck_assert_ptr_nonnull(strstr(signer, "Recipe Engineering"));
+	/* No certificate object and none in the recipe: say what to give. */
+	rc = sh(&out, "rm -f '%s.sig' && '%s' recipe sign '%s' --key-label no-such-key", path, getenv("STATION_EXE"),
+	    path);
+	ck_assert_int_eq(rc, 2);
+	ck_assert_msg(strstr(out, "holds no certificate labelled \"no-such-key\"") && strstr(out, "give --cert"), "%s",
+	    out);
+	free(out);
+	ck_assert_int_ne(sh(NULL, "test -e '%s.sig'", path), 0);
+	free(root);
+	free(path);
+}
+END_TEST
+
 /* An unchecked fixture: Check's asserts need a running suite. */
 static void
 make_work(void)
@@ -412,6 +440,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, make_work, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_valid_signature);
+	tcase_add_test(tc, test_cert_from_token);
 	tcase_add_test(tc, test_changed_byte_refused);
 	tcase_add_test(tc, test_changed_after_load_refused);
 	tcase_add_test(tc, test_unknown_signer_refused);
