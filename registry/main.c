@@ -16,6 +16,10 @@ struct command {
 
 static const struct command commands[] = {
 	{ "init", cmd_init, "create or migrate the schema and the ingest and read roles" },
+	{ "ingest", cmd_ingest, "verify bundles and load them (ingest --ca ROOT.pem BUNDLE...)" },
+	{ "device", cmd_device, "a device's history across stations (device SERIAL)" },
+	{ "certificate", cmd_certificate, "one certificate, where it was issued and its status" },
+	{ "alarms", cmd_alarms, "open alarms; exit 1 while any is open" },
 };
 
 static void

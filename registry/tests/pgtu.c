@@ -154,10 +154,38 @@ pgtu_conninfo_as(const pgtu *pg, const char *user)
 }
 
 int
-pgtu_psql(const pgtu *pg, const char *sql, char **out)
+pgtu_psql_on(const char *conninfo, const char *sql, char **out)
 {
 	char *argv[] = { (char *)PG_BIN "/psql", (char *)"-X", (char *)"-q", (char *)"-A", (char *)"-t", (char *)"-v",
-		(char *)"ON_ERROR_STOP=1", (char *)"-d", pg->conninfo, (char *)"-c", (char *)sql, NULL };
+		(char *)"ON_ERROR_STOP=1", (char *)"-d", (char *)conninfo, (char *)"-c", (char *)sql, NULL };
 
 	return tu_run(argv, out);
+}
+
+int
+pgtu_psql(const pgtu *pg, const char *sql, char **out)
+{
+	return pgtu_psql_on(pg->conninfo, sql, out);
+}
+
+char *
+pgtu_db(const pgtu *pg, const char *db, const char *user)
+{
+	char *s = NULL;
+
+	ck_assert_int_ne(asprintf(&s, "host=%s dbname=%s user=%s", pg->socket_dir, db, user), -1);
+	return s;
+}
+
+char *
+pgtu_createdb(const pgtu *pg, const char *name)
+{
+	char *createdb[] = { (char *)PG_BIN "/createdb", (char *)"-h", pg->socket_dir, (char *)"-U", (char *)"postgres",
+		(char *)name, NULL };
+	char *out = NULL;
+	int rc = tu_run(createdb, &out);
+
+	ck_assert_msg(rc == 0, "createdb %s failed (%d): %s", name, rc, out ? out : "");
+	free(out);
+	return pgtu_db(pg, name, "postgres");
 }

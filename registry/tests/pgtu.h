@@ -21,6 +21,12 @@ void pgtu_down(pgtu *pg);
 void pgtu_up(pgtu *pg);
 /* conninfo with another user: malloc'd. */
 char *pgtu_conninfo_as(const pgtu *pg, const char *user);
+/* A fresh database name in the cluster; returns the superuser's conninfo for it (malloc'd). */
+char *pgtu_createdb(const pgtu *pg, const char *name);
+/* conninfo for database db as user (malloc'd). */
+char *pgtu_db(const pgtu *pg, const char *db, const char *user);
+/* psql -c sql on conninfo; status, output in *out (malloc'd, may be NULL). */
+int pgtu_psql_on(const char *conninfo, const char *sql, char **out);
 /* Run one SQL statement with psql as the superuser; returns psql's status,
  * its output (unaligned, tuples only) in *out (malloc'd, may be NULL). */
 int pgtu_psql(const pgtu *pg, const char *sql, char **out);

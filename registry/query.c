@@ -1,0 +1,282 @@
+/* station-registry device, certificate, alarms: reading the registry. */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry.h"
+
+#define TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* Journal text (device serials, jig URIs, errors) may hold anything a jig
+ * sent: never raw to a terminal. */
+static const char *
+safe(const char *s)
+{
+	static __thread char buf[4][1024];
+	static __thread unsigned k;
+	char *o = buf[k++ % 4];
+	size_t n = 0;
+
+	for (; s && *s && n + 5 < sizeof(buf[0]); s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			n += (size_t)snprintf(o + n, sizeof(buf[0]) - n, "\\x%02x", c);
+		else
+			o[n++] = (char)c;
+	}
+	o[n] = 0;
+	return o;
+}
+
+/* The common options of the reading commands: --json, --help. */
+static int
+read_opts(struct reg *r, int argc, char **argv, const char *usage_text, int nargs)
+{
+	enum { O_JSON = 1, O_HELP };
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_JSON: r->json = 1; break;
+		case 'h':
+		case O_HELP: printf("%s", usage_text); return EXIT_OK;
+		default: fprintf(stderr, "%s", usage_text); return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != nargs) {
+		fprintf(stderr, "%s", usage_text);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+static json_t *
+row_json(PGresult *res, int row)
+{
+	json_t *o = json_object();
+	int i;
+
+	for (i = 0; i < PQnfields(res); i++) {
+		const char *name = PQfname(res, i), *v = PQgetvalue(res, row, i);
+
+		if (PQgetisnull(res, row, i))
+			json_object_set_new(o, name, json_null());
+		else if (strcmp(name, "details") == 0)
+			json_object_set_new(o, name, json_loads(v, 0, NULL));
+		else if (strcmp(name, "seq") == 0 || strcmp(name, "id") == 0)
+			json_object_set_new(o, name, json_integer(strtoll(v, NULL, 10)));
+		else
+			json_object_set_new(o, name, json_string(v));
+	}
+	return o;
+}
+
+static json_t *
+rows_json(PGresult *res)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(a, row_json(res, i));
+	return a;
+}
+
+static const char cert_sql[] =
+	"SELECT c.serial, c.issuer, c.subject, c.device, c.station, c.seq, " TIME_SQL("c.time") " AS issued_at, "
+	TIME_SQL("c.not_after") " AS not_after, c.cert_sha256, c.pubkey_sha256,"
+	" CASE WHEN v.serial IS NULL THEN 'live' ELSE 'revoked' END AS status, v.station AS revoked_at_station,"
+	" v.reason AS revocation_reason, " TIME_SQL("v.time") " AS revoked_at"
+	" FROM certificates c LEFT JOIN LATERAL (SELECT * FROM revocations w WHERE w.serial = c.serial"
+	"  ORDER BY w.time LIMIT 1) v ON true";
+
+static void
+print_certs(PGresult *res)
+{
+	int i;
+
+	for (i = 0; i < PQntuples(res); i++) {
+		printf("  %s  %s  issued to %s at %s %s (seq %s) by %s, valid until %s", safe(PQgetvalue(res, i, 0)),
+		    PQgetvalue(res, i, 10), safe(PQgetvalue(res, i, 3)), safe(PQgetvalue(res, i, 4)), PQgetvalue(res, i, 6),
+		    PQgetvalue(res, i, 5), safe(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 7));
+		if (!PQgetisnull(res, i, 11))
+			printf("; revoked at %s %s (%s)", safe(PQgetvalue(res, i, 11)), PQgetvalue(res, i, 13),
+			    safe(PQgetvalue(res, i, 12)));
+		printf("\n");
+	}
+}
+
+#define DEVICE_USAGE                                                                                 \
+	"usage: station-registry [--db URI] [--json] device SERIAL\n"                                     \
+	"\n"                                                                                             \
+	"Everything the fleet's journals say about one SE, in time order across stations:\n"           \
+	"every step, the certificates it got and whether they are live or revoked, open alarms.\n"      \
+	"Exit: 0 the device is known, 1 no station has journaled it, 2 usage or configuration error.\n"
+
+int
+cmd_device(struct reg *r, int argc, char **argv)
+{
+	const char *p[1];
+	PGresult *recs = NULL, *certs = NULL, *alarms = NULL;
+	char *sql = NULL;
+	int ret, i, stations;
+	st_err err;
+
+	if ((ret = read_opts(r, argc, argv, DEVICE_USAGE, 1)) >= 0)
+		return ret;
+	ret = EXIT_FAIL;
+	p[0] = argv[optind];
+	if (reg_connect(r, &err) < 0) {
+		fprintf(stderr, "station-registry device: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (asprintf(&sql, "%s WHERE c.device = $1 ORDER BY c.time, c.station, c.seq", cert_sql) < 0)
+		goto out;
+	if (!(recs = reg_query(r,
+	          "SELECT station, seq, " TIME_SQL("time") " AS time, step, result, jig, operator, details FROM records"
+	          " WHERE device = $1 ORDER BY time, station, seq",
+	          1, p, &err)) ||
+	    !(certs = reg_query(r, sql, 1, p, &err)) ||
+	    !(alarms = reg_query(r,
+	          "SELECT id, kind, detail FROM alarms WHERE cleared_at IS NULL AND (subject = $1 OR subject LIKE $1 || '@%'"
+	          " OR detail LIKE '%SE ' || $1 || '%' OR detail LIKE '%serials%' || $1 || '%') ORDER BY id",
+	          1, p, &err))) {
+		fprintf(stderr, "station-registry device: %s\n", err.msg);
+		goto out;
+	}
+	if (r->json) {
+		reg_print_json(json_pack("{s:s,s:o,s:o,s:o}", "device", argv[optind], "records", rows_json(recs),
+		    "certificates", rows_json(certs), "alarms", rows_json(alarms)));
+	} else if (PQntuples(recs) == 0) {
+		printf("device %s: not in the registry (no ingested journal mentions it)\n", safe(argv[optind]));
+	} else {
+		for (i = 0, stations = 0; i < PQntuples(recs); i++)
+			if (i == 0 || strcmp(PQgetvalue(recs, i, 0), PQgetvalue(recs, i - 1, 0)) != 0)
+				stations++;
+		printf("device %s: %d record%s, %d certificate%s\n", safe(argv[optind]), PQntuples(recs),
+		    PQntuples(recs) == 1 ? "" : "s", PQntuples(certs), PQntuples(certs) == 1 ? "" : "s");
+		for (i = 0; i < PQntuples(recs); i++)
+			printf("  %s  %-12s #%-6s %-10s %s\n", PQgetvalue(recs, i, 2), safe(PQgetvalue(recs, i, 0)),
+			    PQgetvalue(recs, i, 1), safe(PQgetvalue(recs, i, 3)), safe(PQgetvalue(recs, i, 4)));
+		if (PQntuples(certs)) {
+			printf("certificates:\n");
+			print_certs(certs);
+		}
+		for (i = 0; i < PQntuples(alarms); i++)
+			printf("ALARM %s %s: %s\n", PQgetvalue(alarms, i, 0), PQgetvalue(alarms, i, 1), safe(PQgetvalue(alarms, i, 2)));
+	}
+	ret = PQntuples(recs) ? EXIT_OK : EXIT_FAIL;
+out:
+	free(sql);
+	PQclear(recs);
+	PQclear(certs);
+	PQclear(alarms);
+	return ret;
+}
+
+#define CERT_USAGE                                                                                   \
+	"usage: station-registry [--db URI] [--json] certificate SERIAL\n"                                \
+	"\n"                                                                                             \
+	"One certificate serial (hex): which issuer, device and station, and whether any\n"             \
+	"station revoked it.  More than one line means the serial was issued more than once.\n"          \
+	"Exit: 0 known, 1 not in the registry, 2 usage or configuration error.\n"
+
+int
+cmd_certificate(struct reg *r, int argc, char **argv)
+{
+	const char *p[1];
+	PGresult *certs = NULL;
+	char *sql = NULL, *serial = NULL;
+	size_t i;
+	int ret;
+	st_err err;
+
+	if ((ret = read_opts(r, argc, argv, CERT_USAGE, 1)) >= 0)
+		return ret;
+	ret = EXIT_FAIL;
+	/* Serials are journaled as lower-case hex without leading zeros. */
+	serial = strdup(argv[optind]);
+	if (!serial)
+		goto out;
+	for (i = 0; serial[i]; i++)
+		serial[i] = (char)tolower((unsigned char)serial[i]);
+	p[0] = serial;
+	while (p[0][0] == '0' && p[0][1])
+		p[0]++;
+	if (reg_connect(r, &err) < 0) {
+		fprintf(stderr, "station-registry certificate: %s\n", err.msg);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (asprintf(&sql, "%s WHERE c.serial = $1 ORDER BY c.time, c.station, c.seq", cert_sql) < 0)
+		goto out;
+	if (!(certs = reg_query(r, sql, 1, p, &err))) {
+		fprintf(stderr, "station-registry certificate: %s\n", err.msg);
+		goto out;
+	}
+	if (r->json) {
+		reg_print_json(json_pack("{s:s,s:o}", "serial", p[0], "certificates", rows_json(certs)));
+	} else if (!PQntuples(certs)) {
+		printf("certificate %s: not in the registry\n", safe(p[0]));
+	} else {
+		printf("certificate %s:\n", safe(p[0]));
+		print_certs(certs);
+	}
+	ret = PQntuples(certs) ? EXIT_OK : EXIT_FAIL;
+out:
+	free(serial);
+	free(sql);
+	PQclear(certs);
+	return ret;
+}
+
+#define ALARMS_USAGE                                                                                 \
+	"usage: station-registry [--db URI] [--json] alarms\n"                                            \
+	"\n"                                                                                             \
+	"The open alarms: journals that contradict each other (a fork of one station's\n"               \
+	"journal, one SE provisioned at two stations or twice without a rework, one public\n"           \
+	"key or attestation certificate under two SE serials, one certificate serial issued\n"          \
+	"twice, a certificate revoked at one station and live at another).\n"                           \
+	"Exit: 0 none open, 1 at least one is open, 2 usage or configuration error.\n"
+
+int
+cmd_alarms(struct reg *r, int argc, char **argv)
+{
+	PGresult *res = NULL;
+	int ret, i;
+	st_err err;
+
+	if ((ret = read_opts(r, argc, argv, ALARMS_USAGE, 0)) >= 0)
+		return ret;
+	if (reg_connect(r, &err) < 0) {
+		fprintf(stderr, "station-registry alarms: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (!(res = reg_query(r,
+	          "SELECT id, kind, subject, detail, " TIME_SQL("raised_at") " AS raised_at FROM alarms"
+	          " WHERE cleared_at IS NULL ORDER BY id",
+	          0, NULL, &err))) {
+		fprintf(stderr, "station-registry alarms: %s\n", err.msg);
+		return EXIT_FAIL;
+	}
+	if (r->json) {
+		reg_print_json(json_pack("{s:i,s:o}", "open", PQntuples(res), "alarms", rows_json(res)));
+	} else if (!PQntuples(res)) {
+		printf("no open alarms\n");
+	} else {
+		for (i = 0; i < PQntuples(res); i++)
+			printf("ALARM %s %s %s: %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 4), PQgetvalue(res, i, 1),
+			    safe(PQgetvalue(res, i, 3)));
+		printf("%d open alarm%s\n", PQntuples(res), PQntuples(res) == 1 ? "" : "s");
+	}
+	ret = PQntuples(res) ? EXIT_FAIL : EXIT_OK;
+	PQclear(res);
+	return ret;
+}

@@ -1,0 +1,31 @@
+/* Stations for the registry tests: a real journal sealed with a file audit
+ * key certified by the test PKI, devices with real certificates, exported
+ * as `station audit export` does. */
+#ifndef REGTU_H
+#define REGTU_H
+
+#include <openssl/evp.h>
+
+#include "audit-tu.h"
+
+typedef struct regtu_station {
+	char *dir; /* the journal */
+	audit_journal *j;
+	atu_signer sg;
+} regtu_station;
+
+/* A fresh journal for station id, sealed by signer (a PEM pair in tu_pki). */
+void regtu_station_open(regtu_station *s, const char *station, const char *signer);
+void regtu_station_close(regtu_station *s);
+/* identify, keygen, issuing, issued (with a certificate of serial, issued by
+ * the test intermediate's name, for key or a fresh key when NULL), done.
+ * rework: every record carries the rework details. */
+void regtu_provision(regtu_station *s, const char *device, const char *serial, EVP_PKEY *key, int rework);
+/* A revoke record for the certificate serial of device. */
+void regtu_revoke(regtu_station *s, const char *device, const char *serial);
+/* Seal what is open and export every sealed batch to a fresh folder (malloc'd path). */
+char *regtu_export(regtu_station *s);
+/* A fresh P-256 key. */
+EVP_PKEY *regtu_key(void);
+
+#endif

@@ -1,0 +1,383 @@
+/* station-registry ingest against a real PostgreSQL cluster, with bundles
+ * exported from real sealed journals: loading, idempotence, overlaps,
+ * forks, refused bundles, the alarms, the database going down mid-ingest
+ * and two ingesters at once. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pgtu.h"
+#include "regtu.h"
+
+static pgtu pg;
+
+static void
+cluster_setup(void)
+{
+	tu_pki_setup();
+	atu_make_signer(tu_pki, "seal-a", "root-ca");
+	atu_make_signer(tu_pki, "seal-b", "root-ca");
+	atu_make_signer(tu_pki, "foreign", NULL);
+	pgtu_start(&pg);
+}
+
+static void
+cluster_teardown(void)
+{
+	pgtu_stop(&pg);
+	tu_pki_teardown();
+}
+
+/* Each test has its own database, initialised; *admin gets the superuser's conninfo. */
+static char *
+fresh_db(const char *name, char **admin)
+{
+	char *a = pgtu_createdb(&pg, name), *out = NULL;
+	char *argv[] = { getenv("STATION_REGISTRY_EXE"), (char *)"--db", a, (char *)"init", NULL };
+	int rc = tu_run(argv, &out);
+
+	ck_assert_msg(rc == 0, "init: %s", out);
+	free(out);
+	*admin = a;
+	return pgtu_db(&pg, name, "registry_ingest");
+}
+
+/* station-registry --db DB ARGS (a shell fragment); status, output. */
+static int
+reg(const char *db, char **out, const char *fmt, ...)
+{
+	char *args = NULL, *cmd = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	ck_assert_int_ne(vasprintf(&args, fmt, ap), -1);
+	va_end(ap);
+	ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' %s", getenv("STATION_REGISTRY_EXE"), db, args), -1);
+	rc = tu_sh(cmd, out);
+	free(cmd);
+	free(args);
+	return rc;
+}
+
+static int
+ingest(const char *db, const char *bundle, char **out)
+{
+	return reg(db, out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, bundle);
+}
+
+/* One number from SQL. */
+static long
+sql_num(const char *admin, const char *sql)
+{
+	char *out = NULL;
+	long v;
+	int rc = pgtu_psql_on(admin, sql, &out);
+
+	ck_assert_msg(rc == 0, "%s: %s", sql, out);
+	v = strtol(out, NULL, 10);
+	free(out);
+	return v;
+}
+
+/* A digest of everything in the registry, to show a refused load changed nothing. */
+static char *
+db_state(const char *admin)
+{
+	char *out = NULL;
+	int rc = pgtu_psql_on(admin,
+	    "SELECT (SELECT count(*) FROM records) || '/' || (SELECT count(*) FROM bundles) || '/' ||"
+	    " (SELECT count(*) FROM certificates) || '/' || (SELECT count(*) FROM stations) || '/' ||"
+	    " (SELECT coalesce(md5(string_agg(hash, '' ORDER BY station, seq)), '') FROM records)",
+	    &out);
+
+	ck_assert_msg(rc == 0, "%s", out);
+	return out;
+}
+
+START_TEST(test_load_idempotent_overlap)
+{
+	char *admin, *db = fresh_db("t_load", &admin), *out = NULL, *b1, *b2, *s1, *s2;
+	regtu_station st;
+	int rc;
+
+	regtu_station_open(&st, "line-1", "seal-a");
+	regtu_provision(&st, "SE-0001", "1001", NULL, 0);
+	regtu_provision(&st, "SE-0002", "1002", NULL, 0);
+	b1 = regtu_export(&st);
+	rc = ingest(db, b1, &out);
+	ck_assert_msg(rc == 0 && strstr(out, "loaded") && strstr(out, "new station"), "(%d) %s", rc, out);
+	free(out);
+	/* 2 devices x 5 records, plus the batch-close record. */
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records"), 11);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM certificates"), 2);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE station = 'line-1' AND seq = 4 AND step = 'issued'"), 1);
+	s1 = db_state(admin);
+	/* Again: nothing changes. */
+	rc = ingest(db, b1, &out);
+	ck_assert_msg(rc == 0 && strstr(out, "already ingested: 0 new records"), "(%d) %s", rc, out);
+	free(out);
+	s2 = db_state(admin);
+	ck_assert_str_eq(s1, s2);
+	free(s2);
+	/* A later export overlaps the first: only the new records load. */
+	regtu_provision(&st, "SE-0003", "1003", NULL, 0);
+	b2 = regtu_export(&st);
+	rc = reg(db, &out, "--json ingest --ca '%s/root-ca.pem' '%s'", tu_pki, b2);
+	ck_assert_msg(rc == 0 && strstr(out, "\"status\":\"loaded\"") && strstr(out, "\"new_records\":6") &&
+	        strstr(out, "\"new_station\":false") && strstr(out, "\"gaps\":[]"),
+	    "(%d) %s", rc, out);
+	free(out);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records"), 17);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM bundles"), 2);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms"), 0);
+	/* What the registry says about them. */
+	rc = reg(db, &out, "device SE-0001");
+	ck_assert_msg(rc == 0 && strstr(out, "device SE-0001: 5 records, 1 certificate") && strstr(out, "line-1") &&
+	        strstr(out, "issued") && strstr(out, "1001  live  issued to SE-0001 at line-1"),
+	    "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "--json device SE-0003");
+	ck_assert_msg(rc == 0 && strstr(out, "\"device\":\"SE-0003\"") && strstr(out, "\"step\":\"keygen\"") &&
+	        strstr(out, "\"status\":\"live\""),
+	    "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "device SE-NONE");
+	ck_assert_msg(rc == 1 && strstr(out, "not in the registry"), "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "certificate 0x1002");
+	ck_assert_msg(rc == 1, "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "certificate 01002");
+	ck_assert_msg(rc == 0 && strstr(out, "1002  live  issued to SE-0002"), "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "device");
+	ck_assert_msg(rc == 2 && strstr(out, "usage"), "(%d) %s", rc, out);
+	free(out);
+	regtu_station_close(&st);
+	tu_rmtree(b1);
+	tu_rmtree(b2);
+	free(b1);
+	free(b2);
+	free(s1);
+	free(db);
+	free(admin);
+}
+END_TEST
+
+START_TEST(test_fork_refused_with_alarm)
+{
+	char *admin, *db = fresh_db("t_fork", &admin), *out = NULL, *b1, *b2, *s1, *s2;
+	regtu_station a, copy;
+	int rc;
+
+	regtu_station_open(&a, "line-2", "seal-a");
+	regtu_provision(&a, "SE-0101", "2001", NULL, 0);
+	b1 = regtu_export(&a);
+	ck_assert_int_eq(ingest(db, b1, &out), 0);
+	free(out);
+	/* Another journal claiming to be line-2: same seqs, other records. */
+	regtu_station_open(&copy, "line-2", "seal-a");
+	regtu_provision(&copy, "SE-0999", "2999", NULL, 0);
+	b2 = regtu_export(&copy);
+	s1 = db_state(admin);
+	rc = ingest(db, b2, &out);
+	ck_assert_msg(rc == 1 && strstr(out, "REFUSED: fork: station line-2 seq 1 is already in the registry"), "(%d) %s", rc,
+	    out);
+	free(out);
+	s2 = db_state(admin);
+	ck_assert_str_eq(s1, s2);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms WHERE kind = 'fork' AND subject = 'line-2'"), 1);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE device = 'SE-0999'"), 0);
+	regtu_station_close(&a);
+	regtu_station_close(&copy);
+	tu_rmtree(b1);
+	tu_rmtree(b2);
+	free(b1);
+	free(b2);
+	free(s1);
+	free(s2);
+	free(db);
+	free(admin);
+}
+END_TEST
+
+/* A copy of bundle, damaged by a shell fragment run inside it. */
+static char *
+damaged(const char *bundle, const char *sh)
+{
+	char *dir = tu_tmpdir("regd"), *cmd = NULL, *out = NULL;
+	int rc;
+
+	ck_assert_int_ne(asprintf(&cmd, "cp -a '%s'/. '%s'/ && cd '%s' && %s", bundle, dir, dir, sh), -1);
+	rc = tu_sh(cmd, &out);
+	ck_assert_msg(rc == 0, "%s: %s", cmd, out);
+	free(cmd);
+	free(out);
+	return dir;
+}
+
+START_TEST(test_bad_bundles_refused)
+{
+	static const struct {
+		const char *what, *sh, *expect;
+	} cases[] = {
+		{ "tampered", "sed -i 's/SE-0201/SE-0666/' batch-000001.jsonl", "verification failed" },
+		{ "truncated", "truncate -s 700 batch-000001.jsonl", "verification failed" },
+		{ "unsealed", "rm batch-000001.jsonl.p7s", "verification failed" },
+		{ "no manifest", "rm manifest.json", "not an export bundle" },
+		{ "missing", "cd / && rm -rf \"$OLDPWD\"", "cannot verify" },
+	};
+	char *admin, *db = fresh_db("t_bad", &admin), *out = NULL, *good, *bad, *s1, *s2;
+	regtu_station a, f;
+	size_t i;
+	int rc;
+
+	regtu_station_open(&a, "line-3", "seal-a");
+	regtu_provision(&a, "SE-0201", "3001", NULL, 0);
+	regtu_provision(&a, "SE-0202", "3002", NULL, 0);
+	good = regtu_export(&a);
+	s1 = db_state(admin);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bad = damaged(good, cases[i].sh);
+		rc = ingest(db, bad, &out);
+		ck_assert_msg(rc == 1 && strstr(out, "REFUSED") && strstr(out, cases[i].expect), "%s: (%d) %s", cases[i].what,
+		    rc, out);
+		free(out);
+		tu_rmtree(bad);
+		free(bad);
+	}
+	/* Sealed by a key the audit root never certified. */
+	regtu_station_open(&f, "line-3", "foreign");
+	regtu_provision(&f, "SE-0203", "3003", NULL, 0);
+	bad = regtu_export(&f);
+	rc = ingest(db, bad, &out);
+	ck_assert_msg(rc == 1 && strstr(out, "REFUSED: verification failed"), "foreign: (%d) %s", rc, out);
+	free(out);
+	tu_rmtree(bad);
+	free(bad);
+	/* A live journal folder is not a bundle. */
+	rc = ingest(db, a.dir, &out);
+	ck_assert_msg(rc == 1 && strstr(out, "REFUSED"), "live journal: (%d) %s", rc, out);
+	free(out);
+	s2 = db_state(admin);
+	ck_assert_str_eq(s1, s2);
+	/* And the good one still loads after all that. */
+	rc = ingest(db, good, &out);
+	ck_assert_msg(rc == 0 && strstr(out, "loaded"), "(%d) %s", rc, out);
+	free(out);
+	/* Usage and configuration errors: exit 2. */
+	rc = reg(db, &out, "ingest '%s'", good);
+	ck_assert_msg(rc == 2 && strstr(out, "usage"), "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "ingest --ca /nonexistent.pem '%s'", good);
+	ck_assert_msg(rc == 2 && strstr(out, "--ca"), "(%d) %s", rc, out);
+	free(out);
+	regtu_station_close(&a);
+	regtu_station_close(&f);
+	tu_rmtree(good);
+	free(good);
+	free(s1);
+	free(s2);
+	free(db);
+	free(admin);
+}
+END_TEST
+
+static int
+has_alarm(const char *admin, const char *kind)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM alarms WHERE kind = '%s'", kind);
+	return (int)sql_num(admin, sql);
+}
+
+START_TEST(test_alarms)
+{
+	char *admin, *db = fresh_db("t_alarms", &admin), *out = NULL, *ba, *bb;
+	regtu_station a, b;
+	EVP_PKEY *shared = regtu_key();
+	int rc;
+
+	regtu_station_open(&a, "site1-a", "seal-a");
+	regtu_station_open(&b, "site2-b", "seal-b");
+	/* A clean device, and a rework that is not an alarm. */
+	regtu_provision(&a, "SE-OK", "a001", NULL, 0);
+	regtu_provision(&a, "SE-RW", "a002", NULL, 0);
+	regtu_revoke(&a, "SE-RW", "a002");
+	regtu_provision(&a, "SE-RW", "a003", NULL, 1);
+	ba = regtu_export(&a);
+	rc = ingest(db, ba, &out);
+	ck_assert_msg(rc == 0, "(%d) %s", rc, out);
+	free(out);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms"), 0);
+	rc = reg(db, &out, "alarms");
+	ck_assert_msg(rc == 0 && strstr(out, "no open alarms"), "(%d) %s", rc, out);
+	free(out);
+	/* Cloned SE at a second station; one key under two serials; one issuer serial twice;
+	 * a certificate issued at a revoked at b; provisioned twice at b without rework. */
+	regtu_provision(&b, "SE-OK", "b001", NULL, 0);
+	regtu_provision(&a, "SE-K1", "a010", shared, 0);
+	regtu_provision(&b, "SE-K2", "b010", shared, 0);
+	regtu_provision(&b, "SE-DUP", "a001", NULL, 0);
+	regtu_revoke(&b, "SE-OK", "a001");
+	regtu_provision(&b, "SE-TWICE", "b020", NULL, 0);
+	regtu_provision(&b, "SE-TWICE", "b021", NULL, 0);
+	free(ba);
+	ba = regtu_export(&a);
+	bb = regtu_export(&b);
+	rc = reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s' '%s'", tu_pki, ba, bb);
+	ck_assert_msg(rc == 0 && strstr(out, "new alarm"), "(%d) %s", rc, out);
+	free(out);
+	ck_assert_int_eq(has_alarm(admin, "device-two-stations"), 1);
+	ck_assert_int_eq(has_alarm(admin, "pubkey-two-serials"), 1);
+	ck_assert_int_eq(has_alarm(admin, "cert-serial-twice"), 1);
+	ck_assert_int_eq(has_alarm(admin, "revoked-live"), 1);
+	ck_assert_int_eq(has_alarm(admin, "device-twice"), 1);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms WHERE subject LIKE '%SE-RW%'"), 0);
+	rc = reg(db, &out, "alarms");
+	ck_assert_msg(rc == 1 && strstr(out, "device-two-stations") && strstr(out, "SE-OK provisioned at site1-a, site2-b"),
+	    "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "certificate a001");
+	ck_assert_msg(rc == 0 && strstr(out, "issued to SE-OK at site1-a") && strstr(out, "issued to SE-DUP at site2-b") &&
+	        strstr(out, "revoked at site2-b"),
+	    "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "device SE-OK");
+	ck_assert_msg(rc == 0 && strstr(out, "ALARM") && strstr(out, "site2-b"), "(%d) %s", rc, out);
+	free(out);
+	rc = reg(db, &out, "--json alarms");
+	ck_assert_msg(rc == 1 && strstr(out, "\"kind\":\"revoked-live\""), "(%d) %s", rc, out);
+	free(out);
+	regtu_station_close(&a);
+	regtu_station_close(&b);
+	tu_rmtree(ba);
+	tu_rmtree(bb);
+	free(ba);
+	free(bb);
+	EVP_PKEY_free(shared);
+	free(db);
+	free(admin);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("registry-ingest");
+	TCase *tc = tcase_create("ingest");
+
+	tcase_add_unchecked_fixture(tc, cluster_setup, cluster_teardown);
+	tcase_add_test(tc, test_load_idempotent_overlap);
+	tcase_add_test(tc, test_fork_refused_with_alarm);
+	tcase_add_test(tc, test_bad_bundles_refused);
+	tcase_add_test(tc, test_alarms);
+	suite_add_tcase(s, tc);
+	return tu_run_suite(s);
+}
