@@ -36,6 +36,7 @@ struct engine {
 	char fatal_msg[1024];
 	struct worker *workers; /* all of them, to see which SE each is working on */
 	size_t nworkers;
+	struct keyset *keys;    /* keys certified or offered (keys.c; under lock) */
 };
 
 struct worker {
@@ -97,5 +98,11 @@ void eng_release(struct worker *w);
 void eng_dev_clear(struct dev *d);
 void eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed);
 int eng_cert_serial_hex(X509 *cert, char out[41]);
+/* keys.c: load the keys the journal certified (before workers start); a
+ * key KEYGEN answered must be new (keep: the SE's own certified key is
+ * allowed, the factory path's resume), else the device fails at KEYGEN. */
+int eng_keys_load(struct engine *e, st_err *err);
+int eng_key_fresh(struct worker *w, struct dev *d, const uint8_t h[32], int keep);
+void eng_keys_free(struct engine *e);
 
 #endif

@@ -253,7 +253,9 @@ eng_step_keygen(struct worker *w, struct dev *d, int keep)
 	d->pubkey = w->resp.u.pubkey;
 	st_sha256(d->pubkey.data, d->pubkey.len, h);
 	st_hex(h, 32, hex);
-	return eng_journal(w, d, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", hex, "slot", st->slot, "kept", keep));
+	if (eng_journal(w, d, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", hex, "slot", st->slot, "kept", keep)) < 0)
+		return -1;
+	return eng_key_fresh(w, d, h, keep);
 }
 
 int
@@ -797,6 +799,10 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 	e.workers = w;
 	e.nworkers = njigs;
 	pthread_mutex_init(&e.lock, NULL);
+	if (eng_keys_load(&e, &err) < 0) {
+		eng_set_fatal(&e, err.msg);
+		njigs = 0;
+	}
 	/* A jig that cannot be reached at all when the run starts is a wrong
 	 * URI or an unplugged jig: with none reachable, stop with a
 	 * configuration error (exit 2) rather than retry forever.  A jig lost
@@ -865,6 +871,7 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 		res->end = RUN_STOP_INTERRUPT;
 	else
 		res->end = RUN_COMPLETED;
+	eng_keys_free(&e);
 	pthread_mutex_destroy(&e.lock);
 	free(w);
 	return 0;

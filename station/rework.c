@@ -356,7 +356,7 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 	}
 	w->eng = &e;
 	w->uri = uri;
-	if (eng_open_jig(w, err) < 0)
+	if (eng_keys_load(&e, err) < 0 || eng_open_jig(w, err) < 0)
 		goto out;
 	if ((rc = eng_wait_device(w, d, err)) != 0)
 		goto out;
@@ -394,6 +394,7 @@ out:
 		eng_drop_client(w);
 		json_decref(w->extra);
 	}
+	eng_keys_free(&e);
 	pthread_mutex_destroy(&e.lock);
 	free(h);
 	free(d);

@@ -12,6 +12,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "st.h"
+
 #include "liar.h"
 
 static void
@@ -81,14 +83,93 @@ sign(EVP_PKEY *key, const uint8_t *msg, size_t len, jig_blob *sig)
 	EVP_MD_CTX_free(ctx);
 }
 
-/* Rewrite one answer of jigsim to the request of type req_type. */
 static void
-lie(liar *l, uint8_t req_type, jig_msg *m)
+spki(EVP_PKEY *key, jig_blob *out)
 {
+	unsigned char *p = out->data;
+	int n = i2d_PUBKEY(key, NULL);
+
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_le(n, (int)sizeof(out->data));
+	ck_assert_int_eq(i2d_PUBKEY(key, &p), n);
+	out->len = (size_t)n;
+}
+
+static void
+make_csr(EVP_PKEY *key, const char *serial, jig_blob *out)
+{
+	X509_REQ *req = X509_REQ_new();
+	unsigned char *p = out->data;
+	int n;
+
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(X509_REQ_set_version(req, X509_REQ_VERSION_1), 1);
+	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8, (const unsigned char *)serial,
+	    -1, -1, 0);
+	ck_assert_int_eq(X509_REQ_set_pubkey(req, key), 1);
+	ck_assert_int_gt(X509_REQ_sign(req, key, EVP_sha256()), 0);
+	n = i2d_X509_REQ(req, NULL);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_le(n, (int)sizeof(out->data));
+	ck_assert_int_eq(i2d_X509_REQ(req, &p), n);
+	out->len = (size_t)n;
+	X509_REQ_free(req);
+}
+
+/* own_keys: the liar answers these itself, jigsim never sees them. */
+static int
+answer_slot(liar *l, const jig_msg *req, jig_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = req->type | JIG_RESPONSE;
+	if (req->type == JIG_CMD_INSTALL_CERT) {
+		memcpy(l->leaf_cert, req->u.install_req.cert.data, req->u.install_req.cert.len);
+		l->leaf_cert_len = req->u.install_req.cert.len;
+		return 1;
+	}
+	if (req->type == JIG_CMD_READ_CERT) {
+		m->u.cert.len = l->leaf_cert_len;
+		memcpy(m->u.cert.data, l->leaf_cert, l->leaf_cert_len);
+		return 1;
+	}
+	return 0;
+}
+
+/* Rewrite one answer of jigsim to the request req. */
+static void
+lie(liar *l, const jig_msg *req, jig_msg *m)
+{
+	uint8_t req_type = req->type;
+
 	if (m->type == JIG_T_ERROR)
 		return;
-	if (req_type == JIG_CMD_RETIRE)
+	if (req_type == JIG_CMD_RETIRE) {
 		l->retired = 1;
+		l->new_key = !l->lies.reuse_key;
+		l->leaf_cert_len = 0;
+	}
+	if (l->lies.own_keys && req_type == JIG_CMD_KEYGEN) {
+		if (l->lies.shared_key) {
+			EVP_PKEY_free(l->leaf);
+			ck_assert_int_eq(EVP_PKEY_up_ref(l->lies.shared_key), 1);
+			l->leaf = l->lies.shared_key;
+		} else if (!l->leaf || l->new_key) {
+			EVP_PKEY_free(l->leaf);
+			ck_assert_ptr_nonnull(l->leaf = EVP_EC_gen("P-256"));
+		}
+		l->new_key = 0;
+		spki(l->leaf, &m->u.pubkey);
+	}
+	if (l->lies.own_keys && req_type == JIG_CMD_REWORK_CHALLENGE) {
+		uint8_t msg[JIG_CHALLENGE_MSG_MAX];
+		size_t len = 0;
+		st_err err;
+
+		ck_assert_ptr_nonnull(l->leaf);
+		ck_assert(jig_challenge_message(JIG_TAG_REWORK, l->told.serial, req->u.rework_req.challenge, msg,
+		              sizeof(msg), &len, &err) == 0);
+		sign(l->leaf, msg, len, &m->u.signature);
+	}
 	if (req_type == JIG_CMD_SE_INFO) {
 		jig_se_info *i = &m->u.se_info;
 
@@ -125,6 +206,14 @@ lie(liar *l, uint8_t req_type, jig_msg *m)
 		snprintf(a.model, sizeof(a.model), "%s", l->told.model);
 		a.firmware = l->told.firmware;
 		a.lifecycle = l->told.lifecycle;
+		if (l->lies.own_keys) {
+			jig_blob pub;
+
+			make_csr(l->leaf, l->told.serial, &m->u.csr.csr);
+			spki(l->leaf, &pub);
+			st_sha256(m->u.csr.csr.data, m->u.csr.csr.len, a.csr_sha256);
+			st_sha256(pub.data, pub.len, a.pubkey_sha256);
+		}
 		ck_assert(jig_attest_encode(&a, m->u.csr.attestation.data, sizeof(m->u.csr.attestation.data),
 		              &m->u.csr.attestation.len, &err) == 0);
 		sign(l->akey, m->u.csr.attestation.data, m->u.csr.attestation.len, &m->u.csr.signature);
@@ -153,11 +242,20 @@ handle(liar *l, int fd, const jig_frame *req)
 {
 	static _Thread_local uint8_t raw[JIG_MAX_FRAME], resp[JIG_MAX_FRAME];
 	static _Thread_local jig_frame fr;
-	static _Thread_local jig_msg m;
+	static _Thread_local jig_msg q, m;
 	size_t rl = 0, n = 0, used = 0, len = 0;
 	st_err err;
 	int act;
 
+	memset(&q, 0, sizeof(q));
+	if (jig_msg_decode(req->type, req->payload, req->len, &q, &err) < 0)
+		q.type = req->type;
+	if (l->lies.own_keys && answer_slot(l, &q, &m)) {
+		fr.version = req->version;
+		fr.seq = req->seq;
+		fr.type = m.type;
+		goto encode;
+	}
 	ck_assert(jig_frame_encode(req, raw, sizeof(raw), &rl, &err) == 0);
 	act = jigsim_handle(l->sim, raw, rl, resp, sizeof(resp), &n, &err);
 	if (act != JIGSIM_REPLY)
@@ -165,13 +263,14 @@ handle(liar *l, int fd, const jig_frame *req)
 	if (!n)
 		return 0;
 	ck_assert(jig_frame_decode(resp, n, &fr, &used, &err) == JIG_DECODE_OK);
-	if (fr.type != JIG_T_ERROR && (fr.type & JIG_RESPONSE) && jig_type_known(fr.type)) {
-		ck_assert_msg(jig_msg_decode(fr.type, fr.payload, fr.len, &m, &err) == 0, "liar: %s", err.msg);
-		lie(l, req->type, &m);
-		ck_assert_msg(jig_msg_encode(&m, fr.payload, sizeof(fr.payload), &len, &err) == 0, "liar: %s", err.msg);
-		fr.len = (uint16_t)len;
-		ck_assert(jig_frame_encode(&fr, resp, sizeof(resp), &n, &err) == 0);
-	}
+	if (fr.type == JIG_T_ERROR || !(fr.type & JIG_RESPONSE) || !jig_type_known(fr.type))
+		return send_all(fd, resp, n);
+	ck_assert_msg(jig_msg_decode(fr.type, fr.payload, fr.len, &m, &err) == 0, "liar: %s", err.msg);
+	lie(l, &q, &m);
+encode:
+	ck_assert_msg(jig_msg_encode(&m, fr.payload, sizeof(fr.payload), &len, &err) == 0, "liar: %s", err.msg);
+	fr.len = (uint16_t)len;
+	ck_assert(jig_frame_encode(&fr, resp, sizeof(resp), &n, &err) == 0);
 	return send_all(fd, resp, n);
 }
 
@@ -254,6 +353,7 @@ liar_stop(liar *l)
 	pthread_join(l->thread, NULL);
 	close(l->lfd);
 	EVP_PKEY_free(l->akey);
+	EVP_PKEY_free(l->leaf);
 	EVP_PKEY_free(l->vendor_key);
 	X509_free(l->vendor_cert);
 	free(l);

@@ -23,6 +23,11 @@ typedef struct liar_lies {
 	const char *model_after;
 	uint32_t firmware_after;
 	int junk_chain_after;     /* the attestation "certificate" is not DER */
+	/* The liar plays the key slot itself (KEYGEN, GET_CSR, INSTALL_CERT,
+	 * READ_CERT, REWORK_CHALLENGE) with a key of its own: */
+	int own_keys;
+	int reuse_key;            /* after RETIRE, KEYGEN answers the retired key again */
+	EVP_PKEY *shared_key;     /* every KEYGEN answers this key (not owned) */
 } liar_lies;
 
 typedef struct liar {
@@ -38,6 +43,10 @@ typedef struct liar {
 	uint8_t acert[JIG_BLOB_MAX];
 	size_t acert_len;
 	int retired;             /* a RETIRE succeeded on this SE */
+	int new_key;             /* the next KEYGEN makes a new key */
+	EVP_PKEY *leaf;          /* own_keys: the slot's key */
+	uint8_t leaf_cert[JIG_BLOB_MAX];
+	size_t leaf_cert_len;
 	jig_se_info told;        /* the last SE_INFO the station got */
 	unsigned lies_told;      /* SE_INFO answers that carried an after-RETIRE lie */
 } liar;
