@@ -113,6 +113,34 @@ recipe_errors_add(recipe_errors *e, const char *file, int line, int col, const c
 	return 0;
 }
 
+static int
+rerr_before(const struct rerr *a, const struct rerr *b)
+{
+	int la = a->line > 0 ? a->line : 0, lb = b->line > 0 ? b->line : 0;
+
+	return la < lb || (la == lb && a->col < b->col);
+}
+
+void
+recipe_errors_sort(recipe_errors *e, size_t from)
+{
+	size_t i, j, n;
+
+	if (!e || from >= e->n)
+		return;
+	n = e->n;
+	if (strcmp(e->v[n - 1].msg, RECIPE_TOO_MANY) == 0)
+		n--;
+	/* Insertion sort: stable, and a recipe has at most RECIPE_MAX_ERRORS. */
+	for (i = from + 1; i < n; i++) {
+		struct rerr x = e->v[i];
+
+		for (j = i; j > from && rerr_before(&x, &e->v[j - 1]); j--)
+			e->v[j] = e->v[j - 1];
+		e->v[j] = x;
+	}
+}
+
 void
 rc_err(rctx *c, int line, int col, const char *path, const char *fmt, ...)
 {
@@ -123,7 +151,7 @@ rc_err(rctx *c, int line, int col, const char *path, const char *fmt, ...)
 	if (c->nerr > RECIPE_MAX_ERRORS + 1)
 		return;
 	if (c->nerr == RECIPE_MAX_ERRORS + 1) {
-		recipe_errors_add(c->errs, c->file, line, col, path, "too many errors; stopped reporting");
+		recipe_errors_add(c->errs, c->file, line, col, path, RECIPE_TOO_MANY);
 		return;
 	}
 	va_start(ap, fmt);

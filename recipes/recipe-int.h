@@ -12,6 +12,7 @@
 
 #define RECIPE_MAX_FILE (1u << 20) /* a recipe is a page of text, not a megabyte */
 #define RECIPE_MAX_ERRORS 100
+#define RECIPE_TOO_MANY "too many errors; stopped reporting"
 #define RECIPE_MAX_DEPTH 32
 #define RECIPE_PATH_MAX 256
 
@@ -115,5 +116,9 @@ int rc_cert_chains(const char *cert_path, const char *chain_path, st_err *err);
 /* ---- the error list (errors.c) ------------------------------------------------ */
 
 int recipe_errors_add(recipe_errors *e, const char *file, int line, int col, const char *path, const char *msg);
+/* Put the entries from index `from` on in file order (line, then column;
+ * whole-file messages first), keeping the order of equal places and a
+ * final "too many errors" entry last. */
+void recipe_errors_sort(recipe_errors *e, size_t from);
 
 #endif

@@ -17,6 +17,7 @@ typedef struct walk {
 	rctx *c;
 	recipe *r;
 	const char *root; /* recipe_load_opts.root */
+	bool max_per_batch_ok, batch_size_ok; /* parsed (or defaulted): worth comparing */
 } walk;
 
 static const char *const cmd_names[RECIPE_CMD_COUNT + 1] = {
@@ -529,7 +530,8 @@ read_quota(walk *w, const ynode *root)
 
 	if (!m)
 		return;
-	rc_get_int(w->c, m, "quota", "max_per_batch", true, 1, 100000000, &w->r->quota.max_per_batch);
+	w->max_per_batch_ok =
+	    rc_get_int(w->c, m, "quota", "max_per_batch", true, 1, 100000000, &w->r->quota.max_per_batch) == 0;
 	rc_get_int(w->c, m, "quota", "max_per_run", true, 1, 100000000, &w->r->quota.max_per_run);
 }
 
@@ -568,7 +570,8 @@ read_audit(walk *w, const ynode *root)
 		return;
 	/* The journal folder is created by the station: it need not exist yet. */
 	get_file(w, m, "audit", "dir", true, F_NONE, &w->r->audit.dir);
-	rc_get_int(w->c, m, "audit", "batch_size", false, 1, 1000000, &w->r->audit.batch_size);
+	/* Absent is the default; a value that failed to parse is compared with nothing. */
+	w->batch_size_ok = rc_get_int(w->c, m, "audit", "batch_size", false, 1, 1000000, &w->r->audit.batch_size) >= 0;
 	if (rc_get_str(w->c, m, "audit", "station_id", true, 64, &s) == 0) {
 		if (!is_ident(s, "._-")) {
 			const ynode *v = rc_get(m, "station_id");
@@ -713,7 +716,8 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 		"recipe", "product", "jig", "se", "hsm", "certificate", "quota", "lifecycle", "audit", "rework", NULL,
 	};
 	rctx c = { name, data, len, errs, 0 };
-	walk w = { &c, NULL, opts ? opts->root : NULL };
+	walk w = { &c, NULL, opts ? opts->root : NULL, false, false };
+	size_t first_err = recipe_errors_count(errs);
 	ynode *root = NULL;
 	recipe *r = NULL;
 	uint8_t md[32];
@@ -748,7 +752,7 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 	read_lifecycle(&w, root);
 	read_audit(&w, root);
 	read_rework(&w, root);
-	if (r->quota.max_per_batch && r->quota.max_per_batch < r->audit.batch_size) {
+	if (w.max_per_batch_ok && w.batch_size_ok && r->quota.max_per_batch < r->audit.batch_size) {
 		const ynode *v = rc_get(rc_get(root, "quota"), "max_per_batch");
 
 		rc_err(&c, v->line, v->col, "quota.max_per_batch",
@@ -765,6 +769,8 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 	}
 out:
 	ynode_free(root);
+	/* Sections are read in a fixed order; the engineer reads the file top down. */
+	recipe_errors_sort(errs, first_err);
 	if (c.nerr) {
 		recipe_free(r);
 		return NULL;

@@ -4,6 +4,7 @@
  * alias lets one value stand for another far away in the file, so what a
  * reviewer reads would not be what the station runs.  Built without
  * recursion; freed with a bounded recursion (depth is capped). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,36 @@ stack_path(ynode *const *stack, size_t depth, char *buf, size_t cap)
 		buf[cap - 1] = '\0';
 }
 
+/* The key path of a line holding a tab.  libyaml reports the tab before it
+ * delivers the value of the key on an earlier line, so the stack still shows
+ * that key as pending: drop it, and name the key written on the tab's line. */
+static void
+tab_path(const rctx *c, ynode *const *stack, size_t depth, int line, size_t off, char *buf, size_t cap)
+{
+	const ynode *top = depth ? stack[depth - 1] : NULL;
+	size_t start = off, end, len;
+	char *dot;
+
+	if (top && top->kind == YN_MAP && top->n % 2 == 1 && top->kids[top->n - 1]->line < line) {
+		dot = strrchr(buf, '.');
+		if (dot)
+			*dot = '\0';
+		else
+			buf[0] = '\0';
+	}
+	while (start > 0 && c->src[start - 1] != '\n')
+		start--;
+	while (start < c->len && (c->src[start] == ' ' || c->src[start] == '\t'))
+		start++;
+	for (end = start; end < c->len && (isalnum((unsigned char)c->src[end]) || c->src[end] == '_' ||
+	    c->src[end] == '-'); end++)
+		;
+	if (end == start || end >= c->len || c->src[end] != ':')
+		return;
+	len = strlen(buf);
+	snprintf(buf + len, cap - len, "%s%.*s", len ? "." : "", (int)(end - start), c->src + start);
+}
+
 static void
 syntax_error(rctx *c, yaml_parser_t *p, ynode *const *stack, size_t depth)
 {
@@ -124,6 +155,7 @@ syntax_error(rctx *c, yaml_parser_t *p, ynode *const *stack, size_t depth)
 		return;
 	}
 	if (off < c->len && c->src[off] == '\t') {
+		tab_path(c, stack, depth, line, off, path, sizeof(path));
 		rc_err(c, line, col, path, "a tab character: YAML indents with spaces only, replace the tab with spaces");
 		return;
 	}
