@@ -367,6 +367,151 @@ START_TEST(test_alarms)
 }
 END_TEST
 
+/* Poll until n sessions wait on a lock in the database (the ingest is mid-transaction). */
+static void
+wait_for_lock_waiters(const char *admin, const char *dbname, int n)
+{
+	char sql[256];
+	int i;
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND wait_event_type = 'Lock'", dbname);
+	for (i = 0; i < 600; i++) {
+		if (sql_num(admin, sql) >= n)
+			return;
+		usleep(50 * 1000);
+	}
+	ck_abort_msg("no ingest waited on the lock within 30 s");
+}
+
+START_TEST(test_database_down_mid_ingest)
+{
+	char *admin, *db = fresh_db("t_down", &admin), *out = NULL, *b1, *b2, *s1, *s2, *cmd = NULL, *dir = tu_tmpdir("regdn");
+	regtu_station st;
+	int rc;
+
+	regtu_station_open(&st, "line-4", "seal-a");
+	regtu_provision(&st, "SE-0401", "4001", NULL, 0);
+	b1 = regtu_export(&st);
+	ck_assert_int_eq(ingest(db, b1, &out), 0);
+	free(out);
+	regtu_provision(&st, "SE-0402", "4002", NULL, 0);
+	b2 = regtu_export(&st);
+	s1 = db_state(admin);
+	/* Hold a lock the ingest needs, so it sits mid-transaction (after its COPY), then
+	 * kill the server under it. */
+	ck_assert_int_ne(asprintf(&cmd,
+	                     "/usr/lib/postgresql/15/bin/psql -X -d '%s' -c 'BEGIN; LOCK TABLE records; SELECT pg_sleep(60)' "
+	                     ">/dev/null 2>&1 & "
+	                     "'%s' --db '%s' ingest --ca '%s/root-ca.pem' '%s' > '%s/ingest.out' 2>&1; echo $? > '%s/ingest.rc'",
+	                     admin, getenv("STATION_REGISTRY_EXE"), db, tu_pki, b2, dir, dir),
+	    -1);
+	{
+		pid_t pid = fork();
+
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+			_exit(127);
+		}
+		wait_for_lock_waiters(admin, "t_down", 1);
+		pgtu_down(&pg);
+		ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	}
+	out = atu_read(dir, "ingest.rc", NULL);
+	ck_assert_str_eq(out, "1\n");
+	free(out);
+	out = atu_read(dir, "ingest.out", NULL);
+	ck_assert_msg(strstr(out, "nothing of it was loaded") && strstr(out, "run ingest again"), "%s", out);
+	free(out);
+	pgtu_up(&pg);
+	s2 = db_state(admin);
+	ck_assert_str_eq(s1, s2);
+	free(s2);
+	/* The re-run is clean. */
+	rc = ingest(db, b2, &out);
+	ck_assert_msg(rc == 0 && strstr(out, "loaded: 6 new records"), "(%d) %s", rc, out);
+	free(out);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE device = 'SE-0402'"), 5);
+	/* Read-only: refused by the server, nothing changes, and the re-run is clean. */
+	regtu_provision(&st, "SE-0403", "4003", NULL, 0);
+	tu_rmtree(b1);
+	free(b1);
+	b1 = regtu_export(&st);
+	free(s1);
+	s1 = db_state(admin);
+	ck_assert_int_eq(pgtu_psql(&pg, "ALTER DATABASE t_down SET default_transaction_read_only = on", NULL), 0);
+	rc = ingest(db, b1, &out);
+	ck_assert_msg(rc == 1 && strstr(out, "read-only transaction") && strstr(out, "nothing of it was loaded"), "(%d) %s",
+	    rc, out);
+	free(out);
+	s2 = db_state(admin);
+	ck_assert_str_eq(s1, s2);
+	free(s2);
+	ck_assert_int_eq(pgtu_psql(&pg, "ALTER DATABASE t_down SET default_transaction_read_only = off", NULL), 0);
+	rc = ingest(db, b1, &out);
+	ck_assert_msg(rc == 0 && strstr(out, "loaded: 6 new records"), "(%d) %s", rc, out);
+	free(out);
+	regtu_station_close(&st);
+	tu_rmtree(b1);
+	tu_rmtree(b2);
+	tu_rmtree(dir);
+	free(dir);
+	free(cmd);
+	free(b1);
+	free(b2);
+	free(s1);
+	free(db);
+	free(admin);
+}
+END_TEST
+
+START_TEST(test_two_ingesters_at_once)
+{
+	char *admin, *db = fresh_db("t_two", &admin), *out = NULL, *b1, *b2, *cmd = NULL;
+	regtu_station st;
+	int rc, round;
+
+	regtu_station_open(&st, "line-5", "seal-a");
+	regtu_provision(&st, "SE-0501", "5001", NULL, 0);
+	b1 = regtu_export(&st);
+	regtu_provision(&st, "SE-0502", "5002", NULL, 0);
+	b2 = regtu_export(&st);
+	/* The same bundle twice at once, then the two overlapping bundles at once. */
+	for (round = 0; round < 2; round++) {
+		const char *x = b1, *y = round ? b2 : b1;
+
+		free(cmd);
+		ck_assert_int_ne(asprintf(&cmd,
+		                     "r='%s'; ca='%s/root-ca.pem'; db='%s'; "
+		                     "\"$r\" --db \"$db\" ingest --ca \"$ca\" '%s' & a=$!; "
+		                     "\"$r\" --db \"$db\" ingest --ca \"$ca\" '%s' & b=$!; "
+		                     "wait $a || exit 1; wait $b || exit 1",
+		                     getenv("STATION_REGISTRY_EXE"), tu_pki, db, x, y),
+		    -1);
+		rc = tu_sh(cmd, &out);
+		ck_assert_msg(rc == 0, "round %d: (%d) %s", round, rc, out);
+		/* Round 0: one loads, the other finds it there; round 1: b1 is there, b2 adds 6. */
+		ck_assert_msg(strstr(out, "loaded: 6 new records") &&
+		        strstr(out, "already ingested: 0 new records"),
+		    "round %d: %s", round, out);
+		free(out);
+	}
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records"), 12);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM certificates"), 2);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM stations"), 1);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms"), 0);
+	regtu_station_close(&st);
+	tu_rmtree(b1);
+	tu_rmtree(b2);
+	free(cmd);
+	free(b1);
+	free(b2);
+	free(db);
+	free(admin);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -378,6 +523,8 @@ main(void)
 	tcase_add_test(tc, test_fork_refused_with_alarm);
 	tcase_add_test(tc, test_bad_bundles_refused);
 	tcase_add_test(tc, test_alarms);
+	tcase_add_test(tc, test_database_down_mid_ingest);
+	tcase_add_test(tc, test_two_ingesters_at_once);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
