@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
+#include "cms.h"
 #include "registry.h"
 
 #define TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -278,5 +281,200 @@ cmd_alarms(struct reg *r, int argc, char **argv)
 	}
 	ret = PQntuples(res) ? EXIT_FAIL : EXIT_OK;
 	PQclear(res);
+	return ret;
+}
+
+#define REVS_USAGE                                                                                   \
+	"usage: station-registry [--db URI] [--json] revocations --issuer CERT.pem\n"                     \
+	"\n"                                                                                             \
+	"Every certificate of that issuer that any station revoked, once each (the earliest\n"          \
+	"revocation), as 'SERIAL TIME REASON' lines after an '# issuer:' line: the file\n"               \
+	"'station crl --revocations FILE' signs, so one CRL per issuer covers the fleet.\n"             \
+	"Exit: 0 written, 2 usage or configuration error.\n"
+
+int
+cmd_revocations(struct reg *r, int argc, char **argv)
+{
+	enum { O_ISSUER = 1, O_JSON, O_HELP };
+	static const struct option opts[] = {
+		{ "issuer", required_argument, NULL, O_ISSUER },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *issuer_path = NULL, *p[1];
+	char subject[1024] = "";
+	PGresult *res = NULL;
+	X509 *ca = NULL;
+	BIO *bio;
+	int c, i, len, ret = EXIT_USAGE;
+	st_err err;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_ISSUER: issuer_path = optarg; break;
+		case O_JSON: r->json = 1; break;
+		case 'h':
+		case O_HELP: printf("%s", REVS_USAGE); return EXIT_OK;
+		default: fprintf(stderr, "%s", REVS_USAGE); return EXIT_USAGE;
+		}
+	}
+	if (!issuer_path || optind != argc) {
+		fprintf(stderr, "%s", REVS_USAGE);
+		return EXIT_USAGE;
+	}
+	if (!(ca = st_x509_load(issuer_path, &err))) {
+		fprintf(stderr, "station-registry revocations: --issuer: %s\n", err.msg);
+		goto out;
+	}
+	/* The same spelling ingest stores for each certificate's issuer. */
+	if ((bio = BIO_new(BIO_s_mem()))) {
+		X509_NAME_print_ex(bio, X509_get_subject_name(ca), 0, XN_FLAG_RFC2253);
+		len = BIO_read(bio, subject, sizeof(subject) - 1);
+		subject[len > 0 ? len : 0] = 0;
+		BIO_free(bio);
+	}
+	if (reg_connect(r, &err) < 0) {
+		fprintf(stderr, "station-registry revocations: %s\n", err.msg);
+		goto out;
+	}
+	p[0] = subject;
+	if (!(res = reg_query(r,
+	          "SELECT DISTINCT ON (v.serial) v.serial, to_char(v.time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	          " v.reason, v.station FROM revocations v"
+	          " WHERE v.serial IN (SELECT serial FROM certificates WHERE issuer = $1) ORDER BY v.serial, v.time",
+	          1, p, &err))) {
+		fprintf(stderr, "station-registry revocations: %s\n", err.msg);
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	if (r->json) {
+		json_t *a = json_array();
+
+		for (i = 0; i < PQntuples(res); i++)
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s}", "serial", PQgetvalue(res, i, 0), "revoked_at",
+			                             PQgetvalue(res, i, 1), "reason", PQgetvalue(res, i, 2), "station",
+			                             PQgetvalue(res, i, 3)));
+		reg_print_json(json_pack("{s:s,s:o}", "issuer", subject, "revocations", a));
+	} else {
+		printf("# station-registry revocations: %d certificate%s\n# issuer: %s\n", PQntuples(res),
+		    PQntuples(res) == 1 ? "" : "s", subject);
+		for (i = 0; i < PQntuples(res); i++)
+			printf("%s %s %s\n", safe(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1), safe(PQgetvalue(res, i, 2)));
+	}
+	ret = EXIT_OK;
+out:
+	PQclear(res);
+	X509_free(ca);
+	return ret;
+}
+
+#define REPORT_USAGE                                                                                 \
+	"usage: station-registry [--db URI] [--json] report [--since TIME] [--station S]\n"               \
+	"\n"                                                                                             \
+	"Per station and day (UTC): devices seen, passed, failed, yield, revocations, and the\n"        \
+	"failures by step and reason.  TIME: anything PostgreSQL reads as a timestamp\n"                 \
+	"(2026-11-21, '2026-11-21 09:00Z').\n"                                                          \
+	"Exit: 0, 2 usage or configuration error.\n"
+
+int
+cmd_report(struct reg *r, int argc, char **argv)
+{
+	enum { O_SINCE = 1, O_STATION, O_JSON, O_HELP };
+	static const struct option opts[] = {
+		{ "since", required_argument, NULL, O_SINCE },
+		{ "station", required_argument, NULL, O_STATION },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *p[2] = { "-infinity", NULL };
+	PGresult *days = NULL, *fails = NULL;
+	json_t *out = NULL;
+	int c, i, k, ret = EXIT_USAGE;
+	st_err err;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_SINCE: p[0] = optarg; break;
+		case O_STATION: p[1] = optarg; break;
+		case O_JSON: r->json = 1; break;
+		case 'h':
+		case O_HELP: printf("%s", REPORT_USAGE); return EXIT_OK;
+		default: fprintf(stderr, "%s", REPORT_USAGE); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s", REPORT_USAGE);
+		return EXIT_USAGE;
+	}
+	if (reg_connect(r, &err) < 0) {
+		fprintf(stderr, "station-registry report: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (!(days = reg_query(r,
+	          "SELECT station, to_char(date_trunc('day', time AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,"
+	          " count(DISTINCT device) AS devices,"
+	          " count(DISTINCT device) FILTER (WHERE step = 'done' AND result IN ('pass', 'ok')) AS passed,"
+	          " count(DISTINCT device) FILTER (WHERE result IN ('fail', 'abandoned')) AS failed,"
+	          " count(*) FILTER (WHERE step = 'revoke' AND result = 'ok') AS revocations"
+	          " FROM records WHERE time >= $1::timestamptz AND ($2::text IS NULL OR station = $2)"
+	          " GROUP BY 1, 2 ORDER BY 1, 2",
+	          2, p, &err)) ||
+	    !(fails = reg_query(r,
+	          "SELECT station, to_char(date_trunc('day', time AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, step,"
+	          " coalesce(details->>'error', result) AS reason, count(*) AS n"
+	          " FROM records WHERE result IN ('fail', 'abandoned') AND device IS NOT NULL"
+	          "  AND time >= $1::timestamptz AND ($2::text IS NULL OR station = $2)"
+	          " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 5 DESC, 3, 4",
+	          2, p, &err))) {
+		fprintf(stderr, "station-registry report: %s\n", err.msg);
+		ret = err.msg[0] && strstr(err.msg, "invalid input syntax") ? EXIT_USAGE : EXIT_FAIL;
+		goto out;
+	}
+	out = json_array();
+	for (i = 0; i < PQntuples(days); i++) {
+		long dev = strtol(PQgetvalue(days, i, 2), NULL, 10), pass = strtol(PQgetvalue(days, i, 3), NULL, 10);
+		json_t *row = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:[]}", "station", PQgetvalue(days, i, 0), "day",
+		    PQgetvalue(days, i, 1), "devices", (json_int_t)dev, "passed", (json_int_t)pass, "failed",
+		    (json_int_t)strtol(PQgetvalue(days, i, 4), NULL, 10), "revocations",
+		    (json_int_t)strtol(PQgetvalue(days, i, 5), NULL, 10), "yield", dev ? (double)pass / (double)dev : 0.0,
+		    "failures");
+
+		for (k = 0; k < PQntuples(fails); k++)
+			if (strcmp(PQgetvalue(fails, k, 0), PQgetvalue(days, i, 0)) == 0 &&
+			    strcmp(PQgetvalue(fails, k, 1), PQgetvalue(days, i, 1)) == 0)
+				json_array_append_new(json_object_get(row, "failures"),
+				    json_pack("{s:s,s:s,s:I}", "step", PQgetvalue(fails, k, 2), "reason", PQgetvalue(fails, k, 3),
+				        "count", (json_int_t)strtol(PQgetvalue(fails, k, 4), NULL, 10)));
+		json_array_append_new(out, row);
+	}
+	if (r->json) {
+		reg_print_json(json_pack("{s:O}", "days", out));
+	} else if (!json_array_size(out)) {
+		printf("no records in the registry for that period\n");
+	} else {
+		size_t ri, fi;
+		json_t *row, *f;
+
+		printf("%-16s %-10s %8s %8s %8s %7s %8s\n", "station", "day", "devices", "passed", "failed", "yield", "revoked");
+		json_array_foreach(out, ri, row) {
+			printf("%-16s %-10s %8" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT
+			       " %6.1f%% %8" JSON_INTEGER_FORMAT "\n",
+			    safe(json_string_value(json_object_get(row, "station"))), json_string_value(json_object_get(row, "day")),
+			    json_integer_value(json_object_get(row, "devices")), json_integer_value(json_object_get(row, "passed")),
+			    json_integer_value(json_object_get(row, "failed")), 100.0 * json_real_value(json_object_get(row, "yield")),
+			    json_integer_value(json_object_get(row, "revocations")));
+			json_array_foreach(json_object_get(row, "failures"), fi, f)
+				printf("    %5" JSON_INTEGER_FORMAT " x %s: %s\n", json_integer_value(json_object_get(f, "count")),
+				    safe(json_string_value(json_object_get(f, "step"))),
+				    safe(json_string_value(json_object_get(f, "reason"))));
+		}
+	}
+	ret = EXIT_OK;
+out:
+	json_decref(out);
+	PQclear(days);
+	PQclear(fails);
 	return ret;
 }

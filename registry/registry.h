@@ -43,5 +43,7 @@ int cmd_ingest(struct reg *r, int argc, char **argv);
 int cmd_device(struct reg *r, int argc, char **argv);
 int cmd_certificate(struct reg *r, int argc, char **argv);
 int cmd_alarms(struct reg *r, int argc, char **argv);
+int cmd_revocations(struct reg *r, int argc, char **argv);
+int cmd_report(struct reg *r, int argc, char **argv);
 
 #endif

@@ -1,4 +1,5 @@
 /* station crl: write a CRL of every revocation in the journal, signed in the HSM. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,16 +13,96 @@
 #include "revlist.h"
 #include "station.h"
 
+/* One line of a fleet revocations file: SERIAL TIME REASON. */
+typedef struct fleet_rev {
+	char serial[41];
+	time_t revoked_at;
+	char reason[40];
+} fleet_rev;
+
+/* Read the file `station-registry revocations` writes; its "# issuer:" line
+ * must name this station's intermediate, so no CRL lists another CA's serials. */
+static int
+fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *err)
+{
+	char line[512], want[1024] = "", serial[64], when[64], reason[40];
+	fleet_rev *v = NULL, *nv;
+	size_t n = 0, cap = 0;
+	unsigned lineno = 0;
+	int have_issuer = 0, ret = -1, len;
+	struct tm tm;
+	char *end;
+	BIO *bio;
+	FILE *f;
+
+	if ((bio = BIO_new(BIO_s_mem()))) {
+		X509_NAME_print_ex(bio, X509_get_subject_name(ca), 0, XN_FLAG_RFC2253);
+		len = BIO_read(bio, want, sizeof(want) - 1);
+		want[len > 0 ? len : 0] = 0;
+		BIO_free(bio);
+	}
+	if (!(f = fopen(path, "r")))
+		return st_err_errno(err, ST_E_CONFIG, errno, "--revocations %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = 0;
+		if (strncmp(line, "# issuer: ", 10) == 0) {
+			if (strcmp(line + 10, want) != 0) {
+				st_err_set(err, ST_E_CONFIG, "%s:%u: revocations of issuer \"%.200s\", this station's intermediate is \"%.200s\"",
+				    path, lineno, line + 10, want);
+				goto out;
+			}
+			have_issuer = 1;
+			continue;
+		}
+		if (!line[0] || line[0] == '#')
+			continue;
+		memset(&tm, 0, sizeof(tm));
+		if (sscanf(line, "%63s %63s %39s", serial, when, reason) != 3 || strlen(serial) > 40 ||
+		    serial[strspn(serial, "0123456789abcdefABCDEF")] || !(end = strptime(when, "%Y-%m-%dT%H:%M:%S", &tm)) ||
+		    (*end && strcmp(end, "Z") != 0 && end[0] != '.')) {
+			st_err_set(err, ST_E_CONFIG, "%s:%u: expected SERIAL (hex) TIME (YYYY-MM-DDTHH:MM:SSZ) REASON", path, lineno);
+			goto out;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if (!(nv = realloc(v, cap * sizeof(*v)))) {
+				st_err_set(err, ST_E_NOMEM, "out of memory");
+				goto out;
+			}
+			v = nv;
+		}
+		revlist_canon(serial, v[n].serial);
+		v[n].revoked_at = timegm(&tm);
+		snprintf(v[n].reason, sizeof(v[n].reason), "%s", reason);
+		n++;
+	}
+	if (!have_issuer) {
+		st_err_set(err, ST_E_CONFIG, "%s: no \"# issuer:\" line: write it with station-registry revocations --issuer", path);
+		goto out;
+	}
+	*out = v;
+	*nout = n;
+	v = NULL;
+	ret = 0;
+out:
+	fclose(f);
+	free(v);
+	return ret;
+}
+
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: station crl --recipe FILE --out FILE [--next-update-days N] [--der]\n"
+	    "usage: station crl --recipe FILE --out FILE [--next-update-days N] [--der] [--revocations FILE]\n"
 	    "\n"
 	    "Write an X.509 v2 CRL, signed by the intermediate in the HSM, listing every certificate\n"
 	    "the journal records as revoked (station revoke, rework, abandoned issuance). Each CRL\n"
 	    "gets the next CRL number, recorded in the journal. nextUpdate: --next-update-days, else\n"
 	    "the recipe's rework.crl_next_update_days.\n"
+	    "--revocations FILE adds the fleet's revocations for this intermediate, as written by\n"
+	    "'station-registry revocations --issuer intermediate.pem', so one CRL covers every station.\n"
 	    "Exit: 0 written, 2 usage or configuration error.\n");
 }
 
@@ -34,10 +115,13 @@ cmd_crl_main(int argc, char **argv)
 		{ "next-update-days", required_argument, NULL, 'n' },
 		{ "der", no_argument, NULL, 'D' },
 		{ "operator", required_argument, NULL, 'O' },
+		{ "revocations", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *out_path = NULL, *operator_name = NULL;
+	const char *recipe_path = NULL, *out_path = NULL, *operator_name = NULL, *revs_path = NULL;
+	fleet_rev *fleet = NULL;
+	size_t nfleet = 0;
 	long days = -1;
 	int der = 0, c, ret = EXIT_USAGE;
 	station *st = NULL;
@@ -70,6 +154,7 @@ cmd_crl_main(int argc, char **argv)
 		}
 		case 'D': der = 1; break;
 		case 'O': operator_name = optarg; break;
+		case 'R': revs_path = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -88,7 +173,11 @@ cmd_crl_main(int argc, char **argv)
 	}
 	if (days < 0)
 		days = st->rcp->rework.crl_next_update_days;
-	if (!(entries = calloc(rl.n ? rl.n : 1, sizeof(*entries))))
+	if (revs_path && fleet_load(revs_path, st->ca_cert, &fleet, &nfleet, &err) < 0) {
+		fprintf(stderr, "station crl: %s\n", err.msg);
+		goto out;
+	}
+	if (!(entries = calloc(rl.n + nfleet + 1, sizeof(*entries))))
 		goto out;
 	for (i = 0; i < rl.n; i++) {
 		if (!rl.certs[i].revoked)
@@ -96,6 +185,18 @@ cmd_crl_main(int argc, char **argv)
 		entries[n].serial_hex = rl.certs[i].serial;
 		entries[n].revoked_at = rl.certs[i].revoked_at;
 		entries[n].reason = hsm_crl_reason_from_name(rl.certs[i].reason);
+		if (entries[n].reason < 0)
+			entries[n].reason = HSM_CRL_UNSPECIFIED;
+		n++;
+	}
+	for (i = 0; i < nfleet; i++) {
+		rev_cert *mine = revlist_find(&rl, fleet[i].serial);
+
+		if (mine && mine->revoked)
+			continue; /* this station's own record of it wins */
+		entries[n].serial_hex = fleet[i].serial;
+		entries[n].revoked_at = fleet[i].revoked_at;
+		entries[n].reason = hsm_crl_reason_from_name(fleet[i].reason);
 		if (entries[n].reason < 0)
 			entries[n].reason = HSM_CRL_UNSPECIFIED;
 		n++;
@@ -126,6 +227,7 @@ out:
 	BIO_free(bio);
 	X509_CRL_free(crl);
 	free(entries);
+	free(fleet);
 	revlist_free(&rl);
 	station_close(st);
 	return ret;
