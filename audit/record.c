@@ -471,9 +471,18 @@ audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_
 			json_decref(root);
 			goto bad;
 		}
+		/* The record that no longer matches is the previous one (or this
+		 * record's link was edited): name the previous one, where an edit
+		 * is most likely, and both possibilities. */
 		if (c->anchored && memcmp(prev, c->prev, 32) != 0) {
-			snprintf(w->msg, sizeof(w->msg), "%s:%u: seq %" PRIu64 ": prev hash does not match the previous record",
-			    name, line, rec.seq);
+			if (line > 1)
+				snprintf(w->msg, sizeof(w->msg),
+				    "%s:%u: seq %" PRIu64 ": does not match the hash line %u chains to: line %u was changed, "
+				    "or line %u's prev link is wrong", name, line - 1, rec.seq - 1, line, line - 1, line);
+			else
+				snprintf(w->msg, sizeof(w->msg),
+				    "%s:1: seq %" PRIu64 ": prev hash does not match the previous batch's last record (seq %" PRIu64
+				    "): that record was changed, or line 1's prev link is wrong", name, rec.seq, rec.seq - 1);
 			json_decref(root);
 			goto bad;
 		}

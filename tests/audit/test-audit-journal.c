@@ -656,7 +656,7 @@ START_TEST(test_middle_corruption)
 	atu_write(dir, "batch-000001.jsonl", buf, len);
 	ck_assert_ptr_null(audit_open(dir, &cfg, &err));
 	ck_assert_int_eq(err.code, ST_E_VERIFY);
-	ck_assert_msg(strstr(err.msg, "batch-000001.jsonl:3: seq 3: prev hash does not match the previous record") != NULL,
+	ck_assert_msg(strstr(err.msg, "batch-000001.jsonl:2: seq 2: does not match the hash line 3 chains to: line 2 was changed") != NULL,
 	    "%s", err.msg);
 	now = atu_read(dir, "batch-000001.jsonl", &nlen);
 	ck_assert_uint_eq(nlen, len);
