@@ -174,11 +174,33 @@ check_max(size_t v, size_t max, const char *field, st_err *err)
 	return 0;
 }
 
+/* PROTOCOL.md section 4, "Strings": identifiers (SE serial, SE model) are
+ * 1..64 bytes of A-Z a-z 0-9 '-' '_' '.'; texts (jig id, jig firmware, error
+ * messages) are printable ASCII 0x20..0x7E.  Nothing else is decoded, so no
+ * byte of a jig's string can be a control sequence, invalid UTF-8 or a
+ * journal-breaking character. */
+enum str_kind { STR_ID, STR_TEXT };
+
 static int
-check_str(const char *s, size_t max, const char *field, st_err *err)
+check_str(const char *s, size_t max, enum str_kind kind, const char *field, st_err *err)
 {
-	if (strnlen(s, max + 1) > max)
+	size_t i, n = strnlen(s, max + 1);
+
+	if (n > max)
 		return st_err_set(err, ST_E_PROTO, "%s: longer than %zu bytes", field, max);
+	if (kind == STR_ID && n == 0)
+		return st_err_set(err, ST_E_PROTO, "%s: empty", field);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int ok = kind == STR_TEXT ? c >= 0x20 && c <= 0x7e :
+		                            (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		                                c == '-' || c == '_' || c == '.';
+
+		if (!ok)
+			return st_err_set(err, ST_E_PROTO, "%s: byte %zu is 0x%02x, outside the %s", field, i + 1, c,
+			    kind == STR_TEXT ? "printable ASCII a text may hold (0x20..0x7e)" :
+			                       "characters an identifier may hold (A-Z a-z 0-9 - _ .)");
+	}
 	return 0;
 }
 
@@ -209,8 +231,8 @@ msg_check(const jig_msg *m, st_err *err)
 			    m->u.hello_req.max_version);
 		return 0;
 	case JIG_CMD_HELLO | JIG_RESPONSE:
-		if (check_str(m->u.hello.jig_id, JIG_STR_MAX, "jig id", err) < 0 ||
-		    check_str(m->u.hello.firmware, JIG_STR_MAX, "firmware", err) < 0)
+		if (check_str(m->u.hello.jig_id, JIG_STR_MAX, STR_TEXT, "jig id", err) < 0 ||
+		    check_str(m->u.hello.firmware, JIG_STR_MAX, STR_TEXT, "firmware", err) < 0)
 			return -1;
 		return 0;
 	case JIG_CMD_DUT_POWER:
@@ -221,7 +243,7 @@ msg_check(const jig_msg *m, st_err *err)
 			return -1;
 		return 0;
 	case JIG_CMD_SE_INFO | JIG_RESPONSE:
-		if (check_str(si->serial, JIG_STR_MAX, "serial", err) < 0 || check_str(si->model, JIG_STR_MAX, "model", err) < 0 ||
+		if (check_str(si->serial, JIG_STR_MAX, STR_ID, "serial", err) < 0 || check_str(si->model, JIG_STR_MAX, STR_ID, "model", err) < 0 ||
 		    check_lifecycle(si->lifecycle, err) < 0 || check_max(si->ncerts, JIG_MAX_CERTS, "certificates", err) < 0)
 			return -1;
 		for (i = 0; i < si->ncerts; i++)
@@ -265,7 +287,7 @@ msg_check(const jig_msg *m, st_err *err)
 	case JIG_CMD_REWORK_CHALLENGE:
 		return check_slot(m->u.rework_req.slot, err);
 	case JIG_T_ERROR:
-		return check_str(m->u.error.message, JIG_ERRMSG_MAX, "message", err);
+		return check_str(m->u.error.message, JIG_ERRMSG_MAX, STR_TEXT, "message", err);
 	default:
 		return 0;
 	}

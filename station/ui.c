@@ -156,13 +156,52 @@ tty_draw(ui *u)
 	fflush(u->out);
 }
 
+/* Bytes that reach the operator's screen, the plain output or --json are
+ * text: control bytes (C0, DEL, C1) and invalid UTF-8 become \xNN.  The
+ * codec admits no such byte from a jig (PROTOCOL.md section 4, "Strings"); this is the
+ * last line for anything else that carries jig bytes into a message. */
+static const char *
+clean(const char *s, char *buf, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t o = 0, k, n;
+
+	while (*p && o + 5 < cap) {
+		n = *p < 0x80 ? 1 : *p >= 0xc2 && *p <= 0xdf ? 2 : *p >= 0xe0 && *p <= 0xef ? 3 : *p >= 0xf0 && *p <= 0xf4 ? 4 : 0;
+		for (k = 1; k < n; k++)
+			if ((p[k] & 0xc0) != 0x80)
+				n = 0;
+		if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+			n = 0; /* C1 controls (CSI is U+009B) */
+		if (n == 1 && (*p < 0x20 || *p == 0x7f))
+			n = 0;
+		if (!n) {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[*p >> 4];
+			buf[o++] = hex[*p & 15];
+			p++;
+			continue;
+		}
+		if (o + n + 1 > cap)
+			break;
+		memcpy(buf + o, p, n);
+		o += n;
+		p += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 void
 ui_device_start(ui *u, size_t jig, const char *serial)
 {
 	struct jig_line *j = &u->jigs[jig];
+	char cs[4 * 64 + 1];
 
 	pthread_mutex_lock(&u->lock);
-	snprintf(j->serial, sizeof(j->serial), "%s", serial ? serial : "");
+	snprintf(j->serial, sizeof(j->serial), "%s", clean(serial, cs, sizeof(cs)));
 	snprintf(j->step, sizeof(j->step), "IDENTIFY");
 	j->started_ms = st_now_ms();
 	j->busy = 1;
@@ -196,7 +235,9 @@ ui_pass(ui *u, size_t jig, const char *serial, const char *cert_serial, int resu
 {
 	struct jig_line *j = &u->jigs[jig];
 	double secs = (double)(st_now_ms() - j->started_ms) / 1000.0;
+	char cs[4 * 64 + 1];
 
+	serial = clean(serial, cs, sizeof(cs));
 	pthread_mutex_lock(&u->lock);
 	u->passed++;
 	j->busy = 0;
@@ -219,7 +260,10 @@ void
 ui_fail(ui *u, size_t jig, const char *serial, const char *step, const char *reason, const char *advice)
 {
 	struct jig_line *j = &u->jigs[jig];
+	char cs[4 * 64 + 1], cr[4 * 1024 + 1];
 
+	serial = serial ? clean(serial, cs, sizeof(cs)) : NULL;
+	reason = clean(reason, cr, sizeof(cr));
 	pthread_mutex_lock(&u->lock);
 	u->failed++;
 	j->busy = 0;
@@ -242,6 +286,9 @@ ui_fail(ui *u, size_t jig, const char *serial, const char *step, const char *rea
 void
 ui_jig_note(ui *u, size_t jig, const char *what)
 {
+	char cw[4 * 1024 + 1];
+
+	what = clean(what, cw, sizeof(cw));
 	pthread_mutex_lock(&u->lock);
 	if (u->mode == UI_JSON) {
 		emit_json(u, "jig", jig, json_pack("{s:s}", "message", what));

@@ -45,6 +45,27 @@ parse_cert(const jig_blob *b)
 	return x;
 }
 
+/* Bytes from a jig for a message: printable ASCII as it is, anything else
+ * (and '\\', '"') as \xNN, at most max input bytes. */
+static void
+escape(const unsigned char *p, size_t n, size_t max, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+
+	for (i = 0; i < n && i < max && o + 5 < cap; i++) {
+		if (p[i] >= 0x20 && p[i] <= 0x7e && p[i] != '\\' && p[i] != '"') {
+			out[o++] = (char)p[i];
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[p[i] >> 4];
+			out[o++] = hex[p[i] & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
 /* The subject serialNumber attribute, exactly one, equal to the SE serial. */
 static int
 check_subject_serial(X509 *cert, const char *serial, st_err *err)
@@ -52,6 +73,7 @@ check_subject_serial(X509 *cert, const char *serial, st_err *err)
 	X509_NAME *name = X509_get_subject_name(cert);
 	int idx = X509_NAME_get_index_by_NID(name, NID_serialNumber, -1);
 	ASN1_STRING *v;
+	char shown[4 * 64 + 1];
 
 	if (idx < 0)
 		return st_err_set(err, ST_E_VERIFY, "attestation certificate names no serialNumber");
@@ -59,9 +81,11 @@ check_subject_serial(X509 *cert, const char *serial, st_err *err)
 		return st_err_set(err, ST_E_VERIFY, "attestation certificate names two serialNumbers");
 	v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
 	if ((size_t)ASN1_STRING_length(v) != strlen(serial) ||
-	    memcmp(ASN1_STRING_get0_data(v), serial, strlen(serial)) != 0)
-		return st_err_set(err, ST_E_VERIFY, "attestation certificate is for serial \"%.*s\", the SE reports \"%s\"",
-		    ASN1_STRING_length(v) > 64 ? 64 : ASN1_STRING_length(v), (const char *)ASN1_STRING_get0_data(v), serial);
+	    memcmp(ASN1_STRING_get0_data(v), serial, strlen(serial)) != 0) {
+		escape(ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v), 64, shown, sizeof(shown));
+		return st_err_set(err, ST_E_VERIFY, "attestation certificate is for serial \"%s\", the SE reports \"%s\"",
+		    shown, serial);
+	}
 	return 0;
 }
 

@@ -47,7 +47,10 @@ certify(liar *l, const char *serial)
 	BN_free(bn);
 	X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"Test SE Vendor", -1, -1, 0);
 	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"TSE-100 attestation", -1, -1, 0);
-	X509_NAME_add_entry_by_txt(n, "serialNumber", MBSTRING_UTF8, (const unsigned char *)serial, -1, -1, 0);
+	/* the bytes as they are (a UTF8String), whatever they hold */
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(n, "serialNumber", V_ASN1_UTF8STRING, (const unsigned char *)serial, -1,
+	                     -1, 0),
+	    1);
 	ck_assert_int_eq(X509_set_version(x, X509_VERSION_3), 1);
 	ck_assert_int_eq(X509_set_subject_name(x, n), 1);
 	ck_assert_int_eq(X509_set_issuer_name(x, X509_get_subject_name(l->vendor_cert)), 1);
@@ -173,10 +176,18 @@ lie(liar *l, const jig_msg *req, jig_msg *m)
 	if (req_type == JIG_CMD_SE_INFO) {
 		jig_se_info *i = &m->u.se_info;
 
-		if (strcmp(l->acert_serial, i->serial) != 0)
+		if (l->lies.attest_cert_serial) {
+			if (strcmp(l->acert_serial, l->lies.attest_cert_serial) != 0)
+				certify(l, l->lies.attest_cert_serial);
+		} else if (strcmp(l->acert_serial, i->serial) != 0) {
 			certify(l, i->serial);
+		}
 		i->certs[0].len = l->acert_len;
 		memcpy(i->certs[0].data, l->acert, l->acert_len);
+		if (l->lies.raw_serial) {
+			memset(i->serial, 0, sizeof(i->serial));
+			memset(i->serial, 'Z', strlen(l->lies.raw_serial));
+		}
 		if (!l->retired && l->lies.firmware_before)
 			i->firmware = l->lies.firmware_before;
 		if (l->retired) {
@@ -236,6 +247,27 @@ send_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Replace the placeholder of a raw string (as many 'Z' as it has bytes) by
+ * the raw bytes. */
+static void
+patch_at(jig_frame *fr, size_t off, const char *raw)
+{
+	size_t n = strlen(raw);
+
+	ck_assert_uint_le(off + 2 + n, fr->len);
+	ck_assert_uint_eq((size_t)(fr->payload[off] << 8 | fr->payload[off + 1]), n);
+	memcpy(fr->payload + off + 2, raw, n);
+}
+
+static void
+patch(liar *l, jig_frame *fr)
+{
+	if (l->lies.raw_serial && fr->type == (JIG_CMD_SE_INFO | JIG_RESPONSE))
+		patch_at(fr, 0, l->lies.raw_serial); /* str16 serial comes first */
+	if (l->lies.raw_error && fr->type == JIG_T_ERROR)
+		patch_at(fr, 3, l->lies.raw_error); /* u8 command, u16 code, str16 message */
+}
+
 /* One request frame: jigsim executes it, the liar rewrites the answer. */
 static int
 handle(liar *l, int fd, const jig_frame *req)
@@ -250,6 +282,17 @@ handle(liar *l, int fd, const jig_frame *req)
 	memset(&q, 0, sizeof(q));
 	if (jig_msg_decode(req->type, req->payload, req->len, &q, &err) < 0)
 		q.type = req->type;
+	if (l->lies.raw_error && q.type == JIG_CMD_AUTH_RESPONSE) {
+		memset(&m, 0, sizeof(m));
+		m.type = JIG_T_ERROR;
+		m.u.error.command = q.type;
+		m.u.error.code = JIG_E_AUTH_FAILED;
+		memset(m.u.error.message, 'Z', strlen(l->lies.raw_error));
+		fr.version = req->version;
+		fr.seq = req->seq;
+		fr.type = m.type;
+		goto encode;
+	}
 	if (l->lies.own_keys && answer_slot(l, &q, &m)) {
 		fr.version = req->version;
 		fr.seq = req->seq;
@@ -270,6 +313,7 @@ handle(liar *l, int fd, const jig_frame *req)
 encode:
 	ck_assert_msg(jig_msg_encode(&m, fr.payload, sizeof(fr.payload), &len, &err) == 0, "liar: %s", err.msg);
 	fr.len = (uint16_t)len;
+	patch(l, &fr);
 	ck_assert(jig_frame_encode(&fr, resp, sizeof(resp), &n, &err) == 0);
 	return send_all(fd, resp, n);
 }

@@ -1,0 +1,123 @@
+/* Strings from a lying jig (issue 13, items 6b and 7): every string is
+ * validated when it is decoded (PROTOCOL.md section 4, "Strings"), a bad one
+ * fails that jig's device and not the line, and no byte from a jig reaches
+ * the station's output unescaped — not the serial, not an error text, not an
+ * attestation certificate's subject. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "liar.h"
+#include "rwutil.h"
+
+static const struct scenario {
+	const char *name;
+	liar_lies lies;
+	int honest;       /* an honest jigsim beside the liar, with 2 devices to provision */
+	int json;
+	int status;       /* expected exit status */
+} cases[] = {
+	{ "invalid UTF-8 serial beside an honest jig", { .raw_serial = "SE\xff\xfe" "01" }, 1, 1, 0 },
+	{ "a forged PASS line in the serial", { .raw_serial = "SE01\r\033[2K\033]0;pwned\007PASS SEFAKE" }, 1, 0, 0 },
+	{ "ESC and OSC in the attestation certificate's serialNumber",
+	    { .attest_cert_serial = "SE\033[2K\r\033]0;t\007PASS SEFAKE" }, 0, 0, 1 },
+	{ "ESC and CR in an error text", { .raw_error = "denied\033[2K\rPASS SEFAKE" }, 0, 0, 1 },
+	{ "ESC and CR in an error text, --json", { .raw_error = "denied\033[2K\rPASS SEFAKE" }, 0, 1, 1 },
+};
+
+/* No control byte, no invalid UTF-8 lead byte, no line that starts with the
+ * forged verdict. */
+static void
+check_clean(const char *s, const char *what, const char *name)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		ck_assert_msg(!((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f || *p == 0xfe || *p == 0xff),
+		    "%s: %s has byte 0x%02x at %zu: %s", name, what, *p, (size_t)(p - (const unsigned char *)s),
+		    stu_tail(s));
+	ck_assert_msg(strncmp(s, "PASS SEFAKE", 11) != 0 && !strstr(s, "\nPASS SEFAKE"), "%s: %s has a forged PASS line",
+	    name, what);
+}
+
+START_TEST(test_strings)
+{
+	const struct scenario *sc = &cases[_i];
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = rw_sim(tu_pki, 1, 0), *honest = NULL;
+	char *argv[20], count[8];
+	size_t n = 0;
+	stu_run r;
+	liar *l;
+
+	l = liar_start(tu_pki, sim->s, &sc->lies);
+	if (sc->honest) {
+		jigsim_config c;
+
+		jigsim_config_init(&c);
+		c.devices = 2;
+		honest = stu_sim_start(tu_pki, &c);
+	}
+	memset(&r, 0, sizeof(r));
+	snprintf(r.out_path, sizeof(r.out_path), "%s/strings.out", w->dir);
+	snprintf(r.err_path, sizeof(r.err_path), "%s/strings.err", w->dir);
+	snprintf(count, sizeof(count), "%d", sc->honest ? 2 : 1);
+	argv[n++] = getenv("STATION_EXE");
+	argv[n++] = (char *)"run";
+	argv[n++] = (char *)"--recipe";
+	argv[n++] = w->recipe;
+	argv[n++] = (char *)"--jig";
+	argv[n++] = l->uri;
+	if (honest) {
+		argv[n++] = (char *)"--jig";
+		argv[n++] = honest->uri;
+	}
+	argv[n++] = (char *)"--count";
+	argv[n++] = count;
+	argv[n++] = (char *)"--operator";
+	argv[n++] = (char *)"stu";
+	if (sc->json)
+		argv[n++] = (char *)"--json";
+	argv[n] = NULL;
+	ck_assert_ptr_nonnull(argv[0]);
+	r.json = sc->json;
+	r.start_s = stu_now();
+	r.pid = stu_spawn(argv, r.out_path, r.err_path);
+	stu_station_wait(&r, 90);
+	ck_assert_msg(r.status == sc->status, "%s: exit %d, expected %d\n%s\n%s", sc->name, r.status, sc->status,
+	    stu_tail(r.out), stu_tail(r.err));
+	check_clean(r.out, "stdout", sc->name);
+	check_clean(r.err, "stderr", sc->name);
+	if (honest) {
+		jigsim_device_info a, b;
+
+		ck_assert_int_eq(jigsim_device_get(honest->s, 1, &a), 0);
+		ck_assert_int_eq(jigsim_device_get(honest->s, 2, &b), 0);
+		ck_assert_msg(strstr(r.out, a.serial) && strstr(r.out, b.serial), "%s: the honest jig's devices did not pass\n%s",
+		    sc->name, stu_tail(r.out));
+		if (sc->json)
+			ck_assert_msg(stu_event(&r, "passed", a.serial) && stu_event(&r, "passed", b.serial), "%s: no passes",
+			    sc->name);
+	}
+	stu_audit_verify(w);
+	stu_run_clear(&r);
+	liar_stop(l);
+	stu_sim_stop(honest);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("hostile-strings");
+	TCase *tc = tcase_create("strings");
+
+	signal(SIGPIPE, SIG_IGN);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_strings, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+	suite_add_tcase(s, tc);
+	return tu_run_suite(s);
+}
