@@ -165,8 +165,9 @@ hsm_crl_sign(hsm_key *ca_key, X509 *ca_cert, const hsm_revoked *entries, size_t 
 		st_err_openssl(err, ST_E_INTERNAL, "CRL authorityKeyIdentifier");
 		goto out;
 	}
+	hsm_sign_rv_clear();
 	if (X509_CRL_sign(crl, ca_key->pkey, ca_key->md) <= 0) {
-		st_err_openssl(err, ST_E_CRYPTO, "CRL signature in the token (CK_RV 0x%lx)", hsm_p11_rv());
+		hsm_err_sign(err, "CRL signature in the token");
 		goto out;
 	}
 	*out = crl;

@@ -1,12 +1,14 @@
 /* libhsm: the station's keys live in a PKCS#11 token (SoftHSMv2 in tests, a
  * real HSM on the line) and never leave it.  This library opens the token
- * through libp11, finds keys by label and refuses any that could be
+ * through the module's own PKCS#11 function list (one instance per process,
+ * so p11-kit's proxy and client modules work like SoftHSM), finds keys by
+ * label and refuses any that could be
  * exported, signs with them, and builds what the station signs: leaf
  * certificates from a verified CSR, CRLs, and detached CMS signatures.
  *
  * Threads: one hsm_ctx per process, shared by every worker thread.  All
  * signing functions may be called from several threads at once on the same
- * hsm_ctx and hsm_key (libp11 keeps a pool of PKCS#11 sessions per slot).
+ * hsm_ctx and hsm_key (a pool of PKCS#11 sessions is shared by the threads).
  * hsm_open/hsm_close and hsm_key_find/hsm_key_free are not for concurrent
  * use with each other; call them at start-up and shut-down.
  *
@@ -58,8 +60,8 @@ int hsm_pin_read(const hsm_pin_source *src, const char *token, char pin[HSM_PIN_
  * Only one hsm_ctx may be open in a process at a time (a second PKCS#11
  * context would close the first one's sessions): a second hsm_open while
  * one is open fails with ST_E_STATE; share the first between threads.
- * Keys are enumerated once here: keys added to the token later are seen
- * after the next hsm_open. */
+ * PKCS#11 failures are reported by name (CKR_PIN_LOCKED ...) with what
+ * the operator should do. */
 hsm_ctx *hsm_open(const char *module_path, const char *token_label, const hsm_pin_source *pin, st_err *err);
 /* Log out, close every session and unload the module.  Every hsm_key of
  * this ctx must be freed first.  hsm_close(NULL) is a no-op. */

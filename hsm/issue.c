@@ -422,8 +422,9 @@ hsm_leaf_build(EVP_PKEY *ca_pkey, const EVP_MD *md, X509 *ca_cert, X509_REQ *csr
 	    set_subject(x, profile, err) < 0 || set_validity(x, profile, err) < 0 ||
 	    add_extensions(x, ca_cert, profile, err) < 0)
 		goto out;
+	hsm_sign_rv_clear();
 	if (X509_sign(x, ca_pkey, md) <= 0) {
-		st_err_openssl(err, ST_E_CRYPTO, "certificate signature in the token (CK_RV 0x%lx)", hsm_p11_rv());
+		hsm_err_sign(err, "certificate signature in the token");
 		goto out;
 	}
 	*out = x;

@@ -1,11 +1,14 @@
-/* The token: module, slot, login, keys, and signing with them.
+/* The token: module, slot, login, sessions, keys, and signing with them.
  *
- * libp11 does the work (one PKCS11_CTX per process, a session pool per slot
- * shared by all threads).  It does not expose CKA_SENSITIVE/CKA_EXTRACTABLE,
- * so we keep our own reference to the same, already initialised module and
- * read those attributes in a short session of our own. */
+ * The station talks PKCS#11 itself, through one function list per
+ * process: p11-kit-proxy.so and p11-kit-client.so give every
+ * C_GetFunctionList caller its own, separately initialised instance, so
+ * two loaders in one process (we once had our own dlopen next to libp11's)
+ * see CKR_CRYPTOKI_NOT_INITIALIZED on the second.  Signing threads share a
+ * pool of sessions; the login lives as long as the first session. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +23,7 @@
 
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *open_token; /* the token of the live hsm_ctx, if any */
-
-/* The one place a CK_RV is fished out of OpenSSL's error queue: libp11
- * raises its PKCS#11 errors in its own error library with the CK_RV as
- * the reason code. */
-unsigned long
-hsm_p11_rv(void)
-{
-	int lib = ERR_get_CKR_code();
-	unsigned long e;
-
-	/* Peek, do not consume: the caller may still report the queue. */
-	if ((e = ERR_peek_last_error()) != 0 && ERR_GET_LIB(e) == lib)
-		return (unsigned long)ERR_GET_REASON(e);
-	if ((e = ERR_peek_error()) != 0 && ERR_GET_LIB(e) == lib)
-		return (unsigned long)ERR_GET_REASON(e);
-	return 0;
-}
+static _Thread_local CK_RV sign_rv; /* this thread's last failed C_Sign* */
 
 const char *
 hsm_token_label(const hsm_ctx *ctx)
@@ -56,61 +43,137 @@ hsm_token_describe(const hsm_ctx *ctx, char *buf, size_t len)
 	snprintf(buf, len, "%s", ctx ? ctx->desc : "");
 }
 
-/* List the labels of the initialised tokens, for "token not found". */
+/* A blank-padded CK_UTF8CHAR field as a C string. */
 static void
-list_tokens(PKCS11_SLOT *slots, unsigned int n, char *buf, size_t len)
+ck_str(const CK_UTF8CHAR *f, size_t flen, char *buf, size_t len)
 {
-	size_t used = 0;
-	unsigned int i;
+	size_t n = flen < len - 1 ? flen : len - 1;
 
-	buf[0] = '\0';
-	for (i = 0; i < n; i++) {
-		PKCS11_TOKEN *t = slots[i].token;
-		int w;
-
-		if (!t || !t->initialized || !t->label)
-			continue;
-		w = snprintf(buf + used, len - used, "%s\"%s\" (slot %lu)", used ? ", " : "", t->label,
-		    PKCS11_get_slotid_from_slot(&slots[i]));
-		if (w < 0 || (size_t)w >= len - used)
-			break;
-		used += (size_t)w;
-	}
+	memcpy(buf, f, n);
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\0'))
+		n--;
+	buf[n] = '\0';
 }
+
+/* ---- sessions ---------------------------------------------------------- */
+
+static CK_RV
+session_get(hsm_ctx *ctx, CK_SESSION_HANDLE *s)
+{
+	CK_RV rv = CKR_OK;
+
+	pthread_mutex_lock(&ctx->pool_lock);
+	if (ctx->npool > 0)
+		*s = ctx->pool[--ctx->npool];
+	else
+		rv = ctx->fl->C_OpenSession(ctx->slot_id, CKF_SERIAL_SESSION, NULL, NULL, s);
+	pthread_mutex_unlock(&ctx->pool_lock);
+	return rv;
+}
+
+/* Back to the pool, unless the last call says the session is dead. */
+static void
+session_put(hsm_ctx *ctx, CK_SESSION_HANDLE s, CK_RV last)
+{
+	CK_SESSION_HANDLE *p;
+
+	if (last == CKR_SESSION_HANDLE_INVALID || last == CKR_SESSION_CLOSED || last == CKR_DEVICE_REMOVED ||
+	    last == CKR_TOKEN_NOT_PRESENT) {
+		ctx->fl->C_CloseSession(s);
+		return;
+	}
+	pthread_mutex_lock(&ctx->pool_lock);
+	if (ctx->npool == ctx->pool_cap) {
+		size_t cap = ctx->pool_cap ? 2 * ctx->pool_cap : 8;
+
+		if (!(p = realloc(ctx->pool, cap * sizeof(*p)))) {
+			pthread_mutex_unlock(&ctx->pool_lock);
+			ctx->fl->C_CloseSession(s);
+			return;
+		}
+		ctx->pool = p;
+		ctx->pool_cap = cap;
+	}
+	ctx->pool[ctx->npool++] = s;
+	pthread_mutex_unlock(&ctx->pool_lock);
+}
+
+CK_RV
+hsm_key_sign_raw(hsm_key *key, CK_MECHANISM_TYPE mech, const uint8_t *in, size_t inlen, uint8_t *out,
+    CK_ULONG *outlen)
+{
+	CK_MECHANISM m = { mech, NULL, 0 };
+	CK_SESSION_HANDLE s;
+	CK_RV rv;
+
+	if ((rv = session_get(key->ctx, &s)) != CKR_OK) {
+		sign_rv = rv;
+		return rv;
+	}
+	if ((rv = key->ctx->fl->C_SignInit(s, &m, key->obj)) == CKR_OK)
+		rv = key->ctx->fl->C_Sign(s, (CK_BYTE_PTR)in, (CK_ULONG)inlen, out, outlen);
+	session_put(key->ctx, s, rv);
+	if (rv != CKR_OK)
+		sign_rv = rv;
+	return rv;
+}
+
+void
+hsm_sign_rv_clear(void)
+{
+	sign_rv = CKR_OK;
+}
+
+int
+hsm_err_sign(st_err *err, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	CK_RV rv = sign_rv;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	sign_rv = CKR_OK;
+	if (rv == CKR_OK)
+		return st_err_openssl(err, ST_E_CRYPTO, "%s", what);
+	ERR_clear_error();
+	return hsm_err_ckr(err, ST_E_CRYPTO, rv, "%s", what);
+}
+
+/* ---- open, login, close ------------------------------------------------ */
 
 static int
 login(hsm_ctx *ctx, const hsm_pin_source *pin_src, st_err *err)
 {
 	char pin[HSM_PIN_MAX];
 	int ret = -1;
-	unsigned long rv;
+	CK_RV rv;
 
 	memset(pin, 0, sizeof(pin));
-	if (ctx->slot->token->userPinLocked) {
-		st_err_set(err, ST_E_CONFIG,
-		    "the user PIN of token \"%s\" is locked after too many wrong tries: the token's security officer must unlock it",
-		    ctx->token);
+	if (ctx->info.flags & CKF_USER_PIN_LOCKED) {
+		hsm_err_ckr(err, ST_E_CONFIG, CKR_PIN_LOCKED, "token \"%s\"", ctx->token);
+		goto out;
+	}
+	if ((rv = ctx->fl->C_OpenSession(ctx->slot_id, CKF_SERIAL_SESSION, NULL, NULL, &ctx->login_session)) !=
+	    CKR_OK) {
+		ctx->login_session = CK_INVALID_HANDLE;
+		hsm_err_ckr(err, ST_E_CRYPTO, rv, "token %s in PKCS#11 module %s: cannot open a session", ctx->desc,
+		    ctx->module);
 		goto out;
 	}
 	if (hsm_pin_read(pin_src, ctx->token, pin, err) < 0) {
 		st_err_prefix(err, "token \"%s\": PIN", ctx->token);
 		goto out;
 	}
-	ERR_clear_error();
-	if (PKCS11_login(ctx->slot, 0, pin) != 0) {
-		rv = hsm_p11_rv();
-		ERR_clear_error();
-		if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
-			st_err_set(err, ST_E_CONFIG,
-			    "wrong PIN for token \"%s\" (check the PIN source; each wrong try counts towards locking the token)",
-			    ctx->token);
-		else if (rv == CKR_PIN_LOCKED)
-			st_err_set(err, ST_E_CONFIG,
-			    "the user PIN of token \"%s\" is locked: the token's security officer must unlock it", ctx->token);
-		else if (rv == CKR_PIN_EXPIRED)
-			st_err_set(err, ST_E_CONFIG, "the user PIN of token \"%s\" has expired: change it first", ctx->token);
-		else
-			st_err_set(err, ST_E_CONFIG, "login to token \"%s\" failed (CK_RV 0x%lx)", ctx->token, rv);
+	rv = ctx->fl->C_Login(ctx->login_session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID) {
+		hsm_err_ckr(err, ST_E_CONFIG, rv, "wrong PIN for token \"%s\"", ctx->token);
+		goto out;
+	}
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+		hsm_err_ckr(err, rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED ? ST_E_CONFIG : ST_E_CRYPTO, rv,
+		    "login to token \"%s\"", ctx->token);
 		goto out;
 	}
 	ret = 0;
@@ -119,13 +182,67 @@ out:
 	return ret;
 }
 
+/* Find the initialised token labelled `label`: ctx->slot_id and ctx->info. */
+static int
+find_token(hsm_ctx *ctx, const char *label, st_err *err)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_ULONG n = 0, i;
+	CK_TOKEN_INFO ti;
+	char name[64], found[768];
+	size_t used = 0;
+	int nfound = 0, ret = -1, w;
+	CK_RV rv;
+
+	found[0] = '\0';
+	if ((rv = ctx->fl->C_GetSlotList(CK_TRUE, NULL, &n)) != CKR_OK) {
+		hsm_err_ckr(err, ST_E_CONFIG, rv, "PKCS#11 module %s: cannot list slots", ctx->module);
+		goto out;
+	}
+	if (n && (!(slots = calloc(n, sizeof(*slots))) || (rv = ctx->fl->C_GetSlotList(CK_TRUE, slots, &n)) != CKR_OK)) {
+		if (!slots)
+			st_err_set(err, ST_E_NOMEM, "out of memory");
+		else
+			hsm_err_ckr(err, ST_E_CONFIG, rv, "PKCS#11 module %s: cannot list slots", ctx->module);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (ctx->fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		ck_str(ti.label, sizeof(ti.label), name, sizeof(name));
+		w = snprintf(found + used, sizeof(found) - used, "%s\"%s\" (slot %lu)", used ? ", " : "", name,
+		    (unsigned long)slots[i]);
+		if (w > 0 && (size_t)w < sizeof(found) - used)
+			used += (size_t)w;
+		if (strcmp(name, label) != 0)
+			continue;
+		if (nfound++) {
+			st_err_set(err, ST_E_CONFIG, "PKCS#11 module %s: more than one token is labelled \"%s\"", ctx->module,
+			    label);
+			goto out;
+		}
+		ctx->slot_id = slots[i];
+		ctx->info = ti;
+	}
+	if (!nfound) {
+		st_err_set(err, ST_E_CONFIG, "token \"%s\" not found in PKCS#11 module %s; tokens found: %s", label,
+		    ctx->module, found[0] ? found : "none");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(slots);
+	return ret;
+}
+
 hsm_ctx *
 hsm_open(const char *module_path, const char *token_label, const hsm_pin_source *pin, st_err *err)
 {
-	hsm_ctx *ctx = NULL;
+	CK_C_INITIALIZE_ARGS init_args;
 	CK_C_GetFunctionList getfl;
-	char found[768];
-	unsigned int i;
+	hsm_ctx *ctx = NULL;
+	char manuf[40], model[24], serial[24];
+	CK_RV rv;
 
 	if (!module_path || !*module_path)
 		module_path = STATION_DEFAULT_PKCS11_MODULE;
@@ -149,7 +266,9 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 		st_err_set(err, ST_E_NOMEM, "out of memory");
 		goto fail;
 	}
+	ctx->login_session = CK_INVALID_HANDLE;
 	pthread_mutex_init(&ctx->lock, NULL);
+	pthread_mutex_init(&ctx->pool_lock, NULL);
 
 	if (access(module_path, R_OK) < 0) {
 		st_err_errno(err, ST_E_CONFIG, errno, "PKCS#11 module %s", module_path);
@@ -163,56 +282,35 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 	}
 	*(void **)&getfl = dlsym(ctx->dl, "C_GetFunctionList");
 	if (!getfl || getfl(&ctx->fl) != CKR_OK || !ctx->fl) {
+		ctx->fl = NULL;
 		st_err_set(err, ST_E_CONFIG, "PKCS#11 module %s: not a PKCS#11 module (no C_GetFunctionList)", module_path);
 		goto fail;
 	}
-	if (!(ctx->p11 = PKCS11_CTX_new())) {
-		st_err_openssl(err, ST_E_NOMEM, "PKCS#11 context");
+	/* Our threads sign concurrently: the module must lock with the OS's
+	 * primitives. */
+	memset(&init_args, 0, sizeof(init_args));
+	init_args.flags = CKF_OS_LOCKING_OK;
+	rv = ctx->fl->C_Initialize(&init_args);
+	if (rv == CKR_OK) {
+		ctx->finalize = 1;
+	} else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		hsm_err_ckr(err, ST_E_CONFIG, rv, "PKCS#11 module %s: cannot initialise", module_path);
+		ctx->fl = NULL;
 		goto fail;
 	}
-	if (PKCS11_CTX_load(ctx->p11, module_path) != 0) {
-		st_err_openssl(err, ST_E_CONFIG, "PKCS#11 module %s: cannot initialise", module_path);
-		PKCS11_CTX_free(ctx->p11);
-		ctx->p11 = NULL;
+	if (find_token(ctx, token_label, err) < 0)
 		goto fail;
-	}
-	if (PKCS11_enumerate_slots(ctx->p11, &ctx->slots, &ctx->nslots) != 0) {
-		st_err_openssl(err, ST_E_CONFIG, "PKCS#11 module %s: cannot list slots", module_path);
-		goto fail;
-	}
-	for (i = 0; i < ctx->nslots; i++) {
-		PKCS11_TOKEN *t = ctx->slots[i].token;
-
-		if (!t || !t->initialized || !t->label || strcmp(t->label, token_label) != 0)
-			continue;
-		if (ctx->slot) {
-			st_err_set(err, ST_E_CONFIG, "PKCS#11 module %s: more than one token is labelled \"%s\"", module_path,
-			    token_label);
-			goto fail;
-		}
-		ctx->slot = &ctx->slots[i];
-	}
-	if (!ctx->slot) {
-		list_tokens(ctx->slots, ctx->nslots, found, sizeof(found));
-		st_err_set(err, ST_E_CONFIG, "token \"%s\" not found in PKCS#11 module %s; tokens found: %s", token_label,
-		    module_path, found[0] ? found : "none");
-		goto fail;
-	}
-	ctx->slot_id = PKCS11_get_slotid_from_slot(ctx->slot);
-	snprintf(ctx->desc, sizeof(ctx->desc), "\"%s\" (%s %s, serial %s, slot %lu)", token_label,
-	    ctx->slot->token->manufacturer ? ctx->slot->token->manufacturer : "?",
-	    ctx->slot->token->model ? ctx->slot->token->model : "?",
-	    ctx->slot->token->serialnr ? ctx->slot->token->serialnr : "?", (unsigned long)ctx->slot_id);
+	ck_str(ctx->info.manufacturerID, sizeof(ctx->info.manufacturerID), manuf, sizeof(manuf));
+	ck_str(ctx->info.model, sizeof(ctx->info.model), model, sizeof(model));
+	ck_str(ctx->info.serialNumber, sizeof(ctx->info.serialNumber), serial, sizeof(serial));
+	snprintf(ctx->desc, sizeof(ctx->desc), "\"%s\" (%s %s, serial %s, slot %lu)", token_label, manuf, model, serial,
+	    (unsigned long)ctx->slot_id);
 	if (login(ctx, pin, err) < 0)
 		goto fail;
-	if (PKCS11_enumerate_keys(ctx->slot->token, &ctx->keys, &ctx->nkeys) != 0) {
-		st_err_openssl(err, ST_E_CRYPTO, "token \"%s\": cannot list keys", token_label);
-		goto fail;
-	}
 	pthread_mutex_lock(&open_lock);
 	open_token = ctx->token;
 	pthread_mutex_unlock(&open_lock);
-	st_log("hsm", "opened token %s with %u private keys", ctx->desc, ctx->nkeys);
+	st_log("hsm", "opened token %s in %s", ctx->desc, ctx->module);
 	return ctx;
 fail:
 	hsm_close(ctx);
@@ -227,23 +325,28 @@ fail:
 void
 hsm_close(hsm_ctx *ctx)
 {
+	size_t i;
+
 	if (!ctx)
 		return;
 	if (ctx->live_keys)
 		st_log("hsm", "hsm_close with %d keys still alive", ctx->live_keys);
-	if (ctx->p11) {
-		if (ctx->slots) {
-			if (ctx->slot)
-				PKCS11_logout(ctx->slot);
-			PKCS11_release_all_slots(ctx->p11, ctx->slots, ctx->nslots);
+	if (ctx->fl) {
+		for (i = 0; i < ctx->npool; i++)
+			ctx->fl->C_CloseSession(ctx->pool[i]);
+		if (ctx->login_session != CK_INVALID_HANDLE) {
+			ctx->fl->C_Logout(ctx->login_session);
+			ctx->fl->C_CloseSession(ctx->login_session);
 		}
-		PKCS11_CTX_unload(ctx->p11);
-		PKCS11_CTX_free(ctx->p11);
+		if (ctx->finalize)
+			ctx->fl->C_Finalize(NULL);
 	}
 	if (ctx->dl)
 		dlclose(ctx->dl);
 	ERR_clear_error();
 	pthread_mutex_destroy(&ctx->lock);
+	pthread_mutex_destroy(&ctx->pool_lock);
+	free(ctx->pool);
 	free(ctx->module);
 	free(ctx->token);
 	free(ctx);
@@ -255,78 +358,169 @@ hsm_close(hsm_ctx *ctx)
 /* ---- keys ------------------------------------------------------------- */
 
 struct key_attrs {
-	CK_BBOOL sensitive, extractable, always_sensitive, never_extractable;
+	CK_OBJECT_HANDLE obj;
+	CK_KEY_TYPE type;
+	CK_BBOOL sensitive, extractable, always_sensitive, never_extractable, sign;
 	CK_BYTE id[128];
 	CK_ULONG id_len;
 	char label[256];
 };
 
-/* Find exactly one private key by label or id in a session of our own and
- * read the attributes libp11 does not show. */
+/* Up to max objects matching tmpl. */
+static CK_RV
+find_objects(hsm_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *obj,
+    CK_ULONG max, CK_ULONG *found)
+{
+	CK_RV rv;
+
+	*found = 0;
+	if ((rv = ctx->fl->C_FindObjectsInit(s, tmpl, n)) != CKR_OK)
+		return rv;
+	rv = ctx->fl->C_FindObjects(s, obj, max, found);
+	ctx->fl->C_FindObjectsFinal(s);
+	return rv;
+}
+
+/* One attribute of variable length into buf (len in/out); absent = 0 bytes. */
+static CK_RV
+get_attr(hsm_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, void *buf, CK_ULONG *len)
+{
+	CK_ATTRIBUTE a = { t, buf, *len };
+	CK_RV rv = ctx->fl->C_GetAttributeValue(s, o, &a, 1);
+
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE) {
+		*len = 0;
+		return CKR_OK;
+	}
+	*len = a.ulValueLen;
+	return rv;
+}
+
+/* Find exactly one private key by label or id and read its attributes. */
 static int
-read_key_attrs(hsm_ctx *ctx, const char *label, const uint8_t *id, size_t id_len, const char *what,
-    struct key_attrs *a, st_err *err)
+read_key_attrs(hsm_ctx *ctx, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
+    const char *what, struct key_attrs *a, st_err *err)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_ATTRIBUTE find[2] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ label ? CKA_LABEL : CKA_ID, label ? (void *)label : (void *)id, label ? strlen(label) : id_len },
 	};
-	CK_ATTRIBUTE get[6] = {
+	struct {
+		CK_ATTRIBUTE_TYPE type;
+		void *p;
+		CK_ULONG len;
+	} get[] = {
+		{ CKA_KEY_TYPE, &a->type, sizeof(a->type) },
 		{ CKA_SENSITIVE, &a->sensitive, sizeof(a->sensitive) },
 		{ CKA_EXTRACTABLE, &a->extractable, sizeof(a->extractable) },
 		{ CKA_ALWAYS_SENSITIVE, &a->always_sensitive, sizeof(a->always_sensitive) },
 		{ CKA_NEVER_EXTRACTABLE, &a->never_extractable, sizeof(a->never_extractable) },
+		{ CKA_SIGN, &a->sign, sizeof(a->sign) },
 		{ CKA_ID, a->id, sizeof(a->id) },
 		{ CKA_LABEL, a->label, sizeof(a->label) - 1 },
 	};
-	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
 	CK_OBJECT_HANDLE obj[2];
-	CK_ULONG n = 0, i;
+	CK_ULONG n = 0, len;
+	size_t i;
 	CK_RV rv;
-	int ret = -1;
 
 	memset(a, 0, sizeof(*a));
-	if ((rv = ctx->fl->C_OpenSession(ctx->slot_id, CKF_SERIAL_SESSION, NULL, NULL, &s)) != CKR_OK) {
-		st_err_set(err, ST_E_CRYPTO, "token \"%s\": cannot open a session (CK_RV 0x%lx)", ctx->token, rv);
-		return -1;
+	a->type = (CK_KEY_TYPE)-1;
+	if ((rv = find_objects(ctx, s, find, 2, obj, 2, &n)) != CKR_OK)
+		return hsm_err_ckr(err, ST_E_CRYPTO, rv, "token \"%s\": cannot search keys", ctx->token);
+	if (n == 0)
+		return st_err_set(err, ST_E_CONFIG, "no private key %s in token \"%s\"", what, ctx->token);
+	if (n > 1)
+		return st_err_set(err, ST_E_CONFIG,
+		    "more than one private key %s in token \"%s\": give each key its own label", what, ctx->token);
+	a->obj = obj[0];
+	/* One attribute at a time: a token may lack any of them, and a
+	 * missing one must not hide the others. */
+	for (i = 0; i < sizeof(get) / sizeof(get[0]); i++) {
+		len = get[i].len;
+		if ((rv = get_attr(ctx, s, obj[0], get[i].type, get[i].p, &len)) != CKR_OK)
+			return hsm_err_ckr(err, ST_E_CRYPTO, rv, "token \"%s\": key %s: cannot read attributes", ctx->token,
+			    what);
+		if (get[i].type == CKA_ID)
+			a->id_len = len;
+		if (get[i].type == CKA_LABEL)
+			a->label[len < sizeof(a->label) ? len : sizeof(a->label) - 1] = '\0';
 	}
-	if ((rv = ctx->fl->C_FindObjectsInit(s, find, 2)) != CKR_OK) {
-		st_err_set(err, ST_E_CRYPTO, "token \"%s\": cannot search keys (CK_RV 0x%lx)", ctx->token, rv);
-		goto out;
+	return 0;
+}
+
+/* The public half: EC from CKA_EC_PARAMS and the CKA_EC_POINT of the
+ * public key object with the same CKA_ID (or label), or from a certificate
+ * object with the same CKA_ID; RSA from the private key's modulus. */
+static EVP_PKEY *
+key_public(hsm_ctx *ctx, CK_SESSION_HANDLE s, hsm_key *key, const struct key_attrs *a, st_err *err)
+{
+	CK_OBJECT_CLASS pub = CKO_PUBLIC_KEY, crt = CKO_CERTIFICATE;
+	CK_ATTRIBUTE find[2] = {
+		{ CKA_CLASS, &pub, sizeof(pub) },
+		{ a->id_len ? CKA_ID : CKA_LABEL, a->id_len ? (void *)a->id : (void *)a->label,
+		  a->id_len ? a->id_len : strlen(a->label) },
+	};
+	uint8_t buf1[1024], buf2[1024];
+	CK_ULONG l1 = sizeof(buf1), l2 = sizeof(buf2), n = 0;
+	CK_OBJECT_HANDLE o;
+	const unsigned char *p;
+	X509 *cert = NULL;
+	EVP_PKEY *pkey = NULL;
+	CK_RV rv;
+
+	if (a->type == CKK_RSA) {
+		if ((rv = get_attr(ctx, s, a->obj, CKA_MODULUS, buf1, &l1)) != CKR_OK ||
+		    (rv = get_attr(ctx, s, a->obj, CKA_PUBLIC_EXPONENT, buf2, &l2)) != CKR_OK || !l1 || !l2) {
+			hsm_err_ckr(err, ST_E_CONFIG, rv ? rv : CKR_ATTRIBUTE_TYPE_INVALID,
+			    "key \"%s\" in token \"%s\": cannot read the RSA modulus", a->label, ctx->token);
+			return NULL;
+		}
+		return hsm_pkey_rsa(key, buf1, l1, buf2, l2, err);
 	}
-	rv = ctx->fl->C_FindObjects(s, obj, 2, &n);
-	ctx->fl->C_FindObjectsFinal(s);
-	if (rv != CKR_OK) {
-		st_err_set(err, ST_E_CRYPTO, "token \"%s\": cannot search keys (CK_RV 0x%lx)", ctx->token, rv);
-		goto out;
+	if (a->type != CKK_EC) {
+		st_err_set(err, ST_E_CONFIG, "key \"%s\" in token \"%s\" is neither EC nor RSA (CKA_KEY_TYPE %lu)", a->label,
+		    ctx->token, (unsigned long)a->type);
+		return NULL;
 	}
-	if (n == 0) {
-		st_err_set(err, ST_E_CONFIG, "no private key %s in token \"%s\"", what, ctx->token);
-		goto out;
+	if ((rv = get_attr(ctx, s, a->obj, CKA_EC_PARAMS, buf1, &l1)) != CKR_OK || !l1) {
+		hsm_err_ckr(err, ST_E_CONFIG, rv ? rv : CKR_ATTRIBUTE_TYPE_INVALID,
+		    "key \"%s\" in token \"%s\": cannot read CKA_EC_PARAMS", a->label, ctx->token);
+		return NULL;
 	}
-	if (n > 1) {
-		st_err_set(err, ST_E_CONFIG, "more than one private key %s in token \"%s\": give each key its own label",
-		    what, ctx->token);
-		goto out;
+	if ((rv = find_objects(ctx, s, find, 2, &o, 1, &n)) == CKR_OK && n == 1 &&
+	    get_attr(ctx, s, o, CKA_EC_POINT, buf2, &l2) == CKR_OK && l2) {
+		if ((pkey = hsm_pkey_ec(key, buf1, l1, buf2, l2, err)) == NULL)
+			st_err_prefix(err, "key \"%s\" in token \"%s\"", a->label, ctx->token);
+		return pkey;
 	}
-	if ((rv = ctx->fl->C_GetAttributeValue(s, obj[0], get, 6)) != CKR_OK) {
-		/* CKA_LABEL may be absent on a key found by id: read the rest. */
-		for (i = 0; i < 6; i++)
-			if (get[i].ulValueLen == (CK_ULONG)-1)
-				get[i].ulValueLen = 0;
-		if (rv != CKR_ATTRIBUTE_TYPE_INVALID) {
-			st_err_set(err, ST_E_CRYPTO, "token \"%s\": key %s: cannot read attributes (CK_RV 0x%lx)", ctx->token,
-			    what, rv);
-			goto out;
+	/* No public key object: take the point from a certificate object. */
+	find[0].pValue = &crt;
+	l2 = sizeof(buf2);
+	if (a->id_len && find_objects(ctx, s, find, 2, &o, 1, &n) == CKR_OK && n == 1 &&
+	    get_attr(ctx, s, o, CKA_VALUE, buf2, &l2) == CKR_OK && l2 && l2 < sizeof(buf2)) {
+		p = buf2;
+		if ((cert = d2i_X509(NULL, &p, (long)l2)) != NULL) {
+			EVP_PKEY *cp = X509_get0_pubkey(cert);
+			unsigned char *q = NULL;
+			size_t plen = 0;
+
+			if (cp && EVP_PKEY_get_base_id(cp) == EVP_PKEY_EC &&
+			    (plen = EVP_PKEY_get1_encoded_public_key(cp, &q)) > 0)
+				pkey = hsm_pkey_ec(key, buf1, l1, q, plen, err);
+			OPENSSL_free(q);
+			X509_free(cert);
+			if (pkey)
+				return pkey;
 		}
 	}
-	a->id_len = get[4].ulValueLen;
-	a->label[get[5].ulValueLen < sizeof(a->label) ? get[5].ulValueLen : sizeof(a->label) - 1] = '\0';
-	ret = 0;
-out:
-	ctx->fl->C_CloseSession(s);
-	return ret;
+	ERR_clear_error();
+	st_err_set(err, ST_E_CONFIG,
+	    "key \"%s\" in token \"%s\" has no public key object (CKO_PUBLIC_KEY) with the same %s, nor a certificate "
+	    "object: import the public key or the certificate with the key's CKA_ID", a->label, ctx->token,
+	    a->id_len ? "CKA_ID" : "label");
+	return NULL;
 }
 
 static void
@@ -361,10 +555,11 @@ hsm_sig_md(EVP_PKEY *pkey)
 static hsm_key *
 key_find(hsm_ctx *ctx, const char *label, const uint8_t *id, size_t id_len, st_err *err)
 {
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
 	struct key_attrs a;
 	char what[300], idhex[2 * 64 + 1];
 	hsm_key *key = NULL;
-	unsigned int i;
+	CK_RV rv;
 
 	if (!ctx)
 		return NULL;
@@ -379,7 +574,13 @@ key_find(hsm_ctx *ctx, const char *label, const uint8_t *id, size_t id_len, st_e
 		snprintf(what, sizeof(what), "with id %s", idhex);
 	}
 	pthread_mutex_lock(&ctx->lock);
-	if (read_key_attrs(ctx, label, id, id_len, what, &a, err) < 0)
+	if ((rv = session_get(ctx, &s)) != CKR_OK) {
+		s = CK_INVALID_HANDLE;
+		hsm_err_ckr(err, ST_E_CRYPTO, rv, "token %s in PKCS#11 module %s: cannot open a session", ctx->desc,
+		    ctx->module);
+		goto fail;
+	}
+	if (read_key_attrs(ctx, s, label, id, id_len, what, &a, err) < 0)
 		goto fail;
 	if (label)
 		snprintf(a.label, sizeof(a.label), "%s", label);
@@ -401,34 +602,22 @@ key_find(hsm_ctx *ctx, const char *label, const uint8_t *id, size_t id_len, st_e
 	}
 	pthread_mutex_init(&key->lock, NULL);
 	key->ctx = ctx;
-	for (i = 0; i < ctx->nkeys; i++) {
-		PKCS11_KEY *k = &ctx->keys[i];
-
-		if (k->id_len != a.id_len || (a.id_len && memcmp(k->id, a.id, a.id_len) != 0))
-			continue;
-		if (strcmp(k->label ? k->label : "", a.label) != 0)
-			continue;
-		key->p11key = k;
-		break;
-	}
-	if (!key->p11key) {
-		st_err_set(err, ST_E_CONFIG,
-		    "key \"%s\" in token \"%s\" appeared after the token was opened, or has a type libp11 cannot use",
-		    a.label, ctx->token);
+	key->obj = a.obj;
+	key->type = a.type;
+	key->id_len = a.id_len;
+	key->can_sign = a.sign;
+	if (!(key->pkey = key_public(ctx, s, key, &a, err)))
 		goto fail;
-	}
-	ERR_clear_error();
-	if (!(key->pkey = PKCS11_get_private_key(key->p11key))) {
-		st_err_openssl(err, ST_E_CRYPTO, "key \"%s\" in token \"%s\"", a.label, ctx->token);
-		goto fail;
-	}
 	describe_pkey(key);
 	key->generated = a.always_sensitive && a.never_extractable;
 	key->md = hsm_sig_md(key->pkey);
 	ctx->live_keys++;
+	session_put(ctx, s, CKR_OK);
 	pthread_mutex_unlock(&ctx->lock);
 	return key;
 fail:
+	if (s != CK_INVALID_HANDLE)
+		session_put(ctx, s, CKR_OK);
 	pthread_mutex_unlock(&ctx->lock);
 	if (key) {
 		EVP_PKEY_free(key->pkey);
@@ -559,8 +748,9 @@ sign_with(EVP_PKEY *pkey, const EVP_MD *md, const uint8_t *msg, size_t len, uint
 		st_err_set(err, ST_E_NOMEM, "out of memory");
 		goto out;
 	}
+	hsm_sign_rv_clear();
 	if (EVP_DigestSign(mctx, *sig, &n, msg, len) != 1) {
-		st_err_openssl(err, ST_E_CRYPTO, "sign (CK_RV 0x%lx)", hsm_p11_rv());
+		hsm_err_sign(err, "sign");
 		free(*sig);
 		*sig = NULL;
 		goto out;

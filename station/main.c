@@ -1,6 +1,7 @@
 /* station: provisioning station for a factory line.  See README.md. */
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -85,6 +86,9 @@ main(int argc, char **argv)
 	const struct command *cmd;
 
 	no_core_dumps();
+	/* A network HSM (PKCS#11 over a socket) that goes away must be an
+	 * error the station reports, not a signal that kills it mid-batch. */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (argc < 2) {
 		usage(stderr);

@@ -127,6 +127,59 @@ tu_sh(const char *cmdline, char **out)
 	return tu_run(argv, out);
 }
 
+pid_t
+tu_p11kit_server_start(const char *dir, const char *token)
+{
+	char *rt = NULL, *sock = NULL, *envf = NULL, *cmd = NULL, *out = NULL, *text, *p, *e;
+	long pid = 0;
+	int rc;
+
+	ck_assert_int_ne(asprintf(&rt, "%s/p11kit-run", dir), -1);
+	ck_assert_int_ne(asprintf(&sock, "%s/hsm.sock", rt), -1);
+	ck_assert_int_ne(asprintf(&envf, "%s/p11kit-server.env", dir), -1);
+	mkdir(rt, 0700);
+	ck_assert_int_eq(chmod(rt, 0700), 0);
+	unlink(sock);
+	setenv("XDG_RUNTIME_DIR", rt, 1);
+	/* Its output goes to a file: the detached server keeps the fds. */
+	ck_assert_int_ne(asprintf(&cmd,
+	    "p11-kit server --provider /usr/lib/softhsm/libsofthsm2.so -s -n '%s' 'pkcs11:token=%s' >'%s' 2>&1", sock,
+	    token, envf), -1);
+	rc = tu_sh(cmd, &out);
+	text = tu_slurp(envf, NULL);
+	ck_assert_msg(rc == 0 && text, "p11-kit server failed (%d): %s %s", rc, out ? out : "", text ? text : "");
+	ck_assert_msg((p = strstr(text, "P11_KIT_SERVER_ADDRESS=")) != NULL, "p11-kit server said: %s", text);
+	p += strlen("P11_KIT_SERVER_ADDRESS=");
+	if ((e = strchr(p, ';')) != NULL)
+		*e = '\0';
+	setenv("P11_KIT_SERVER_ADDRESS", p, 1);
+	if (e)
+		*e = ';';
+	ck_assert_msg((p = strstr(text, "P11_KIT_SERVER_PID=")) != NULL, "p11-kit server said: %s", text);
+	pid = strtol(p + strlen("P11_KIT_SERVER_PID="), NULL, 10);
+	ck_assert_msg(pid > 1, "p11-kit server said: %s", text);
+	free(text);
+	free(out);
+	free(cmd);
+	free(envf);
+	free(sock);
+	free(rt);
+	return (pid_t)pid;
+}
+
+void
+tu_p11kit_server_stop(pid_t pid)
+{
+	int i;
+
+	if (pid <= 1)
+		return;
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	for (i = 0; i < 100 && kill(pid, 0) == 0; i++)
+		usleep(10 * 1000);
+}
+
 char *
 tu_make_pki(void)
 {

@@ -4,6 +4,7 @@
 #define TESTUTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <check.h>
 
@@ -21,6 +22,15 @@ char *tu_src(const char *rel);
 int tu_run(char *const argv[], char **out);
 /* Run a shell command line, same contract as tu_run. */
 int tu_sh(const char *cmdline, char **out);
+/* A network-HSM stand-in: `p11-kit server` exposing the token `token` of
+ * SoftHSM (SOFTHSM2_CONF as set) on a unix socket in dir, detached.  Sets
+ * P11_KIT_SERVER_ADDRESS (and XDG_RUNTIME_DIR, a 0700 dir under dir) for
+ * this process and returns the server's pid; stop it with kill(). */
+pid_t tu_p11kit_server_start(const char *dir, const char *token);
+/* Kill the server and the per-connection p11-kit-remote processes it
+ * forked (its process group): the network HSM is gone. */
+void tu_p11kit_server_stop(pid_t pid);
+#define TU_P11KIT_CLIENT "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 /* Create the test PKI (fixtures/make-test-pki) in a fresh directory and
  * return it; sets SOFTHSM2_CONF and STATION_HSM_PIN for this process. */
 char *tu_make_pki(void);

@@ -11,7 +11,9 @@
 
 #include <openssl/pem.h>
 #include <p11-kit/pkcs11.h>
+#include <signal.h>
 
+#include "hsm-int.h"
 #include "hsm-tu.h"
 
 #define TEST_PIN "123456" /* TEST PIN, see fixtures/make-test-pki */
@@ -465,6 +467,132 @@ START_TEST(test_pin_prompt)
 }
 END_TEST
 
+/* ---- other PKCS#11 modules ------------------------------------------- */
+
+#define P11KIT_PROXY "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
+
+/* Everything a station does with a token, through module: find, sign,
+ * prove the certificate, issue nothing (test-issue does that). */
+static void
+use_token_through(const char *dir, const char *module)
+{
+	const uint8_t msg[] = "challenge";
+	uint8_t *sig = NULL;
+	size_t sig_len = 0;
+	hsm_ctx *ctx;
+	hsm_key *tool, *inter;
+	X509 *cert = ht_cert(dir, "intermediate.pem");
+	st_err err;
+
+	st_err_clear(&err);
+	ctx = hsm_open(module, "station-test", NULL, &err);
+	ck_assert_msg(ctx != NULL, "%s: %s", module, err.msg);
+	ck_assert_str_eq(hsm_module_path(ctx), module);
+	tool = hsm_key_find(ctx, "tool", &err);
+	ck_assert_msg(tool != NULL, "%s: %s", module, err.msg);
+	inter = hsm_key_find(ctx, "intermediate", &err);
+	ck_assert_msg(inter != NULL, "%s: %s", module, err.msg);
+	ck_assert_msg(hsm_sign(tool, msg, sizeof(msg), &sig, &sig_len, &err) == 0, "%s: %s", module, err.msg);
+	ck_assert(sig_len >= 8 && sig[0] == 0x30);
+	ck_assert_msg(hsm_key_matches_cert(inter, cert, &err) == 0, "%s: %s", module, err.msg);
+	ck_assert_int_ne(hsm_key_matches_cert(tool, cert, &err), 0);
+	free(sig);
+	X509_free(cert);
+	hsm_key_free(tool);
+	hsm_key_free(inter);
+	hsm_close(ctx);
+}
+
+/* p11-kit-proxy.so hands each C_GetFunctionList caller its own instance:
+ * a station that loaded the module twice failed here with
+ * CKR_CRYPTOKI_NOT_INITIALIZED (0x190). */
+START_TEST(test_p11kit_proxy)
+{
+	char *dir = tu_make_pki();
+
+	use_token_through(dir, P11KIT_PROXY);
+	/* and again in the same process: close really closed */
+	use_token_through(dir, P11KIT_PROXY);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* p11-kit's remoting, the way a station reaches a network HSM; a server
+ * that goes away is an error naming the token, the module and the cause. */
+START_TEST(test_p11kit_client)
+{
+	char *dir = tu_make_pki();
+	const uint8_t msg[] = "challenge";
+	uint8_t *sig = NULL;
+	size_t sig_len = 0;
+	pid_t pid = tu_p11kit_server_start(dir, "station-test");
+	hsm_ctx *ctx;
+	hsm_key *tool;
+	st_err err;
+
+	signal(SIGPIPE, SIG_IGN); /* as station's main() does */
+	use_token_through(dir, TU_P11KIT_CLIENT);
+	ctx = hsm_open(TU_P11KIT_CLIENT, "station-test", NULL, &err);
+	ck_assert_msg(ctx != NULL, "%s", err.msg);
+	tool = hsm_key_find(ctx, "tool", &err);
+	ck_assert_msg(tool != NULL, "%s", err.msg);
+	tu_p11kit_server_stop(pid);
+	ck_assert_int_ne(hsm_sign(tool, msg, sizeof(msg), &sig, &sig_len, &err), 0);
+	ck_assert_ptr_null(sig);
+	ck_assert_int_eq(err.code, ST_E_CRYPTO);
+	ck_assert_msg(strstr(err.msg, "\"tool\"") && strstr(err.msg, "\"station-test\"") && strstr(err.msg, "CKR_"),
+	    "%s", err.msg);
+	ck_assert_msg(!strstr(err.msg, "0x"), "%s", err.msg);
+	hsm_key_free(tool);
+	hsm_close(ctx);
+	/* A restarted server serves the next station process (p11-kit's
+	 * client stays disconnected inside this one). */
+	pid = tu_p11kit_server_start(dir, "station-test");
+	{
+		char *cert = ht_path(dir, "intermediate.pem"), *kl = NULL, *out = NULL;
+		char *argv[] = { (char *)getenv("STATION_EXE"), (char *)"hsm", (char *)"check", (char *)"--module",
+			(char *)TU_P11KIT_CLIENT, (char *)"--token", (char *)"station-test", (char *)"--key-label", NULL,
+			NULL };
+
+		ck_assert_ptr_nonnull(argv[0]);
+		ck_assert_int_ne(asprintf(&kl, "intermediate=%s", cert), -1);
+		argv[8] = kl;
+		ck_assert_msg(tu_run(argv, &out) == 0 && strstr(out, "matches      yes"), "%s", out);
+		free(out);
+		free(kl);
+		free(cert);
+	}
+	tu_p11kit_server_stop(pid);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* Every CK_RV is reported by name with what to do; unknown ones still
+ * say what they are. */
+START_TEST(test_ckr_names)
+{
+	char buf[256];
+	st_err err;
+
+	ck_assert_str_eq(hsm_ckr_name(CKR_PIN_LOCKED), "CKR_PIN_LOCKED");
+	ck_assert_str_eq(hsm_ckr_name(CKR_TOKEN_NOT_PRESENT), "CKR_TOKEN_NOT_PRESENT");
+	ck_assert_str_eq(hsm_ckr_name(CKR_CRYPTOKI_NOT_INITIALIZED), "CKR_CRYPTOKI_NOT_INITIALIZED");
+	ck_assert_ptr_nonnull(hsm_ckr_hint(CKR_PIN_LOCKED));
+	ck_assert_ptr_null(hsm_ckr_name(0x7777));
+	hsm_ckr_describe(CKR_DEVICE_REMOVED, buf, sizeof(buf));
+	ck_assert_msg(strstr(buf, "CKR_DEVICE_REMOVED: ") && strstr(buf, "reconnect"), "%s", buf);
+	hsm_ckr_describe(CKR_VENDOR_DEFINED | 0x12, buf, sizeof(buf));
+	ck_assert_msg(strstr(buf, "CKR_VENDOR_DEFINED+0x12") && strstr(buf, "vendor"), "%s", buf);
+	hsm_ckr_describe(0x7777, buf, sizeof(buf));
+	ck_assert_msg(strstr(buf, "unknown PKCS#11 error 30583"), "%s", buf);
+	ck_assert_int_eq(hsm_err_ckr(&err, ST_E_CRYPTO, CKR_PIN_EXPIRED, "login to token \"%s\"", "x"), -1);
+	ck_assert_msg(strstr(err.msg, "login to token \"x\": CKR_PIN_EXPIRED: ") && strstr(err.msg, "change"), "%s",
+	    err.msg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -484,6 +612,9 @@ main(void)
 	tcase_add_test(tc, test_pin_file);
 	tcase_add_test(tc, test_pin_env);
 	tcase_add_test(tc, test_pin_prompt);
+	tcase_add_test(tc, test_p11kit_proxy);
+	tcase_add_test(tc, test_p11kit_client);
+	tcase_add_test(tc, test_ckr_names);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
