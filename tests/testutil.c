@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,7 +134,7 @@ tu_p11kit_server_start(const char *dir, const char *token)
 {
 	char *rt = NULL, *sock = NULL, *envf = NULL, *cmd = NULL, *out = NULL, *text, *p, *e;
 	long pid = 0;
-	int rc;
+	int rc, i;
 
 	ck_assert_int_ne(asprintf(&rt, "%s/p11kit-run", dir), -1);
 	ck_assert_int_ne(asprintf(&sock, "%s/hsm.sock", rt), -1);
@@ -158,6 +160,20 @@ tu_p11kit_server_start(const char *dir, const char *token)
 	ck_assert_msg((p = strstr(text, "P11_KIT_SERVER_PID=")) != NULL, "p11-kit server said: %s", text);
 	pid = strtol(p + strlen("P11_KIT_SERVER_PID="), NULL, 10);
 	ck_assert_msg(pid > 1, "p11-kit server said: %s", text);
+	/* The detached server may not listen yet when its parent returns. */
+	for (i = 0; i < 500; i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0), ok;
+
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+		ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			break;
+		usleep(10 * 1000);
+	}
+	ck_assert_msg(i < 500, "p11-kit server never listened on %s", sock);
 	free(text);
 	free(out);
 	free(cmd);
