@@ -647,38 +647,72 @@ hsm_key_find_id(hsm_ctx *ctx, const uint8_t *id, size_t id_len, st_err *err)
 X509 *
 hsm_cert_find(hsm_ctx *ctx, const char *label, st_err *err)
 {
-	PKCS11_CERT *certs = NULL, *found = NULL;
-	unsigned int i, n = 0;
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE find[2] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)label, label ? strlen(label) : 0 },
+	};
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE obj[2];
+	CK_ATTRIBUTE val = { CKA_VALUE, NULL, 0 };
+	CK_ULONG n = 0;
+	const unsigned char *p;
+	uint8_t *der = NULL;
 	X509 *x = NULL;
+	CK_RV rv;
 
 	if (!ctx || !label || !*label) {
 		st_err_set(err, ST_E_CONFIG, "no certificate label given");
 		return NULL;
 	}
 	pthread_mutex_lock(&ctx->lock);
-	ERR_clear_error();
-	if (PKCS11_enumerate_certs(ctx->slot->token, &certs, &n) != 0) {
-		st_err_openssl(err, ST_E_CRYPTO, "listing the certificates of token \"%s\"", ctx->token);
+	if ((rv = session_get(ctx, &s)) != CKR_OK) {
+		s = CK_INVALID_HANDLE;
+		hsm_err_ckr(err, ST_E_CRYPTO, rv, "token %s in PKCS#11 module %s: cannot open a session", ctx->desc,
+		    ctx->module);
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		if (!certs[i].label || strcmp(certs[i].label, label) != 0 || !certs[i].x509)
-			continue;
-		if (found) {
-			st_err_set(err, ST_E_CONFIG, "token \"%s\" holds several certificates labelled \"%s\"; "
-			    "give the one to use", ctx->token, label);
-			goto out;
-		}
-		found = &certs[i];
+	if ((rv = find_objects(ctx, s, find, 2, obj, 2, &n)) != CKR_OK) {
+		hsm_err_ckr(err, ST_E_CRYPTO, rv, "listing the certificates of token \"%s\"", ctx->token);
+		goto out;
 	}
-	if (!found) {
+	if (n > 1) {
+		st_err_set(err, ST_E_CONFIG, "token \"%s\" holds several certificates labelled \"%s\"; "
+		    "give the one to use", ctx->token, label);
+		goto out;
+	}
+	if (n == 0) {
 		st_err_set(err, ST_E_NOTFOUND, "token \"%s\" holds no certificate labelled \"%s\"", ctx->token, label);
 		goto out;
 	}
-	if (!(x = X509_dup(found->x509)))
+	if ((rv = ctx->fl->C_GetAttributeValue(s, obj[0], &val, 1)) != CKR_OK || val.ulValueLen == 0 ||
+	    val.ulValueLen > 1 << 20) {
+		hsm_err_ckr(err, ST_E_CRYPTO, rv ? rv : CKR_ATTRIBUTE_VALUE_INVALID,
+		    "certificate \"%s\" in token \"%s\": cannot read CKA_VALUE", label, ctx->token);
+		goto out;
+	}
+	if (!(der = malloc(val.ulValueLen))) {
 		st_err_set(err, ST_E_NOMEM, "out of memory");
+		goto out;
+	}
+	val.pValue = der;
+	if ((rv = ctx->fl->C_GetAttributeValue(s, obj[0], &val, 1)) != CKR_OK) {
+		hsm_err_ckr(err, ST_E_CRYPTO, rv, "certificate \"%s\" in token \"%s\": cannot read CKA_VALUE", label,
+		    ctx->token);
+		goto out;
+	}
+	p = der;
+	if (!(x = d2i_X509(NULL, &p, (long)val.ulValueLen)) || p != der + val.ulValueLen) {
+		X509_free(x);
+		x = NULL;
+		st_err_openssl(err, ST_E_CONFIG, "certificate \"%s\" in token \"%s\" is not DER X.509", label,
+		    ctx->token);
+	}
 out:
+	if (s != CK_INVALID_HANDLE)
+		session_put(ctx, s, rv);
 	pthread_mutex_unlock(&ctx->lock);
+	free(der);
 	return x;
 }
 
