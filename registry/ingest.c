@@ -306,13 +306,6 @@ static const char *const alarm_sql[] = {
 	" ON CONFLICT (kind, subject) DO NOTHING",
 };
 
-struct outcome {
-	int refused;          /* 1: not loaded */
-	char reason[1200];
-	int new_station;
-	int64_t new_records, new_alarms;
-	json_t *gaps;         /* [[from, to], ...] still missing for the station */
-};
 
 static int64_t
 count_of(struct reg *r, const char *sql, int n, const char *const *params, st_err *err)
@@ -328,7 +321,7 @@ count_of(struct reg *r, const char *sql, int n, const char *const *params, st_er
 }
 
 static int
-load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *manifest_sha, struct outcome *oc,
+load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *manifest_sha, struct reg_outcome *oc,
     st_err *err)
 {
 	const char *p[8];
@@ -408,7 +401,7 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
 		snprintf(n1, sizeof(n1), "%" PRIu64, rep->first_seq);
 		snprintf(n2, sizeof(n2), "%" PRIu64, rep->last_seq);
 		snprintf(n3, sizeof(n3), "%" PRIu64, ld->records);
-		snprintf(n4, sizeof(n4), "%" PRId64, oc->new_records);
+		snprintf(n4, sizeof(n4), "%lld", oc->new_records);
 		p[0] = ld->station;
 		p[1] = n1;
 		p[2] = n2;
@@ -492,9 +485,8 @@ scan_cb_stop(const audit_record *rec, void *ctx)
 	return load_record(rec, ctx) < 0 ? 1 : 0;
 }
 
-/* Verify and load one bundle; fills oc.  -1 only when the database failed. */
-static int
-ingest_one(struct reg *r, const char *path, X509_STORE *trust, struct outcome *oc, st_err *err)
+int
+reg_ingest_bundle(struct reg *r, const char *path, X509_STORE *trust, struct reg_outcome *oc, st_err *err)
 {
 	audit_report *rep = NULL;
 	struct load ld;
@@ -608,11 +600,11 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 		goto out;
 	}
 	for (i = optind; i < argc; i++) {
-		struct outcome oc;
+		struct reg_outcome oc;
 
 		memset(&oc, 0, sizeof(oc));
 		oc.gaps = json_array();
-		if (ingest_one(r, argv[i], trust, &oc, &err) < 0) {
+		if (reg_ingest_bundle(r, argv[i], trust, &oc, &err) < 0) {
 			fprintf(stderr, "station-registry ingest: %s: %s; nothing of it was loaded (the transaction rolled back): run ingest again\n",
 			    argv[i], err.msg);
 			json_decref(oc.gaps);
@@ -629,10 +621,10 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 		} else if (oc.refused) {
 			printf("%s: REFUSED: %s\n", argv[i], oc.reason);
 		} else {
-			printf("%s: %s: %" PRId64 " new record%s%s", argv[i], oc.new_records ? "loaded" : "already ingested",
+			printf("%s: %s: %lld new record%s%s", argv[i], oc.new_records ? "loaded" : "already ingested",
 			    oc.new_records, oc.new_records == 1 ? "" : "s", oc.new_station && oc.new_records ? ", new station" : "");
 			if (oc.new_alarms)
-				printf(", %" PRId64 " new alarm%s (station-registry alarms)", oc.new_alarms, oc.new_alarms == 1 ? "" : "s");
+				printf(", %lld new alarm%s (station-registry alarms)", oc.new_alarms, oc.new_alarms == 1 ? "" : "s");
 			printf("\n");
 			for (gi = 0; gi < json_array_size(oc.gaps); gi++)
 				printf("  gap: seq %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT " not ingested yet\n",

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <openssl/x509.h>
 
 #include "st.h"
 
@@ -38,6 +39,20 @@ int reg_schema_version(struct reg *r, st_err *err);
 /* Print a JSON value on stdout, one line, and release it (steals v). */
 void reg_print_json(json_t *v);
 
+/* What ingesting one bundle did. */
+struct reg_outcome {
+	int refused;       /* 1: not loaded; reason says why */
+	char reason[1200];
+	int new_station;
+	long long new_records, new_alarms;
+	json_t *gaps;      /* caller-made array: [[from, to], ...] still missing for the station */
+};
+
+/* Verify the bundle at path against trust and load it (ingest.c); fills oc.
+ * -1 only when the database failed (the transaction rolled back). */
+int reg_ingest_bundle(struct reg *r, const char *path, X509_STORE *trust, struct reg_outcome *oc,
+    st_err *err);
+
 int cmd_init(struct reg *r, int argc, char **argv);
 int cmd_ingest(struct reg *r, int argc, char **argv);
 int cmd_device(struct reg *r, int argc, char **argv);
@@ -45,5 +60,6 @@ int cmd_certificate(struct reg *r, int argc, char **argv);
 int cmd_alarms(struct reg *r, int argc, char **argv);
 int cmd_revocations(struct reg *r, int argc, char **argv);
 int cmd_report(struct reg *r, int argc, char **argv);
+int cmd_watch(struct reg *r, int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 #include "regtu.h"
 #include "cms.h"
 
+unsigned regtu_batch_devices = 4;
 static EVP_PKEY *ca_key;
 static X509_NAME *ca_name;
 
@@ -84,7 +85,7 @@ regtu_station_open(regtu_station *s, const char *station, const char *signer)
 	cfg.station = station;
 	cfg.operator_name = "test operator";
 	cfg.recipe = "0123abcd";
-	cfg.batch_devices = 4;
+	cfg.batch_devices = regtu_batch_devices;
 	cfg.signer = &s->sg.s;
 	s->j = audit_open(s->dir, &cfg, &err);
 	ck_assert_msg(s->j != NULL, "%s", err.msg);
@@ -103,7 +104,7 @@ regtu_station_close(regtu_station *s)
 static void
 append(regtu_station *s, const char *device, const char *step, const char *result, json_t *details, int rework)
 {
-	audit_event ev = { "tcp:127.0.0.1:7700", device, step, result, details, 0 };
+	audit_event ev = { "tcp:127.0.0.1:7700", device, step, result, details, 1 };
 	st_err err;
 
 	json_t *rw;

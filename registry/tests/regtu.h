@@ -14,6 +14,8 @@ typedef struct regtu_station {
 	atu_signer sg;
 } regtu_station;
 
+/* Devices per batch of the journals opened next (4; the benchmark uses more). */
+extern unsigned regtu_batch_devices;
 /* A fresh journal for station id, sealed by signer (a PEM pair in tu_pki). */
 void regtu_station_open(regtu_station *s, const char *station, const char *signer);
 void regtu_station_close(regtu_station *s);

@@ -512,6 +512,59 @@ START_TEST(test_two_ingesters_at_once)
 }
 END_TEST
 
+START_TEST(test_watch_spool)
+{
+	char *admin, *db = fresh_db("t_watch", &admin), *out = NULL, *b1, *spool = tu_tmpdir("regsp"), *cmd = NULL, *reason;
+	char path[4200];
+	regtu_station st;
+	int rc;
+
+	regtu_station_open(&st, "line-6", "seal-a");
+	regtu_provision(&st, "SE-0601", "6001", NULL, 0);
+	b1 = regtu_export(&st);
+	ck_assert_int_ne(asprintf(&cmd,
+	                     "cp -a '%s' '%s/good' && cp -a '%s' '%s/bad' && sed -i 's/SE-0601/SE-0666/' '%s/bad/batch-000001.jsonl' &&"
+	                     " cp -a '%s' '%s/late.partial' && cp -a '%s' '%s/.hidden'",
+	                     b1, spool, b1, spool, spool, b1, spool, b1, spool),
+	    -1);
+	ck_assert_int_eq(tu_sh(cmd, NULL), 0);
+	free(cmd);
+	rc = reg(db, &out, "watch --ca '%s/root-ca.pem' --once '%s'", tu_pki, spool);
+	ck_assert_msg(rc == 1 && strstr(out, "good: loaded") && strstr(out, "bad: REFUSED"), "(%d) %s", rc, out);
+	free(out);
+	ck_assert(atu_exists(spool, "done/good/manifest.json"));
+	ck_assert(atu_exists(spool, "rejected/bad/manifest.json"));
+	reason = atu_read(spool, "rejected/bad.reason", NULL);
+	ck_assert_msg(strstr(reason, "verification failed"), "%s", reason);
+	free(reason);
+	ck_assert(atu_exists(spool, "late.partial/manifest.json"));
+	ck_assert(atu_exists(spool, ".hidden/manifest.json"));
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE device = 'SE-0601'"), 5);
+	/* As a service: a bundle renamed into place is taken within a round; SIGTERM ends it with 0. */
+	ck_assert_int_ne(asprintf(&cmd,
+	                     "'%s' --db '%s' watch --ca '%s/root-ca.pem' --interval 1 '%s' > '%s/.log' 2>&1 & p=$!; "
+	                     "mv '%s/late.partial' '%s/late'; i=0; while [ ! -e '%s/done/late' ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+	                     "kill -TERM $p; wait $p",
+	                     getenv("STATION_REGISTRY_EXE"), db, tu_pki, spool, spool, spool, spool, spool),
+	    -1);
+	rc = tu_sh(cmd, &out);
+	free(cmd);
+	snprintf(path, sizeof(path), "%s/.log", spool);
+	free(out);
+	out = tu_slurp(path, NULL);
+	ck_assert_msg(rc == 0 && atu_exists(spool, "done/late/manifest.json") && strstr(out, "late: already ingested"),
+	    "(%d) %s", rc, out);
+	free(out);
+	regtu_station_close(&st);
+	tu_rmtree(b1);
+	tu_rmtree(spool);
+	free(b1);
+	free(spool);
+	free(db);
+	free(admin);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -525,6 +578,7 @@ main(void)
 	tcase_add_test(tc, test_alarms);
 	tcase_add_test(tc, test_database_down_mid_ingest);
 	tcase_add_test(tc, test_two_ingesters_at_once);
+	tcase_add_test(tc, test_watch_spool);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
