@@ -109,6 +109,9 @@ cmd_revoke_main(int argc, char **argv)
 		fprintf(stderr, "station revoke: journal: %s\n", err.msg);
 		goto out;
 	}
+	/* certs/ holds live certificates only. */
+	if (station_retire_cert(st, target->device, target->serial, &err) < 0)
+		fprintf(stderr, "station revoke: warning: %s (the revocation is recorded)\n", err.msg);
 	printf("revoked certificate %s of device %s (%s); run 'station crl' to publish it\n", target->serial,
 	    target->device, reason);
 	ret = EXIT_OK;

@@ -130,6 +130,8 @@ revoke_abandoned(station *st, st_err *err)
 		    json_pack("{s:s,s:s,s:s}", "cert_serial", e->cert_serial, "reason", "cessationOfOperation", "why",
 		        "issued but never installed: the device failed after signing"),
 		    0, err);
+		if (ret == 0 && station_retire_cert(st, e->serial, e->cert_serial, err) < 0)
+			ret = -1;
 		if (ret == 0) {
 			e->cert_len = 0;
 			e->cert_serial[0] = '\0';

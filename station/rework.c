@@ -164,6 +164,7 @@ revoke_uninstalled(struct worker *w, struct dev *d)
 	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", e.cert_serial, "reason",
 	        "cessationOfOperation", "why", "issued but never installed: the rework failed after signing")) < 0)
 		return;
+	station_retire_cert(st, e.serial, e.cert_serial, &(st_err){ 0 }); /* certs/ keeps live ones only */
 	e.cert_len = 0;
 	e.cert_serial[0] = '\0';
 	devindex_put(st->index, &e);

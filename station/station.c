@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -273,6 +275,46 @@ station_save_cert(station *st, const char *se_serial, X509 *cert, st_err *err)
 	ret = st_file_write_replace(path, pem, (size_t)len, 0644, err);
 out:
 	BIO_free(bio);
+	return ret;
+}
+
+int
+station_retire_cert(station *st, const char *se_serial, const char *cert_serial, st_err *err)
+{
+	char path[4200], dir[4200], to[4300];
+	BIGNUM *want = NULL, *have = NULL;
+	X509 *x = NULL;
+	st_err ignored;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "%s/%s.pem", st->certs_dir, se_serial);
+	if (access(path, F_OK) != 0 || !(x = st_x509_load(path, &ignored))) {
+		ret = 0; /* no copy, or not ours to judge: the journal is the record */
+		goto out;
+	}
+	if (!BN_hex2bn(&want, cert_serial) || !(have = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL))) {
+		st_err_openssl(err, ST_E_NOMEM, "certificate serial");
+		goto out;
+	}
+	if (BN_cmp(want, have) != 0) {
+		ret = 0; /* the copy is a newer, live certificate */
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s/revoked", st->certs_dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		st_err_errno(err, ST_E_IO, errno, "%s", dir);
+		goto out;
+	}
+	snprintf(to, sizeof(to), "%s/%s-%s.pem", dir, se_serial, cert_serial);
+	if (rename(path, to) < 0) {
+		st_err_errno(err, ST_E_IO, errno, "moving %s to %s", path, to);
+		goto out;
+	}
+	ret = 0;
+out:
+	BN_free(want);
+	BN_free(have);
+	X509_free(x);
 	return ret;
 }
 

@@ -79,5 +79,9 @@ int station_quota_take(station *st, st_err *err);
 const char *station_default_jig(station *st);
 /* Keep a copy of an issued certificate in certs_dir (SERIAL.pem). */
 int station_save_cert(station *st, const char *se_serial, X509 *cert, st_err *err);
+/* certs_dir holds live certificates only: when SERIAL.pem is the revoked
+ * certificate cert_serial (hex), move it to certs_dir/revoked/SERIAL-CERTSERIAL.pem.
+ * Nothing to do (0) when the copy is absent or is another certificate. */
+int station_retire_cert(station *st, const char *se_serial, const char *cert_serial, st_err *err);
 
 #endif
