@@ -45,7 +45,7 @@ station_cert(stu_ws *w, const char *se, char serial[64])
 	ck_assert_msg((der = stu_cert_der(w, se, &len)) != NULL, "no certificate for %s in the journal", se);
 	rw_serial(der, len, serial);
 	OPENSSL_free(der);
-	ck_assert_int_ne(asprintf(&path, "%s/certs/%s.pem", w->audit, se), -1);
+	path = stu_cert_path(w, se);
 	return path;
 }
 
@@ -248,6 +248,14 @@ START_TEST(test_revoke_cli)
 	ck_assert_str_eq(rw_detail(rec, "cert_serial"), sb);
 	ck_assert_str_eq(rw_detail(rec, "reason"), "affiliationChanged");
 	json_decref(recs);
+
+	/* certs/ keeps live certificates only: both copies moved aside. */
+	ck_assert_ptr_null(strstr(pa, "/revoked/"));
+	free(pa);
+	free(pb);
+	pa = stu_cert_path(w, a);
+	pb = stu_cert_path(w, b);
+	ck_assert_msg(strstr(pa, "/certs/revoked/") && strstr(pb, "/certs/revoked/"), "%s %s", pa, pb);
 
 	/* The CRL says the same, and openssl rejects both leaves with it. */
 	snprintf(crl, sizeof(crl), "%s/crl.pem", w->dir);

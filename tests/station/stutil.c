@@ -1,6 +1,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -467,20 +468,38 @@ stu_audit_verify(stu_ws *w)
 
 /* ---- certificates ---------------------------------------------------------------------- */
 
-static char *
-cert_path(stu_ws *w, const char *se_serial)
+char *
+stu_cert_path(stu_ws *w, const char *se_serial)
 {
-	char *p = NULL;
+	char *p = NULL, *pat = NULL;
+	struct stat sb;
+	time_t newest = 0;
+	glob_t g;
+	size_t i;
 
 	ck_assert_int_ne(asprintf(&p, "%s/certs/%s.pem", w->audit, se_serial), -1);
+	if (access(p, F_OK) == 0)
+		return p;
+	/* Revoked: moved aside as certs/revoked/SESERIAL-CERTSERIAL.pem. */
+	ck_assert_int_ne(asprintf(&pat, "%s/certs/revoked/%s-*.pem", w->audit, se_serial), -1);
+	if (glob(pat, 0, NULL, &g) == 0) {
+		for (i = 0; i < g.gl_pathc; i++)
+			if (stat(g.gl_pathv[i], &sb) == 0 && (newest == 0 || sb.st_mtime >= newest)) {
+				newest = sb.st_mtime;
+				free(p);
+				p = strdup(g.gl_pathv[i]);
+			}
+		globfree(&g);
+	}
+	free(pat);
 	return p;
 }
 
 uint8_t *
 stu_cert_der(stu_ws *w, const char *se_serial, size_t *len)
 {
-	char *path = cert_path(w, se_serial);
-	FILE *f = fopen(path, "r");
+	char *path = stu_cert_path(w, se_serial);
+	FILE *f = path ? fopen(path, "r") : NULL;
 	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
 	uint8_t *der = NULL;
 	int n;
@@ -556,7 +575,7 @@ stu_check_device_cert(stu_ws *w, jigsim *s, unsigned index, char ***paths, size_
 	X509_free(x);
 	ck_assert_ptr_nonnull(np = realloc(*paths, (*npaths + 1) * sizeof(*np)));
 	*paths = np;
-	(*paths)[(*npaths)++] = cert_path(w, info.serial);
+	(*paths)[(*npaths)++] = stu_cert_path(w, info.serial);
 }
 
 void

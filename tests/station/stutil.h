@@ -116,7 +116,10 @@ void stu_audit_verify(stu_ws *w);
 
 /* ---- certificates -------------------------------------------------------------------- */
 
-/* Read W/audit/certs/SERIAL.pem as DER (malloc'd); NULL when absent. */
+/* The station's copy of the SE's certificate: W/audit/certs/SERIAL.pem, or
+ * once revoked the newest W/audit/certs/revoked/SERIAL-*.pem (malloc'd). */
+char *stu_cert_path(stu_ws *w, const char *se_serial);
+/* Read that copy as DER (malloc'd); NULL when absent. */
 uint8_t *stu_cert_der(stu_ws *w, const char *se_serial, size_t *len);
 /* The device certificate checks of the end-to-end test for device `index`
  * of the panel: the station's copy exists, equals what the SE holds in slot
