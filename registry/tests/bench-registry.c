@@ -144,6 +144,12 @@ START_TEST(bench)
 		free(bundles[s]);
 	}
 	free(args);
+	/* The statements that took longest (the server logs those over 250 ms). */
+	ck_assert_int_ne(asprintf(&cmd, "grep -o 'duration: .*' '%s/server.log' | sort -t' ' -k2 -n -r | head -5 | cut -c1-200", pg.dir), -1);
+	tu_sh(cmd, &out);
+	printf("slowest statements:\n%s", out ? out : "");
+	free(out);
+	free(cmd);
 	pgtu_stop(&pg);
 	tu_pki_teardown();
 }

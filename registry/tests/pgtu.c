@@ -56,7 +56,7 @@ pgtu_up(pgtu *pg)
 	snprintf(data, sizeof(data), "%s/data", pg->dir);
 	snprintf(log, sizeof(log), "%s/server.log", pg->dir);
 	/* listen_addresses='' : no TCP at all, only the socket in our folder. */
-	snprintf(opts, sizeof(opts), "-k %s -c listen_addresses='' -c fsync=off -c max_connections=40", pg->socket_dir);
+	snprintf(opts, sizeof(opts), "-k %s -c listen_addresses='' -c fsync=off -c max_connections=40 -c log_min_duration_statement=250", pg->socket_dir);
 	rc = pg_run(argv, &out);
 	if (rc != 0) {
 		slog = server_log(pg);
