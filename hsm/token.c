@@ -24,6 +24,7 @@
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *open_token; /* the token of the live hsm_ctx, if any */
 static _Thread_local CK_RV sign_rv; /* this thread's last failed C_Sign* */
+static _Thread_local const hsm_ctx *sign_ctx; /* and the token it failed in */
 
 const char *
 hsm_token_label(const hsm_ctx *ctx)
@@ -108,13 +109,16 @@ hsm_key_sign_raw(hsm_key *key, CK_MECHANISM_TYPE mech, const uint8_t *in, size_t
 
 	if ((rv = session_get(key->ctx, &s)) != CKR_OK) {
 		sign_rv = rv;
+		sign_ctx = key->ctx;
 		return rv;
 	}
 	if ((rv = key->ctx->fl->C_SignInit(s, &m, key->obj)) == CKR_OK)
 		rv = key->ctx->fl->C_Sign(s, (CK_BYTE_PTR)in, (CK_ULONG)inlen, out, outlen);
 	session_put(key->ctx, s, rv);
-	if (rv != CKR_OK)
+	if (rv != CKR_OK) {
 		sign_rv = rv;
+		sign_ctx = key->ctx;
+	}
 	return rv;
 }
 
@@ -122,6 +126,7 @@ void
 hsm_sign_rv_clear(void)
 {
 	sign_rv = CKR_OK;
+	sign_ctx = NULL;
 }
 
 int
@@ -130,15 +135,19 @@ hsm_err_sign(st_err *err, const char *fmt, ...)
 	char what[512];
 	va_list ap;
 	CK_RV rv = sign_rv;
+	const hsm_ctx *ctx = sign_ctx;
 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	sign_rv = CKR_OK;
-	if (rv == CKR_OK)
+	sign_ctx = NULL;
+	if (rv == CKR_OK || !ctx)
 		return st_err_openssl(err, ST_E_CRYPTO, "%s", what);
 	ERR_clear_error();
-	return hsm_err_ckr(err, ST_E_CRYPTO, rv, "%s", what);
+	/* Name the HSM: on a line with a network HSM, "which box" is the
+	 * first question. */
+	return hsm_err_ckr(err, ST_E_CRYPTO, rv, "%s (token %s, PKCS#11 module %s)", what, ctx->desc, ctx->module);
 }
 
 /* ---- open, login, close ------------------------------------------------ */

@@ -1,0 +1,194 @@
+/* A network HSM: the whole station (a gang of four jigs, audit sealing,
+ * the CRL and recipe signing) through p11-kit's remoting — `p11-kit
+ * server` exposes the test PKI's SoftHSM token on a unix socket and the
+ * station's module is p11-kit-client.so, the way a station reaches a
+ * network HSM.  The server killed mid-run: a clear error naming the HSM,
+ * no half-issued device, and the rerun after a restart resumes. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gangutil.h"
+
+enum { NJIGS = 4 };
+
+static stu_ws *
+nethsm_ws(void)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+
+	stu_recipe_edit(w, "  # module: omitted, the SoftHSM default\n", "  module: " TU_P11KIT_CLIENT "\n");
+	return w;
+}
+
+static void
+sims_start(stu_sim **sim, const char **uris, unsigned per_jig, unsigned cmd_ms)
+{
+	size_t i;
+
+	for (i = 0; i < NJIGS; i++) {
+		jigsim_config c;
+
+		jigsim_config_init(&c);
+		c.id = (unsigned)i + 1;
+		c.devices = per_jig;
+		c.cmd_ms = cmd_ms;
+		sim[i] = stu_sim_start(tu_pki, &c);
+		uris[i] = sim[i]->uri;
+	}
+}
+
+static void
+cmd_ok(const char *what, int rc, char *text)
+{
+	ck_assert_msg(rc == 0, "%s: exit %d:\n%s", what, rc, stu_tail(text ? text : ""));
+	free(text);
+}
+
+/* Four jigs, twenty devices, then seal, CRL and recipe signature: every
+ * signature made in the token behind the socket. */
+START_TEST(test_gang_through_p11kit_server)
+{
+	enum { PER_JIG = 5 };
+	stu_ws *w = nethsm_ws();
+	pid_t server = tu_p11kit_server_start(w->dir, "station-test");
+	stu_sim *sim[NJIGS];
+	const char *uris[NJIGS];
+	char crl[4096], sig[4200], *text = NULL;
+	char **paths = NULL;
+	size_t npaths = 0, i;
+	unsigned k;
+	stu_run r;
+	struct stat st;
+
+	sims_start(sim, uris, PER_JIG, 0);
+	gang_station_start(w, uris, NJIGS, NJIGS * PER_JIG, &r);
+	stu_station_wait(&r, 150);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), NJIGS * PER_JIG);
+	for (i = 0; i < NJIGS; i++)
+		for (k = 1; k <= PER_JIG; k++)
+			stu_check_device_cert(w, sim[i]->s, k, &paths, &npaths);
+	stu_openssl_verify(w, paths, npaths);
+
+	cmd_ok("audit seal", stu_station_cmd(&text, "audit", "seal", "--recipe", w->recipe, NULL), text);
+	stu_audit_verify(w);
+	snprintf(crl, sizeof(crl), "%s/line.crl", w->dir);
+	text = NULL;
+	cmd_ok("crl", stu_station_cmd(&text, "crl", "--recipe", w->recipe, "--out", crl, NULL), text);
+	ck_assert_int_eq(stat(crl, &st), 0);
+	ck_assert_int_gt(st.st_size, 100);
+	text = NULL;
+	cmd_ok("recipe sign",
+	    stu_station_cmd(&text, "recipe", "sign", w->recipe, "--key-label", "engineering", NULL), text);
+	snprintf(sig, sizeof(sig), "%s.sig", w->recipe);
+	ck_assert_int_eq(stat(sig, &st), 0);
+	text = NULL;
+	cmd_ok("recipe check", stu_station_cmd(&text, "recipe", "check", w->recipe, NULL), text);
+
+	tu_p11kit_server_stop(server);
+	for (i = 0; i < NJIGS; i++)
+		stu_sim_stop(sim[i]);
+	for (i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* The server dies while the gang runs: the station stops with an error
+ * naming the token and the module, no device holds a certificate the
+ * journal does not close, and after a restart the rerun finishes the
+ * rest. */
+START_TEST(test_server_killed_mid_run)
+{
+	enum { PER_JIG = 12 };
+	stu_ws *w = nethsm_ws();
+	pid_t server = tu_p11kit_server_start(w->dir, "station-test");
+	stu_sim *sim[NJIGS];
+	const char *uris[NJIGS];
+	char *all;
+	size_t i;
+	unsigned k, passed1, failed1, passed = 0, rejected = 0;
+	stu_journal j;
+	stu_ledger *l;
+	stu_run r;
+
+	sims_start(sim, uris, PER_JIG, 20);
+	gang_station_start(w, uris, NJIGS, NJIGS * PER_JIG, &r);
+	ck_assert_int_eq(gang_wait_output(&r, 120, "\"passed\"", NULL), 0);
+	tu_p11kit_server_stop(server);
+	stu_station_wait(&r, 150);
+	passed1 = stu_event_count(&r, "passed");
+	failed1 = stu_event_count(&r, "failed");
+	ck_assert_msg(r.status != 0 && passed1 < NJIGS * PER_JIG, "station run: exit %d after %u passed\n%s", r.status,
+	    passed1, stu_tail(r.err));
+	ck_assert_int_ne(asprintf(&all, "%s\n%s", r.out ? r.out : "", r.err ? r.err : ""), -1);
+	ck_assert_msg(strstr(all, "station-test") && strstr(all, "p11-kit-client.so") && strstr(all, "CKR_"),
+	    "the error does not name the HSM:\n%s", stu_tail(all));
+	free(all);
+	stu_journal_load(w->audit, &j);
+	stu_journal_check_live(&j);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+
+	server = tu_p11kit_server_start(w->dir, "station-test");
+	/* Devices that failed when the HSM went away left the jig (to the
+	 * reject bin, nothing issued): the rerun handles all the others. */
+	gang_station_start(w, uris, NJIGS, NJIGS * PER_JIG - passed1 - failed1, &r);
+	stu_station_wait(&r, 150);
+	ck_assert_msg(r.status == 0, "rerun: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	stu_journal_load(w->audit, &j);
+	for (i = 0; i < NJIGS; i++)
+		for (k = 1; k <= PER_JIG; k++) {
+			jigsim_device_info info;
+
+			ck_assert_int_eq(jigsim_device_get(sim[i]->s, k, &info), 0);
+			if (info.lifecycle == JIG_LC_PROVISIONED) {
+				passed++;
+				continue;
+			}
+			/* Not provisioned: failed in the first run, with nothing issued. */
+			ck_assert_int_eq(info.lifecycle, JIG_LC_FACTORY);
+			ck_assert_msg((l = stu_journal_dev(&j, info.serial)) != NULL && l->issued == 0 && l->fails == 1,
+			    "SE %s neither provisioned nor cleanly failed", info.serial);
+			rejected++;
+		}
+	ck_assert_uint_eq(passed + rejected, NJIGS * PER_JIG);
+	ck_assert_uint_eq(rejected, failed1);
+	ck_assert_uint_eq(passed, passed1 + stu_event_count(&r, "passed"));
+	stu_journal_check_live(&j);
+	stu_journal_clear(&j);
+	stu_audit_verify(w);
+
+	tu_p11kit_server_stop(server);
+	for (i = 0; i < NJIGS; i++)
+		stu_sim_stop(sim[i]);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("gang-nethsm");
+	TCase *tc = tcase_create("nethsm");
+
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
+	tcase_set_timeout(tc, 280);
+	tcase_add_test(tc, test_gang_through_p11kit_server);
+	tcase_add_test(tc, test_server_killed_mid_run);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return tu_run_suite(suite());
+}
