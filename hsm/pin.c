@@ -45,7 +45,16 @@ pin_from_env(const char *name, char pin[HSM_PIN_MAX], st_err *err)
 		    "environment variable %s is not set: set it to the token's user PIN, or use a PIN file or the prompt",
 		    name);
 	snprintf(where, sizeof(where), "environment variable %s", name);
-	return pin_take_line(v, strlen(v), where, pin, err);
+	if (pin_take_line(v, strlen(v), where, pin, err) < 0)
+		return -1;
+	/* Read once: the value is wiped where it lies (for the initial
+	 * environment that is the memory /proc/PID/environ shows) and the
+	 * variable is removed, so the PIN does not stay readable for the
+	 * whole shift. */
+	st_wipe((char *)v, strlen(v));
+	if (unsetenv(name) < 0)
+		return st_err_errno(err, ST_E_CONFIG, errno, "environment variable %s: unsetenv", name);
+	return 0;
 }
 
 static int

@@ -37,6 +37,8 @@ ht_open(void)
 	hsm_ctx *ctx;
 
 	st_err_clear(&err);
+	/* libhsm consumes the PIN variable (unset and wiped): set it for each open */
+	setenv("STATION_HSM_PIN", "123456", 1); /* test PIN, see fixtures/make-test-pki */
 	ctx = hsm_open(NULL, "station-test", NULL, &err);
 	ck_assert_msg(ctx != NULL, "hsm_open: %s", err.msg);
 	return ctx;

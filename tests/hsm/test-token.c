@@ -144,6 +144,29 @@ START_TEST(test_second_open_refused)
 }
 END_TEST
 
+/* Invariant 7: the PIN does not stay in the environment for the shift. */
+START_TEST(test_pin_env_consumed)
+{
+	char *dir = tu_make_pki();
+	const char *v;
+	hsm_ctx *ctx;
+	st_err err;
+	size_t i;
+
+	setenv("STATION_HSM_PIN", "123456", 1);
+	v = getenv("STATION_HSM_PIN");
+	ck_assert_ptr_nonnull(v);
+	ctx = hsm_open(NULL, "station-test", NULL, &err);
+	ck_assert_msg(ctx != NULL, "hsm_open: %s", err.msg);
+	ck_assert_msg(getenv("STATION_HSM_PIN") == NULL, "STATION_HSM_PIN is still set after the PIN was read");
+	for (i = 0; i < 6; i++) /* glibc keeps setenv's strings: the bytes are still there to look at */
+		ck_assert_msg(v[i] == '\0', "the PIN's bytes were not wiped (byte %zu is 0x%02x)", i, (unsigned char)v[i]);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_wrong_pin)
 {
 	char *dir = tu_make_pki();
@@ -485,6 +508,7 @@ use_token_through(const char *dir, const char *module)
 	st_err err;
 
 	st_err_clear(&err);
+	setenv("STATION_HSM_PIN", TEST_PIN, 1); /* consumed by every open */
 	ctx = hsm_open(module, "station-test", NULL, &err);
 	ck_assert_msg(ctx != NULL, "%s: %s", module, err.msg);
 	ck_assert_str_eq(hsm_module_path(ctx), module);
@@ -533,6 +557,7 @@ START_TEST(test_p11kit_client)
 
 	signal(SIGPIPE, SIG_IGN); /* as station's main() does */
 	use_token_through(dir, TU_P11KIT_CLIENT);
+	setenv("STATION_HSM_PIN", TEST_PIN, 1); /* consumed by every open */
 	ctx = hsm_open(TU_P11KIT_CLIENT, "station-test", NULL, &err);
 	ck_assert_msg(ctx != NULL, "%s", err.msg);
 	tool = hsm_key_find(ctx, "tool", &err);
@@ -549,6 +574,7 @@ START_TEST(test_p11kit_client)
 	/* A restarted server serves the next station process (p11-kit's
 	 * client stays disconnected inside this one). */
 	pid = tu_p11kit_server_start(dir, "station-test");
+	setenv("STATION_HSM_PIN", TEST_PIN, 1); /* the open above consumed it */
 	{
 		char *cert = ht_path(dir, "intermediate.pem"), *kl = NULL, *out = NULL;
 		char *argv[] = { (char *)getenv("STATION_EXE"), (char *)"hsm", (char *)"check", (char *)"--module",
@@ -601,6 +627,7 @@ main(void)
 
 	tcase_add_test(tc, test_open_find_describe);
 	tcase_add_test(tc, test_second_open_refused);
+	tcase_add_test(tc, test_pin_env_consumed);
 	tcase_add_test(tc, test_wrong_pin);
 	tcase_add_test(tc, test_token_and_module_errors);
 	tcase_add_test(tc, test_missing_key);
