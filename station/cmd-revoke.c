@@ -37,6 +37,7 @@ cmd_revoke_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *cert_serial = NULL, *device = NULL, *reason = NULL, *operator_name = NULL;
+	char serial_buf[41];
 	station *st = NULL;
 	revlist rl = { 0 };
 	rev_cert *target = NULL;
@@ -65,10 +66,12 @@ cmd_revoke_main(int argc, char **argv)
 		fprintf(stderr, "station revoke: --reason: unknown reason \"%s\" (see --help)\n", reason);
 		return EXIT_USAGE;
 	}
-	if (cert_serial && strspn(cert_serial, "0123456789abcdefABCDEF") != strlen(cert_serial)) {
-		fprintf(stderr, "station revoke: --cert-serial: expected hex digits, got \"%s\"\n", cert_serial);
+	if (cert_serial && revlist_serial_parse(cert_serial, serial_buf, &err) < 0) {
+		fprintf(stderr, "station revoke: --cert-serial: %s\n", err.msg);
 		return EXIT_USAGE;
 	}
+	if (cert_serial)
+		cert_serial = serial_buf;
 	if (!operator_name)
 		operator_name = getenv("USER") ? getenv("USER") : "unknown";
 	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &st, &err) < 0 ||

@@ -296,8 +296,8 @@ set_cert(struct dev *d, X509 *cert)
 	d->cert_len = i2d_X509(cert, &d->cert_der);
 }
 
-/* The certificate's serial number as lower-case hex without leading zeros
- * (the journal's key for revocation). */
+/* The certificate's serial number as OpenSSL spells it (the journal's key
+ * for revocation). */
 int
 eng_cert_serial_hex(X509 *cert, char out[41])
 {

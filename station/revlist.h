@@ -11,7 +11,7 @@
 #include "st.h"
 
 typedef struct rev_cert {
-	char serial[41];   /* lower-case hex, no leading zeros */
+	char serial[41];   /* OpenSSL's spelling: upper-case hex, whole bytes */
 	char device[65];
 	int revoked;
 	time_t revoked_at;
@@ -26,9 +26,15 @@ typedef struct revlist {
 
 int revlist_load(const char *journal_dir, revlist *rl, st_err *err);
 void revlist_free(revlist *rl);
-/* The journal's spelling of a certificate serial (hex, at most 40 digits):
- * lower case, no leading zeros.  Every serial the station writes or compares
- * goes through it. */
+/* A certificate serial as an operator or another tool may write it
+ * (0C5F4E73, c5f4e73, 0x0c5f4e73, 0c:5f:4e:73) into the station's spelling,
+ * which is OpenSSL's (`openssl x509 -serial`): upper-case hex, leading zeros
+ * only to make whole bytes, at most 20 bytes.  -1 with err saying where and
+ * why for anything else. */
+int revlist_serial_parse(const char *in, char out[41], st_err *err);
+/* The same for a serial read from the journal (old journals spell them in
+ * lower case without leading zeros).  Every serial the station writes or
+ * compares goes through it. */
 void revlist_canon(const char *in, char out[41]);
 rev_cert *revlist_find(revlist *rl, const char *serial);
 

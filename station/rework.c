@@ -7,6 +7,7 @@
 #include "cms.h"
 #include "engine-int.h"
 #include "recipe.h"
+#include "revlist.h"
 #include "rework.h"
 #include "verify.h"
 
@@ -28,7 +29,7 @@ remember(char list[][41], size_t *n, const char *serial)
 		memmove(list[0], list[1], 63 * sizeof(list[0]));
 		(*n)--;
 	}
-	snprintf(list[(*n)++], 41, "%s", serial);
+	revlist_canon(serial, list[(*n)++]); /* old journals: lower case */
 }
 
 static int
@@ -57,7 +58,7 @@ on_device_record(const audit_record *rec, void *ctx)
 	else if (strcmp(rec->step, "retire") == 0 && strcmp(rec->result, "ok") == 0) {
 		h->retired = 1;
 		v = json_object_get(rec->details, "old_cert_serial");
-		snprintf(h->retiring, sizeof(h->retiring), "%s", json_is_string(v) ? json_string_value(v) : "");
+		revlist_canon(json_is_string(v) ? json_string_value(v) : "", h->retiring);
 	} else if (strcmp(rec->step, "done") == 0) {
 		h->retired = 0;
 		h->retiring[0] = '\0';

@@ -396,7 +396,10 @@ on_record(const audit_record *rec, void *ctx)
 				OPENSSL_free(spki);
 				e.cert_installed = 0;
 				v = json_object_get(rec->details, "cert_serial");
-				snprintf(e.cert_serial, sizeof(e.cert_serial), "%s", json_is_string(v) ? json_string_value(v) : "");
+				if (json_is_string(v))
+					revlist_canon(json_string_value(v), e.cert_serial);
+				else
+					e.cert_serial[0] = '\0';
 			}
 			X509_free(x);
 		}
@@ -406,8 +409,12 @@ on_record(const audit_record *rec, void *ctx)
 	} else if (strcmp(rec->step, "install") == 0 && strcmp(rec->result, "ok") == 0) {
 		e.cert_installed = 1;
 	} else if (strcmp(rec->step, "revoke") == 0) {
+		char serial[41];
+
 		v = json_object_get(rec->details, "cert_serial");
-		if (json_is_string(v) && strcmp(json_string_value(v), e.cert_serial) == 0) {
+		if (json_is_string(v))
+			revlist_canon(json_string_value(v), serial);
+		if (json_is_string(v) && strcmp(serial, e.cert_serial) == 0) {
 			e.cert_len = 0;
 			e.cert_serial[0] = '\0';
 		}

@@ -95,12 +95,7 @@ rw_write_cert(stu_ws *w, const char *name, const uint8_t *der, size_t len)
 void
 rw_serial(const uint8_t *der, size_t len, char out[64])
 {
-	size_t i;
-
-	stu_cert_serial_of(der, len, out);
-	for (i = 0; out[i]; i++)
-		if (out[i] >= 'A' && out[i] <= 'F')
-			out[i] = (char)(out[i] - 'A' + 'a');
+	stu_cert_serial_of(der, len, out); /* the journal's spelling: OpenSSL's */
 }
 
 /* ---- CRLs ------------------------------------------------------------------ */

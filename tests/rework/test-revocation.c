@@ -4,6 +4,7 @@
  * increase.  `station revoke`: usage and configuration errors (exit 2), an
  * already revoked certificate (exit 0, says so), and what a revocation
  * records. */
+#include <ctype.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +191,7 @@ START_TEST(test_revoke_cli)
 	json_t *recs, *rec;
 	X509_CRL *x;
 	stu_run r;
-	size_t i;
+	size_t i, n;
 	int rc;
 
 	jigsim_config_init(&c);
@@ -216,6 +217,10 @@ START_TEST(test_revoke_cli)
 	expect(rc, out, 2, "was not issued by this station", "of an unknown serial");
 	rc = station_revoke(w, &out, "--cert-serial", "not-hex", "--reason", "keyCompromise");
 	expect(rc, out, 2, "expected hex digits", "of a malformed serial");
+	rc = station_revoke(w, &out, "--cert-serial", "0c:5f::4e", "--reason", "keyCompromise");
+	expect(rc, out, 2, "offset 5: expected hex digits", "of a malformed colon form");
+	rc = station_revoke(w, &out, "--cert-serial", "0x", "--reason", "keyCompromise");
+	expect(rc, out, 2, "no hex digits", "of an empty serial");
 	rc = station_revoke(w, &out, "--device", "SE0000000000000000", "--reason", "keyCompromise");
 	expect(rc, out, 2, "SE0000000000000000", "of an unknown device");
 	recs = rw_records(w, NULL);
@@ -225,14 +230,23 @@ START_TEST(test_revoke_cli)
 	/* Revocations: by device, and by serial (any case, leading zeros). */
 	rc = station_revoke(w, &out, "--device", a, "--reason", "keyCompromise");
 	expect(rc, out, 0, sa, "--device");
-	snprintf(upper_b, sizeof(upper_b), "00%s", sb);
-	for (i = 0; upper_b[i]; i++)
-		if (upper_b[i] >= 'a' && upper_b[i] <= 'f')
-			upper_b[i] = (char)(upper_b[i] - 'a' + 'A');
+	/* sb as colon-separated lower-case bytes, as some tools print it */
+	ck_assert_uint_eq(strlen(sb) % 2, 0);
+	for (i = 0, n = 0; sb[i]; i += 2) {
+		upper_b[n++] = (char)tolower((unsigned char)sb[i]);
+		upper_b[n++] = (char)tolower((unsigned char)sb[i + 1]);
+		if (sb[i + 2])
+			upper_b[n++] = ':';
+	}
+	upper_b[n] = '\0';
 	rc = station_revoke(w, &out, "--cert-serial", upper_b, "--reason", "affiliationChanged");
 	expect(rc, out, 0, sb, "--cert-serial");
-	/* Again: exit 0, says so, records nothing, the first reason stays. */
-	rc = station_revoke(w, &out, "--cert-serial", sa, "--reason", "superseded");
+	/* Again: exit 0, says so, records nothing, the first reason stays
+	 * (sa as 0x, lower case, leading zeros). */
+	snprintf(upper_b, sizeof(upper_b), "0x00%s", sa);
+	for (i = 0; upper_b[i]; i++)
+		upper_b[i] = (char)tolower((unsigned char)upper_b[i]);
+	rc = station_revoke(w, &out, "--cert-serial", upper_b, "--reason", "superseded");
 	expect(rc, out, 0, "already revoked (keyCompromise)", "--cert-serial of a revoked certificate");
 	rc = station_revoke(w, &out, "--device", b, "--reason", "superseded");
 	expect(rc, out, 0, "already revoked (affiliationChanged)", "--device whose certificate is revoked");

@@ -515,19 +515,15 @@ stu_cert_der(stu_ws *w, const char *se_serial, size_t *len)
 	return n > 0 ? der : NULL;
 }
 
-/* Lower case, no leading zeros: how the journal and --json spell serials. */
+/* OpenSSL's spelling (BN_bn2hex, as `openssl x509 -serial`): upper-case
+ * hex in whole bytes, how the journal and --json spell serials. */
 static void
 serial_hex(X509 *x, char out[64])
 {
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL, *h = hex;
-	size_t i;
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
 
-	while (h && h[0] == '0' && h[1])
-		h++;
-	for (i = 0; h && h[i] && i < 63; i++)
-		out[i] = (char)tolower((unsigned char)h[i]);
-	out[i] = '\0';
+	snprintf(out, 64, "%s", hex ? hex : "");
 	OPENSSL_free(hex);
 	BN_free(bn);
 }

@@ -130,8 +130,8 @@ void stu_check_device_cert(stu_ws *w, jigsim *s, unsigned index, char ***paths, 
  * intermediate untrusted. */
 void stu_openssl_verify(stu_ws *w, char **paths, size_t n);
 
-/* The certificate's serial number as the journal spells it: lower-case hex
- * without leading zeros. */
+/* The certificate's serial number as the journal spells it, OpenSSL's way:
+ * upper-case hex in whole bytes. */
 void stu_cert_serial_of(const uint8_t *der, size_t len, char out[64]);
 
 double stu_now(void);

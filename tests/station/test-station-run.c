@@ -65,6 +65,24 @@ START_TEST(test_twenty_devices)
 		ck_assert_uint_eq(l->fails, 0);
 		ck_assert_str_eq(l->done_serial, l->issued_serial[0]);
 		ck_assert_str_eq(l->done_serial, serial);
+		if (i == 1) {
+			/* grep the journal for the serial as `openssl x509 -serial` prints it */
+			char cmd[9000], *out = NULL, *nl;
+
+			snprintf(cmd, sizeof(cmd), "openssl x509 -noout -serial -in '%s/certs/%s.pem' | sed 's/^serial=//'",
+			    w->audit, info.serial);
+			ck_assert_int_eq(tu_sh(cmd, &out), 0);
+			if ((nl = strchr(out, '\n')))
+				*nl = '\0';
+			ck_assert_str_eq(out, serial);
+			snprintf(cmd, sizeof(cmd), "grep -c '\"cert_serial\":\"%s\"' '%s'/batch-*.jsonl | awk -F: '{n += $NF} END {print n}'",
+			    out, w->audit);
+			free(out);
+			ck_assert_int_eq(tu_sh(cmd, &out), 0);
+			ck_assert_msg(atoi(out) >= 3, "the journal names OpenSSL's spelling of the serial %d times (issuing, "
+			    "issued, done at least)", atoi(out));
+			free(out);
+		}
 	}
 	ck_assert_uint_eq(j.n, n);
 	stu_journal_check_live(&j);
