@@ -220,8 +220,19 @@ load_record(const audit_record *rec, void *ctx)
 	if (strcmp(rec->step, "revoke") == 0 && strcmp(rec->result, "ok") == 0 && serial) {
 		tb_field(&ld->rev, rec->station, 0);
 		tb_u64(&ld->rev, rec->seq, 0);
+		BIGNUM *rbn = NULL;
+		char *rs = NULL;
+		size_t k;
+
 		tb_field(&ld->rev, rec->device, 0);
-		tb_field(&ld->rev, serial, 0);
+		/* The journal's spelling (OpenSSL's now, lower case without leading
+		 * zeros before) into the one load_cert gives certificates. */
+		if (BN_hex2bn(&rbn, serial) > 0 && (rs = BN_bn2hex(rbn)))
+			for (k = 0; rs[k]; k++)
+				rs[k] = (char)(rs[k] >= 'A' && rs[k] <= 'F' ? rs[k] - 'A' + 'a' : rs[k]);
+		tb_field(&ld->rev, rs ? rs : serial, 0);
+		OPENSSL_free(rs);
+		BN_free(rbn);
 		tb_field(&ld->rev, json_string_value(json_object_get(rec->details, "reason")) ?
 		        json_string_value(json_object_get(rec->details, "reason")) : "unspecified", 0);
 		tb_field(&ld->rev, rec->time, 1);
