@@ -39,7 +39,8 @@ struct hsm_key {
 	char *label;
 	char desc[32];         /* "EC P-256" */
 	int generated;         /* CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE */
-	size_t id_len;         /* CKA_ID length (0: none) */
+	uint8_t id[128];       /* CKA_ID */
+	size_t id_len;         /* its length (0: none) */
 	int can_sign;          /* CKA_SIGN */
 	const EVP_MD *md;      /* digest for certificate/CRL signatures; NULL if unsuitable */
 	pthread_mutex_t lock;  /* guards matched */

@@ -100,6 +100,21 @@ int hsm_key_matches_cert(hsm_key *key, X509 *cert, st_err *err);
  * holds none, ST_E_CONFIG when several carry the label. */
 X509 *hsm_cert_find(hsm_ctx *ctx, const char *label, st_err *err);
 
+/* What real HSMs and other PKCS#11 tools trip over, for `station hsm
+ * check`: a key without CKA_ID (libp11 and OpenSSL's pkcs11 engines find
+ * the public half of an EC key by CKA_ID), a key that may not sign
+ * (CKA_SIGN false), a certificate object with the key's CKA_ID that does
+ * not belong to the key.  ST_E_CONFIG naming key, token and the fix. */
+int hsm_key_audit(hsm_key *key, st_err *err);
+
+/* The token's user-PIN flags as read before our login. */
+enum {
+	HSM_PIN_COUNT_LOW = 1, /* a wrong PIN was given since the last good login */
+	HSM_PIN_FINAL_TRY = 2, /* one more wrong PIN locks it */
+	HSM_PIN_LOCKED = 4,
+};
+unsigned hsm_token_pin_state(const hsm_ctx *ctx);
+
 /* Sign msg with the key: ECDSA with SHA-256 (DER Ecdsa-Sig-Value) for an EC
  * key, RSA PKCS#1 v1.5 with SHA-256 for an RSA key.  *sig_der is malloc'd.
  * The station signs the SE's tool-authentication challenge with this. */

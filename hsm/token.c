@@ -498,8 +498,13 @@ key_public(hsm_ctx *ctx, CK_SESSION_HANDLE s, hsm_key *key, const struct key_att
 		    "key \"%s\" in token \"%s\": cannot read CKA_EC_PARAMS", a->label, ctx->token);
 		return NULL;
 	}
-	if ((rv = find_objects(ctx, s, find, 2, &o, 1, &n)) == CKR_OK && n == 1 &&
-	    get_attr(ctx, s, o, CKA_EC_POINT, buf2, &l2) == CKR_OK && l2) {
+	if ((rv = find_objects(ctx, s, find, 2, &o, 1, &n)) == CKR_OK && n == 0 && a->id_len) {
+		/* A public key object without the CKA_ID: by label then. */
+		CK_ATTRIBUTE by_label[2] = { find[0], { CKA_LABEL, (void *)a->label, strlen(a->label) } };
+
+		rv = find_objects(ctx, s, by_label, 2, &o, 1, &n);
+	}
+	if (rv == CKR_OK && n == 1 && get_attr(ctx, s, o, CKA_EC_POINT, buf2, &l2) == CKR_OK && l2) {
 		if ((pkey = hsm_pkey_ec(key, buf1, l1, buf2, l2, err)) == NULL)
 			st_err_prefix(err, "key \"%s\" in token \"%s\"", a->label, ctx->token);
 		return pkey;
@@ -613,6 +618,7 @@ key_find(hsm_ctx *ctx, const char *label, const uint8_t *id, size_t id_len, st_e
 	key->ctx = ctx;
 	key->obj = a.obj;
 	key->type = a.type;
+	memcpy(key->id, a.id, a.id_len);
 	key->id_len = a.id_len;
 	key->can_sign = a.sign;
 	if (!(key->pkey = key_public(ctx, s, key, &a, err)))
@@ -723,6 +729,88 @@ out:
 	pthread_mutex_unlock(&ctx->lock);
 	free(der);
 	return x;
+}
+
+unsigned
+hsm_token_pin_state(const hsm_ctx *ctx)
+{
+	unsigned st = 0;
+
+	if (!ctx)
+		return 0;
+	if (ctx->info.flags & CKF_USER_PIN_COUNT_LOW)
+		st |= HSM_PIN_COUNT_LOW;
+	if (ctx->info.flags & CKF_USER_PIN_FINAL_TRY)
+		st |= HSM_PIN_FINAL_TRY;
+	if (ctx->info.flags & CKF_USER_PIN_LOCKED)
+		st |= HSM_PIN_LOCKED;
+	return st;
+}
+
+int
+hsm_key_audit(hsm_key *key, st_err *err)
+{
+	hsm_ctx *ctx = key->ctx;
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE find[2] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_ID, key->id, key->id_len },
+	};
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE obj[8];
+	CK_ULONG n = 0, i, len;
+	uint8_t der[4096];
+	const unsigned char *p;
+	X509 *cert = NULL;
+	int ret = -1;
+	CK_RV rv = CKR_OK;
+
+	if (!key->id_len)
+		return st_err_set(err, ST_E_CONFIG,
+		    "key \"%s\" in token \"%s\" has no CKA_ID: libp11-based tools cannot find its public key; "
+		    "give the key, its public key and its certificate the same CKA_ID (pkcs11-tool --id)", key->label,
+		    ctx->token);
+	if (!key->can_sign)
+		return st_err_set(err, ST_E_CONFIG,
+		    "key \"%s\" in token \"%s\" has CKA_SIGN=false: it cannot sign; generate it with --usage-sign",
+		    key->label, ctx->token);
+	if ((rv = session_get(ctx, &s)) != CKR_OK) {
+		s = CK_INVALID_HANDLE;
+		hsm_err_ckr(err, ST_E_CRYPTO, rv, "token %s: cannot open a session", ctx->desc);
+		goto out;
+	}
+	if ((rv = find_objects(ctx, s, find, 2, obj, 8, &n)) != CKR_OK) {
+		hsm_err_ckr(err, ST_E_CRYPTO, rv, "token \"%s\": cannot search certificates", ctx->token);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		len = sizeof(der);
+		if ((rv = get_attr(ctx, s, obj[i], CKA_VALUE, der, &len)) != CKR_OK || !len) {
+			hsm_err_ckr(err, ST_E_CONFIG, rv ? rv : CKR_ATTRIBUTE_VALUE_INVALID,
+			    "a certificate object with the CKA_ID of key \"%s\" in token \"%s\" cannot be read", key->label,
+			    ctx->token);
+			goto out;
+		}
+		p = der;
+		if (!(cert = d2i_X509(NULL, &p, (long)len))) {
+			st_err_openssl(err, ST_E_CONFIG,
+			    "a certificate object with the CKA_ID of key \"%s\" in token \"%s\" is not X.509", key->label,
+			    ctx->token);
+			goto out;
+		}
+		if (hsm_key_matches_cert(key, cert, err) < 0) {
+			st_err_prefix(err, "certificate object with the key's CKA_ID");
+			goto out;
+		}
+		X509_free(cert);
+		cert = NULL;
+	}
+	ret = 0;
+out:
+	X509_free(cert);
+	if (s != CK_INVALID_HANDLE)
+		session_put(ctx, s, rv);
+	return ret;
 }
 
 void

@@ -95,6 +95,8 @@ check_key(hsm_ctx *ctx, const struct key_spec *k, st_err *err)
 		goto out;
 	hsm_key_describe(key, desc, sizeof(desc));
 	printf("key \"%s\"\n  type         %s\n  protection   %s\n", k->label, desc, hsm_key_protection(key));
+	if (hsm_key_audit(key, err) < 0)
+		goto out;
 	if (!k->cert) {
 		printf("  certificate  (none given)\n");
 		ret = 0;
@@ -138,6 +140,7 @@ cmd_check(int argc, char **argv)
 	size_t nkeys = 0, nargs = 0, i;
 	hsm_pin_source pin = { HSM_PIN_ENV, NULL };
 	int pin_given = 0, c, ret = EXIT_USAGE;
+	unsigned pin_state;
 	recipe_errors *errs = NULL;
 	recipe *r = NULL;
 	hsm_ctx *ctx = NULL;
@@ -240,6 +243,11 @@ cmd_check(int argc, char **argv)
 	}
 	hsm_token_describe(ctx, desc, sizeof(desc));
 	printf("module         %s\ntoken          %s\n", hsm_module_path(ctx), desc);
+	pin_state = hsm_token_pin_state(ctx);
+	if (pin_state & HSM_PIN_FINAL_TRY)
+		printf("warning        the token's user PIN is on its final try: one more wrong PIN locks it\n");
+	else if (pin_state & HSM_PIN_COUNT_LOW)
+		printf("warning        a wrong user PIN was given to this token since the last good login\n");
 	for (i = 0; i < nkeys; i++) {
 		if (check_key(ctx, &keys[i], &err) < 0) {
 			fflush(stdout);

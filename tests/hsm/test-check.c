@@ -242,6 +242,75 @@ START_TEST(test_extractable_key)
 }
 END_TEST
 
+/* A key without CKA_ID (pkcs11-tool without --id) is refused. */
+START_TEST(test_key_without_id)
+{
+	char *dir = tu_make_pki();
+	char *out = NULL;
+	int rc;
+
+	rc = ht_sh(dir, &out, "pkcs11-tool --module %s --token-label station-test --login --pin 123456 --keypairgen "
+	    "--key-type EC:prime256v1 --label noid --usage-sign", MODULE);
+	ck_assert_msg(rc == 0, "%s", out);
+	free(out);
+	rc = station(&out, "hsm", "check", "--token", "station-test", "--key-label", "intermediate", "--key-label",
+	    "noid", NULL);
+	ck_assert_msg(rc == 2 && strstr(out, "key \"noid\" in token \"station-test\" has no CKA_ID"), "exit %d: %s", rc,
+	    out);
+	free(out);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* A certificate object with the intermediate key's CKA_ID that belongs to
+ * another key (the audit certificate) is refused. */
+START_TEST(test_cert_object_mismatch)
+{
+	char *dir = tu_make_pki();
+	char *out = NULL;
+	int rc;
+
+	rc = station(&out, "hsm", "check", "--token", "station-test", "--key-label", "intermediate", NULL);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	free(out);
+	rc = ht_sh(dir, &out, "openssl x509 -in audit.pem -outform DER -out wrong.der && pkcs11-tool --module %s "
+	    "--token-label station-test --login --pin 123456 --write-object wrong.der --type cert --id 01 --label wrong",
+	    MODULE);
+	ck_assert_msg(rc == 0, "%s", out);
+	free(out);
+	rc = station(&out, "hsm", "check", "--token", "station-test", "--key-label", "intermediate", NULL);
+	ck_assert_msg(rc == 2 && strstr(out, "certificate object with the key's CKA_ID") &&
+	    strstr(out, "Audit Seal") && strstr(out, "does not belong to key \"intermediate\""), "exit %d: %s", rc, out);
+	free(out);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* A wrong PIN since the last good login: the next check warns. */
+START_TEST(test_pin_count_low)
+{
+	char *dir = tu_make_pki();
+	char *out = NULL;
+	int rc;
+
+	rc = station(&out, "hsm", "check", "--token", "station-test", NULL);
+	ck_assert_msg(rc == 0 && !strstr(out, "warning"), "exit %d: %s", rc, out);
+	free(out);
+	setenv("STATION_HSM_PIN", "999999", 1);
+	rc = station(&out, "hsm", "check", "--token", "station-test", NULL);
+	ck_assert_msg(rc == 2 && strstr(out, "CKR_PIN_INCORRECT"), "exit %d: %s", rc, out);
+	free(out);
+	setenv("STATION_HSM_PIN", "123456", 1); /* TEST PIN */
+	rc = station(&out, "hsm", "check", "--token", "station-test", NULL);
+	ck_assert_msg(rc == 0 && strstr(out, "warning        a wrong user PIN was given"), "exit %d: %s", rc, out);
+	free(out);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 /* A certificate for the audit key that expired yesterday, signed by the root. */
 START_TEST(test_expired_cert)
 {
@@ -348,6 +417,9 @@ main(void)
 	tcase_add_test(tc, test_extractable_key);
 	tcase_add_test(tc, test_expired_cert);
 	tcase_add_test(tc, test_pin_prompt);
+	tcase_add_test(tc, test_key_without_id);
+	tcase_add_test(tc, test_cert_object_mismatch);
+	tcase_add_test(tc, test_pin_count_low);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

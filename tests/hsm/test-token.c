@@ -23,6 +23,8 @@
  * attributes pkcs11-tool will not set (CKA_SENSITIVE=false), and read them
  * back so the test knows the token really holds them.  Runs before
  * hsm_open: it initialises and finalises the module itself. */
+static CK_BBOOL raw_sign = CK_TRUE; /* CKA_SIGN of the next raw_keygen */
+
 static void
 raw_keygen(const char *label, CK_BBOOL sensitive, CK_BBOOL extractable)
 {
@@ -38,7 +40,7 @@ raw_keygen(const char *label, CK_BBOOL sensitive, CK_BBOOL extractable)
 	CK_ATTRIBUTE prv[] = {
 		{ CKA_TOKEN, &yes, sizeof(yes) },
 		{ CKA_PRIVATE, &yes, sizeof(yes) },
-		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_SIGN, &raw_sign, sizeof(raw_sign) },
 		{ CKA_SENSITIVE, &sensitive, sizeof(sensitive) },
 		{ CKA_EXTRACTABLE, &extractable, sizeof(extractable) },
 		{ CKA_LABEL, (void *)label, strlen(label) },
@@ -619,6 +621,34 @@ START_TEST(test_ckr_names)
 }
 END_TEST
 
+/* A key that may not sign is found, but hsm_key_audit (station hsm
+ * check) refuses it; the station's own keys pass. */
+START_TEST(test_audit_no_sign)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx;
+	hsm_key *k;
+	st_err err;
+
+	raw_sign = CK_FALSE;
+	raw_keygen("nosign", CK_TRUE, CK_FALSE);
+	ctx = ht_open();
+	k = hsm_key_find(ctx, "nosign", &err);
+	ck_assert_msg(k != NULL, "%s", err.msg);
+	ck_assert_int_ne(hsm_key_audit(k, &err), 0);
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "CKA_SIGN=false") && strstr(err.msg, "\"nosign\""), "%s", err.msg);
+	hsm_key_free(k);
+	k = hsm_key_find(ctx, "intermediate", &err);
+	ck_assert_msg(k && hsm_key_audit(k, &err) == 0, "%s", err.msg);
+	hsm_key_free(k);
+	ck_assert_uint_eq(hsm_token_pin_state(ctx), 0);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -642,6 +672,7 @@ main(void)
 	tcase_add_test(tc, test_p11kit_proxy);
 	tcase_add_test(tc, test_p11kit_client);
 	tcase_add_test(tc, test_ckr_names);
+	tcase_add_test(tc, test_audit_no_sign);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
