@@ -116,9 +116,14 @@ wait_reply(jig_client *c, uint8_t cmd, uint8_t seq, int timeout_ms, jig_msg *res
 				st_log("jig", "%s: discarding a stale frame (seq %u, want %u)", c->t->uri, c->f.seq, seq);
 				continue;
 			}
-			if (c->f.type != (cmd | JIG_RESPONSE) && c->f.type != JIG_T_ERROR)
+			if (c->f.type != (cmd | JIG_RESPONSE) && c->f.type != JIG_T_ERROR) {
+				if (!(c->f.type & JIG_RESPONSE))
+					return st_err_set(err, ST_E_PROTO, "the jig sent a request (frame type 0x%02x, %s) where the %s "
+					    "response belongs: a jig answers, it does not ask", c->f.type, jig_cmd_name(c->f.type),
+					    jig_cmd_name(cmd));
 				return st_err_set(err, ST_E_PROTO, "the jig answered with frame type 0x%02x (%s), expected a %s response",
 				    c->f.type, jig_cmd_name(c->f.type & (uint8_t)~JIG_RESPONSE), jig_cmd_name(cmd));
+			}
 			if (jig_msg_decode(c->f.type, c->f.payload, c->f.len, resp, err) < 0)
 				return st_err_prefix(err, "malformed reply");
 			c->stats.payload_in += c->f.len;
@@ -158,6 +163,7 @@ exchange(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
 
 	if (jig_msg_encode(req, c->f.payload, sizeof(c->f.payload), &len, err) < 0)
 		return -1;
+	c->rx.foreign_version = 0;
 	c->f.version = c->version;
 	c->f.type = req->type;
 	c->f.seq = ++c->seq;
@@ -194,6 +200,10 @@ exchange(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
 		else
 			timeouts++;
 	}
+	if (corrupt == 0 && c->rx.foreign_version)
+		return st_err_set(err, ST_E_PROTO, "no answer in protocol version %d..%d after %d ms (%d retries); the jig "
+		    "sent frames of protocol version %u: it speaks another version (update the jig firmware or the station)",
+		    JIG_VERSION_MIN, JIG_VERSION_MAX, timeout, c->retries, c->rx.foreign_version);
 	if (corrupt == 0)
 		return st_err_set(err, ST_E_TIMEOUT, "no answer after %d ms (%d retries)", timeout, c->retries);
 	return st_err_set(err, ST_E_PROTO, "no valid answer after %d retries: %u corrupt replies (last: %s), %u timeouts of %d ms",

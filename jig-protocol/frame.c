@@ -112,6 +112,7 @@ jig_stream_init(jig_stream *s)
 	s->skipped = 0;
 	s->bad_frames = 0;
 	st_err_clear(&s->last_bad);
+	s->foreign_version = 0;
 }
 
 int
@@ -157,6 +158,8 @@ jig_stream_next(jig_stream *s, jig_frame *f)
 			/* Discard exactly the SOF we started at and search again. */
 			s->bad_frames += (uint64_t)bad_crc;
 			s->last_bad = e;
+			if (s->len >= 2 && (s->buf[1] < JIG_VERSION_MIN || s->buf[1] > JIG_VERSION_MAX))
+				s->foreign_version = s->buf[1];
 			s->skipped++;
 			stream_drop(s, 1);
 			break;
