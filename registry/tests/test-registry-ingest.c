@@ -398,17 +398,32 @@ START_TEST(test_database_down_mid_ingest)
 	regtu_provision(&st, "SE-0402", "4002", NULL, 0);
 	b2 = regtu_export(&st);
 	s1 = db_state(admin);
-	/* Hold a lock the ingest needs, so it sits mid-transaction (after its COPY), then
-	 * kill the server under it. */
+	/* Hold a lock the ingest needs, so it sits mid-transaction, then kill the server under it.
+	 * The lock is held before the ingest starts, else the ingest could win the race. */
 	ck_assert_int_ne(asprintf(&cmd,
 	                     "/usr/lib/postgresql/15/bin/psql -X -d '%s' -c 'BEGIN; LOCK TABLE records; SELECT pg_sleep(60)' "
-	                     ">/dev/null 2>&1 & "
-	                     "'%s' --db '%s' ingest --ca '%s/root-ca.pem' '%s' > '%s/ingest.out' 2>&1; echo $? > '%s/ingest.rc'",
-	                     admin, getenv("STATION_REGISTRY_EXE"), db, tu_pki, b2, dir, dir),
+	                     ">/dev/null 2>&1",
+	                     admin),
 	    -1);
 	{
-		pid_t pid = fork();
+		pid_t locker = fork(), pid;
+		int i;
 
+		ck_assert_int_ge(locker, 0);
+		if (locker == 0) {
+			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+			_exit(127);
+		}
+		for (i = 0; i < 600 && sql_num(admin, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+		                                      " WHERE c.relname = 'records' AND l.mode = 'AccessExclusiveLock' AND l.granted") < 1;
+		     i++)
+			usleep(50 * 1000);
+		free(cmd);
+		ck_assert_int_ne(asprintf(&cmd,
+		                     "'%s' --db '%s' ingest --ca '%s/root-ca.pem' '%s' > '%s/ingest.out' 2>&1; echo $? > '%s/ingest.rc'",
+		                     getenv("STATION_REGISTRY_EXE"), db, tu_pki, b2, dir, dir),
+		    -1);
+		pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
 			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -417,6 +432,7 @@ START_TEST(test_database_down_mid_ingest)
 		wait_for_lock_waiters(admin, "t_down", 1);
 		pgtu_down(&pg);
 		ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+		ck_assert_int_eq(waitpid(locker, NULL, 0), locker);
 	}
 	out = atu_read(dir, "ingest.rc", NULL);
 	ck_assert_str_eq(out, "1\n");
