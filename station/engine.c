@@ -494,13 +494,17 @@ eng_step_lock(struct worker *w, struct dev *d)
 }
 
 /* The SE is locked already: it is ours only if the journal shows we issued
- * the certificate it holds and were about to lock it (a crash after LOCK). */
+ * the certificate it holds and were about to lock it (a crash after LOCK),
+ * or that it passed with it (a crash after the "done" record, before the
+ * device was released): then it passes again, nothing is issued. */
 static int
 resume_locked(struct worker *w, struct dev *d)
 {
-	if (!d->has_prior || !d->prior.cert_len || d->prior.state == DEV_PASSED) {
+	int passed = d->has_prior && d->prior.state == DEV_PASSED;
+
+	if (!d->has_prior || !d->prior.cert_len) {
 		st_err_set(&d->err, ST_E_STATE, "SE is already locked (lifecycle provisioned)%s",
-		    d->has_prior && d->prior.state == DEV_PASSED ? " and this station provisioned it before" : "");
+		    passed ? " and this station provisioned it before" : "");
 		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
 	w->req.u.slot_req.slot = w->eng->st->slot;
@@ -512,6 +516,8 @@ resume_locked(struct worker *w, struct dev *d)
 	}
 	snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 	d->resumed = 1;
+	if (passed)
+		return 0; /* its lock record is in the journal already */
 	return eng_journal(w, d, "lock", "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
 }
 

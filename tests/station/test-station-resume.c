@@ -150,6 +150,66 @@ START_TEST(test_kill_and_resume)
 }
 END_TEST
 
+/* Killed after a device's "done pass" record is durable, before it is
+ * released (DUT_POWER): the rerun reads the SE's certificate back, finds it
+ * is the journal's live one, and reports the device PASSED without issuing
+ * anything; one live certificate. */
+START_TEST(test_kill_after_pass)
+{
+	struct killer k = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	jigsim_device_info info;
+	stu_journal j;
+	stu_ledger *l;
+	stu_run r;
+	char first_cert[41];
+	json_t *ev;
+
+	jigsim_config_init(&c);
+	c.devices = 2;
+	c.pause_cmd = JIG_CMD_DUT_POWER;
+	c.pause_after = 0;
+	c.on_pause = on_pause;
+	c.on_pause_arg = &k;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_start(w, sim->uri, 2, 1, &r);
+	pthread_mutex_lock(&k.lock);
+	k.pid = r.pid;
+	pthread_cond_signal(&k.cond);
+	pthread_mutex_unlock(&k.lock);
+	stu_station_wait(&r, 60);
+	ck_assert_msg(k.fired && r.status == 128 + SIGKILL, "station exit %d, jigsim paused: %d", r.status, k.fired);
+	stu_run_clear(&r);
+	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
+	stu_journal_load(w->audit, &j);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+	ck_assert_msg(l->passes == 1, "the kill came before the done record (%u passes)", l->passes);
+	ck_assert_uint_eq(l->issued, 1);
+	snprintf(first_cert, sizeof(first_cert), "%s", l->issued_serial[0]);
+	stu_journal_clear(&j);
+
+	stu_station_run(w, sim->uri, 2, 1, &r);
+	ck_assert_msg(r.status == 0, "rerun exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg((ev = stu_event(&r, "passed", info.serial)) != NULL, "%s did not pass on the rerun\n%s", info.serial,
+	    stu_tail(r.out));
+	ck_assert_str_eq(stu_str(ev, "certificate_serial"), first_cert);
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 0);
+	stu_journal_load(w->audit, &j);
+	stu_journal_check_live(&j);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+	ck_assert_uint_eq(l->issued, 1); /* nothing issued on the rerun */
+	ck_assert_uint_eq(l->revoked, 0);
+	ck_assert_uint_eq(stu_live(l), 1);
+	stu_journal_clear(&j);
+	stu_audit_verify(w);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 /* Count "passed" lines the running station has written so far. */
 static unsigned
 passed_so_far(const char *path)
@@ -361,6 +421,7 @@ suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_kill_and_resume, 0, (int)(sizeof(boundaries) / sizeof(boundaries[0])));
 	tcase_add_test(tc, test_ctrl_c);
+	tcase_add_test(tc, test_kill_after_pass);
 	tcase_add_loop_test(tc, test_stop_reason, 0, (int)(sizeof(stop_cases) / sizeof(stop_cases[0])));
 	tcase_add_test(tc, test_completed);
 	suite_add_tcase(s, tc);
