@@ -16,6 +16,7 @@
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
+#include <p11-kit/uri.h>
 
 #include "cms.h"
 #include "hsm-int.h"
@@ -193,7 +194,7 @@ out:
 
 /* Find the initialised token labelled `label`: ctx->slot_id and ctx->info. */
 static int
-find_token(hsm_ctx *ctx, const char *label, st_err *err)
+find_token(hsm_ctx *ctx, const char *label, P11KitUri *uri, st_err *err)
 {
 	CK_SLOT_ID *slots = NULL;
 	CK_ULONG n = 0, i;
@@ -223,7 +224,7 @@ find_token(hsm_ctx *ctx, const char *label, st_err *err)
 		    (unsigned long)slots[i]);
 		if (w > 0 && (size_t)w < sizeof(found) - used)
 			used += (size_t)w;
-		if (strcmp(name, label) != 0)
+		if (uri ? p11_kit_uri_match_token_info(uri, &ti) != 1 : strcmp(name, label) != 0)
 			continue;
 		if (nfound++) {
 			st_err_set(err, ST_E_CONFIG, "PKCS#11 module %s: more than one token is labelled \"%s\"", ctx->module,
@@ -232,6 +233,14 @@ find_token(hsm_ctx *ctx, const char *label, st_err *err)
 		}
 		ctx->slot_id = slots[i];
 		ctx->info = ti;
+		if (uri) {
+			/* Messages name the token by its label, as for a plain label. */
+			free(ctx->token);
+			if (!(ctx->token = strdup(name))) {
+				st_err_set(err, ST_E_NOMEM, "out of memory");
+				goto out;
+			}
+		}
 	}
 	if (!nfound) {
 		st_err_set(err, ST_E_CONFIG, "token \"%s\" not found in PKCS#11 module %s; tokens found: %s", label,
@@ -250,6 +259,7 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 	CK_C_INITIALIZE_ARGS init_args;
 	CK_C_GetFunctionList getfl;
 	hsm_ctx *ctx = NULL;
+	P11KitUri *uri = NULL;
 	char manuf[40], model[24], serial[24];
 	CK_RV rv;
 
@@ -307,12 +317,27 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 		ctx->fl = NULL;
 		goto fail;
 	}
-	if (find_token(ctx, token_label, err) < 0)
+	/* A PKCS#11 URI (RFC 7512) or a plain token label. */
+	if (strncmp(token_label, "pkcs11:", 7) == 0) {
+		int urc;
+
+		if (!(uri = p11_kit_uri_new())) {
+			st_err_set(err, ST_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		if ((urc = p11_kit_uri_parse(token_label, P11_KIT_URI_FOR_TOKEN, uri)) != P11_KIT_URI_OK) {
+			st_err_set(err, ST_E_CONFIG, "token URI \"%s\": %s", token_label, p11_kit_uri_message(urc));
+			goto fail;
+		}
+	}
+	if (find_token(ctx, token_label, uri, err) < 0)
 		goto fail;
+	p11_kit_uri_free(uri);
+	uri = NULL;
 	ck_str(ctx->info.manufacturerID, sizeof(ctx->info.manufacturerID), manuf, sizeof(manuf));
 	ck_str(ctx->info.model, sizeof(ctx->info.model), model, sizeof(model));
 	ck_str(ctx->info.serialNumber, sizeof(ctx->info.serialNumber), serial, sizeof(serial));
-	snprintf(ctx->desc, sizeof(ctx->desc), "\"%s\" (%s %s, serial %s, slot %lu)", token_label, manuf, model, serial,
+	snprintf(ctx->desc, sizeof(ctx->desc), "\"%s\" (%s %s, serial %s, slot %lu)", ctx->token, manuf, model, serial,
 	    (unsigned long)ctx->slot_id);
 	if (login(ctx, pin, err) < 0)
 		goto fail;
@@ -322,6 +347,7 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 	st_log("hsm", "opened token %s in %s", ctx->desc, ctx->module);
 	return ctx;
 fail:
+	p11_kit_uri_free(uri);
 	hsm_close(ctx);
 	if (!ctx) {
 		pthread_mutex_lock(&open_lock);
@@ -643,6 +669,56 @@ fail:
 	return NULL;
 }
 
+/* pkcs11:token=line-a;object=intermediate;type=private (or id=%01):
+ * the object's label or id, in this ctx's token. */
+static hsm_key *
+key_find_uri(hsm_ctx *ctx, const char *s, st_err *err)
+{
+	P11KitUri *uri = NULL;
+	CK_ATTRIBUTE *lab, *id, *cls;
+	char label[256];
+	hsm_key *key = NULL;
+	int urc;
+
+	if (!(uri = p11_kit_uri_new())) {
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((urc = p11_kit_uri_parse(s, P11_KIT_URI_FOR_OBJECT_ON_TOKEN, uri)) != P11_KIT_URI_OK) {
+		st_err_set(err, ST_E_CONFIG, "key URI \"%s\": %s", s, p11_kit_uri_message(urc));
+		goto out;
+	}
+	if (p11_kit_uri_match_token_info(uri, &ctx->info) != 1) {
+		st_err_set(err, ST_E_CONFIG, "key URI \"%s\" names another token than the open one, \"%s\"", s, ctx->token);
+		goto out;
+	}
+	cls = p11_kit_uri_get_attribute(uri, CKA_CLASS);
+	if (cls && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) || *(CK_OBJECT_CLASS *)cls->pValue != CKO_PRIVATE_KEY)) {
+		st_err_set(err, ST_E_CONFIG, "key URI \"%s\": type= must be private (the key, not its certificate)", s);
+		goto out;
+	}
+	lab = p11_kit_uri_get_attribute(uri, CKA_LABEL);
+	id = p11_kit_uri_get_attribute(uri, CKA_ID);
+	if (id && id->ulValueLen) {
+		key = key_find(ctx, NULL, id->pValue, id->ulValueLen, err);
+		if (key && lab && (lab->ulValueLen != strlen(key->label) ||
+		    memcmp(lab->pValue, key->label, lab->ulValueLen) != 0)) {
+			st_err_set(err, ST_E_CONFIG, "key URI \"%s\": the key with that id is labelled \"%s\"", s, key->label);
+			hsm_key_free(key);
+			key = NULL;
+		}
+	} else if (lab && lab->ulValueLen && lab->ulValueLen < sizeof(label)) {
+		memcpy(label, lab->pValue, lab->ulValueLen);
+		label[lab->ulValueLen] = '\0';
+		key = key_find(ctx, label, NULL, 0, err);
+	} else {
+		st_err_set(err, ST_E_CONFIG, "key URI \"%s\" names no object= or id=", s);
+	}
+out:
+	p11_kit_uri_free(uri);
+	return key;
+}
+
 hsm_key *
 hsm_key_find(hsm_ctx *ctx, const char *label, st_err *err)
 {
@@ -650,6 +726,8 @@ hsm_key_find(hsm_ctx *ctx, const char *label, st_err *err)
 		st_err_set(err, ST_E_CONFIG, "no key label given");
 		return NULL;
 	}
+	if (ctx && strncmp(label, "pkcs11:", 7) == 0)
+		return key_find_uri(ctx, label, err);
 	return key_find(ctx, label, NULL, 0, err);
 }
 

@@ -385,7 +385,16 @@ read_hsm(walk *w, const ynode *root)
 		else
 			check_file(w, m, "hsm.module", r->hsm.module, F_READABLE);
 	}
-	rc_get_str(w->c, m, "hsm", "token", true, 32, &r->hsm.token);
+	/* A token label (1..32 bytes) or a PKCS#11 URI (RFC 7512), which
+	 * libhsm parses with p11-kit when it opens the token. */
+	if (rc_get_str(w->c, m, "hsm", "token", true, 1024, &r->hsm.token) == 0 && r->hsm.token &&
+	    strncmp(r->hsm.token, "pkcs11:", 7) != 0 && strlen(r->hsm.token) > 32) {
+		const ynode *t = rc_get(m, "token");
+
+		rc_err(w->c, t ? t->line : m->line, t ? t->col : m->col, "hsm.token",
+		    "a token label has at most 32 bytes, got %zu (or give a PKCS#11 URI, pkcs11:token=...)",
+		    strlen(r->hsm.token));
+	}
 	pin = rc_get(m, "pin");
 	if (pin && pin->kind == YN_SCALAR && !pin->bad && !ynode_is_null(pin)) {
 		/* never echo the value: it may be the PIN itself */

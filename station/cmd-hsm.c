@@ -224,6 +224,14 @@ cmd_check(int argc, char **argv)
 	for (i = 0; i < nargs; i++) {
 		char *eq = strchr(key_args[i], '=');
 
+		/* A PKCS#11 URI has '=' of its own: its =CERT is the last '='
+		 * followed by a .pem path. */
+		if (strncmp(key_args[i], "pkcs11:", 7) == 0) {
+			eq = strrchr(key_args[i], '=');
+			if (eq && (strlen(eq) < 5 || strcmp(eq + strlen(eq) - 4, ".pem") != 0))
+				eq = NULL;
+		}
+
 		if (eq)
 			*eq = '\0';
 		if (!key_args[i][0] || (eq && !eq[1])) {

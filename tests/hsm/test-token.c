@@ -649,6 +649,48 @@ START_TEST(test_audit_no_sign)
 }
 END_TEST
 
+/* PKCS#11 URIs (RFC 7512) for the token and the keys, parsed by p11-kit;
+ * labels keep working. */
+START_TEST(test_pkcs11_uris)
+{
+	char *dir = tu_make_pki();
+	hsm_ctx *ctx;
+	hsm_key *k;
+	st_err err;
+
+	ck_assert_ptr_null(hsm_open(NULL, "pkcs11:token=no-such-token", NULL, &err));
+	ck_assert_msg(strstr(err.msg, "not found") && strstr(err.msg, "\"station-test\""), "%s", err.msg);
+	ck_assert_ptr_null(hsm_open(NULL, "pkcs11:token%zz", NULL, &err));
+	ck_assert_int_eq(err.code, ST_E_CONFIG);
+	ck_assert_msg(strstr(err.msg, "token URI \"pkcs11:token%zz\""), "%s", err.msg);
+	ctx = hsm_open(NULL, "pkcs11:token=station-test;manufacturer=SoftHSM%20project", NULL, &err);
+	ck_assert_msg(ctx != NULL, "%s", err.msg);
+	ck_assert_str_eq(hsm_token_label(ctx), "station-test");
+	k = hsm_key_find(ctx, "pkcs11:token=station-test;object=intermediate;type=private", &err);
+	ck_assert_msg(k != NULL, "%s", err.msg);
+	ck_assert_str_eq(hsm_key_label(k), "intermediate");
+	hsm_key_free(k);
+	k = hsm_key_find(ctx, "pkcs11:id=%03;type=private", &err);
+	ck_assert_msg(k != NULL, "%s", err.msg);
+	ck_assert_str_eq(hsm_key_label(k), "tool");
+	hsm_key_free(k);
+	ck_assert_ptr_null(hsm_key_find(ctx, "pkcs11:id=%03;object=audit", &err));
+	ck_assert_msg(strstr(err.msg, "labelled \"tool\""), "%s", err.msg);
+	ck_assert_ptr_null(hsm_key_find(ctx, "pkcs11:object=intermediate;type=cert", &err));
+	ck_assert_msg(strstr(err.msg, "type= must be private"), "%s", err.msg);
+	ck_assert_ptr_null(hsm_key_find(ctx, "pkcs11:token=line-b;object=intermediate", &err));
+	ck_assert_msg(strstr(err.msg, "another token"), "%s", err.msg);
+	ck_assert_ptr_null(hsm_key_find(ctx, "pkcs11:object=nosuchkey", &err));
+	ck_assert_msg(strstr(err.msg, "\"nosuchkey\""), "%s", err.msg);
+	k = hsm_key_find(ctx, "audit", &err); /* a plain label still works */
+	ck_assert_msg(k != NULL, "%s", err.msg);
+	hsm_key_free(k);
+	hsm_close(ctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -673,6 +715,7 @@ main(void)
 	tcase_add_test(tc, test_p11kit_client);
 	tcase_add_test(tc, test_ckr_names);
 	tcase_add_test(tc, test_audit_no_sign);
+	tcase_add_test(tc, test_pkcs11_uris);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
