@@ -416,6 +416,8 @@ eng_step_sign(struct worker *w, struct dev *d)
 	d->step = "SIGN";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_issue(st, d->csr, &d->info, d->cert_serial, &cert, &d->err) < 0) {
+		if (d->err.code == ST_E_VERIFY) /* the HSM refused this CSR: this device only */
+			return eng_fail(d, "SIGN", ADV_QUARANTINE);
 		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
 		return eng_fail(d, "SIGN", ADV_ENGINEERING);
 	}

@@ -7,6 +7,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
+#include "hsm.h"
 #include "verify.h"
 
 int
@@ -336,11 +337,11 @@ sv_verify_csr(const sv_session *s, EVP_PKEY *attest_key, const jig_blob *csr, co
 		st_err_set(err, ST_E_VERIFY, "CSR key is not on the recipe's curve %s", OBJ_nid2sn(s->curve_nid));
 		goto out;
 	}
-	/* 5. Proof of possession. */
-	if (X509_REQ_verify(req, csr_key) != 1) {
-		st_err_openssl(err, ST_E_VERIFY, "CSR self-signature does not verify (no proof of possession)");
+	/* 5. The key and signature algorithm policy and the proof of
+	 * possession: libhsm's own check, the one it applies before it signs,
+	 * so nothing passes here that the HSM step would refuse. */
+	if (hsm_csr_verify(req, err) < 0)
 		goto out;
-	}
 	*out = req;
 	req = NULL; /* owned by the caller now */
 	ret = 0;

@@ -99,7 +99,7 @@ spki(EVP_PKEY *key, jig_blob *out)
 }
 
 static void
-make_csr(EVP_PKEY *key, const char *serial, jig_blob *out)
+make_csr(EVP_PKEY *key, const char *serial, int sha1, jig_blob *out)
 {
 	X509_REQ *req = X509_REQ_new();
 	unsigned char *p = out->data;
@@ -110,7 +110,7 @@ make_csr(EVP_PKEY *key, const char *serial, jig_blob *out)
 	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8, (const unsigned char *)serial,
 	    -1, -1, 0);
 	ck_assert_int_eq(X509_REQ_set_pubkey(req, key), 1);
-	ck_assert_int_gt(X509_REQ_sign(req, key, EVP_sha256()), 0);
+	ck_assert_int_gt(X509_REQ_sign(req, key, sha1 ? EVP_sha1() : EVP_sha256()), 0);
 	n = i2d_X509_REQ(req, NULL);
 	ck_assert_int_gt(n, 0);
 	ck_assert_int_le(n, (int)sizeof(out->data));
@@ -220,7 +220,7 @@ lie(liar *l, const jig_msg *req, jig_msg *m)
 		if (l->lies.own_keys) {
 			jig_blob pub;
 
-			make_csr(l->leaf, l->told.serial, &m->u.csr.csr);
+			make_csr(l->leaf, l->told.serial, l->lies.csr_sha1, &m->u.csr.csr);
 			spki(l->leaf, &pub);
 			st_sha256(m->u.csr.csr.data, m->u.csr.csr.len, a.csr_sha256);
 			st_sha256(pub.data, pub.len, a.pubkey_sha256);

@@ -1,0 +1,83 @@
+/* One key and signature policy (issue 13, item 6a): a CSR that libhsm would
+ * refuse (ecdsa-with-SHA1 here) is refused at VERIFY by the same function,
+ * and fails that device only: the honest jig beside the liar goes on. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "liar.h"
+#include "rwutil.h"
+
+START_TEST(test_sha1_csr_fails_one_device)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	jigsim_config c;
+	stu_sim *sim, *honest;
+	liar_lies lies = { .own_keys = 1, .csr_sha1 = 1 };
+	jigsim_device_info bad, a, b;
+	char *argv[16];
+	size_t n = 0;
+	json_t *f;
+	stu_run r;
+	liar *l;
+
+	jigsim_config_init(&c);
+	c.devices = 1;
+	sim = stu_sim_start(tu_pki, &c);
+	c.devices = 2;
+	honest = stu_sim_start(tu_pki, &c);
+	l = liar_start(tu_pki, sim->s, &lies);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.out_path, sizeof(r.out_path), "%s/policy.out", w->dir);
+	snprintf(r.err_path, sizeof(r.err_path), "%s/policy.err", w->dir);
+	argv[n++] = getenv("STATION_EXE");
+	argv[n++] = (char *)"run";
+	argv[n++] = (char *)"--recipe";
+	argv[n++] = w->recipe;
+	argv[n++] = (char *)"--jig";
+	argv[n++] = l->uri;
+	argv[n++] = (char *)"--jig";
+	argv[n++] = honest->uri;
+	argv[n++] = (char *)"--count";
+	argv[n++] = (char *)"3";
+	argv[n++] = (char *)"--operator";
+	argv[n++] = (char *)"stu";
+	argv[n++] = (char *)"--json";
+	argv[n] = NULL;
+	ck_assert_ptr_nonnull(argv[0]);
+	r.json = 1;
+	r.start_s = stu_now();
+	r.pid = stu_spawn(argv, r.out_path, r.err_path);
+	stu_station_wait(&r, 90);
+	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &bad), 0);
+	ck_assert_int_eq(jigsim_device_get(honest->s, 1, &a), 0);
+	ck_assert_int_eq(jigsim_device_get(honest->s, 2, &b), 0);
+	ck_assert_msg((f = stu_event(&r, "failed", bad.serial)) != NULL, "no failed event for %s\n%s\n%s", bad.serial,
+	    stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg(strcmp(stu_str(f, "step"), "VERIFY") == 0 && strstr(stu_str(f, "reason"), "signature algorithm"),
+	    "failed at %s: %s", stu_str(f, "step"), stu_str(f, "reason"));
+	ck_assert_msg(stu_event(&r, "passed", a.serial) && stu_event(&r, "passed", b.serial),
+	    "the honest jig's devices did not both pass: exit %d\n%s", r.status, stu_tail(r.out));
+	ck_assert_msg(r.status == 1, "exit %d (one device failed, the run was not stopped)\n%s", r.status, stu_tail(r.err));
+	stu_audit_verify(w);
+	stu_run_clear(&r);
+	liar_stop(l);
+	stu_sim_stop(honest);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("hostile-policy");
+	TCase *tc = tcase_create("policy");
+
+	signal(SIGPIPE, SIG_IGN);
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_sha1_csr_fails_one_device);
+	suite_add_tcase(s, tc);
+	return tu_run_suite(s);
+}
