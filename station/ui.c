@@ -121,6 +121,21 @@ per_hour(const ui *u)
 	return ms ? (u->passed + u->failed) * 3600000.0 / (double)ms : 0.0;
 }
 
+/* "<sep>yield 87.5%<sep>9486 devices/h", each part only when it means
+ * something: no yield of zero devices, no rate from a single device. */
+static void
+rates_text(const ui *u, const char *sep, char *buf, size_t len)
+{
+	unsigned n = u->passed + u->failed;
+	int w = 0;
+
+	buf[0] = '\0';
+	if (n)
+		w = snprintf(buf, len, "%syield %.1f%%", sep, yield_pct(u));
+	if (n >= 2 && w >= 0 && (size_t)w < len)
+		snprintf(buf + w, len - (size_t)w, "%s%.0f devices/h", sep, per_hour(u));
+}
+
 /* Terminal: erase the status block, so a permanent line can be printed above it. */
 static void
 tty_erase(ui *u)
@@ -135,6 +150,7 @@ static void
 tty_draw(ui *u)
 {
 	uint64_t now = st_now_ms();
+	char rates[96];
 	size_t i;
 
 	if (u->mode != UI_TTY)
@@ -149,8 +165,8 @@ tty_draw(ui *u)
 		else
 			fprintf(u->out, "\033[2K  %-28.28s %-20.20s %-10s %6s  %s\n", j->name, "-", j->step, "", j->last);
 	}
-	fprintf(u->out, "\033[2K  passed %u  failed %u  yield %.1f%%  %.0f devices/h\n", u->passed, u->failed,
-	    yield_pct(u), per_hour(u));
+	rates_text(u, "  ", rates, sizeof(rates));
+	fprintf(u->out, "\033[2K  passed %u  failed %u%s\n", u->passed, u->failed, rates);
 	u->drawn = (int)u->njigs + 1;
 	u->drawn_ms = now;
 	fflush(u->out);
@@ -313,12 +329,17 @@ void
 ui_summary(ui *u, const char *end, const char *how, const char *stopped)
 {
 	int completed = strcmp(end, "completed") == 0;
+	char rates[96];
 
 	pthread_mutex_lock(&u->lock);
 	if (u->mode == UI_JSON) {
-		json_t *o = json_pack("{s:i,s:i,s:f,s:f,s:s}", "passed", u->passed, "failed", u->failed, "yield_percent",
-		    yield_pct(u), "devices_per_hour", per_hour(u), "end", end);
+		json_t *o = json_pack("{s:i,s:i,s:s}", "passed", u->passed, "failed", u->failed, "end", end);
 
+		/* Only figures that mean something (see rates_text). */
+		if (o && u->passed + u->failed)
+			json_object_set_new(o, "yield_percent", json_real(yield_pct(u)));
+		if (o && u->passed + u->failed >= 2)
+			json_object_set_new(o, "devices_per_hour", json_real(per_hour(u)));
 		if (o && stopped)
 			json_object_set_new(o, "stopped", json_string(stopped));
 		emit_json(u, "summary", (size_t)-1, o);
@@ -326,10 +347,11 @@ ui_summary(ui *u, const char *end, const char *how, const char *stopped)
 		tty_erase(u);
 		if (stopped)
 			fprintf(u->out, "\n  stopped: %s", stopped);
-		fprintf(u->out, "\n%s  passed %u, failed %u, yield %.1f%%, %.0f devices/h; %s\n",
+		rates_text(u, ", ", rates, sizeof(rates));
+		fprintf(u->out, "\n%s  passed %u, failed %u%s; %s\n",
 		    !completed ? "RUN STOPPED" : u->failed ? "RUN FINISHED WITH FAILURES" : u->passed ? "RUN PASSED"
 		                                                                               : "NO DEVICE PROVISIONED",
-		    u->passed, u->failed, yield_pct(u), per_hour(u), how);
+		    u->passed, u->failed, rates, how);
 		fflush(u->out);
 	}
 	pthread_mutex_unlock(&u->lock);
