@@ -241,23 +241,65 @@ out:
 }
 
 #define ALARMS_USAGE                                                                                 \
-	"usage: station-registry [--db URI] [--json] alarms\n"                                            \
+	"usage: station-registry [--db URI] [--json] alarms [--clear ID --by WHO]\n"                      \
 	"\n"                                                                                             \
 	"The open alarms: journals that contradict each other (a fork of one station's\n"               \
 	"journal, one SE provisioned at two stations or twice without a rework, one public\n"           \
 	"key or attestation certificate under two SE serials, one certificate serial issued\n"          \
 	"twice, a certificate revoked at one station and live at another).\n"                           \
+	"--clear ID --by WHO closes one after it was dealt with (the registry owner's role only).\n"   \
 	"Exit: 0 none open, 1 at least one is open, 2 usage or configuration error.\n"
 
 int
 cmd_alarms(struct reg *r, int argc, char **argv)
 {
+	enum { O_JSON = 1, O_CLEAR, O_BY, O_HELP };
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, O_JSON },
+		{ "clear", required_argument, NULL, O_CLEAR },
+		{ "by", required_argument, NULL, O_BY },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *clear = NULL, *by = NULL, *p[2];
 	PGresult *res = NULL;
-	int ret, i;
+	int ret, i, c;
 	st_err err;
 
-	if ((ret = read_opts(r, argc, argv, ALARMS_USAGE, 0)) >= 0)
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_JSON: r->json = 1; break;
+		case O_CLEAR: clear = optarg; break;
+		case O_BY: by = optarg; break;
+		case 'h':
+		case O_HELP: printf("%s", ALARMS_USAGE); return EXIT_OK;
+		default: fprintf(stderr, "%s", ALARMS_USAGE); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !clear != !by || (clear && clear[strspn(clear, "0123456789")])) {
+		fprintf(stderr, "%s", ALARMS_USAGE);
+		return EXIT_USAGE;
+	}
+	if (clear) {
+		if (reg_connect(r, &err) < 0) {
+			fprintf(stderr, "station-registry alarms: %s\n", err.msg);
+			return EXIT_USAGE;
+		}
+		p[0] = clear;
+		p[1] = by;
+		if (!(res = reg_query(r, "UPDATE alarms SET cleared_at = now(), cleared_by = $2 WHERE id = $1 AND cleared_at IS NULL",
+		          2, p, &err))) {
+			fprintf(stderr, "station-registry alarms: --clear %s: %s\n", clear, err.msg);
+			return EXIT_FAIL;
+		}
+		ret = strcmp(PQcmdTuples(res), "1") == 0 ? EXIT_OK : EXIT_FAIL;
+		if (ret == EXIT_OK)
+			printf("alarm %s cleared by %s\n", clear, safe(by));
+		else
+			fprintf(stderr, "station-registry alarms: --clear %s: no open alarm with that id\n", clear);
+		PQclear(res);
 		return ret;
+	}
 	if (reg_connect(r, &err) < 0) {
 		fprintf(stderr, "station-registry alarms: %s\n", err.msg);
 		return EXIT_USAGE;

@@ -355,6 +355,31 @@ START_TEST(test_alarms)
 	rc = reg(db, &out, "--json alarms");
 	ck_assert_msg(rc == 1 && strstr(out, "\"kind\":\"revoked-live\""), "(%d) %s", rc, out);
 	free(out);
+	/* Clearing: not for the ingest role; the owner clears each, then none is open. */
+	rc = reg(db, &out, "alarms --clear 1 --by qa");
+	ck_assert_msg(rc == 1 && strstr(out, "permission denied"), "(%d) %s", rc, out);
+	free(out);
+	rc = reg(admin, &out, "alarms --clear 1");
+	ck_assert_msg(rc == 2 && strstr(out, "usage"), "(%d) %s", rc, out);
+	free(out);
+	{
+		long n = sql_num(admin, "SELECT count(*) FROM alarms"), k;
+
+		for (k = 0; k < n; k++) {
+			char id[24];
+
+			snprintf(id, sizeof(id), "%ld", sql_num(admin, "SELECT min(id) FROM alarms WHERE cleared_at IS NULL"));
+			rc = reg(admin, &out, "alarms --clear %s --by qa", id);
+			ck_assert_msg(rc == 0 && strstr(out, "cleared by qa"), "(%d) %s", rc, out);
+			free(out);
+		}
+		rc = reg(admin, &out, "alarms --clear %ld --by qa", sql_num(admin, "SELECT min(id) FROM alarms"));
+		ck_assert_msg(rc == 1 && strstr(out, "no open alarm"), "(%d) %s", rc, out);
+		free(out);
+	}
+	rc = reg(db, &out, "alarms");
+	ck_assert_msg(rc == 0 && strstr(out, "no open alarms"), "(%d) %s", rc, out);
+	free(out);
 	regtu_station_close(&a);
 	regtu_station_close(&b);
 	tu_rmtree(ba);
