@@ -92,9 +92,22 @@ int st_wr_u32(st_wr *wr, uint32_t v);
 int st_wr_bytes(st_wr *wr, const void *p, size_t n);
 int st_wr_lv16(st_wr *wr, const void *p, size_t n); /* fails if n > 0xffff */
 
-/* ---- debug log: off unless STATION_DEBUG is set ---------------------- */
+/* ---- debug log ----------------------------------------------------------
+ * Libraries call st_log(); where the lines go is the program's decision (as
+ * libfido2's fido_set_log_handler): the handler gets each formatted line
+ * with the module that wrote it.  With no handler (the default) nothing is
+ * logged.  The programs call st_log_from_env(), which installs
+ * st_log_stderr when STATION_DEBUG is set; a test or a service installs its
+ * own.  Set the handler before starting threads; it may be called from any
+ * thread, so it must be thread-safe.  Never log secrets. */
 
-int st_log_enabled(void);
+typedef void st_log_handler(const char *module, const char *line);
+void st_log_set_handler(st_log_handler *h); /* NULL: logging off */
+/* "[module] line" on stderr. */
+void st_log_stderr(const char *module, const char *line);
+/* st_log_stderr when STATION_DEBUG is set and not "0"; otherwise no change. */
+void st_log_from_env(void);
+int st_log_enabled(void); /* a handler is set */
 void st_log(const char *module, const char *fmt, ...) ST_PRINTF(2, 3);
 void st_log_hex(const char *module, const char *what, const void *p, size_t len);
 

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,50 +14,71 @@
 
 #include "st.h"
 
-static int log_state = -1;
+static _Atomic(st_log_handler *) log_handler;
+
+void
+st_log_set_handler(st_log_handler *h)
+{
+	atomic_store(&log_handler, h);
+}
+
+void
+st_log_stderr(const char *module, const char *line)
+{
+	fprintf(stderr, "[%s] %s\n", module, line);
+}
+
+void
+st_log_from_env(void)
+{
+	const char *v = getenv("STATION_DEBUG");
+
+	if (v && *v && strcmp(v, "0") != 0)
+		st_log_set_handler(st_log_stderr);
+}
 
 int
 st_log_enabled(void)
 {
-	if (log_state < 0) {
-		const char *v = getenv("STATION_DEBUG");
-
-		log_state = (v && *v && strcmp(v, "0") != 0) ? 1 : 0;
-	}
-	return log_state;
+	return atomic_load(&log_handler) != NULL;
 }
 
 void
 st_log(const char *module, const char *fmt, ...)
 {
+	st_log_handler *h = atomic_load(&log_handler);
 	char line[2048];
 	va_list ap;
 
-	if (!st_log_enabled())
+	if (!h)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "[%s] %s\n", module, line);
+	h(module, line);
 }
 
 void
 st_log_hex(const char *module, const char *what, const void *p, size_t len)
 {
-	char hex[2 * 64 + 1];
+	st_log_handler *h = atomic_load(&log_handler);
+	char hex[2 * 64 + 1], line[sizeof(hex) + 128];
 	const uint8_t *b = p;
 	size_t off;
 
-	if (!st_log_enabled())
+	if (!h)
 		return;
 	for (off = 0; off < len; off += 64) {
 		size_t n = len - off < 64 ? len - off : 64;
 
 		st_hex(b + off, n, hex);
-		fprintf(stderr, "[%s] %s %04zx: %s\n", module, what, off, hex);
+		snprintf(line, sizeof(line), "%.100s %04zx: %s", what, off, hex);
+		h(module, line);
 	}
-	if (len == 0)
-		fprintf(stderr, "[%s] %s (empty)\n", module, what);
+	if (len == 0) {
+		snprintf(line, sizeof(line), "%.100s (empty)", what);
+		h(module, line);
+	}
 }
 
 int

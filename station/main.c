@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "commands.h"
+#include "st.h"
 #include "station-config.h"
 
 struct command {
@@ -89,6 +90,7 @@ main(int argc, char **argv)
 	/* A network HSM (PKCS#11 over a socket) that goes away must be an
 	 * error the station reports, not a signal that kills it mid-batch. */
 	signal(SIGPIPE, SIG_IGN);
+	st_log_from_env(); /* libraries log only through the handler we choose */
 
 	if (argc < 2) {
 		usage(stderr);

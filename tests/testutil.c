@@ -252,6 +252,7 @@ tu_run_suite(Suite *s)
 	SRunner *sr = srunner_create(s);
 	int failed;
 
+	st_log_from_env(); /* STATION_DEBUG=1: the libraries' log on stderr, as in the programs */
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

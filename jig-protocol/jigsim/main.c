@@ -157,6 +157,7 @@ main(int argc, char **argv)
 	int o, ret = 2;
 	st_err err;
 
+	st_log_from_env(); /* where jigsim's and libjig's log lines go */
 	jigsim_config_init(&c);
 	c.id = (unsigned)getpid();
 	c.on_pause = on_pause;

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -34,6 +35,53 @@ START_TEST(test_errno_and_openssl)
 }
 END_TEST
 
+/* The log goes where the handler says, and nowhere without one. */
+static char logged[4096];
+static unsigned nlogged;
+
+static void
+capture(const char *module, const char *line)
+{
+	size_t n = strlen(logged);
+
+	snprintf(logged + n, sizeof(logged) - n, "%s|%s\n", module, line);
+	nlogged++;
+}
+
+START_TEST(test_log_handler)
+{
+	static const uint8_t bytes[70] = { 0xA5, 0x01 };
+
+	unsetenv("STATION_DEBUG");
+	st_log_set_handler(NULL);
+	st_log_from_env();
+	ck_assert_int_eq(st_log_enabled(), 0);
+	st_log_set_handler(capture);
+	ck_assert_int_eq(st_log_enabled(), 1);
+	st_log("jig", "%s: retransmitting seq %u", "tcp:x", 7u);
+	st_log_hex("jig", "tx", bytes, sizeof(bytes));
+	st_log_hex("jig", "rx", bytes, 0);
+	ck_assert_uint_eq(nlogged, 4);
+	ck_assert_str_eq(logged, "jig|tcp:x: retransmitting seq 7\n"
+	    "jig|tx 0000: a501000000000000000000000000000000000000000000000000000000000000"
+	    "0000000000000000000000000000000000000000000000000000000000000000\n"
+	    "jig|tx 0040: 000000000000\n"
+	    "jig|rx (empty)\n");
+	st_log_set_handler(NULL);
+	st_log("jig", "dropped");
+	ck_assert_uint_eq(nlogged, 4);
+	/* STATION_DEBUG picks the stderr handler; "0" means off. */
+	setenv("STATION_DEBUG", "0", 1);
+	st_log_from_env();
+	ck_assert_int_eq(st_log_enabled(), 0);
+	setenv("STATION_DEBUG", "1", 1);
+	st_log_from_env();
+	ck_assert_int_eq(st_log_enabled(), 1);
+	st_log_set_handler(NULL);
+	unsetenv("STATION_DEBUG");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -42,6 +90,7 @@ main(void)
 
 	tcase_add_test(tc, test_prefix_chain);
 	tcase_add_test(tc, test_errno_and_openssl);
+	tcase_add_test(tc, test_log_handler);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
