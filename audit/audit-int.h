@@ -20,7 +20,6 @@ struct audit_chain {
 };
 
 void audit_chain_start(struct audit_chain *c); /* seq 1, prev = 64 zeros */
-void audit_sha256(const void *p, size_t len, uint8_t out[32]);
 
 /* What a walk over one batch's bytes found. */
 struct audit_walk {

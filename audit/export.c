@@ -22,15 +22,6 @@ struct export_batch {
 	unsigned records, devices;
 };
 
-static void
-sha256_hex(const void *p, size_t len, char out[65])
-{
-	uint8_t h[32];
-
-	audit_sha256(p, len, h);
-	st_hex(h, 32, out);
-}
-
 static int
 read_in(const char *dir, const char *name, uint8_t **buf, size_t *len, st_err *err)
 {
@@ -131,7 +122,7 @@ write_chain(const char *out, STACK_OF(X509) *certs, char sha[65], st_err *err)
 		}
 	}
 	n = BIO_get_mem_data(bio, &p);
-	sha256_hex(p, (size_t)n, sha);
+	st_sha256_hex(p, (size_t)n, sha);
 	ret = write_out(out, AUDIT_CHAIN_FILE, p, (size_t)n, err);
 out:
 	BIO_free(bio);
@@ -285,8 +276,8 @@ audit_export(const char *dir, const char *out, audit_export_info *info, st_err *
 		}
 		if (!info->unsealed) {
 			b[nb].num = (unsigned)i + 1;
-			sha256_hex(buf, len, b[nb].sha256);
-			sha256_hex(der, der_len, b[nb].seal_sha256);
+			st_sha256_hex(buf, len, b[nb].sha256);
+			st_sha256_hex(der, der_len, b[nb].seal_sha256);
 			b[nb].first_seq = w.first_seq;
 			b[nb].last_seq = w.last_seq;
 			b[nb].records = w.records;
@@ -325,8 +316,8 @@ audit_export(const char *dir, const char *out, audit_export_info *info, st_err *
 		snprintf(seal, sizeof(seal), "%s.p7s", name);
 		rc = read_in(dir, name, &buf, &len, err) < 0 || read_in(dir, seal, &der, &der_len, err) < 0 ? -1 : 0;
 		if (rc == 0) {
-			sha256_hex(buf, len, bsha);
-			sha256_hex(der, der_len, ssha);
+			st_sha256_hex(buf, len, bsha);
+			st_sha256_hex(der, der_len, ssha);
 			if (strcmp(bsha, b[i].sha256) != 0 || strcmp(ssha, b[i].seal_sha256) != 0)
 				rc = st_err_set(err, ST_E_STATE, "%s changed while it was being exported", name);
 		}
@@ -344,7 +335,7 @@ audit_export(const char *dir, const char *out, audit_export_info *info, st_err *
 				    write_out(out, q[k]->d_name, buf, len, err) < 0)
 					rc = -1;
 				else {
-					sha256_hex(buf, len, sha);
+					st_sha256_hex(buf, len, sha);
 					if (add_file(m, q[k]->d_name, sha) < 0)
 						rc = st_err_set(err, ST_E_NOMEM, "out of memory");
 				}

@@ -206,7 +206,7 @@ write_record_locked(audit_journal *j, const audit_event *ev, uint64_t *seq, st_e
 		 * quarantines the tail) makes the journal consistent again. */
 		return break_journal(j, e, "write", err);
 	}
-	audit_sha256(line, len, j->prev);
+	st_sha256(line, len, j->prev);
 	free(line);
 	*seq = j->next_seq++;
 	j->written = *seq;

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,27 +24,6 @@ audit_is_terminal(const char *device, const char *step, const char *result)
 		return 0;
 	return strcmp(step, AUDIT_STEP_DONE) == 0 || strcmp(result, AUDIT_RESULT_FAIL) == 0 ||
 	    strcmp(result, AUDIT_RESULT_ABANDONED) == 0;
-}
-
-/* SHA-256 with the algorithm fetched once: an implicit fetch on every call
- * costs as much as hashing a record. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void
-sha256_fetch(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-void
-audit_sha256(const void *p, size_t len, uint8_t out[32])
-{
-	unsigned int n = 32;
-
-	pthread_once(&sha256_once, sha256_fetch);
-	if (!sha256_md || !EVP_Digest(p, len, out, &n, sha256_md, NULL))
-		st_sha256(p, len, out);
 }
 
 void
@@ -500,7 +478,7 @@ audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_
 			}
 			w->closed = 1;
 		}
-		audit_sha256(p, l, hash);
+		st_sha256(p, l, hash);
 		st_hex(hash, 32, hash_hex);
 		rec.hash = hash_hex;
 		memcpy(c->prev, hash, 32);

@@ -76,15 +76,6 @@ audit_report_free(audit_report *r)
 	free(r);
 }
 
-static void
-sha256_hex(const void *p, size_t len, char out[65])
-{
-	uint8_t h[32];
-
-	audit_sha256(p, len, h);
-	st_hex(h, 32, out);
-}
-
 /* The seq of the first line of buf, or 0. */
 static uint64_t
 first_seq_of(const uint8_t *buf, size_t len)
@@ -116,7 +107,7 @@ file_sha256(const char *dir, const char *name, char out[65])
 	int rc = -1;
 
 	if (path && st_file_read(path, AUDIT_BATCH_FILE_MAX, &buf, &len, NULL) == 0) {
-		sha256_hex(buf, len, out);
+		st_sha256_hex(buf, len, out);
 		rc = 0;
 	}
 	free(buf);
@@ -250,7 +241,7 @@ check_seal(const char *path, const char *name, const uint8_t *buf, size_t len, X
 	}
 	b->have_seal = 1;
 	if (r->bundle)
-		sha256_hex(der, der_len, b->seal_sha256);
+		st_sha256_hex(der, der_len, b->seal_sha256);
 	if (!trust)
 		goto out;
 	if (st_cms_verify(buf, len, der, der_len, trust, &signer, &err) < 0) {
@@ -327,7 +318,7 @@ audit_verify(const char *path, X509_STORE *trust, audit_report **report, st_err 
 		}
 		free(bpath);
 		if (r->bundle) /* for the manifest only */
-			sha256_hex(buf, len, bi[i].sha256);
+			st_sha256_hex(buf, len, bi[i].sha256);
 		if (nums[i] != (i ? nums[i - 1] + 1 : 1u) && chain_ok) {
 			char missing[AUDIT_NAME_MAX];
 

@@ -122,7 +122,13 @@ int st_file_write_atomic(const char *path, const void *p, size_t len, unsigned m
 /* The same without fsync: readers never see a torn file, but a power loss
  * may lose it.  For copies of data that is durable elsewhere. */
 int st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode, st_err *err);
-void st_sha256(const void *p, size_t len, uint8_t out[32]);
+#define ST_SHA256_LEN 32
+#define ST_SHA256_HEX_LEN (2 * ST_SHA256_LEN) /* characters, without the NUL */
+/* SHA-256 (the algorithm is fetched once per process: an implicit fetch on
+ * every call costs as much as hashing a journal record). */
+void st_sha256(const void *p, size_t len, uint8_t out[ST_SHA256_LEN]);
+/* The same, as lower-case hex. */
+void st_sha256_hex(const void *p, size_t len, char out[ST_SHA256_HEX_LEN + 1]);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void st_hex(const uint8_t *p, size_t len, char *out);
 /* Wipe a buffer that held a secret; not optimised away. */

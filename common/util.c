@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,15 +218,37 @@ st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode
 	return write_file(path, p, len, mode, 0, err);
 }
 
-void
-st_sha256(const void *p, size_t len, uint8_t out[32])
-{
-	unsigned int n = 32;
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void
+st_sha256(const void *p, size_t len, uint8_t out[ST_SHA256_LEN])
+{
+	unsigned int n = ST_SHA256_LEN;
+
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_md && EVP_Digest(p, len, out, &n, sha256_md, NULL))
+		return;
 	/* EVP_Digest with SHA-256 cannot fail short of memory exhaustion inside
 	 * OpenSSL; on that failure the output is zeroed so nothing matches. */
+	n = ST_SHA256_LEN;
 	if (!EVP_Digest(p, len, out, &n, EVP_sha256(), NULL))
-		memset(out, 0, 32);
+		memset(out, 0, ST_SHA256_LEN);
+}
+
+void
+st_sha256_hex(const void *p, size_t len, char out[ST_SHA256_HEX_LEN + 1])
+{
+	uint8_t h[ST_SHA256_LEN];
+
+	st_sha256(p, len, h);
+	st_hex(h, sizeof(h), out);
 }
 
 void
