@@ -11,48 +11,10 @@
 
 #include "gangutil.h"
 
-static const char *
-station_exe(void)
-{
-	const char *exe = getenv("STATION_EXE");
-
-	ck_assert_msg(exe && *exe, "STATION_EXE is not set (run through meson test)");
-	return exe;
-}
-
 void
 gang_station_start(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, stu_run *r)
 {
-	char countbuf[32];
-	char **argv = calloc(2 * njigs + 16, sizeof(*argv));
-	size_t n = 0, i;
-
-	ck_assert_ptr_nonnull(argv);
-	memset(r, 0, sizeof(*r));
-	w->runs++;
-	snprintf(r->out_path, sizeof(r->out_path), "%s/run-%u.out", w->dir, w->runs);
-	snprintf(r->err_path, sizeof(r->err_path), "%s/run-%u.err", w->dir, w->runs);
-	snprintf(countbuf, sizeof(countbuf), "%u", count);
-	argv[n++] = (char *)station_exe();
-	argv[n++] = (char *)"run";
-	argv[n++] = (char *)"--recipe";
-	argv[n++] = w->recipe;
-	for (i = 0; i < njigs; i++) {
-		argv[n++] = (char *)"--jig";
-		argv[n++] = (char *)jigs[i];
-	}
-	if (count) {
-		argv[n++] = (char *)"--count";
-		argv[n++] = countbuf;
-	}
-	argv[n++] = (char *)"--operator";
-	argv[n++] = (char *)"stu";
-	argv[n++] = (char *)"--json";
-	argv[n] = NULL;
-	r->json = 1;
-	r->start_s = stu_now();
-	r->pid = stu_spawn(argv, r->out_path, r->err_path);
-	free(argv);
+	stu_station_start_jigs(w, jigs, njigs, count, 1, r);
 }
 
 int

@@ -56,7 +56,7 @@ START_TEST(test_rework_lies)
 		rw_provision(w, vsim, 1);
 		ck_assert_int_eq(jigsim_device_get(vsim->s, 1, &v), 0);
 		rw_sim_cert(vsim, 1, der, sizeof(der), &len);
-		rw_serial(der, len, victim_cert);
+		tu_der_serial_hex(der, len, victim_cert);
 		lies.serial_after = v.serial;
 	}
 	l = liar_start(tu_pki, sim->s, &lies);

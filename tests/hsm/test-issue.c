@@ -534,18 +534,6 @@ issue_one(hsm_key *ca, X509 *inter, const char *serial)
 	return leaf;
 }
 
-static char *
-serial_hex(X509 *x)
-{
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *hex = BN_bn2hex(bn);
-	char *copy = strdup(hex);
-
-	OPENSSL_free(hex);
-	BN_free(bn);
-	return copy;
-}
-
 START_TEST(test_crl)
 {
 	const char *alg = inter_algs[_i];
@@ -555,7 +543,7 @@ START_TEST(test_crl)
 	X509 *revoked, *good;
 	X509_CRL *crl = NULL;
 	hsm_key *ca;
-	char *rhex, *path, *out = NULL;
+	char rhex[TU_SERIAL_HEX_MAX], *path, *out = NULL;
 	time_t now = time(NULL);
 	hsm_revoked entries[3];
 	FILE *f;
@@ -566,7 +554,7 @@ START_TEST(test_crl)
 	ck_assert_ptr_nonnull(ca);
 	revoked = issue_one(ca, inter, "SE-REVOKED");
 	good = issue_one(ca, inter, "SE-GOOD");
-	rhex = serial_hex(revoked);
+	tu_cert_serial_hex(revoked, rhex);
 	entries[0] = (hsm_revoked){ "0AF3", now - 7200, HSM_CRL_SUPERSEDED };
 	entries[1] = (hsm_revoked){ rhex, now - 60, HSM_CRL_KEY_COMPROMISE };
 	entries[2] = (hsm_revoked){ "1234abcd", now - 100, HSM_CRL_UNSPECIFIED };
@@ -628,7 +616,6 @@ START_TEST(test_crl)
 	ck_assert_str_eq(hsm_crl_reason_name(HSM_CRL_AA_COMPROMISE), "aACompromise");
 
 	free(path);
-	free(rhex);
 	X509_free(revoked);
 	X509_free(good);
 	hsm_key_free(ca);

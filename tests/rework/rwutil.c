@@ -42,12 +42,10 @@ rw_provision(stu_ws *w, stu_sim *sim, unsigned index)
 void
 rw_rework(stu_ws *w, const char *jig, const char *reason, const char *who, stu_run *r)
 {
-	const char *exe = getenv("STATION_EXE");
-	char *argv[] = { (char *)exe, (char *)"rework", (char *)"--recipe", w->recipe, (char *)"--jig", (char *)jig,
+	char *argv[] = { (char *)tu_station_exe(), (char *)"rework", (char *)"--recipe", w->recipe, (char *)"--jig", (char *)jig,
 		(char *)"--reason", (char *)reason, (char *)"--authorized-by", (char *)who, (char *)"--operator",
 		(char *)"rw", (char *)"--json", NULL };
 
-	ck_assert_msg(exe && *exe, "STATION_EXE is not set (run through meson test)");
 	memset(r, 0, sizeof(*r));
 	w->runs++;
 	snprintf(r->out_path, sizeof(r->out_path), "%s/rework-%u.out", w->dir, w->runs);
@@ -90,12 +88,6 @@ rw_write_cert(stu_ws *w, const char *name, const uint8_t *der, size_t len)
 	ck_assert_int_eq(fclose(f), 0);
 	X509_free(x);
 	return path;
-}
-
-void
-rw_serial(const uint8_t *der, size_t len, char out[64])
-{
-	stu_cert_serial_of(der, len, out); /* the journal's spelling: OpenSSL's */
 }
 
 /* ---- CRLs ------------------------------------------------------------------ */

@@ -28,8 +28,6 @@ void rw_crl(stu_ws *w, const char *out, const char *extra1, const char *extra2);
 void rw_sim_cert(stu_sim *sim, unsigned index, uint8_t *der, size_t cap, size_t *len);
 /* Write DER as a PEM certificate at W/name; returns the path (malloc'd). */
 char *rw_write_cert(stu_ws *w, const char *name, const uint8_t *der, size_t len);
-/* Serial number of a DER certificate in the journal's form (OpenSSL's: upper-case hex, whole bytes). */
-void rw_serial(const uint8_t *der, size_t len, char out[64]);
 
 /* ---- CRLs ------------------------------------------------------------------ */
 

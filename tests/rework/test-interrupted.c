@@ -62,7 +62,7 @@ START_TEST(test_retire_reply_lost)
 	sim = stu_sim_start(tu_pki, &c);
 	rw_provision(w, sim, 1);
 	rw_sim_cert(sim, 1, old, sizeof(old), &old_len);
-	rw_serial(old, old_len, old_serial);
+	tu_der_serial_hex(old, old_len, old_serial);
 
 	rw_rework(w, sim->uri, "RMA 77", "QA lead", &r);
 	ck_assert_msg(r.status == 1, "station rework: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
@@ -162,7 +162,7 @@ START_TEST(test_install_fails)
 	rw_provision(w, sim, 1);
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
 	rw_sim_cert(sim, 1, old, sizeof(old), &old_len);
-	rw_serial(old, old_len, old_serial);
+	tu_der_serial_hex(old, old_len, old_serial);
 
 	b.s = sim->s;
 	atomic_init(&b.done, 0);

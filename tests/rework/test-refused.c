@@ -56,7 +56,7 @@ START_TEST(test_refused)
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &before), 0);
 	rw_sim_cert(sim, 1, old, sizeof(old), &old_len);
 	if (old_len)
-		rw_serial(old, old_len, old_serial);
+		tu_der_serial_hex(old, old_len, old_serial);
 	if (rc->faults_after)
 		ck_assert_int_eq(jigsim_device_set_faults(sim->s, 1, rc->faults_after), 0);
 	if (rc->revoke) {

@@ -44,7 +44,7 @@ station_cert(stu_ws *w, const char *se, char serial[64])
 	char *path = NULL;
 
 	ck_assert_msg((der = stu_cert_der(w, se, &len)) != NULL, "no certificate for %s in the journal", se);
-	rw_serial(der, len, serial);
+	tu_der_serial_hex(der, len, serial);
 	OPENSSL_free(der);
 	path = stu_cert_path(w, se);
 	return path;

@@ -41,7 +41,7 @@ START_TEST(test_rework_ok)
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &before), 0);
 	rw_sim_cert(sim, 1, old, sizeof(old), &old_len);
 	ck_assert_uint_gt(old_len, 0);
-	rw_serial(old, old_len, old_serial);
+	tu_der_serial_hex(old, old_len, old_serial);
 	old_path = rw_write_cert(w, "old.pem", old, old_len);
 
 	rw_rework(w, sim->uri, "RMA 1234", "QA lead", &r);
@@ -65,7 +65,7 @@ START_TEST(test_rework_ok)
 	{
 		char s[64];
 
-		rw_serial(now, now_len, s);
+		tu_der_serial_hex(now, now_len, s);
 		ck_assert_msg(strcasecmp(s, new_serial) == 0, "the SE holds %s, the station reported %s", s, new_serial);
 	}
 	ck_assert_int_eq(jigsim_device_retired(sim->s, 1, 0, rpub, sizeof(rpub), &rpub_len, rcert, sizeof(rcert),
@@ -183,7 +183,7 @@ START_TEST(test_foreign_device)
 	rw_provision(other, sim, 1);
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &before), 0);
 	rw_sim_cert(sim, 1, old, sizeof(old), &old_len);
-	rw_serial(old, old_len, old_serial);
+	tu_der_serial_hex(old, old_len, old_serial);
 	if (allow)
 		stu_recipe_edit(w, "allow_foreign_devices: false", "allow_foreign_devices: true");
 

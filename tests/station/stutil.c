@@ -192,33 +192,27 @@ stu_wait(pid_t pid, int timeout_s, struct rusage *ru)
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
-static const char *
-station_exe(void)
-{
-	const char *exe = getenv("STATION_EXE");
-
-	ck_assert_msg(exe && *exe, "STATION_EXE is not set (run through meson test)");
-	return exe;
-}
-
 void
-stu_station_start(stu_ws *w, const char *jig, unsigned count, int json, stu_run *r)
+stu_station_start_jigs(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, int json, stu_run *r)
 {
 	char countbuf[32];
-	char *argv[16];
-	size_t n = 0;
+	char **argv = calloc(2 * njigs + 16, sizeof(*argv));
+	size_t n = 0, i;
 
+	ck_assert_ptr_nonnull(argv);
 	memset(r, 0, sizeof(*r));
 	w->runs++;
 	snprintf(r->out_path, sizeof(r->out_path), "%s/run-%u.out", w->dir, w->runs);
 	snprintf(r->err_path, sizeof(r->err_path), "%s/run-%u.err", w->dir, w->runs);
 	snprintf(countbuf, sizeof(countbuf), "%u", count);
-	argv[n++] = (char *)station_exe();
+	argv[n++] = (char *)tu_station_exe();
 	argv[n++] = (char *)"run";
 	argv[n++] = (char *)"--recipe";
 	argv[n++] = w->recipe;
-	argv[n++] = (char *)"--jig";
-	argv[n++] = (char *)jig;
+	for (i = 0; i < njigs; i++) {
+		argv[n++] = (char *)"--jig";
+		argv[n++] = (char *)jigs[i];
+	}
 	if (count) {
 		argv[n++] = (char *)"--count";
 		argv[n++] = countbuf;
@@ -231,6 +225,13 @@ stu_station_start(stu_ws *w, const char *jig, unsigned count, int json, stu_run 
 	r->json = json;
 	r->start_s = stu_now();
 	r->pid = stu_spawn(argv, r->out_path, r->err_path);
+	free(argv);
+}
+
+void
+stu_station_start(stu_ws *w, const char *jig, unsigned count, int json, stu_run *r)
+{
+	stu_station_start_jigs(w, &jig, 1, count, json, r);
 }
 
 void
@@ -296,7 +297,7 @@ stu_station_cmd(char **out, const char *arg, ...)
 	size_t n = 0;
 	va_list ap;
 
-	argv[n++] = (char *)station_exe();
+	argv[n++] = (char *)tu_station_exe();
 	va_start(ap, arg);
 	for (; arg && n < 31; arg = va_arg(ap, const char *))
 		argv[n++] = (char *)arg;
@@ -515,19 +516,6 @@ stu_cert_der(stu_ws *w, const char *se_serial, size_t *len)
 	return n > 0 ? der : NULL;
 }
 
-/* OpenSSL's spelling (BN_bn2hex, as `openssl x509 -serial`): upper-case
- * hex in whole bytes, how the journal and --json spell serials. */
-static void
-serial_hex(X509 *x, char out[64])
-{
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-	snprintf(out, 64, "%s", hex ? hex : "");
-	OPENSSL_free(hex);
-	BN_free(bn);
-}
-
 void
 stu_check_device_cert(stu_ws *w, jigsim *s, unsigned index, char ***paths, size_t *npaths)
 {
@@ -604,13 +592,3 @@ stu_openssl_verify(stu_ws *w, char **paths, size_t n)
 	free(argv);
 }
 
-void
-stu_cert_serial_of(const uint8_t *der, size_t len, char out[64])
-{
-	const unsigned char *p = der;
-	X509 *x = d2i_X509(NULL, &p, (long)len);
-
-	ck_assert_ptr_nonnull(x);
-	serial_hex(x, out);
-	X509_free(x);
-}

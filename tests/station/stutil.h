@@ -60,6 +60,8 @@ typedef struct stu_run {
  * [--json]` (count 0: no --count).  stu_station_wait collects it; every
  * stdout line must be valid JSON when json is set. */
 void stu_station_start(stu_ws *w, const char *jig, unsigned count, int json, stu_run *r);
+/* The same with one --jig per entry of jigs (a gang run). */
+void stu_station_start_jigs(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, int json, stu_run *r);
 void stu_station_wait(stu_run *r, int timeout_s);
 /* Both in one. */
 void stu_station_run(stu_ws *w, const char *jig, unsigned count, int json, stu_run *r);
@@ -130,9 +132,6 @@ void stu_check_device_cert(stu_ws *w, jigsim *s, unsigned index, char ***paths, 
  * intermediate untrusted. */
 void stu_openssl_verify(stu_ws *w, char **paths, size_t n);
 
-/* The certificate's serial number as the journal spells it, OpenSSL's way:
- * upper-case hex in whole bytes. */
-void stu_cert_serial_of(const uint8_t *der, size_t len, char out[64]);
 
 double stu_now(void);
 void stu_sleep_ms(unsigned ms);

@@ -16,24 +16,11 @@
 static ub_bed *bed; /* a fresh testbed per test (checked fixture) */
 static jigsim *sim;
 
-static jigsim *
-sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
-{
-	jigsim_config c;
-
-	jigsim_config_init(&c);
-	c.id = id;
-	c.devices = devices;
-	c.faults = faults;
-	c.fault_every = every;
-	return ub_sim_new(tu_pki, &c);
-}
-
 static void
 bed_setup(void)
 {
 	bed = ub_bed_new();
-	sim = sim_new(7, 0, 0, 0);
+	sim = ub_sim(7, 0, 0, 0);
 }
 
 static void
@@ -180,7 +167,7 @@ END_TEST
 
 START_TEST(test_two_jigs_need_serial)
 {
-	jigsim *sim2 = sim_new(8, 0, 0, 0);
+	jigsim *sim2 = ub_sim(8, 0, 0, 0);
 	ub_jig *a = ub_jig_add(bed, sim, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
 	ub_jig_stats st;
 	char *out = NULL;
@@ -349,7 +336,7 @@ check_passed(stu_ws *w, jigsim *s, const stu_run *r, const unsigned *passed, siz
 START_TEST(test_run_five)
 {
 	static const unsigned all[] = { 1, 2, 3, 4, 5 };
-	jigsim *s = sim_new(11, 5, 0, 0);
+	jigsim *s = ub_sim(11, 5, 0, 0);
 	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
 	stu_ws *w = stu_ws_new(tu_pki);
 	ub_jig_stats st;
@@ -378,7 +365,7 @@ END_TEST
  * names the command, the jig and the timeout, and nothing was signed. */
 START_TEST(test_run_timeout)
 {
-	jigsim *s = sim_new(12, 5, 0, 0);
+	jigsim *s = ub_sim(12, 5, 0, 0);
 	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
 	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim_device_info info;
@@ -414,7 +401,7 @@ END_TEST
 START_TEST(test_run_unplug_and_return)
 {
 	static const unsigned ok[] = { 1, 3 };
-	jigsim *s = sim_new(13, 3, JIGSIM_F_DISCONNECT, 2);
+	jigsim *s = ub_sim(13, 3, JIGSIM_F_DISCONNECT, 2);
 	ub_jig *jig = ub_jig_add(bed, s, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
 	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim_device_info info;

@@ -20,24 +20,11 @@ static ub_bed *bed; /* a fresh testbed per test (checked fixture) */
 static jigsim *sim;
 static ub_serial *line;
 
-static jigsim *
-sim_new(unsigned id, unsigned devices, unsigned faults, unsigned every)
-{
-	jigsim_config c;
-
-	jigsim_config_init(&c);
-	c.id = id;
-	c.devices = devices;
-	c.faults = faults;
-	c.fault_every = every;
-	return ub_sim_new(tu_pki, &c);
-}
-
 static void
 bed_setup(void)
 {
 	bed = ub_bed_new();
-	sim = sim_new(7, 5, 0, 0); /* a panel of five for the provisioning runs */
+	sim = ub_sim(7, 5, 0, 0); /* a panel of five for the provisioning runs */
 	line = ub_serial_add(bed, sim);
 }
 

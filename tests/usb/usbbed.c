@@ -1070,3 +1070,16 @@ ub_assert_has(const char *out, const char *want)
 {
 	ck_assert_msg(out && strstr(out, want), "\"%s\" not in:\n%s", want, out ? out : "(null)");
 }
+
+jigsim *
+ub_sim(unsigned id, unsigned devices, unsigned faults, unsigned every)
+{
+	jigsim_config c;
+
+	jigsim_config_init(&c);
+	c.id = id;
+	c.devices = devices;
+	c.faults = faults;
+	c.fault_every = every;
+	return ub_sim_new(tu_pki, &c);
+}

@@ -86,6 +86,9 @@ void ub_serial_get_stats(ub_serial *p, ub_serial_stats *s);
 /* A jigsim with `base` (NULL: jigsim_config_init's defaults) and the test
  * PKI in `pki` (tu_make_pki): its SE vendor CA and the token's tool key. */
 jigsim *ub_sim_new(const char *pki, const jigsim_config *base);
+/* The same with the binary's test PKI (tu_pki): jig `id`, a panel of
+ * `devices` (0: endless), faults every `every`th device. */
+jigsim *ub_sim(unsigned id, unsigned devices, unsigned faults, unsigned every);
 /* Wait (bounded; the test fails after timeout_s) until `want` is in the
  * file, or until the jig has been unplugged n times. */
 void ub_wait_file_has(const char *path, const char *want, int timeout_s);

@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+
 #include "testutil.h"
 
 char *
@@ -215,6 +218,38 @@ tu_make_pki(void)
 	free(out);
 	free(script);
 	return dir;
+}
+
+const char *
+tu_station_exe(void)
+{
+	const char *exe = getenv("STATION_EXE");
+
+	ck_assert_msg(exe && *exe, "STATION_EXE is not set (run through meson test)");
+	return exe;
+}
+
+void
+tu_cert_serial_hex(const X509 *x, char out[TU_SERIAL_HEX_MAX])
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+	ck_assert_ptr_nonnull(hex);
+	snprintf(out, TU_SERIAL_HEX_MAX, "%s", hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+void
+tu_der_serial_hex(const uint8_t *der, size_t len, char out[TU_SERIAL_HEX_MAX])
+{
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+
+	ck_assert_msg(x != NULL, "not a DER certificate (%zu bytes)", len);
+	tu_cert_serial_hex(x, out);
+	X509_free(x);
 }
 
 char *tu_pki;

@@ -4,9 +4,11 @@
 #define TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <check.h>
+#include <openssl/x509.h>
 
 #include "st.h"
 
@@ -39,6 +41,15 @@ char *tu_make_pki(void);
 extern char *tu_pki;
 void tu_pki_setup(void);
 void tu_pki_teardown(void);
+/* The station program under test ($STATION_EXE, set by meson test); fails
+ * the test when it is not set. */
+const char *tu_station_exe(void);
+/* A certificate's serial as the journal and --json spell it, OpenSSL's
+ * way (BN_bn2hex, `openssl x509 -serial`): upper-case hex in whole bytes.  The DER form fails the test
+ * when der is not a certificate. */
+#define TU_SERIAL_HEX_MAX 64
+void tu_cert_serial_hex(const X509 *x, char out[TU_SERIAL_HEX_MAX]);
+void tu_der_serial_hex(const uint8_t *der, size_t len, char out[TU_SERIAL_HEX_MAX]);
 /* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
 char *tu_slurp(const char *path, size_t *len);
 /* ---- benchmarks ---- */
