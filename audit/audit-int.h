@@ -4,7 +4,6 @@
 
 #include "audit.h"
 
-#define AUDIT_NAME_MAX 64
 #define AUDIT_BATCH_FILE_MAX (1024u << 20) /* a batch file larger than this is refused */
 #define AUDIT_LOCK_FILE "journal.lock"
 #define AUDIT_MANIFEST "manifest.json"
@@ -64,7 +63,6 @@ int audit_record_encode(const struct audit_head *h, uint64_t seq, const uint8_t 
 void audit_time_now(char out[32]);
 
 /* "batch-000001.jsonl" into out. */
-void audit_batch_name(unsigned n, char out[AUDIT_NAME_MAX]);
 /* The batch number of a batch file name, 0 when name is not one. */
 unsigned audit_batch_number(const char *name);
 /* Batch numbers present in dir, sorted; *nums malloc'd. */

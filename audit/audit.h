@@ -28,6 +28,11 @@
 
 #define AUDIT_FORMAT_VERSION 1
 #define AUDIT_RECORD_MAX 65536 /* bytes in one record line, newline included */
+#define AUDIT_NAME_MAX 64       /* a batch or seal file name, NUL included */
+#define AUDIT_SEAL_SUFFIX ".p7s" /* a batch's seal: its file name + this */
+
+/* The file name of batch n: "batch-000042.jsonl".  Only libaudit spells it. */
+void audit_batch_name(unsigned n, char out[AUDIT_NAME_MAX]);
 
 /* Steps the library writes itself. */
 #define AUDIT_STEP_BATCH_CLOSE "batch-close"     /* last record of every closed batch */

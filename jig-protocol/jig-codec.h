@@ -89,6 +89,10 @@ const char *jig_error_name(uint16_t code);    /* "NO_DUT" */
 const char *jig_lifecycle_name(uint8_t lc);   /* "factory" */
 /* 1 if type is a request, response or error type this version defines. */
 int jig_type_known(uint8_t type);
+/* An SE firmware version (major << 24 | minor << 16 | patch, PROTOCOL.md
+ * section 4) as the operator reads it: "major.minor.patch". */
+#define JIG_FW_TEXT_MAX sizeof("255.255.65535")
+void jig_fw_format(uint32_t fw, char out[JIG_FW_TEXT_MAX]);
 
 /* ---- frames (frame.c) ------------------------------------------------- */
 

@@ -72,6 +72,12 @@ jig_lifecycle_name(uint8_t lc)
 	}
 }
 
+void
+jig_fw_format(uint32_t fw, char out[JIG_FW_TEXT_MAX])
+{
+	snprintf(out, JIG_FW_TEXT_MAX, "%u.%u.%u", fw >> 24, (fw >> 16) & 0xff, fw & 0xffff);
+}
+
 int
 jig_type_known(uint8_t type)
 {

@@ -11,37 +11,11 @@
 #include <openssl/pem.h>
 
 #include "audit.h"
+#include "cli.h"
 #include "cms.h"
 #include "commands.h"
 #include "hsm.h"
 #include "recipe.h"
-
-static void
-print_recipe_errors(const recipe_errors *errs)
-{
-	size_t i;
-
-	for (i = 0; i < recipe_errors_count(errs); i++)
-		fprintf(stderr, "%s\n", recipe_errors_get(errs, i));
-}
-
-static recipe *
-load_recipe(const char *path, const char *cmd)
-{
-	recipe_errors *errs = recipe_errors_new();
-	recipe *r = NULL;
-
-	if (!errs) {
-		fprintf(stderr, "station audit %s: out of memory\n", cmd);
-		return NULL;
-	}
-	if (!(r = recipe_load(path, NULL, errs))) {
-		print_recipe_errors(errs);
-		fprintf(stderr, "station audit %s: %s: fix the recipe first ('station recipe check %s')\n", cmd, path, path);
-	}
-	recipe_errors_free(errs);
-	return r;
-}
 
 static int
 exists(const char *dir, const char *name)
@@ -117,7 +91,7 @@ cmd_seal(int argc, char **argv)
 	audit_journal *j = NULL;
 	audit_status before, after;
 	unsigned *pending = NULL, n_pending = 0, i, n;
-	char subject[512], name[64];
+	char subject[512], name[AUDIT_NAME_MAX];
 	st_err err;
 	int c, ret = EXIT_USAGE;
 
@@ -142,7 +116,7 @@ cmd_seal(int argc, char **argv)
 		seal_usage(stderr);
 		goto out;
 	}
-	if (recipe_path && !(r = load_recipe(recipe_path, "seal")))
+	if (recipe_path && !(r = cli_recipe_load("audit seal", recipe_path)))
 		goto out;
 	memset(&cfg, 0, sizeof(cfg));
 	if (r) {
@@ -181,10 +155,10 @@ cmd_seal(int argc, char **argv)
 	for (n = 1;; n++) {
 		unsigned *np;
 
-		snprintf(name, sizeof(name), "batch-%06u.jsonl", n);
+		audit_batch_name(n, name);
 		if (!exists(dir, name))
 			break;
-		strcat(name, ".p7s");
+		strcat(name, AUDIT_SEAL_SUFFIX);
 		if (exists(dir, name))
 			continue;
 		if (!(np = realloc(pending, (n_pending + 1) * sizeof(*np)))) {
@@ -221,13 +195,16 @@ cmd_seal(int argc, char **argv)
 	audit_get_status(j, &after);
 	st_x509_subject(cert, subject, sizeof(subject));
 	if (after.batch != before.batch) {
-		snprintf(name, sizeof(name), "batch-%06u.jsonl", before.batch);
+		audit_batch_name(before.batch, name);
 		printf("%s: closed %s on demand\n", dir, name);
 	}
 	for (i = 0; i < n_pending; i++) {
-		snprintf(name, sizeof(name), "batch-%06u.jsonl.p7s", pending[i]);
-		if (exists(dir, name))
-			printf("%s: sealed batch-%06u.jsonl\n", dir, pending[i]);
+		char seal[AUDIT_NAME_MAX + sizeof(AUDIT_SEAL_SUFFIX)];
+
+		audit_batch_name(pending[i], name);
+		snprintf(seal, sizeof(seal), "%s%s", name, AUDIT_SEAL_SUFFIX);
+		if (exists(dir, seal))
+			printf("%s: sealed %s\n", dir, name);
 	}
 	if (after.batch > 1)
 		printf("%s: all %u closed batches are sealed by %s (last record seq %llu)\n", dir, after.batch - 1, subject,
@@ -295,7 +272,7 @@ cmd_export(int argc, char **argv)
 		export_usage(stderr);
 		goto out;
 	}
-	if (recipe_path && !(r = load_recipe(recipe_path, "export")))
+	if (recipe_path && !(r = cli_recipe_load("audit export", recipe_path)))
 		goto out;
 	if (!dir)
 		dir = r->audit.dir;

@@ -10,6 +10,7 @@
 
 #include <openssl/x509.h>
 
+#include "cli.h"
 #include "cms.h"
 #include "commands.h"
 #include "hsm.h"
@@ -141,7 +142,6 @@ cmd_check(int argc, char **argv)
 	hsm_pin_source pin = { HSM_PIN_ENV, NULL };
 	int pin_given = 0, c, ret = EXIT_USAGE;
 	unsigned pin_state;
-	recipe_errors *errs = NULL;
 	recipe *r = NULL;
 	hsm_ctx *ctx = NULL;
 	char desc[512];
@@ -193,15 +193,8 @@ cmd_check(int argc, char **argv)
 	}
 
 	if (recipe_path) {
-		errs = recipe_errors_new();
-		if (!errs || !(r = recipe_load(recipe_path, NULL, errs))) {
-			size_t n = errs ? recipe_errors_count(errs) : 0;
-
-			for (i = 0; i < n; i++)
-				fprintf(stderr, "%s\n", recipe_errors_get(errs, i));
-			fprintf(stderr, "station hsm check: recipe %s has %zu error%s\n", recipe_path, n, n == 1 ? "" : "s");
+		if (!(r = cli_recipe_load("hsm check", recipe_path)))
 			goto out;
-		}
 		if (!module)
 			module = r->hsm.module;
 		if (!token)
@@ -269,7 +262,6 @@ cmd_check(int argc, char **argv)
 out:
 	hsm_close(ctx);
 	recipe_free(r);
-	recipe_errors_free(errs);
 	return ret;
 }
 

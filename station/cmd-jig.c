@@ -6,6 +6,7 @@
 
 #include <openssl/x509.h>
 
+#include "cli.h"
 #include "cms.h"
 #include "commands.h"
 #include "recipe.h"
@@ -80,12 +81,6 @@ attest_subject(const jig_se_info *si, char *buf, size_t len)
 	X509_free(x);
 }
 
-static void
-fw_text(uint32_t fw, char *buf, size_t len)
-{
-	snprintf(buf, len, "%u.%u.%u", fw >> 24, (fw >> 16) & 0xff, fw & 0xffff);
-}
-
 /* What the operator should do, by error kind. */
 static const char *
 hint(const st_err *err)
@@ -137,7 +132,7 @@ print_text(const char *uri, const jig_msg *hello, const jig_msg *dut, const jig_
 	    dut->u.dut.present ? (dut->u.dut.powered ? " (powered)" : " (not powered)") : "");
 	if (!si)
 		return;
-	fw_text(si->firmware, fw, sizeof(fw));
+	jig_fw_format(si->firmware, fw);
 	attest_subject(si, subj, sizeof(subj));
 	printf("SE serial     %s\n", si->serial);
 	printf("SE model      %s\n", si->model);
@@ -166,7 +161,7 @@ print_json(const char *uri, const jig_msg *hello, const jig_msg *dut, const jig_
 	printf("],\"dut_present\":%s,\"dut_powered\":%s", dut->u.dut.present ? "true" : "false",
 	    dut->u.dut.powered ? "true" : "false");
 	if (si) {
-		fw_text(si->firmware, fw, sizeof(fw));
+		jig_fw_format(si->firmware, fw);
 		attest_subject(si, subj, sizeof(subj));
 		printf(",\"se\":{\"serial\":");
 		json_str(stdout, si->serial);
@@ -371,17 +366,12 @@ cmd_list(int argc, char **argv)
 			break;
 		}
 		case 'r': {
-			recipe_errors *errs = recipe_errors_new();
-			recipe *r = recipe_load(optarg, NULL, errs);
+			recipe *r = cli_recipe_load("jig list", optarg);
 			int bad = !r;
 
-			if (!r)
-				fprintf(stderr, "station jig list: --recipe %s: %s (see 'station recipe check')\n", optarg,
-				    errs && recipe_errors_count(errs) ? recipe_errors_get(errs, 0) : "cannot load");
-			else if (r->jig.uri && strncmp(r->jig.uri, "usb:", 4) == 0)
+			if (r && r->jig.uri && strncmp(r->jig.uri, "usb:", 4) == 0)
 				bad = add_usb_id(ids, &nids, sizeof(ids) / sizeof(ids[0]) / 2, r->jig.uri, "the recipe's jig.uri", 1) < 0;
 			recipe_free(r);
-			recipe_errors_free(errs);
 			if (bad)
 				return EXIT_USAGE;
 			break;

@@ -9,18 +9,19 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "cli.h"
 #include "cms.h"
 #include "commands.h"
 #include "hsm.h"
+#include "jig-codec.h"
 #include "recipe.h"
 
 static void
 print_errors(const recipe_errors *errs)
 {
-	size_t i, n = recipe_errors_count(errs);
+	size_t n = recipe_errors_count(errs);
 
-	for (i = 0; i < n; i++)
-		fprintf(stderr, "%s\n", recipe_errors_get(errs, i));
+	cli_recipe_errors_print(errs);
 	fprintf(stderr, "%zu error%s\n", n, n == 1 ? "" : "s");
 }
 
@@ -41,6 +42,7 @@ base_name(const char *path)
 static void
 print_summary(const recipe *r, const char *sig_status)
 {
+	char fw[JIG_FW_TEXT_MAX];
 	size_t i;
 	int k, n = 0;
 
@@ -56,8 +58,8 @@ print_summary(const recipe *r, const char *sig_status)
 	printf("\nse           models ");
 	for (i = 0; i < r->se.n_models; i++)
 		printf("%s%s", i ? ", " : "", r->se.models[i]);
-	printf("; firmware >= %u.%u.%u; lifecycle factory; key slot %d, %s\n", r->se.min_firmware >> 24,
-	    (r->se.min_firmware >> 16) & 0xff, r->se.min_firmware & 0xffff, r->se.key_slot, alg_name(r->se.key_alg));
+	jig_fw_format(r->se.min_firmware, fw);
+	printf("; firmware >= %s; lifecycle factory; key slot %d, %s\n", fw, r->se.key_slot, alg_name(r->se.key_alg));
 	printf("se vendor    %s\n", r->se.vendor_root);
 	printf("hsm          token \"%s\" via %s; PIN from %s %s\n", r->hsm.token, r->hsm.module,
 	    r->hsm.pin_source == RECIPE_PIN_FILE ? "file" : "environment",

@@ -455,7 +455,7 @@ open_journal(station *st, int with_signer, st_err *err)
 	if (!(st->index = devindex_new()))
 		return st_err_set(err, ST_E_NOMEM, "out of memory");
 	audit_get_status(st->journal, &s);
-	snprintf(rb.batch, sizeof(rb.batch), "batch-%06u.jsonl", s.batch);
+	audit_batch_name(s.batch, rb.batch);
 	if (audit_scan(r->audit.dir, on_record, &rb, err) != 0)
 		return st_err_prefix(err, "audit journal %s", r->audit.dir);
 	st->issued_batch_no = s.batch;

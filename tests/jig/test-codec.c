@@ -201,6 +201,12 @@ END_TEST
 
 START_TEST(test_names)
 {
+	char fw[JIG_FW_TEXT_MAX];
+
+	jig_fw_format(0x01020003, fw);
+	ck_assert_str_eq(fw, "1.2.3");
+	jig_fw_format(0xffffffff, fw);
+	ck_assert_str_eq(fw, "255.255.65535");
 	ck_assert_str_eq(jig_cmd_name(JIG_CMD_KEYGEN), "KEYGEN");
 	ck_assert_str_eq(jig_cmd_name(JIG_CMD_RETIRE), "RETIRE");
 	ck_assert_str_eq(jig_cmd_name(0x42), "0x42");
