@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <check.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -119,6 +120,25 @@ make_csr(EVP_PKEY *key, const char *serial, int sha1, jig_blob *out)
 	X509_REQ_free(req);
 }
 
+/* A P-256 key whose encoding carries the curve's parameters, not its name. */
+static EVP_PKEY *
+explicit_p256(void)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	OSSL_PARAM params[3];
+	EVP_PKEY *key = NULL;
+
+	ck_assert_ptr_nonnull(ctx);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"P-256", 0);
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, (char *)OSSL_PKEY_EC_ENCODING_EXPLICIT, 0);
+	params[2] = OSSL_PARAM_construct_end();
+	ck_assert_int_eq(EVP_PKEY_keygen_init(ctx), 1);
+	ck_assert_int_eq(EVP_PKEY_CTX_set_params(ctx, params), 1);
+	ck_assert_int_eq(EVP_PKEY_generate(ctx, &key), 1);
+	EVP_PKEY_CTX_free(ctx);
+	return key;
+}
+
 /* own_keys: the liar answers these itself, jigsim never sees them. */
 static int
 answer_slot(liar *l, const jig_msg *req, jig_msg *m)
@@ -158,7 +178,8 @@ lie(liar *l, const jig_msg *req, jig_msg *m)
 			l->leaf = l->lies.shared_key;
 		} else if (!l->leaf || l->new_key) {
 			EVP_PKEY_free(l->leaf);
-			ck_assert_ptr_nonnull(l->leaf = EVP_EC_gen("P-256"));
+			l->leaf = l->lies.explicit_key ? explicit_p256() : EVP_EC_gen("P-256");
+			ck_assert_ptr_nonnull(l->leaf);
 		}
 		l->new_key = 0;
 		spki(l->leaf, &m->u.pubkey);

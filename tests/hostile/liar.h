@@ -29,6 +29,7 @@ typedef struct liar_lies {
 	int reuse_key;            /* after RETIRE, KEYGEN answers the retired key again */
 	EVP_PKEY *shared_key;     /* every KEYGEN answers this key (not owned) */
 	int csr_sha1;             /* the CSR is signed ecdsa-with-SHA1 */
+	int explicit_key;         /* KEYGEN answers a P-256 key with explicit curve parameters */
 	/* Bytes no encoder would write (patched into the encoded payload):
 	 * the SE serial of every SE_INFO; the attestation certificate's
 	 * subject serialNumber (UTF-8, e.g. with ESC); the text of an ERROR
