@@ -2,6 +2,8 @@
 #ifndef AUDIT_INT_H
 #define AUDIT_INT_H
 
+#include <pthread.h>
+
 #include "audit.h"
 
 #define AUDIT_BATCH_FILE_MAX (1024u << 20) /* a batch file larger than this is refused */
@@ -62,7 +64,6 @@ int audit_record_encode(const struct audit_head *h, uint64_t seq, const uint8_t 
 /* "2026-11-21T09:43:30.123Z" (UTC, milliseconds). */
 void audit_time_now(char out[32]);
 
-/* "batch-000001.jsonl" into out. */
 /* The batch number of a batch file name, 0 when name is not one. */
 unsigned audit_batch_number(const char *name);
 /* Batch numbers present in dir, sorted; *nums malloc'd. */
@@ -70,5 +71,49 @@ int audit_batch_list(const char *dir, unsigned **nums, size_t *n, st_err *err);
 /* dir/name into a malloc'd string (NULL when out of memory). */
 char *audit_path(const char *dir, const char *name);
 int audit_is_hex(const char *s, size_t len);
+
+/* ---- the journal: journal.c writes, journal-open.c opens and recovers ---- */
+
+struct audit_journal {
+	char *dir;
+	int dirfd, lockfd;
+	int fd; /* the open batch file; -1: the next append starts batch `batch` */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+
+	struct audit_head head;
+	char *station, *operator_name, *recipe; /* owned strings behind head */
+	unsigned batch_max;
+	const audit_signer *signer;
+
+	unsigned batch;   /* number of the open batch (or the next one when fd < 0) */
+	unsigned devices; /* terminal records in it */
+	unsigned records; /* records in it */
+	uint64_t next_seq;
+	uint8_t prev[32];
+
+	uint64_t written, durable; /* highest seq written / covered by an fdatasync */
+	int syncing, rotating;
+	int broken;
+	st_err broken_err;
+
+	uint64_t syncs, appends;
+	unsigned unsealed;
+	audit_status recovery;
+};
+
+/* What both halves of the journal use; "_locked": with j->mu held. */
+int audit_exists_at(int dirfd, const char *name);
+/* Batch num of j's folder into *buf (malloc'd). */
+int audit_read_batch(audit_journal *j, unsigned num, uint8_t **buf, size_t *len, st_err *err);
+/* Seal every closed batch that has no seal yet. */
+int audit_seal_pending_locked(audit_journal *j, st_err *err);
+/* Encode and write one record at the end of the open batch (not yet durable). */
+int audit_write_record_locked(audit_journal *j, const audit_event *ev, uint64_t *seq, st_err *err);
+/* Make everything written durable now. */
+int audit_sync_now_locked(audit_journal *j, st_err *err);
+/* Close the open batch with its batch-close record, make it durable, and
+ * seal it when a signer is set (a sealing failure goes to seal_err). */
+int audit_close_batch_locked(audit_journal *j, const char *reason, st_err *seal_err, st_err *err);
 
 #endif

@@ -1,5 +1,5 @@
 /* The journal writer: durable appends with group commit, batch rotation and
- * sealing, and recovery of a torn tail at open.
+ * sealing.  Opening a journal and recovering a torn tail: journal-open.c.
  *
  * Group commit: an appender writes its line under the mutex, then waits
  * until an fdatasync that started after its write has finished.  The first
@@ -7,49 +7,17 @@
  * calls fdatasync, and on return marks everything written before it started
  * as durable and wakes the others.  Writers arriving during a sync write
  * their lines and the next leader covers them all with one call. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit-int.h"
 #include "cms.h"
-
-struct audit_journal {
-	char *dir;
-	int dirfd, lockfd;
-	int fd; /* the open batch file; -1: the next append starts batch `batch` */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-
-	struct audit_head head;
-	char *station, *operator_name, *recipe; /* owned strings behind head */
-	unsigned batch_max;
-	const audit_signer *signer;
-
-	unsigned batch;   /* number of the open batch (or the next one when fd < 0) */
-	unsigned devices; /* terminal records in it */
-	unsigned records; /* records in it */
-	uint64_t next_seq;
-	uint8_t prev[32];
-
-	uint64_t written, durable; /* highest seq written / covered by an fdatasync */
-	int syncing, rotating;
-	int broken;
-	st_err broken_err;
-
-	uint64_t syncs, appends;
-	unsigned unsealed;
-	audit_status recovery;
-};
 
 /* ---- small file helpers ------------------------------------------------ */
 
@@ -71,16 +39,16 @@ write_all(int fd, const void *p, size_t len)
 	return 0;
 }
 
-static int
-exists_at(int dirfd, const char *name)
+int
+audit_exists_at(int dirfd, const char *name)
 {
 	struct stat st;
 
 	return fstatat(dirfd, name, &st, 0) == 0;
 }
 
-static int
-read_batch(audit_journal *j, unsigned num, uint8_t **buf, size_t *len, st_err *err)
+int
+audit_read_batch(audit_journal *j, unsigned num, uint8_t **buf, size_t *len, st_err *err)
 {
 	char name[AUDIT_NAME_MAX], *path;
 	int ret;
@@ -105,7 +73,7 @@ seal_batch(audit_journal *j, unsigned num, st_err *err)
 
 	audit_batch_name(num, name);
 	snprintf(seal, sizeof(seal), "%s.p7s", name);
-	if (read_batch(j, num, &buf, &len, err) < 0)
+	if (audit_read_batch(j, num, &buf, &len, err) < 0)
 		goto out;
 	if (st_cms_sign(j->signer->key, j->signer->cert, j->signer->chain, buf, len, &der, &der_len, err) < 0)
 		goto out;
@@ -127,8 +95,8 @@ out:
 }
 
 /* Seal every closed batch that has no seal yet. */
-static int
-seal_pending_locked(audit_journal *j, st_err *err)
+int
+audit_seal_pending_locked(audit_journal *j, st_err *err)
 {
 	unsigned n;
 
@@ -137,7 +105,7 @@ seal_pending_locked(audit_journal *j, st_err *err)
 
 		audit_batch_name(n, seal);
 		strcat(seal, ".p7s");
-		if (exists_at(j->dirfd, seal))
+		if (audit_exists_at(j->dirfd, seal))
 			continue;
 		if (seal_batch(j, n, err) < 0)
 			return -1;
@@ -186,8 +154,8 @@ create_batch_locked(audit_journal *j, st_err *err)
 }
 
 /* Encode and write one record at the end of the open batch (not yet durable). */
-static int
-write_record_locked(audit_journal *j, const audit_event *ev, uint64_t *seq, st_err *err)
+int
+audit_write_record_locked(audit_journal *j, const audit_event *ev, uint64_t *seq, st_err *err)
 {
 	char *line = NULL;
 	size_t len = 0;
@@ -250,8 +218,8 @@ wait_durable_locked(audit_journal *j, uint64_t seq, st_err *err)
 
 /* Make everything written durable now, holding the mutex throughout
  * (after any running leader has finished). */
-static int
-sync_now_locked(audit_journal *j, st_err *err)
+int
+audit_sync_now_locked(audit_journal *j, st_err *err)
 {
 	while (j->syncing)
 		pthread_cond_wait(&j->cv, &j->mu);
@@ -270,8 +238,8 @@ sync_now_locked(audit_journal *j, st_err *err)
 /* Close the open batch with its batch-close record, make it durable, and
  * seal it when a signer is set.  A sealing failure is recorded in the next
  * batch and reported through seal_err (the batch stays closed, unsealed). */
-static int
-close_batch_locked(audit_journal *j, const char *reason, st_err *seal_err, st_err *err)
+int
+audit_close_batch_locked(audit_journal *j, const char *reason, st_err *seal_err, st_err *err)
 {
 	char name[AUDIT_NAME_MAX];
 	json_t *details = NULL;
@@ -288,7 +256,7 @@ close_batch_locked(audit_journal *j, const char *reason, st_err *seal_err, st_er
 		goto out;
 	}
 	ev.details = details;
-	if (write_record_locked(j, &ev, &seq, err) < 0 || sync_now_locked(j, err) < 0)
+	if (audit_write_record_locked(j, &ev, &seq, err) < 0 || audit_sync_now_locked(j, err) < 0)
 		goto out;
 	close(j->fd);
 	j->fd = -1;
@@ -314,7 +282,7 @@ close_batch_locked(audit_journal *j, const char *reason, st_err *seal_err, st_er
 				goto out;
 			}
 			fe.details = details;
-			if (write_record_locked(j, &fe, &seq, err) < 0 || sync_now_locked(j, err) < 0)
+			if (audit_write_record_locked(j, &fe, &seq, err) < 0 || audit_sync_now_locked(j, err) < 0)
 				goto out;
 		}
 	}
@@ -335,13 +303,13 @@ audit_append(audit_journal *j, const audit_event *ev, uint64_t *seq_out, st_err 
 	pthread_mutex_lock(&j->mu);
 	while (j->rotating)
 		pthread_cond_wait(&j->cv, &j->mu);
-	if (write_record_locked(j, ev, &seq, err) < 0)
+	if (audit_write_record_locked(j, ev, &seq, err) < 0)
 		goto out;
 	if (j->batch_max && j->devices >= j->batch_max && audit_is_terminal(ev->device, ev->step, ev->result)) {
 		st_err serr;
 
 		st_err_clear(&serr);
-		if (close_batch_locked(j, "count", &serr, err) < 0) {
+		if (audit_close_batch_locked(j, "count", &serr, err) < 0) {
 			/* The batch-close record made this one durable; what failed came
 			 * after it (the seal, or the record of its failure): say so. */
 			if (j->durable >= seq) {
@@ -389,14 +357,14 @@ audit_seal_now(audit_journal *j, st_err *err)
 	while (j->rotating)
 		pthread_cond_wait(&j->cv, &j->mu);
 	if (j->fd >= 0 && j->records > 0) {
-		if (close_batch_locked(j, "on-demand", &serr, err) < 0)
+		if (audit_close_batch_locked(j, "on-demand", &serr, err) < 0)
 			goto out;
 		if (serr.code != ST_OK) {
 			*err = serr;
 			goto out;
 		}
 	}
-	if (seal_pending_locked(j, err) < 0)
+	if (audit_seal_pending_locked(j, err) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -418,411 +386,6 @@ audit_get_status(audit_journal *j, audit_status *st)
 	pthread_mutex_unlock(&j->mu);
 }
 
-/* ---- opening ------------------------------------------------------------- */
-
-struct open_scan {
-	char **quarantined; /* quarantine files named by journal-recovered records */
-	size_t n;
-};
-
-static int
-add_name(struct open_scan *s, const char *name)
-{
-	char **nq;
-
-	if (!(nq = realloc(s->quarantined, (s->n + 1) * sizeof(*nq))))
-		return -1;
-	s->quarantined = nq;
-	if (!(s->quarantined[s->n] = strdup(name)))
-		return -1;
-	s->n++;
-	return 0;
-}
-
-static int
-collect_recovered(const audit_record *rec, void *ctx)
-{
-	json_t *q;
-
-	if (strcmp(rec->step, AUDIT_STEP_RECOVERED) != 0)
-		return 0;
-	q = json_object_get(rec->details, "quarantine");
-	return json_is_string(q) ? add_name(ctx, json_string_value(q)) : 0;
-}
-
-static void
-open_scan_clear(struct open_scan *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		free(s->quarantined[i]);
-	free(s->quarantined);
-	memset(s, 0, sizeof(*s));
-}
-
-static int
-set_head(audit_journal *j, const char *station, const char *op, const char *recipe, st_err *err)
-{
-	free(j->station);
-	free(j->operator_name);
-	free(j->recipe);
-	j->station = strdup(station);
-	j->operator_name = strdup(op ? op : "");
-	j->recipe = strdup(recipe ? recipe : "");
-	if (!j->station || !j->operator_name || !j->recipe)
-		return st_err_set(err, ST_E_NOMEM, "out of memory");
-	j->head.station = j->station;
-	j->head.operator_name = j->operator_name;
-	j->head.recipe = j->recipe;
-	return 0;
-}
-
-/* Write the tail [off, len) of batch `name` to a quarantine file next to
- * it; the name is returned in qname.  A quarantine file left by an earlier
- * interrupted recovery with the same bytes is reused. */
-static int
-quarantine_tail(audit_journal *j, const char *name, const uint8_t *tail, size_t tail_len, uint64_t off,
-    char *qname, size_t qname_len, st_err *err)
-{
-	char *path = NULL;
-	int i, ret = -1;
-
-	for (i = 0; i < 100; i++) {
-		uint8_t *old = NULL;
-		size_t old_len = 0;
-		int same;
-
-		if (i == 0)
-			snprintf(qname, qname_len, "%s.quarantine-%" PRIu64, name, off);
-		else
-			snprintf(qname, qname_len, "%s.quarantine-%" PRIu64 ".%d", name, off, i);
-		free(path);
-		if (!(path = audit_path(j->dir, qname))) {
-			st_err_set(err, ST_E_NOMEM, "out of memory");
-			goto out;
-		}
-		if (st_file_read(path, AUDIT_BATCH_FILE_MAX, &old, &old_len, NULL) < 0)
-			break; /* free name */
-		same = old_len == tail_len && memcmp(old, tail, tail_len) == 0;
-		free(old);
-		if (same) {
-			ret = 0;
-			goto out;
-		}
-	}
-	if (i == 100) {
-		st_err_set(err, ST_E_STATE, "%s/%s: too many quarantine files at offset %" PRIu64, j->dir, name, off);
-		goto out;
-	}
-	ret = st_file_write_atomic(path, tail, tail_len, 0644, err);
-out:
-	free(path);
-	return ret;
-}
-
-static int
-append_recovered_locked(audit_journal *j, const char *batch, uint64_t off, uint64_t bytes, const char *qname,
-    const char *problem, st_err *err)
-{
-	json_t *details = json_pack("{s:s, s:I, s:I, s:s, s:s}", "batch", batch, "offset", (json_int_t)off, "bytes",
-	    (json_int_t)bytes, "quarantine", qname, "problem", problem);
-	audit_event ev = { NULL, NULL, AUDIT_STEP_RECOVERED, AUDIT_RESULT_INFO, details, 0 };
-	uint64_t seq;
-	int ret;
-
-	if (!details)
-		return st_err_set(err, ST_E_NOMEM, "out of memory");
-	ret = write_record_locked(j, &ev, &seq, err) < 0 ? -1 : sync_now_locked(j, err);
-	json_decref(details);
-	return ret;
-}
-
-/* Quarantine files of batch `name` that no journal-recovered record names:
- * an earlier recovery was interrupted after moving the tail; record it now. */
-static int
-record_orphans_locked(audit_journal *j, const char *name, struct open_scan *s, st_err *err)
-{
-	char prefix[AUDIT_NAME_MAX + 16];
-	struct dirent **list = NULL;
-	int i, n, ret = 0;
-
-	snprintf(prefix, sizeof(prefix), "%s.quarantine-", name);
-	if ((n = scandir(j->dir, &list, NULL, alphasort)) < 0)
-		return st_err_errno(err, ST_E_IO, errno, "audit journal: list %s", j->dir);
-	for (i = 0; i < n; i++) {
-		const char *q = list[i]->d_name;
-		size_t k;
-		struct stat st;
-
-		if (ret < 0 || strncmp(q, prefix, strlen(prefix)) != 0 || strstr(q, ".tmp."))
-			continue;
-		for (k = 0; k < s->n; k++)
-			if (strcmp(s->quarantined[k], q) == 0)
-				break;
-		if (k < s->n)
-			continue;
-		if (fstatat(j->dirfd, q, &st, 0) < 0)
-			continue;
-		ret = append_recovered_locked(j, name, strtoull(q + strlen(prefix), NULL, 10), (uint64_t)st.st_size, q,
-		    "quarantined by an interrupted recovery; recorded at the next open", err);
-	}
-	for (i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
-	return ret;
-}
-
-/* Check the open (last) batch; quarantine a torn tail. */
-static int
-open_last_batch(audit_journal *j, unsigned num, struct audit_chain *c, struct open_scan *s, json_t **last,
-    st_err *err)
-{
-	char name[AUDIT_NAME_MAX], qname[128];
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	struct audit_walk w;
-	int fd = -1, ret = -1;
-
-	memset(&w, 0, sizeof(w));
-	audit_batch_name(num, name);
-	if (read_batch(j, num, &buf, &len, err) < 0)
-		goto out;
-	if (audit_walk_batch(name, buf, len, c, &w, collect_recovered, s) != 0) {
-		st_err_set(err, ST_E_NOMEM, "out of memory");
-		goto out;
-	}
-	if ((fd = openat(j->dirfd, name, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0) {
-		st_err_errno(err, ST_E_IO, errno, "%s/%s: open for appending", j->dir, name);
-		goto out;
-	}
-	if (w.bad) {
-		if (audit_good_record_after(buf, len, w.bad_offset)) {
-			st_err_set(err, ST_E_VERIFY,
-			    "%s/%s: damaged before its end, not a torn tail (records follow the damage): %s; "
-			    "nothing was changed: check it with 'station audit verify %s' and call engineering",
-			    j->dir, name, w.msg, j->dir);
-			goto out;
-		}
-		if (quarantine_tail(j, name, buf + w.bad_offset, len - w.bad_offset, w.bad_offset, qname, sizeof(qname),
-		        err) < 0)
-			goto out;
-		if (ftruncate(fd, (off_t)w.bad_offset) < 0 || fsync(fd) < 0) {
-			st_err_errno(err, ST_E_IO, errno, "%s/%s: truncate the torn tail at byte offset %" PRIu64, j->dir, name,
-			    w.bad_offset);
-			goto out;
-		}
-		j->recovery.recovered = 1;
-		j->recovery.recovered_offset = w.bad_offset;
-		j->recovery.recovered_bytes = len - w.bad_offset;
-		snprintf(j->recovery.recovered_batch, sizeof(j->recovery.recovered_batch), "%s", name);
-		snprintf(j->recovery.quarantine, sizeof(j->recovery.quarantine), "%s", qname);
-		st_log("audit", "%s: torn tail of %zu bytes at offset %" PRIu64 " moved to %s: %s", name,
-		    len - w.bad_offset, w.bad_offset, qname, w.msg);
-	}
-	j->batch = num;
-	j->devices = w.devices;
-	j->records = w.records;
-	if (w.closed) {
-		close(fd);
-		j->batch = num + 1;
-		j->devices = 0;
-		j->records = 0;
-	} else {
-		j->fd = fd;
-	}
-	fd = -1;
-	if (w.last) {
-		json_decref(*last);
-		*last = json_incref(w.last);
-	}
-	ret = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	audit_walk_clear(&w);
-	free(buf);
-	return ret;
-}
-
-/* The batch before the open one: only its chain end is needed. */
-static int
-walk_previous(audit_journal *j, unsigned num, struct audit_chain *c, json_t **last, st_err *err)
-{
-	char name[AUDIT_NAME_MAX];
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	struct audit_walk w;
-	int ret = -1;
-
-	memset(&w, 0, sizeof(w));
-	audit_batch_name(num, name);
-	if (read_batch(j, num, &buf, &len, err) < 0)
-		goto out;
-	c->anchored = num == 1;
-	audit_walk_batch(name, buf, len, c, &w, NULL, NULL);
-	if (w.bad || !w.closed) {
-		st_err_set(err, ST_E_VERIFY, "%s/%s: %s; nothing was changed: check it with 'station audit verify %s'",
-		    j->dir, name, w.bad ? w.msg : "closed batch without its batch-close record", j->dir);
-		goto out;
-	}
-	json_decref(*last);
-	*last = json_incref(w.last);
-	ret = 0;
-out:
-	audit_walk_clear(&w);
-	free(buf);
-	return ret;
-}
-
-static int
-open_dir(audit_journal *j, st_err *err)
-{
-	if (mkdir(j->dir, 0755) == 0) {
-		/* A new folder: make its name durable in the parent too. */
-		char *copy = strdup(j->dir);
-		int pfd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-		int rc = pfd >= 0 ? fsync(pfd) : -1;
-
-		if (pfd >= 0)
-			close(pfd);
-		free(copy);
-		if (rc < 0)
-			return st_err_errno(err, ST_E_IO, errno, "audit journal: fsync the parent of %s", j->dir);
-	} else if (errno != EEXIST) {
-		return st_err_errno(err, ST_E_IO, errno, "audit journal: create folder %s", j->dir);
-	}
-	if ((j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return st_err_errno(err, errno == ENOTDIR ? ST_E_CONFIG : ST_E_IO, errno, "audit journal: open %s", j->dir);
-	if ((j->lockfd = openat(j->dirfd, AUDIT_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
-		return st_err_errno(err, ST_E_IO, errno, "audit journal: %s/%s", j->dir, AUDIT_LOCK_FILE);
-	if (flock(j->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
-			return st_err_set(err, ST_E_STATE,
-			    "audit journal %s is in use by another station process: wait for it to finish", j->dir);
-		return st_err_errno(err, ST_E_IO, errno, "audit journal: lock %s", j->dir);
-	}
-	return 0;
-}
-
-audit_journal *
-audit_open(const char *dir, const audit_config *cfg, st_err *err)
-{
-	audit_journal *j = NULL;
-	unsigned *nums = NULL;
-	size_t n = 0, i;
-	struct audit_chain c;
-	struct open_scan s;
-	json_t *last = NULL;
-	char name[AUDIT_NAME_MAX];
-	int ok = 0;
-
-	memset(&s, 0, sizeof(s));
-	if (!(j = calloc(1, sizeof(*j))) || !(j->dir = strdup(dir))) {
-		free(j);
-		st_err_set(err, ST_E_NOMEM, "out of memory");
-		return NULL;
-	}
-	j->dirfd = j->lockfd = j->fd = -1;
-	pthread_mutex_init(&j->mu, NULL);
-	pthread_cond_init(&j->cv, NULL);
-	j->batch_max = cfg->batch_devices;
-	j->signer = cfg->signer;
-	j->head.engineering = cfg->engineering;
-	if (cfg->recipe && !audit_is_hex(cfg->recipe, strlen(cfg->recipe))) {
-		st_err_set(err, ST_E_CONFIG, "audit journal: recipe digest \"%.80s\" is not lower-case hex", cfg->recipe);
-		goto out;
-	}
-	if (cfg->signer && (!cfg->signer->key || !cfg->signer->cert)) {
-		st_err_set(err, ST_E_CONFIG, "audit journal: a signer needs both key and certificate");
-		goto out;
-	}
-	if (open_dir(j, err) < 0)
-		goto out;
-	if (audit_batch_list(dir, &nums, &n, err) < 0)
-		goto out;
-	for (i = 0; i < n; i++) {
-		if (nums[i] != i + 1) {
-			audit_batch_name((unsigned)i + 1, name);
-			st_err_set(err, ST_E_VERIFY, "audit journal %s: %s is missing (the batches jump to %u)", dir, name,
-			    nums[i]);
-			goto out;
-		}
-	}
-	audit_chain_start(&c);
-	j->batch = 1;
-	if (n >= 2 && walk_previous(j, (unsigned)n - 1, &c, &last, err) < 0)
-		goto out;
-	if (n >= 1 && open_last_batch(j, (unsigned)n, &c, &s, &last, err) < 0)
-		goto out;
-	j->next_seq = c.next_seq;
-	memcpy(j->prev, c.prev, 32);
-	j->written = j->durable = j->next_seq - 1;
-
-	if (cfg->station) {
-		if (set_head(j, cfg->station, cfg->operator_name, cfg->recipe, err) < 0)
-			goto out;
-	} else if (last) {
-		if (set_head(j, json_string_value(json_object_get(last, "station")),
-		        json_string_value(json_object_get(last, "operator")), json_string_value(json_object_get(last, "recipe")),
-		        err) < 0)
-			goto out;
-		if (json_is_true(json_object_get(last, "engineering")))
-			j->head.engineering = 1;
-	} else {
-		st_err_set(err, ST_E_CONFIG, "audit journal %s: no station id given and the journal is empty", dir);
-		goto out;
-	}
-	if (fsync(j->dirfd) < 0) {
-		st_err_errno(err, ST_E_IO, errno, "audit journal: fsync %s", dir);
-		goto out;
-	}
-
-	/* From here on the journal takes records: the recovery events first. */
-	pthread_mutex_lock(&j->mu);
-	ok = 1;
-	if (j->recovery.recovered &&
-	    append_recovered_locked(j, j->recovery.recovered_batch, j->recovery.recovered_offset,
-	        j->recovery.recovered_bytes, j->recovery.quarantine, "torn or corrupt tail after a crash", err) < 0)
-		ok = 0;
-	if (ok && j->recovery.recovered && add_name(&s, j->recovery.quarantine) < 0) {
-		st_err_set(err, ST_E_NOMEM, "out of memory");
-		ok = 0;
-	}
-	if (ok && n >= 1) {
-		audit_batch_name((unsigned)n, name);
-		if (record_orphans_locked(j, name, &s, err) < 0)
-			ok = 0;
-	}
-	/* A crash between a batch's last device and its batch-close record. */
-	if (ok && j->fd >= 0 && j->batch_max && j->devices >= j->batch_max && close_batch_locked(j, "count", NULL, err) < 0)
-		ok = 0;
-	if (ok) {
-		/* Which closed batches still lack a seal. */
-		j->unsealed = 0;
-		for (i = 1; i < j->batch; i++) {
-			char seal[AUDIT_NAME_MAX + 8];
-
-			audit_batch_name((unsigned)i, seal);
-			strcat(seal, ".p7s");
-			if (!exists_at(j->dirfd, seal))
-				j->unsealed++;
-		}
-		if (j->signer && seal_pending_locked(j, err) < 0)
-			ok = 0;
-	}
-	pthread_mutex_unlock(&j->mu);
-out:
-	json_decref(last);
-	open_scan_clear(&s);
-	free(nums);
-	if (!ok) {
-		audit_close(j);
-		return NULL;
-	}
-	return j;
-}
-
 void
 audit_close(audit_journal *j)
 {
@@ -830,7 +393,7 @@ audit_close(audit_journal *j)
 		return;
 	if (j->fd >= 0) {
 		pthread_mutex_lock(&j->mu);
-		sync_now_locked(j, NULL); /* lazy records; a failure here was reported by no append */
+		audit_sync_now_locked(j, NULL); /* lazy records; a failure here was reported by no append */
 		pthread_mutex_unlock(&j->mu);
 		close(j->fd);
 	}

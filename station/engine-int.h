@@ -1,5 +1,6 @@
-/* Internals shared by the factory engine (engine.c) and rework (rework.c):
- * the worker and device state and the steps both paths walk. */
+/* Internals shared by the factory run (engine.c), the steps (steps.c), the
+ * key registry (keys.c) and rework (rework.c): the worker and device state
+ * and the steps both paths walk. */
 #ifndef STATION_ENGINE_INT_H
 #define STATION_ENGINE_INT_H
 
@@ -22,7 +23,7 @@ enum advice {
 	ADV_DISK,        /* the station cannot write its records: the run stops */
 };
 
-extern const char *const advice_text[];
+extern const char *const advice_text[]; /* steps.c */
 
 struct engine {
 	station *st;
@@ -68,6 +69,7 @@ struct dev {
 	int resumed;
 };
 
+/* engine.c: the run's state, shared by the workers. */
 int eng_stopping(struct engine *e);
 void eng_set_fatal(struct engine *e, const char *msg); /* RUN_STOP_CONFIG */
 /* Stop the run for this reason (the first reason set is kept). */
@@ -75,7 +77,15 @@ void eng_set_stop(struct engine *e, run_end end, const char *msg);
 /* A write to the journal or certs/ failed: stop the run, disk full (ENOSPC,
  * EDQUOT) or another error, with advice saying where to free space. */
 void eng_stop_write(struct engine *e, const st_err *err);
-/* One jig command with w->req (type set here) into w->resp. */
+
+/* engine.c: a worker's jig and device. */
+int eng_open_jig(struct worker *w, st_err *err);
+/* SE_INFO until a device is present: 0 found, 1 stopped, -1 error. */
+int eng_wait_device(struct worker *w, struct dev *d, st_err *err);
+void eng_release(struct worker *w);
+void eng_dev_clear(struct dev *d);
+
+/* steps.c: one jig command with w->req (type set here) into w->resp. */
 int eng_call(struct worker *w, uint8_t cmd, st_err *err);
 void eng_drop_client(struct worker *w);
 /* Communication trouble (timeout, disconnect, garbage) rather than a refusal. */
@@ -84,6 +94,8 @@ int eng_is_link_error(const st_err *err);
 int eng_journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details);
 /* Mark the device failed at step with advice; returns -1. */
 int eng_fail(struct dev *d, const char *step, enum advice adv);
+
+/* steps.c: the steps, in the order the factory path walks them. */
 int eng_step_posture(struct worker *w, struct dev *d);
 int eng_step_auth(struct worker *w, struct dev *d);
 int eng_step_keygen(struct worker *w, struct dev *d, int keep);
@@ -91,13 +103,9 @@ int eng_step_csr_verify(struct worker *w, struct dev *d);
 int eng_step_sign(struct worker *w, struct dev *d);
 int eng_step_install(struct worker *w, struct dev *d);
 int eng_step_lock(struct worker *w, struct dev *d);
-int eng_open_jig(struct worker *w, st_err *err);
-/* SE_INFO until a device is present: 0 found, 1 stopped, -1 error. */
-int eng_wait_device(struct worker *w, struct dev *d, st_err *err);
-void eng_release(struct worker *w);
-void eng_dev_clear(struct dev *d);
 void eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed);
 int eng_cert_serial_hex(X509 *cert, char out[41]);
+
 /* keys.c: load the keys the journal certified (before workers start); a
  * key KEYGEN answered must be new (keep: the SE's own certified key is
  * allowed, the factory path's resume), else the device fails at KEYGEN. */

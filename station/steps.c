@@ -1,0 +1,419 @@
+/* The steps a device walks, the factory path's (engine.c) and rework's
+ * (rework.c): each a jig exchange, an HSM call or a check, with the journal
+ * record that goes with it.  A failed step sets the device's step, error
+ * and advice and returns -1. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "engine-int.h"
+#include "revlist.h"
+#include "verify.h"
+
+const char *const advice_text[] = {
+	[ADV_RESEAT] = "re-seat the device and run it again; if it fails again, check the jig and cable, then call engineering",
+	[ADV_WRONG_PART] = "set the device aside: it is not a part this recipe provisions; call engineering",
+	[ADV_LOCKED] = "the SE is already provisioned: set it aside for 'station rework' or scrap it",
+	[ADV_QUARANTINE] = "quarantine the device (failed identity or attestation: possible counterfeit) and call engineering",
+	[ADV_ENGINEERING] = "stop and call engineering (station configuration)",
+	[ADV_SCRAP] = "re-seat and run it again once; if it fails the same way, scrap the device",
+	[ADV_FACTORY] = "the device was never provisioned: put it through 'station run', not rework",
+	[ADV_DISK] = "leave the device in the jig: the run stops, and the device resumes on the next run",
+};
+
+static const char *
+jig_name(struct worker *w)
+{
+	return w->uri;
+}
+
+/* One command; the client already prefixes "jig URI: CMD:". */
+int
+eng_call(struct worker *w, uint8_t cmd, st_err *err)
+{
+	w->req.type = cmd;
+	return jig_client_call(w->client, &w->req, &w->resp, err);
+}
+
+void
+eng_drop_client(struct worker *w)
+{
+	jig_client_free(w->client);
+	w->client = NULL;
+}
+
+int
+eng_is_link_error(const st_err *err)
+{
+	return err->code == ST_E_TIMEOUT || err->code == ST_E_DISCONNECTED || err->code == ST_E_IO ||
+	    err->code == ST_E_PROTO;
+}
+
+/* Records that report a step's result and precede no effect outside the
+ * station need not wait for the disk: the next durable record (the
+ * "issuing" before the HSM signs, the "issued" before the certificate goes
+ * to the SE, "locking", "retire", "revoke", the outcome) carries them.
+ * Invariant 6 asks exactly that much; it saves most of the fdatasyncs. */
+static int
+is_lazy(const char *step, const char *result)
+{
+	static const char *const informational[] = { "identify", "posture", "auth", "keygen", "verify", "install",
+		"lock", "resume", "rework-start", "rework-auth" };
+	size_t i;
+
+	if (strcmp(result, "ok") != 0)
+		return 0;
+	for (i = 0; i < sizeof(informational) / sizeof(informational[0]); i++)
+		if (strcmp(step, informational[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+eng_journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details)
+{
+	st_err err;
+	int rc;
+
+	if (w->extra) {
+		if (!details)
+			details = json_object();
+		json_object_update_missing(details, w->extra);
+	}
+	rc = station_journal(w->eng->st, jig_name(w), d->info.serial, step, result, details, is_lazy(step, result),
+	    &err);
+	if (rc > 0) {
+		/* The record is durable; what came after it failed: the run stops,
+		 * the record (a device's pass) stands. */
+		eng_stop_write(w->eng, &err);
+		return 1;
+	}
+	if (rc < 0) {
+		/* Without a durable journal nothing may leave the station. */
+		st_err_prefix(&err, "journal");
+		eng_stop_write(w->eng, &err);
+		d->err = err;
+		d->advice = ADV_DISK;
+		return -1;
+	}
+	return 0;
+}
+
+int
+eng_fail(struct dev *d, const char *step, enum advice adv)
+{
+	d->step = step;
+	d->advice = adv;
+	return -1;
+}
+
+/* ---- steps ------------------------------------------------------------ */
+
+int
+eng_step_posture(struct worker *w, struct dev *d)
+{
+	station *st = w->eng->st;
+
+	d->step = "POSTURE";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (station_posture(st, &d->info, &d->err) < 0)
+		return eng_fail(d, "POSTURE", ADV_WRONG_PART);
+	if (sv_check_se_chain(&d->info, st->vendor_trust, &d->attest_key, &d->err) < 0)
+		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+	return 0;
+}
+
+int
+eng_step_auth(struct worker *w, struct dev *d)
+{
+	uint8_t msg[128], *sig = NULL;
+	size_t len = 0, sig_len = 0;
+	int ret = -1;
+
+	d->step = "AUTH";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (jig_challenge_message(JIG_TAG_TOOL_AUTH, d->info.serial, d->info.challenge, msg, sizeof(msg), &len,
+	        &d->err) < 0 ||
+	    station_tool_sign(w->eng->st, msg, len, &sig, &sig_len, &d->err) < 0) {
+		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
+		return eng_fail(d, "AUTH", ADV_ENGINEERING);
+	}
+	if (sig_len > JIG_BLOB_MAX) {
+		st_err_set(&d->err, ST_E_INTERNAL, "tool signature too long");
+		goto out;
+	}
+	w->req.u.signature.len = sig_len;
+	memcpy(w->req.u.signature.data, sig, sig_len);
+	if (eng_call(w, JIG_CMD_AUTH_RESPONSE, &d->err) < 0) {
+		eng_fail(d, "AUTH", eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_ENGINEERING);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(sig);
+	return ret;
+}
+
+int
+eng_step_keygen(struct worker *w, struct dev *d, int keep)
+{
+	station *st = w->eng->st;
+	uint8_t h[32];
+	char hex[65];
+
+	d->step = "KEYGEN";
+	ui_step(w->eng->u, w->idx, d->step);
+	w->req.u.keygen_req.slot = st->slot;
+	w->req.u.keygen_req.algorithm = st->algorithm;
+	w->req.u.keygen_req.flags = keep ? JIG_KEYGEN_KEEP : 0;
+	if (eng_call(w, JIG_CMD_KEYGEN, &d->err) < 0)
+		return eng_fail(d, "KEYGEN", ADV_RESEAT);
+	d->pubkey = w->resp.u.pubkey;
+	st_sha256(d->pubkey.data, d->pubkey.len, h);
+	st_hex(h, 32, hex);
+	if (eng_journal(w, d, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", hex, "slot", st->slot, "kept", keep)) < 0)
+		return -1;
+	return eng_key_fresh(w, d, h, keep);
+}
+
+int
+eng_step_csr_verify(struct worker *w, struct dev *d)
+{
+	station *st = w->eng->st;
+	sv_session s = { .info = &d->info, .slot = st->slot, .pubkey = &d->pubkey, .curve_nid = st->curve_nid };
+	char nonce_hex[2 * JIG_NONCE_LEN + 1];
+
+	d->step = "CSR";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (RAND_bytes(s.nonce, sizeof(s.nonce)) != 1) {
+		st_err_openssl(&d->err, ST_E_CRYPTO, "nonce");
+		return eng_fail(d, "CSR", ADV_ENGINEERING);
+	}
+	w->req.u.csr_req.slot = st->slot;
+	memcpy(w->req.u.csr_req.nonce, s.nonce, sizeof(s.nonce));
+	if (eng_call(w, JIG_CMD_GET_CSR, &d->err) < 0)
+		return eng_fail(d, "CSR", ADV_RESEAT);
+
+	/* The hard gate: nothing below runs unless every check holds. */
+	d->step = "VERIFY";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (sv_verify_csr(&s, d->attest_key, &w->resp.u.csr.csr, &w->resp.u.csr.attestation,
+	        &w->resp.u.csr.signature, &d->csr, &d->err) < 0)
+		return eng_fail(d, "VERIFY", ADV_QUARANTINE);
+	st_hex(s.nonce, sizeof(s.nonce), nonce_hex);
+	return eng_journal(w, d, "verify", "ok", json_pack("{s:s}", "nonce", nonce_hex));
+}
+
+static void
+set_cert(struct dev *d, X509 *cert)
+{
+	X509_free(d->cert);
+	OPENSSL_free(d->cert_der);
+	d->cert_der = NULL;
+	d->cert = cert;
+	d->cert_len = i2d_X509(cert, &d->cert_der);
+}
+
+/* The certificate's serial number as OpenSSL spells it (the journal's key
+ * for revocation). */
+int
+eng_cert_serial_hex(X509 *cert, char out[41])
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	int ret = -1;
+
+	if (hex && strlen(hex) <= 40) {
+		revlist_canon(hex, out); /* BN_bn2hex gives whole bytes: "03DF..." */
+		ret = 0;
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return ret;
+}
+
+static json_t *
+cert_details(struct dev *d)
+{
+	uint8_t h[32];
+	char hex[65];
+	char *b64 = malloc((size_t)(4 * ((d->cert_len + 2) / 3) + 1));
+	json_t *j;
+
+	st_sha256(d->cert_der, (size_t)d->cert_len, h);
+	st_hex(h, 32, hex);
+	if (!b64)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)b64, d->cert_der, d->cert_len);
+	j = json_pack("{s:s,s:s,s:s}", "cert_serial", d->cert_serial, "cert_sha256", hex, "cert", b64);
+	free(b64);
+	return j;
+}
+
+void
+eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed)
+{
+	dev_entry e;
+
+	memset(&e, 0, sizeof(e));
+	if (devindex_get(w->eng->st->index, d->info.serial, &e) < 0)
+		snprintf(e.serial, sizeof(e.serial), "%s", d->info.serial);
+	/* A refusal (a clone of a provisioned SE, a locked SE presented again)
+	 * must not make the station forget that the SE passed: the next
+	 * presentation would be taken for a device to resume. */
+	if (!(e.state == DEV_PASSED && state == DEV_FAILED))
+		e.state = state;
+	if (live_cert && d->cert_len > 0 && (size_t)d->cert_len <= sizeof(e.cert)) {
+		memcpy(e.cert, d->cert_der, (size_t)d->cert_len);
+		e.cert_len = (size_t)d->cert_len;
+		snprintf(e.cert_serial, sizeof(e.cert_serial), "%s", d->cert_serial);
+		st_sha256(d->pubkey.data, d->pubkey.len, e.pubkey_sha256);
+		e.cert_installed = installed;
+	}
+	devindex_put(w->eng->st->index, &e);
+}
+
+/* JOURNAL + SIGN: a new certificate, or the one already issued for this
+ * very key when the device resumes. */
+int
+eng_step_sign(struct worker *w, struct dev *d)
+{
+	station *st = w->eng->st;
+	uint8_t h[32];
+	X509 *cert = NULL;
+	const unsigned char *p;
+
+	st_sha256(d->pubkey.data, d->pubkey.len, h);
+	if (d->has_prior && d->prior.cert_len) {
+		if (memcmp(h, d->prior.pubkey_sha256, 32) == 0) {
+			p = d->prior.cert;
+			if (!(cert = d2i_X509(NULL, &p, (long)d->prior.cert_len))) {
+				st_err_set(&d->err, ST_E_INTERNAL, "journal certificate %s does not parse", d->prior.cert_serial);
+				return eng_fail(d, "SIGN", ADV_ENGINEERING);
+			}
+			set_cert(d, cert);
+			snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
+			d->resumed = 1;
+			if (station_save_cert(w->eng->st, d->info.serial, cert, &d->err) < 0) {
+				eng_stop_write(w->eng, &d->err);
+				return eng_fail(d, "SIGN", ADV_DISK);
+			}
+			return eng_journal(w, d, "resume", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial));
+		}
+		/* Another key than the certified one: the old certificate is
+		 * revoked before a new one exists (never two live certificates). */
+		if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", d->prior.cert_serial,
+		        "reason", "superseded")) < 0)
+			return eng_fail(d, "SIGN", ADV_ENGINEERING);
+		d->prior.cert_len = 0;
+		d->prior.cert_serial[0] = '\0';
+		devindex_put(st->index, &d->prior);
+	}
+
+	d->step = "JOURNAL";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (station_quota_take(st, &d->err) < 0) {
+		eng_journal(w, d, "quota", "fail", json_pack("{s:s}", "error", d->err.msg));
+		if (d->err.code == ST_E_QUOTA)
+			eng_set_stop(w->eng, RUN_STOP_QUOTA, d->err.msg);
+		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+	}
+	if (station_cert_serial(d->cert_serial) < 0) {
+		st_err_set(&d->err, ST_E_CRYPTO, "no random serial number");
+		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+	}
+	{
+		char hex[65];
+
+		st_hex(h, 32, hex);
+		if (eng_journal(w, d, "issuing", "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial,
+		        "pubkey_sha256", hex)) < 0)
+			return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+	}
+
+	d->step = "SIGN";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (station_issue(st, d->csr, &d->info, d->cert_serial, &cert, &d->err) < 0) {
+		if (d->err.code == ST_E_VERIFY) /* the HSM refused this CSR: this device only */
+			return eng_fail(d, "SIGN", ADV_QUARANTINE);
+		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
+		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+	}
+	set_cert(d, cert);
+	{
+		char announced[41];
+
+		/* The certificate must carry the serial the "issuing" record named. */
+		snprintf(announced, sizeof(announced), "%s", d->cert_serial);
+		if (d->cert_len <= 0 || eng_cert_serial_hex(cert, d->cert_serial) < 0 ||
+		    strcmp(announced, d->cert_serial) != 0) {
+			st_err_set(&d->err, ST_E_CRYPTO, "the HSM issued serial %s, the journal announced %s", d->cert_serial,
+			    announced);
+			return eng_fail(d, "SIGN", ADV_ENGINEERING);
+		}
+	}
+	if (eng_journal(w, d, "issued", "ok", cert_details(d)) < 0)
+		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+	eng_index_update(w, d, DEV_SEEN, 1, 0);
+	if (station_save_cert(st, d->info.serial, d->cert, &d->err) < 0) {
+		/* The next device would fail the same way: stop, as for the journal. */
+		eng_stop_write(w->eng, &d->err);
+		return eng_fail(d, "SIGN", ADV_DISK);
+	}
+	return 0;
+}
+
+int
+eng_step_install(struct worker *w, struct dev *d)
+{
+	station *st = w->eng->st;
+
+	d->step = "INSTALL";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (d->cert_len > JIG_BLOB_MAX) {
+		st_err_set(&d->err, ST_E_CONFIG, "certificate of %d bytes exceeds the protocol's %d", d->cert_len,
+		    JIG_BLOB_MAX);
+		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
+	}
+	w->req.u.install_req.slot = st->slot;
+	w->req.u.install_req.cert.len = (size_t)d->cert_len;
+	memcpy(w->req.u.install_req.cert.data, d->cert_der, (size_t)d->cert_len);
+	if (eng_call(w, JIG_CMD_INSTALL_CERT, &d->err) < 0)
+		return eng_fail(d, "INSTALL", ADV_RESEAT);
+	w->req.u.slot_req.slot = st->slot;
+	if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
+		return eng_fail(d, "INSTALL", ADV_RESEAT);
+	if (w->resp.u.cert.len != (size_t)d->cert_len || memcmp(w->resp.u.cert.data, d->cert_der, w->resp.u.cert.len)) {
+		st_err_set(&d->err, ST_E_VERIFY, "certificate read back from the SE differs from the one installed "
+		                                 "(%zu bytes read, %d written)", w->resp.u.cert.len, d->cert_len);
+		return eng_fail(d, "INSTALL", ADV_SCRAP);
+	}
+	if (eng_journal(w, d, "install", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial)) < 0)
+		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
+	eng_index_update(w, d, DEV_SEEN, 1, 1);
+	return 0;
+}
+
+int
+eng_step_lock(struct worker *w, struct dev *d)
+{
+	d->step = "LOCK";
+	ui_step(w->eng->u, w->idx, d->step);
+	if (!w->eng->st->lock)
+		return eng_journal(w, d, "lock", "skipped", json_pack("{s:s}", "reason", "engineering mode: lock: false"));
+	if (eng_journal(w, d, "locking", "ok", NULL) < 0)
+		return eng_fail(d, "LOCK", ADV_ENGINEERING);
+	if (eng_call(w, JIG_CMD_LOCK, &d->err) < 0)
+		return eng_fail(d, "LOCK", ADV_RESEAT);
+	if (w->resp.u.lock.lifecycle != JIG_LC_PROVISIONED) {
+		st_err_set(&d->err, ST_E_VERIFY, "SE reports lifecycle %s after LOCK, not provisioned",
+		    jig_lifecycle_name(w->resp.u.lock.lifecycle));
+		return eng_fail(d, "LOCK", ADV_SCRAP);
+	}
+	return eng_journal(w, d, "lock", "ok", json_pack("{s:s}", "lifecycle", "provisioned"));
+}
