@@ -46,6 +46,7 @@ cmd_rework_main(int argc, char **argv)
 	};
 	const char *recipe_path = NULL, *jig = NULL, *reason = "rework", *who = NULL, *operator_name = NULL;
 	int json = 0, c, rc, ret = EXIT_USAGE;
+	run_end end = RUN_COMPLETED;
 	station *st = NULL;
 	ui *u = NULL;
 	st_err err;
@@ -80,7 +81,14 @@ cmd_rework_main(int argc, char **argv)
 	}
 	if (!(u = ui_new(json ? UI_JSON : isatty(STDOUT_FILENO) ? UI_TTY : UI_PLAIN, stdout, 1, &jig)))
 		goto out;
-	rc = rework_run(st, jig, reason, who, u, &err);
+	ui_set_title(u, "REWORK");
+	rc = rework_run(st, jig, reason, who, u, &end, &err);
+	{
+		char how[96];
+
+		snprintf(how, sizeof(how), "rework %s", run_end_text(end));
+		ui_summary(u, run_end_name(end), how, rc < 0 ? err.msg : NULL);
+	}
 	if (rc < 0) {
 		fprintf(stderr, "station rework: %s\n", err.msg);
 		goto out;

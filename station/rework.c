@@ -341,7 +341,8 @@ out:
 }
 
 int
-rework_run(station *st, const char *uri, const char *reason, const char *authorized_by, ui *u, st_err *err)
+rework_run(station *st, const char *uri, const char *reason, const char *authorized_by, ui *u, run_end *end,
+    st_err *err)
 {
 	static volatile sig_atomic_t never;
 	struct engine e = { .st = st, .u = u, .stop = &never, .count = 1 };
@@ -390,6 +391,7 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 	if (w->client)
 		eng_release(w);
 out:
+	*end = ret >= 0 ? RUN_COMPLETED : e.fatal ? e.end : RUN_STOP_CONFIG;
 	if (d)
 		eng_dev_clear(d);
 	if (w) {

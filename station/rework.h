@@ -5,11 +5,14 @@
 #ifndef STATION_REWORK_H
 #define STATION_REWORK_H
 
+#include "engine.h"
 #include "station.h"
 #include "ui.h"
 
 /* Rework the device on the jig at uri.  0 pass, 1 refused or failed (the UI
- * said why), -1 a configuration error (err). */
-int rework_run(station *st, const char *uri, const char *reason, const char *authorized_by, ui *u, st_err *err);
+ * said why), -1 stopped by an error (err; *end says which kind: a
+ * configuration error, the HSM, the audit folder). */
+int rework_run(station *st, const char *uri, const char *reason, const char *authorized_by, ui *u, run_end *end,
+    st_err *err);
 
 #endif

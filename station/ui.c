@@ -25,6 +25,7 @@ struct jig_line {
 struct ui {
 	ui_mode mode;
 	FILE *out;
+	char title[16]; /* the last line's first word: RUN, REWORK */
 	pthread_mutex_t lock;
 	size_t njigs;
 	struct jig_line *jigs;
@@ -48,6 +49,7 @@ ui_new(ui_mode mode, FILE *out, size_t njigs, const char *const *jig_names)
 	u->out = out;
 	u->njigs = njigs;
 	u->start_ms = st_now_ms();
+	snprintf(u->title, sizeof(u->title), "RUN");
 	pthread_mutex_init(&u->lock, NULL);
 	for (i = 0; i < njigs; i++) {
 		snprintf(u->jigs[i].name, sizeof(u->jigs[i].name), "%s", jig_names[i]);
@@ -64,6 +66,12 @@ ui_free(ui *u)
 	pthread_mutex_destroy(&u->lock);
 	free(u->jigs);
 	free(u);
+}
+
+void
+ui_set_title(ui *u, const char *title)
+{
+	snprintf(u->title, sizeof(u->title), "%s", title);
 }
 
 static void
@@ -336,7 +344,7 @@ ui_summary(ui *u, const char *end, const char *how, const char *stopped)
 		json_t *o = json_pack("{s:i,s:i,s:s}", "passed", u->passed, "failed", u->failed, "end", end);
 
 		/* Only figures that mean something (see rates_text). */
-		if (o && u->passed + u->failed)
+		if (o && u->passed + u->failed && strcmp(u->title, "RUN") == 0)
 			json_object_set_new(o, "yield_percent", json_real(yield_pct(u)));
 		if (o && u->passed + u->failed >= 2)
 			json_object_set_new(o, "devices_per_hour", json_real(per_hour(u)));
@@ -344,14 +352,18 @@ ui_summary(ui *u, const char *end, const char *how, const char *stopped)
 			json_object_set_new(o, "stopped", json_string(stopped));
 		emit_json(u, "summary", (size_t)-1, o);
 	} else {
+		/* The reason that stopped the run is the command's error message
+		 * (stderr): on the screen once, not here as well. */
 		tty_erase(u);
-		if (stopped)
-			fprintf(u->out, "\n  stopped: %s", stopped);
-		rates_text(u, ", ", rates, sizeof(rates));
-		fprintf(u->out, "\n%s  passed %u, failed %u%s; %s\n",
-		    !completed ? "RUN STOPPED" : u->failed ? "RUN FINISHED WITH FAILURES" : u->passed ? "RUN PASSED"
-		                                                                               : "NO DEVICE PROVISIONED",
-		    u->passed, u->failed, rates, how);
+		rates[0] = '\0';
+		if (strcmp(u->title, "RUN") == 0) /* a rework is one device: no yield */
+			rates_text(u, ", ", rates, sizeof(rates));
+		if (!completed || u->passed + u->failed)
+			fprintf(u->out, "\n%s %s", u->title, !completed ? "STOPPED" : !u->failed ? "PASSED"
+			    : strcmp(u->title, "RUN") == 0 ? "FINISHED WITH FAILURES" : "FAILED");
+		else
+			fprintf(u->out, "\nNO DEVICE PROVISIONED");
+		fprintf(u->out, "  passed %u, failed %u%s; %s\n", u->passed, u->failed, rates, how);
 		fflush(u->out);
 	}
 	pthread_mutex_unlock(&u->lock);

@@ -13,6 +13,8 @@ typedef struct ui ui;
 
 ui *ui_new(ui_mode mode, FILE *out, size_t njigs, const char *const *jig_names);
 void ui_free(ui *u);
+/* The last line's first word ("RUN" unless set; "REWORK"). */
+void ui_set_title(ui *u, const char *title);
 void ui_device_start(ui *u, size_t jig, const char *serial);
 void ui_step(ui *u, size_t jig, const char *step);
 void ui_pass(ui *u, size_t jig, const char *serial, const char *cert_serial, int resumed);
@@ -24,7 +26,7 @@ void ui_jig_note(ui *u, size_t jig, const char *what);
 void ui_tick(ui *u);
 /* The last line: the counts and how the run ended (end: "completed" or a
  * stop reason's name; how: the same in words; stopped: the error that
- * stopped it, or NULL). */
+ * stopped it, or NULL: in --json only, the command prints it on stderr). */
 void ui_summary(ui *u, const char *end, const char *how, const char *stopped);
 /* Totals so far. */
 void ui_counts(ui *u, unsigned *passed, unsigned *failed);

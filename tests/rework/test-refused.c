@@ -79,6 +79,10 @@ START_TEST(test_refused)
 	ck_assert_msg(strstr(stu_str(f, "reason"), rc->reason) != NULL, "%s: reason \"%s\" does not say \"%s\"", rc->name,
 	    stu_str(f, "reason"), rc->reason);
 	ck_assert_str_ne(stu_str(f, "advice"), "");
+	f = json_array_get(r.events, json_array_size(r.events) - 1);
+	ck_assert_msg(strcmp(stu_str(f, "event"), "summary") == 0 && strcmp(stu_str(f, "end"), "completed") == 0 &&
+	        json_integer_value(json_object_get(f, "passed")) == 0 && json_integer_value(json_object_get(f, "failed")) == 1,
+	    "%s: the last event is not a completed summary of one failure:\n%s", rc->name, stu_tail(r.out));
 
 	/* The SE. */
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);

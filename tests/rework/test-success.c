@@ -52,6 +52,12 @@ START_TEST(test_rework_ok)
 	snprintf(new_serial, sizeof(new_serial), "%s", stu_str(ev, "certificate_serial"));
 	ck_assert_str_ne(new_serial, "");
 	ck_assert_msg(strcasecmp(new_serial, old_serial) != 0, "rework kept certificate %s", old_serial);
+	/* It ends with a summary, as a run does. */
+	ev = json_array_get(r.events, json_array_size(r.events) - 1);
+	ck_assert_msg(strcmp(stu_str(ev, "event"), "summary") == 0 && strcmp(stu_str(ev, "end"), "completed") == 0 &&
+	        json_integer_value(json_object_get(ev, "passed")) == 1 && json_integer_value(json_object_get(ev, "failed")) == 0,
+	    "the last event is not a completed summary of one pass:\n%s", stu_tail(r.out));
+	ck_assert_uint_eq(stu_event_count(&r, "summary"), 1);
 
 	/* The SE: provisioned again, with a new key and the new certificate
 	 * (byte for byte the station's copy, for the slot's key, naming the SE
@@ -154,6 +160,15 @@ START_TEST(test_rework_ok)
 	stu_journal_check_live(&j);
 	stu_journal_clear(&j);
 	stu_audit_verify(w);
+
+	/* The plain output ends with a last line too: the panel's second device,
+	 * never provisioned, is refused. */
+	rc = stu_station_cmd(&out, "rework", "--recipe", w->recipe, "--jig", sim->uri, "--reason", "RMA 1235",
+	    "--authorized-by", "QA lead", NULL);
+	ck_assert_msg(rc == 1, "station rework of a fresh device: exit %d\n%s", rc, stu_tail(out));
+	ck_assert_msg(strstr(out, "\nREWORK FAILED  passed 0, failed 1; rework completed\n"), "no last line:\n%s",
+	    stu_tail(out));
+	free(out);
 
 	for (i = 0; i < npaths; i++)
 		free(paths[i]);

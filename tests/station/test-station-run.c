@@ -297,6 +297,29 @@ START_TEST(test_exit_codes)
 	ck_assert_msg(r.status == 2, "unreachable jig: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_msg(strstr(r.err, jig) && strstr(r.err, "cannot be reached"), "the error does not name the jig:\n%s",
 	    stu_tail(r.err));
+	/* No device: no yield and no rate, in the summary event either. */
+	{
+		json_t *sum = stu_event(&r, "summary", NULL);
+
+		ck_assert_ptr_nonnull(sum);
+		ck_assert_str_eq(stu_str(sum, "end"), "configuration");
+		ck_assert_int_eq(json_integer_value(json_object_get(sum, "passed")), 0);
+		ck_assert_msg(!json_object_get(sum, "yield_percent") && !json_object_get(sum, "devices_per_hour"),
+		    "a yield or a rate of zero devices: %s", stu_tail(r.out));
+	}
+	stu_run_clear(&r);
+	/* The same on the plain output: the reason once (stderr, not stdout as
+	 * well), a last line without a yield of zero devices. */
+	stu_station_start(w, jig, 1, 0, &r);
+	stu_station_wait(&r, 30);
+	ck_assert_msg(r.status == 2, "unreachable jig, plain: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_msg(strstr(r.err, "cannot be reached") && !strstr(strstr(r.err, "cannot be reached") + 1, "cannot be reached"),
+	    "the reason is not on stderr exactly once:\n%s", stu_tail(r.err));
+	ck_assert_msg(!strstr(r.out, "cannot be reached"), "the reason is on stdout as well:\n%s", stu_tail(r.out));
+	ck_assert_msg(strstr(r.out, "RUN STOPPED  passed 0, failed 0; run stopped: configuration error after 0 of --count 1"),
+	    "last line:\n%s", stu_tail(r.out));
+	ck_assert_msg(!strstr(r.out, "yield") && !strstr(r.out, "devices/h"), "a yield or a rate of zero devices:\n%s",
+	    stu_tail(r.out));
 	stu_run_clear(&r);
 
 	/* Nothing above touched the device: it is still factory-fresh and the
