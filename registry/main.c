@@ -35,7 +35,8 @@ usage(FILE *f)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nWithout --db, libpq's environment (PGHOST, PGDATABASE, PGUSER...) names the database.\n"
 	           "--json prints one JSON document instead of text.\n"
-	           "Exit codes: 0 success, 1 a bundle was refused or an alarm is open, 2 usage or configuration error.\n");
+	           "Exit codes: 0 success, 1 a bundle was refused or an alarm is open, 2 usage or configuration error.\n"
+	           "Manual: station-registry(1).\n");
 }
 
 int

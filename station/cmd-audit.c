@@ -387,7 +387,7 @@ usage(FILE *f)
 	fprintf(f, "usage: station audit seal (--recipe FILE | --dir DIR ...)   close and seal the open batch\n"
 	           "       station audit export (--recipe FILE | --dir DIR) --out OUT   write a bundle for upload\n"
 	           "       station audit verify PATH --ca ROOT.pem   check a bundle or a live journal\n"
-	           "'station audit seal --help' etc. for the options; audit/FORMAT.md describes the files.\n");
+	           "'station audit seal --help' etc. for the options; station-audit(5) describes the files.\n");
 }
 
 int

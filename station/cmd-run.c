@@ -73,7 +73,7 @@ usage(FILE *f)
 	    "Provision every device presented on the jigs: identify, check posture, authenticate,\n"
 	    "generate the key in the SE, verify the attested CSR, sign, install, read back, lock.\n"
 	    "\n"
-	    "  --recipe FILE      the recipe (see recipes/SCHEMA.md)\n"
+	    "  --recipe FILE      the recipe (see station-recipe(5))\n"
 	    "  --jig URI          tcp:HOST:PORT, serial:PATH?baud=N, usb:VID:PID[?serial=S];\n"
 	    "                     repeat for several jigs (default: the recipe's jig.uri)\n"
 	    "  --count N          stop after N devices in total (default: until Ctrl-C)\n"

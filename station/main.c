@@ -54,7 +54,8 @@ usage(FILE *f)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'station help COMMAND' or 'station COMMAND --help' for a command's options.\n"
-	           "Exit codes: 0 success, 1 a device or check failed, 2 usage or configuration error.\n");
+	           "Exit codes: 0 success, 1 a device or check failed, 2 usage or configuration error.\n"
+	           "Manual: station(1); the recipe format station-recipe(5), the audit journal station-audit(5).\n");
 }
 
 static const struct command *
