@@ -36,20 +36,29 @@ typedef struct hsm_key hsm_key;
 enum hsm_pin_kind {
 	HSM_PIN_ENV = 0, /* environment variable `name` (NULL = HSM_PIN_ENV_DEFAULT) */
 	HSM_PIN_FILE,    /* file `name`: first line; refused unless mode 0600 or stricter and owned by us */
-	HSM_PIN_PROMPT,  /* ask on the controlling terminal (/dev/tty), without echo */
+	HSM_PIN_PROMPT,  /* ask the user through the program's `prompt` callback */
 };
 
 #define HSM_PIN_ENV_DEFAULT "STATION_HSM_PIN"
 #define HSM_PIN_MAX 256 /* bytes, including the terminating NUL */
 
+/* Ask the user for the user PIN of the token labelled `token` and write it,
+ * NUL-terminated (a trailing newline is allowed), into pin; 0, or -1 with
+ * err set (ST_E_CONFIG: no terminal, the user gave up ...).  The program
+ * supplies it — libhsm itself never talks to the user — and wipes any copy
+ * it made. */
+typedef int (*hsm_pin_prompt_fn)(void *arg, const char *token, char pin[HSM_PIN_MAX], st_err *err);
+
 typedef struct hsm_pin_source {
-	int kind;         /* enum hsm_pin_kind */
-	const char *name; /* variable name or file path; unused for a prompt */
+	int kind;                 /* enum hsm_pin_kind */
+	const char *name;         /* variable name or file path; unused for a prompt */
+	hsm_pin_prompt_fn prompt; /* HSM_PIN_PROMPT: how to ask (required) */
+	void *prompt_arg;         /* handed to prompt */
 } hsm_pin_source;
 
 /* Read a PIN from src (NULL = the default environment variable) into pin
  * (HSM_PIN_MAX bytes, NUL-terminated; the caller wipes it with st_wipe).
- * token only names the token in the prompt and in messages. */
+ * token names the token in the question and in messages. */
 int hsm_pin_read(const hsm_pin_source *src, const char *token, char pin[HSM_PIN_MAX], st_err *err);
 
 /* ---- the token -------------------------------------------------------- */

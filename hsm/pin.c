@@ -1,13 +1,12 @@
-/* PIN sources: an environment variable, a private file, or the terminal.
- * Never argv.  Every buffer that held a PIN is wiped before it is freed or
- * goes out of scope. */
+/* PIN sources: an environment variable, a private file, or the program's
+ * prompt (libhsm never opens a terminal itself).  Never argv.  Every
+ * buffer that held a PIN is wiped before it is freed or goes out of scope. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "hsm-int.h"
@@ -117,65 +116,26 @@ out:
 	return ret;
 }
 
+/* The program asks (libhsm never talks to the user); what it answers is
+ * held to the same rules as a file's first line. */
 static int
-pin_from_tty(const char *token, char pin[HSM_PIN_MAX], st_err *err)
+pin_from_prompt(const hsm_pin_source *src, const char *token, char pin[HSM_PIN_MAX], st_err *err)
 {
-	char buf[HSM_PIN_MAX + 2];
-	char prompt[160];
-	struct termios old, noecho;
-	size_t len = 0;
-	int fd = -1, restore = 0, ret = -1;
+	char buf[HSM_PIN_MAX];
+	int ret;
 
-	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) < 0) {
-		st_err_errno(err, ST_E_CONFIG, errno,
-		    "no terminal to ask for the PIN of token \"%s\" (set %s or use a PIN file)", token ? token : "?",
-		    HSM_PIN_ENV_DEFAULT);
-		goto out;
-	}
-	if (tcgetattr(fd, &old) < 0) {
-		st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: /dev/tty");
-		goto out;
-	}
-	noecho = old;
-	noecho.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
-	noecho.c_lflag |= ICANON;
-	if (tcsetattr(fd, TCSAFLUSH, &noecho) < 0) {
-		st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: cannot turn off echo");
-		goto out;
-	}
-	restore = 1;
-	snprintf(prompt, sizeof(prompt), "User PIN for token \"%s\": ", token ? token : "?");
-	if (write(fd, prompt, strlen(prompt)) < 0) {
-		st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: write");
-		goto out;
-	}
-	/* Canonical mode: one read returns at most one line. */
-	while (len < sizeof(buf)) {
-		ssize_t r = read(fd, buf + len, sizeof(buf) - len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			st_err_errno(err, ST_E_CONFIG, errno, "PIN prompt: read");
-			goto out;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (buf[len - 1] == '\n')
-			break;
-	}
-	ret = pin_take_line(buf, len, "PIN prompt", pin, err);
-out:
-	if (restore) {
-		tcsetattr(fd, TCSAFLUSH, &old);
-		if (write(fd, "\n", 1) < 0) {
-			/* nothing to do: the PIN was read or the error is already set */
-		}
-	}
+	if (!src->prompt)
+		return st_err_set(err, ST_E_CONFIG,
+		    "no way to ask for the PIN of token \"%s\" here (this program cannot prompt): set %s or use a PIN file",
+		    token ? token : "?", HSM_PIN_ENV_DEFAULT);
+	memset(buf, 0, sizeof(buf));
+	if (src->prompt(src->prompt_arg, token ? token : "?", buf, err) != 0)
+		ret = -1;
+	else if (memchr(buf, '\0', sizeof(buf)) == NULL)
+		ret = st_err_set(err, ST_E_CONFIG, "PIN prompt: the answer is longer than %d bytes", HSM_PIN_MAX - 1);
+	else
+		ret = pin_take_line(buf, strlen(buf), "PIN prompt", pin, err);
 	st_wipe(buf, sizeof(buf));
-	if (fd >= 0)
-		close(fd);
 	return ret;
 }
 
@@ -192,7 +152,7 @@ hsm_pin_read(const hsm_pin_source *src, const char *token, char pin[HSM_PIN_MAX]
 	else if (src->kind == HSM_PIN_FILE)
 		ret = pin_from_file(src->name, pin, err);
 	else if (src->kind == HSM_PIN_PROMPT)
-		ret = pin_from_tty(token, pin, err);
+		ret = pin_from_prompt(src, token, pin, err);
 	else
 		ret = st_err_set(err, ST_E_CONFIG, "unknown PIN source %d", src->kind);
 	if (ret < 0)

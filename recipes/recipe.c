@@ -365,7 +365,7 @@ read_hsm(walk *w, const ynode *root)
 	static const char *const keys[] = { "module", "token", "pin", "intermediate", "audit", "tool", NULL };
 	static const char *const pin_keys[] = { "env", "file", NULL };
 	static const rkey_note pin_notes[] = {
-		{ "value", "a PIN is never written in a recipe: use env: VARIABLE or file: PATH" },
+		{ "value", "a PIN is never written in a recipe: use env: VARIABLE, file: PATH or prompt" },
 		{ NULL, NULL },
 	};
 	char path[RECIPE_PATH_MAX];
@@ -396,14 +396,21 @@ read_hsm(walk *w, const ynode *root)
 		    strlen(r->hsm.token));
 	}
 	pin = rc_get(m, "pin");
-	if (pin && pin->kind == YN_SCALAR && !pin->bad && !ynode_is_null(pin)) {
+	if (pin && pin->kind == YN_SCALAR && !pin->bad && !ynode_is_null(pin) && pin->len == 6 &&
+	    memcmp(pin->text, "prompt", 6) == 0) {
+		/* the operator types it on the station's terminal */
+		free(r->hsm.pin_env);
+		r->hsm.pin_env = NULL;
+		r->hsm.pin_source = RECIPE_PIN_PROMPT;
+	} else if (pin && pin->kind == YN_SCALAR && !pin->bad && !ynode_is_null(pin)) {
 		/* never echo the value: it may be the PIN itself */
-		rc_err(w->c, pin->line, pin->col, "hsm.pin", "a PIN is never written in a recipe: use env: VARIABLE or file: PATH");
+		rc_err(w->c, pin->line, pin->col, "hsm.pin",
+		    "a PIN is never written in a recipe: use env: VARIABLE, file: PATH or prompt");
 	} else if ((pin = section(w, m, "hsm", "pin", false, pin_keys, pin_notes, path))) {
 		have_env = rc_get(pin, "env") != NULL;
 		have_file = rc_get(pin, "file") != NULL;
 		if (have_env == have_file) {
-			rc_err(w->c, pin->kline, pin->kcol, path, "give exactly one PIN source: env: VARIABLE or file: PATH");
+			rc_err(w->c, pin->kline, pin->kcol, path, "give exactly one PIN source: env: VARIABLE or file: PATH (or pin: prompt)");
 		} else if (have_env) {
 			if (rc_get_str(w->c, pin, path, "env", true, 64, &s) == 0) {
 				if (!is_ident(s, "_") || (s[0] >= '0' && s[0] <= '9')) {

@@ -43,7 +43,7 @@ const char *recipe_cmd_name(int code);
 
 enum recipe_key_alg { RECIPE_ALG_P256 = 1, RECIPE_ALG_P384 = 2 }; /* = PROTOCOL.md KEYGEN algorithm */
 enum recipe_san_type { RECIPE_SAN_URI = 1, RECIPE_SAN_DNS = 2 };
-enum recipe_pin_source { RECIPE_PIN_ENV = 1, RECIPE_PIN_FILE = 2 };
+enum recipe_pin_source { RECIPE_PIN_ENV = 1, RECIPE_PIN_FILE = 2, RECIPE_PIN_PROMPT = 3 };
 
 /* Extended key usages (bit mask); recipe_eku_name() gives OpenSSL's short name. */
 enum recipe_eku {

@@ -47,7 +47,6 @@ seal_usage(FILE *f)
 	    "signature by the audit key in the HSM.  With --recipe the journal folder,\n"
 	    "station id and HSM come from the recipe (the flags override them); with\n"
 	    "--dir, station, operator and recipe digest are those of the last record.\n"
-	    "The PIN comes from the recipe's PIN source, --pin-file, or $STATION_HSM_PIN.\n"
 	    "A running station holds the journal: seal when it has finished.\n"
 	    "\n"
 	    "  --recipe FILE     the line's recipe (audit.dir, hsm.audit.key/cert)\n"
@@ -56,15 +55,16 @@ seal_usage(FILE *f)
 	    "  --key-label LABEL the audit key in the token (default: the recipe's, else \"audit\")\n"
 	    "  --token LABEL     token label; --module PATH  PKCS#11 module\n"
 	    "  --chain PEM       certificates to embed with the signer's (default: the recipe's hsm chain)\n"
-	    "  --pin-file FILE   read the PIN from FILE (mode 0600)\n"
 	    "  --operator NAME   who seals (default $USER); with --recipe only\n"
+	    "  HSM OPTIONS: --token, --module, --key-label, and " CLI_PIN_SYNOPSIS "\n"
+	    CLI_PIN_HELP
 	    "Exit: 0 sealed, 1 the journal is damaged, 2 usage or configuration error.\n");
 }
 
 static int
 cmd_seal(int argc, char **argv)
 {
-	enum { O_RECIPE = 1, O_DIR, O_CERT, O_LABEL, O_TOKEN, O_MODULE, O_CHAIN, O_PIN_FILE, O_OPERATOR, O_HELP };
+	enum { O_RECIPE = 1, O_DIR, O_CERT, O_LABEL, O_TOKEN, O_MODULE, O_CHAIN, O_OPERATOR, O_HELP };
 	static const struct option opts[] = {
 		{ "recipe", required_argument, NULL, O_RECIPE },
 		{ "dir", required_argument, NULL, O_DIR },
@@ -73,17 +73,18 @@ cmd_seal(int argc, char **argv)
 		{ "token", required_argument, NULL, O_TOKEN },
 		{ "module", required_argument, NULL, O_MODULE },
 		{ "chain", required_argument, NULL, O_CHAIN },
-		{ "pin-file", required_argument, NULL, O_PIN_FILE },
+		CLI_PIN_LONGOPTS,
 		{ "operator", required_argument, NULL, O_OPERATOR },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *dir = NULL, *cert_path = NULL, *label = NULL, *token = NULL, *module = NULL,
-		   *chain_path = NULL, *pin_file = NULL, *operator_name = NULL;
+		   *chain_path = NULL, *operator_name = NULL;
 	recipe *r = NULL;
 	hsm_ctx *hsm = NULL;
 	hsm_key *key = NULL;
-	hsm_pin_source pin = { HSM_PIN_ENV, NULL };
+	cli_pin pin_opt = { 0 };
+	hsm_pin_source pin;
 	X509 *cert = NULL;
 	STACK_OF(X509) *chain = NULL;
 	audit_signer signer;
@@ -93,10 +94,15 @@ cmd_seal(int argc, char **argv)
 	unsigned *pending = NULL, n_pending = 0, i, n;
 	char subject[512], name[AUDIT_NAME_MAX];
 	st_err err;
-	int c, ret = EXIT_USAGE;
+	int c, pc, ret = EXIT_USAGE;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if ((pc = cli_pin_option(&pin_opt, "audit seal", c, optarg)) != 0) {
+			if (pc < 0)
+				goto out;
+			continue;
+		}
 		switch (c) {
 		case O_RECIPE: recipe_path = optarg; break;
 		case O_DIR: dir = optarg; break;
@@ -105,7 +111,6 @@ cmd_seal(int argc, char **argv)
 		case O_TOKEN: token = optarg; break;
 		case O_MODULE: module = optarg; break;
 		case O_CHAIN: chain_path = optarg; break;
-		case O_PIN_FILE: pin_file = optarg; break;
 		case O_OPERATOR: operator_name = optarg; break;
 		case 'h':
 		case O_HELP: seal_usage(stdout); ret = EXIT_OK; goto out;
@@ -126,8 +131,6 @@ cmd_seal(int argc, char **argv)
 		token = token ? token : r->hsm.token;
 		module = module ? module : r->hsm.module;
 		chain_path = chain_path ? chain_path : r->hsm.chain;
-		pin.kind = r->hsm.pin_source == RECIPE_PIN_FILE ? HSM_PIN_FILE : HSM_PIN_ENV;
-		pin.name = r->hsm.pin_source == RECIPE_PIN_FILE ? r->hsm.pin_file : r->hsm.pin_env;
 		cfg.station = r->audit.station_id;
 		cfg.operator_name = operator_name ? operator_name : getenv("USER");
 		cfg.recipe = r->digest;
@@ -139,10 +142,7 @@ cmd_seal(int argc, char **argv)
 	}
 	if (!label)
 		label = "audit";
-	if (pin_file) {
-		pin.kind = HSM_PIN_FILE;
-		pin.name = pin_file;
-	}
+	cli_pin_source(&pin_opt, r, &pin);
 	if (!cert_path || !token) {
 		fprintf(stderr, "station audit seal: give --cert CERT.pem and --token LABEL (or --recipe FILE)\n");
 		goto out;

@@ -7,6 +7,7 @@
 
 #include <openssl/pem.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "hsm.h"
 #include "recipe.h"
@@ -96,6 +97,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station crl --recipe FILE --out FILE [--next-update-days N] [--der] [--revocations FILE]\n"
+	    "                   " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Write an X.509 v2 CRL, signed by the intermediate in the HSM, listing every certificate\n"
 	    "the journal records as revoked (station revoke, rework, abandoned issuance). Each CRL\n"
@@ -103,6 +105,7 @@ usage(FILE *f)
 	    "the recipe's rework.crl_next_update_days.\n"
 	    "--revocations FILE adds the fleet's revocations for this intermediate, as written by\n"
 	    "'station-registry revocations --issuer intermediate.pem', so one CRL covers every station.\n"
+	    CLI_PIN_HELP
 	    "Exit: 0 written, 2 usage or configuration error.\n");
 }
 
@@ -116,6 +119,7 @@ cmd_crl_main(int argc, char **argv)
 		{ "der", no_argument, NULL, 'D' },
 		{ "operator", required_argument, NULL, 'O' },
 		{ "revocations", required_argument, NULL, 'R' },
+		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -123,7 +127,8 @@ cmd_crl_main(int argc, char **argv)
 	fleet_rev *fleet = NULL;
 	size_t nfleet = 0;
 	long days = -1;
-	int der = 0, c, ret = EXIT_USAGE;
+	int der = 0, c, pc, ret = EXIT_USAGE;
+	cli_pin pin = { 0 };
 	station *st = NULL;
 	revlist rl = { 0 };
 	hsm_revoked *entries = NULL;
@@ -139,6 +144,11 @@ cmd_crl_main(int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((pc = cli_pin_option(&pin, "crl", c, optarg)) != 0) {
+			if (pc < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		switch (c) {
 		case 'r': recipe_path = optarg; break;
 		case 'o': out_path = optarg; break;
@@ -166,7 +176,7 @@ cmd_crl_main(int argc, char **argv)
 	}
 	if (!operator_name)
 		operator_name = getenv("USER") ? getenv("USER") : "unknown";
-	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &st, &err) < 0 ||
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &pin, &st, &err) < 0 ||
 	    revlist_load(st->rcp->audit.dir, &rl, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;

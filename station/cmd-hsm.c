@@ -29,7 +29,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station hsm check [--recipe FILE] [--module PATH] [--token LABEL]\n"
-	    "                         [--key-label LABEL[=CERT.pem]]... [--pin-env NAME | --pin-file PATH | --pin-prompt]\n"
+	    "                         [--key-label LABEL[=CERT.pem]]... " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Open the HSM token, find each key, check it is sensitive and not extractable,\n"
 	    "that its certificate belongs to it and is valid now, and print what was found.\n"
@@ -43,11 +43,7 @@ usage(FILE *f)
 	    "  --key-label L[=CERT]   a key to check, with its certificate (repeatable; replaces\n"
 	    "                         the recipe's keys; default without a recipe: intermediate,\n"
 	    "                         audit, tool, with no certificate)\n"
-	    "  --pin-env NAME         the user PIN is in environment variable NAME\n"
-	    "  --pin-file PATH        the user PIN is the first line of PATH (mode 0600 or stricter)\n"
-	    "  --pin-prompt           ask for the user PIN on the terminal\n"
-	    "The PIN source defaults to the recipe's, else $" HSM_PIN_ENV_DEFAULT ". A PIN is never\n"
-	    "taken from the command line.\n");
+	    CLI_PIN_HELP);
 }
 
 static void
@@ -122,15 +118,13 @@ out:
 static int
 cmd_check(int argc, char **argv)
 {
-	enum { O_RECIPE = 1, O_MODULE, O_TOKEN, O_KEY, O_PIN_ENV, O_PIN_FILE, O_PIN_PROMPT, O_HELP };
+	enum { O_RECIPE = 1, O_MODULE, O_TOKEN, O_KEY, O_HELP };
 	static const struct option opts[] = {
 		{ "recipe", required_argument, NULL, O_RECIPE },
 		{ "module", required_argument, NULL, O_MODULE },
 		{ "token", required_argument, NULL, O_TOKEN },
 		{ "key-label", required_argument, NULL, O_KEY },
-		{ "pin-env", required_argument, NULL, O_PIN_ENV },
-		{ "pin-file", required_argument, NULL, O_PIN_FILE },
-		{ "pin-prompt", no_argument, NULL, O_PIN_PROMPT },
+		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -139,8 +133,9 @@ cmd_check(int argc, char **argv)
 	char *key_args[MAX_KEYS];
 	struct key_spec keys[MAX_KEYS];
 	size_t nkeys = 0, nargs = 0, i;
-	hsm_pin_source pin = { HSM_PIN_ENV, NULL };
-	int pin_given = 0, c, ret = EXIT_USAGE;
+	cli_pin pin_opt = { 0 };
+	hsm_pin_source pin;
+	int c, pc, ret = EXIT_USAGE;
 	unsigned pin_state;
 	recipe *r = NULL;
 	hsm_ctx *ctx = NULL;
@@ -150,6 +145,11 @@ cmd_check(int argc, char **argv)
 	st_err_clear(&err);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((pc = cli_pin_option(&pin_opt, "hsm check", c, optarg)) != 0) {
+			if (pc < 0)
+				goto out;
+			continue;
+		}
 		switch (c) {
 		case O_RECIPE:
 			recipe_path = optarg;
@@ -166,16 +166,6 @@ cmd_check(int argc, char **argv)
 				goto out;
 			}
 			key_args[nargs++] = optarg;
-			break;
-		case O_PIN_ENV:
-		case O_PIN_FILE:
-		case O_PIN_PROMPT:
-			if (pin_given++) {
-				fprintf(stderr, "station hsm check: give at most one of --pin-env, --pin-file, --pin-prompt\n");
-				goto out;
-			}
-			pin.kind = c == O_PIN_ENV ? HSM_PIN_ENV : c == O_PIN_FILE ? HSM_PIN_FILE : HSM_PIN_PROMPT;
-			pin.name = c == O_PIN_PROMPT ? NULL : optarg;
 			break;
 		case O_HELP:
 			usage(stdout);
@@ -199,10 +189,6 @@ cmd_check(int argc, char **argv)
 			module = r->hsm.module;
 		if (!token)
 			token = r->hsm.token;
-		if (!pin_given) {
-			pin.kind = r->hsm.pin_source == RECIPE_PIN_FILE ? HSM_PIN_FILE : HSM_PIN_ENV;
-			pin.name = r->hsm.pin_source == RECIPE_PIN_FILE ? r->hsm.pin_file : r->hsm.pin_env;
-		}
 		if (!nargs) {
 			keys[nkeys++] = (struct key_spec){ r->hsm.intermediate_key, r->hsm.intermediate_cert };
 			keys[nkeys++] = (struct key_spec){ r->hsm.audit_key, r->hsm.audit_cert };
@@ -237,6 +223,7 @@ cmd_check(int argc, char **argv)
 		for (i = 0; i < sizeof(default_labels) / sizeof(default_labels[0]); i++)
 			keys[nkeys++] = (struct key_spec){ default_labels[i], NULL };
 
+	cli_pin_source(&pin_opt, r, &pin);
 	if (!(ctx = hsm_open(module, token, &pin, &err))) {
 		fprintf(stderr, "station hsm check: %s\n", err.msg);
 		ret = EXIT_USAGE;

@@ -61,9 +61,11 @@ print_summary(const recipe *r, const char *sig_status)
 	jig_fw_format(r->se.min_firmware, fw);
 	printf("; firmware >= %s; lifecycle factory; key slot %d, %s\n", fw, r->se.key_slot, alg_name(r->se.key_alg));
 	printf("se vendor    %s\n", r->se.vendor_root);
-	printf("hsm          token \"%s\" via %s; PIN from %s %s\n", r->hsm.token, r->hsm.module,
-	    r->hsm.pin_source == RECIPE_PIN_FILE ? "file" : "environment",
-	    r->hsm.pin_source == RECIPE_PIN_FILE ? r->hsm.pin_file : r->hsm.pin_env);
+	printf("hsm          token \"%s\" via %s; PIN from %s%s\n", r->hsm.token, r->hsm.module,
+	    r->hsm.pin_source == RECIPE_PIN_FILE ? "file " : r->hsm.pin_source == RECIPE_PIN_PROMPT ? "the terminal"
+	                                                                                       : "environment ",
+	    r->hsm.pin_source == RECIPE_PIN_FILE ? r->hsm.pin_file : r->hsm.pin_source == RECIPE_PIN_PROMPT ? ""
+	                                                                                                  : r->hsm.pin_env);
 	printf("             intermediate key \"%s\": %s", r->hsm.intermediate_key, r->hsm.intermediate_cert);
 	if (r->hsm.chain)
 		printf(" (chain %s)", r->hsm.chain);
@@ -130,11 +132,11 @@ sign_usage(FILE *f)
 	fprintf(f,
 	    "usage: station recipe sign FILE --key-label LABEL [--cert CERT.pem] [--chain PEM]\n"
 	    "                           [--recipe-for-hsm FILE] [--module PATH] [--token LABEL] [--root DIR]\n"
+	    "                           " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Sign a valid recipe with a key in the HSM: writes FILE.sig, a detached CMS\n"
 	    "signature over the file's bytes.  The HSM (module, token, PIN source) comes\n"
 	    "from the recipe's hsm section, or from --recipe-for-hsm's, or the flags.\n"
-	    "The PIN is read from the recipe's PIN source (default $STATION_HSM_PIN).\n"
 	    "\n"
 	    "  --key-label LABEL   the signing key in the token (e.g. engineering)\n"
 	    "  --cert CERT.pem     its certificate (default: the recipe's certificate\n"
@@ -143,7 +145,8 @@ sign_usage(FILE *f)
 	    "  --chain PEM         intermediate certificates to embed in the signature\n"
 	    "  --recipe-for-hsm F  take the HSM settings from recipe F\n"
 	    "  --module PATH       PKCS#11 module; --token LABEL  token label\n"
-	    "  --root DIR          as for `station recipe check`\n");
+	    "  --root DIR          as for `station recipe check`\n"
+	    CLI_PIN_HELP);
 }
 
 static int
@@ -253,6 +256,7 @@ cmd_sign(int argc, char **argv)
 		{ "module", required_argument, NULL, O_MODULE },
 		{ "token", required_argument, NULL, O_TOKEN },
 		{ "root", required_argument, NULL, O_ROOT },
+		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -263,6 +267,7 @@ cmd_sign(int argc, char **argv)
 	recipe *r = NULL, *hr = NULL;
 	hsm_ctx *hsm = NULL;
 	hsm_key *key = NULL;
+	cli_pin pin_opt = { 0 };
 	hsm_pin_source pin;
 	X509 *cert = NULL;
 	STACK_OF(X509) *chain = NULL;
@@ -271,10 +276,15 @@ cmd_sign(int argc, char **argv)
 	char *sig_path = NULL, subject[512], hex[RECIPE_DIGEST_HEX];
 	uint8_t md[32];
 	st_err err;
-	int c, ret = EXIT_USAGE;
+	int c, pc, ret = EXIT_USAGE;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if ((pc = cli_pin_option(&pin_opt, "recipe sign", c, optarg)) != 0) {
+			if (pc < 0)
+				goto out;
+			continue;
+		}
 		switch (c) {
 		case O_LABEL: label = optarg; break;
 		case O_CERT: cert_path = optarg; break;
@@ -326,8 +336,7 @@ cmd_sign(int argc, char **argv)
 		fprintf(stderr, "station recipe sign: %s changed while it was being checked; run it again\n", r->path);
 		goto out;
 	}
-	pin.kind = hr->hsm.pin_source == RECIPE_PIN_FILE ? HSM_PIN_FILE : HSM_PIN_ENV;
-	pin.name = hr->hsm.pin_source == RECIPE_PIN_FILE ? hr->hsm.pin_file : hr->hsm.pin_env;
+	cli_pin_source(&pin_opt, hr, &pin);
 	if (!(hsm = hsm_open(module ? module : hr->hsm.module, token ? token : hr->hsm.token, &pin, &err))) {
 		fprintf(stderr, "station recipe sign: %s\n", err.msg);
 		goto out;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "hsm.h"
 #include "recipe.h"
@@ -15,12 +16,13 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station revoke --recipe FILE (--cert-serial HEX | --device SE_SERIAL) --reason REASON\n"
-	    "                      [--operator NAME]\n"
+	    "                      [--operator NAME] " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Record in the audit journal that a certificate this station issued is revoked; the next\n"
 	    "'station crl' lists it. --device revokes that SE's live certificate (a scrapped device).\n"
 	    "REASON: keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	    "        cessationOfOperation, certificateHold, privilegeWithdrawn, unspecified.\n"
+	    CLI_PIN_HELP
 	    "Exit: 0 recorded (or already revoked), 2 usage, configuration, or an unknown certificate.\n");
 }
 
@@ -33,6 +35,7 @@ cmd_revoke_main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "reason", required_argument, NULL, 'R' },
 		{ "operator", required_argument, NULL, 'o' },
+		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -42,11 +45,17 @@ cmd_revoke_main(int argc, char **argv)
 	revlist rl = { 0 };
 	rev_cert *target = NULL;
 	size_t i;
-	int c, ret = EXIT_USAGE;
+	int c, pc, ret = EXIT_USAGE;
+	cli_pin pin = { 0 };
 	st_err err;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((pc = cli_pin_option(&pin, "revoke", c, optarg)) != 0) {
+			if (pc < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		switch (c) {
 		case 'r': recipe_path = optarg; break;
 		case 'c': cert_serial = optarg; break;
@@ -74,7 +83,7 @@ cmd_revoke_main(int argc, char **argv)
 		cert_serial = serial_buf;
 	if (!operator_name)
 		operator_name = getenv("USER") ? getenv("USER") : "unknown";
-	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &st, &err) < 0 ||
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &pin, &st, &err) < 0 ||
 	    revlist_load(st->rcp->audit.dir, &rl, &err) < 0) {
 		fprintf(stderr, "station revoke: %s\n", err.msg);
 		goto out;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "rework.h"
 
@@ -12,7 +13,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station rework --recipe FILE --authorized-by NAME [--reason TEXT] [--jig URI]\n"
-	    "                      [--operator NAME] [--json]\n"
+	    "                      [--operator NAME] [--json] " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Re-provision the provisioned device on the jig (RMA, failed final test, ownership change).\n"
 	    "The device must prove its identity: its certificate chains to one of our intermediates, is\n"
@@ -27,6 +28,7 @@ usage(FILE *f)
 	    "  --jig URI             the jig (default: the recipe's jig.uri)\n"
 	    "  --operator NAME       recorded in the journal (default: $USER)\n"
 	    "  --json                one JSON event per line\n"
+	    CLI_PIN_HELP
 	    "\n"
 	    "Exit: 0 reworked, 1 refused or failed, 2 usage or configuration error.\n");
 }
@@ -41,18 +43,25 @@ cmd_rework_main(int argc, char **argv)
 		{ "authorized-by", required_argument, NULL, 'a' },
 		{ "operator", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'J' },
+		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *jig = NULL, *reason = "rework", *who = NULL, *operator_name = NULL;
-	int json = 0, c, rc, ret = EXIT_USAGE;
+	int json = 0, c, pc, rc, ret = EXIT_USAGE;
 	run_end end = RUN_COMPLETED;
+	cli_pin pin = { 0 };
 	station *st = NULL;
 	ui *u = NULL;
 	st_err err;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((pc = cli_pin_option(&pin, "rework", c, optarg)) != 0) {
+			if (pc < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		switch (c) {
 		case 'r': recipe_path = optarg; break;
 		case 'j': jig = optarg; break;
@@ -71,7 +80,7 @@ cmd_rework_main(int argc, char **argv)
 	}
 	if (!operator_name)
 		operator_name = getenv("USER") ? getenv("USER") : "unknown";
-	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &st, &err) < 0) {
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &pin, &st, &err) < 0) {
 		fprintf(stderr, "station rework: %s\n", err.msg);
 		goto out;
 	}

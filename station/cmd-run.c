@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "engine.h"
 #include "station.h"
@@ -69,6 +70,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: station run --recipe FILE [--jig URI]... [--count N] [--operator NAME] [--json]\n"
 	    "                   [--require-signed] [--trust PEM]\n"
+	    "                   " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Provision every device presented on the jigs: identify, check posture, authenticate,\n"
 	    "generate the key in the SE, verify the attested CSR, sign, install, read back, lock.\n"
@@ -81,8 +83,8 @@ usage(FILE *f)
 	    "  --json             one JSON event per line on stdout, for MES integration\n"
 	    "  --require-signed   refuse a recipe without a valid signature (see station recipe sign)\n"
 	    "  --trust PEM        trust anchors for recipe signatures\n"
+	    CLI_PIN_HELP
 	    "\n"
-	    "The HSM PIN comes from the recipe's PIN source (default: environment STATION_HSM_PIN).\n"
 	    "Exit: 0 every device passed and --count was reached (without --count: stopped by Ctrl-C),\n"
 	    "1 a device failed, 2 usage or configuration error, 3 stopped early (signal, quota, HSM),\n"
 	    "4 the audit folder cannot be written (disk full).\n");
@@ -153,6 +155,7 @@ cmd_run_main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "require-signed", no_argument, NULL, 'S' },
 		{ "trust", required_argument, NULL, 't' },
+		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -160,7 +163,8 @@ cmd_run_main(int argc, char **argv)
 	const char **jigs = NULL;
 	size_t njigs = 0;
 	unsigned long count = 0;
-	int json = 0, require_signed = 0, c, ret = EXIT_USAGE;
+	int json = 0, require_signed = 0, c, pc, ret = EXIT_USAGE;
+	cli_pin pin = { 0 };
 	station *st = NULL;
 	ui *u = NULL;
 	engine_result res;
@@ -169,6 +173,11 @@ cmd_run_main(int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((pc = cli_pin_option(&pin, "run", c, optarg)) != 0) {
+			if (pc < 0)
+				goto out;
+			continue;
+		}
 		switch (c) {
 		case 'r':
 			recipe_path = optarg;
@@ -222,7 +231,7 @@ cmd_run_main(int argc, char **argv)
 		operator_name = getenv("USER") ? getenv("USER") : "unknown";
 
 	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust,
-	        &st, &err) < 0) {
+	        &pin, &st, &err) < 0) {
 		fprintf(stderr, "station run: %s\n", err.msg);
 		goto out;
 	}

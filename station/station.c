@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "audit.h"
+#include "cli.h"
 #include "cms.h"
 #include "hsm.h"
 #include "recipe.h"
@@ -91,15 +92,12 @@ load_cert_checked(hsm_key *key, const char *path, st_err *err)
 }
 
 static int
-open_hsm(station *st, st_err *err)
+open_hsm(station *st, const cli_pin *pin_opt, st_err *err)
 {
 	const recipe *r = st->rcp;
-	hsm_pin_source pin = { HSM_PIN_ENV, r->hsm.pin_env };
+	hsm_pin_source pin;
 
-	if (r->hsm.pin_source == RECIPE_PIN_FILE) {
-		pin.kind = HSM_PIN_FILE;
-		pin.name = r->hsm.pin_file;
-	}
+	cli_pin_source(pin_opt, r, &pin);
 	if (!(st->hsm = hsm_open(r->hsm.module, r->hsm.token, &pin, err)))
 		return st_err_prefix(err, "HSM");
 	if (!(st->ca_key = hsm_key_find(st->hsm, r->hsm.intermediate_key, err)) ||
@@ -465,7 +463,7 @@ open_journal(station *st, int with_signer, st_err *err)
 
 int
 station_open(const char *recipe_path, const char *operator_name, int flags, int require_signed,
-    const char *trust_pem, station **out, st_err *err)
+    const char *trust_pem, const cli_pin *pin, station **out, st_err *err)
 {
 	station *st = calloc(1, sizeof(*st));
 
@@ -487,7 +485,7 @@ station_open(const char *recipe_path, const char *operator_name, int flags, int 
 			goto fail;
 		}
 	}
-	if ((flags & STATION_OPEN_HSM) && open_hsm(st, err) < 0)
+	if ((flags & STATION_OPEN_HSM) && open_hsm(st, pin, err) < 0)
 		goto fail;
 	if (flags & STATION_OPEN_HSM) {
 		st->signer.key = hsm_key_pkey(st->audit_key);

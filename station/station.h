@@ -16,6 +16,7 @@
 #include "st.h"
 
 struct recipe;
+struct cli_pin;
 struct hsm_ctx;
 struct hsm_key;
 
@@ -52,9 +53,11 @@ enum station_open_flags {
 };
 
 /* Load and check everything a command needs; on error, err says what and
- * the command exits 2.  require_signed: refuse an unsigned/altered recipe. */
+ * the command exits 2.  require_signed: refuse an unsigned/altered recipe.
+ * pin: the command's PIN options (cli.h; NULL or none given: the recipe's
+ * PIN source). */
 int station_open(const char *recipe_path, const char *operator_name, int flags, int require_signed,
-    const char *trust_pem, station **out, st_err *err);
+    const char *trust_pem, const struct cli_pin *pin, station **out, st_err *err);
 void station_close(station *st);
 
 /* Append a journal record; it is on disk when this returns, unless lazy

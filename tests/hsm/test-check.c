@@ -1,12 +1,10 @@
 /* `station hsm check`: the happy path, and each failure's exit code and
  * message, run as the operator would run it. */
-#include <pty.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -359,44 +357,18 @@ END_TEST
 /* --pin-prompt on a terminal: the PIN is typed, not echoed, and works. */
 START_TEST(test_pin_prompt)
 {
-	char *dir = tu_make_pki();
-	const char *exe = getenv("STATION_EXE");
-	char buf[8192];
-	size_t len = 0;
-	int master = -1, status = 0;
-	pid_t pid;
+	char *dir = tu_make_pki(), *out = NULL;
+	char *argv[] = { (char *)tu_station_exe(), (char *)"hsm", (char *)"check", (char *)"--token",
+		(char *)"station-test", (char *)"--pin-prompt", NULL };
+	int rc;
 
 	unsetenv("STATION_HSM_PIN");
-	pid = forkpty(&master, NULL, NULL, NULL);
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		execl(exe, exe, "hsm", "check", "--token", "station-test", "--pin-prompt", (char *)NULL);
-		_exit(127);
-	}
-	while (len < sizeof(buf) - 1) {
-		ssize_t r = read(master, buf + len, sizeof(buf) - 1 - len);
-
-		ck_assert_msg(r > 0, "no prompt: %s", buf);
-		len += (size_t)r;
-		buf[len] = '\0';
-		if (strstr(buf, "\": "))
-			break;
-	}
-	ck_assert_msg(strstr(buf, "User PIN for token \"station-test\": "), "%s", buf);
-	ck_assert_int_eq(write(master, "123456\n", 7), 7);
-	for (;;) {
-		ssize_t r = read(master, buf + len, sizeof(buf) - 1 - len);
-
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		buf[len] = '\0';
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, buf);
-	ck_assert_msg(strstr(buf, "OK, 3 keys"), "%s", buf);
-	ck_assert_msg(!strstr(buf, "123456"), "PIN echoed: %s", buf);
-	close(master);
+	rc = tu_run_pty(argv, "123456", &out);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_msg(strstr(out, "User PIN for token \"station-test\": "), "%s", out);
+	ck_assert_msg(strstr(out, "OK, 3 keys"), "%s", out);
+	ck_assert_msg(!strstr(out, "123456"), "PIN echoed: %s", out);
+	free(out);
 	tu_rmtree(dir);
 	free(dir);
 }

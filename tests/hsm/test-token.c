@@ -1,12 +1,10 @@
 /* libhsm token access against a throw-away SoftHSM token: open, PIN
  * sources, key lookup and the refusal of exportable keys, signing. */
 #include <dlfcn.h>
-#include <pty.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -388,7 +386,7 @@ START_TEST(test_pin_file)
 {
 	char *dir = tu_make_pki();
 	char *path = ht_path(dir, "my-pin");
-	hsm_pin_source src = { HSM_PIN_FILE, path };
+	hsm_pin_source src = { .kind = HSM_PIN_FILE, .name = path };
 	char pin[HSM_PIN_MAX];
 	hsm_ctx *ctx;
 	st_err err;
@@ -429,7 +427,7 @@ END_TEST
 
 START_TEST(test_pin_env)
 {
-	hsm_pin_source named = { HSM_PIN_ENV, "MY_TEST_HSM_PIN" };
+	hsm_pin_source named = { .kind = HSM_PIN_ENV, .name = "MY_TEST_HSM_PIN" };
 	char pin[HSM_PIN_MAX];
 	st_err err;
 
@@ -446,49 +444,70 @@ START_TEST(test_pin_env)
 }
 END_TEST
 
-/* The prompt reads from the terminal without echo: run it on a pty. */
-START_TEST(test_pin_prompt)
+/* A prompt is the program's: libhsm calls back (it never opens a terminal
+ * itself) and holds the answer to a PIN file's rules. */
+struct prompt_call {
+	const char *answer;
+	int fail;
+	unsigned calls;
+	char token[64];
+};
+
+static int
+test_prompt(void *arg, const char *token, char pin[HSM_PIN_MAX], st_err *err)
 {
-	char buf[4096];
-	size_t len = 0;
-	int master = -1, status = 0;
-	pid_t pid;
+	struct prompt_call *c = arg;
 
-	pid = forkpty(&master, NULL, NULL, NULL);
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		hsm_pin_source src = { HSM_PIN_PROMPT, NULL };
-		char pin[HSM_PIN_MAX];
-		st_err err;
+	c->calls++;
+	snprintf(c->token, sizeof(c->token), "%s", token);
+	if (c->fail)
+		return st_err_set(err, ST_E_CONFIG, "the operator pressed Ctrl-D");
+	if (strlen(c->answer) < HSM_PIN_MAX)
+		memcpy(pin, c->answer, strlen(c->answer) + 1);
+	else
+		memset(pin, 'x', HSM_PIN_MAX); /* no NUL at all */
+	return 0;
+}
 
-		if (hsm_pin_read(&src, "station-test", pin, &err) < 0)
-			_exit(2);
-		_exit(strcmp(pin, "pin-from-tty") == 0 ? 0 : 3);
-	}
-	/* Wait for the prompt (echo is off once it shows), then type. */
-	while (len < sizeof(buf) - 1) {
-		ssize_t r = read(master, buf + len, sizeof(buf) - 1 - len);
+START_TEST(test_pin_prompt_callback)
+{
+	char *dir = tu_make_pki(), pin[HSM_PIN_MAX], big[HSM_PIN_MAX + 8];
+	struct prompt_call call = { .answer = TEST_PIN "\n" };
+	hsm_pin_source src = { .kind = HSM_PIN_PROMPT, .prompt = test_prompt, .prompt_arg = &call };
+	hsm_ctx *ctx;
+	st_err err;
 
-		ck_assert_int_gt(r, 0);
-		len += (size_t)r;
-		buf[len] = '\0';
-		if (strstr(buf, ": "))
-			break;
-	}
-	ck_assert_msg(strstr(buf, "User PIN for token \"station-test\": "), "%s", buf);
-	ck_assert_int_eq(write(master, "pin-from-tty\n", 13), 13);
-	for (;;) {
-		ssize_t r = read(master, buf + len, sizeof(buf) - 1 - len);
+	unsetenv("STATION_HSM_PIN"); /* the prompt must be what is used */
+	ctx = hsm_open(NULL, "station-test", &src, &err);
+	ck_assert_msg(ctx != NULL, "%s", err.msg);
+	hsm_close(ctx);
+	ck_assert_uint_eq(call.calls, 1);
+	ck_assert_str_eq(call.token, "station-test");
 
-		if (r <= 0)
-			break; /* EIO once the child is gone */
-		len += (size_t)r;
-		buf[len] = '\0';
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
-	ck_assert_msg(!strstr(buf, "pin-from-tty"), "PIN echoed: %s", buf);
-	close(master);
+	call.answer = "4321";
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), 0);
+	ck_assert_str_eq(pin, "4321");
+	call.answer = "\n";
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), -1);
+	ck_assert_msg(err.code == ST_E_CONFIG && strstr(err.msg, "PIN prompt: the PIN is empty"), "%s", err.msg);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	call.answer = big;
+	ck_assert_int_eq(hsm_pin_read(&src, "t", pin, &err), -1);
+	ck_assert_msg(strstr(err.msg, "longer than"), "%s", err.msg);
+	ck_assert_str_eq(pin, "");
+	call.fail = 1;
+	ck_assert_ptr_null(hsm_open(NULL, "station-test", &src, &err));
+	ck_assert_msg(err.code == ST_E_CONFIG && strstr(err.msg, "Ctrl-D") && strstr(err.msg, "\"station-test\""), "%s",
+	    err.msg);
+
+	/* A program that cannot ask says so; libhsm does not fall back to a terminal. */
+	src.prompt = NULL;
+	ck_assert_int_eq(hsm_pin_read(&src, "station-test", pin, &err), -1);
+	ck_assert_msg(err.code == ST_E_CONFIG && strstr(err.msg, "cannot prompt") && strstr(err.msg, "station-test"), "%s",
+	    err.msg);
+	tu_rmtree(dir);
+	free(dir);
 }
 END_TEST
 
@@ -710,7 +729,7 @@ main(void)
 	tcase_add_test(tc, test_sign_tool_challenge);
 	tcase_add_test(tc, test_pin_file);
 	tcase_add_test(tc, test_pin_env);
-	tcase_add_test(tc, test_pin_prompt);
+	tcase_add_test(tc, test_pin_prompt_callback);
 	tcase_add_test(tc, test_p11kit_proxy);
 	tcase_add_test(tc, test_p11kit_client);
 	tcase_add_test(tc, test_ckr_names);

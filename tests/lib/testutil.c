@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <ftw.h>
+#include <pty.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,61 @@ tu_sh(const char *cmdline, char **out)
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmdline, NULL };
 
 	return tu_run(argv, out);
+}
+
+int
+tu_run_pty(char *const argv[], const char *answer, char **out)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 8192;
+	int master = -1, status = 0, typed = 0;
+	pid_t pid;
+
+	*out = NULL;
+	if (!(buf = malloc(cap)))
+		return -1;
+	buf[0] = '\0';
+	if ((pid = forkpty(&master, NULL, NULL, NULL)) < 0) {
+		free(buf);
+		return -1;
+	}
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	/* Type the answer once the question shows (echo is off by then);
+	 * read until the child is gone (EIO). */
+	for (;;) {
+		ssize_t r;
+
+		if (len + 1 == cap) {
+			char *n = realloc(buf, cap * 2);
+
+			if (!n)
+				break;
+			buf = n;
+			cap *= 2;
+		}
+		if ((r = read(master, buf + len, cap - 1 - len)) < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		buf[len] = '\0';
+		if (!typed && answer && strstr(buf, "\": ")) {
+			typed = 1;
+			if (write(master, answer, strlen(answer)) != (ssize_t)strlen(answer) || write(master, "\n", 1) != 1)
+				break;
+		}
+	}
+	close(master);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	*out = buf;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
 }
 
 pid_t

@@ -22,6 +22,11 @@ char *tu_src(const char *rel);
  * and stderr together into *out (malloc'd, may be NULL), return the exit
  * status, or 128+signal when killed. */
 int tu_run(char *const argv[], char **out);
+/* Run argv on a new pseudo-terminal (its controlling terminal), type
+ * answer and a newline once it asks a question (output ending in "\": ",
+ * as the PIN prompt does; NULL: never), and collect what it wrote to the
+ * terminal into *out (malloc'd).  Returns the exit status, or 128+signal. */
+int tu_run_pty(char *const argv[], const char *answer, char **out);
 /* Run a shell command line, same contract as tu_run. */
 int tu_sh(const char *cmdline, char **out);
 /* A network-HSM stand-in: `p11-kit server` exposing the token `token` of
