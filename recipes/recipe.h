@@ -162,6 +162,8 @@ int recipe_expand(const char *tpl, const recipe_facts *facts, char *out, size_t 
  * still hash to it (the recipe did not change since it was loaded).  0 and
  * the signer's subject in signer on success; otherwise -1 and err: ST_E_NOTFOUND
  * (no .sig), ST_E_VERIFY (altered, bad or untrusted), ST_E_CONFIG (trust file). */
+/* PATH.sig exists (whether or not anything checks it). */
+bool recipe_signature_present(const char *path);
 int recipe_signature_check(const char *path, const char *digest, const char *trust_pem, char *signer,
     size_t signer_cap, st_err *err);
 

@@ -42,6 +42,19 @@ out:
 	CMS_ContentInfo_free(cms);
 }
 
+bool
+recipe_signature_present(const char *path)
+{
+	char *sig_path = NULL;
+	bool present;
+
+	if (asprintf(&sig_path, "%s.sig", path) < 0)
+		return false;
+	present = access(sig_path, F_OK) == 0;
+	free(sig_path);
+	return present;
+}
+
 int
 recipe_signature_check(const char *path, const char *digest, const char *trust_pem, char *signer,
     size_t signer_cap, st_err *err)

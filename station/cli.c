@@ -1,10 +1,12 @@
 /* What the commands share, said once: loading a recipe and showing why it
- * does not load, and where the HSM user PIN comes from (the same options
- * on every command that opens the HSM, and the terminal prompt libhsm
- * calls back into). */
+ * does not load, its signature gate, who the operator is, and where the HSM
+ * user PIN comes from (the same options on every command that opens the
+ * HSM, and the terminal prompt libhsm calls back into). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
@@ -142,4 +144,53 @@ out:
 		st_wipe(pin, HSM_PIN_MAX);
 	close(fd);
 	return ret;
+}
+
+const char *
+cli_operator(const char *given)
+{
+	static char uid_name[32];
+	const char *user = getenv("USER");
+	struct passwd *pw;
+
+	if (given)
+		return given;
+	if (user && *user)
+		return user;
+	if ((pw = getpwuid(getuid())) && pw->pw_name && *pw->pw_name)
+		return pw->pw_name;
+	snprintf(uid_name, sizeof(uid_name), "uid %u", (unsigned)getuid());
+	return uid_name;
+}
+
+static void
+warn_unchecked(const char *cmd, const char *path)
+{
+	fprintf(stderr,
+	    "station %s: warning: %s.sig is not checked: no recipe signers are configured (set recipe_signers in "
+	    "the station config, or pass --trust FILE.pem; --require-signed refuses unsigned recipes)\n",
+	    cmd, path);
+}
+
+int
+cli_recipe_policy(const char *cmd, const recipe *r, int require_signed, const char *trust_pem)
+{
+	char signer[512];
+	int unchecked;
+	st_err err;
+
+	if (station_recipe_policy(r, require_signed, trust_pem, signer, sizeof(signer), &unchecked, &err) < 0) {
+		fprintf(stderr, "station %s: %s\n", cmd, err.msg);
+		return -1;
+	}
+	if (unchecked)
+		warn_unchecked(cmd, r->path);
+	return 0;
+}
+
+void
+cli_station_warnings(const char *cmd, const station *st)
+{
+	if (st->recipe_sig_unchecked)
+		warn_unchecked(cmd, st->rcp->path);
 }

@@ -6,6 +6,7 @@
 
 #include "hsm.h"
 #include "recipe.h"
+#include "station.h"
 
 /* Every error of a recipe load on stderr, one a line ("FILE:LINE:COL: key: message"). */
 void cli_recipe_errors_print(const recipe_errors *errs);
@@ -46,5 +47,16 @@ void cli_pin_source(const cli_pin *p, const recipe *r, hsm_pin_source *out);
 /* libhsm's prompt callback (hsm_pin_prompt_fn): asks on the controlling
  * terminal (/dev/tty), without echo. */
 int cli_pin_prompt(void *arg, const char *token, char pin[HSM_PIN_MAX], st_err *err);
+/* Who works at the station: given when not NULL, else $USER, else the
+ * account's name (getpwuid), else "uid N": a journal never says "unknown". */
+const char *cli_operator(const char *given);
+
+/* The recipe signature gate for a command that loaded r itself (station_open
+ * applies it otherwise): refuses with a message on stderr (-1) or warns about
+ * a signature nothing checks (0). */
+int cli_recipe_policy(const char *cmd, const recipe *r, int require_signed, const char *trust_pem);
+
+/* What an operator must be told after station_open succeeded. */
+void cli_station_warnings(const char *cmd, const station *st);
 
 #endif

@@ -55,7 +55,9 @@ seal_usage(FILE *f)
 	    "  --key-label LABEL the audit key in the token (default: the recipe's, else \"audit\")\n"
 	    "  --token LABEL     token label; --module PATH  PKCS#11 module\n"
 	    "  --chain PEM       certificates to embed with the signer's (default: the recipe's hsm chain)\n"
-	    "  --operator NAME   who seals (default $USER); with --recipe only\n"
+	    "  --operator NAME   who seals (default $USER, else the account name); with --recipe only\n"
+	    "  --require-signed  refuse a recipe without a valid signature (with --recipe)\n"
+	    "  --trust PEM       recipe signers (default: the station config's recipe_signers)\n"
 	    "  HSM OPTIONS: --token, --module, --key-label, and " CLI_PIN_SYNOPSIS "\n"
 	    CLI_PIN_HELP
 	    "Exit: 0 sealed, 1 the journal is damaged, 2 usage or configuration error.\n");
@@ -64,7 +66,7 @@ seal_usage(FILE *f)
 static int
 cmd_seal(int argc, char **argv)
 {
-	enum { O_RECIPE = 1, O_DIR, O_CERT, O_LABEL, O_TOKEN, O_MODULE, O_CHAIN, O_OPERATOR, O_HELP };
+	enum { O_RECIPE = 1, O_DIR, O_CERT, O_LABEL, O_TOKEN, O_MODULE, O_CHAIN, O_OPERATOR, O_REQUIRE, O_TRUST, O_HELP };
 	static const struct option opts[] = {
 		{ "recipe", required_argument, NULL, O_RECIPE },
 		{ "dir", required_argument, NULL, O_DIR },
@@ -75,11 +77,14 @@ cmd_seal(int argc, char **argv)
 		{ "chain", required_argument, NULL, O_CHAIN },
 		CLI_PIN_LONGOPTS,
 		{ "operator", required_argument, NULL, O_OPERATOR },
+		{ "require-signed", no_argument, NULL, O_REQUIRE },
+		{ "trust", required_argument, NULL, O_TRUST },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *dir = NULL, *cert_path = NULL, *label = NULL, *token = NULL, *module = NULL,
-		   *chain_path = NULL, *operator_name = NULL;
+		   *chain_path = NULL, *operator_name = NULL, *trust = NULL;
+	int require_signed = 0;
 	recipe *r = NULL;
 	hsm_ctx *hsm = NULL;
 	hsm_key *key = NULL;
@@ -112,6 +117,8 @@ cmd_seal(int argc, char **argv)
 		case O_MODULE: module = optarg; break;
 		case O_CHAIN: chain_path = optarg; break;
 		case O_OPERATOR: operator_name = optarg; break;
+		case O_REQUIRE: require_signed = 1; break;
+		case O_TRUST: trust = optarg; break;
 		case 'h':
 		case O_HELP: seal_usage(stdout); ret = EXIT_OK; goto out;
 		default: seal_usage(stderr); goto out;
@@ -121,8 +128,13 @@ cmd_seal(int argc, char **argv)
 		seal_usage(stderr);
 		goto out;
 	}
-	if (recipe_path && !(r = cli_recipe_load("audit seal", recipe_path)))
+	if (recipe_path && (!(r = cli_recipe_load("audit seal", recipe_path)) ||
+	                       cli_recipe_policy("audit seal", r, require_signed, trust) < 0))
 		goto out;
+	if (!recipe_path && (require_signed || trust)) {
+		fprintf(stderr, "station audit seal: --require-signed and --trust check a recipe: give --recipe FILE\n");
+		goto out;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	if (r) {
 		dir = dir ? dir : r->audit.dir;
@@ -132,7 +144,7 @@ cmd_seal(int argc, char **argv)
 		module = module ? module : r->hsm.module;
 		chain_path = chain_path ? chain_path : r->hsm.chain;
 		cfg.station = r->audit.station_id;
-		cfg.operator_name = operator_name ? operator_name : getenv("USER");
+		cfg.operator_name = cli_operator(operator_name);
 		cfg.recipe = r->digest;
 		cfg.batch_devices = r->audit.batch_size > 0 ? (unsigned)r->audit.batch_size : 0;
 		cfg.engineering = r->lifecycle.engineering;

@@ -97,6 +97,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station crl --recipe FILE --out FILE [--next-update-days N] [--der] [--revocations FILE]\n"
+	    "                   [--operator NAME] [--require-signed] [--trust PEM]\n"
 	    "                   " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Write an X.509 v2 CRL, signed by the intermediate in the HSM, listing every certificate\n"
@@ -105,6 +106,8 @@ usage(FILE *f)
 	    "the recipe's rework.crl_next_update_days.\n"
 	    "--revocations FILE adds the fleet's revocations for this intermediate, as written by\n"
 	    "'station-registry revocations --issuer intermediate.pem', so one CRL covers every station.\n"
+	    "--require-signed refuses a recipe without a valid signature; --trust PEM names its signers\n"
+	    "(default: the station config's recipe_signers).\n"
 	    CLI_PIN_HELP
 	    "Exit: 0 written, 2 usage or configuration error.\n");
 }
@@ -119,11 +122,14 @@ cmd_crl_main(int argc, char **argv)
 		{ "der", no_argument, NULL, 'D' },
 		{ "operator", required_argument, NULL, 'O' },
 		{ "revocations", required_argument, NULL, 'R' },
+		{ "require-signed", no_argument, NULL, 'S' },
+		{ "trust", required_argument, NULL, 't' },
 		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *out_path = NULL, *operator_name = NULL, *revs_path = NULL;
+	const char *recipe_path = NULL, *out_path = NULL, *operator_name = NULL, *revs_path = NULL, *trust = NULL;
+	int require_signed = 0;
 	fleet_rev *fleet = NULL;
 	size_t nfleet = 0;
 	long days = -1;
@@ -165,6 +171,8 @@ cmd_crl_main(int argc, char **argv)
 		case 'D': der = 1; break;
 		case 'O': operator_name = optarg; break;
 		case 'R': revs_path = optarg; break;
+		case 'S': require_signed = 1; break;
+		case 't': trust = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -174,13 +182,14 @@ cmd_crl_main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!operator_name)
-		operator_name = getenv("USER") ? getenv("USER") : "unknown";
-	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &pin, &st, &err) < 0 ||
+	operator_name = cli_operator(operator_name);
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust, &pin,
+	        &st, &err) < 0 ||
 	    revlist_load(st->rcp->audit.dir, &rl, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
 	}
+	cli_station_warnings("crl", st);
 	if (days < 0)
 		days = st->rcp->rework.crl_next_update_days;
 	if (revs_path && fleet_load(revs_path, st->ca_cert, &fleet, &nfleet, &err) < 0) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -16,12 +17,15 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station revoke --recipe FILE (--cert-serial HEX | --device SE_SERIAL) --reason REASON\n"
-	    "                      [--operator NAME] " CLI_PIN_SYNOPSIS "\n"
+	    "                      [--operator NAME] [--require-signed] [--trust PEM]\n"
+	    "                      " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Record in the audit journal that a certificate this station issued is revoked; the next\n"
 	    "'station crl' lists it. --device revokes that SE's live certificate (a scrapped device).\n"
 	    "REASON: keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	    "        cessationOfOperation, certificateHold, privilegeWithdrawn, unspecified.\n"
+	    "REASON is recorded in RFC 5280's spelling, whatever its case here.\n"
+	    "--require-signed refuses a recipe without a valid signature; --trust PEM names its signers.\n"
 	    CLI_PIN_HELP
 	    "Exit: 0 recorded (or already revoked), 2 usage, configuration, or an unknown certificate.\n");
 }
@@ -35,11 +39,14 @@ cmd_revoke_main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "reason", required_argument, NULL, 'R' },
 		{ "operator", required_argument, NULL, 'o' },
+		{ "require-signed", no_argument, NULL, 'S' },
+		{ "trust", required_argument, NULL, 't' },
 		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *cert_serial = NULL, *device = NULL, *reason = NULL, *operator_name = NULL;
+	const char *recipe_path = NULL, *cert_serial = NULL, *device = NULL, *reason = NULL, *operator_name = NULL, *trust = NULL;
+	int require_signed = 0;
 	char serial_buf[41];
 	station *st = NULL;
 	revlist rl = { 0 };
@@ -62,6 +69,8 @@ cmd_revoke_main(int argc, char **argv)
 		case 'd': device = optarg; break;
 		case 'R': reason = optarg; break;
 		case 'o': operator_name = optarg; break;
+		case 'S': require_signed = 1; break;
+		case 't': trust = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -71,23 +80,25 @@ cmd_revoke_main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (hsm_crl_reason_from_name(reason) < 0 || strcmp(reason, "removeFromCRL") == 0) {
+	if (hsm_crl_reason_from_name(reason) < 0 || strcasecmp(reason, "removeFromCRL") == 0) {
 		fprintf(stderr, "station revoke: --reason: unknown reason \"%s\" (see --help)\n", reason);
 		return EXIT_USAGE;
 	}
+	reason = hsm_crl_reason_name(hsm_crl_reason_from_name(reason)); /* RFC 5280's spelling */
 	if (cert_serial && revlist_serial_parse(cert_serial, serial_buf, &err) < 0) {
 		fprintf(stderr, "station revoke: --cert-serial: %s\n", err.msg);
 		return EXIT_USAGE;
 	}
 	if (cert_serial)
 		cert_serial = serial_buf;
-	if (!operator_name)
-		operator_name = getenv("USER") ? getenv("USER") : "unknown";
-	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &pin, &st, &err) < 0 ||
+	operator_name = cli_operator(operator_name);
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust, &pin,
+	        &st, &err) < 0 ||
 	    revlist_load(st->rcp->audit.dir, &rl, &err) < 0) {
 		fprintf(stderr, "station revoke: %s\n", err.msg);
 		goto out;
 	}
+	cli_station_warnings("revoke", st);
 	if (cert_serial) {
 		if (!(target = revlist_find(&rl, cert_serial))) {
 			fprintf(stderr, "station revoke: certificate %s was not issued by this station (journal %s)\n",

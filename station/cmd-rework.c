@@ -13,7 +13,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station rework --recipe FILE --authorized-by NAME [--reason TEXT] [--jig URI]\n"
-	    "                      [--operator NAME] [--json] " CLI_PIN_SYNOPSIS "\n"
+	    "                      [--operator NAME] [--json] [--require-signed] [--trust PEM]\n"
+	    "                      " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Re-provision the provisioned device on the jig (RMA, failed final test, ownership change).\n"
 	    "The device must prove its identity: its certificate chains to one of our intermediates, is\n"
@@ -26,8 +27,10 @@ usage(FILE *f)
 	    "  --authorized-by NAME  who authorized this rework (required)\n"
 	    "  --reason TEXT         why (default: \"rework\")\n"
 	    "  --jig URI             the jig (default: the recipe's jig.uri)\n"
-	    "  --operator NAME       recorded in the journal (default: $USER)\n"
+	    "  --operator NAME       recorded in the journal (default: $USER, else the account name)\n"
 	    "  --json                one JSON event per line\n"
+	    "  --require-signed      refuse a recipe without a valid signature (see station recipe sign)\n"
+	    "  --trust PEM           recipe signers (default: the station config's recipe_signers)\n"
 	    CLI_PIN_HELP
 	    "\n"
 	    "Exit: 0 reworked, 1 refused or failed, 2 usage or configuration error.\n");
@@ -43,12 +46,14 @@ cmd_rework_main(int argc, char **argv)
 		{ "authorized-by", required_argument, NULL, 'a' },
 		{ "operator", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "require-signed", no_argument, NULL, 'S' },
+		{ "trust", required_argument, NULL, 't' },
 		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *jig = NULL, *reason = "rework", *who = NULL, *operator_name = NULL;
-	int json = 0, c, pc, rc, ret = EXIT_USAGE;
+	const char *recipe_path = NULL, *jig = NULL, *reason = "rework", *who = NULL, *operator_name = NULL, *trust = NULL;
+	int json = 0, require_signed = 0, c, pc, rc, ret = EXIT_USAGE;
 	run_end end = RUN_COMPLETED;
 	cli_pin pin = { 0 };
 	station *st = NULL;
@@ -69,6 +74,8 @@ cmd_rework_main(int argc, char **argv)
 		case 'a': who = optarg; break;
 		case 'o': operator_name = optarg; break;
 		case 'J': json = 1; break;
+		case 'S': require_signed = 1; break;
+		case 't': trust = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -78,12 +85,13 @@ cmd_rework_main(int argc, char **argv)
 		    : !recipe_path ? "--recipe FILE is required" : "--authorized-by NAME is required: say who authorized the rework");
 		return EXIT_USAGE;
 	}
-	if (!operator_name)
-		operator_name = getenv("USER") ? getenv("USER") : "unknown";
-	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, 0, NULL, &pin, &st, &err) < 0) {
+	operator_name = cli_operator(operator_name);
+	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust, &pin,
+	        &st, &err) < 0) {
 		fprintf(stderr, "station rework: %s\n", err.msg);
 		goto out;
 	}
+	cli_station_warnings("rework", st);
 	if (!jig && !(jig = station_default_jig(st))) {
 		fprintf(stderr, "station rework: no --jig given and the recipe names no jig.uri\n");
 		goto out;

@@ -227,14 +227,13 @@ cmd_run_main(int argc, char **argv)
 		usage(stderr);
 		goto out;
 	}
-	if (!operator_name)
-		operator_name = getenv("USER") ? getenv("USER") : "unknown";
-
+	operator_name = cli_operator(operator_name);
 	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust,
 	        &pin, &st, &err) < 0) {
 		fprintf(stderr, "station run: %s\n", err.msg);
 		goto out;
 	}
+	cli_station_warnings("run", st);
 	if (njigs == 0) {
 		const char *def = station_default_jig(st);
 

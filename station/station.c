@@ -20,12 +20,38 @@
 #include "station.h"
 #include "verify.h"
 
+int
+station_recipe_policy(const struct recipe *r, int require_signed, const char *trust_pem, char *signer,
+    size_t signer_cap, int *unchecked, st_err *err)
+{
+	recipe_errors *errs = recipe_errors_new();
+	recipe_station_config *cfg = NULL;
+	int ret = -1;
+
+	*unchecked = 0;
+	if (!errs)
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	if (!(cfg = recipe_station_config_load(NULL, errs))) {
+		st_err_set(err, ST_E_CONFIG, "station config: %s",
+		    recipe_errors_count(errs) ? recipe_errors_get(errs, 0) : "cannot load");
+		goto out;
+	}
+	if (recipe_policy_check(r, cfg, require_signed, trust_pem, signer, signer_cap, err) < 0)
+		goto out;
+	/* A present signature is always checked when there are signers to check
+	 * it against; no signer here means nothing could. */
+	*unchecked = !signer[0] && recipe_signature_present(r->path);
+	ret = 0;
+out:
+	recipe_station_config_free(cfg);
+	recipe_errors_free(errs);
+	return ret;
+}
+
 static int
 load_recipe(station *st, const char *path, int require_signed, const char *trust_pem, st_err *err)
 {
 	recipe_errors *errs = recipe_errors_new();
-	recipe_station_config *cfg = NULL;
-	char signer[512];
 	size_t i, n;
 	int ret = -1;
 
@@ -46,16 +72,11 @@ load_recipe(station *st, const char *path, int require_signed, const char *trust
 		free(msg);
 		goto out;
 	}
-	if (!(cfg = recipe_station_config_load(NULL, errs))) {
-		st_err_set(err, ST_E_CONFIG, "station config: %s",
-		    recipe_errors_count(errs) ? recipe_errors_get(errs, 0) : "cannot load");
-		goto out;
-	}
-	if (recipe_policy_check(st->rcp, cfg, require_signed, trust_pem, signer, sizeof(signer), err) < 0)
+	if (station_recipe_policy(st->rcp, require_signed, trust_pem, st->recipe_signer, sizeof(st->recipe_signer),
+	        &st->recipe_sig_unchecked, err) < 0)
 		goto out;
 	ret = 0;
 out:
-	recipe_station_config_free(cfg);
 	recipe_errors_free(errs);
 	return ret;
 }

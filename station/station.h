@@ -22,6 +22,8 @@ struct hsm_key;
 
 typedef struct station {
 	struct recipe *rcp;
+	char recipe_signer[512];  /* who signed the recipe, "" when it runs unsigned */
+	int recipe_sig_unchecked; /* it has a .sig that nothing checked (no signers known) */
 	char operator_name[128];
 	/* from the recipe, in the engine's terms */
 	uint8_t slot;
@@ -59,6 +61,14 @@ enum station_open_flags {
 int station_open(const char *recipe_path, const char *operator_name, int flags, int require_signed,
     const char *trust_pem, const struct cli_pin *pin, station **out, st_err *err);
 void station_close(station *st);
+
+/* The recipe signature gate of every command that reads a recipe: the
+ * station config's policy, require_signed and trust_pem (see
+ * recipe_policy_check).  On 0, signer holds the signer's subject ("" when
+ * it runs unsigned) and *unchecked is set when a FILE.sig lies beside it
+ * that nothing could check: the command warns. */
+int station_recipe_policy(const struct recipe *r, int require_signed, const char *trust_pem, char *signer,
+    size_t signer_cap, int *unchecked, st_err *err);
 
 /* Append a journal record; it is on disk when this returns, unless lazy
  * (a record that precedes no effect: the next durable one carries it).
