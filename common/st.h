@@ -117,7 +117,8 @@ void st_log_hex(const char *module, const char *what, const void *p, size_t len)
  * NUL-terminated one past *len for convenience.  Free with free(). */
 int st_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, st_err *err);
 /* Write a whole file via a temporary in the same folder, fsync, rename,
- * fsync the folder: the file is either old or complete, never torn. */
+ * fsync the folder: the file is either old or complete, never torn.  A
+ * character device or a FIFO at path (/dev/stdout) is written directly. */
 int st_file_write_atomic(const char *path, const void *p, size_t len, unsigned mode, st_err *err);
 /* The same without fsync: readers never see a torn file, but a power loss
  * may lose it.  For copies of data that is durable elsewhere. */

@@ -163,30 +163,55 @@ out:
 }
 
 static int
+write_all(int fd, const char *path, const uint8_t *b, size_t len, st_err *err)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t w = write(fd, b + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return st_err_errno(err, ST_E_IO, errno, "%s: write", path);
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* A device or a pipe (--out /dev/stdout) is written as it is: renaming a
+ * file over it would replace the device node itself. */
+static int
+write_special(const char *path, const uint8_t *b, size_t len, st_err *err)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return st_err_errno(err, ST_E_IO, errno, "%s: open", path);
+	ret = write_all(fd, path, b, len, err);
+	close(fd);
+	return ret;
+}
+
+static int
 write_file(const char *path, const void *p, size_t len, unsigned mode, int durable, st_err *err)
 {
 	char tmp[4096];
-	const uint8_t *b = p;
-	size_t off = 0;
+	struct stat sb;
 	int fd = -1, ret = -1;
 
+	if (stat(path, &sb) == 0 && (S_ISCHR(sb.st_mode) || S_ISFIFO(sb.st_mode)))
+		return write_special(path, p, len, err);
+	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+		return st_err_set(err, ST_E_IO, "%s: not a file (a folder?): give the path of a file to write", path);
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
 		return st_err_set(err, ST_E_IO, "%s: path too long", path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0) {
 		st_err_errno(err, ST_E_IO, errno, "%s: create", tmp);
 		goto out;
 	}
-	while (off < len) {
-		ssize_t w = write(fd, b + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			st_err_errno(err, ST_E_IO, errno, "%s: write", tmp);
-			goto out;
-		}
-		off += (size_t)w;
-	}
+	if (write_all(fd, tmp, p, len, err) < 0)
+		goto out;
 	if (durable && fsync(fd) < 0) {
 		st_err_errno(err, ST_E_IO, errno, "%s: fsync", tmp);
 		goto out;

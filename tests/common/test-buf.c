@@ -1,6 +1,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -77,6 +79,24 @@ START_TEST(test_atomic_write)
 	ck_assert_int_eq(st_file_read("/nonexistent/x", 10, (uint8_t **)&got, &(size_t){ 0 }, &err), -1);
 	ck_assert_int_eq(err.code, ST_E_NOTFOUND);
 	ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent/x"));
+
+	/* A device is written, not replaced (a link to /dev/null here, so a
+	 * regression replaces the link, not the system's /dev/null). */
+	snprintf(path, sizeof(path), "%s/null", dir);
+	ck_assert_int_eq(symlink("/dev/null", path), 0);
+	ck_assert_msg(st_file_write_atomic(path, "abc", 3, 0600, &err) == 0, "%s", err.msg);
+	ck_assert_msg(st_file_write_replace(path, "abc", 3, 0600, &err) == 0, "%s", err.msg);
+	{
+		struct stat sb;
+
+		ck_assert_int_eq(lstat(path, &sb), 0);
+		ck_assert(S_ISLNK(sb.st_mode));
+		ck_assert_int_eq(stat("/dev/null", &sb), 0);
+		ck_assert(S_ISCHR(sb.st_mode));
+	}
+	/* A folder is refused, and said to be one. */
+	ck_assert_int_eq(st_file_write_atomic(dir, "abc", 3, 0600, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "not a file"));
 	tu_rmtree(dir);
 	free(dir);
 }
