@@ -1,4 +1,5 @@
 /* Stations for the registry tests (regtu.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,4 +166,43 @@ regtu_export(regtu_station *s)
 	ck_assert_msg(audit_seal_now(s->j, &err) == 0, "%s", err.msg);
 	ck_assert_msg(audit_export(s->dir, out, &info, &err) == 0, "%s", err.msg);
 	return out;
+}
+
+char *
+regtu_fresh_db(const pgtu *pg, const char *name, char **admin)
+{
+	char *a = pgtu_createdb(pg, name), *out = NULL;
+	char *argv[] = { getenv("STATION_REGISTRY_EXE"), (char *)"--db", a, (char *)"init", NULL };
+	int rc = tu_run(argv, &out);
+
+	ck_assert_msg(rc == 0, "init: %s", out);
+	free(out);
+	if (admin)
+		*admin = a;
+	else
+		free(a);
+	return pgtu_db(pg, name, "registry_ingest");
+}
+
+int
+regtu_reg(const char *db, char **out, const char *fmt, ...)
+{
+	char *args = NULL, *cmd = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	ck_assert_int_ne(vasprintf(&args, fmt, ap), -1);
+	va_end(ap);
+	ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' %s", getenv("STATION_REGISTRY_EXE"), db, args), -1);
+	rc = tu_sh(cmd, out);
+	free(cmd);
+	free(args);
+	return rc;
+}
+
+int
+regtu_ingest(const char *db, const char *bundle, char **out)
+{
+	return regtu_reg(db, out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, bundle);
 }

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "audit-tu.h"
+#include "pgtu.h"
 
 typedef struct regtu_station {
 	char *dir; /* the journal */
@@ -27,6 +28,15 @@ void regtu_provision(regtu_station *s, const char *device, const char *serial, E
 void regtu_revoke(regtu_station *s, const char *device, const char *serial);
 /* Seal what is open and export every sealed batch to a fresh folder (malloc'd path). */
 char *regtu_export(regtu_station *s);
+/* A fresh database name in pg, initialised by `station-registry init`;
+ * returns the ingest role's conninfo for it and, when admin is not NULL,
+ * the superuser's in *admin (both malloc'd). */
+char *regtu_fresh_db(const pgtu *pg, const char *name, char **admin);
+/* station-registry --db DB ARGS (a shell fragment, printf-style); its
+ * status, its output in *out (malloc'd). */
+int regtu_reg(const char *db, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* station-registry ingest of bundle, trusting the test PKI's root. */
+int regtu_ingest(const char *db, const char *bundle, char **out);
 /* A fresh P-256 key. */
 EVP_PKEY *regtu_key(void);
 

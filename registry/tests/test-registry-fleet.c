@@ -2,7 +2,6 @@
  * against jigsim, sealed and exported by `station audit`, ingested and
  * queried; the fleet's revocations signed into one CRL by `station crl
  * --revocations`; the per-day report. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,39 +29,9 @@ cluster_teardown(void)
 	tu_pki_teardown();
 }
 
-static char *
-fresh_db(const char *name)
-{
-	char *a = pgtu_createdb(&pg, name), *out = NULL;
-	char *argv[] = { getenv("STATION_REGISTRY_EXE"), (char *)"--db", a, (char *)"init", NULL };
-	int rc = tu_run(argv, &out);
-
-	ck_assert_msg(rc == 0, "init: %s", out);
-	free(out);
-	free(a);
-	return pgtu_db(&pg, name, "registry_ingest");
-}
-
-static int
-reg(const char *db, char **out, const char *fmt, ...)
-{
-	char *args = NULL, *cmd = NULL;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	ck_assert_int_ne(vasprintf(&args, fmt, ap), -1);
-	va_end(ap);
-	ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' %s", getenv("STATION_REGISTRY_EXE"), db, args), -1);
-	rc = tu_sh(cmd, out);
-	free(cmd);
-	free(args);
-	return rc;
-}
-
 START_TEST(test_real_station_journal)
 {
-	char *db = fresh_db("f_station"), *out = NULL, bundle[4200], serial[JIG_STR_MAX + 1];
+	char *db = regtu_fresh_db(&pg, "f_station", NULL), *out = NULL, bundle[4200], serial[JIG_STR_MAX + 1];
 	stu_ws *w = stu_ws_new(tu_pki);
 	jigsim_config c;
 	jigsim_device_info info;
@@ -85,25 +54,25 @@ START_TEST(test_real_station_journal)
 	rc = stu_station_cmd(&out, "audit", "export", "--recipe", w->recipe, "--out", bundle, NULL);
 	ck_assert_msg(rc == 0, "station audit export: %s", out);
 	free(out);
-	rc = reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, bundle);
+	rc = regtu_ingest(db, bundle, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "loaded") && strstr(out, "new station"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "device '%s'", serial);
+	rc = regtu_reg(db, &out, "device '%s'", serial);
 	ck_assert_msg(rc == 0 && strstr(out, "identify") && strstr(out, "keygen") && strstr(out, "done") &&
 	        strstr(out, "1 certificate") && strstr(out, "live  issued to"),
 	    "(%d) %s", rc, out);
 	free(out);
 	/* The keygen record's key hash and the certificate's agree: no pubkey alarm, no alarm at all. */
-	rc = reg(db, &out, "alarms");
+	rc = regtu_reg(db, &out, "alarms");
 	ck_assert_msg(rc == 0 && strstr(out, "no open alarms"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "report");
+	rc = regtu_reg(db, &out, "report");
 	ck_assert_msg(rc == 0 && strstr(out, "100.0%"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "--json report --station nowhere");
+	rc = regtu_reg(db, &out, "--json report --station nowhere");
 	ck_assert_msg(rc == 0 && strstr(out, "\"days\":[]"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "report --since not-a-time");
+	rc = regtu_reg(db, &out, "report --since not-a-time");
 	ck_assert_msg(rc == 2 && strstr(out, "invalid input syntax"), "(%d) %s", rc, out);
 	free(out);
 	stu_sim_stop(sim);
@@ -114,7 +83,7 @@ END_TEST
 
 START_TEST(test_fleet_crl)
 {
-	char *db = fresh_db("f_crl"), *out = NULL, *bundle, path[4200], crl[4200], inter[4200];
+	char *db = regtu_fresh_db(&pg, "f_crl", NULL), *out = NULL, *bundle, path[4200], crl[4200], inter[4200];
 	stu_ws *w = stu_ws_new(tu_pki);
 	regtu_station other;
 	X509_CRL *x;
@@ -127,12 +96,12 @@ START_TEST(test_fleet_crl)
 	regtu_provision(&other, "SE-F2", "c0ffee02", NULL, 0);
 	regtu_revoke(&other, "SE-F1", "c0ffee01");
 	bundle = regtu_export(&other);
-	rc = reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, bundle);
+	rc = regtu_ingest(db, bundle, &out);
 	ck_assert_msg(rc == 0, "(%d) %s", rc, out);
 	free(out);
 	snprintf(path, sizeof(path), "%s/fleet-revocations.txt", w->dir);
 	snprintf(inter, sizeof(inter), "%s/intermediate.pem", tu_pki);
-	rc = reg(db, &out, "revocations --issuer '%s' > '%s'", inter, path);
+	rc = regtu_reg(db, &out, "revocations --issuer '%s' > '%s'", inter, path);
 	ck_assert_msg(rc == 0, "(%d) %s", rc, out);
 	free(out);
 	out = tu_slurp(path, NULL);
@@ -140,7 +109,7 @@ START_TEST(test_fleet_crl)
 	        !strstr(out, "c0ffee02"),
 	    "%s", out);
 	free(out);
-	rc = reg(db, &out, "--json revocations --issuer '%s/root-ca.pem'", tu_pki);
+	rc = regtu_reg(db, &out, "--json revocations --issuer '%s/root-ca.pem'", tu_pki);
 	ck_assert_msg(rc == 0 && strstr(out, "\"revocations\":[]"), "(%d) %s", rc, out);
 	free(out);
 	/* This station's CRL now lists the other station's revocation. */
@@ -159,7 +128,7 @@ START_TEST(test_fleet_crl)
 	rc = stu_station_cmd(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
 	ck_assert_msg(rc == 2 && strstr(out, ":1: revocations of issuer \"CN=Someone Else\""), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "revocations --issuer '%s'", inter);
+	rc = regtu_reg(db, &out, "revocations --issuer '%s'", inter);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_ptr_nonnull(f = fopen(path, "w"));
 	fprintf(f, "%sc0ffee01 yesterday keyCompromise\n", out);

@@ -3,7 +3,6 @@
  * forks, refused bundles, the alarms, the database going down mid-ingest
  * and two ingesters at once. */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,44 +29,6 @@ cluster_teardown(void)
 {
 	pgtu_stop(&pg);
 	tu_pki_teardown();
-}
-
-/* Each test has its own database, initialised; *admin gets the superuser's conninfo. */
-static char *
-fresh_db(const char *name, char **admin)
-{
-	char *a = pgtu_createdb(&pg, name), *out = NULL;
-	char *argv[] = { getenv("STATION_REGISTRY_EXE"), (char *)"--db", a, (char *)"init", NULL };
-	int rc = tu_run(argv, &out);
-
-	ck_assert_msg(rc == 0, "init: %s", out);
-	free(out);
-	*admin = a;
-	return pgtu_db(&pg, name, "registry_ingest");
-}
-
-/* station-registry --db DB ARGS (a shell fragment); status, output. */
-static int
-reg(const char *db, char **out, const char *fmt, ...)
-{
-	char *args = NULL, *cmd = NULL;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	ck_assert_int_ne(vasprintf(&args, fmt, ap), -1);
-	va_end(ap);
-	ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' %s", getenv("STATION_REGISTRY_EXE"), db, args), -1);
-	rc = tu_sh(cmd, out);
-	free(cmd);
-	free(args);
-	return rc;
-}
-
-static int
-ingest(const char *db, const char *bundle, char **out)
-{
-	return reg(db, out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, bundle);
 }
 
 /* One number from SQL. */
@@ -101,7 +62,7 @@ db_state(const char *admin)
 
 START_TEST(test_load_idempotent_overlap)
 {
-	char *admin, *db = fresh_db("t_load", &admin), *out = NULL, *b1, *b2, *s1, *s2;
+	char *admin, *db = regtu_fresh_db(&pg, "t_load", &admin), *out = NULL, *b1, *b2, *s1, *s2;
 	regtu_station st;
 	int rc;
 
@@ -109,7 +70,7 @@ START_TEST(test_load_idempotent_overlap)
 	regtu_provision(&st, "SE-0001", "1001", NULL, 0);
 	regtu_provision(&st, "SE-0002", "1002", NULL, 0);
 	b1 = regtu_export(&st);
-	rc = ingest(db, b1, &out);
+	rc = regtu_ingest(db, b1, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "loaded") && strstr(out, "new station"), "(%d) %s", rc, out);
 	free(out);
 	/* 2 devices x 5 records, plus the batch-close record. */
@@ -118,7 +79,7 @@ START_TEST(test_load_idempotent_overlap)
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE station = 'line-1' AND seq = 4 AND step = 'issued'"), 1);
 	s1 = db_state(admin);
 	/* Again: nothing changes. */
-	rc = ingest(db, b1, &out);
+	rc = regtu_ingest(db, b1, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "already ingested: 0 new records"), "(%d) %s", rc, out);
 	free(out);
 	s2 = db_state(admin);
@@ -127,7 +88,7 @@ START_TEST(test_load_idempotent_overlap)
 	/* A later export overlaps the first: only the new records load. */
 	regtu_provision(&st, "SE-0003", "1003", NULL, 0);
 	b2 = regtu_export(&st);
-	rc = reg(db, &out, "--json ingest --ca '%s/root-ca.pem' '%s'", tu_pki, b2);
+	rc = regtu_reg(db, &out, "--json ingest --ca '%s/root-ca.pem' '%s'", tu_pki, b2);
 	ck_assert_msg(rc == 0 && strstr(out, "\"status\":\"loaded\"") && strstr(out, "\"new_records\":6") &&
 	        strstr(out, "\"new_station\":false") && strstr(out, "\"gaps\":[]"),
 	    "(%d) %s", rc, out);
@@ -136,26 +97,26 @@ START_TEST(test_load_idempotent_overlap)
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM bundles"), 2);
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms"), 0);
 	/* What the registry says about them. */
-	rc = reg(db, &out, "device SE-0001");
+	rc = regtu_reg(db, &out, "device SE-0001");
 	ck_assert_msg(rc == 0 && strstr(out, "device SE-0001: 5 records, 1 certificate") && strstr(out, "line-1") &&
 	        strstr(out, "issued") && strstr(out, "1001  live  issued to SE-0001 at line-1"),
 	    "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "--json device SE-0003");
+	rc = regtu_reg(db, &out, "--json device SE-0003");
 	ck_assert_msg(rc == 0 && strstr(out, "\"device\":\"SE-0003\"") && strstr(out, "\"step\":\"keygen\"") &&
 	        strstr(out, "\"status\":\"live\""),
 	    "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "device SE-NONE");
+	rc = regtu_reg(db, &out, "device SE-NONE");
 	ck_assert_msg(rc == 1 && strstr(out, "not in the registry"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "certificate 0x1002");
+	rc = regtu_reg(db, &out, "certificate 0x1002");
 	ck_assert_msg(rc == 1, "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "certificate 01002");
+	rc = regtu_reg(db, &out, "certificate 01002");
 	ck_assert_msg(rc == 0 && strstr(out, "1002  live  issued to SE-0002"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "device");
+	rc = regtu_reg(db, &out, "device");
 	ck_assert_msg(rc == 2 && strstr(out, "usage"), "(%d) %s", rc, out);
 	free(out);
 	regtu_station_close(&st);
@@ -171,21 +132,21 @@ END_TEST
 
 START_TEST(test_fork_refused_with_alarm)
 {
-	char *admin, *db = fresh_db("t_fork", &admin), *out = NULL, *b1, *b2, *s1, *s2;
+	char *admin, *db = regtu_fresh_db(&pg, "t_fork", &admin), *out = NULL, *b1, *b2, *s1, *s2;
 	regtu_station a, copy;
 	int rc;
 
 	regtu_station_open(&a, "line-2", "seal-a");
 	regtu_provision(&a, "SE-0101", "2001", NULL, 0);
 	b1 = regtu_export(&a);
-	ck_assert_int_eq(ingest(db, b1, &out), 0);
+	ck_assert_int_eq(regtu_ingest(db, b1, &out), 0);
 	free(out);
 	/* Another journal claiming to be line-2: same seqs, other records. */
 	regtu_station_open(&copy, "line-2", "seal-a");
 	regtu_provision(&copy, "SE-0999", "2999", NULL, 0);
 	b2 = regtu_export(&copy);
 	s1 = db_state(admin);
-	rc = ingest(db, b2, &out);
+	rc = regtu_ingest(db, b2, &out);
 	ck_assert_msg(rc == 1 && strstr(out, "REFUSED: fork: station line-2 seq 1 is already in the registry"), "(%d) %s", rc,
 	    out);
 	free(out);
@@ -232,7 +193,7 @@ START_TEST(test_bad_bundles_refused)
 		{ "no manifest", "rm manifest.json", "not an export bundle" },
 		{ "missing", "cd / && rm -rf \"$OLDPWD\"", "cannot verify" },
 	};
-	char *admin, *db = fresh_db("t_bad", &admin), *out = NULL, *good, *bad, *s1, *s2;
+	char *admin, *db = regtu_fresh_db(&pg, "t_bad", &admin), *out = NULL, *good, *bad, *s1, *s2;
 	regtu_station a, f;
 	size_t i;
 	int rc;
@@ -244,7 +205,7 @@ START_TEST(test_bad_bundles_refused)
 	s1 = db_state(admin);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		bad = damaged(good, cases[i].sh);
-		rc = ingest(db, bad, &out);
+		rc = regtu_ingest(db, bad, &out);
 		ck_assert_msg(rc == 1 && strstr(out, "REFUSED") && strstr(out, cases[i].expect), "%s: (%d) %s", cases[i].what,
 		    rc, out);
 		free(out);
@@ -255,26 +216,26 @@ START_TEST(test_bad_bundles_refused)
 	regtu_station_open(&f, "line-3", "foreign");
 	regtu_provision(&f, "SE-0203", "3003", NULL, 0);
 	bad = regtu_export(&f);
-	rc = ingest(db, bad, &out);
+	rc = regtu_ingest(db, bad, &out);
 	ck_assert_msg(rc == 1 && strstr(out, "REFUSED: verification failed"), "foreign: (%d) %s", rc, out);
 	free(out);
 	tu_rmtree(bad);
 	free(bad);
 	/* A live journal folder is not a bundle. */
-	rc = ingest(db, a.dir, &out);
+	rc = regtu_ingest(db, a.dir, &out);
 	ck_assert_msg(rc == 1 && strstr(out, "REFUSED"), "live journal: (%d) %s", rc, out);
 	free(out);
 	s2 = db_state(admin);
 	ck_assert_str_eq(s1, s2);
 	/* And the good one still loads after all that. */
-	rc = ingest(db, good, &out);
+	rc = regtu_ingest(db, good, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "loaded"), "(%d) %s", rc, out);
 	free(out);
 	/* Usage and configuration errors: exit 2. */
-	rc = reg(db, &out, "ingest '%s'", good);
+	rc = regtu_reg(db, &out, "ingest '%s'", good);
 	ck_assert_msg(rc == 2 && strstr(out, "usage"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "ingest --ca /nonexistent.pem '%s'", good);
+	rc = regtu_reg(db, &out, "ingest --ca /nonexistent.pem '%s'", good);
 	ck_assert_msg(rc == 2 && strstr(out, "--ca"), "(%d) %s", rc, out);
 	free(out);
 	regtu_station_close(&a);
@@ -299,7 +260,7 @@ has_alarm(const char *admin, const char *kind)
 
 START_TEST(test_alarms)
 {
-	char *admin, *db = fresh_db("t_alarms", &admin), *out = NULL, *ba, *bb;
+	char *admin, *db = regtu_fresh_db(&pg, "t_alarms", &admin), *out = NULL, *ba, *bb;
 	regtu_station a, b;
 	EVP_PKEY *shared = regtu_key();
 	int rc;
@@ -312,11 +273,11 @@ START_TEST(test_alarms)
 	regtu_revoke(&a, "SE-RW", "a002");
 	regtu_provision(&a, "SE-RW", "a003", NULL, 1);
 	ba = regtu_export(&a);
-	rc = ingest(db, ba, &out);
+	rc = regtu_ingest(db, ba, &out);
 	ck_assert_msg(rc == 0, "(%d) %s", rc, out);
 	free(out);
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms"), 0);
-	rc = reg(db, &out, "alarms");
+	rc = regtu_reg(db, &out, "alarms");
 	ck_assert_msg(rc == 0 && strstr(out, "no open alarms"), "(%d) %s", rc, out);
 	free(out);
 	/* Cloned SE at a second station; one key under two serials; one issuer serial twice;
@@ -331,7 +292,7 @@ START_TEST(test_alarms)
 	free(ba);
 	ba = regtu_export(&a);
 	bb = regtu_export(&b);
-	rc = reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s' '%s'", tu_pki, ba, bb);
+	rc = regtu_reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s' '%s'", tu_pki, ba, bb);
 	ck_assert_msg(rc == 0 && strstr(out, "new alarm"), "(%d) %s", rc, out);
 	free(out);
 	ck_assert_int_eq(has_alarm(admin, "device-two-stations"), 1);
@@ -340,26 +301,26 @@ START_TEST(test_alarms)
 	ck_assert_int_eq(has_alarm(admin, "revoked-live"), 1);
 	ck_assert_int_eq(has_alarm(admin, "device-twice"), 1);
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms WHERE subject LIKE '%SE-RW%'"), 0);
-	rc = reg(db, &out, "alarms");
+	rc = regtu_reg(db, &out, "alarms");
 	ck_assert_msg(rc == 1 && strstr(out, "device-two-stations") && strstr(out, "SE-OK provisioned at site1-a, site2-b"),
 	    "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "certificate a001");
+	rc = regtu_reg(db, &out, "certificate a001");
 	ck_assert_msg(rc == 0 && strstr(out, "issued to SE-OK at site1-a") && strstr(out, "issued to SE-DUP at site2-b") &&
 	        strstr(out, "revoked at site2-b"),
 	    "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "device SE-OK");
+	rc = regtu_reg(db, &out, "device SE-OK");
 	ck_assert_msg(rc == 0 && strstr(out, "ALARM") && strstr(out, "site2-b"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(db, &out, "--json alarms");
+	rc = regtu_reg(db, &out, "--json alarms");
 	ck_assert_msg(rc == 1 && strstr(out, "\"kind\":\"revoked-live\""), "(%d) %s", rc, out);
 	free(out);
 	/* Clearing: not for the ingest role; the owner clears each, then none is open. */
-	rc = reg(db, &out, "alarms --clear 1 --by qa");
+	rc = regtu_reg(db, &out, "alarms --clear 1 --by qa");
 	ck_assert_msg(rc == 1 && strstr(out, "permission denied"), "(%d) %s", rc, out);
 	free(out);
-	rc = reg(admin, &out, "alarms --clear 1");
+	rc = regtu_reg(admin, &out, "alarms --clear 1");
 	ck_assert_msg(rc == 2 && strstr(out, "usage"), "(%d) %s", rc, out);
 	free(out);
 	{
@@ -369,15 +330,15 @@ START_TEST(test_alarms)
 			char id[24];
 
 			snprintf(id, sizeof(id), "%ld", sql_num(admin, "SELECT min(id) FROM alarms WHERE cleared_at IS NULL"));
-			rc = reg(admin, &out, "alarms --clear %s --by qa", id);
+			rc = regtu_reg(admin, &out, "alarms --clear %s --by qa", id);
 			ck_assert_msg(rc == 0 && strstr(out, "cleared by qa"), "(%d) %s", rc, out);
 			free(out);
 		}
-		rc = reg(admin, &out, "alarms --clear %ld --by qa", sql_num(admin, "SELECT min(id) FROM alarms"));
+		rc = regtu_reg(admin, &out, "alarms --clear %ld --by qa", sql_num(admin, "SELECT min(id) FROM alarms"));
 		ck_assert_msg(rc == 1 && strstr(out, "no open alarm"), "(%d) %s", rc, out);
 		free(out);
 	}
-	rc = reg(db, &out, "alarms");
+	rc = regtu_reg(db, &out, "alarms");
 	ck_assert_msg(rc == 0 && strstr(out, "no open alarms"), "(%d) %s", rc, out);
 	free(out);
 	regtu_station_close(&a);
@@ -411,14 +372,14 @@ wait_for_lock_waiters(const char *admin, const char *dbname, int n)
 
 START_TEST(test_database_down_mid_ingest)
 {
-	char *admin, *db = fresh_db("t_down", &admin), *out = NULL, *b1, *b2, *s1, *s2, *cmd = NULL, *dir = tu_tmpdir("regdn");
+	char *admin, *db = regtu_fresh_db(&pg, "t_down", &admin), *out = NULL, *b1, *b2, *s1, *s2, *cmd = NULL, *dir = tu_tmpdir("regdn");
 	regtu_station st;
 	int rc;
 
 	regtu_station_open(&st, "line-4", "seal-a");
 	regtu_provision(&st, "SE-0401", "4001", NULL, 0);
 	b1 = regtu_export(&st);
-	ck_assert_int_eq(ingest(db, b1, &out), 0);
+	ck_assert_int_eq(regtu_ingest(db, b1, &out), 0);
 	free(out);
 	regtu_provision(&st, "SE-0402", "4002", NULL, 0);
 	b2 = regtu_export(&st);
@@ -470,7 +431,7 @@ START_TEST(test_database_down_mid_ingest)
 	ck_assert_str_eq(s1, s2);
 	free(s2);
 	/* The re-run is clean. */
-	rc = ingest(db, b2, &out);
+	rc = regtu_ingest(db, b2, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "loaded: 6 new records"), "(%d) %s", rc, out);
 	free(out);
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE device = 'SE-0402'"), 5);
@@ -482,7 +443,7 @@ START_TEST(test_database_down_mid_ingest)
 	free(s1);
 	s1 = db_state(admin);
 	ck_assert_int_eq(pgtu_psql(&pg, "ALTER DATABASE t_down SET default_transaction_read_only = on", NULL), 0);
-	rc = ingest(db, b1, &out);
+	rc = regtu_ingest(db, b1, &out);
 	ck_assert_msg(rc == 1 && strstr(out, "read-only transaction") && strstr(out, "nothing of it was loaded"), "(%d) %s",
 	    rc, out);
 	free(out);
@@ -490,7 +451,7 @@ START_TEST(test_database_down_mid_ingest)
 	ck_assert_str_eq(s1, s2);
 	free(s2);
 	ck_assert_int_eq(pgtu_psql(&pg, "ALTER DATABASE t_down SET default_transaction_read_only = off", NULL), 0);
-	rc = ingest(db, b1, &out);
+	rc = regtu_ingest(db, b1, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "loaded: 6 new records"), "(%d) %s", rc, out);
 	free(out);
 	regtu_station_close(&st);
@@ -509,7 +470,7 @@ END_TEST
 
 START_TEST(test_two_ingesters_at_once)
 {
-	char *admin, *db = fresh_db("t_two", &admin), *out = NULL, *b1, *b2, *cmd = NULL;
+	char *admin, *db = regtu_fresh_db(&pg, "t_two", &admin), *out = NULL, *b1, *b2, *cmd = NULL;
 	regtu_station st;
 	int rc, round;
 
@@ -555,7 +516,7 @@ END_TEST
 
 START_TEST(test_watch_spool)
 {
-	char *admin, *db = fresh_db("t_watch", &admin), *out = NULL, *b1, *spool = tu_tmpdir("regsp"), *cmd = NULL, *reason;
+	char *admin, *db = regtu_fresh_db(&pg, "t_watch", &admin), *out = NULL, *b1, *spool = tu_tmpdir("regsp"), *cmd = NULL, *reason;
 	char path[4200];
 	regtu_station st;
 	int rc;
@@ -570,7 +531,7 @@ START_TEST(test_watch_spool)
 	    -1);
 	ck_assert_int_eq(tu_sh(cmd, NULL), 0);
 	free(cmd);
-	rc = reg(db, &out, "watch --ca '%s/root-ca.pem' --once '%s'", tu_pki, spool);
+	rc = regtu_reg(db, &out, "watch --ca '%s/root-ca.pem' --once '%s'", tu_pki, spool);
 	ck_assert_msg(rc == 1 && strstr(out, "good: loaded") && strstr(out, "bad: REFUSED"), "(%d) %s", rc, out);
 	free(out);
 	ck_assert(atu_exists(spool, "done/good/manifest.json"));
