@@ -187,17 +187,15 @@ regtu_fresh_db(const pgtu *pg, const char *name, char **admin)
 int
 regtu_reg(const char *db, char **out, const char *fmt, ...)
 {
-	char *args = NULL, *cmd = NULL;
+	char *prefix = NULL;
 	va_list ap;
 	int rc;
 
+	ck_assert_int_ne(asprintf(&prefix, "'%s' --db '%s' ", getenv("STATION_REGISTRY_EXE"), db), -1);
 	va_start(ap, fmt);
-	ck_assert_int_ne(vasprintf(&args, fmt, ap), -1);
+	rc = tu_vshf(out, prefix, fmt, ap);
 	va_end(ap);
-	ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' %s", getenv("STATION_REGISTRY_EXE"), db, args), -1);
-	rc = tu_sh(cmd, out);
-	free(cmd);
-	free(args);
+	free(prefix);
 	return rc;
 }
 

@@ -27,17 +27,15 @@ teardown(void)
 static int
 station(char **out, const char *fmt, ...)
 {
-	char *args = NULL, *cmd = NULL;
+	char *prefix = NULL;
 	va_list ap;
 	int rc;
 
+	ck_assert_int_ne(asprintf(&prefix, "'%s' ", tu_station_exe()), -1);
 	va_start(ap, fmt);
-	ck_assert_int_ne(vasprintf(&args, fmt, ap), -1);
+	rc = tu_vshf(out, prefix, fmt, ap);
 	va_end(ap);
-	ck_assert_int_ne(asprintf(&cmd, "'%s' %s", getenv("STATION_EXE"), args), -1);
-	rc = tu_sh(cmd, out);
-	free(cmd);
-	free(args);
+	free(prefix);
 	return rc;
 }
 

@@ -140,17 +140,15 @@ ht_write_pem(const char *path, X509 *cert)
 int
 ht_sh(const char *dir, char **out, const char *fmt, ...)
 {
-	char *cmd = NULL, *full = NULL;
+	char *prefix = NULL;
 	va_list ap;
 	int rc;
 
+	ck_assert_int_ne(asprintf(&prefix, "cd '%s' && ", dir), -1);
 	va_start(ap, fmt);
-	ck_assert_int_ne(vasprintf(&cmd, fmt, ap), -1);
+	rc = tu_vshf(out, prefix, fmt, ap);
 	va_end(ap);
-	ck_assert_int_ne(asprintf(&full, "cd '%s' && %s", dir, cmd), -1);
-	rc = tu_sh(full, out);
-	free(cmd);
-	free(full);
+	free(prefix);
 	return rc;
 }
 

@@ -188,6 +188,32 @@ tu_run_pty(char *const argv[], const char *answer, char **out)
 	return WEXITSTATUS(status);
 }
 
+int
+tu_vshf(char **out, const char *prefix, const char *fmt, va_list ap)
+{
+	char *cmd = NULL, *full = NULL;
+	int rc;
+
+	ck_assert_int_ne(vasprintf(&cmd, fmt, ap), -1);
+	ck_assert_int_ne(asprintf(&full, "%s%s", prefix ? prefix : "", cmd), -1);
+	rc = tu_sh(full, out);
+	free(full);
+	free(cmd);
+	return rc;
+}
+
+int
+tu_shf(char **out, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = tu_vshf(out, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 pid_t
 tu_p11kit_server_start(const char *dir, const char *token)
 {

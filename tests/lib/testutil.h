@@ -3,6 +3,7 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,6 +30,11 @@ int tu_run(char *const argv[], char **out);
 int tu_run_pty(char *const argv[], const char *answer, char **out);
 /* Run a shell command line, same contract as tu_run. */
 int tu_sh(const char *cmdline, char **out);
+/* tu_sh of a printf-formatted command line; tu_vshf puts prefix (a shell
+ * fragment, may be NULL) before it, for wrappers such as "cd DIR && " or
+ * "'PROGRAM' --db 'DB' ". */
+int tu_shf(char **out, const char *fmt, ...) ST_PRINTF(2, 3);
+int tu_vshf(char **out, const char *prefix, const char *fmt, va_list ap) ST_PRINTF(3, 0);
 /* A network-HSM stand-in: `p11-kit server` exposing the token `token` of
  * SoftHSM (SOFTHSM2_CONF as set) on a unix socket in dir, detached.  Sets
  * P11_KIT_SERVER_ADDRESS (and XDG_RUNTIME_DIR, a 0700 dir under dir) for

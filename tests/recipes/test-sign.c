@@ -3,7 +3,6 @@
  * A valid signature is accepted and names its signer; one changed byte, a
  * signer outside the trust anchors, or a missing .sig (when required) is
  * refused. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,31 +30,13 @@ ppath(const char *rel)
 	return p;
 }
 
-static int
-sh(char **out, const char *fmt, ...) ST_PRINTF(2, 3);
-
-static int
-sh(char **out, const char *fmt, ...)
-{
-	char *cmd = NULL;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	ck_assert_int_ne(vasprintf(&cmd, fmt, ap), -1);
-	va_end(ap);
-	rc = tu_sh(cmd, out);
-	free(cmd);
-	return rc;
-}
-
 /* A fresh copy of the demo recipe in WORK (its pki/ is the test PKI). */
 static char *
 demo_copy(const char *name)
 {
 	char *path = wpath(name), *src = tu_src("recipes/examples/demo.yaml");
 
-	ck_assert_int_eq(sh(NULL, "cp '%s' '%s' && rm -f '%s.sig'", src, path, path), 0);
+	ck_assert_int_eq(tu_shf(NULL, "cp '%s' '%s' && rm -f '%s.sig'", src, path, path), 0);
 	free(src);
 	return path;
 }
@@ -65,7 +46,7 @@ static void
 sign_with_hsm(const char *path)
 {
 	char *out = NULL;
-	int rc = sh(&out, "'%s' recipe sign '%s' --key-label engineering --cert '%s/engineering.pem'",
+	int rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering --cert '%s/engineering.pem'",
 	    getenv("STATION_EXE"), path, pki);
 
 	ck_assert_msg(rc == 0, "recipe sign failed (%d): %s", rc, out);
@@ -119,12 +100,12 @@ START_TEST(test_valid_signature)
 	recipe_free(r);
 
 	/* Stock OpenSSL agrees: the .sig is a plain detached CMS signature. */
-	rc = sh(&out, "openssl cms -verify -binary -inform DER -in '%s.sig' -content '%s' -CAfile '%s' -out /dev/null",
+	rc = tu_shf(&out, "openssl cms -verify -binary -inform DER -in '%s.sig' -content '%s' -CAfile '%s' -out /dev/null",
 	    path, path, root);
 	ck_assert_msg(rc == 0, "openssl cms -verify: %s", out);
 	free(out);
 
-	rc = sh(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
 	ck_assert_msg(rc == 0, "recipe check (%d): %s", rc, out);
 	ck_assert_ptr_nonnull(strstr(out, "signature    signed by O = Station Test, CN = Station Test Recipe Engineering 1"));
 	ck_assert_ptr_nonnull(strstr(out, "recipe       demo-sensor 1.0.0"));
@@ -164,7 +145,7 @@ START_TEST(test_changed_byte_refused)
 	ck_assert_int_eq(recipe_policy_check(r, NULL, false, root, signer, sizeof(signer), &err), -1);
 	recipe_free(r);
 
-	rc = sh(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "signature    INVALID: "));
 	ck_assert_ptr_nonnull(strstr(out, "changed after signing"));
@@ -184,7 +165,7 @@ START_TEST(test_changed_after_load_refused)
 
 	sign_with_hsm(path);
 	r = load(path);
-	ck_assert_int_eq(sh(NULL, "printf '# appended\\n' >> '%s'", path), 0);
+	ck_assert_int_eq(tu_shf(NULL, "printf '# appended\\n' >> '%s'", path), 0);
 	ck_assert_int_eq(recipe_policy_check(r, NULL, true, root, signer, sizeof(signer), &err), -1);
 	ck_assert_int_eq(err.code, ST_E_VERIFY);
 	ck_assert_ptr_nonnull(strstr(err.msg, "changed on disk after it was loaded"));
@@ -203,7 +184,7 @@ START_TEST(test_unknown_signer_refused)
 	st_err err;
 	int rc;
 
-	rc = sh(&out, "openssl cms -sign -binary -outform DER -in '%s' -out '%s.sig' -signer '%s/se-vendor-ca.pem' "
+	rc = tu_shf(&out, "openssl cms -sign -binary -outform DER -in '%s' -out '%s.sig' -signer '%s/se-vendor-ca.pem' "
 	              "-inkey '%s/se-vendor-ca.key'",
 	    path, path, pki, pki);
 	ck_assert_msg(rc == 0, "openssl cms -sign: %s", out);
@@ -214,7 +195,7 @@ START_TEST(test_unknown_signer_refused)
 	ck_assert_msg(strstr(err.msg, "signed by O = Test SE Vendor, CN = Test SE Vendor Batch CA 7, who is not trusted") != NULL,
 	    "%s", err.msg);
 
-	rc = sh(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "who is not trusted"));
 	free(out);
@@ -233,7 +214,7 @@ START_TEST(test_openssl_signed_file_key_accepted)
 	st_err err;
 	int rc;
 
-	rc = sh(&out,
+	rc = tu_shf(&out,
 	    "cd '%s' && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out eng2.key && "
 	    "printf 'keyUsage=critical,digitalSignature\\nextendedKeyUsage=emailProtection\\n' > eng2.ext && "
 	    "openssl req -new -key eng2.key -subj '/O=Station Test/CN=Offline Engineer 2' | "
@@ -273,11 +254,11 @@ START_TEST(test_missing_sig)
 	ck_assert_int_eq(recipe_policy_check(r, NULL, false, NULL, signer, sizeof(signer), &err), 0);
 	recipe_free(r);
 
-	rc = sh(&out, "'%s' recipe check --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
 	ck_assert_msg(rc == 0, "%s", out);
 	ck_assert_ptr_nonnull(strstr(out, "signature    unsigned"));
 	free(out);
-	rc = sh(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "is not signed"));
 	free(out);
@@ -297,14 +278,14 @@ START_TEST(test_station_config_requires)
 	st_err err;
 	int rc;
 
-	ck_assert_int_eq(sh(NULL, "printf 'require_signed_recipes: true\\nrecipe_signers: pki/root-ca.pem\\n' > '%s'", cfg), 0);
+	ck_assert_int_eq(tu_shf(NULL, "printf 'require_signed_recipes: true\\nrecipe_signers: pki/root-ca.pem\\n' > '%s'", cfg), 0);
 	ck_assert_ptr_nonnull(c = recipe_station_config_load(cfg, e));
 	r = load(path);
 	ck_assert_int_eq(recipe_policy_check(r, c, false, NULL, signer, sizeof(signer), &err), -1);
 	ck_assert_ptr_nonnull(strstr(err.msg, "is not signed"));
 	recipe_free(r);
 
-	rc = sh(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, getenv("STATION_EXE"), path);
+	rc = tu_shf(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, getenv("STATION_EXE"), path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "this station runs only signed recipes"));
 	free(out);
@@ -313,7 +294,7 @@ START_TEST(test_station_config_requires)
 	r = load(path);
 	ck_assert_msg(recipe_policy_check(r, c, false, NULL, signer, sizeof(signer), &err) == 0, "%s", err.msg);
 	recipe_free(r);
-	rc = sh(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, getenv("STATION_EXE"), path);
+	rc = tu_shf(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, getenv("STATION_EXE"), path);
 	ck_assert_msg(rc == 0, "%s", out);
 	ck_assert_ptr_nonnull(strstr(out, "signed by"));
 	free(out);
@@ -347,8 +328,8 @@ START_TEST(test_cli_errors)
 	char *path = wpath("bad-cli.yaml"), *src = tu_src("tests/recipes/bad/three-errors.yaml"), *out = NULL;
 	int rc;
 
-	ck_assert_int_eq(sh(NULL, "cp '%s' '%s'", src, path), 0);
-	rc = sh(&out, "'%s' recipe check '%s'", getenv("STATION_EXE"), path);
+	ck_assert_int_eq(tu_shf(NULL, "cp '%s' '%s'", src, path), 0);
+	rc = tu_shf(&out, "'%s' recipe check '%s'", getenv("STATION_EXE"), path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, ":13:12: jig.retries: "));
 	ck_assert_ptr_nonnull(strstr(out, ":28:9: certificate.subject.CN: "));
@@ -356,30 +337,30 @@ START_TEST(test_cli_errors)
 	ck_assert_ptr_nonnull(strstr(out, "3 errors"));
 	free(out);
 	/* Signing refuses an invalid recipe, and says so. */
-	rc = sh(&out, "'%s' recipe sign '%s' --key-label engineering --cert '%s/engineering.pem'", getenv("STATION_EXE"),
+	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering --cert '%s/engineering.pem'", getenv("STATION_EXE"),
 	    path, pki);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "fix the recipe before signing"));
 	free(out);
-	rc = sh(&out, "test -e '%s.sig'", path);
+	rc = tu_shf(&out, "test -e '%s.sig'", path);
 	ck_assert_int_ne(rc, 0);
 	free(out);
 	/* A label that is not in the token is named in the error. */
 	free(path);
 	path = demo_copy("label.yaml");
-	rc = sh(&out, "'%s' recipe sign '%s' --key-label no-such-key --cert '%s/engineering.pem'", getenv("STATION_EXE"),
+	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label no-such-key --cert '%s/engineering.pem'", getenv("STATION_EXE"),
 	    path, pki);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "no-such-key"));
 	free(out);
 	/* Usage. */
-	ck_assert_int_eq(sh(&out, "'%s' recipe check --help", getenv("STATION_EXE")), 0);
+	ck_assert_int_eq(tu_shf(&out, "'%s' recipe check --help", getenv("STATION_EXE")), 0);
 	ck_assert_ptr_nonnull(strstr(out, "usage: station recipe check"));
 	free(out);
-	ck_assert_int_eq(sh(&out, "'%s' recipe sign '%s'", getenv("STATION_EXE"), path), 2);
+	ck_assert_int_eq(tu_shf(&out, "'%s' recipe sign '%s'", getenv("STATION_EXE"), path), 2);
 	ck_assert_ptr_nonnull(strstr(out, "usage: station recipe sign"));
 	free(out);
-	ck_assert_int_eq(sh(&out, "'%s' recipe frobnicate", getenv("STATION_EXE")), 2);
+	ck_assert_int_eq(tu_shf(&out, "'%s' recipe frobnicate", getenv("STATION_EXE")), 2);
 	free(out);
 	free(src);
 	free(path);
@@ -395,20 +376,20 @@ START_TEST(test_cert_from_token)
 	st_err err;
 	int rc;
 
-	rc = sh(&out, "'%s' recipe sign '%s' --key-label engineering", getenv("STATION_EXE"), path);
+	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering", getenv("STATION_EXE"), path);
 	ck_assert_msg(rc == 0, "recipe sign failed (%d): %s", rc, out);
 	ck_assert_msg(strstr(out, ".sig: signed by") && strstr(out, "Recipe Engineering"), "%s", out);
 	free(out);
 	ck_assert_msg(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err) == 0, "%s", err.msg);
 	ck_assert_ptr_nonnull(strstr(signer, "Recipe Engineering"));
 	/* No certificate object and none in the recipe: say what to give. */
-	rc = sh(&out, "rm -f '%s.sig' && '%s' recipe sign '%s' --key-label no-such-key", path, getenv("STATION_EXE"),
+	rc = tu_shf(&out, "rm -f '%s.sig' && '%s' recipe sign '%s' --key-label no-such-key", path, getenv("STATION_EXE"),
 	    path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_msg(strstr(out, "holds no certificate labelled \"no-such-key\"") && strstr(out, "give --cert"), "%s",
 	    out);
 	free(out);
-	ck_assert_int_ne(sh(NULL, "test -e '%s.sig'", path), 0);
+	ck_assert_int_ne(tu_shf(NULL, "test -e '%s.sig'", path), 0);
 	free(root);
 	free(path);
 }
