@@ -48,10 +48,10 @@ START_TEST(test_real_station_journal)
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
 	snprintf(serial, sizeof(serial), "%s", info.serial);
 	snprintf(bundle, sizeof(bundle), "%s/bundle", w->dir);
-	rc = stu_station_cmd(&out, "audit", "seal", "--recipe", w->recipe, NULL);
+	rc = tu_station(&out, "audit", "seal", "--recipe", w->recipe, NULL);
 	ck_assert_msg(rc == 0, "station audit seal: %s", out);
 	free(out);
-	rc = stu_station_cmd(&out, "audit", "export", "--recipe", w->recipe, "--out", bundle, NULL);
+	rc = tu_station(&out, "audit", "export", "--recipe", w->recipe, "--out", bundle, NULL);
 	ck_assert_msg(rc == 0, "station audit export: %s", out);
 	free(out);
 	rc = regtu_ingest(db, bundle, &out);
@@ -125,7 +125,7 @@ START_TEST(test_fleet_crl)
 	ck_assert_ptr_nonnull(f = fopen(path, "w"));
 	fprintf(f, "# issuer: CN=Someone Else\nc0ffee01 2026-01-01T00:00:00Z keyCompromise\n");
 	fclose(f);
-	rc = stu_station_cmd(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
+	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
 	ck_assert_msg(rc == 2 && strstr(out, ":1: revocations of issuer \"CN=Someone Else\""), "(%d) %s", rc, out);
 	free(out);
 	rc = regtu_reg(db, &out, "revocations --issuer '%s'", inter);
@@ -134,7 +134,7 @@ START_TEST(test_fleet_crl)
 	fprintf(f, "%sc0ffee01 yesterday keyCompromise\n", out);
 	fclose(f);
 	free(out);
-	rc = stu_station_cmd(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
+	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
 	ck_assert_msg(rc == 2 && strstr(out, ":4: expected SERIAL"), "(%d) %s", rc, out);
 	free(out);
 	regtu_station_close(&other);

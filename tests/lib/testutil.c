@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <ftw.h>
 #include <pty.h>
 #include <stdio.h>
@@ -97,7 +98,7 @@ collect(int fd, char **out)
 int
 tu_run(char *const argv[], char **out)
 {
-	int fds[2], status = 0;
+	int fds[2], status = 0, rc;
 	pid_t pid;
 
 	if (out)
@@ -120,9 +121,16 @@ tu_run(char *const argv[], char **out)
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return WEXITSTATUS(status);
+	rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+	if (getenv("STATION_TEST_VERBOSE")) {
+		int i;
+
+		fprintf(stderr, "$");
+		for (i = 0; argv[i]; i++)
+			fprintf(stderr, " %s", argv[i]);
+		fprintf(stderr, "  -> %d\n%s\n", rc, out && *out ? *out : "");
+	}
+	return rc;
 }
 
 int
@@ -309,6 +317,23 @@ tu_station_exe(void)
 
 	ck_assert_msg(exe && *exe, "STATION_EXE is not set (run through meson test)");
 	return exe;
+}
+
+int
+tu_station(char **out, const char *arg, ...)
+{
+	char *argv[32];
+	size_t n = 0;
+	va_list ap;
+
+	argv[n++] = (char *)tu_station_exe();
+	va_start(ap, arg);
+	for (; arg && n < 31; arg = va_arg(ap, const char *))
+		argv[n++] = (char *)arg;
+	va_end(ap);
+	ck_assert_msg(!arg, "tu_station: more than 30 arguments");
+	argv[n] = NULL;
+	return tu_run(argv, out);
 }
 
 void

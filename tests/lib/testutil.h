@@ -21,7 +21,8 @@ void tu_rmtree(const char *path);
 char *tu_src(const char *rel);
 /* Run argv (argv[0] looked up in PATH unless it has a '/'), capture stdout
  * and stderr together into *out (malloc'd, may be NULL), return the exit
- * status, or 128+signal when killed. */
+ * status, or 128+signal when killed.  The command line, status and output
+ * go to stderr when STATION_TEST_VERBOSE is set. */
 int tu_run(char *const argv[], char **out);
 /* Run argv on a new pseudo-terminal (its controlling terminal), type
  * answer and a newline once it asks a question (output ending in "\": ",
@@ -55,6 +56,8 @@ void tu_pki_teardown(void);
 /* The station program under test ($STATION_EXE, set by meson test); fails
  * the test when it is not set. */
 const char *tu_station_exe(void);
+/* Run the station program with the NULL-terminated arguments (tu_run). */
+int tu_station(char **out, const char *arg, ...) __attribute__((sentinel));
 /* A certificate's serial as the journal and --json spell it, OpenSSL's
  * way (BN_bn2hex, `openssl x509 -serial`): upper-case hex in whole bytes.  The DER form fails the test
  * when der is not a certificate. */

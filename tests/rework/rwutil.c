@@ -60,7 +60,7 @@ void
 rw_crl(stu_ws *w, const char *out, const char *extra1, const char *extra2)
 {
 	char *text = NULL;
-	int rc = stu_station_cmd(&text, "crl", "--recipe", w->recipe, "--out", out, extra1, extra2, NULL);
+	int rc = tu_station(&text, "crl", "--recipe", w->recipe, "--out", out, extra1, extra2, NULL);
 
 	ck_assert_msg(rc == 0, "station crl: exit %d:\n%s", rc, stu_tail(text));
 	free(text);

@@ -60,7 +60,7 @@ START_TEST(test_refused)
 	if (rc->faults_after)
 		ck_assert_int_eq(jigsim_device_set_faults(sim->s, 1, rc->faults_after), 0);
 	if (rc->revoke) {
-		st = stu_station_cmd(&out, "revoke", "--recipe", w->recipe, "--device", before.serial, "--reason",
+		st = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", before.serial, "--reason",
 		    "keyCompromise", NULL);
 		ck_assert_msg(st == 0, "station revoke: exit %d\n%s", st, stu_tail(out));
 		free(out);

@@ -171,7 +171,7 @@ END_TEST
 static int
 station_revoke(stu_ws *w, char **out, const char *a1, const char *a2, const char *a3, const char *a4)
 {
-	return stu_station_cmd(out, "revoke", "--recipe", w->recipe, "--operator", "qa", a1, a2, a3, a4, NULL);
+	return tu_station(out, "revoke", "--recipe", w->recipe, "--operator", "qa", a1, a2, a3, a4, NULL);
 }
 
 static void

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,22 +289,6 @@ stu_tail(const char *s)
 	return !s ? "" : n > 1200 ? s + n - 1200 : s;
 }
 
-int
-stu_station_cmd(char **out, const char *arg, ...)
-{
-	char *argv[32];
-	size_t n = 0;
-	va_list ap;
-
-	argv[n++] = (char *)tu_station_exe();
-	va_start(ap, arg);
-	for (; arg && n < 31; arg = va_arg(ap, const char *))
-		argv[n++] = (char *)arg;
-	va_end(ap);
-	argv[n] = NULL;
-	return tu_run(argv, out);
-}
-
 /* ---- --json events -------------------------------------------------------------- */
 
 const char *
@@ -462,7 +445,7 @@ stu_audit_verify(stu_ws *w)
 	int rc;
 
 	snprintf(root, sizeof(root), "%s/root-ca.pem", w->pki);
-	rc = stu_station_cmd(&out, "audit", "verify", w->audit, "--ca", root, NULL);
+	rc = tu_station(&out, "audit", "verify", w->audit, "--ca", root, NULL);
 	ck_assert_msg(rc == 0, "station audit verify %s: exit %d:\n%s", w->audit, rc, stu_tail(out));
 	free(out);
 }

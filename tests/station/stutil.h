@@ -68,8 +68,6 @@ void stu_station_run(stu_ws *w, const char *jig, unsigned count, int json, stu_r
 void stu_run_clear(stu_run *r);
 /* The end of a long output, for a failure message (Check caps its size). */
 const char *stu_tail(const char *s);
-/* Any command with STATION_EXE as argv[0]; output in *out. */
-int stu_station_cmd(char **out, const char *arg, ...);
 
 /* Spawn argv with stdout/stderr to files ("/dev/null" allowed); wait for it
  * at most timeout_s (the test fails and the child is killed after that). */

@@ -263,12 +263,12 @@ START_TEST(test_exit_codes)
 	snprintf(missing, sizeof(missing), "%s/no-such.yaml", w->dir);
 	{
 		char *out = NULL;
-		int rc = stu_station_cmd(&out, "run", "--recipe", missing, "--jig", sim->uri, "--count", "1", NULL);
+		int rc = tu_station(&out, "run", "--recipe", missing, "--jig", sim->uri, "--count", "1", NULL);
 
 		ck_assert_msg(rc == 2, "missing recipe: exit %d\n%s", rc, stu_tail(out));
 		ck_assert_msg(strstr(out, "no-such.yaml"), "the error does not name the recipe:\n%s", stu_tail(out));
 		free(out);
-		rc = stu_station_cmd(&out, "run", "--jig", sim->uri, NULL);
+		rc = tu_station(&out, "run", "--jig", sim->uri, NULL);
 		ck_assert_msg(rc == 2, "no --recipe: exit %d\n%s", rc, stu_tail(out));
 		free(out);
 	}

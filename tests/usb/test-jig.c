@@ -81,7 +81,7 @@ START_TEST(test_station_list)
 	ub_jig_add(bed, sim, "1-1.4", JIG_USB_VID, JIG_USB_PID, "JIG-A");
 	ub_jig_add(bed, sim, "1-2", 0x1209, 0xbeef, "LINE7-B");
 
-	rc = ub_station(&out, "jig", "list", NULL);
+	rc = tu_station(&out, "jig", "list", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ub_assert_has(out, "usb:1209:0001?serial=JIG-A");
 	ub_assert_has(out, "1-1.4");
@@ -90,7 +90,7 @@ START_TEST(test_station_list)
 	ck_assert_msg(!strstr(out, "usb:0403"), "the serial adapter listed as a USB jig:\n%s", out);
 	free(out);
 
-	rc = ub_station(&out, "jig", "list", "--usb", "1209:beef", "--json", NULL);
+	rc = tu_station(&out, "jig", "list", "--usb", "1209:beef", "--json", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	root = json_loads(out, 0, &jerr);
 	ck_assert_msg(root != NULL, "not JSON (%s): %s", jerr.text, out);
@@ -121,11 +121,11 @@ START_TEST(test_station_list_recipe)
 
 	ub_jig_add(bed, sim, "1-2", 0x1209, 0xbeef, "LINE7-B");
 	stu_recipe_edit(w, "uri: tcp:127.0.0.1:7700", "uri: usb:1209:beef?serial=LINE7-B");
-	rc = ub_station(&out, "jig", "list", "--recipe", w->recipe, NULL);
+	rc = tu_station(&out, "jig", "list", "--recipe", w->recipe, NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ub_assert_has(out, "usb:1209:beef?serial=LINE7-B");
 	free(out);
-	rc = ub_station(&out, "jig", "list", "--recipe", "/nonexistent/recipe.yaml", NULL);
+	rc = tu_station(&out, "jig", "list", "--recipe", "/nonexistent/recipe.yaml", NULL);
 	ck_assert_msg(rc == 2, "exit %d: %s", rc, out);
 	ub_assert_has(out, "station recipe check");
 	free(out);
@@ -140,7 +140,7 @@ START_TEST(test_station_info)
 	char *out = NULL, want[128];
 	int rc;
 
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ub_assert_has(out, "jig id        jigsim-7");
 	snprintf(want, sizeof(want), "SE serial     %s", se_serial(sim));
@@ -175,7 +175,7 @@ START_TEST(test_two_jigs_need_serial)
 
 	ub_jig_add(bed, sim2, "1-2", JIG_USB_VID, JIG_USB_PID, "JIG-B");
 
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
 	ck_assert_msg(rc == 2, "exit %d: %s", rc, out);
 	ub_assert_has(out, "2 USB devices 1209:0001 match");
 	ub_assert_has(out, "JIG-A (port 1-1.4)");
@@ -183,14 +183,14 @@ START_TEST(test_two_jigs_need_serial)
 	ub_assert_has(out, "?serial=S");
 	free(out);
 
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001?serial=JIG-B", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001?serial=JIG-B", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ub_assert_has(out, "jig id        jigsim-8");
 	free(out);
 	ub_jig_get_stats(a, &st);
 	ck_assert_uint_eq(st.out_urbs, 0); /* the other jig was never talked to */
 
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001?serial=JIG-C", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001?serial=JIG-C", NULL);
 	ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
 	ub_assert_has(out, "no USB device 1209:0001 with serial JIG-C is connected");
 	ub_assert_has(out, "station jig list");
@@ -244,7 +244,7 @@ START_TEST(test_timeout)
 	int rc;
 
 	ub_jig_mute_at(j, JIG_CMD_SE_INFO);
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", "--timeout", "700", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001", "--timeout", "700", NULL);
 	ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
 	ub_assert_has(out, "jig usb:1209:0001: SE_INFO: no answer after 700 ms (2 retries)");
 	ub_assert_has(out, "check that the jig is powered and connected");
@@ -268,7 +268,7 @@ START_TEST(test_unplug_mid_command)
 	snprintf(serial, sizeof(serial), "%s", se_serial(sim));
 	ub_jig_unplug_at(j, JIG_CMD_SE_INFO);
 	t0 = st_now_ms();
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", "--timeout", "20000", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001", "--timeout", "20000", NULL);
 	ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
 	ub_assert_has(out, "jig usb:1209:0001: SE_INFO: bulk IN: the USB jig was unplugged (LIBUSB_ERROR_NO_DEVICE)");
 	/* reported as a disconnect at once, not after the 20 s timeout */
@@ -279,11 +279,11 @@ START_TEST(test_unplug_mid_command)
 	ck_assert_uint_eq(st.requests[JIG_CMD_SE_INFO], 1);
 
 	/* Gone from the bus: not listed, not found. */
-	rc = ub_station(&out, "jig", "list", NULL);
+	rc = tu_station(&out, "jig", "list", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ck_assert_msg(!strstr(out, "usb:1209:0001"), "an unplugged jig listed:\n%s", out);
 	free(out);
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
 	ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
 	ub_assert_has(out, "no USB device 1209:0001 is connected");
 	free(out);
@@ -291,7 +291,7 @@ START_TEST(test_unplug_mid_command)
 	/* Plugged back in: the same device is still in the jig. */
 	ub_jig_unplug_at(j, 0);
 	ub_jig_replug(j);
-	rc = ub_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "usb:1209:0001", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	snprintf(want, sizeof(want), "SE serial     %s", serial);
 	ub_assert_has(out, want);

@@ -64,14 +64,14 @@ START_TEST(test_list)
 	ub_assert_has(v[0].description, "FT232R USB UART");
 	free(v);
 
-	rc = ub_station(&out, "jig", "list", NULL);
+	rc = tu_station(&out, "jig", "list", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ub_assert_has(out, "serial  " URI);
 	ub_assert_has(out, "0403:6001 A10KZ3Q1");
 	ck_assert_msg(!strstr(out, "usb:0403"), "the adapter listed as a USB jig:\n%s", out);
 	free(out);
 
-	rc = ub_station(&out, "jig", "list", "--json", NULL);
+	rc = tu_station(&out, "jig", "list", "--json", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	root = json_loads(out, 0, &jerr);
 	ck_assert_msg(root != NULL, "not JSON (%s): %s", jerr.text, out);
@@ -95,7 +95,7 @@ START_TEST(test_info)
 	unsigned baud = 0;
 	int rc, rtscts = -1, is_8n1 = 0;
 
-	rc = ub_station(&out, "jig", "info", "--jig", URI, NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", URI, NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ub_assert_has(out, "jig id        jigsim-7");
 	snprintf(want, sizeof(want), "SE serial     %s", se_serial());
@@ -120,7 +120,7 @@ START_TEST(test_stable_name)
 	char *out = NULL;
 	int rc;
 
-	rc = ub_station(&out, "jig", "info", "--jig", "serial:/dev/" UB_SERIAL_BY_ID "?baud=115200", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "serial:/dev/" UB_SERIAL_BY_ID "?baud=115200", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	ub_assert_has(out, "jig id        jigsim-7");
 	free(out);
@@ -135,7 +135,7 @@ START_TEST(test_line_settings)
 	unsigned baud = 0;
 	int rc, rtscts = -1, is_8n1 = 0;
 
-	rc = ub_station(&out, "jig", "info", "--jig", "serial:/dev/ttyUSB0?baud=9600&flow=rtscts", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "serial:/dev/ttyUSB0?baud=9600&flow=rtscts", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	free(out);
 	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
@@ -143,7 +143,7 @@ START_TEST(test_line_settings)
 	ck_assert_int_eq(rtscts, 1);
 	ck_assert(is_8n1);
 
-	rc = ub_station(&out, "jig", "info", "--jig", "serial:/dev/ttyUSB0?baud=57600", NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", "serial:/dev/ttyUSB0?baud=57600", NULL);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 	free(out);
 	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
@@ -172,7 +172,7 @@ START_TEST(test_config_errors)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *out = NULL;
-		int rc = ub_station(&out, "jig", "info", "--jig", cases[i].uri, NULL);
+		int rc = tu_station(&out, "jig", "info", "--jig", cases[i].uri, NULL);
 
 		ck_assert_msg(rc == cases[i].rc, "%s: exit %d, want %d: %s", cases[i].uri, rc, cases[i].rc, out);
 		ub_assert_has(out, cases[i].want);
@@ -207,7 +207,7 @@ START_TEST(test_stale_input_flushed)
 	}
 	ub_serial_inject(line, raw, off);
 
-	rc = ub_station(&out, "jig", "info", "--jig", URI, NULL);
+	rc = tu_station(&out, "jig", "info", "--jig", URI, NULL);
 	ck_assert_msg(rc == 0, "exit %d (stale input taken as the answer?): %s", rc, out);
 	ub_assert_has(out, "jig id        jigsim-7");
 	free(out);
@@ -225,7 +225,7 @@ START_TEST(test_resync_after_garbage)
 
 	ub_serial_junk(line, 1);
 	for (i = 0; i < 3; i++) {
-		rc = ub_station(&out, "jig", "info", "--jig", URI, "--json", NULL);
+		rc = tu_station(&out, "jig", "info", "--jig", URI, "--json", NULL);
 		ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
 		snprintf(want, sizeof(want), "\"serial\":\"%s\"", se_serial());
 		ub_assert_has(out, want);

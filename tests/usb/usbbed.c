@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -1036,33 +1035,6 @@ ub_jig_wait_unplugs(ub_jig *j, unsigned n, int timeout_s)
 		usleep(10000);
 	}
 	ck_assert_msg(st.unplugs >= n, "the jig was unplugged %u times in %d s, want %u", st.unplugs, timeout_s, n);
-}
-
-int
-ub_station(char **out, ...)
-{
-	char *argv[32];
-	va_list ap;
-	int n = 1, rc;
-
-	argv[0] = getenv("STATION_EXE");
-	ck_assert_msg(argv[0] != NULL, "STATION_EXE is not set (run under meson test)");
-	va_start(ap, out);
-	while ((argv[n] = va_arg(ap, char *)) != NULL) {
-		n++;
-		ck_assert_int_lt(n, 31);
-	}
-	va_end(ap);
-	rc = tu_run(argv, out);
-	if (getenv("STATION_TEST_VERBOSE")) {
-		int i;
-
-		fprintf(stderr, "$");
-		for (i = 0; argv[i]; i++)
-			fprintf(stderr, " %s", argv[i]);
-		fprintf(stderr, "  -> %d\n%s\n", rc, *out ? *out : "");
-	}
-	return rc;
 }
 
 void

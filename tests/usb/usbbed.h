@@ -93,11 +93,6 @@ jigsim *ub_sim(unsigned id, unsigned devices, unsigned faults, unsigned every);
  * file, or until the jig has been unplugged n times. */
 void ub_wait_file_has(const char *path, const char *want, int timeout_s);
 void ub_jig_wait_unplugs(ub_jig *j, unsigned n, int timeout_s);
-/* Run $STATION_EXE with the NULL-terminated arguments in the testbed (the
- * child inherits LD_PRELOAD and UMOCKDEV_DIR); output in *out (malloc'd),
- * exit status returned.  The command line and output go to stderr when
- * STATION_TEST_VERBOSE is set. */
-int ub_station(char **out, ...);
 /* Fail unless `want` occurs in out. */
 void ub_assert_has(const char *out, const char *want);
 
