@@ -45,8 +45,7 @@ START_TEST(test_strings)
 	const struct scenario *sc = &cases[_i];
 	stu_ws *w = stu_ws_new(tu_pki);
 	stu_sim *sim = rw_sim(tu_pki, 1, 0), *honest = NULL;
-	char *argv[20], count[8];
-	size_t n = 0;
+	const char *jigs[2];
 	stu_run r;
 	liar *l;
 
@@ -58,31 +57,9 @@ START_TEST(test_strings)
 		c.devices = 2;
 		honest = stu_sim_start(tu_pki, &c);
 	}
-	memset(&r, 0, sizeof(r));
-	snprintf(r.out_path, sizeof(r.out_path), "%s/strings.out", w->dir);
-	snprintf(r.err_path, sizeof(r.err_path), "%s/strings.err", w->dir);
-	snprintf(count, sizeof(count), "%d", sc->honest ? 2 : 1);
-	argv[n++] = getenv("STATION_EXE");
-	argv[n++] = (char *)"run";
-	argv[n++] = (char *)"--recipe";
-	argv[n++] = w->recipe;
-	argv[n++] = (char *)"--jig";
-	argv[n++] = l->uri;
-	if (honest) {
-		argv[n++] = (char *)"--jig";
-		argv[n++] = honest->uri;
-	}
-	argv[n++] = (char *)"--count";
-	argv[n++] = count;
-	argv[n++] = (char *)"--operator";
-	argv[n++] = (char *)"stu";
-	if (sc->json)
-		argv[n++] = (char *)"--json";
-	argv[n] = NULL;
-	ck_assert_ptr_nonnull(argv[0]);
-	r.json = sc->json;
-	r.start_s = stu_now();
-	r.pid = stu_spawn(argv, r.out_path, r.err_path);
+	jigs[0] = l->uri;
+	jigs[1] = honest ? honest->uri : NULL;
+	stu_station_start_jigs(w, jigs, honest ? 2 : 1, honest ? 2 : 1, sc->json, &r);
 	stu_station_wait(&r, 90);
 	ck_assert_msg(r.status == sc->status, "%s: exit %d, expected %d\n%s\n%s", sc->name, r.status, sc->status,
 	    stu_tail(r.out), stu_tail(r.err));
