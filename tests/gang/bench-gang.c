@@ -156,7 +156,7 @@ run_once(const char *pki, unsigned njigs, sample *s)
 		sim[i] = stu_sim_start(pki, &c);
 		uris[i] = sim[i]->uri;
 	}
-	gang_station_start(w, uris, njigs, total, &r);
+	stu_station_start_jigs(w, uris, njigs, total, 1, &r);
 	ck_assert_int_ge(fd = open(r.out_path, O_RDONLY), 0);
 	/* Steady state: from when every jig has finished a device to when the
 	 * last round starts.  Peak RSS: until the child has let go of its memory. */

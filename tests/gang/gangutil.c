@@ -11,12 +11,6 @@
 
 #include "gangutil.h"
 
-void
-gang_station_start(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, stu_run *r)
-{
-	stu_station_start_jigs(w, jigs, njigs, count, 1, r);
-}
-
 int
 gang_wait_output(const stu_run *r, int timeout_s, ...)
 {

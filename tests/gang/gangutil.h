@@ -1,5 +1,5 @@
-/* Helpers for the gang tests (several jigs in one `station run`): the station
- * with many --jig options, and a "patch panel" — a TCP port in front of an
+/* Helpers for the gang tests (several jigs in one `station run`, started
+ * with stu_station_start_jigs): a "patch panel" — a TCP port in front of an
  * in-process jigsim core that the test can unplug and plug back in on the
  * same port, cut at a chosen command, or re-wire to another jigsim, so one
  * SE can be carried from one jig to another.  Built on tests/station's
@@ -8,10 +8,6 @@
 #define GANGUTIL_H
 
 #include "stutil.h"
-
-/* Spawn `station run --recipe W/demo.yaml --jig J1 --jig J2 ... [--count N]
- * --operator stu --json`; collect it with stu_station_wait. */
-void gang_station_start(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, stu_run *r);
 
 /* A jigsim core with the test PKI's SE vendor CA and tool key (no socket). */
 jigsim *gang_core_new(const char *pki, const jigsim_config *c);

@@ -87,7 +87,7 @@ START_TEST(test_jig_unplugged)
 	uris[2] = gang_port_uri(port);
 	gang_port_arm(port, JIG_CMD_KEYGEN, 2, GANG_UNPLUG, NULL);
 
-	gang_station_start(w, uris, 3, total, &r);
+	stu_station_start_jigs(w, uris, 3, total, 1, &r);
 	ck_assert_msg(gang_port_wait_cut(port, 60) == 0, "the third jig never reached its second KEYGEN");
 	before = released_by(sim, 2);
 	stu_sleep_ms(1500);
@@ -195,7 +195,7 @@ START_TEST(test_se_moves_to_another_jig)
 	ck_assert_int_eq(jigsim_device_get(x, 1, &info), 0);
 	snprintf(serial, sizeof(serial), "%s", info.serial);
 
-	gang_station_start(w, uris, 2, 3, &r);
+	stu_station_start_jigs(w, uris, 2, 3, 1, &r);
 	ck_assert_msg(gang_port_wait_cut(a, 60) == 0, "jig A never got INSTALL_CERT");
 	/* Moved only once the station has given up on it at jig A, and jig B
 	 * is free. */
@@ -299,7 +299,7 @@ START_TEST(test_clone_refused_every_time)
 	uri = gang_port_uri(port);
 	ck_assert_int_eq(jigsim_device_get(x, 1, &info), 0);
 
-	gang_station_start(w, &uri, 1, 3, &r);
+	stu_station_start_jigs(w, &uri, 1, 3, 1, &r);
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	outcomes_of(&r, info.serial, got, sizeof(got));
@@ -309,7 +309,7 @@ START_TEST(test_clone_refused_every_time)
 	stu_run_clear(&r);
 
 	/* The next run rebuilds what it knows from the journal. */
-	gang_station_start(w, &uri, 1, 1, &r);
+	stu_station_start_jigs(w, &uri, 1, 1, 1, &r);
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 1, "second run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	outcomes_of(&r, info.serial, got, sizeof(got));
@@ -363,7 +363,7 @@ START_TEST(test_clone_on_two_jigs_at_once)
 		port[i] = gang_port_new(x[i]);
 		uris[i] = gang_port_uri(port[i]);
 	}
-	gang_station_start(w, uris, 2, 2, &r);
+	stu_station_start_jigs(w, uris, 2, 2, 1, &r);
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_uint_eq(stu_event_count(&r, "passed"), 1);

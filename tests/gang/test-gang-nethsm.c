@@ -65,7 +65,7 @@ START_TEST(test_gang_through_p11kit_server)
 	struct stat st;
 
 	sims_start(sim, uris, PER_JIG, 0);
-	gang_station_start(w, uris, NJIGS, NJIGS * PER_JIG, &r);
+	stu_station_start_jigs(w, uris, NJIGS, NJIGS * PER_JIG, 1, &r);
 	stu_station_wait(&r, 150);
 	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_uint_eq(stu_event_count(&r, "passed"), NJIGS * PER_JIG);
@@ -74,19 +74,19 @@ START_TEST(test_gang_through_p11kit_server)
 			stu_check_device_cert(w, sim[i]->s, k, &paths, &npaths);
 	stu_openssl_verify(w, paths, npaths);
 
-	rc = stu_station_cmd(&text, "audit", "seal", "--recipe", w->recipe, NULL);
+	rc = tu_station(&text, "audit", "seal", "--recipe", w->recipe, NULL);
 	cmd_ok("audit seal", rc, text);
 	stu_audit_verify(w);
 	snprintf(crl, sizeof(crl), "%s/line.crl", w->dir);
-	rc = stu_station_cmd(&text, "crl", "--recipe", w->recipe, "--out", crl, NULL);
+	rc = tu_station(&text, "crl", "--recipe", w->recipe, "--out", crl, NULL);
 	cmd_ok("crl", rc, text);
 	ck_assert_int_eq(stat(crl, &st), 0);
 	ck_assert_int_gt(st.st_size, 100);
-	rc = stu_station_cmd(&text, "recipe", "sign", w->recipe, "--key-label", "engineering", NULL);
+	rc = tu_station(&text, "recipe", "sign", w->recipe, "--key-label", "engineering", NULL);
 	cmd_ok("recipe sign", rc, text);
 	snprintf(sig, sizeof(sig), "%s.sig", w->recipe);
 	ck_assert_int_eq(stat(sig, &st), 0);
-	rc = stu_station_cmd(&text, "recipe", "check", w->recipe, NULL);
+	rc = tu_station(&text, "recipe", "check", w->recipe, NULL);
 	cmd_ok("recipe check", rc, text);
 
 	tu_p11kit_server_stop(server);
@@ -119,7 +119,7 @@ START_TEST(test_server_killed_mid_run)
 	stu_run r;
 
 	sims_start(sim, uris, PER_JIG, 20);
-	gang_station_start(w, uris, NJIGS, NJIGS * PER_JIG, &r);
+	stu_station_start_jigs(w, uris, NJIGS, NJIGS * PER_JIG, 1, &r);
 	ck_assert_int_eq(gang_wait_output(&r, 120, "\"passed\"", NULL), 0);
 	tu_p11kit_server_stop(server);
 	stu_station_wait(&r, 150);
@@ -139,7 +139,7 @@ START_TEST(test_server_killed_mid_run)
 	server = tu_p11kit_server_start(w->dir, "station-test");
 	/* Devices that failed when the HSM went away left the jig (to the
 	 * reject bin, nothing issued): the rerun handles all the others. */
-	gang_station_start(w, uris, NJIGS, NJIGS * PER_JIG - passed1 - failed1, &r);
+	stu_station_start_jigs(w, uris, NJIGS, NJIGS * PER_JIG - passed1 - failed1, 1, &r);
 	stu_station_wait(&r, 150);
 	ck_assert_msg(r.status == 0, "rerun: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	stu_journal_load(w->audit, &j);

@@ -67,7 +67,7 @@ START_TEST(test_four_jigs_one_faulty)
 		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
-	gang_station_start(w, uris, NJIGS, total, &r);
+	stu_station_start_jigs(w, uris, NJIGS, total, 1, &r);
 	stu_station_wait(&r, 150);
 	ck_assert_msg(r.status == 1, "station run: exit %d, expected 1 (faulty devices)\n%s\n%s", r.status,
 	    stu_tail(r.out), stu_tail(r.err));
@@ -202,7 +202,7 @@ START_TEST(test_count_is_total)
 		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
-	gang_station_start(w, uris, NJIGS, COUNT, &r);
+	stu_station_start_jigs(w, uris, NJIGS, COUNT, 1, &r);
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_uint_eq(stu_event_count(&r, "passed"), COUNT);
@@ -256,7 +256,7 @@ START_TEST(test_quota_shared)
 		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
-	gang_station_start(w, uris, NJIGS, 0, &r);
+	stu_station_start_jigs(w, uris, NJIGS, 0, 1, &r);
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 3, "station run: exit %d, expected 3 (stopped: quota)\n%s\n%s", r.status, stu_tail(r.out),
 	    stu_tail(r.err));
