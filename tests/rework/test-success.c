@@ -163,7 +163,7 @@ START_TEST(test_rework_ok)
 
 	/* The plain output ends with a last line too: the panel's second device,
 	 * never provisioned, is refused. */
-	rc = stu_station_cmd(&out, "rework", "--recipe", w->recipe, "--jig", sim->uri, "--reason", "RMA 1235",
+	rc = tu_station(&out, "rework", "--recipe", w->recipe, "--jig", sim->uri, "--reason", "RMA 1235",
 	    "--authorized-by", "QA lead", NULL);
 	ck_assert_msg(rc == 1, "station rework of a fresh device: exit %d\n%s", rc, stu_tail(out));
 	ck_assert_msg(strstr(out, "\nREWORK FAILED  passed 0, failed 1; rework completed\n"), "no last line:\n%s",
