@@ -127,7 +127,7 @@ every_command(enum src s)
 	}
 	stu_audit_verify(e.w);
 	/* And without a source the default variable is unset: a clear error. */
-	ck_assert_int_eq(stu_station_cmd(&out, "hsm", "check", "--recipe", e.w->recipe, NULL), 2);
+	ck_assert_int_eq(tu_station(&out, "hsm", "check", "--recipe", e.w->recipe, NULL), 2);
 	ck_assert_msg(strstr(out, "STATION_HSM_PIN is not set"), "%s", out);
 	free(out);
 	env_free(&e);
@@ -209,7 +209,7 @@ START_TEST(test_recipe_pin_prompt)
 		ck_assert_msg(!strstr(out, TEST_PIN), "PIN echoed:\n%s", stu_tail(out));
 		free(out);
 	}
-	rc = stu_station_cmd(&out, "recipe", "check", e.w->recipe, NULL);
+	rc = tu_station(&out, "recipe", "check", e.w->recipe, NULL);
 	ck_assert_msg(rc == 0 && strstr(out, "PIN from the terminal"), "exit %d: %s", rc, out);
 	free(out);
 	/* No terminal (setsid: none to open), no flag: refused, saying what to use instead. */
