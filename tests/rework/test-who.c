@@ -41,7 +41,7 @@ START_TEST(test_operator_and_reason)
 	device_serial(sim, 1, a);
 
 	unsetenv("USER");
-	rc = stu_station_cmd(&out, "revoke", "--recipe", w->recipe, "--device", a, "--reason", "KEYCOMPROMISE", NULL);
+	rc = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", a, "--reason", "KEYCOMPROMISE", NULL);
 	ck_assert_msg(rc == 0 && strstr(out, "(keyCompromise)"), "station revoke: exit %d\n%s", rc, stu_tail(out));
 	free(out);
 	recs = rw_records(w, NULL);
@@ -54,7 +54,7 @@ START_TEST(test_operator_and_reason)
 	/* An empty $USER is not a name either. */
 	snprintf(crl, sizeof(crl), "%s/crl.pem", w->dir);
 	setenv("USER", "", 1);
-	rc = stu_station_cmd(&out, "crl", "--recipe", w->recipe, "--out", crl, NULL);
+	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl, NULL);
 	ck_assert_msg(rc == 0, "station crl: exit %d\n%s", rc, stu_tail(out));
 	free(out);
 	recs = rw_records(w, NULL);
@@ -116,7 +116,7 @@ START_TEST(test_require_signed_everywhere)
 
 	/* Signed by engineering: the gate lets each command through (crl
 	 * proves it by finishing), and then nothing warns. */
-	rc = stu_station_cmd(&out, "recipe", "sign", w->recipe, "--key-label", "engineering", "--cert", eng, NULL);
+	rc = tu_station(&out, "recipe", "sign", w->recipe, "--key-label", "engineering", "--cert", eng, NULL);
 	ck_assert_msg(rc == 0, "station recipe sign: exit %d\n%s", rc, stu_tail(out));
 	free(out);
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -138,7 +138,7 @@ START_TEST(test_require_signed_everywhere)
 	}
 
 	/* --trust without --recipe makes no sense for audit seal. */
-	rc = stu_station_cmd(&out, "audit", "seal", "--dir", w->audit, "--cert", eng, "--require-signed", NULL);
+	rc = tu_station(&out, "audit", "seal", "--dir", w->audit, "--cert", eng, "--require-signed", NULL);
 	ck_assert_msg(rc == 2 && strstr(out, "give --recipe FILE"), "audit seal --dir --require-signed: exit %d\n%s", rc,
 	    stu_tail(out));
 	free(out);
