@@ -1,6 +1,7 @@
 /* The station end of a jig conversation: one request at a time, sequence
  * numbers, per-command timeouts and bounded retransmission (PROTOCOL.md
  * sections 2 and 3).  Errors read "jig URI: CMD: what happened". */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -19,6 +20,8 @@ struct jig_client {
 	int retries;
 	int timeout_ms[JIG_CMD_LAST + 1];
 	jig_client_stats stats;
+	jig_retry_hook *on_retry;
+	void *on_retry_ctx;
 	jig_stream rx;
 	jig_frame f;                 /* scratch frame */
 	uint8_t tx[JIG_MAX_FRAME];   /* the request, kept for retransmission */
@@ -86,6 +89,13 @@ void
 jig_client_set_retries(jig_client *c, int retries)
 {
 	c->retries = retries < 0 ? 0 : retries;
+}
+
+void
+jig_client_set_retry_hook(jig_client *c, jig_retry_hook *fn, void *ctx)
+{
+	c->on_retry = fn;
+	c->on_retry_ctx = ctx;
 }
 
 void
@@ -175,6 +185,15 @@ exchange(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
 			c->stats.retries++;
 			st_log("jig", "%s: %s: retransmitting seq %u (try %d)", c->t->uri, jig_cmd_name(req->type), c->seq,
 			    attempt + 1);
+			if (c->on_retry) {
+				char why[320];
+
+				if (r == CORRUPT)
+					snprintf(why, sizeof(why), "corrupt reply (%.280s)", c->rx.last_bad.msg);
+				else
+					snprintf(why, sizeof(why), "no answer after %d ms", timeout);
+				c->on_retry(c->on_retry_ctx, req->type, attempt + 1, c->retries + 1, why);
+			}
 		}
 		st_log_hex("jig", "tx", c->tx, txlen);
 		if (c->t->ops->write(c->t, c->tx, txlen, timeout, &e) < 0) {

@@ -52,5 +52,11 @@ int jig_client_call(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *er
 /* HELLO with version negotiation; fills *hello. */
 int jig_client_hello(jig_client *c, jig_msg *hello, st_err *err);
 void jig_client_get_stats(const jig_client *c, jig_client_stats *s);
+/* Told before each retransmission, so an operator sees a jig that answers
+ * only on the second try: the command, the try (2 = the first retry), the
+ * most tries, and why ("no answer after 2000 ms", "corrupt reply (...)").
+ * It runs on the calling thread, inside jig_client_call. */
+typedef void jig_retry_hook(void *ctx, uint8_t cmd, int attempt, int attempts, const char *why);
+void jig_client_set_retry_hook(jig_client *c, jig_retry_hook *fn, void *ctx);
 
 #endif

@@ -96,9 +96,9 @@ cmd_rework_main(int argc, char **argv)
 		fprintf(stderr, "station rework: no --jig given and the recipe names no jig.uri\n");
 		goto out;
 	}
-	if (!(u = ui_new(json ? UI_JSON : isatty(STDOUT_FILENO) ? UI_TTY : UI_PLAIN, stdout, 1, &jig)))
+	if (!(u = ui_new(ui_mode_for(stdout, json), stdout, 1, &jig)))
 		goto out;
-	ui_set_title(u, "REWORK");
+	cmd_ui_start(u, st, "rework", 0);
 	rc = rework_run(st, jig, reason, who, u, &end, &err);
 	{
 		char how[96];

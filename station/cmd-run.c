@@ -7,9 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "cli.h"
 #include "commands.h"
 #include "engine.h"
+#include "recipe.h"
 #include "station.h"
 
 /* The number of the first signal that asked to stop; quit_now after a second. */
@@ -98,6 +101,34 @@ struct sweep {
 	size_t n, cap;
 };
 
+/* The header and the run_started event (and rework's). */
+void
+cmd_ui_start(ui *u, station *st, const char *command, unsigned count)
+{
+	const recipe *r = st->rcp;
+	unsigned char id[16];
+	char run_id[33];
+	size_t i;
+	ui_run_info info = {
+		.command = command,
+		.run_id = run_id,
+		.station_id = r->audit.station_id,
+		.operator_name = st->operator_name,
+		.recipe_name = r->recipe.name,
+		.recipe_version = r->recipe.version,
+		.recipe_digest = r->digest,
+		.product = r->product.name,
+		.count = count,
+	};
+
+	/* A random run id: what an MES joins this run's events on. */
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		memset(id, 0, sizeof(id));
+	for (i = 0; i < sizeof(id); i++)
+		snprintf(run_id + 2 * i, 3, "%02x", id[i]);
+	ui_start(u, &info);
+}
+
 static void
 collect_abandoned(const dev_entry *e, void *ctx)
 {
@@ -118,7 +149,7 @@ collect_abandoned(const dev_entry *e, void *ctx)
 }
 
 static int
-revoke_abandoned(station *st, st_err *err)
+revoke_abandoned(station *st, ui *u, st_err *err)
 {
 	struct sweep s = { .st = st };
 	size_t i;
@@ -134,6 +165,9 @@ revoke_abandoned(station *st, st_err *err)
 		    0, err);
 		if (ret == 0 && station_retire_cert(st, e->serial, e->cert_serial, err) < 0)
 			ret = -1;
+		if (ret == 0)
+			ui_revoked(u, e->serial, e->cert_serial, "cessationOfOperation",
+			    "issued but never installed: the device failed after signing");
 		if (ret == 0) {
 			e->cert_len = 0;
 			e->cert_serial[0] = '\0';
@@ -245,16 +279,20 @@ cmd_run_main(int argc, char **argv)
 			goto out;
 		jigs[njigs++] = def;
 	}
-	if (!(u = ui_new(json ? UI_JSON : isatty(STDOUT_FILENO) ? UI_TTY : UI_PLAIN, stdout, njigs, jigs))) {
+	if (!(u = ui_new(ui_mode_for(stdout, json), stdout, njigs, jigs))) {
 		fprintf(stderr, "station run: out of memory\n");
 		goto out;
 	}
+	cmd_ui_start(u, st, "run", (unsigned)count);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: blocking waits return and see the flag */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* A resize is taken by the main thread's ui_tick; blocked here, before
+	 * the workers start, it interrupts no jig or HSM call. */
+	ui_block_winch();
 
 	engine_run(st, jigs, njigs, (unsigned)count, &stop_requested, &quit_now, u, &res);
 	if (res.end == RUN_STOP_QUIT) {
@@ -264,7 +302,7 @@ cmd_run_main(int argc, char **argv)
 		_exit(EXIT_STOPPED);
 	}
 
-	if (revoke_abandoned(st, &err) < 0 && !res.fatal) {
+	if (revoke_abandoned(st, u, &err) < 0 && !res.fatal) {
 		res.fatal = 1;
 		res.end = err.sys == ENOSPC || err.sys == EDQUOT ? RUN_STOP_DISK_FULL : RUN_STOP_JOURNAL;
 		snprintf(res.fatal_msg, sizeof(res.fatal_msg), "%s", err.msg);
@@ -279,6 +317,8 @@ cmd_run_main(int argc, char **argv)
 			    res.passed + res.failed, count);
 		else
 			snprintf(how, sizeof(how), "run %s", run_end_text(res.end));
+		if (res.fatal)
+			ui_halt(u, (size_t)-1, run_end_name(res.end), res.fatal_msg);
 		ui_summary(u, run_end_name(res.end), how, res.fatal ? res.fatal_msg : NULL);
 	}
 	if (res.fatal)

@@ -19,6 +19,12 @@ int cmd_rework_main(int argc, char **argv);
 int cmd_revoke_main(int argc, char **argv);
 int cmd_crl_main(int argc, char **argv);
 
+struct ui;
+struct station;
+/* cmd-run.c: the header (or run_started event) of station run and rework:
+ * the recipe, station, operator, a fresh run id. */
+void cmd_ui_start(struct ui *u, struct station *st, const char *command, unsigned count);
+
 /* Commands with sub-commands (station jig info|list, ...): one table each. */
 struct subcommand {
 	const char *name;

@@ -23,7 +23,9 @@ enum advice {
 	ADV_DISK,        /* the station cannot write its records: the run stops */
 };
 
-extern const char *const advice_text[]; /* steps.c */
+extern const char *const advice_text[];
+/* The same as stable names for --json (docs/events.schema.json "disposition"). */
+extern const char *const advice_name[]; /* steps.c */
 
 struct engine {
 	station *st;
@@ -92,6 +94,12 @@ void eng_drop_client(struct worker *w);
 int eng_is_link_error(const st_err *err);
 /* Append a durable record for the device; a journal failure stops the run. */
 int eng_journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details);
+/* Tell the operator the device failed at step: d->err, d->advice, the
+ * certificate it was issued (if any), with stable names for --json. */
+void eng_report_fail(struct worker *w, struct dev *d, const char *step);
+/* jig_client's retry hook (ctx: the worker): the jig's status line and a
+ * retry event. */
+void eng_on_retry(void *ctx, uint8_t cmd, int attempt, int attempts, const char *why);
 /* Mark the device failed at step with advice; returns -1. */
 int eng_fail(struct dev *d, const char *step, enum advice adv);
 

@@ -183,6 +183,7 @@ eng_open_jig(struct worker *w, st_err *err)
 		if (st->timeouts[c] > 0)
 			jig_client_set_timeout(w->client, c, st->timeouts[c]);
 	jig_client_set_retries(w->client, st->retries);
+	jig_client_set_retry_hook(w->client, eng_on_retry, w);
 	if (jig_client_hello(w->client, &w->resp, err) < 0) {
 		eng_drop_client(w);
 		return -1;
@@ -353,7 +354,7 @@ worker_main(void *arg)
 				ui_pass(e->u, w->idx, d->info.serial, d->cert_serial, d->resumed);
 				eng_release(w);
 			} else {
-				ui_fail(e->u, w->idx, d->info.serial, "DONE", d->err.msg, advice_text[d->advice]);
+				eng_report_fail(w, d, "DONE");
 			}
 		} else if (rc > 0) {
 			/* Stopped (Ctrl-C) before anything was signed: the device stays
@@ -364,7 +365,7 @@ worker_main(void *arg)
 			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
 			    advice_text[d->advice]));
 			eng_index_update(w, d, DEV_FAILED, 0, 0);
-			ui_fail(e->u, w->idx, d->info.serial, d->step, d->err.msg, advice_text[d->advice]);
+			eng_report_fail(w, d, d->step);
 			if (eng_is_link_error(&d->err))
 				eng_drop_client(w);
 			if (w->client)

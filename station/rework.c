@@ -149,6 +149,7 @@ revoke_once(struct worker *w, struct dev *d, struct history *h, const char *seri
 	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", serial, "reason", "superseded")) < 0)
 		return -1;
 	remember(h->revoked, &h->n_revoked, serial);
+	ui_revoked(w->eng->u, d->info.serial, serial, "superseded", "retired by this rework");
 	return 0;
 }
 
@@ -166,6 +167,8 @@ revoke_uninstalled(struct worker *w, struct dev *d)
 	        "cessationOfOperation", "why", "issued but never installed: the rework failed after signing")) < 0)
 		return;
 	station_retire_cert(st, e.serial, e.cert_serial, &(st_err){ 0 }); /* certs/ keeps live ones only */
+	ui_revoked(w->eng->u, e.serial, e.cert_serial, "cessationOfOperation",
+	    "issued but never installed: the rework failed after signing");
 	e.cert_len = 0;
 	e.cert_serial[0] = '\0';
 	devindex_put(st->index, &e);
@@ -383,7 +386,7 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 		eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
 		    advice_text[d->advice]));
 		revoke_uninstalled(w, d);
-		ui_fail(u, 0, d->info.serial, d->step, d->err.msg, advice_text[d->advice]);
+		eng_report_fail(w, d, d->step);
 		ret = 1;
 		if (e.fatal)
 			ret = st_err_set(err, ST_E_CONFIG, "%s", e.fatal_msg);

@@ -26,6 +26,54 @@ const char *const advice_text[] = {
 	[ADV_DISK] = "leave the device in the jig: the run stops, and the device resumes on the next run",
 };
 
+const char *const advice_name[] = {
+	[ADV_RESEAT] = "reseat", [ADV_WRONG_PART] = "wrong-part", [ADV_LOCKED] = "already-provisioned",
+	[ADV_QUARANTINE] = "quarantine", [ADV_ENGINEERING] = "engineering", [ADV_SCRAP] = "scrap",
+	[ADV_FACTORY] = "not-provisioned", [ADV_DISK] = "leave-in-jig",
+};
+
+/* What kind of failure, as a stable name for --json (the schema's "code"). */
+static const char *
+failure_code(const st_err *err)
+{
+	static const char *const names[] = {
+		[ST_OK] = "unknown", [ST_E_IO] = "io", [ST_E_TIMEOUT] = "timeout", [ST_E_DISCONNECTED] = "disconnected",
+		[ST_E_PROTO] = "protocol", [ST_E_REMOTE] = "jig-error", [ST_E_CONFIG] = "configuration",
+		[ST_E_CRYPTO] = "crypto", [ST_E_VERIFY] = "verification", [ST_E_STATE] = "state",
+		[ST_E_NOTFOUND] = "not-found", [ST_E_NOMEM] = "out-of-memory", [ST_E_QUOTA] = "quota",
+		[ST_E_INTERNAL] = "internal",
+	};
+
+	return err->code >= 0 && (size_t)err->code < sizeof(names) / sizeof(names[0]) && names[err->code]
+	    ? names[err->code] : "unknown";
+}
+
+void
+eng_report_fail(struct worker *w, struct dev *d, const char *step)
+{
+	ui_failure f = {
+		.serial = d->info.serial,
+		.step = step,
+		.code = failure_code(&d->err),
+		.jig_error = d->err.code == ST_E_REMOTE ? jig_error_name((uint16_t)d->err.remote) : NULL,
+		.disposition = advice_name[d->advice],
+		/* a certificate was signed for it (it may be revoked at the end) */
+		.cert_serial = d->cert ? d->cert_serial : NULL,
+		.reason = d->err.msg,
+		.advice = advice_text[d->advice],
+	};
+
+	ui_failed(w->eng->u, w->idx, &f);
+}
+
+void
+eng_on_retry(void *ctx, uint8_t cmd, int attempt, int attempts, const char *why)
+{
+	struct worker *w = ctx;
+
+	ui_retry(w->eng->u, w->idx, jig_cmd_name(cmd), (unsigned)attempt, (unsigned)attempts, why);
+}
+
 static const char *
 jig_name(struct worker *w)
 {

@@ -500,7 +500,7 @@ START_TEST(test_terminal_display)
 	stu_sim *sim[NJIGS];
 	const char *uris[NJIGS];
 	jigsim_config c;
-	char *out, redraw[32];
+	char *out, redraw[64];
 	int status, busy;
 	unsigned k;
 	size_t i;
@@ -513,11 +513,13 @@ START_TEST(test_terminal_display)
 		sim[i] = stu_sim_start(tu_pki, &c);
 		uris[i] = sim[i]->uri;
 	}
+	setenv("TERM", "xterm", 1); /* not the test environment's: a "dumb" one gets plain lines */
 	out = run_on_terminal(w, uris, NJIGS, NJIGS * PER_JIG, &status);
 	ck_assert_msg(status == 0, "station run on a terminal: exit %d\n%s", status, stu_tail(out));
 
-	/* Redrawn in place: cursor up over the block (jigs + totals), erase. */
-	snprintf(redraw, sizeof(redraw), "\033[%dA\033[J", NJIGS + 1);
+	/* Redrawn in place: up over the block (header, jigs, totals), erasing
+	 * each line. */
+	snprintf(redraw, sizeof(redraw), "%s\033[1A\033[2K", "\033[1A\033[2K\033[1A\033[2K\033[1A\033[2K");
 	ck_assert_msg(strstr(out, redraw) != NULL, "the status block is never redrawn in place:\n%s", stu_tail(out));
 	for (i = 0; i < NJIGS; i++) {
 		busy = 0;
@@ -535,13 +537,53 @@ START_TEST(test_terminal_display)
 		ck_assert_msg(has_status_line(out, uris[i], NULL, "last: PASS SE"), "jig %s: no last result:\n%s", uris[i],
 		    stu_tail(out));
 	}
-	ck_assert_msg(strstr(out, "\033[2K  passed ") && strstr(out, "% ") && strstr(out, " devices/h"),
+	ck_assert_msg(strstr(out, "\033[2K  6/6  passed ") && strstr(out, "% ") && strstr(out, " devices/h"),
 	    "no totals line:\n%s", stu_tail(out));
 	ck_assert_msg(strstr(out, "failed 0  yield 100.0%"), "totals line without failed/yield:\n%s", stu_tail(out));
 	ck_assert_msg(strstr(out, "RUN PASSED  passed 6, failed 0, yield 100.0%"), "no summary:\n%s", stu_tail(out));
+	ck_assert_msg(strstr(out, "\033[1;32mPASS\033[0m"), "PASS is not green:\n%s", stu_tail(out));
 	free(out);
 	for (i = 0; i < NJIGS; i++)
 		stu_sim_stop(sim[i]);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* NO_COLOR (https://no-color.org): the block is still redrawn in place, in
+ * no color.  TERM=dumb: a terminal that cannot move the cursor gets the
+ * plain lines, without one escape sequence. */
+START_TEST(test_terminal_no_color_dumb)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim;
+	jigsim_config c;
+	const char *uri;
+	char *out;
+	int status;
+
+	jigsim_config_init(&c);
+	c.devices = 4;
+	sim = stu_sim_start(tu_pki, &c);
+	uri = sim->uri;
+
+	setenv("TERM", "xterm", 1);
+	setenv("NO_COLOR", "1", 1);
+	out = run_on_terminal(w, &uri, 1, 2, &status);
+	ck_assert_msg(status == 0, "NO_COLOR: exit %d\n%s", status, stu_tail(out));
+	ck_assert_msg(strstr(out, "\033[2K") && strstr(out, "  PASS  "), "NO_COLOR: no status block or PASS line:\n%s",
+	    stu_tail(out));
+	ck_assert_msg(!strstr(out, "\033[1;3"), "NO_COLOR: colors on the screen:\n%s", stu_tail(out));
+	free(out);
+
+	unsetenv("NO_COLOR");
+	setenv("TERM", "dumb", 1);
+	out = run_on_terminal(w, &uri, 1, 2, &status);
+	ck_assert_msg(status == 0, "TERM=dumb: exit %d\n%s", status, stu_tail(out));
+	ck_assert_msg(!strchr(out, '\033'), "TERM=dumb: an escape sequence on the screen:\n%s", stu_tail(out));
+	ck_assert_msg(strstr(out, "  PASS  ") && strstr(out, "RUN PASSED  passed 2, failed 0"),
+	    "TERM=dumb: no PASS or last line:\n%s", stu_tail(out));
+	free(out);
+	stu_sim_stop(sim);
 	stu_ws_free(w);
 }
 END_TEST
@@ -557,6 +599,7 @@ suite(void)
 	tcase_add_test(tc, test_jig_unplugged);
 	tcase_add_test(tc, test_se_moves_to_another_jig);
 	tcase_add_test(tc, test_terminal_display);
+	tcase_add_test(tc, test_terminal_no_color_dumb);
 	tcase_add_test(tc, test_clone_refused_every_time);
 	tcase_add_test(tc, test_clone_on_two_jigs_at_once);
 	suite_add_tcase(s, tc);

@@ -50,6 +50,8 @@ station run --recipe work/demo/demo.yaml --jig "$(cat work/demo/jig.uri)" --coun
 [ "$rc" -eq 1 ] || { cat run.log >&2; fail "read-back failure run: exit $rc, expected 1"; }
 grep -q "passed 0, failed 1, yield 0.0%; " run.log || { cat run.log >&2; fail "summary line of a one-device run"; }
 ! grep -q "devices/h" run.log || { cat run.log >&2; fail "a devices/h rate from a single device"; }
+grep -q "^REVOKED  certificate [0-9A-F]* of SE[0-9A-F]* (cessationOfOperation): issued but never installed" run.log ||
+  { cat run.log >&2; fail "no REVOKED line for the certificate revoked at the end of the run"; }
 [ "$(ls work/demo/audit/certs/*.pem | wc -l)" -eq 2 ] || fail "the failed device's certificate is in certs/"
 [ "$(ls work/demo/audit/certs/revoked/*.pem | wc -l)" -eq 3 ] || fail "expected 3 revoked: $(ls work/demo/audit/certs/revoked)"
 echo "walkthrough: $n README commands ran"

@@ -74,11 +74,44 @@ stu_ws_new(const char *pki)
 	return w;
 }
 
+/* Every --json line the workspace's runs printed against the schema
+ * (docs/events.schema.json, with python3-jsonschema); runs that were killed
+ * need not end with a summary. */
+static void
+check_events(stu_ws *w)
+{
+	const char *src = getenv("STATION_SOURCE_ROOT");
+	char *out = NULL, *argv[4 + 512];
+	size_t n = 0, i;
+	char *pat = NULL;
+	glob_t g;
+	int rc;
+
+	ck_assert_int_ne(asprintf(&pat, "%s/*.jsonl", w->dir), -1);
+	rc = glob(pat, 0, NULL, &g);
+	free(pat);
+	if (rc != 0)
+		return; /* no --json run */
+	ck_assert_msg(src != NULL, "STATION_SOURCE_ROOT is not set");
+	ck_assert_int_ne(asprintf(&argv[n++], "%s/tests/lib/check-events.py", src), -1);
+	ck_assert_int_ne(asprintf(&argv[n++], "%s/docs/events.schema.json", src), -1);
+	for (i = 0; i < g.gl_pathc && n < sizeof(argv) / sizeof(argv[0]) - 1; i++)
+		argv[n++] = strdup(g.gl_pathv[i]);
+	argv[n] = NULL;
+	rc = tu_run(argv, &out);
+	ck_assert_msg(rc == 0, "--json events that do not match docs/events.schema.json:\n%s", stu_tail(out));
+	free(out);
+	for (i = 0; i < n; i++)
+		free(argv[i]);
+	globfree(&g);
+}
+
 void
 stu_ws_free(stu_ws *w)
 {
 	if (!w)
 		return;
+	check_events(w);
 	tu_rmtree(w->dir);
 	free(w->dir);
 	free(w);
@@ -249,6 +282,16 @@ stu_station_wait(stu_run *r, int timeout_s)
 		r->err = strdup("");
 	if (!r->json)
 		return;
+	/* For check_events (when the workspace is freed). */
+	{
+		char path[4300];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s.%s", r->out_path, r->status >= 128 ? "killed.jsonl" : "jsonl");
+		ck_assert_ptr_nonnull(f = fopen(path, "w"));
+		fputs(r->out, f);
+		ck_assert_int_eq(fclose(f), 0);
+	}
 	r->events = json_array();
 	copy = strdup(r->out);
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

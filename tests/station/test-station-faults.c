@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "stutil.h"
 
@@ -14,17 +15,18 @@ static const struct fault_case {
 	const char *fault;
 	const char *step;   /* where the faulty device fails; NULL: it passes */
 	const char *reason; /* part of the reason the operator reads */
+	const char *code, *disposition; /* the failed event's stable names (docs/events.schema.json) */
 } cases[] = {
-	{ "bad-attestation-signature", "VERIFY", "attestation signature" },
-	{ "attestation-wrong-key", "VERIFY", "another public key than KEYGEN returned" },
-	{ "replay-nonce", "VERIFY", "nonce" },
-	{ "unknown-se-vendor", "POSTURE", "does not chain to the SE vendor root" },
-	{ "already-locked", "POSTURE", "already locked" },
-	{ "readback-mismatch", "INSTALL", "read back" },
-	{ "disconnect-mid-command", "CSR", "GET_CSR" },
-	{ "slow-reply", "KEYGEN", "KEYGEN: no answer after 250 ms" },
-	{ "corrupt-byte", NULL, NULL },
-	{ "drop-reply", NULL, NULL },
+	{ "bad-attestation-signature", "VERIFY", "attestation signature", "verification", "quarantine" },
+	{ "attestation-wrong-key", "VERIFY", "another public key than KEYGEN returned", "verification", "quarantine" },
+	{ "replay-nonce", "VERIFY", "nonce", "verification", "quarantine" },
+	{ "unknown-se-vendor", "POSTURE", "does not chain to the SE vendor root", "verification", "quarantine" },
+	{ "already-locked", "POSTURE", "already locked", "state", "already-provisioned" },
+	{ "readback-mismatch", "INSTALL", "read back", "verification", "scrap" },
+	{ "disconnect-mid-command", "CSR", "GET_CSR", "disconnected", "reseat" },
+	{ "slow-reply", "KEYGEN", "KEYGEN: no answer after 250 ms", "timeout", "reseat" },
+	{ "corrupt-byte", NULL, NULL, NULL, NULL },
+	{ "drop-reply", NULL, NULL, NULL, NULL },
 };
 
 /* Steps at which no certificate exists yet. */
@@ -97,6 +99,9 @@ START_TEST(test_fault)
 		ck_assert_msg(strstr(stu_str(f, "reason"), fc->reason) != NULL, "%s: reason \"%s\" does not say \"%s\"",
 		    fc->fault, stu_str(f, "reason"), fc->reason);
 		ck_assert_str_ne(stu_str(f, "advice"), "");
+		ck_assert_msg(strcmp(stu_str(f, "code"), fc->code) == 0 && strcmp(stu_str(f, "disposition"), fc->disposition) == 0,
+		    "%s: code %s, disposition %s; expected %s, %s", fc->fault, stu_str(f, "code"), stu_str(f, "disposition"),
+		    fc->code, fc->disposition);
 		ck_assert_msg(stu_event(&r, "passed", info.serial) == NULL, "%s: device 2 also passed", fc->fault);
 		/* The journal says the same. */
 		ck_assert_uint_eq(l->fails, 1);
@@ -113,14 +118,40 @@ START_TEST(test_fault)
 			ck_assert_msg(stu_cert_der(w, info.serial, &len) == NULL, "%s: the station kept a certificate",
 			    fc->fault);
 		} else {
-			/* Issued but never installed: revoked when the run ended. */
+			/* Issued but never installed: revoked when the run ended; the
+			 * failed event names the certificate, a revoked event follows. */
+			json_t *rv = stu_event(&r, "revoked", info.serial);
+
 			ck_assert_uint_eq(l->issued, 1);
 			ck_assert_uint_eq(l->revoked, 1);
+			ck_assert_msg(strcasecmp(stu_str(f, "certificate_serial"), l->issued_serial[0]) == 0,
+			    "%s: the failed event names certificate \"%s\", the journal %s", fc->fault,
+			    stu_str(f, "certificate_serial"), l->issued_serial[0]);
+			ck_assert_msg(rv && strcasecmp(stu_str(rv, "certificate_serial"), l->issued_serial[0]) == 0 &&
+			        strcmp(stu_str(rv, "reason"), "cessationOfOperation") == 0,
+			    "%s: no revoked event for %s\n%s", fc->fault, l->issued_serial[0], stu_tail(r.out));
+			ck_assert_int_eq(json_integer_value(json_object_get(stu_event(&r, "summary", NULL), "revoked")), 1);
 		}
 		ck_assert_int_eq(info.lifecycle, strcmp(fc->fault, "already-locked") == 0 ? JIG_LC_PROVISIONED : JIG_LC_FACTORY);
 	} else {
+		/* The line fault was repaired by a retransmission: the operator
+		 * sees the retry, and the pass says it took one. */
+		json_t *rt = stu_event(&r, "retry", info.serial), *p = stu_event(&r, "passed", info.serial);
+
 		ck_assert_uint_eq(l->passes, 1);
 		ck_assert_uint_eq(l->issued, 1);
+		ck_assert_msg(rt != NULL, "%s: no retry event for device 2\n%s", fc->fault, stu_tail(r.out));
+		ck_assert_int_eq(json_integer_value(json_object_get(rt, "attempt")), 2);
+		ck_assert_int_eq(json_integer_value(json_object_get(rt, "of")), 3); /* the recipe's retries: 2 */
+		ck_assert_str_ne(stu_str(rt, "what"), "");
+		ck_assert_msg(strstr(stu_str(rt, "why"), strcmp(fc->fault, "drop-reply") == 0 ? "no answer" : "corrupt"),
+		    "%s: retry why \"%s\"", fc->fault, stu_str(rt, "why"));
+		ck_assert_int_ge(json_integer_value(json_object_get(p, "retries")), 1);
+	}
+	/* Nothing is retried for the good devices. */
+	for (i = 1; i <= n; i += 2) {
+		ck_assert_int_eq(jigsim_device_get(sim->s, i, &info), 0);
+		ck_assert_msg(stu_event(&r, "retry", info.serial) == NULL, "%s: a retry for good device %u", fc->fault, i);
 	}
 	stu_journal_check_live(&j);
 	stu_audit_verify(w);

@@ -224,6 +224,31 @@ START_TEST(test_json_events)
 	ck_assert_int_eq(json_integer_value(json_object_get(sum, "passed")), passed);
 	ck_assert_int_eq(json_integer_value(json_object_get(sum, "failed")), failed);
 	ck_assert_msg(stu_event_count(&r, "summary") == 1, "more than one summary");
+	/* The summary's status and reason, and per jig what failed where. */
+	ck_assert_str_eq(stu_str(sum, "status"), "completed");
+	ck_assert_str_eq(stu_str(sum, "reason"), "completed");
+	{
+		json_t *jigs = json_object_get(sum, "jigs"), *j0 = json_array_get(jigs, 0);
+
+		ck_assert_uint_eq(json_array_size(jigs), 1);
+		ck_assert_str_eq(stu_str(j0, "jig"), sim->uri);
+		ck_assert_int_eq(json_integer_value(json_object_get(j0, "passed")), n / 2);
+		ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j0, "failures_by_step"), "VERIFY")), n / 2);
+	}
+	/* The first event says what runs, where, by whom, in which schema. */
+	ev = json_array_get(r.events, 0);
+	ck_assert_str_eq(stu_str(ev, "event"), "run_started");
+	ck_assert_int_eq(json_integer_value(json_object_get(ev, "schema_version")), 1);
+	ck_assert_str_eq(stu_str(ev, "command"), "run");
+	ck_assert_str_eq(stu_str(ev, "operator"), "stu");
+	ck_assert_str_ne(stu_str(ev, "station_id"), "");
+	ck_assert_int_eq(json_integer_value(json_object_get(ev, "count")), n);
+	ck_assert_str_eq(stu_str(json_object_get(ev, "recipe"), "name"), "demo-sensor");
+	ck_assert_uint_eq(strlen(stu_str(json_object_get(ev, "recipe"), "digest")), 64);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(ev, "jigs"), 0)), sim->uri);
+	/* One run id on every event. */
+	json_array_foreach(r.events, k, sum)
+		ck_assert_str_eq(stu_str(sum, "run_id"), stu_str(ev, "run_id"));
 	stu_run_clear(&r);
 	stu_sim_stop(sim);
 	stu_ws_free(w);
