@@ -30,6 +30,7 @@
 #define AUDIT_RECORD_MAX 65536 /* bytes in one record line, newline included */
 #define AUDIT_NAME_MAX 64       /* a batch or seal file name, NUL included */
 #define AUDIT_SEAL_SUFFIX ".p7s" /* a batch's seal: its file name + this */
+#define AUDIT_MANIFEST_SEAL "manifest.json.p7s" /* a bundle's manifest, sealed */
 
 /* The file name of batch n: "batch-000042.jsonl".  Only libaudit spells it. */
 void audit_batch_name(unsigned n, char out[AUDIT_NAME_MAX]);
@@ -204,8 +205,11 @@ typedef struct audit_export_info {
 /* Write a self-contained bundle to OUT (created; must not exist or be
  * empty): every sealed batch from the first up to the first unsealed one,
  * their seals and quarantine files, audit-chain.pem (the certificates the
- * seals carry) and manifest.json.  The journal's chain is checked first; the
- * journal is only read, never modified. */
-int audit_export(const char *dir, const char *out, audit_export_info *info, st_err *err);
+ * seals carry), manifest.json and its seal manifest.json.p7s by signer
+ * (required: an unsealed manifest would let a bundle lose its last batches
+ * unnoticed).  The journal's chain is checked first; the journal is only
+ * read, never modified. */
+int audit_export(const char *dir, const char *out, const audit_signer *signer, audit_export_info *info,
+    st_err *err);
 
 #endif

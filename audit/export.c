@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 
 #include "audit-int.h"
+#include "cms.h"
 
 struct export_batch {
 	unsigned num;
@@ -210,8 +211,11 @@ add_file(json_t *m, const char *name, const char sha[65])
 }
 
 int
-audit_export(const char *dir, const char *out, audit_export_info *info, st_err *err)
+audit_export(const char *dir, const char *out, const audit_signer *signer, audit_export_info *info,
+    st_err *err)
 {
+	uint8_t *mseal = NULL;
+	size_t mseal_len = 0;
 	unsigned *nums = NULL;
 	size_t n = 0, nb = 0, i;
 	struct export_batch *b = NULL;
@@ -222,6 +226,8 @@ audit_export(const char *dir, const char *out, audit_export_info *info, st_err *
 	audit_export_info local;
 	int ret = -1;
 
+	if (!signer || !signer->key || !signer->cert)
+		return st_err_set(err, ST_E_CONFIG, "audit export %s: the manifest needs the audit key to seal it", dir);
 	if (!info)
 		info = &local;
 	memset(info, 0, sizeof(*info));
@@ -353,12 +359,16 @@ audit_export(const char *dir, const char *out, audit_export_info *info, st_err *
 		st_err_set(err, ST_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (write_out(out, AUDIT_MANIFEST, text, strlen(text), err) < 0)
+	/* The seal last: a bundle with a manifest seal is complete. */
+	if (write_out(out, AUDIT_MANIFEST, text, strlen(text), err) < 0 ||
+	    st_cms_sign(signer->key, signer->cert, signer->chain, text, strlen(text), &mseal, &mseal_len, err) < 0 ||
+	    write_out(out, AUDIT_MANIFEST_SEAL, mseal, mseal_len, err) < 0)
 		goto out;
 	ret = 0;
 out:
 	if (ret < 0)
 		st_err_prefix(err, "audit export %s", dir);
+	free(mseal);
 	free(text);
 	json_decref(m);
 	sk_X509_pop_free(certs, X509_free);

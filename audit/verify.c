@@ -121,8 +121,36 @@ json_seq_eq(json_t *v, uint64_t want)
 	return json_is_integer(v) && json_integer_value(v) >= 0 && (uint64_t)json_integer_value(v) == want;
 }
 
+/* The manifest's seal: without it, a bundle cut after any batch (and its
+ * manifest edited to match) would look complete. */
 static void
-check_manifest(const char *path, audit_report *r, const struct batch_info *bi, size_t nb)
+check_manifest_seal(const char *path, const uint8_t *buf, size_t len, X509_STORE *trust, audit_report *r)
+{
+	char *spath = audit_path(path, AUDIT_MANIFEST_SEAL);
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	X509 *signer = NULL;
+	st_err err;
+
+	if (!spath || st_file_read(spath, 16u << 20, &der, &der_len, &err) < 0) {
+		if (spath && err.code == ST_E_NOTFOUND)
+			PROBLEM(r, "%s: not sealed (%s is missing): batches may have been removed from the bundle",
+			    AUDIT_MANIFEST, AUDIT_MANIFEST_SEAL);
+		else
+			PROBLEM(r, "%s: cannot read: %s", AUDIT_MANIFEST_SEAL, spath ? err.msg : "out of memory");
+		goto out;
+	}
+	if (trust && st_cms_verify(buf, len, der, der_len, trust, &signer, &err) < 0)
+		PROBLEM(r, "%s: does not verify over %s (the manifest was edited, or the seal is not ours): %s",
+		    AUDIT_MANIFEST_SEAL, AUDIT_MANIFEST, err.msg);
+out:
+	X509_free(signer);
+	free(der);
+	free(spath);
+}
+
+static void
+check_manifest(const char *path, X509_STORE *trust, audit_report *r, const struct batch_info *bi, size_t nb)
 {
 	char *mpath = audit_path(path, AUDIT_MANIFEST);
 	uint8_t *buf = NULL;
@@ -136,6 +164,7 @@ check_manifest(const char *path, audit_report *r, const struct batch_info *bi, s
 		PROBLEM(r, "%s: cannot read: %s", AUDIT_MANIFEST, mpath ? err.msg : "out of memory");
 		goto out;
 	}
+	check_manifest_seal(path, buf, len, trust, r);
 	if (!(m = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr)) || !json_is_object(m)) {
 		PROBLEM(r, "%s:%d: not a JSON object%s%s", AUDIT_MANIFEST, m ? 1 : jerr.line, m ? "" : ": ", m ? "" : jerr.text);
 		goto out;
@@ -362,7 +391,7 @@ audit_verify(const char *path, X509_STORE *trust, audit_report **report, st_err 
 		free(buf);
 	}
 	if (r->bundle)
-		check_manifest(path, r, bi, n);
+		check_manifest(path, trust, r, bi, n);
 	if (r->n_problems) {
 		st_err_set(err, ST_E_VERIFY, "%s: %s", path, r->first_broken ? r->first_broken : r->problems[0]);
 		goto out;

@@ -33,6 +33,91 @@ exit_for(const st_err *err)
 	return err->code == ST_E_VERIFY || err->code == ST_E_IO ? EXIT_FAIL : EXIT_USAGE;
 }
 
+/* ---- the audit key: the same options for seal and export ----------------- */
+
+enum { O_CERT = 0x100, O_LABEL, O_TOKEN, O_MODULE, O_CHAIN };
+#define AUDIT_KEY_LONGOPTS                                      \
+	{ "cert", required_argument, NULL, O_CERT },            \
+	{ "key-label", required_argument, NULL, O_LABEL },      \
+	{ "token", required_argument, NULL, O_TOKEN },          \
+	{ "module", required_argument, NULL, O_MODULE },        \
+	{ "chain", required_argument, NULL, O_CHAIN },          \
+	CLI_PIN_LONGOPTS
+#define AUDIT_KEY_HELP                                                                          \
+	"  --cert CERT.pem   the audit certificate (default: the recipe's)\n"                       \
+	"  --key-label LABEL the audit key in the token (default: the recipe's, else \"audit\")\n"  \
+	"  --token LABEL     the token (default: the recipe's)\n"                                   \
+	"  --module PATH     the PKCS#11 module (default: the recipe's, else SoftHSM)\n"            \
+	"  --chain PEM       certificates to embed with the signer's (default: the recipe's hsm chain)\n"
+
+typedef struct audit_key {
+	const char *cert_path, *label, *token, *module, *chain_path;
+	cli_pin pin_opt;
+	hsm_ctx *hsm;
+	hsm_key *key;
+	X509 *cert;
+	STACK_OF(X509) *chain;
+	audit_signer signer;
+} audit_key;
+
+/* Take getopt_long's answer c if it is an audit key option: 1 taken, 0
+ * not one, -1 a usage error (said). */
+static int
+audit_key_option(audit_key *k, const char *cmd, int c, const char *arg)
+{
+	switch (c) {
+	case O_CERT: k->cert_path = arg; return 1;
+	case O_LABEL: k->label = arg; return 1;
+	case O_TOKEN: k->token = arg; return 1;
+	case O_MODULE: k->module = arg; return 1;
+	case O_CHAIN: k->chain_path = arg; return 1;
+	default: return cli_pin_option(&k->pin_opt, cmd, c, arg);
+	}
+}
+
+/* Log in and find the audit key; r (may be NULL) gives the defaults. */
+static int
+audit_key_open(audit_key *k, const char *cmd, const recipe *r)
+{
+	hsm_pin_source pin;
+	st_err err;
+
+	if (r) {
+		k->cert_path = k->cert_path ? k->cert_path : r->hsm.audit_cert;
+		k->label = k->label ? k->label : r->hsm.audit_key;
+		k->token = k->token ? k->token : r->hsm.token;
+		k->module = k->module ? k->module : r->hsm.module;
+		k->chain_path = k->chain_path ? k->chain_path : r->hsm.chain;
+	}
+	if (!k->label)
+		k->label = "audit";
+	cli_pin_source(&k->pin_opt, r, &pin);
+	if (!k->cert_path || !k->token) {
+		fprintf(stderr, "station %s: give --cert CERT.pem and --token LABEL (or --recipe FILE)\n", cmd);
+		return -1;
+	}
+	if (!(k->cert = st_x509_load(k->cert_path, &err)) ||
+	    (k->chain_path && !(k->chain = st_x509_chain_load(k->chain_path, &err))) ||
+	    !(k->hsm = hsm_open(k->module, k->token, &pin, &err)) || !(k->key = hsm_key_find(k->hsm, k->label, &err)) ||
+	    hsm_key_matches_cert(k->key, k->cert, &err) < 0) {
+		fprintf(stderr, "station %s: %s\n", cmd, err.msg);
+		return -1;
+	}
+	k->signer.key = hsm_key_pkey(k->key);
+	k->signer.cert = k->cert;
+	k->signer.chain = k->chain;
+	return 0;
+}
+
+static void
+audit_key_close(audit_key *k)
+{
+	sk_X509_pop_free(k->chain, X509_free);
+	X509_free(k->cert);
+	hsm_key_free(k->key);
+	hsm_close(k->hsm);
+}
+
 /* ---- seal ------------------------------------------------------------------- */
 
 static void
@@ -51,14 +136,11 @@ seal_usage(FILE *f)
 	    "\n"
 	    "  --recipe FILE     the line's recipe (audit.dir, hsm.audit.key/cert)\n"
 	    "  --dir DIR         the journal folder\n"
-	    "  --cert CERT.pem   the audit certificate (default: the recipe's)\n"
-	    "  --key-label LABEL the audit key in the token (default: the recipe's, else \"audit\")\n"
-	    "  --token LABEL     token label; --module PATH  PKCS#11 module\n"
-	    "  --chain PEM       certificates to embed with the signer's (default: the recipe's hsm chain)\n"
+	    AUDIT_KEY_HELP
 	    "  --operator NAME   who seals (default $USER, else the account name); with --recipe only\n"
 	    "  --require-signed  refuse a recipe without a valid signature (with --recipe)\n"
 	    "  --trust PEM       recipe signers (default: the station config's recipe_signers)\n"
-	    "  HSM OPTIONS: --token, --module, --key-label, and " CLI_PIN_SYNOPSIS "\n"
+	    "  HSM OPTIONS: --cert, --token, --module, --key-label, --chain and " CLI_PIN_SYNOPSIS "\n"
 	    CLI_PIN_HELP
 	    "Exit: 0 sealed, 1 the journal is damaged, 2 usage or configuration error.\n");
 }
@@ -66,33 +148,21 @@ seal_usage(FILE *f)
 static int
 cmd_seal(int argc, char **argv)
 {
-	enum { O_RECIPE = 1, O_DIR, O_CERT, O_LABEL, O_TOKEN, O_MODULE, O_CHAIN, O_OPERATOR, O_REQUIRE, O_TRUST, O_HELP };
+	enum { O_RECIPE = 1, O_DIR, O_OPERATOR, O_REQUIRE, O_TRUST, O_HELP };
 	static const struct option opts[] = {
 		{ "recipe", required_argument, NULL, O_RECIPE },
 		{ "dir", required_argument, NULL, O_DIR },
-		{ "cert", required_argument, NULL, O_CERT },
-		{ "key-label", required_argument, NULL, O_LABEL },
-		{ "token", required_argument, NULL, O_TOKEN },
-		{ "module", required_argument, NULL, O_MODULE },
-		{ "chain", required_argument, NULL, O_CHAIN },
-		CLI_PIN_LONGOPTS,
+		AUDIT_KEY_LONGOPTS,
 		{ "operator", required_argument, NULL, O_OPERATOR },
 		{ "require-signed", no_argument, NULL, O_REQUIRE },
 		{ "trust", required_argument, NULL, O_TRUST },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *dir = NULL, *cert_path = NULL, *label = NULL, *token = NULL, *module = NULL,
-		   *chain_path = NULL, *operator_name = NULL, *trust = NULL;
+	const char *recipe_path = NULL, *dir = NULL, *operator_name = NULL, *trust = NULL;
 	int require_signed = 0;
 	recipe *r = NULL;
-	hsm_ctx *hsm = NULL;
-	hsm_key *key = NULL;
-	cli_pin pin_opt = { 0 };
-	hsm_pin_source pin;
-	X509 *cert = NULL;
-	STACK_OF(X509) *chain = NULL;
-	audit_signer signer;
+	audit_key k = { 0 };
 	audit_config cfg;
 	audit_journal *j = NULL;
 	audit_status before, after;
@@ -103,7 +173,7 @@ cmd_seal(int argc, char **argv)
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if ((pc = cli_pin_option(&pin_opt, "audit seal", c, optarg)) != 0) {
+		if ((pc = audit_key_option(&k, "audit seal", c, optarg)) != 0) {
 			if (pc < 0)
 				goto out;
 			continue;
@@ -111,11 +181,6 @@ cmd_seal(int argc, char **argv)
 		switch (c) {
 		case O_RECIPE: recipe_path = optarg; break;
 		case O_DIR: dir = optarg; break;
-		case O_CERT: cert_path = optarg; break;
-		case O_LABEL: label = optarg; break;
-		case O_TOKEN: token = optarg; break;
-		case O_MODULE: module = optarg; break;
-		case O_CHAIN: chain_path = optarg; break;
 		case O_OPERATOR: operator_name = optarg; break;
 		case O_REQUIRE: require_signed = 1; break;
 		case O_TRUST: trust = optarg; break;
@@ -138,11 +203,6 @@ cmd_seal(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	if (r) {
 		dir = dir ? dir : r->audit.dir;
-		cert_path = cert_path ? cert_path : r->hsm.audit_cert;
-		label = label ? label : r->hsm.audit_key;
-		token = token ? token : r->hsm.token;
-		module = module ? module : r->hsm.module;
-		chain_path = chain_path ? chain_path : r->hsm.chain;
 		cfg.station = r->audit.station_id;
 		cfg.operator_name = cli_operator(operator_name);
 		cfg.recipe = r->digest;
@@ -150,17 +210,6 @@ cmd_seal(int argc, char **argv)
 		cfg.engineering = r->lifecycle.engineering;
 	} else if (operator_name) {
 		fprintf(stderr, "station audit seal: --operator needs --recipe (with --dir the last record's is kept)\n");
-		goto out;
-	}
-	if (!label)
-		label = "audit";
-	cli_pin_source(&pin_opt, r, &pin);
-	if (!cert_path || !token) {
-		fprintf(stderr, "station audit seal: give --cert CERT.pem and --token LABEL (or --recipe FILE)\n");
-		goto out;
-	}
-	if (!(cert = st_x509_load(cert_path, &err)) || (chain_path && !(chain = st_x509_chain_load(chain_path, &err)))) {
-		fprintf(stderr, "station audit seal: %s\n", err.msg);
 		goto out;
 	}
 	/* Closed batches without a seal, to say what this run sealed. */
@@ -180,15 +229,9 @@ cmd_seal(int argc, char **argv)
 		pending = np;
 		pending[n_pending++] = n;
 	}
-	if (!(hsm = hsm_open(module, token, &pin, &err)) || !(key = hsm_key_find(hsm, label, &err)) ||
-	    hsm_key_matches_cert(key, cert, &err) < 0) {
-		fprintf(stderr, "station audit seal: %s\n", err.msg);
+	if (audit_key_open(&k, "audit seal", r) < 0)
 		goto out;
-	}
-	signer.key = hsm_key_pkey(key);
-	signer.cert = cert;
-	signer.chain = chain;
-	cfg.signer = &signer;
+	cfg.signer = &k.signer;
 	if (!(j = audit_open(dir, &cfg, &err))) {
 		fprintf(stderr, "station audit seal: %s\n", err.msg);
 		ret = exit_for(&err);
@@ -205,7 +248,7 @@ cmd_seal(int argc, char **argv)
 		goto out;
 	}
 	audit_get_status(j, &after);
-	st_x509_subject(cert, subject, sizeof(subject));
+	st_x509_subject(k.cert, subject, sizeof(subject));
 	if (after.batch != before.batch) {
 		audit_batch_name(before.batch, name);
 		printf("%s: closed %s on demand\n", dir, name);
@@ -227,10 +270,7 @@ cmd_seal(int argc, char **argv)
 out:
 	audit_close(j);
 	free(pending);
-	sk_X509_pop_free(chain, X509_free);
-	X509_free(cert);
-	hsm_key_free(key);
-	hsm_close(hsm);
+	audit_key_close(&k);
 	recipe_free(r);
 	return ret;
 }
@@ -241,13 +281,19 @@ static void
 export_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: station audit export (--recipe FILE | --dir DIR) --out OUT\n"
+	    "usage: station audit export --recipe FILE --out OUT [HSM OPTIONS]\n"
+	    "       station audit export --dir DIR --cert CERT.pem --token LABEL --out OUT [HSM OPTIONS]\n"
 	    "\n"
 	    "Write a self-contained bundle for upload to OUT (a new or empty folder):\n"
 	    "every sealed batch, its seal and quarantine files, audit-chain.pem (the\n"
 	    "certificates the seals carry) and manifest.json (batch names, record ranges,\n"
-	    "SHA-256 of every file).  The open batch and batches not sealed yet are not\n"
-	    "exported: the output says so.  The journal is only read.\n"
+	    "SHA-256 of every file), sealed by the audit key as manifest.json.p7s so a\n"
+	    "bundle cut short or edited does not verify.  The open batch and batches not\n"
+	    "sealed yet are not exported: the output says so.  The journal is only read.\n"
+	    "\n"
+	    AUDIT_KEY_HELP
+	    "  HSM OPTIONS: --cert, --token, --module, --key-label, --chain and " CLI_PIN_SYNOPSIS "\n"
+	    CLI_PIN_HELP
 	    "Exit: 0 exported, 1 the journal is damaged or nothing is sealed yet,\n"
 	    "2 usage or configuration error.\n");
 }
@@ -260,17 +306,24 @@ cmd_export(int argc, char **argv)
 		{ "recipe", required_argument, NULL, O_RECIPE },
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "out", required_argument, NULL, O_OUT },
+		AUDIT_KEY_LONGOPTS,
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *dir = NULL, *out_dir = NULL;
 	recipe *r = NULL;
+	audit_key k = { 0 };
 	audit_export_info info;
 	st_err err;
-	int c, ret = EXIT_USAGE;
+	int c, pc, ret = EXIT_USAGE;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if ((pc = audit_key_option(&k, "audit export", c, optarg)) != 0) {
+			if (pc < 0)
+				goto out;
+			continue;
+		}
 		switch (c) {
 		case O_RECIPE: recipe_path = optarg; break;
 		case O_DIR: dir = optarg; break;
@@ -288,7 +341,9 @@ cmd_export(int argc, char **argv)
 		goto out;
 	if (!dir)
 		dir = r->audit.dir;
-	if (audit_export(dir, out_dir, &info, &err) < 0) {
+	if (audit_key_open(&k, "audit export", r) < 0)
+		goto out;
+	if (audit_export(dir, out_dir, &k.signer, &info, &err) < 0) {
 		fprintf(stderr, "station audit export: %s\n", err.msg);
 		if (err.code == ST_E_STATE || err.code == ST_E_VERIFY)
 			ret = EXIT_FAIL;
@@ -309,6 +364,7 @@ cmd_export(int argc, char **argv)
 	printf("check it: station audit verify %s --ca ROOT.pem\n", out_dir);
 	ret = EXIT_OK;
 out:
+	audit_key_close(&k);
 	recipe_free(r);
 	return ret;
 }

@@ -164,7 +164,7 @@ regtu_export(regtu_station *s)
 	st_err err;
 
 	ck_assert_msg(audit_seal_now(s->j, &err) == 0, "%s", err.msg);
-	ck_assert_msg(audit_export(s->dir, out, &info, &err) == 0, "%s", err.msg);
+	ck_assert_msg(audit_export(s->dir, out, &s->sg.s, &info, &err) == 0, "%s", err.msg);
 	return out;
 }
 

@@ -112,7 +112,8 @@ START_TEST(test_seal_export_verify_flags)
 	ck_assert_ptr_nonnull(j = audit_open(dir, &cfg, &err));
 	atu_append(j, "SE-late", "identify", "ok");
 	audit_close(j);
-	ck_assert_int_eq(station(&out, "audit export --dir '%s' --out '%s'", dir, bundle), 0);
+	ck_assert_int_eq(station(&out, "audit export --dir '%s' --token station-test --cert '%s/audit.pem' --out '%s'", dir, pki,
+	                     bundle), 0);
 	ck_assert_ptr_nonnull(strstr(out, "exported 3 sealed batches (seq 1..14)"));
 	ck_assert_ptr_nonnull(strstr(out, "not exported: batch-000004.jsonl is open (1 record, not sealed yet)"));
 	free(out);
@@ -130,11 +131,17 @@ START_TEST(test_seal_export_verify_flags)
 	free(out);
 
 	/* Export again into a folder that is not empty: usage error. */
-	ck_assert_int_eq(station(&out, "audit export --dir '%s' --out '%s'", dir, bundle), 2);
+	ck_assert_int_eq(station(&out, "audit export --dir '%s' --token station-test --cert '%s/audit.pem' --out '%s'", dir, pki,
+	                     bundle), 2);
 	ck_assert_ptr_nonnull(strstr(out, "exists and is not empty"));
 	free(out);
 	/* A journal that is not there. */
-	ck_assert_int_eq(station(&out, "audit export --dir '%s/nowhere' --out '%s'", tmp, bundle2), 2);
+	ck_assert_int_eq(station(&out, "audit export --dir '%s/nowhere' --token station-test --cert '%s/audit.pem' --out '%s'", tmp,
+	                     pki, bundle2), 2);
+	free(out);
+	/* Without the audit key the manifest cannot be sealed: said, exit 2. */
+	ck_assert_int_eq(station(&out, "audit export --dir '%s' --out '%s'", dir, bundle2), 2);
+	ck_assert_ptr_nonnull(strstr(out, "give --cert CERT.pem and --token LABEL"));
 	free(out);
 
 	tu_rmtree(tmp);

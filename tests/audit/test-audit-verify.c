@@ -210,7 +210,8 @@ enum { F_BYTE, F_DELETE, F_SWAP, F_DROP_BATCH, F_OTHER_SEAL, F_TRUNCATE, F_TRUNC
 static void
 refresh_manifest(const char *dir)
 {
-	/* An attacker can rewrite the unsigned manifest: make it match the files. */
+	/* An attacker can rewrite the manifest to match the files (and then its
+	 * seal fails). */
 	size_t len = 0;
 	char *text = atu_read(dir, "manifest.json", &len);
 	json_t *m = json_loads(text, 0, NULL), *e;
@@ -359,7 +360,9 @@ START_TEST(test_forgeries)
 		ck_assert_ptr_null(rep->first_broken);
 		ck_assert_msg(strncmp(rep->problems[0], expect, strlen(expect)) == 0, "got \"%s\", expected \"%s\"",
 		    rep->problems[0], expect);
-		ck_assert_uint_eq(rep->n_problems, 1); /* the manifest was made to match */
+		/* The manifest was made to match, and so its seal no longer does. */
+		ck_assert_uint_eq(rep->n_problems, 2);
+		ck_assert(has_problem(rep, "manifest.json.p7s: does not verify over manifest.json"));
 	} else {
 		ck_assert_msg(rep->first_broken && strcmp(rep->first_broken, expect) == 0, "got \"%s\", expected \"%s\"",
 		    rep->first_broken ? rep->first_broken : "(none)", expect);
@@ -414,6 +417,64 @@ START_TEST(test_manifest_checks)
 	ck_assert(has_problem(rep, "batch-000004.jsonl: empty batch"));
 	audit_report_free(rep);
 
+	X509_STORE_free(trust);
+	tu_rmtree(tmp);
+	free(tmp);
+	free(dir);
+}
+END_TEST
+
+/* Issue 15 item 6: cut the last batch and its seal off a bundle and edit
+ * the manifest to match; the manifest's seal no longer verifies.  Without
+ * the seal file the bundle is not complete either. */
+START_TEST(test_truncated_bundle)
+{
+	char *tmp = tu_tmpdir("audit-truncated");
+	char *dir = golden_copy(tmp), *text, *cmd = NULL, *out = NULL;
+	X509_STORE *trust = golden_trust();
+	audit_report *rep;
+	json_t *m;
+
+	text = atu_read(dir, "manifest.json", NULL);
+	ck_assert_ptr_nonnull(m = json_loads(text, 0, NULL));
+	free(text);
+	ck_assert_int_eq(json_array_remove(json_object_get(m, "batches"), 2), 0);
+	ck_assert_ptr_nonnull(text = json_dumps(m, JSON_INDENT(2)));
+	json_decref(m);
+	atu_write(dir, "manifest.json", text, strlen(text));
+	free(text);
+	ck_assert_int_ne(asprintf(&cmd, "cd '%s' && rm batch-000003.jsonl batch-000003.jsonl.p7s", dir), -1);
+	ck_assert_int_eq(tu_sh(cmd, NULL), 0);
+	free(cmd);
+	rep = verify_fails(dir, trust);
+	ck_assert(has_problem(rep, "manifest.json.p7s: does not verify over manifest.json"));
+	audit_report_free(rep);
+	/* The station's command says so too, with exit 1. */
+	ck_assert_int_eq(cli_verify(dir, &out), 1);
+	ck_assert_msg(strstr(out, "manifest.json.p7s: does not verify"), "%s", out);
+	free(out);
+
+	ck_assert_int_ne(asprintf(&cmd, "rm '%s/manifest.json.p7s'", dir), -1);
+	ck_assert_int_eq(tu_sh(cmd, NULL), 0);
+	free(cmd);
+	rep = verify_fails(dir, trust);
+	ck_assert(has_problem(rep, "manifest.json: not sealed (manifest.json.p7s is missing)"));
+	audit_report_free(rep);
+
+	X509_STORE_free(trust);
+	tu_rmtree(tmp);
+	free(tmp);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_manifest_not_json)
+{
+	char *tmp = tu_tmpdir("audit-manifest");
+	char *dir = golden_copy(tmp);
+	X509_STORE *trust = golden_trust();
+	audit_report *rep;
+
 	/* A manifest that is not one. */
 	atu_write(dir, "manifest.json", "[1, 2", 5);
 	rep = verify_fails(dir, trust);
@@ -466,7 +527,7 @@ START_TEST(test_export)
 	ck_assert_ptr_nonnull(j);
 	atu_append(j, "SE-1", "identify", "ok");
 	audit_close(j);
-	ck_assert_int_eq(audit_export(dir, out, &info, &err), -1);
+	ck_assert_int_eq(audit_export(dir, out, &sg.s, &info, &err), -1);
 	ck_assert_int_eq(err.code, ST_E_STATE);
 	ck_assert_ptr_nonnull(strstr(err.msg, "no sealed batch yet"));
 
@@ -479,7 +540,7 @@ START_TEST(test_export)
 	audit_close(j);
 
 	before = tree_digest(dir);
-	ck_assert_msg(audit_export(dir, out, &info, &err) == 0, "%s", err.msg);
+	ck_assert_msg(audit_export(dir, out, &sg.s, &info, &err) == 0, "%s", err.msg);
 	after = tree_digest(dir);
 	ck_assert_str_eq(before, after); /* export never modifies the journal */
 	ck_assert_uint_eq(info.batches, 2);
@@ -505,7 +566,7 @@ START_TEST(test_export)
 	audit_report_free(rep);
 
 	/* OUT must be new or empty. */
-	ck_assert_int_eq(audit_export(dir, out, &info, &err), -1);
+	ck_assert_int_eq(audit_export(dir, out, &sg.s, &info, &err), -1);
 	ck_assert_int_eq(err.code, ST_E_CONFIG);
 	ck_assert_ptr_nonnull(strstr(err.msg, "not empty"));
 
@@ -539,7 +600,7 @@ START_TEST(test_export_stops_at_unsealed)
 	ck_assert_ptr_nonnull(j = audit_open(dir, &cfg, &err));
 	atu_append(j, "SE-2", "done", "ok"); /* batch 2, closed without a seal */
 	audit_close(j);
-	ck_assert_msg(audit_export(dir, out, &info, &err) == 0, "%s", err.msg);
+	ck_assert_msg(audit_export(dir, out, &sg.s, &info, &err) == 0, "%s", err.msg);
 	ck_assert_uint_eq(info.batches, 1);
 	ck_assert_uint_eq(info.unsealed, 1);
 	ck_assert_str_eq(info.first_unsealed, "batch-000002.jsonl");
@@ -579,6 +640,8 @@ main(void)
 	tcase_add_test(tc, test_golden_verifies);
 	tcase_add_loop_test(tc, test_forgeries, 0, F_COUNT);
 	tcase_add_test(tc, test_manifest_checks);
+	tcase_add_test(tc, test_manifest_not_json);
+	tcase_add_test(tc, test_truncated_bundle);
 	tcase_add_test(tc, test_export);
 	tcase_add_test(tc, test_export_stops_at_unsealed);
 	suite_add_tcase(s, tc);
