@@ -1,0 +1,202 @@
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "tpmtest.h"
+
+static int
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+int
+tu_tpm_ca_init(tu_tpm_ca *ca, const char *dir)
+{
+	char path[700], text[2400];
+
+	memset(ca, 0, sizeof(*ca));
+	snprintf(ca->dir, sizeof(ca->dir), "%s", dir);
+	snprintf(ca->root_pem, sizeof(ca->root_pem), "%s/swtpm-localca-rootca-cert.pem", dir);
+	snprintf(ca->issuer_pem, sizeof(ca->issuer_pem), "%s/issuercert.pem", dir);
+	snprintf(ca->setup_conf, sizeof(ca->setup_conf), "%s/swtpm_setup.conf", dir);
+	/* statedir, signingkey, issuercert and certserial all here: nothing of
+	 * the system's /var/lib/swtpm-localca is read or written. */
+	snprintf(text, sizeof(text), "statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s\ncertserial = %s/certserial\n",
+	    dir, dir, ca->issuer_pem, dir);
+	snprintf(path, sizeof(path), "%s/swtpm-localca.conf", dir);
+	if (write_file(path, text) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/swtpm-localca.options", dir);
+	if (write_file(path, "--platform-manufacturer station-test\n--platform-version 2.1\n--platform-model swtpm\n") < 0)
+		return -1;
+	snprintf(text, sizeof(text), "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = %s/swtpm-localca.conf\n"
+	    "create_certs_tool_options = %s/swtpm-localca.options\nactive_pcr_banks = sha256\n", dir, dir);
+	return write_file(ca->setup_conf, text);
+}
+
+int
+tu_tpm_manufacture(const tu_tpm_ca *ca, const char *statedir, char **log)
+{
+	char logfile[700], conf[700], state[700];
+	char *argv[] = { (char *)"swtpm_setup", (char *)"--tpm2", (char *)"--tpmstate", state, (char *)"--create-ek-cert",
+		(char *)"--create-platform-cert", (char *)"--lock-nvram", (char *)"--config", conf, (char *)"--logfile", logfile,
+		NULL };
+	int rc;
+
+	if (log)
+		*log = NULL;
+	if (mkdir(statedir, 0700) < 0 && errno != EEXIST)
+		return -1;
+	snprintf(state, sizeof(state), "%s", statedir);
+	snprintf(conf, sizeof(conf), "%s", ca->setup_conf);
+	snprintf(logfile, sizeof(logfile), "%s/swtpm_setup.log", statedir);
+	rc = tu_run(argv, NULL);
+	if (rc != 0 && log)
+		*log = tu_slurp(logfile, NULL);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Bind a loopback port (0: the kernel's choice); returns the port and
+ * leaves the socket in *fd, or -1. */
+static int
+hold_port(int want, int *fd)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)want),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int port = -1;
+
+	if ((*fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (bind(*fd, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(*fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (port < 0)
+		close(*fd);
+	return port;
+}
+
+/* Two consecutive free loopback ports: the swtpm TCTI expects the control
+ * channel at port + 1. */
+static int
+free_port_pair(void)
+{
+	int i, fd1, fd2, port;
+
+	for (i = 0; i < 50; i++) {
+		if ((port = hold_port(0, &fd1)) < 0)
+			return -1;
+		if (port < 65535 && hold_port(port + 1, &fd2) == port + 1) {
+			close(fd2);
+			close(fd1);
+			return port;
+		}
+		close(fd1);
+	}
+	return -1;
+}
+
+static int
+can_connect(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static pid_t
+spawn(const tu_swtpm *t)
+{
+	char state[600], server[80], ctrl[80], logopt[640];
+	pid_t parent = getpid(), pid;
+
+	snprintf(state, sizeof(state), "dir=%s", t->statedir);
+	snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", t->port);
+	snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", t->ctrl_port);
+	snprintf(logopt, sizeof(logopt), "file=%s/swtpm.log", t->statedir);
+	if ((pid = fork()) != 0)
+		return pid;
+	/* A test that dies must not leave TPMs running. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	execlp(getenv("SWTPM") ? getenv("SWTPM") : "swtpm", "swtpm", "socket", "--tpm2", "--tpmstate", state,
+	    "--server", server, "--ctrl", ctrl, "--flags", "not-need-init,startup-clear", "--log", logopt, (char *)NULL);
+	_exit(127);
+}
+
+int
+tu_swtpm_start(tu_swtpm *t, const char *statedir)
+{
+	int attempt, i, status;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->statedir, sizeof(t->statedir), "%s", statedir);
+	/* The ports are free when chosen; another process may take one before
+	 * swtpm binds it, so a swtpm that exits at once is tried again. */
+	for (attempt = 0; attempt < 5; attempt++) {
+		if ((t->port = free_port_pair()) < 0)
+			continue;
+		t->ctrl_port = t->port + 1;
+		if ((t->pid = spawn(t)) < 0)
+			return -1;
+		for (i = 0; i < 500; i++) { /* 5 s */
+			if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+				t->pid = 0;
+				break;
+			}
+			if (can_connect(t->port)) {
+				snprintf(t->tcti, sizeof(t->tcti), "swtpm:host=127.0.0.1,port=%d", t->port);
+				return 0;
+			}
+			nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+		}
+		if (t->pid > 0) {
+			tu_swtpm_stop(t);
+			return -1; /* running but never listening: not a port race */
+		}
+	}
+	return -1;
+}
+
+void
+tu_swtpm_stop(tu_swtpm *t)
+{
+	int i, status;
+
+	if (t->pid <= 0)
+		return;
+	kill(t->pid, SIGTERM);
+	for (i = 0; i < 200; i++) {
+		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+			t->pid = 0;
+			return;
+		}
+		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+	}
+	kill(t->pid, SIGKILL);
+	waitpid(t->pid, &status, 0);
+	t->pid = 0;
+}
