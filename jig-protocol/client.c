@@ -11,6 +11,7 @@
 
 #define DEFAULT_TIMEOUT_MS 2000
 #define SLOW_TIMEOUT_MS 5000 /* KEYGEN, GET_CSR: 75-650 ms on real parts */
+#define TPM_TIMEOUT_MS 30000 /* the TPM commands: an RSA primary key on a real TPM takes seconds */
 #define DEFAULT_RETRIES 2
 
 struct jig_client {
@@ -18,7 +19,7 @@ struct jig_client {
 	uint8_t seq;
 	uint8_t version; /* frame version: 1 until HELLO negotiates */
 	int retries;
-	int timeout_ms[JIG_CMD_LAST + 1];
+	int timeout_ms[JIG_CMD_MAX + 1];
 	jig_client_stats stats;
 	jig_retry_hook *on_retry;
 	void *on_retry_ctx;
@@ -43,10 +44,14 @@ jig_client_new(jig_transport *t)
 	c->t = t;
 	c->version = 1;
 	c->retries = DEFAULT_RETRIES;
-	for (i = 0; i <= JIG_CMD_LAST; i++)
+	for (i = 0; i <= JIG_CMD_MAX; i++)
 		c->timeout_ms[i] = DEFAULT_TIMEOUT_MS;
 	c->timeout_ms[JIG_CMD_KEYGEN] = SLOW_TIMEOUT_MS;
 	c->timeout_ms[JIG_CMD_GET_CSR] = SLOW_TIMEOUT_MS;
+	/* A real TPM may derive the RSA EK again (TPM_INFO, TPM_ACTIVATE) or
+	 * make keys: seconds, not milliseconds. */
+	for (i = JIG_CMD_TPM_FIRST; i <= JIG_CMD_TPM_LAST; i++)
+		c->timeout_ms[i] = TPM_TIMEOUT_MS;
 	/* A random first seq: a jig that kept its cache across our reconnect
 	 * must not mistake a new request for a retransmission of an old one. */
 	if (getrandom(&c->seq, 1, GRND_NONBLOCK) != 1)
@@ -78,9 +83,9 @@ jig_client_set_timeout(jig_client *c, uint8_t cmd, int timeout_ms)
 	if (timeout_ms <= 0)
 		return;
 	if (cmd == 0) {
-		for (i = 1; i <= JIG_CMD_LAST; i++)
+		for (i = 1; i <= JIG_CMD_MAX; i++)
 			c->timeout_ms[i] = timeout_ms;
-	} else if (cmd <= JIG_CMD_LAST) {
+	} else if (cmd <= JIG_CMD_MAX) {
 		c->timeout_ms[cmd] = timeout_ms;
 	}
 }
@@ -166,7 +171,7 @@ wait_reply(jig_client *c, uint8_t cmd, uint8_t seq, int timeout_ms, jig_msg *res
 static int
 exchange(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
 {
-	int timeout = c->timeout_ms[req->type], attempt, r = TIMED_OUT;
+	int timeout = c->timeout_ms[req->type <= JIG_CMD_MAX ? req->type : 0], attempt, r = TIMED_OUT;
 	unsigned timeouts = 0, corrupt = 0;
 	size_t len = 0, txlen = 0;
 	st_err e;
@@ -234,7 +239,7 @@ jig_client_call(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
 {
 	const char *cmd = jig_cmd_name(req->type);
 
-	if (req->type < JIG_CMD_HELLO || req->type > JIG_CMD_LAST)
+	if (req->type & JIG_RESPONSE || !jig_type_known(req->type))
 		return st_err_set(err, ST_E_INTERNAL, "jig %s: frame type 0x%02x is not a command", c->t->uri, req->type);
 	if (exchange(c, req, resp, err) < 0)
 		return st_err_prefix(err, "jig %s: %s", c->t->uri, cmd);

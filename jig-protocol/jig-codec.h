@@ -79,6 +79,24 @@ enum jig_alg { JIG_ALG_P256 = 1, JIG_ALG_P384 = 2 };
 #define JIG_CAP_DUT_DETECT 0x01
 #define JIG_CAP_DUT_POWER 0x02
 #define JIG_CAP_REWORK 0x04
+#define JIG_CAP_TPM 0x08 /* the DUT's secure element is a TPM 2.0: the TPM_* commands (PROTOCOL.md section 11) */
+
+/* TPM 2.0 devices (PROTOCOL.md section 11), offered only with JIG_CAP_TPM. */
+enum jig_tpm_cmd {
+	JIG_CMD_TPM_INFO = 0x10,
+	JIG_CMD_TPM_KEYGEN = 0x11,
+	JIG_CMD_TPM_ACTIVATE = 0x12,
+	JIG_CMD_TPM_CERTIFY = 0x13,
+	JIG_CMD_TPM_NV_WRITE = 0x14,
+	JIG_CMD_TPM_NV_READ = 0x15,
+	JIG_CMD_TPM_LOCK = 0x16,
+	JIG_CMD_TPM_FIRST = JIG_CMD_TPM_INFO,
+	JIG_CMD_TPM_LAST = JIG_CMD_TPM_LOCK,
+};
+#define JIG_CMD_MAX 0x1F /* the highest command code any part of the protocol may use */
+#define JIG_TPM_MAX_EKCERTS 3
+/* Which certificate index TPM_NV_WRITE / TPM_NV_READ mean. */
+enum jig_tpm_nv { JIG_TPM_NV_IAK = 1, JIG_TPM_NV_IDEVID = 2 };
 
 #define JIG_TAG_TOOL_AUTH "station-tool-auth-v1"
 #define JIG_TAG_REWORK "station-rework-v1"
@@ -152,6 +170,17 @@ typedef struct jig_se_info {
 	jig_blob certs[JIG_MAX_CERTS]; /* attestation certificate first */
 } jig_se_info;
 
+/* TPM_INFO response (PROTOCOL.md section 11). */
+typedef struct jig_tpm_info {
+	uint32_t manufacturer;          /* TPM_PT_MANUFACTURER: four ASCII characters, e.g. "IBM\0" */
+	char vendor[JIG_STR_MAX + 1];   /* TPM_PT_VENDOR_STRING_1..4, a text */
+	uint32_t fw1, fw2;              /* TPM_PT_FIRMWARE_VERSION_1, _2 */
+	uint32_t nv_attrs[2];           /* TPMA_NV of the IAK and IDevID certificate indices; 0: not defined */
+	jig_blob ek_public;             /* TPM2B_PUBLIC of the RSA 2048 EK (TCG default template) */
+	size_t n_ekcerts;
+	jig_blob ek_certs[JIG_TPM_MAX_EKCERTS]; /* DER, from the TCG EK certificate NV indices */
+} jig_tpm_info;
+
 /* One decoded request, response or error.  `type` is the frame type. */
 typedef struct jig_msg {
 	uint8_t type;
@@ -178,6 +207,18 @@ typedef struct jig_msg {
 		jig_blob cert;                                      /* READ_CERT response */
 		struct { uint8_t lifecycle; } lock;                 /* LOCK response */
 		struct { uint8_t slot; uint8_t challenge[JIG_NONCE_LEN]; } rework_req;
+		/* TPM 2.0 devices (section 11); TPM structures travel marshalled, as TPM2B_*. */
+		jig_tpm_info tpm_info;
+		struct { uint8_t flags; } tpm_keygen_req;                /* JIG_KEYGEN_KEEP */
+		struct { jig_blob iak, idevid; } tpm_keys;              /* TPM_KEYGEN response: TPM2B_PUBLIC each */
+		struct { jig_blob credential, secret; } tpm_activate_req; /* TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET */
+		jig_blob tpm_secret;                                    /* TPM_ACTIVATE response: TPM2B_DIGEST */
+		struct { uint8_t nonce[JIG_NONCE_LEN]; } tpm_certify_req;
+		struct { jig_blob attest, signature, csr; } tpm_certify; /* TPM2B_ATTEST, TPMT_SIGNATURE, PKCS#10 DER */
+		struct { uint8_t which; jig_blob data; } tpm_nv_write_req;
+		struct { uint8_t which; } tpm_nv_req;                   /* TPM_NV_READ request */
+		struct { uint32_t attrs; jig_blob data; } tpm_nv;       /* TPM_NV_READ response */
+		struct { uint32_t attrs[2]; } tpm_lock;                 /* TPM_LOCK response: TPMA_NV after the lock */
 		struct {
 			uint8_t command;
 			uint16_t code;

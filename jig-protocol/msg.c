@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "jig-codec.h"
+#include "msg-int.h"
 
 static const char *const cmd_names[] = {
 	[JIG_CMD_HELLO] = "HELLO",
@@ -44,6 +45,8 @@ jig_cmd_name(uint8_t cmd)
 
 	if (cmd >= JIG_CMD_HELLO && cmd <= JIG_CMD_LAST)
 		return cmd_names[cmd];
+	if (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST)
+		return jig_tpm_cmd_name(cmd);
 	if (cmd == JIG_T_ERROR)
 		return "ERROR";
 	snprintf(buf, sizeof(buf), "0x%02x", cmd);
@@ -83,7 +86,8 @@ jig_type_known(uint8_t type)
 {
 	uint8_t cmd = type & (uint8_t)~JIG_RESPONSE;
 
-	return type == JIG_T_ERROR || (cmd >= JIG_CMD_HELLO && cmd <= JIG_CMD_LAST);
+	return type == JIG_T_ERROR || (cmd >= JIG_CMD_HELLO && cmd <= JIG_CMD_LAST) ||
+	    (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST);
 }
 
 /* "KEYGEN request", "KEYGEN response", "ERROR frame" */
@@ -99,7 +103,7 @@ type_desc(uint8_t type, char *buf, size_t len)
 
 /* ---- field readers: each sets err naming the field ------------------- */
 
-static int
+int
 rd_str(st_rd *rd, char *out, size_t max, const char *field, st_err *err)
 {
 	const uint8_t *p;
@@ -116,7 +120,7 @@ rd_str(st_rd *rd, char *out, size_t max, const char *field, st_err *err)
 	return 0;
 }
 
-static int
+int
 rd_blob(st_rd *rd, jig_blob *b, const char *field, st_err *err)
 {
 	const uint8_t *p;
@@ -132,7 +136,7 @@ rd_blob(st_rd *rd, jig_blob *b, const char *field, st_err *err)
 }
 
 /* bytes16 holding exactly 32 bytes (challenges, nonces) */
-static int
+int
 rd_nonce(st_rd *rd, uint8_t out[JIG_NONCE_LEN], const char *field, st_err *err)
 {
 	const uint8_t *p;
@@ -146,7 +150,7 @@ rd_nonce(st_rd *rd, uint8_t out[JIG_NONCE_LEN], const char *field, st_err *err)
 	return 0;
 }
 
-static int
+int
 rd_u8(st_rd *rd, uint8_t *v, const char *field, st_err *err)
 {
 	if (st_rd_u8(rd, v) < 0)
@@ -162,7 +166,7 @@ rd_u16(st_rd *rd, uint16_t *v, const char *field, st_err *err)
 	return 0;
 }
 
-static int
+int
 rd_u32(st_rd *rd, uint32_t *v, const char *field, st_err *err)
 {
 	if (st_rd_u32(rd, v) < 0)
@@ -172,7 +176,7 @@ rd_u32(st_rd *rd, uint32_t *v, const char *field, st_err *err)
 
 /* ---- range checks shared by encoder and decoder ----------------------- */
 
-static int
+int
 check_max(size_t v, size_t max, const char *field, st_err *err)
 {
 	if (v > max)
@@ -185,9 +189,7 @@ check_max(size_t v, size_t max, const char *field, st_err *err)
  * messages) are printable ASCII 0x20..0x7E.  Nothing else is decoded, so no
  * byte of a jig's string can be a control sequence, invalid UTF-8 or a
  * journal-breaking character. */
-enum str_kind { STR_ID, STR_TEXT };
-
-static int
+int
 check_str(const char *s, size_t max, enum str_kind kind, const char *field, st_err *err)
 {
 	size_t i, n = strnlen(s, max + 1);
@@ -295,7 +297,7 @@ msg_check(const jig_msg *m, st_err *err)
 	case JIG_T_ERROR:
 		return check_str(m->u.error.message, JIG_ERRMSG_MAX, STR_TEXT, "message", err);
 	default:
-		return 0;
+		return jig_tpm_msg_check(m, err);
 	}
 }
 
@@ -381,7 +383,7 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		    rd_u16(rd, &m->u.error.code, "code", err) < 0 ||
 		    rd_str(rd, m->u.error.message, JIG_ERRMSG_MAX, "message", err) < 0) ? -1 : 0;
 	default:
-		return st_err_set(err, ST_E_NOTFOUND, "unknown frame type 0x%02x", m->type);
+		return jig_tpm_decode_fields(rd, m, err);
 	}
 }
 
@@ -406,7 +408,7 @@ jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_
 
 /* ---- encode ------------------------------------------------------------ */
 
-static void
+void
 wr_str(st_wr *wr, const char *s)
 {
 	st_wr_lv16(wr, s, strlen(s));
@@ -495,7 +497,8 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		st_wr_u16(wr, m->u.error.code);
 		wr_str(wr, m->u.error.message);
 		break;
-	default: /* the empty payloads */
+	default: /* the TPM commands' (section 11), and the empty payloads */
+		jig_tpm_encode_fields(wr, m);
 		break;
 	}
 }

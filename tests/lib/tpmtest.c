@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,4 +200,73 @@ tu_swtpm_stop(tu_swtpm *t)
 	kill(t->pid, SIGKILL);
 	waitpid(t->pid, &status, 0);
 	t->pid = 0;
+}
+
+pid_t
+tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *args)
+{
+	const char *exe = getenv("TPMDUT_EXE");
+	char portfile[600], logfile[620], *text = NULL, *argv[80];
+	size_t n = 0, i;
+	pid_t parent = getpid(), pid;
+	int fd;
+
+	if (!exe)
+		return -1;
+	snprintf(portfile, sizeof(portfile), "%s/tpmdut-XXXXXX", dir);
+	if ((fd = mkstemp(portfile)) < 0)
+		return -1;
+	close(fd);
+	unlink(portfile);
+	snprintf(logfile, sizeof(logfile), "%s.log", portfile);
+	argv[n++] = (char *)exe;
+	argv[n++] = (char *)"--port-file";
+	argv[n++] = portfile;
+	for (i = 0; args[i] && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		int lfd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (lfd >= 0) {
+			dup2(lfd, 1);
+			dup2(lfd, 2);
+		}
+		execv(exe, argv);
+		_exit(127);
+	}
+	for (i = 0; i < 1000; i++) { /* 10 s */
+		int status;
+
+		if ((text = tu_slurp(portfile, NULL)) && *text)
+			break;
+		free(text);
+		text = NULL;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return -1;
+		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+	}
+	if (!text) {
+		tu_tpmdut_stop(pid);
+		return -1;
+	}
+	snprintf(uri, uri_cap, "%s", text);
+	free(text);
+	return pid;
+}
+
+void
+tu_tpmdut_stop(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
 }

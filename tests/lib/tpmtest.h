@@ -36,4 +36,10 @@ int tu_swtpm_start(tu_swtpm *t, const char *statedir);
 /* Stop it (SIGTERM, then SIGKILL) and reap it; a no-op when not running. */
 void tu_swtpm_stop(tu_swtpm *t);
 
+/* tpmdut ($TPMDUT_EXE) serving a panel: args are its device options
+ * (--tcti T [--fault F]...), NULL-terminated.  Writes the jig URI into uri
+ * and returns the pid (stop it with tu_tpmdut_stop), or -1. */
+pid_t tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *args);
+void tu_tpmdut_stop(pid_t pid);
+
 #endif
