@@ -100,6 +100,21 @@ sample(uint8_t type, jig_msg *m)
 		m->u.rework_req.slot = 4;
 		fill(m->u.rework_req.challenge, JIG_NONCE_LEN, 11);
 		break;
+	/* TPM devices (PROTOCOL.md section 11; tests/tpm/test-tpm-msg.c has the rest) */
+	case JIG_CMD_TPM_INFO | JIG_RESPONSE:
+		m->u.tpm_info.manufacturer = 0x49424d00;
+		strcpy(m->u.tpm_info.vendor, "SW   TPM");
+		blob(&m->u.tpm_info.ek_public, 316, 12);
+		m->u.tpm_info.n_ekcerts = 1;
+		blob(&m->u.tpm_info.ek_certs[0], 1016, 13);
+		break;
+	case JIG_CMD_TPM_NV_WRITE:
+		m->u.tpm_nv_write_req.which = JIG_TPM_NV_IAK;
+		blob(&m->u.tpm_nv_write_req.data, 600, 14);
+		break;
+	case JIG_CMD_TPM_NV_READ:
+		m->u.tpm_nv_req.which = JIG_TPM_NV_IDEVID;
+		break;
 	case JIG_T_ERROR:
 		m->u.error.command = JIG_CMD_KEYGEN;
 		m->u.error.code = JIG_E_NOT_AUTHENTICATED;
@@ -195,7 +210,8 @@ START_TEST(test_roundtrip_every_message)
 			corpus_write("frame", name, frame_buf, flen + 1);
 		}
 	}
-	ck_assert_uint_eq(n, 2 * JIG_CMD_LAST + 1); /* every request, every response, ERROR */
+	/* every request, every response, ERROR */
+	ck_assert_uint_eq(n, 2 * JIG_CMD_LAST + 2 * (JIG_CMD_TPM_LAST - JIG_CMD_TPM_FIRST + 1) + 1);
 }
 END_TEST
 
