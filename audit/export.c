@@ -228,6 +228,10 @@ audit_export(const char *dir, const char *out, const audit_signer *signer, audit
 
 	if (!signer || !signer->key || !signer->cert)
 		return st_err_set(err, ST_E_CONFIG, "audit export %s: the manifest needs the audit key to seal it", dir);
+	if (st_x509_check_role(signer->cert, ST_ROLE_AUDIT_SEAL, err) < 0) {
+		err->code = ST_E_CONFIG;
+		return st_err_prefix(err, "audit export %s", dir);
+	}
 	if (!info)
 		info = &local;
 	memset(info, 0, sizeof(*info));

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit-int.h"
+#include "cms.h"
 
 
 struct open_scan {
@@ -333,6 +334,12 @@ audit_open(const char *dir, const audit_config *cfg, st_err *err)
 	}
 	if (cfg->signer && (!cfg->signer->key || !cfg->signer->cert)) {
 		st_err_set(err, ST_E_CONFIG, "audit journal: a signer needs both key and certificate");
+		goto out;
+	}
+	/* Seals a verifier would refuse are refused before the first one. */
+	if (cfg->signer && st_x509_check_role(cfg->signer->cert, ST_ROLE_AUDIT_SEAL, err) < 0) {
+		err->code = ST_E_CONFIG;
+		st_err_prefix(err, "audit journal %s: audit key", dir);
 		goto out;
 	}
 	if (open_dir(j, err) < 0)

@@ -143,6 +143,8 @@ check_manifest_seal(const char *path, const uint8_t *buf, size_t len, X509_STORE
 	if (trust && st_cms_verify(buf, len, der, der_len, trust, &signer, &err) < 0)
 		PROBLEM(r, "%s: does not verify over %s (the manifest was edited, or the seal is not ours): %s",
 		    AUDIT_MANIFEST_SEAL, AUDIT_MANIFEST, err.msg);
+	else if (trust && st_x509_check_role(signer, ST_ROLE_AUDIT_SEAL, &err) < 0)
+		PROBLEM(r, "%s: sealed by a key without the audit seal role: %s", AUDIT_MANIFEST_SEAL, err.msg);
 out:
 	X509_free(signer);
 	free(der);
@@ -275,6 +277,10 @@ check_seal(const char *path, const char *name, const uint8_t *buf, size_t len, X
 		goto out;
 	if (st_cms_verify(buf, len, der, der_len, trust, &signer, &err) < 0) {
 		PROBLEM(r, "%s: seal does not verify: %s", seal, err.msg);
+		goto out;
+	}
+	if (st_x509_check_role(signer, ST_ROLE_AUDIT_SEAL, &err) < 0) {
+		PROBLEM(r, "%s: sealed by a key without the audit seal role: %s", seal, err.msg);
 		goto out;
 	}
 	st_x509_subject(signer, r->signer, sizeof(r->signer));

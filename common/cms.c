@@ -7,6 +7,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "cms.h"
 
@@ -185,4 +186,45 @@ st_x509_subject(X509 *cert, char *buf, size_t len)
 	    (n = BIO_get_mem_data(bio, &p)) > 0)
 		snprintf(buf, len, "%.*s", (int)n, p);
 	BIO_free(bio);
+}
+
+static const struct {
+	const char *name, *oid;
+} roles[] = {
+	[ST_ROLE_AUDIT_SEAL] = { "audit seal", ST_OID_ARC ".1.1" },
+	[ST_ROLE_RECIPE] = { "recipe signing", ST_OID_ARC ".1.2" },
+	[ST_ROLE_AUTHORIZE] = { "authorization", ST_OID_ARC ".1.3" },
+};
+
+const char *
+st_role_name(st_role role)
+{
+	return (size_t)role < sizeof(roles) / sizeof(roles[0]) && roles[role].name ? roles[role].name : "unknown role";
+}
+
+const char *
+st_role_oid(st_role role)
+{
+	return (size_t)role < sizeof(roles) / sizeof(roles[0]) && roles[role].oid ? roles[role].oid : "";
+}
+
+int
+st_x509_check_role(X509 *cert, st_role role, st_err *err)
+{
+	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL);
+	ASN1_OBJECT *want = OBJ_txt2obj(st_role_oid(role), 1);
+	char subject[256];
+	int i, found = 0;
+
+	for (i = 0; want && eku && i < sk_ASN1_OBJECT_num(eku); i++)
+		found |= OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want) == 0;
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	ASN1_OBJECT_free(want);
+	ERR_clear_error();
+	if (found)
+		return 0;
+	st_x509_subject(cert, subject, sizeof(subject));
+	return st_err_set(err, ST_E_VERIFY,
+	    "the certificate of %s does not hold the %s role (its extendedKeyUsage lacks %s): use a %s key", subject,
+	    st_role_name(role), st_role_oid(role), st_role_name(role));
 }

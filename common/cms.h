@@ -27,4 +27,22 @@ X509 *st_x509_load(const char *pem_path, st_err *err);
 /* One-line subject, e.g. "O=Station Test, CN=Audit Seal 1" into buf. */
 void st_x509_subject(X509 *cert, char *buf, size_t len);
 
+/* Roles: each key a person or a station signs with has one, named by an
+ * extended key usage under the project's OID arc (a UUID arc, X.667:
+ * 2.25.<uuid>; its .1 branch holds the roles).  docs/ARCHITECTURE.md lists
+ * them.  A verifier accepts a signature only from its own role. */
+#define ST_OID_ARC "2.25.55189662177780663467762906544539105105"
+typedef enum st_role {
+	ST_ROLE_AUDIT_SEAL = 1, /* seals audit batches and bundle manifests */
+	ST_ROLE_RECIPE = 2,     /* signs recipes (engineering) */
+	ST_ROLE_AUTHORIZE = 3,  /* signs rework, revocation and resume authorizations */
+} st_role;
+/* "audit seal", "recipe signing", "authorization". */
+const char *st_role_name(st_role role);
+/* The role's OID in dotted form. */
+const char *st_role_oid(st_role role);
+/* 0 when cert's extendedKeyUsage names role; otherwise -1, ST_E_VERIFY,
+ * and err names the certificate, the role and the OID it lacks. */
+int st_x509_check_role(X509 *cert, st_role role, st_err *err);
+
 #endif

@@ -103,6 +103,10 @@ recipe_signature_check(const char *path, const char *digest, const char *trust_p
 			    "signature is damaged", sig_path, path);
 		goto out;
 	}
+	if (st_x509_check_role(cert, ST_ROLE_RECIPE, err) < 0) {
+		st_err_prefix(err, "%s", sig_path);
+		goto out;
+	}
 	if (signer && signer_cap)
 		st_x509_subject(cert, signer, signer_cap);
 	ret = 0;

@@ -349,6 +349,10 @@ cmd_sign(int argc, char **argv)
 			fprintf(stderr, "station recipe sign: %s\n", err.msg);
 		goto out;
 	}
+	if (st_x509_check_role(cert, ST_ROLE_RECIPE, &err) < 0) {
+		fprintf(stderr, "station recipe sign: %s\n", err.msg);
+		goto out;
+	}
 	if (!(key = hsm_key_find(hsm, label, &err)) || hsm_key_matches_cert(key, cert, &err) < 0 ||
 	    st_cms_sign(hsm_key_pkey(key), cert, chain, data, len, &der, &der_len, &err) < 0) {
 		fprintf(stderr, "station recipe sign: %s\n", err.msg);

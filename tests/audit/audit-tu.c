@@ -21,7 +21,7 @@ atu_make_signer(const char *pki, const char *base, const char *issuer)
 		    "set -e; cd '%s'; "
 		    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s.key 2>/dev/null; "
 		    "printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
-		    "extendedKeyUsage=emailProtection\\nsubjectKeyIdentifier=hash\\n' > %s.ext; "
+		    "extendedKeyUsage=emailProtection," ST_OID_ARC ".1.1\\nsubjectKeyIdentifier=hash\\n' > %s.ext; "
 		    "openssl req -new -key %s.key -subj '/O=Station Test/CN=Test %s' 2>/dev/null | "
 		    "openssl x509 -req -CA %s.pem -CAkey %s.key -extfile %s.ext -days 30 -sha256 -out %s.pem 2>/dev/null",
 		    pki, base, base, base, base, issuer, issuer, base, base);
@@ -30,7 +30,7 @@ atu_make_signer(const char *pki, const char *base, const char *issuer)
 		    "set -e; cd '%s'; "
 		    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s.key 2>/dev/null; "
 		    "openssl req -new -x509 -key %s.key -subj '/O=Station Test/CN=Test %s' -days 30 "
-		    "-addext keyUsage=critical,digitalSignature -addext extendedKeyUsage=emailProtection "
+		    "-addext keyUsage=critical,digitalSignature -addext extendedKeyUsage=emailProtection," ST_OID_ARC ".1.1 "
 		    "-out %s.pem 2>/dev/null",
 		    pki, base, base, base, base);
 	ck_assert_int_ne(rc, -1);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "audit-tu.h"
+#include "cms.h"
 
 static char *pki;
 
@@ -125,6 +126,30 @@ START_TEST(test_seal_export_verify_flags)
 	ck_assert_ptr_nonnull(strstr(out, "OK: live journal, 4 batches"));
 	ck_assert_ptr_nonnull(strstr(out, "note: batch-000004.jsonl: open batch (1 records)"));
 	free(out);
+	/* A seal made by an engineering-role key under the same root (stock
+	 * openssl, a file key) is refused: ROOT alone is not enough, the
+	 * signer must hold the audit seal role. */
+	{
+		char *cmd = NULL;
+
+		ck_assert_int_ne(asprintf(&cmd,
+		    "set -e; cd '%s'; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out eng.key; "
+		    "printf 'keyUsage=critical,digitalSignature\\nextendedKeyUsage=emailProtection,%s\\n' > eng.ext; "
+		    "openssl req -new -key eng.key -subj '/O=Station Test/CN=Engineer' | openssl x509 -req -CA "
+		    "'%s/root-ca.pem' -CAkey '%s/root-ca.key' -extfile eng.ext -days 2 -out eng.pem; "
+		    "cp -r '%s' forged; openssl cms -sign -binary -outform DER -in forged/batch-000002.jsonl "
+		    "-out forged/batch-000002.jsonl.p7s -signer eng.pem -inkey eng.key",
+		    tmp, st_role_oid(ST_ROLE_RECIPE), pki, pki, bundle), -1);
+		ck_assert_int_eq(tu_sh(cmd, &out), 0);
+		free(out);
+		free(cmd);
+		ck_assert_int_ne(asprintf(&cmd, "%s/forged", tmp), -1);
+		ck_assert_int_eq(station(&out, "audit verify '%s' --ca '%s/root-ca.pem'", cmd, pki), 1);
+		ck_assert_msg(strstr(out, "batch-000002.jsonl.p7s: sealed by a key without the audit seal role") &&
+		    strstr(out, "CN = Engineer does not hold the audit seal role"), "%s", out);
+		free(out);
+		free(cmd);
+	}
 	/* Against the SE vendor's root the seals do not hold. */
 	ck_assert_int_eq(station(&out, "audit verify '%s' --ca '%s/se-vendor-root.pem'", bundle, pki), 1);
 	ck_assert_ptr_nonnull(strstr(out, "batch-000001.jsonl.p7s: seal does not verify"));
@@ -164,6 +189,12 @@ START_TEST(test_seal_refusals)
 	/* The engineering certificate does not belong to the audit key. */
 	ck_assert_int_eq(station(&out, "audit seal --dir '%s' --token station-test --cert '%s/engineering.pem'", dir, pki), 2);
 	ck_assert_ptr_nonnull(strstr(out, "station audit seal:"));
+	free(out);
+	/* Issue 15 item 1: the engineering key with its own certificate is a
+	 * key of the recipe signing role, not the audit seal role. */
+	ck_assert_int_eq(station(&out, "audit seal --dir '%s' --token station-test --key-label engineering --cert "
+	                              "'%s/engineering.pem'", dir, pki), 2);
+	ck_assert_msg(strstr(out, "Recipe Engineering 1 does not hold the audit seal role"), "%s", out);
 	free(out);
 	/* A wrong PIN is a configuration error and is never printed. */
 	ck_assert_int_eq(station(&out, "audit seal --dir '%s' --token station-test --cert '%s/audit.pem' --pin-file /dev/null",

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cms.h"
 #include "recipe.h"
 #include "testutil.h"
 
@@ -204,27 +205,74 @@ START_TEST(test_unknown_signer_refused)
 }
 END_TEST
 
-/* Any key certified by the trust anchor works, also a file key signed by
- * stock openssl (how an offline engineering workstation without our HSM
- * code could sign). */
+/* A file key signed by stock openssl (how an offline engineering
+ * workstation without our HSM code could sign) with a certificate of the
+ * recipe signing role works; the same with another role is refused. */
+static int
+openssl_sign(const char *path, const char *name, const char *role_oid)
+{
+	char *out = NULL;
+	int rc = tu_shf(&out,
+	    "cd '%s' && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s.key && "
+	    "printf 'keyUsage=critical,digitalSignature\\nextendedKeyUsage=emailProtection,%s\\n' > %s.ext && "
+	    "openssl req -new -key %s.key -subj '/O=Station Test/CN=Offline %s' | "
+	    "openssl x509 -req -CA '%s/root-ca.pem' -CAkey '%s/root-ca.key' -extfile %s.ext -days 2 -out %s.pem && "
+	    "openssl cms -sign -binary -outform DER -in '%s' -out '%s.sig' -signer %s.pem -inkey %s.key",
+	    work, name, role_oid, name, name, name, pki, pki, name, name, path, path, name, name);
+
+	ck_assert_msg(rc == 0, "%s", out);
+	free(out);
+	return rc;
+}
+
 START_TEST(test_openssl_signed_file_key_accepted)
 {
-	char *path = demo_copy("filekey.yaml"), *root = ppath("root-ca.pem"), *out = NULL;
+	char *path = demo_copy("filekey.yaml"), *root = ppath("root-ca.pem");
 	char signer[256];
+	st_err err;
+
+	openssl_sign(path, "eng2", st_role_oid(ST_ROLE_RECIPE));
+	ck_assert_msg(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err) == 0, "%s", err.msg);
+	ck_assert_ptr_nonnull(strstr(signer, "Offline eng2"));
+	free(root);
+	free(path);
+}
+END_TEST
+
+/* Issue 15 item 1: a recipe signed with the audit key (or any key of
+ * another role under the same root) is refused, and the signer is told
+ * which key to use; `recipe sign` refuses to make such a signature. */
+START_TEST(test_wrong_role_refused)
+{
+	char *path = demo_copy("role.yaml"), *root = ppath("root-ca.pem"), *out = NULL;
+	char signer[256];
+	recipe *r;
 	st_err err;
 	int rc;
 
-	rc = tu_shf(&out,
-	    "cd '%s' && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out eng2.key && "
-	    "printf 'keyUsage=critical,digitalSignature\\nextendedKeyUsage=emailProtection\\n' > eng2.ext && "
-	    "openssl req -new -key eng2.key -subj '/O=Station Test/CN=Offline Engineer 2' | "
-	    "openssl x509 -req -CA '%s/root-ca.pem' -CAkey '%s/root-ca.key' -extfile eng2.ext -days 2 -out eng2.pem && "
-	    "openssl cms -sign -binary -outform DER -in '%s' -out '%s.sig' -signer eng2.pem -inkey eng2.key",
-	    work, pki, pki, path, path);
-	ck_assert_msg(rc == 0, "%s", out);
+	openssl_sign(path, "auditor2", st_role_oid(ST_ROLE_AUDIT_SEAL));
+	ck_assert_int_eq(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err), -1);
+	ck_assert_int_eq(err.code, ST_E_VERIFY);
+	ck_assert_msg(strstr(err.msg, "does not hold the recipe signing role") && strstr(err.msg, ST_OID_ARC ".1.2"), "%s",
+	    err.msg);
+	r = load(path);
+	ck_assert_int_eq(recipe_policy_check(r, NULL, false, root, signer, sizeof(signer), &err), -1);
+	recipe_free(r);
+	rc = tu_shf(&out, "'%s' recipe check --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	ck_assert_msg(rc == 2 && strstr(out, "does not hold the recipe signing role"), "%s", out);
 	free(out);
-	ck_assert_msg(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err) == 0, "%s", err.msg);
-	ck_assert_ptr_nonnull(strstr(signer, "Offline Engineer 2"));
+
+	/* A signer with no extendedKeyUsage at all is no recipe signer either. */
+	openssl_sign(path, "plain", "emailProtection");
+	ck_assert_int_eq(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "does not hold the recipe signing role"));
+
+	/* The audit key in the HSM cannot sign a recipe. */
+	rc = tu_shf(&out, "rm -f '%s.sig' && '%s' recipe sign '%s' --key-label audit --cert '%s/audit.pem'", path,
+	    getenv("STATION_EXE"), path, pki);
+	ck_assert_msg(rc == 2 && strstr(out, "Audit Seal 1 does not hold the recipe signing role"), "(%d) %s", rc, out);
+	free(out);
+	ck_assert_int_ne(tu_shf(NULL, "test -e '%s.sig'", path), 0);
 	free(root);
 	free(path);
 }
@@ -426,6 +474,7 @@ main(void)
 	tcase_add_test(tc, test_changed_after_load_refused);
 	tcase_add_test(tc, test_unknown_signer_refused);
 	tcase_add_test(tc, test_openssl_signed_file_key_accepted);
+	tcase_add_test(tc, test_wrong_role_refused);
 	tcase_add_test(tc, test_missing_sig);
 	tcase_add_test(tc, test_station_config_requires);
 	tcase_add_test(tc, test_pinned_signer);
