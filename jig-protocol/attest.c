@@ -110,3 +110,29 @@ jig_challenge_message(const char *tag, const char *serial, const uint8_t challen
 	*len = wr.len;
 	return 0;
 }
+
+int
+jig_lock_receipt_encode(const jig_lock_receipt *r, uint8_t *out, size_t cap, size_t *len, st_err *err)
+{
+	size_t ns = strnlen(r->serial, JIG_STR_MAX + 1);
+	st_wr wr;
+
+	*len = 0;
+	if (ns < 1 || ns > JIG_STR_MAX)
+		return st_err_set(err, ST_E_PROTO, "lock receipt: serial must be 1..%d bytes", JIG_STR_MAX);
+	if (r->lifecycle < JIG_LC_FACTORY || r->lifecycle > JIG_LC_REWORK || r->slot > JIG_MAX_SLOT)
+		return st_err_set(err, ST_E_PROTO, "lock receipt: lifecycle %u or slot %u out of range", r->lifecycle, r->slot);
+	st_wr_init(&wr, out, cap);
+	st_wr_bytes(&wr, JIG_TAG_LOCK, sizeof(JIG_TAG_LOCK) - 1);
+	st_wr_u8(&wr, JIG_NONCE_LEN);
+	st_wr_bytes(&wr, r->nonce, JIG_NONCE_LEN);
+	st_wr_u8(&wr, (uint8_t)ns);
+	st_wr_bytes(&wr, r->serial, ns);
+	st_wr_u8(&wr, r->lifecycle);
+	st_wr_u8(&wr, r->slot);
+	st_wr_bytes(&wr, r->cert_sha256, JIG_SHA256_LEN);
+	if (wr.bad)
+		return st_err_set(err, ST_E_INTERNAL, "lock receipt does not fit in %zu bytes", cap);
+	*len = wr.len;
+	return 0;
+}

@@ -18,6 +18,7 @@ struct jig_client {
 	jig_transport *t;
 	uint8_t seq;
 	uint8_t version; /* frame version: 1 until HELLO negotiates */
+	uint8_t min_version, max_version; /* what HELLO offers */
 	int retries;
 	int timeout_ms[JIG_CMD_MAX + 1];
 	jig_client_stats stats;
@@ -43,6 +44,8 @@ jig_client_new(jig_transport *t)
 	}
 	c->t = t;
 	c->version = 1;
+	c->min_version = JIG_VERSION_MIN;
+	c->max_version = JIG_VERSION_MAX;
 	c->retries = DEFAULT_RETRIES;
 	for (i = 0; i <= JIG_CMD_MAX; i++)
 		c->timeout_ms[i] = DEFAULT_TIMEOUT_MS;
@@ -88,6 +91,22 @@ jig_client_set_timeout(jig_client *c, uint8_t cmd, int timeout_ms)
 	} else if (cmd <= JIG_CMD_MAX) {
 		c->timeout_ms[cmd] = timeout_ms;
 	}
+}
+
+int
+jig_client_set_versions(jig_client *c, uint8_t min_version, uint8_t max_version)
+{
+	if (min_version < JIG_VERSION_MIN || max_version > JIG_VERSION_MAX || min_version > max_version)
+		return -1;
+	c->min_version = min_version;
+	c->max_version = max_version;
+	return 0;
+}
+
+uint8_t
+jig_client_version(const jig_client *c)
+{
+	return c->version;
 }
 
 void
@@ -139,7 +158,12 @@ wait_reply(jig_client *c, uint8_t cmd, uint8_t seq, int timeout_ms, jig_msg *res
 				return st_err_set(err, ST_E_PROTO, "the jig answered with frame type 0x%02x (%s), expected a %s response",
 				    c->f.type, jig_cmd_name(c->f.type & (uint8_t)~JIG_RESPONSE), jig_cmd_name(cmd));
 			}
-			if (jig_msg_decode(c->f.type, c->f.payload, c->f.len, resp, err) < 0)
+			if (c->f.version != c->version)
+				/* After HELLO every frame is in the negotiated version: an
+				 * answer in another one is not taken in any layout. */
+				return st_err_set(err, ST_E_PROTO, "the jig answered in a protocol %s frame; protocol %s was "
+				    "negotiated", jig_version_name(c->f.version), jig_version_name(c->version));
+			if (jig_msg_decode_v(c->f.version, c->f.type, c->f.payload, c->f.len, resp, err) < 0)
 				return st_err_prefix(err, "malformed reply");
 			c->stats.payload_in += c->f.len;
 			return GOT_REPLY;
@@ -176,7 +200,7 @@ exchange(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
 	size_t len = 0, txlen = 0;
 	st_err e;
 
-	if (jig_msg_encode(req, c->f.payload, sizeof(c->f.payload), &len, err) < 0)
+	if (jig_msg_encode_v(c->version, req, c->f.payload, sizeof(c->f.payload), &len, err) < 0)
 		return -1;
 	c->rx.foreign_version = 0;
 	c->f.version = c->version;
@@ -241,6 +265,9 @@ jig_client_call(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err)
 
 	if (req->type & JIG_RESPONSE || !jig_type_known(req->type))
 		return st_err_set(err, ST_E_INTERNAL, "jig %s: frame type 0x%02x is not a command", c->t->uri, req->type);
+	if (!jig_cmd_in_version(req->type, c->version))
+		return st_err_set(err, ST_E_INTERNAL, "jig %s: %s does not exist in protocol %s, which this jig speaks",
+		    c->t->uri, cmd, jig_version_name(c->version));
 	if (exchange(c, req, resp, err) < 0)
 		return st_err_prefix(err, "jig %s: %s", c->t->uri, cmd);
 	if (resp->type == JIG_T_ERROR) {
@@ -262,21 +289,21 @@ jig_client_hello(jig_client *c, jig_msg *hello, st_err *err)
 
 	memset(&req, 0, sizeof(req));
 	req.type = JIG_CMD_HELLO;
-	req.u.hello_req.min_version = JIG_VERSION_MIN;
-	req.u.hello_req.max_version = JIG_VERSION_MAX;
+	req.u.hello_req.min_version = c->min_version;
+	req.u.hello_req.max_version = c->max_version;
 	c->version = 1; /* HELLO always travels in a version-1 frame */
 	if (jig_client_call(c, &req, hello, err) < 0) {
 		if (err && err->code == ST_E_REMOTE && err->remote == JIG_E_UNSUPPORTED_VERSION) {
 			st_err_set(err, ST_E_REMOTE, "jig %s: HELLO: the jig speaks none of this station's protocol versions "
-			    "%d..%d; the jig says: \"%s\"; update the jig firmware or the station",
-			    c->t->uri, JIG_VERSION_MIN, JIG_VERSION_MAX, hello->u.error.message);
+			    "%u..%u; the jig says: \"%s\"; update the jig firmware or the station",
+			    c->t->uri, c->min_version, c->max_version, hello->u.error.message);
 			err->remote = JIG_E_UNSUPPORTED_VERSION;
 		}
 		return -1;
 	}
-	if (hello->u.hello.version < JIG_VERSION_MIN || hello->u.hello.version > JIG_VERSION_MAX)
-		return st_err_set(err, ST_E_PROTO, "jig %s: HELLO: the jig chose protocol version %u, this station speaks %d..%d",
-		    c->t->uri, hello->u.hello.version, JIG_VERSION_MIN, JIG_VERSION_MAX);
+	if (hello->u.hello.version < c->min_version || hello->u.hello.version > c->max_version)
+		return st_err_set(err, ST_E_PROTO, "jig %s: HELLO: the jig chose protocol version %u, this station speaks %u..%u",
+		    c->t->uri, hello->u.hello.version, c->min_version, c->max_version);
 	c->version = hello->u.hello.version;
 	return 0;
 }

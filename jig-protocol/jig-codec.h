@@ -11,8 +11,12 @@
 #include "st.h"
 
 #define JIG_SOF 0xA5
-#define JIG_VERSION_MIN 1
-#define JIG_VERSION_MAX 1
+/* Protocol versions as the frame's version byte and HELLO carry them:
+ * 1 is protocol 1.0, 2 is protocol 1.1 (PROTOCOL.md section 3). */
+#define JIG_VERSION_1_0 1
+#define JIG_VERSION_1_1 2
+#define JIG_VERSION_MIN JIG_VERSION_1_0
+#define JIG_VERSION_MAX JIG_VERSION_1_1
 #define JIG_HEADER_LEN 6
 #define JIG_CRC_LEN 4
 #define JIG_MAX_PAYLOAD 4096
@@ -27,6 +31,13 @@
 #define JIG_ATTEST_MAX (17 + 1 + JIG_NONCE_LEN + 1 + JIG_STR_MAX + 1 + JIG_STR_MAX + 4 + 1 + 1 + 32 + 32)
 /* Largest tool-auth / rework challenge message (section 5). */
 #define JIG_CHALLENGE_MSG_MAX (20 + 1 + JIG_STR_MAX + JIG_NONCE_LEN)
+/* The lock receipt (1.1, section 5): tag, nonce, serial, lifecycle, slot, certificate hash. */
+#define JIG_LOCK_RECEIPT_MAX (15 + 1 + JIG_NONCE_LEN + 1 + JIG_STR_MAX + 1 + 1 + 32)
+#define JIG_SHA256_LEN 32
+#define JIG_MAX_RATES 8 /* HELLO (1.1): serial line rates a jig lists */
+#define JIG_SIG_MAX 139 /* DER ECDSA signature, P-521 at most */
+#define JIG_BAUD_CONFIRM_MIN_MS 50   /* SET_BAUD: how long the jig waits at the new rate */
+#define JIG_BAUD_CONFIRM_MAX_MS 5000
 
 /* The jig's USB identity (PROTOCOL.md section 10): pid.codes test VID:PID. */
 #define JIG_USB_VID 0x1209
@@ -47,7 +58,10 @@ enum jig_cmd {
 	JIG_CMD_LOCK = 0x0B,
 	JIG_CMD_REWORK_CHALLENGE = 0x0C,
 	JIG_CMD_RETIRE = 0x0D,
-	JIG_CMD_LAST = JIG_CMD_RETIRE,
+	JIG_CMD_LAST_1_0 = JIG_CMD_RETIRE, /* the last command protocol 1.0 has */
+	JIG_CMD_VENDOR_CHAIN = 0x0E,       /* 1.1 */
+	JIG_CMD_SET_BAUD = 0x0F,           /* 1.1, serial jigs */
+	JIG_CMD_LAST = JIG_CMD_SET_BAUD,
 };
 #define JIG_RESPONSE 0x80 /* response type = command | JIG_RESPONSE */
 #define JIG_T_ERROR 0xFF
@@ -97,16 +111,23 @@ enum jig_tpm_cmd {
 #define JIG_TPM_MAX_EKCERTS 3
 /* Which certificate index TPM_NV_WRITE / TPM_NV_READ mean. */
 enum jig_tpm_nv { JIG_TPM_NV_IAK = 1, JIG_TPM_NV_IDEVID = 2 };
+/* READ_CERT form (1.1): the certificate itself or its SHA-256. */
+enum jig_cert_form { JIG_CERT_DER = 0, JIG_CERT_SHA256 = 1 };
 
 #define JIG_TAG_TOOL_AUTH "station-tool-auth-v1"
 #define JIG_TAG_REWORK "station-rework-v1"
 #define JIG_TAG_ATTEST "station-attest-v1"
+#define JIG_TAG_LOCK "station-lock-v1"
 
 const char *jig_cmd_name(uint8_t cmd);        /* "KEYGEN"; "0x42" style for unknown */
 const char *jig_error_name(uint16_t code);    /* "NO_DUT" */
 const char *jig_lifecycle_name(uint8_t lc);   /* "factory" */
-/* 1 if type is a request, response or error type this version defines. */
+/* 1 if type is a request, response or error type some version defines. */
 int jig_type_known(uint8_t type);
+/* 1 if protocol `version` (1 = 1.0, 2 = 1.1) has command cmd. */
+int jig_cmd_in_version(uint8_t cmd, uint8_t version);
+/* "1.0", "1.1", or "v3" style for a version byte this code does not know. */
+const char *jig_version_name(uint8_t version);
 /* An SE firmware version (major << 24 | minor << 16 | patch, PROTOCOL.md
  * section 4) as the operator reads it: "major.minor.patch". */
 #define JIG_FW_TEXT_MAX sizeof("255.255.65535")
@@ -168,6 +189,11 @@ typedef struct jig_se_info {
 	uint8_t challenge[JIG_NONCE_LEN];
 	size_t ncerts;
 	jig_blob certs[JIG_MAX_CERTS]; /* attestation certificate first */
+	/* 1.1: SE_INFO carries only the attestation certificate (ncerts 1 on the
+	 * wire) and the SHA-256 of the vendor chain (jig_chain_digest); the
+	 * station appends the chain it has for that digest to certs[]. */
+	int chain_by_digest;
+	uint8_t chain_sha256[JIG_SHA256_LEN];
 } jig_se_info;
 
 /* TPM_INFO response (PROTOCOL.md section 11). */
@@ -181,9 +207,12 @@ typedef struct jig_tpm_info {
 	jig_blob ek_certs[JIG_TPM_MAX_EKCERTS]; /* DER, from the TCG EK certificate NV indices */
 } jig_tpm_info;
 
-/* One decoded request, response or error.  `type` is the frame type. */
+/* One decoded request, response or error.  `type` is the frame type;
+ * `version` the protocol version of the frame (0 is taken as 1.0): the
+ * payloads of SE_INFO, READ_CERT and LOCK differ between 1.0 and 1.1. */
 typedef struct jig_msg {
 	uint8_t type;
+	uint8_t version;
 	union {
 		struct { uint8_t min_version, max_version; } hello_req;
 		struct {
@@ -192,6 +221,10 @@ typedef struct jig_msg {
 			char firmware[JIG_STR_MAX + 1];
 			uint32_t capabilities;
 			uint16_t max_payload;
+			/* 1.1 (present when version >= 2): serial line rates the jig
+			 * can switch to (SET_BAUD), highest last; none for USB/TCP. */
+			uint8_t nrates;
+			uint32_t rates[JIG_MAX_RATES];
 		} hello;
 		struct { uint8_t action; } power_req;               /* DUT_POWER */
 		struct { uint8_t present, powered; } dut;           /* DUT_STATUS, DUT_POWER responses */
@@ -203,9 +236,12 @@ typedef struct jig_msg {
 		struct { uint8_t slot; uint8_t nonce[JIG_NONCE_LEN]; } csr_req;
 		struct { jig_blob csr, attestation, signature; } csr;    /* GET_CSR response */
 		struct { uint8_t slot; jig_blob cert; } install_req;
-		struct { uint8_t slot; } slot_req;                  /* READ_CERT, RETIRE */
-		jig_blob cert;                                      /* READ_CERT response */
-		struct { uint8_t lifecycle; } lock;                 /* LOCK response */
+		struct { uint8_t slot, form; } slot_req;            /* READ_CERT (form: 1.1), RETIRE */
+		jig_blob cert;                                      /* READ_CERT response (1.1 form 1: 32 bytes or none) */
+		struct { uint8_t slot; uint8_t nonce[JIG_NONCE_LEN]; } lock_req; /* LOCK request (1.1) */
+		struct { uint8_t lifecycle; jig_blob signature; } lock; /* LOCK response (signature: 1.1) */
+		struct { size_t n; jig_blob certs[JIG_MAX_CERTS - 1]; } chain; /* VENDOR_CHAIN response */
+		struct { uint32_t baud; uint16_t confirm_ms; } baud_req; /* SET_BAUD request */
 		struct { uint8_t slot; uint8_t challenge[JIG_NONCE_LEN]; } rework_req;
 		/* TPM 2.0 devices (section 11); TPM structures travel marshalled, as TPM2B_*. */
 		jig_tpm_info tpm_info;
@@ -227,12 +263,20 @@ typedef struct jig_msg {
 	} u;
 } jig_msg;
 
-/* Encode m's payload for frame type m->type. */
+/* Encode m's payload for frame type m->type in protocol version m->version. */
 int jig_msg_encode(const jig_msg *m, uint8_t *payload, size_t cap, size_t *len, st_err *err);
-/* Decode a payload of frame type `type`; every length checked, exact consumption.
- * An unknown type fails with ST_E_NOTFOUND (a jig answers UNKNOWN_COMMAND), a
- * malformed payload with ST_E_PROTO (BAD_REQUEST). */
+/* The same in protocol `version`, whatever m->version says. */
+int jig_msg_encode_v(uint8_t version, const jig_msg *m, uint8_t *payload, size_t cap, size_t *len, st_err *err);
+/* Decode a payload of frame type `type` of a frame of protocol `version`;
+ * every length checked, exact consumption.  An unknown type, or a command
+ * that version does not have, fails with ST_E_NOTFOUND (a jig answers
+ * UNKNOWN_COMMAND), a malformed payload with ST_E_PROTO (BAD_REQUEST). */
+int jig_msg_decode_v(uint8_t version, uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err);
+/* The same for a version-1 (protocol 1.0) frame. */
 int jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err);
+/* SHA-256 of a vendor chain (1.1): over u8 n || n x (u16 length || DER),
+ * exactly the VENDOR_CHAIN response payload. */
+void jig_chain_digest(const jig_blob *certs, size_t n, uint8_t out[JIG_SHA256_LEN]);
 
 /* ---- signed structures (attest.c) ------------------------------------- */
 
@@ -253,5 +297,17 @@ int jig_attest_decode(const uint8_t *p, size_t len, jig_attest *a, st_err *err);
  * authentication (JIG_TAG_TOOL_AUTH) and rework (JIG_TAG_REWORK). */
 int jig_challenge_message(const char *tag, const char *serial, const uint8_t challenge[JIG_NONCE_LEN],
     uint8_t *out, size_t cap, size_t *len, st_err *err);
+
+/* The lock receipt (1.1, PROTOCOL.md section 5): what the SE signs with its
+ * attestation key after LOCK.  Both ends build these bytes from what they
+ * know; only the signature travels. */
+typedef struct jig_lock_receipt {
+	uint8_t nonce[JIG_NONCE_LEN];
+	char serial[JIG_STR_MAX + 1];
+	uint8_t lifecycle;
+	uint8_t slot;
+	uint8_t cert_sha256[JIG_SHA256_LEN];
+} jig_lock_receipt;
+int jig_lock_receipt_encode(const jig_lock_receipt *r, uint8_t *out, size_t cap, size_t *len, st_err *err);
 
 #endif

@@ -46,6 +46,12 @@ const char *jig_client_uri(const jig_client *c);
  * GET_CSR 5000) and retries after a timeout or a corrupt reply (default 2). */
 void jig_client_set_timeout(jig_client *c, uint8_t cmd, int timeout_ms);
 void jig_client_set_retries(jig_client *c, int retries);
+/* The protocol versions HELLO offers (default JIG_VERSION_MIN..MAX); -1 if
+ * out of what this library speaks.  A station that saw a jig speak 1.1
+ * offers only 1.1 from then on: a jig does not talk it down to 1.0. */
+int jig_client_set_versions(jig_client *c, uint8_t min_version, uint8_t max_version);
+/* The negotiated version (1 before HELLO). */
+uint8_t jig_client_version(const jig_client *c);
 /* Send req, wait for its response.  A jig ERROR frame gives ST_E_REMOTE with
  * err->remote = the jig's code.  Messages read "jig URI: CMD: what happened". */
 int jig_client_call(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err);

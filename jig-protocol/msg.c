@@ -21,6 +21,8 @@ static const char *const cmd_names[] = {
 	[JIG_CMD_LOCK] = "LOCK",
 	[JIG_CMD_REWORK_CHALLENGE] = "REWORK_CHALLENGE",
 	[JIG_CMD_RETIRE] = "RETIRE",
+	[JIG_CMD_VENDOR_CHAIN] = "VENDOR_CHAIN",
+	[JIG_CMD_SET_BAUD] = "SET_BAUD",
 };
 
 static const char *const error_names[] = {
@@ -88,6 +90,29 @@ jig_type_known(uint8_t type)
 
 	return type == JIG_T_ERROR || (cmd >= JIG_CMD_HELLO && cmd <= JIG_CMD_LAST) ||
 	    (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST);
+}
+
+int
+jig_cmd_in_version(uint8_t cmd, uint8_t version)
+{
+	if (cmd < JIG_CMD_HELLO || cmd > JIG_CMD_LAST)
+		return 0;
+	if (version <= JIG_VERSION_1_0)
+		return cmd <= JIG_CMD_LAST_1_0;
+	return version <= JIG_VERSION_MAX;
+}
+
+const char *
+jig_version_name(uint8_t version)
+{
+	static _Thread_local char buf[8];
+
+	if (version == JIG_VERSION_1_0)
+		return "1.0";
+	if (version == JIG_VERSION_1_1)
+		return "1.1";
+	snprintf(buf, sizeof(buf), "v%u", version);
+	return buf;
 }
 
 /* "KEYGEN request", "KEYGEN response", "ERROR frame" */
@@ -226,10 +251,33 @@ check_slot(uint8_t slot, st_err *err)
 	return check_max(slot, JIG_MAX_SLOT, "slot", err);
 }
 
+/* HELLO's rate list (1.1) and SET_BAUD: standard rates only, ascending. */
+static int
+check_rates(const uint32_t *rates, size_t n, st_err *err)
+{
+	static const uint32_t ok[] = { 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000,
+		1500000, 2000000, 3000000 };
+	size_t i, k;
+
+	if (n > JIG_MAX_RATES)
+		return st_err_set(err, ST_E_PROTO, "rates: %zu, at most %d", n, JIG_MAX_RATES);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < sizeof(ok) / sizeof(ok[0]) && ok[k] != rates[i]; k++)
+			;
+		if (k == sizeof(ok) / sizeof(ok[0]))
+			return st_err_set(err, ST_E_PROTO, "rate %zu: %u baud is not a standard rate", i + 1, rates[i]);
+		if (i > 0 && rates[i] <= rates[i - 1])
+			return st_err_set(err, ST_E_PROTO, "rate %zu: %u baud after %u: the list must ascend", i + 1, rates[i],
+			    rates[i - 1]);
+	}
+	return 0;
+}
+
 static int
 msg_check(const jig_msg *m, st_err *err)
 {
 	const jig_se_info *si = &m->u.se_info;
+	uint8_t version = m->version ? m->version : JIG_VERSION_1_0;
 	size_t i;
 
 	switch (m->type) {
@@ -242,6 +290,8 @@ msg_check(const jig_msg *m, st_err *err)
 		if (check_str(m->u.hello.jig_id, JIG_STR_MAX, STR_TEXT, "jig id", err) < 0 ||
 		    check_str(m->u.hello.firmware, JIG_STR_MAX, STR_TEXT, "firmware", err) < 0)
 			return -1;
+		if (m->u.hello.version >= JIG_VERSION_1_1)
+			return check_rates(m->u.hello.rates, m->u.hello.nrates, err);
 		return 0;
 	case JIG_CMD_DUT_POWER:
 		return check_max(m->u.power_req.action, JIG_POWER_RELEASE, "power action", err);
@@ -257,6 +307,25 @@ msg_check(const jig_msg *m, st_err *err)
 		for (i = 0; i < si->ncerts; i++)
 			if (check_max(si->certs[i].len, JIG_BLOB_MAX, "certificate", err) < 0)
 				return -1;
+		if (version >= JIG_VERSION_1_1 && si->ncerts != 1)
+			return st_err_set(err, ST_E_PROTO, "certificates: %zu, protocol 1.1 carries the attestation certificate "
+			    "alone (the vendor chain goes by digest)", si->ncerts);
+		return 0;
+	case JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE:
+		if (m->u.chain.n < 1 || m->u.chain.n > JIG_MAX_CERTS - 1)
+			return st_err_set(err, ST_E_PROTO, "certificate count: %zu, must be 1..%d", m->u.chain.n,
+			    JIG_MAX_CERTS - 1);
+		for (i = 0; i < m->u.chain.n; i++)
+			if (check_max(m->u.chain.certs[i].len, JIG_BLOB_MAX, "certificate", err) < 0 ||
+			    (m->u.chain.certs[i].len == 0 && st_err_set(err, ST_E_PROTO, "certificate %zu: empty", i + 1) < 0))
+				return -1;
+		return 0;
+	case JIG_CMD_SET_BAUD:
+		if (check_rates(&m->u.baud_req.baud, 1, err) < 0)
+			return -1;
+		if (m->u.baud_req.confirm_ms < JIG_BAUD_CONFIRM_MIN_MS || m->u.baud_req.confirm_ms > JIG_BAUD_CONFIRM_MAX_MS)
+			return st_err_set(err, ST_E_PROTO, "confirm_ms: %u, must be %d..%d", m->u.baud_req.confirm_ms,
+			    JIG_BAUD_CONFIRM_MIN_MS, JIG_BAUD_CONFIRM_MAX_MS);
 		return 0;
 	case JIG_CMD_AUTH_RESPONSE:
 	case JIG_CMD_REWORK_CHALLENGE | JIG_RESPONSE:
@@ -286,12 +355,22 @@ msg_check(const jig_msg *m, st_err *err)
 			return -1;
 		return 0;
 	case JIG_CMD_READ_CERT:
+		if (version >= JIG_VERSION_1_1 && m->u.slot_req.form > JIG_CERT_SHA256)
+			return st_err_set(err, ST_E_PROTO, "form: %u is not 0 (certificate) or 1 (SHA-256)", m->u.slot_req.form);
+		return check_slot(m->u.slot_req.slot, err);
 	case JIG_CMD_RETIRE:
 		return check_slot(m->u.slot_req.slot, err);
 	case JIG_CMD_READ_CERT | JIG_RESPONSE:
 		return check_max(m->u.cert.len, JIG_BLOB_MAX, "certificate", err);
+	case JIG_CMD_LOCK:
+		return version >= JIG_VERSION_1_1 ? check_slot(m->u.lock_req.slot, err) : 0;
 	case JIG_CMD_LOCK | JIG_RESPONSE:
-		return check_lifecycle(m->u.lock.lifecycle, err);
+		if (check_lifecycle(m->u.lock.lifecycle, err) < 0)
+			return -1;
+		if (version >= JIG_VERSION_1_1 && (m->u.lock.signature.len < 8 || m->u.lock.signature.len > JIG_SIG_MAX))
+			return st_err_set(err, ST_E_PROTO, "receipt signature: %zu bytes, must be 8..%d", m->u.lock.signature.len,
+			    JIG_SIG_MAX);
+		return 0;
 	case JIG_CMD_REWORK_CHALLENGE:
 		return check_slot(m->u.rework_req.slot, err);
 	case JIG_T_ERROR:
@@ -307,6 +386,7 @@ static int
 decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 {
 	jig_se_info *si = &m->u.se_info;
+	int v11 = m->version >= JIG_VERSION_1_1;
 	uint8_t n;
 	size_t i;
 
@@ -315,19 +395,51 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		return (rd_u8(rd, &m->u.hello_req.min_version, "min_version", err) < 0 ||
 		    rd_u8(rd, &m->u.hello_req.max_version, "max_version", err) < 0) ? -1 : 0;
 	case JIG_CMD_HELLO | JIG_RESPONSE:
-		return (rd_u8(rd, &m->u.hello.version, "version", err) < 0 ||
+		if (rd_u8(rd, &m->u.hello.version, "version", err) < 0 ||
 		    rd_str(rd, m->u.hello.jig_id, JIG_STR_MAX, "jig id", err) < 0 ||
 		    rd_str(rd, m->u.hello.firmware, JIG_STR_MAX, "firmware", err) < 0 ||
 		    rd_u32(rd, &m->u.hello.capabilities, "capabilities", err) < 0 ||
-		    rd_u16(rd, &m->u.hello.max_payload, "max_payload", err) < 0) ? -1 : 0;
+		    rd_u16(rd, &m->u.hello.max_payload, "max_payload", err) < 0)
+			return -1;
+		/* HELLO travels in a version-1 frame: the chosen version says
+		 * whether the 1.1 fields follow. */
+		if (m->u.hello.version < JIG_VERSION_1_1)
+			return 0;
+		if (rd_u8(rd, &m->u.hello.nrates, "rate count", err) < 0)
+			return -1;
+		if (m->u.hello.nrates > JIG_MAX_RATES)
+			return st_err_set(err, ST_E_PROTO, "rate count: %u, at most %d", m->u.hello.nrates, JIG_MAX_RATES);
+		for (i = 0; i < m->u.hello.nrates; i++)
+			if (rd_u32(rd, &m->u.hello.rates[i], "rate", err) < 0)
+				return -1;
+		return 0;
 	case JIG_CMD_DUT_STATUS:
 	case JIG_CMD_SE_INFO:
 	case JIG_CMD_AUTH_CHALLENGE:
 	case JIG_CMD_AUTH_RESPONSE | JIG_RESPONSE:
 	case JIG_CMD_INSTALL_CERT | JIG_RESPONSE:
-	case JIG_CMD_LOCK:
 	case JIG_CMD_RETIRE | JIG_RESPONSE:
+	case JIG_CMD_VENDOR_CHAIN:
+	case JIG_CMD_SET_BAUD | JIG_RESPONSE:
 		return 0;
+	case JIG_CMD_LOCK:
+		if (!v11)
+			return 0;
+		return (rd_u8(rd, &m->u.lock_req.slot, "slot", err) < 0 ||
+		    rd_nonce(rd, m->u.lock_req.nonce, "nonce", err) < 0) ? -1 : 0;
+	case JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE:
+		if (rd_u8(rd, &n, "certificate count", err) < 0)
+			return -1;
+		if (n < 1 || n > JIG_MAX_CERTS - 1)
+			return st_err_set(err, ST_E_PROTO, "certificate count: %u, must be 1..%d", n, JIG_MAX_CERTS - 1);
+		m->u.chain.n = n;
+		for (i = 0; i < n; i++)
+			if (rd_blob(rd, &m->u.chain.certs[i], "certificate", err) < 0)
+				return -1;
+		return 0;
+	case JIG_CMD_SET_BAUD:
+		return (rd_u32(rd, &m->u.baud_req.baud, "baud", err) < 0 ||
+		    rd_u16(rd, &m->u.baud_req.confirm_ms, "confirm_ms", err) < 0) ? -1 : 0;
 	case JIG_CMD_DUT_POWER:
 		return rd_u8(rd, &m->u.power_req.action, "action", err);
 	case JIG_CMD_DUT_STATUS | JIG_RESPONSE:
@@ -338,7 +450,16 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		if (rd_str(rd, si->serial, JIG_STR_MAX, "serial", err) < 0 ||
 		    rd_str(rd, si->model, JIG_STR_MAX, "model", err) < 0 ||
 		    rd_u32(rd, &si->firmware, "firmware", err) < 0 || rd_u8(rd, &si->lifecycle, "lifecycle", err) < 0 ||
-		    rd_nonce(rd, si->challenge, "auth challenge", err) < 0 || rd_u8(rd, &n, "certificate count", err) < 0)
+		    rd_nonce(rd, si->challenge, "auth challenge", err) < 0)
+			return -1;
+		if (v11) {
+			/* 1.1: the attestation certificate, then the vendor chain's digest. */
+			si->ncerts = 1;
+			si->chain_by_digest = 1;
+			return (rd_blob(rd, &si->certs[0], "attestation certificate", err) < 0 ||
+			    rd_nonce(rd, si->chain_sha256, "vendor chain digest", err) < 0) ? -1 : 0;
+		}
+		if (rd_u8(rd, &n, "certificate count", err) < 0)
 			return -1;
 		if (n > JIG_MAX_CERTS)
 			return st_err_set(err, ST_E_PROTO, "certificate count: %u, at most %d", n, JIG_MAX_CERTS);
@@ -369,12 +490,17 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		return (rd_u8(rd, &m->u.install_req.slot, "slot", err) < 0 ||
 		    rd_blob(rd, &m->u.install_req.cert, "certificate", err) < 0) ? -1 : 0;
 	case JIG_CMD_READ_CERT:
+		if (rd_u8(rd, &m->u.slot_req.slot, "slot", err) < 0)
+			return -1;
+		return v11 ? rd_u8(rd, &m->u.slot_req.form, "form", err) : 0;
 	case JIG_CMD_RETIRE:
 		return rd_u8(rd, &m->u.slot_req.slot, "slot", err);
 	case JIG_CMD_READ_CERT | JIG_RESPONSE:
 		return rd_blob(rd, &m->u.cert, "certificate", err);
 	case JIG_CMD_LOCK | JIG_RESPONSE:
-		return rd_u8(rd, &m->u.lock.lifecycle, "lifecycle", err);
+		if (rd_u8(rd, &m->u.lock.lifecycle, "lifecycle", err) < 0)
+			return -1;
+		return v11 ? rd_blob(rd, &m->u.lock.signature, "receipt signature", err) : 0;
 	case JIG_CMD_REWORK_CHALLENGE:
 		return (rd_u8(rd, &m->u.rework_req.slot, "slot", err) < 0 ||
 		    rd_nonce(rd, m->u.rework_req.challenge, "challenge", err) < 0) ? -1 : 0;
@@ -388,15 +514,19 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 }
 
 int
-jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err)
+jig_msg_decode_v(uint8_t version, uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err)
 {
 	char what[48];
 	st_rd rd;
 
 	memset(m, 0, sizeof(*m));
 	m->type = type;
+	m->version = version ? version : JIG_VERSION_1_0;
 	if (!jig_type_known(type))
 		return st_err_set(err, ST_E_NOTFOUND, "unknown frame type 0x%02x", type);
+	if (type != JIG_T_ERROR && !jig_cmd_in_version(type & (uint8_t)~JIG_RESPONSE, m->version))
+		return st_err_set(err, ST_E_NOTFOUND, "frame type 0x%02x (%s) does not exist in protocol %s", type,
+		    jig_cmd_name(type & (uint8_t)~JIG_RESPONSE), jig_version_name(m->version));
 	type_desc(type, what, sizeof(what));
 	st_rd_init(&rd, payload, len);
 	if (decode_fields(&rd, m, err) < 0 || msg_check(m, err) < 0)
@@ -404,6 +534,30 @@ jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_
 	if (st_rd_left(&rd) > 0)
 		return st_err_set(err, ST_E_PROTO, "%s: %zu trailing bytes", what, st_rd_left(&rd));
 	return 0;
+}
+
+int
+jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err)
+{
+	return jig_msg_decode_v(JIG_VERSION_1_0, type, payload, len, m, err);
+}
+
+void
+jig_chain_digest(const jig_blob *certs, size_t n, uint8_t out[JIG_SHA256_LEN])
+{
+	uint8_t buf[1 + (JIG_MAX_CERTS - 1) * (2 + JIG_BLOB_MAX)];
+	st_wr wr;
+	size_t i;
+
+	st_wr_init(&wr, buf, sizeof(buf));
+	st_wr_u8(&wr, (uint8_t)n);
+	for (i = 0; i < n && i < JIG_MAX_CERTS - 1; i++)
+		st_wr_lv16(&wr, certs[i].data, certs[i].len);
+	if (wr.bad || n > JIG_MAX_CERTS - 1) {
+		memset(out, 0, JIG_SHA256_LEN); /* not a chain the protocol can carry: matches nothing real */
+		return;
+	}
+	st_sha256(buf, wr.len, out);
 }
 
 /* ---- encode ------------------------------------------------------------ */
@@ -418,6 +572,7 @@ static void
 encode_fields(st_wr *wr, const jig_msg *m)
 {
 	const jig_se_info *si = &m->u.se_info;
+	int v11 = m->version >= JIG_VERSION_1_1;
 	size_t i;
 
 	switch (m->type) {
@@ -431,6 +586,11 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		wr_str(wr, m->u.hello.firmware);
 		st_wr_u32(wr, m->u.hello.capabilities);
 		st_wr_u16(wr, m->u.hello.max_payload);
+		if (m->u.hello.version >= JIG_VERSION_1_1) {
+			st_wr_u8(wr, m->u.hello.nrates);
+			for (i = 0; i < m->u.hello.nrates; i++)
+				st_wr_u32(wr, m->u.hello.rates[i]);
+		}
 		break;
 	case JIG_CMD_DUT_POWER:
 		st_wr_u8(wr, m->u.power_req.action);
@@ -446,6 +606,11 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		st_wr_u32(wr, si->firmware);
 		st_wr_u8(wr, si->lifecycle);
 		st_wr_lv16(wr, si->challenge, JIG_NONCE_LEN);
+		if (v11) {
+			st_wr_lv16(wr, si->certs[0].data, si->certs[0].len);
+			st_wr_lv16(wr, si->chain_sha256, JIG_SHA256_LEN);
+			break;
+		}
 		st_wr_u8(wr, (uint8_t)si->ncerts);
 		for (i = 0; i < si->ncerts; i++)
 			st_wr_lv16(wr, si->certs[i].data, si->certs[i].len);
@@ -479,14 +644,35 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		st_wr_lv16(wr, m->u.install_req.cert.data, m->u.install_req.cert.len);
 		break;
 	case JIG_CMD_READ_CERT:
+		st_wr_u8(wr, m->u.slot_req.slot);
+		if (v11)
+			st_wr_u8(wr, m->u.slot_req.form);
+		break;
 	case JIG_CMD_RETIRE:
 		st_wr_u8(wr, m->u.slot_req.slot);
 		break;
 	case JIG_CMD_READ_CERT | JIG_RESPONSE:
 		st_wr_lv16(wr, m->u.cert.data, m->u.cert.len);
 		break;
+	case JIG_CMD_LOCK:
+		if (v11) {
+			st_wr_u8(wr, m->u.lock_req.slot);
+			st_wr_lv16(wr, m->u.lock_req.nonce, JIG_NONCE_LEN);
+		}
+		break;
 	case JIG_CMD_LOCK | JIG_RESPONSE:
 		st_wr_u8(wr, m->u.lock.lifecycle);
+		if (v11)
+			st_wr_lv16(wr, m->u.lock.signature.data, m->u.lock.signature.len);
+		break;
+	case JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE:
+		st_wr_u8(wr, (uint8_t)m->u.chain.n);
+		for (i = 0; i < m->u.chain.n; i++)
+			st_wr_lv16(wr, m->u.chain.certs[i].data, m->u.chain.certs[i].len);
+		break;
+	case JIG_CMD_SET_BAUD:
+		st_wr_u32(wr, m->u.baud_req.baud);
+		st_wr_u16(wr, m->u.baud_req.confirm_ms);
 		break;
 	case JIG_CMD_REWORK_CHALLENGE:
 		st_wr_u8(wr, m->u.rework_req.slot);
@@ -506,12 +692,33 @@ encode_fields(st_wr *wr, const jig_msg *m)
 int
 jig_msg_encode(const jig_msg *m, uint8_t *payload, size_t cap, size_t *len, st_err *err)
 {
+	return jig_msg_encode_v(m->version, m, payload, cap, len, err);
+}
+
+int
+jig_msg_encode_v(uint8_t version, const jig_msg *m0, uint8_t *payload, size_t cap, size_t *len, st_err *err)
+{
+	/* The fields are read through a view with the version set: the caller's
+	 * message is not touched. */
+	static _Thread_local jig_msg view;
+	const jig_msg *m = m0;
 	char what[48];
 	st_wr wr;
+
+	if (version == 0)
+		version = JIG_VERSION_1_0;
+	if (m0->version != version) {
+		memcpy(&view, m0, sizeof(view));
+		view.version = version;
+		m = &view;
+	}
 
 	*len = 0;
 	if (!jig_type_known(m->type))
 		return st_err_set(err, ST_E_INTERNAL, "cannot encode unknown frame type 0x%02x", m->type);
+	if (m->type != JIG_T_ERROR && !jig_cmd_in_version(m->type & (uint8_t)~JIG_RESPONSE, m->version ? m->version : 1))
+		return st_err_set(err, ST_E_INTERNAL, "cannot encode %s in protocol %s", jig_cmd_name(m->type & 0x7f),
+		    jig_version_name(m->version ? m->version : 1));
 	type_desc(m->type, what, sizeof(what));
 	if (msg_check(m, err) < 0)
 		return st_err_prefix(err, "encoding %s", what);

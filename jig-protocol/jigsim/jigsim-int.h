@@ -25,6 +25,7 @@ struct jigsim {
 	int powered;
 	unsigned released;
 	int pause_done;
+	uint8_t version; /* negotiated by HELLO on this connection; 0: none yet (version-1 frames) */
 	/* Retransmission cache: the last response and the request it answered. */
 	int cache_valid;
 	uint8_t cache_seq;

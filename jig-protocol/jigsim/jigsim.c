@@ -50,6 +50,7 @@ jigsim_config_init(jigsim_config *c)
 	c->firmware = 1u << 24 | 4u << 16 | 2u;
 	c->id = 1;
 	c->slow_ms = 10000;
+	c->max_version = JIG_VERSION_MAX;
 }
 
 /* ---- the panel ------------------------------------------------------------ */
@@ -102,6 +103,8 @@ jigsim_new(const jigsim_config *c, st_err *err)
 	pthread_mutex_init(&s->lock, NULL);
 	s->listen_fd = -1;
 	s->cfg = *c;
+	if (s->cfg.max_version < JIG_VERSION_MIN || s->cfg.max_version > JIG_VERSION_MAX)
+		s->cfg.max_version = JIG_VERSION_MAX;
 	/* Only used while loading below; se_env keeps its own copies. */
 	s->cfg.vendor_ca_cert = s->cfg.vendor_ca_key = s->cfg.tool_pub = NULL;
 	s->cfg.serial_prefix = s->cfg.model = s->cfg.fixed_serial = NULL;
@@ -157,14 +160,15 @@ static void
 hello(jigsim *s, const jig_msg *req, jig_msg *m)
 {
 	uint8_t lo = req->u.hello_req.min_version, hi = req->u.hello_req.max_version;
-	uint8_t v = hi < JIG_VERSION_MAX ? hi : JIG_VERSION_MAX;
+	uint8_t v = hi < s->cfg.max_version ? hi : s->cfg.max_version;
 
 	if (v < lo || v < JIG_VERSION_MIN) {
 		error_msg(m, JIG_CMD_HELLO, JIG_E_UNSUPPORTED_VERSION,
-		    "this jig speaks protocol versions %d..%d, the station offered %u..%u", JIG_VERSION_MIN,
-		    JIG_VERSION_MAX, lo, hi);
+		    "this jig speaks protocol versions %d..%u, the station offered %u..%u", JIG_VERSION_MIN,
+		    s->cfg.max_version, lo, hi);
 		return;
 	}
+	s->version = v;
 	memset(m, 0, sizeof(*m));
 	m->type = JIG_CMD_HELLO | JIG_RESPONSE;
 	m->u.hello.version = v;
@@ -172,6 +176,7 @@ hello(jigsim *s, const jig_msg *req, jig_msg *m)
 	snprintf(m->u.hello.firmware, sizeof(m->u.hello.firmware), "jigsim %s", STATION_VERSION);
 	m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | JIG_CAP_REWORK;
 	m->u.hello.max_payload = JIG_MAX_PAYLOAD;
+	m->u.hello.nrates = 0; /* 1.1: no serial line of its own (see jigsim_serial for one) */
 }
 
 static void
@@ -226,6 +231,9 @@ execute(jigsim *s, const jig_msg *req, reply *r)
 	case JIG_CMD_DUT_POWER:
 		dut_power(s, req->u.power_req.action, m);
 		return;
+	case JIG_CMD_SET_BAUD:
+		error_msg(m, req->type, JIG_E_BAD_REQUEST, "this jig has no serial line to switch (HELLO lists no rates)");
+		return;
 	}
 	if (!d) {
 		error_msg(m, req->type, JIG_E_NO_DUT, "no DUT in the jig");
@@ -267,27 +275,36 @@ encode(const jig_msg *m, uint8_t version, uint8_t seq, uint8_t *out, size_t cap,
 	f.version = version;
 	f.type = m->type;
 	f.seq = seq;
-	if (jig_msg_encode(m, f.payload, sizeof(f.payload), &n, err) < 0)
+	if (jig_msg_encode_v(version, m, f.payload, sizeof(f.payload), &n, err) < 0)
 		return -1;
 	f.len = (uint16_t)n;
 	return jig_frame_encode(&f, out, cap, len, err);
 }
 
-/* A frame in a version this jig does not speak, otherwise well formed: it
- * deserves an UNSUPPORTED_VERSION answer rather than silence. */
+/* The frame version this jig takes now: HELLO always comes in version 1;
+ * after HELLO, the negotiated version; before, version 1. */
 static int
-foreign_version(const uint8_t *req, size_t len, uint8_t *type, uint8_t *seq)
+version_ok(const jigsim *s, uint8_t version, uint8_t type)
 {
-	uint8_t sof, version;
+	if (type == JIG_CMD_HELLO)
+		return version == JIG_VERSION_1_0;
+	return version == (s->version ? s->version : JIG_VERSION_1_0);
+}
+
+/* A frame in a version this jig does not take now, otherwise well formed:
+ * it deserves an UNSUPPORTED_VERSION answer rather than silence. */
+static int
+foreign_version(const jigsim *s, const uint8_t *req, size_t len, uint8_t *type, uint8_t *seq, uint8_t *version)
+{
+	uint8_t sof;
 	uint16_t n;
 	uint32_t crc;
 	st_rd rd;
 
 	st_rd_init(&rd, req, len);
-	if (st_rd_u8(&rd, &sof) < 0 || sof != JIG_SOF || st_rd_u8(&rd, &version) < 0 ||
-	    (version >= JIG_VERSION_MIN && version <= JIG_VERSION_MAX) || st_rd_u8(&rd, type) < 0 ||
+	if (st_rd_u8(&rd, &sof) < 0 || sof != JIG_SOF || st_rd_u8(&rd, version) < 0 || st_rd_u8(&rd, type) < 0 ||
 	    st_rd_u8(&rd, seq) < 0 || st_rd_u16(&rd, &n) < 0 || n > JIG_MAX_PAYLOAD || !st_rd_take(&rd, n) ||
-	    st_rd_u32(&rd, &crc) < 0)
+	    st_rd_u32(&rd, &crc) < 0 || version_ok(s, *version, *type))
 		return 0;
 	return crc == jig_crc32(req + 1, JIG_HEADER_LEN - 1 + n);
 }
@@ -301,7 +318,7 @@ unsupported_slot(const jig_frame *f, jig_msg *m)
 	uint8_t slot, alg;
 	st_rd rd;
 
-	if (f->type < JIG_CMD_KEYGEN || f->type == JIG_CMD_LOCK)
+	if (f->type < JIG_CMD_KEYGEN || f->type > JIG_CMD_LAST_1_0 || (f->type == JIG_CMD_LOCK && f->version < JIG_VERSION_1_1))
 		return 0;
 	st_rd_init(&rd, f->payload, f->len);
 	if (st_rd_u8(&rd, &slot) == 0 && slot > JIG_MAX_SLOT) {
@@ -323,12 +340,18 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	jigsim_dev *d = current(s);
 	size_t used;
 	uint32_t crc;
-	uint8_t type, seq;
+	uint8_t type, seq, version;
 	st_err e;
 
-	if (foreign_version(in, len, &type, &seq)) {
-		error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "this jig speaks protocol versions %d..%d",
-		    JIG_VERSION_MIN, JIG_VERSION_MAX);
+	if (foreign_version(s, in, len, &type, &seq, &version)) {
+		if (type == JIG_CMD_HELLO)
+			error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "HELLO comes in a version-1 frame");
+		else if (s->version)
+			error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "protocol %s was negotiated, not %s",
+			    jig_version_name(s->version), jig_version_name(version));
+		else
+			error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "this jig speaks protocol versions %d..%u; "
+			    "HELLO first", JIG_VERSION_MIN, s->cfg.max_version);
 		return encode(&r->msg, JIG_VERSION_MIN, seq, out, JIG_MAX_FRAME, out_len, err);
 	}
 	if (jig_frame_decode(in, len, &f, &used, &e) != JIG_DECODE_OK)
@@ -348,11 +371,12 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	s->cache_valid = 0;
 	r->delay_ms += latency_ms(s, f.type);
 
-	if (f.type < JIG_CMD_HELLO || f.type > JIG_CMD_LAST)
-		error_msg(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x", f.type);
+	if (!jig_cmd_in_version(f.type, f.version))
+		error_msg(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x in protocol %s", f.type,
+		    jig_version_name(f.version));
 	else if (unsupported_slot(&f, &r->msg))
 		;
-	else if (jig_msg_decode(f.type, f.payload, f.len, &req, &e) < 0)
+	else if (jig_msg_decode_v(f.version, f.type, f.payload, f.len, &req, &e) < 0)
 		error_msg(&r->msg, f.type, JIG_E_BAD_REQUEST, "%s: %s", jig_cmd_name(f.type), e.msg);
 	else if (s->cfg.pause_cmd == f.type && !s->pause_done) {
 		s->pause_done = 1;
@@ -437,6 +461,7 @@ jigsim_connection_reset(jigsim *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->cache_valid = 0;
+	s->version = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -59,6 +59,10 @@ typedef struct jigsim_config {
 	 * back once (powered off, same SE), as if the field sent it back for
 	 * rework; the panel goes on at its next release. */
 	int rma;
+	/* The highest protocol version this jig speaks: JIG_VERSION_1_1 by
+	 * default, JIG_VERSION_1_0 to play a jig with 1.0 firmware (no vendor
+	 * chain by digest, no read-back by digest, no lock receipt). */
+	uint8_t max_version;
 	uint8_t pause_cmd;
 	int pause_after;
 	void (*on_pause)(void *arg, uint8_t cmd, int after);
@@ -89,8 +93,8 @@ enum jigsim_action {
 int jigsim_handle(jigsim *s, const uint8_t *req, size_t len, uint8_t *resp, size_t cap, size_t *resp_len,
     st_err *err);
 /* A new connection (or a lost one): forget the retransmission cache.  The
- * DUT and its SE stay as they are.  (Only protocol version 1 exists, so
- * there is no negotiated version to forget yet.) */
+ * DUT and its SE stay as they are, the negotiated version is forgotten
+ * (until the next HELLO only version-1 frames are taken). */
 void jigsim_connection_reset(jigsim *s);
 
 /* Serve one connection: read frames with jig_stream until the peer goes

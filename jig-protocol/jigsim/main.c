@@ -52,6 +52,7 @@ usage(FILE *f)
 	    "  --csr-ms MS            GET_CSR latency (attestation signature)\n"
 	    "  --cmd-ms MS            latency of every other command\n"
 	    "  --baud N               emulated line speed, 8N1 (default: none)\n"
+	    "  --protocol 1.0|1.1     highest protocol version to speak (default 1.1; 1.0 plays old jig firmware)\n"
 	    "  --fault NAME           inject a fault (repeatable), one of:\n"
 	    "                        ");
 	for (i = 0; jigsim_fault_name(1u << i); i++)
@@ -121,7 +122,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_PKI = 256, O_CA_CERT, O_CA_KEY, O_TOOL, O_LISTEN, O_PORT_FILE, O_DEVICES, O_PREFIX, O_MODEL, O_FW,
-		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_SERIAL, O_VERSION, O_HELP };
+		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_SERIAL, O_PROTOCOL, O_VERSION, O_HELP };
 	static const struct option opts[] = {
 		{ "pki", required_argument, NULL, O_PKI },
 		{ "vendor-ca-cert", required_argument, NULL, O_CA_CERT },
@@ -144,6 +145,7 @@ main(int argc, char **argv)
 		{ "pause", required_argument, NULL, O_PAUSE },
 		{ "rma", no_argument, NULL, O_RMA },
 		{ "serial", required_argument, NULL, O_SERIAL },
+		{ "protocol", required_argument, NULL, O_PROTOCOL },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -185,6 +187,16 @@ main(int argc, char **argv)
 		case O_PAUSE: bad = parse_pause(optarg, &c); break;
 		case O_RMA: c.rma = 1; break;
 		case O_SERIAL: c.fixed_serial = optarg; break;
+		case O_PROTOCOL:
+			if (strcmp(optarg, "1.0") == 0) {
+				c.max_version = JIG_VERSION_1_0;
+			} else if (strcmp(optarg, "1.1") == 0) {
+				c.max_version = JIG_VERSION_1_1;
+			} else {
+				fprintf(stderr, "jigsim: --protocol: expected 1.0 or 1.1, got \"%s\"\n", optarg);
+				bad = 1;
+			}
+			break;
 		case O_FAULT:
 			if (!(fault = jigsim_fault_parse(optarg))) {
 				fprintf(stderr, "jigsim: --fault: no fault \"%s\" (see --help)\n", optarg);

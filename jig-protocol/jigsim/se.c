@@ -440,7 +440,7 @@ new_challenge(se *d, uint8_t out[JIG_NONCE_LEN], st_err *err)
 }
 
 static int
-se_info(se_env *env, se *d, jig_msg *resp, st_err *err)
+se_info(se_env *env, se *d, uint8_t version, jig_msg *resp, st_err *err)
 {
 	jig_se_info *i = &resp->u.se_info;
 
@@ -452,7 +452,20 @@ se_info(se_env *env, se *d, jig_msg *resp, st_err *err)
 	if (blob_set(&i->certs[0], d->attest_cert.p, d->attest_cert.len, err) < 0 ||
 	    blob_set(&i->certs[1], d->issuer_der->p, d->issuer_der->len, err) < 0)
 		return -1;
+	if (version >= JIG_VERSION_1_1) {
+		/* 1.1: the vendor chain by its digest; VENDOR_CHAIN sends it. */
+		jig_chain_digest(&i->certs[1], 1, i->chain_sha256);
+		i->chain_by_digest = 1;
+		i->ncerts = 1;
+	}
 	return new_challenge(d, i->challenge, err);
+}
+
+static int
+vendor_chain(se *d, jig_msg *resp, st_err *err)
+{
+	resp->u.chain.n = 1;
+	return blob_set(&resp->u.chain.certs[0], d->issuer_der->p, d->issuer_der->len, err);
 }
 
 static int
@@ -589,7 +602,7 @@ install_cert(se *d, uint8_t slot, const jig_blob *cert, char *msg, st_err *err)
 }
 
 static int
-read_cert(se *d, uint8_t slot, jig_msg *resp, st_err *err)
+read_cert(se *d, uint8_t slot, uint8_t form, jig_msg *resp, st_err *err)
 {
 	se_slot *s = &d->slot[slot];
 
@@ -597,6 +610,47 @@ read_cert(se *d, uint8_t slot, jig_msg *resp, st_err *err)
 		return -1;
 	if ((d->faults & JIGSIM_F_READBACK_MISMATCH) && resp->u.cert.len > 0)
 		resp->u.cert.data[resp->u.cert.len - 1] ^= 0x01; /* the stored bytes rotted */
+	if (form == JIG_CERT_SHA256 && resp->u.cert.len > 0) {
+		/* 1.1: the SHA-256 of what the SE holds, hashed on the jig */
+		uint8_t h[JIG_SHA256_LEN];
+
+		st_sha256(resp->u.cert.data, resp->u.cert.len, h);
+		memcpy(resp->u.cert.data, h, sizeof(h));
+		resp->u.cert.len = sizeof(h);
+	}
+	return 0;
+}
+
+/* LOCK.  1.1: the slot's certificate must be there, and the SE signs the
+ * lock receipt (PROTOCOL.md section 5) with its attestation key over the
+ * station's nonce once it is provisioned.  A provisioned SE is not locked
+ * again, it signs a receipt again (a station resuming after a crash). */
+static int
+lock(se_env *env, se *d, const jig_msg *req, jig_msg *resp, char *msg, st_err *err)
+{
+	uint8_t bytes[JIG_LOCK_RECEIPT_MAX];
+	jig_lock_receipt r;
+	size_t len;
+
+	(void)env;
+	if (req->version < JIG_VERSION_1_1) {
+		d->lifecycle = JIG_LC_PROVISIONED;
+		resp->u.lock.lifecycle = d->lifecycle;
+		return 0;
+	}
+	if (!d->slot[req->u.lock_req.slot].cert.len)
+		return fail(msg, JIG_E_SLOT_EMPTY, "no certificate in slot %u: INSTALL_CERT first", req->u.lock_req.slot);
+	d->lifecycle = JIG_LC_PROVISIONED;
+	memset(&r, 0, sizeof(r));
+	memcpy(r.nonce, req->u.lock_req.nonce, JIG_NONCE_LEN);
+	snprintf(r.serial, sizeof(r.serial), "%s", d->serial);
+	r.lifecycle = d->lifecycle;
+	r.slot = req->u.lock_req.slot;
+	st_sha256(d->slot[r.slot].cert.p, d->slot[r.slot].cert.len, r.cert_sha256);
+	if (jig_lock_receipt_encode(&r, bytes, sizeof(bytes), &len, err) < 0 ||
+	    ecdsa_sign(d->attest_key, bytes, len, &resp->u.lock.signature, err) < 0)
+		return -1;
+	resp->u.lock.lifecycle = d->lifecycle;
 	return 0;
 }
 
@@ -669,6 +723,7 @@ static const struct {
 	[JIG_CMD_LOCK] = { 1, LC_UNLOCKED },
 	[JIG_CMD_REWORK_CHALLENGE] = { 1, LC_PROVISIONED },
 	[JIG_CMD_RETIRE] = { 1, LC_PROVISIONED },
+	[JIG_CMD_VENDOR_CHAIN] = { 0, LC_ANY },
 };
 
 static int
@@ -680,6 +735,11 @@ slot_of(const jig_msg *req, int *slot)
 	case JIG_CMD_INSTALL_CERT: *slot = req->u.install_req.slot; break;
 	case JIG_CMD_READ_CERT:
 	case JIG_CMD_RETIRE: *slot = req->u.slot_req.slot; break;
+	case JIG_CMD_LOCK:
+		if (req->version < JIG_VERSION_1_1)
+			return 0;
+		*slot = req->u.lock_req.slot;
+		break;
 	case JIG_CMD_REWORK_CHALLENGE: *slot = req->u.rework_req.slot; break;
 	default: return 0;
 	}
@@ -694,11 +754,12 @@ se_command(se_env *env, se *d, const jig_msg *req, jig_msg *resp, char msg[JIG_E
 	int slot = 0, rc = 0;
 
 	st_err_clear(&e);
-	if (cmd < JIG_CMD_SE_INFO || cmd > JIG_CMD_LAST)
+	if (cmd < JIG_CMD_SE_INFO || cmd > JIG_CMD_VENDOR_CHAIN)
 		return fail(msg, JIG_E_UNKNOWN_COMMAND, "not an SE command");
 	if (needs[cmd].auth && !d->authenticated)
 		return fail(msg, JIG_E_NOT_AUTHENTICATED, "tool authentication required first (AUTH_RESPONSE)");
-	if (needs[cmd].lifecycle == LC_UNLOCKED && d->lifecycle == JIG_LC_PROVISIONED)
+	if (needs[cmd].lifecycle == LC_UNLOCKED && d->lifecycle == JIG_LC_PROVISIONED &&
+	    !(cmd == JIG_CMD_LOCK && req->version >= JIG_VERSION_1_1))
 		return fail(msg, JIG_E_LOCKED, "SE %s is provisioned (locked)", d->serial);
 	if (needs[cmd].lifecycle == LC_PROVISIONED && d->lifecycle != JIG_LC_PROVISIONED)
 		return fail(msg, JIG_E_BAD_STATE, "SE %s is %s, not provisioned", d->serial,
@@ -708,7 +769,8 @@ se_command(se_env *env, se *d, const jig_msg *req, jig_msg *resp, char msg[JIG_E
 	memset(resp, 0, sizeof(*resp));
 	resp->type = cmd | JIG_RESPONSE;
 	switch (cmd) {
-	case JIG_CMD_SE_INFO: rc = se_info(env, d, resp, &e); break;
+	case JIG_CMD_SE_INFO: rc = se_info(env, d, req->version, resp, &e); break;
+	case JIG_CMD_VENDOR_CHAIN: rc = vendor_chain(d, resp, &e); break;
 	case JIG_CMD_AUTH_CHALLENGE: rc = new_challenge(d, resp->u.challenge.challenge, &e); break;
 	case JIG_CMD_AUTH_RESPONSE: rc = auth_response(env, d, &req->u.signature, msg, &e); break;
 	case JIG_CMD_KEYGEN:
@@ -716,11 +778,11 @@ se_command(se_env *env, se *d, const jig_msg *req, jig_msg *resp, char msg[JIG_E
 		break;
 	case JIG_CMD_GET_CSR: rc = get_csr(env, d, (uint8_t)slot, req->u.csr_req.nonce, resp, msg, &e); break;
 	case JIG_CMD_INSTALL_CERT: rc = install_cert(d, (uint8_t)slot, &req->u.install_req.cert, msg, &e); break;
-	case JIG_CMD_READ_CERT: rc = read_cert(d, (uint8_t)slot, resp, &e); break;
-	case JIG_CMD_LOCK:
-		d->lifecycle = JIG_LC_PROVISIONED;
-		resp->u.lock.lifecycle = d->lifecycle;
+	case JIG_CMD_READ_CERT:
+		rc = read_cert(d, (uint8_t)slot, req->version >= JIG_VERSION_1_1 ? req->u.slot_req.form : JIG_CERT_DER, resp,
+		    &e);
 		break;
+	case JIG_CMD_LOCK: rc = lock(env, d, req, resp, msg, &e); break;
 	case JIG_CMD_REWORK_CHALLENGE:
 		rc = rework_challenge(d, (uint8_t)slot, req->u.rework_req.challenge, resp, msg, &e);
 		break;
