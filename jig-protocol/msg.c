@@ -95,6 +95,8 @@ jig_type_known(uint8_t type)
 int
 jig_cmd_in_version(uint8_t cmd, uint8_t version)
 {
+	if (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST)
+		return version >= JIG_VERSION_MIN && version <= JIG_VERSION_MAX; /* offered by capability, not version */
 	if (cmd < JIG_CMD_HELLO || cmd > JIG_CMD_LAST)
 		return 0;
 	if (version <= JIG_VERSION_1_0)
@@ -367,9 +369,10 @@ msg_check(const jig_msg *m, st_err *err)
 	case JIG_CMD_LOCK | JIG_RESPONSE:
 		if (check_lifecycle(m->u.lock.lifecycle, err) < 0)
 			return -1;
-		if (version >= JIG_VERSION_1_1 && (m->u.lock.signature.len < 8 || m->u.lock.signature.len > JIG_SIG_MAX))
-			return st_err_set(err, ST_E_PROTO, "receipt signature: %zu bytes, must be 8..%d", m->u.lock.signature.len,
-			    JIG_SIG_MAX);
+		if (version >= JIG_VERSION_1_1 && m->u.lock.signature.len != 0 &&
+		    (m->u.lock.signature.len < 8 || m->u.lock.signature.len > JIG_SIG_MAX))
+			return st_err_set(err, ST_E_PROTO, "receipt signature: %zu bytes, must be 8..%d (or none)",
+			    m->u.lock.signature.len, JIG_SIG_MAX);
 		return 0;
 	case JIG_CMD_REWORK_CHALLENGE:
 		return check_slot(m->u.rework_req.slot, err);

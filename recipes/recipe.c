@@ -22,7 +22,8 @@ typedef struct walk {
 
 static const char *const cmd_names[RECIPE_CMD_COUNT + 1] = {
 	"default", "hello", "dut_status", "dut_power", "se_info", "auth_challenge", "auth_response", "keygen",
-	"get_csr", "install_cert", "read_cert", "lock", "rework_challenge", "retire", NULL,
+	"get_csr", "install_cert", "read_cert", "lock", "rework_challenge", "retire",
+	"vendor_chain", "set_baud", NULL,
 };
 
 const char *
@@ -272,7 +273,7 @@ static void
 read_se(walk *w, const ynode *root)
 {
 	static const char *const keys[] = {
-		"models", "min_firmware", "key_slot", "key_algorithm", "vendor_root", "lifecycle", NULL,
+		"models", "min_firmware", "key_slot", "key_algorithm", "vendor_root", "lifecycle", "lock_receipt", NULL,
 	};
 	static const char *const algs[] = { "p256", "p384", NULL };
 	static const char *const lifecycles[] = { "factory", NULL };
@@ -326,6 +327,7 @@ read_se(walk *w, const ynode *root)
 		    v->text);
 	else if (rc_get_enum(w->c, m, "se", "lifecycle", false, lifecycles, &k) == 0)
 		w->r->se.lifecycle = RECIPE_LIFECYCLE_FACTORY;
+	rc_get_bool(w->c, m, "se", "lock_receipt", false, &w->r->se.lock_receipt);
 }
 
 /* hsm.intermediate / hsm.audit / hsm.tool: a key label and its certificate. */
@@ -698,6 +700,7 @@ set_defaults(recipe *r)
 	r->se.key_slot = 0;
 	r->se.key_alg = RECIPE_ALG_P256;
 	r->se.lifecycle = RECIPE_LIFECYCLE_FACTORY;
+	r->se.lock_receipt = true;
 	r->hsm.pin_source = RECIPE_PIN_ENV;
 	r->lifecycle.lock = true;
 	r->audit.batch_size = 100;

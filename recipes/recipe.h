@@ -35,7 +35,7 @@ const char *recipe_errors_message(const recipe_errors *e, size_t i);
 /* Jig commands by protocol code (PROTOCOL.md): index 0 is "default". */
 enum {
 	RECIPE_CMD_DEFAULT = 0,
-	RECIPE_CMD_MAX = 13, /* RETIRE */
+	RECIPE_CMD_MAX = 15, /* SET_BAUD */
 	RECIPE_CMD_COUNT = RECIPE_CMD_MAX + 1,
 };
 /* "default", "hello", "dut_status", ... "retire" for 0..RECIPE_CMD_MAX, else NULL. */
@@ -89,6 +89,7 @@ typedef struct recipe {
 		int key_alg;         /* enum recipe_key_alg */
 		char *vendor_root;   /* PEM bundle: SE vendor root (+ vendor intermediates) */
 		int lifecycle;       /* required before provisioning: RECIPE_LIFECYCLE_FACTORY */
+		bool lock_receipt;   /* the SE signs a lock receipt (protocol 1.1): required before PASS */
 	} se;
 	struct {
 		char *module;        /* PKCS#11 module path */

@@ -51,6 +51,7 @@ struct worker {
 	json_t *extra;        /* merged into every record's details (rework: serials, reason, who) */
 	char active[JIG_STR_MAX + 1]; /* the SE serial this worker is provisioning ("" = none; engine lock) */
 	jig_msg req, resp;
+	uint8_t spoke;        /* the highest protocol version this jig negotiated in this run: never less again */
 	pthread_t thread;
 };
 
@@ -111,6 +112,15 @@ int eng_step_csr_verify(struct worker *w, struct dev *d);
 int eng_step_sign(struct worker *w, struct dev *d);
 int eng_step_install(struct worker *w, struct dev *d);
 int eng_step_lock(struct worker *w, struct dev *d);
+/* The jig negotiated protocol 1.1 (vendor chain and read-back by digest, lock receipt). */
+int eng_v11(struct worker *w);
+/* READ_CERT of the recipe's slot compared with cert (1.1: by SHA-256):
+ * 1 the same, 0 not, -1 with d->err when the exchange failed. */
+int eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t len);
+/* LOCK, and under 1.1 the SE's lock receipt over a fresh nonce for cert,
+ * verified with the attestation key POSTURE verified (se.lock_receipt).
+ * *details: what the "lock" record says. */
+int eng_lock(struct worker *w, struct dev *d, const uint8_t *cert, size_t cert_len, json_t **details);
 void eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed);
 int eng_cert_serial_hex(X509 *cert, char out[41]);
 

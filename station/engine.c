@@ -104,15 +104,24 @@ resume_locked(struct worker *w, struct dev *d)
 		    passed ? " and this station provisioned it before" : "");
 		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
-	w->req.u.slot_req.slot = w->eng->st->slot;
-	if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
-		return eng_fail(d, "POSTURE", ADV_RESEAT);
-	if (w->resp.u.cert.len != d->prior.cert_len || memcmp(w->resp.u.cert.data, d->prior.cert, d->prior.cert_len)) {
+	switch (eng_read_back(w, d, d->prior.cert, d->prior.cert_len)) {
+	case -1: return eng_fail(d, "POSTURE", ADV_RESEAT);
+	case 0:
 		st_err_set(&d->err, ST_E_STATE, "SE is locked with a certificate this station did not install");
 		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
 	snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 	d->resumed = 1;
+	if (w->eng->st->lock_receipt && eng_v11(w)) {
+		/* The jig's word that it is locked is not enough here either: the
+		 * SE signs a receipt again (LOCK on a provisioned SE locks nothing). */
+		json_t *details = NULL;
+
+		if (eng_step_auth(w, d) < 0 || eng_lock(w, d, d->prior.cert, d->prior.cert_len, &details) < 0)
+			return -1;
+		json_object_set_new(details, "resumed", json_true());
+		return eng_journal(w, d, "lock", "ok", details);
+	}
 	if (passed)
 		return 0; /* its lock record is in the journal already */
 	return eng_journal(w, d, "lock", "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
@@ -184,10 +193,22 @@ eng_open_jig(struct worker *w, st_err *err)
 			jig_client_set_timeout(w->client, c, st->timeouts[c]);
 	jig_client_set_retries(w->client, st->retries);
 	jig_client_set_retry_hook(w->client, eng_on_retry, w);
+	/* A jig that spoke 1.1 is not talked down to 1.0 by a reconnect. */
+	if (w->spoke)
+		jig_client_set_versions(w->client, w->spoke, JIG_VERSION_MAX);
 	if (jig_client_hello(w->client, &w->resp, err) < 0) {
+		if (w->spoke > JIG_VERSION_1_0) {
+			st_err e = *err;
+
+			st_err_set(err, e.code, "%s (this jig spoke protocol %s earlier in this run: the station does not fall "
+			    "back to an older version)", e.msg, jig_version_name(w->spoke));
+			err->remote = e.remote;
+		}
 		eng_drop_client(w);
 		return -1;
 	}
+	if (jig_client_version(w->client) > w->spoke)
+		w->spoke = jig_client_version(w->client);
 	return 0;
 }
 

@@ -226,7 +226,7 @@ identify_posture(struct worker *w, struct dev *d)
 static int
 same_se(const jig_se_info *before, const jig_se_info *after, st_err *err)
 {
-	size_t i;
+	size_t i, nb, na;
 
 	if (strcmp(before->serial, after->serial) != 0)
 		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports another serial than before");
@@ -236,10 +236,17 @@ same_se(const jig_se_info *before, const jig_se_info *after, st_err *err)
 		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports firmware %u.%u.%u, before it was %u.%u.%u",
 		    after->firmware >> 24, (after->firmware >> 16) & 0xff, after->firmware & 0xffff, before->firmware >> 24,
 		    (before->firmware >> 16) & 0xff, before->firmware & 0xffff);
-	if (before->ncerts != after->ncerts)
+	/* Protocol 1.1 names the vendor chain by digest: the digests and the
+	 * attestation certificate are compared (before holds the chain too). */
+	if (before->chain_by_digest != after->chain_by_digest ||
+	    (before->chain_by_digest && memcmp(before->chain_sha256, after->chain_sha256, JIG_SHA256_LEN) != 0))
+		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE names another vendor chain than before");
+	nb = before->chain_by_digest ? 1 : before->ncerts;
+	na = after->chain_by_digest ? 1 : after->ncerts;
+	if (nb != na)
 		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE sends %zu attestation certificates, before %zu",
-		    after->ncerts, before->ncerts);
-	for (i = 0; i < before->ncerts; i++)
+		    na, nb);
+	for (i = 0; i < nb; i++)
 		if (before->certs[i].len != after->certs[i].len ||
 		    memcmp(before->certs[i].data, after->certs[i].data, before->certs[i].len) != 0)
 			return st_err_set(err, ST_E_VERIFY, "after RETIRE attestation certificate %zu differs from before", i + 1);
@@ -270,6 +277,7 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 		d->step = "REWORK";
 		ui_step(w->eng->u, w->idx, d->step);
 		w->req.u.slot_req.slot = st->slot;
+		w->req.u.slot_req.form = JIG_CERT_DER; /* the certificate itself: its serial and key are checked */
 		if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
 			return eng_fail(d, "REWORK", ADV_RESEAT);
 		if (check_current_cert(st, d, h, &w->resp.u.cert, &old, &d->err) < 0)

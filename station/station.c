@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "audit.h"
+#include "chains.h"
 #include "cli.h"
 #include "cms.h"
 #include "hsm.h"
@@ -91,6 +92,7 @@ settings_from_recipe(station *st)
 	st->algorithm = r->se.key_alg == RECIPE_ALG_P384 ? JIG_ALG_P384 : JIG_ALG_P256;
 	st->curve_nid = r->se.key_alg == RECIPE_ALG_P384 ? NID_secp384r1 : NID_X9_62_prime256v1;
 	st->lock = r->lifecycle.lock;
+	st->lock_receipt = r->se.lock_receipt;
 	for (c = 1; c <= JIG_CMD_LAST && c < RECIPE_CMD_COUNT; c++)
 		st->timeouts[c] = r->jig.timeout_ms[c];
 	st->retries = r->jig.retries;
@@ -348,6 +350,7 @@ station_close(station *st)
 	X509_free(st->audit_cert);
 	sk_X509_pop_free(st->ca_chain, X509_free);
 	sv_trust_free(st->vendor_trust);
+	chain_cache_free(st->chains);
 	hsm_key_free(st->ca_key);
 	hsm_key_free(st->tool_key);
 	hsm_key_free(st->audit_key);
@@ -503,6 +506,15 @@ station_open(const char *recipe_path, const char *operator_name, int flags, int 
 			if (roots)
 				st_err_set(err, ST_E_NOMEM, "out of memory");
 			st_err_prefix(err, "se.vendor_root");
+			goto fail;
+		}
+	}
+	{
+		char dir[4200];
+
+		snprintf(dir, sizeof(dir), "%s/vendor-chains", st->rcp->audit.dir);
+		if (!(st->chains = chain_cache_new((flags & STATION_OPEN_JOURNAL) ? dir : NULL))) {
+			st_err_set(err, ST_E_NOMEM, "out of memory");
 			goto fail;
 		}
 	}

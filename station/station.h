@@ -30,6 +30,7 @@ typedef struct station {
 	uint8_t algorithm;        /* JIG_ALG_* */
 	int curve_nid;
 	int lock;                 /* lock the lifecycle at the end (false only in engineering mode) */
+	int lock_receipt;         /* the SE must sign a lock receipt (se.lock_receipt) */
 	int timeouts[JIG_CMD_LAST + 1];
 	int retries;
 	unsigned quota_run, quota_batch;  /* 0 = no limit */
@@ -39,6 +40,7 @@ typedef struct station {
 	X509 *ca_cert, *audit_cert;
 	STACK_OF(X509) *ca_chain;   /* intermediate's issuers, for bundles */
 	struct sv_trust *vendor_trust; /* the recipe's SE vendor roots, and intermediates verified up to them */
+	struct chain_cache *chains;    /* vendor chains by digest (protocol 1.1), on disk beside the journal */
 	/* journal and what it says */
 	audit_signer signer;        /* the audit key, sealing batches as they close */
 	audit_journal *journal;

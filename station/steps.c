@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "chains.h"
 #include "engine-int.h"
 #include "revlist.h"
 #include "verify.h"
@@ -163,16 +164,67 @@ eng_fail(struct dev *d, const char *step, enum advice adv)
 /* ---- steps ------------------------------------------------------------ */
 
 int
+eng_v11(struct worker *w)
+{
+	return jig_client_version(w->client) >= JIG_VERSION_1_1;
+}
+
+/* Protocol 1.1: SE_INFO named the vendor chain by its digest.  The chain
+ * comes from the cache, or from the jig (VENDOR_CHAIN), where it must hash
+ * to that digest; either way it is verified like one from the wire. */
+static int
+resolve_chain(struct worker *w, struct dev *d, int *from)
+{
+	station *st = w->eng->st;
+	uint8_t h[JIG_SHA256_LEN];
+	char want[2 * JIG_SHA256_LEN + 1], got[2 * JIG_SHA256_LEN + 1];
+	size_t i;
+	st_err e;
+
+	st_err_clear(&e);
+	if ((*from = chain_cache_get(st->chains, &d->info, &e)) != CHAIN_MISS)
+		return 0;
+	if (e.msg[0])
+		ui_jig_note(w->eng->u, w->idx, e.msg); /* a bad cache file: fetched again, and replaced */
+	if (eng_call(w, JIG_CMD_VENDOR_CHAIN, &d->err) < 0)
+		return eng_fail(d, "POSTURE", eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_QUARANTINE);
+	jig_chain_digest(w->resp.u.chain.certs, w->resp.u.chain.n, h);
+	if (memcmp(h, d->info.chain_sha256, sizeof(h)) != 0) {
+		st_hex(d->info.chain_sha256, sizeof(h), want);
+		st_hex(h, sizeof(h), got);
+		st_err_set(&d->err, ST_E_VERIFY, "the vendor chain the jig sent hashes to %.16s..., SE_INFO named %.16s...",
+		    got, want);
+		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+	}
+	for (i = 0; i < w->resp.u.chain.n; i++)
+		d->info.certs[1 + i] = w->resp.u.chain.certs[i];
+	d->info.ncerts = 1 + w->resp.u.chain.n;
+	return 0;
+}
+
+int
 eng_step_posture(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
+	int from = CHAIN_MEMORY;
 
 	d->step = "POSTURE";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_posture(st, &d->info, &d->err) < 0)
 		return eng_fail(d, "POSTURE", ADV_WRONG_PART);
+	if (st->lock && st->lock_receipt && !eng_v11(w)) {
+		/* Nothing is issued for an SE whose lock could not be proven. */
+		st_err_set(&d->err, ST_E_CONFIG, "jig %s speaks protocol %s, which has no lock receipt, and the recipe "
+		    "requires one (se.lock_receipt): update the jig firmware to protocol 1.1, or set se.lock_receipt: false "
+		    "for an SE model that cannot sign one", w->uri, jig_version_name(jig_client_version(w->client)));
+		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+	}
+	if (d->info.chain_by_digest && resolve_chain(w, d, &from) < 0)
+		return -1;
 	if (sv_check_se_chain(&d->info, st->vendor_trust, &d->attest_key, &d->err) < 0)
 		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+	if (d->info.chain_by_digest && from != CHAIN_MEMORY)
+		chain_cache_put(st->chains, &d->info, from == CHAIN_DISK);
 	return 0;
 }
 
@@ -417,9 +469,31 @@ eng_step_sign(struct worker *w, struct dev *d)
 }
 
 int
+eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t len)
+{
+	uint8_t h[JIG_SHA256_LEN];
+	int v11 = eng_v11(w);
+
+	w->req.u.slot_req.slot = w->eng->st->slot;
+	w->req.u.slot_req.form = v11 ? JIG_CERT_SHA256 : JIG_CERT_DER;
+	if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
+		return -1;
+	if (!v11)
+		return w->resp.u.cert.len == len && memcmp(w->resp.u.cert.data, cert, len) == 0;
+	if (w->resp.u.cert.len == 0)
+		return 0; /* no certificate in the slot */
+	if (w->resp.u.cert.len != sizeof(h))
+		return st_err_set(&d->err, ST_E_PROTO, "jig %s: READ_CERT: asked for a SHA-256 (32 bytes), the jig sent %zu "
+		    "bytes", w->uri, w->resp.u.cert.len);
+	st_sha256(cert, len, h);
+	return CRYPTO_memcmp(h, w->resp.u.cert.data, sizeof(h)) == 0;
+}
+
+int
 eng_step_install(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
+	int same;
 
 	d->step = "INSTALL";
 	ui_step(w->eng->u, w->idx, d->step);
@@ -433,12 +507,15 @@ eng_step_install(struct worker *w, struct dev *d)
 	memcpy(w->req.u.install_req.cert.data, d->cert_der, (size_t)d->cert_len);
 	if (eng_call(w, JIG_CMD_INSTALL_CERT, &d->err) < 0)
 		return eng_fail(d, "INSTALL", ADV_RESEAT);
-	w->req.u.slot_req.slot = st->slot;
-	if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
+	if ((same = eng_read_back(w, d, d->cert_der, (size_t)d->cert_len)) < 0)
 		return eng_fail(d, "INSTALL", ADV_RESEAT);
-	if (w->resp.u.cert.len != (size_t)d->cert_len || memcmp(w->resp.u.cert.data, d->cert_der, w->resp.u.cert.len)) {
-		st_err_set(&d->err, ST_E_VERIFY, "certificate read back from the SE differs from the one installed "
-		                                 "(%zu bytes read, %d written)", w->resp.u.cert.len, d->cert_len);
+	if (!same) {
+		if (eng_v11(w))
+			st_err_set(&d->err, ST_E_VERIFY, "the SHA-256 of the certificate read back from the SE differs from the one "
+			                                 "installed");
+		else
+			st_err_set(&d->err, ST_E_VERIFY, "certificate read back from the SE differs from the one installed "
+			                                 "(%zu bytes read, %d written)", w->resp.u.cert.len, d->cert_len);
 		return eng_fail(d, "INSTALL", ADV_SCRAP);
 	}
 	if (eng_journal(w, d, "install", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial)) < 0)
@@ -450,12 +527,37 @@ eng_step_install(struct worker *w, struct dev *d)
 int
 eng_step_lock(struct worker *w, struct dev *d)
 {
+	json_t *details = NULL;
+
 	d->step = "LOCK";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (!w->eng->st->lock)
 		return eng_journal(w, d, "lock", "skipped", json_pack("{s:s}", "reason", "engineering mode: lock: false"));
 	if (eng_journal(w, d, "locking", "ok", NULL) < 0)
 		return eng_fail(d, "LOCK", ADV_ENGINEERING);
+	if (eng_lock(w, d, d->cert_der, (size_t)d->cert_len, &details) < 0)
+		return -1;
+	return eng_journal(w, d, "lock", "ok", details);
+}
+
+int
+eng_lock(struct worker *w, struct dev *d, const uint8_t *cert, size_t cert_len, json_t **details)
+{
+	station *st = w->eng->st;
+	uint8_t nonce[JIG_NONCE_LEN];
+	char nonce_hex[2 * JIG_NONCE_LEN + 1];
+	const char *receipt = "none: protocol 1.0";
+
+	*details = NULL;
+	if (eng_v11(w)) {
+		/* A fresh nonce: a receipt from another LOCK does not verify. */
+		if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+			st_err_openssl(&d->err, ST_E_CRYPTO, "nonce");
+			return eng_fail(d, "LOCK", ADV_ENGINEERING);
+		}
+		w->req.u.lock_req.slot = st->slot;
+		memcpy(w->req.u.lock_req.nonce, nonce, sizeof(nonce));
+	}
 	if (eng_call(w, JIG_CMD_LOCK, &d->err) < 0)
 		return eng_fail(d, "LOCK", ADV_RESEAT);
 	if (w->resp.u.lock.lifecycle != JIG_LC_PROVISIONED) {
@@ -463,5 +565,19 @@ eng_step_lock(struct worker *w, struct dev *d)
 		    jig_lifecycle_name(w->resp.u.lock.lifecycle));
 		return eng_fail(d, "LOCK", ADV_SCRAP);
 	}
-	return eng_journal(w, d, "lock", "ok", json_pack("{s:s}", "lifecycle", "provisioned"));
+	if (eng_v11(w) && (st->lock_receipt || w->resp.u.lock.signature.len > 0)) {
+		if (sv_verify_lock_receipt(d->attest_key, nonce, d->info.serial, st->slot, cert, cert_len,
+		        &w->resp.u.lock.signature, &d->err) < 0)
+			return eng_fail(d, "LOCK", ADV_QUARANTINE);
+		receipt = "verified";
+	} else if (eng_v11(w)) {
+		receipt = "none: se.lock_receipt is false";
+	}
+	if (eng_v11(w)) {
+		st_hex(nonce, sizeof(nonce), nonce_hex);
+		*details = json_pack("{s:s,s:s,s:s}", "lifecycle", "provisioned", "receipt", receipt, "nonce", nonce_hex);
+	} else {
+		*details = json_pack("{s:s,s:s}", "lifecycle", "provisioned", "receipt", receipt);
+	}
+	return 0;
 }

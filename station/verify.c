@@ -350,3 +350,29 @@ out:
 	X509_REQ_free(req);
 	return ret;
 }
+
+int
+sv_verify_lock_receipt(EVP_PKEY *attest_key, const uint8_t nonce[JIG_NONCE_LEN], const char *serial, uint8_t slot,
+    const uint8_t *cert, size_t cert_len, const jig_blob *signature, st_err *err)
+{
+	uint8_t bytes[JIG_LOCK_RECEIPT_MAX];
+	jig_lock_receipt r;
+	size_t len = 0;
+
+	if (!attest_key)
+		return st_err_set(err, ST_E_INTERNAL, "lock receipt: no attestation key from POSTURE");
+	if (signature->len == 0)
+		return st_err_set(err, ST_E_VERIFY, "the SE sent no lock receipt (the recipe requires one: se.lock_receipt)");
+	memset(&r, 0, sizeof(r));
+	memcpy(r.nonce, nonce, JIG_NONCE_LEN);
+	snprintf(r.serial, sizeof(r.serial), "%s", serial);
+	r.lifecycle = JIG_LC_PROVISIONED;
+	r.slot = slot;
+	st_sha256(cert, cert_len, r.cert_sha256);
+	if (jig_lock_receipt_encode(&r, bytes, sizeof(bytes), &len, err) < 0)
+		return -1;
+	if (sv_verify_sig(attest_key, bytes, len, signature->data, signature->len, err) < 0)
+		return st_err_prefix(err, "lock receipt by the SE's attestation key (not locked, or not this lock: "
+		    "another nonce, serial, slot or certificate)");
+	return 0;
+}

@@ -38,6 +38,15 @@ int sv_check_se_chain(const jig_se_info *info, sv_trust *trust, EVP_PKEY **attes
 int sv_verify_csr(const sv_session *s, EVP_PKEY *attest_key, const jig_blob *csr, const jig_blob *attestation,
     const jig_blob *signature, X509_REQ **out, st_err *err);
 
+/* LOCK (protocol 1.1): the SE's attestation key signed the lock receipt of
+ * PROTOCOL.md section 5 over this session's nonce, its serial, lifecycle
+ * provisioned, the slot and the SHA-256 of the certificate the station
+ * installed.  The station builds the bytes itself from what it knows; a
+ * signature over anything else (another nonce: a replay; another
+ * certificate; an SE that is not provisioned) does not verify. */
+int sv_verify_lock_receipt(EVP_PKEY *attest_key, const uint8_t nonce[JIG_NONCE_LEN], const char *serial, uint8_t slot,
+    const uint8_t *cert, size_t cert_len, const jig_blob *signature, st_err *err);
+
 /* Verify an ECDSA-SHA256 DER signature over msg with pkey (0 or ST_E_VERIFY). */
 int sv_verify_sig(EVP_PKEY *pkey, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len, st_err *err);
 

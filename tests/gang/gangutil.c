@@ -156,7 +156,7 @@ port_clone_reply(gang_port *p, size_t *resp_len)
 	if (jig_frame_decode(p->resp, *resp_len, &p->rf, &used, &err) != JIG_DECODE_OK ||
 	    p->rf.type != (JIG_CMD_SE_INFO | JIG_RESPONSE))
 		return;
-	ck_assert_msg(jig_msg_decode(p->rf.type, p->rf.payload, p->rf.len, &p->m, &err) == 0, "%s", err.msg);
+	ck_assert_msg(jig_msg_decode_v(p->rf.version, p->rf.type, p->rf.payload, p->rf.len, &p->m, &err) == 0, "%s", err.msg);
 	if (p->m.u.se_info.lifecycle != JIG_LC_PROVISIONED)
 		return;
 	p->m.u.se_info.lifecycle = JIG_LC_FACTORY;

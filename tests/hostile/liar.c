@@ -153,6 +153,10 @@ answer_slot(liar *l, const jig_msg *req, jig_msg *m)
 	if (req->type == JIG_CMD_READ_CERT) {
 		m->u.cert.len = l->leaf_cert_len;
 		memcpy(m->u.cert.data, l->leaf_cert, l->leaf_cert_len);
+		if (req->version >= JIG_VERSION_1_1 && req->u.slot_req.form == JIG_CERT_SHA256 && l->leaf_cert_len) {
+			st_sha256(l->leaf_cert, l->leaf_cert_len, m->u.cert.data);
+			m->u.cert.len = 32;
+		}
 		return 1;
 	}
 	return 0;
@@ -166,6 +170,30 @@ lie(liar *l, const jig_msg *req, jig_msg *m)
 
 	if (m->type == JIG_T_ERROR)
 		return;
+	if (req_type == JIG_CMD_INSTALL_CERT) {
+		memcpy(l->installed, req->u.install_req.cert.data, req->u.install_req.cert.len);
+		l->installed_len = req->u.install_req.cert.len;
+	}
+	if (req_type == JIG_CMD_LOCK && req->version >= JIG_VERSION_1_1 && !l->lies.relay) {
+		/* The receipt by the liar's attestation key, which the station
+		 * verifies with the certificate the liar sent. */
+		jig_lock_receipt r;
+		uint8_t bytes[JIG_LOCK_RECEIPT_MAX];
+		size_t len = 0;
+		st_err err;
+
+		memset(&r, 0, sizeof(r));
+		memcpy(r.nonce, req->u.lock_req.nonce, JIG_NONCE_LEN);
+		snprintf(r.serial, sizeof(r.serial), "%s", l->told.serial);
+		r.lifecycle = m->u.lock.lifecycle;
+		r.slot = req->u.lock_req.slot;
+		if (l->lies.own_keys)
+			st_sha256(l->leaf_cert, l->leaf_cert_len, r.cert_sha256);
+		else
+			st_sha256(l->installed, l->installed_len, r.cert_sha256);
+		ck_assert(jig_lock_receipt_encode(&r, bytes, sizeof(bytes), &len, &err) == 0);
+		sign(l->akey, bytes, len, &m->u.lock.signature);
+	}
 	if (req_type == JIG_CMD_RETIRE) {
 		l->retired = 1;
 		l->new_key = !l->lies.reuse_key;
@@ -194,6 +222,12 @@ lie(liar *l, const jig_msg *req, jig_msg *m)
 		              sizeof(msg), &len, &err) == 0);
 		sign(l->leaf, msg, len, &m->u.signature);
 	}
+	if (req_type == JIG_CMD_SE_INFO && l->lies.relay) {
+		l->told = m->u.se_info;
+		return;
+	}
+	if (req_type == JIG_CMD_GET_CSR && l->lies.relay)
+		return;
 	if (req_type == JIG_CMD_SE_INFO) {
 		jig_se_info *i = &m->u.se_info;
 
@@ -289,6 +323,41 @@ patch(liar *l, jig_frame *fr)
 		patch_at(fr, 3, l->lies.raw_error); /* u8 command, u16 code, str16 message */
 }
 
+int
+liar_send(liar *l, int fd, const jig_frame *req, jig_msg *m)
+{
+	static _Thread_local jig_frame fr;
+	static _Thread_local uint8_t out[JIG_MAX_FRAME];
+	size_t len = 0, n = 0;
+	st_err err;
+
+	(void)l;
+	m->version = req->version;
+	ck_assert_msg(jig_msg_encode(m, fr.payload, sizeof(fr.payload), &len, &err) == 0, "liar: %s", err.msg);
+	fr.version = req->version;
+	fr.type = m->type;
+	fr.seq = req->seq;
+	fr.len = (uint16_t)len;
+	ck_assert(jig_frame_encode(&fr, out, sizeof(out), &n, &err) == 0);
+	return send_all(fd, out, n);
+}
+
+int
+liar_forward(liar *l, const jig_frame *req, jig_msg *m)
+{
+	static _Thread_local uint8_t raw[JIG_MAX_FRAME], resp[JIG_MAX_FRAME];
+	static _Thread_local jig_frame fr;
+	size_t rl = 0, n = 0, used = 0;
+	st_err err;
+
+	ck_assert(jig_frame_encode(req, raw, sizeof(raw), &rl, &err) == 0);
+	if (jigsim_handle(l->sim, raw, rl, resp, sizeof(resp), &n, &err) != JIGSIM_REPLY || !n)
+		return -1;
+	ck_assert(jig_frame_decode(resp, n, &fr, &used, &err) == JIG_DECODE_OK);
+	ck_assert_msg(jig_msg_decode_v(fr.version, fr.type, fr.payload, fr.len, m, &err) == 0, "liar: %s", err.msg);
+	return 0;
+}
+
 /* One request frame: jigsim executes it, the liar rewrites the answer. */
 static int
 handle(liar *l, int fd, const jig_frame *req)
@@ -301,13 +370,18 @@ handle(liar *l, int fd, const jig_frame *req)
 	int act;
 
 	memset(&q, 0, sizeof(q));
-	if (jig_msg_decode(req->type, req->payload, req->len, &q, &err) < 0)
+	if (jig_msg_decode_v(req->version, req->type, req->payload, req->len, &q, &err) < 0) {
 		q.type = req->type;
+		q.version = req->version;
+	}
+	if (l->lies.hook && l->lies.hook(l, fd, req, &q))
+		return 0; /* the test's own lie answered (or said nothing) */
 	if (l->lies.raw_error && q.type == JIG_CMD_AUTH_RESPONSE) {
 		memset(&m, 0, sizeof(m));
 		m.type = JIG_T_ERROR;
 		m.u.error.command = q.type;
 		m.u.error.code = JIG_E_AUTH_FAILED;
+		m.version = req->version;
 		memset(m.u.error.message, 'Z', strlen(l->lies.raw_error));
 		fr.version = req->version;
 		fr.seq = req->seq;
@@ -315,6 +389,7 @@ handle(liar *l, int fd, const jig_frame *req)
 		goto encode;
 	}
 	if (l->lies.own_keys && answer_slot(l, &q, &m)) {
+		m.version = req->version;
 		fr.version = req->version;
 		fr.seq = req->seq;
 		fr.type = m.type;
@@ -329,8 +404,10 @@ handle(liar *l, int fd, const jig_frame *req)
 	ck_assert(jig_frame_decode(resp, n, &fr, &used, &err) == JIG_DECODE_OK);
 	if (fr.type == JIG_T_ERROR || !(fr.type & JIG_RESPONSE) || !jig_type_known(fr.type))
 		return send_all(fd, resp, n);
-	ck_assert_msg(jig_msg_decode(fr.type, fr.payload, fr.len, &m, &err) == 0, "liar: %s", err.msg);
+	ck_assert_msg(jig_msg_decode_v(fr.version, fr.type, fr.payload, fr.len, &m, &err) == 0, "liar: %s", err.msg);
 	lie(l, &q, &m);
+	if (l->lies.rewrite)
+		l->lies.rewrite(l, &q, &m);
 encode:
 	ck_assert_msg(jig_msg_encode(&m, fr.payload, sizeof(fr.payload), &len, &err) == 0, "liar: %s", err.msg);
 	fr.len = (uint16_t)len;

@@ -16,6 +16,8 @@
 
 #include "jigsim.h"
 
+struct liar;
+
 typedef struct liar_lies {
 	uint32_t firmware_before; /* 0: as jigsim says; else reported before RETIRE */
 	/* After RETIRE (0 / NULL: no lie) */
@@ -37,6 +39,16 @@ typedef struct liar_lies {
 	const char *raw_serial;
 	const char *attest_cert_serial;
 	const char *raw_error;
+	/* Protocol 1.1 lies (tests/hostile/test-protocol.c) */
+	int relay;                /* the SE's own attestation certificate and signatures go through
+	                             unchanged: the liar holds no attestation key the station trusts */
+	/* Called for every request before anything else: 1 when it answered
+	 * (or chose silence) itself; q is the decoded request (type only if it
+	 * did not decode). */
+	int (*hook)(struct liar *l, int fd, const jig_frame *req, const jig_msg *q);
+	/* Called on every decoded answer of jigsim after the lies above. */
+	void (*rewrite)(struct liar *l, const jig_msg *q, jig_msg *m);
+	void *arg;                /* the test's */
 } liar_lies;
 
 typedef struct liar {
@@ -57,11 +69,18 @@ typedef struct liar {
 	uint8_t leaf_cert[JIG_BLOB_MAX];
 	size_t leaf_cert_len;
 	jig_se_info told;        /* the last SE_INFO the station got */
+	uint8_t installed[JIG_BLOB_MAX]; /* the last certificate INSTALL_CERT carried */
+	size_t installed_len;
 	unsigned lies_told;      /* SE_INFO answers that carried an after-RETIRE lie */
 } liar;
 
 /* Start a liar in front of sim; the vendor CA comes from pki. */
 liar *liar_start(const char *pki, jigsim *sim, const liar_lies *lies);
+/* Encode m (version and seq of req) and send it: for hooks. */
+int liar_send(liar *l, int fd, const jig_frame *req, jig_msg *m);
+/* Run req through jigsim and decode its answer into m (no lies): for hooks.
+ * 0, or -1 when jigsim answered nothing. */
+int liar_forward(liar *l, const jig_frame *req, jig_msg *m);
 void liar_stop(liar *l);
 
 #endif

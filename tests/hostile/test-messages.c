@@ -32,9 +32,9 @@ rawjig_main(void *arg)
 		jig_stream_feed(&s, buf, got);
 		while (jig_stream_next(&s, &in)) {
 			memset(&m, 0, sizeof(m));
-			if (r->how == REPLY_V2) { /* a good HELLO answer, in a version-2 frame */
+			if (r->how == REPLY_V2) { /* a good HELLO answer, in a frame of a version after ours */
 				m.type = JIG_CMD_HELLO | JIG_RESPONSE;
-				m.u.hello.version = 2;
+				m.u.hello.version = JIG_VERSION_MAX + 1;
 				strcpy(m.u.hello.jig_id, "rawjig-2");
 				strcpy(m.u.hello.firmware, "2.0.0");
 				m.u.hello.max_payload = JIG_MAX_PAYLOAD;
@@ -43,7 +43,7 @@ rawjig_main(void *arg)
 			}
 			if (jig_msg_encode(&m, out.payload, sizeof(out.payload), &len, NULL) < 0)
 				return NULL;
-			out.version = r->how == REPLY_V2 ? 2 : 1;
+			out.version = r->how == REPLY_V2 ? JIG_VERSION_MAX + 1 : 1;
 			out.type = m.type;
 			out.seq = in.seq;
 			out.len = (uint16_t)len;
@@ -86,7 +86,7 @@ START_TEST(test_other_version_named)
 	jig_client_set_timeout(c, JIG_CMD_HELLO, 200);
 	jig_client_set_retries(c, 1);
 	ck_assert_int_lt(jig_client_hello(c, &hello, &err), 0);
-	ck_assert_msg(strstr(err.msg, "protocol version 2") && strstr(err.msg, "another version"), "%s", err.msg);
+	ck_assert_msg(strstr(err.msg, "protocol version 3") && strstr(err.msg, "another version"), "%s", err.msg);
 	stop(&r, c);
 }
 END_TEST

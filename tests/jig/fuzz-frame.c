@@ -28,7 +28,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* next() drains to less than one frame: must always fit */
 		off += k;
 		while (jig_stream_next(&s, &f)) {
-			if (jig_msg_decode(f.type, f.payload, f.len, &m, &err) < 0)
+			if (jig_msg_decode_v(f.version, f.type, f.payload, f.len, &m, &err) < 0)
 				continue;
 			if (jig_msg_encode(&m, again, sizeof(again), &n, &err) < 0 || n != f.len ||
 			    memcmp(again, f.payload, n) != 0)

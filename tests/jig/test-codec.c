@@ -22,12 +22,16 @@ blob(jig_blob *b, size_t n, uint8_t seed)
 	fill(b->data, n, seed);
 }
 
-/* A message of every type with every field set to something non-trivial. */
+/* A message of every type of protocol `version` with every field set to
+ * something non-trivial. */
 static void
-sample(uint8_t type, jig_msg *m)
+sample_v(uint8_t type, uint8_t version, jig_msg *m)
 {
+	int v11 = version >= JIG_VERSION_1_1;
+
 	memset(m, 0, sizeof(*m));
 	m->type = type;
+	m->version = version;
 	switch (type) {
 	case JIG_CMD_HELLO:
 		m->u.hello_req.min_version = 1;
@@ -39,6 +43,13 @@ sample(uint8_t type, jig_msg *m)
 		strcpy(m->u.hello.firmware, "2.0.1");
 		m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_REWORK;
 		m->u.hello.max_payload = JIG_MAX_PAYLOAD;
+		if (v11) {
+			m->u.hello.version = JIG_VERSION_1_1;
+			m->u.hello.nrates = 3;
+			m->u.hello.rates[0] = 115200;
+			m->u.hello.rates[1] = 921600;
+			m->u.hello.rates[2] = 1000000;
+		}
 		break;
 	case JIG_CMD_DUT_POWER:
 		m->u.power_req.action = JIG_POWER_RELEASE;
@@ -57,6 +68,27 @@ sample(uint8_t type, jig_msg *m)
 		m->u.se_info.ncerts = 2;
 		blob(&m->u.se_info.certs[0], 500, 1);
 		blob(&m->u.se_info.certs[1], 420, 2);
+		if (v11) {
+			m->u.se_info.ncerts = 1;
+			memset(&m->u.se_info.certs[1], 0, sizeof(m->u.se_info.certs[1]));
+			m->u.se_info.chain_by_digest = 1;
+			fill(m->u.se_info.chain_sha256, JIG_SHA256_LEN, 13);
+		}
+		break;
+	case JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE:
+		m->u.chain.n = 2;
+		blob(&m->u.chain.certs[0], 420, 2);
+		blob(&m->u.chain.certs[1], 380, 3);
+		break;
+	case JIG_CMD_SET_BAUD:
+		m->u.baud_req.baud = 921600;
+		m->u.baud_req.confirm_ms = 500;
+		break;
+	case JIG_CMD_LOCK:
+		if (v11) {
+			m->u.lock_req.slot = 5;
+			fill(m->u.lock_req.nonce, JIG_NONCE_LEN, 14);
+		}
 		break;
 	case JIG_CMD_AUTH_CHALLENGE | JIG_RESPONSE:
 		fill(m->u.challenge.challenge, JIG_NONCE_LEN, 3);
@@ -89,12 +121,16 @@ sample(uint8_t type, jig_msg *m)
 	case JIG_CMD_READ_CERT:
 	case JIG_CMD_RETIRE:
 		m->u.slot_req.slot = 1;
+		if (v11 && type == JIG_CMD_READ_CERT)
+			m->u.slot_req.form = JIG_CERT_SHA256;
 		break;
 	case JIG_CMD_READ_CERT | JIG_RESPONSE:
 		blob(&m->u.cert, 0, 0); /* "empty when none" */
 		break;
 	case JIG_CMD_LOCK | JIG_RESPONSE:
 		m->u.lock.lifecycle = JIG_LC_PROVISIONED;
+		if (v11)
+			blob(&m->u.lock.signature, 71, 15);
 		break;
 	case JIG_CMD_REWORK_CHALLENGE:
 		m->u.rework_req.slot = 4;
@@ -121,6 +157,12 @@ sample(uint8_t type, jig_msg *m)
 		strcpy(m->u.error.message, "tool authentication required first");
 		break;
 	}
+}
+
+static void
+sample(uint8_t type, jig_msg *m)
+{
+	sample_v(type, JIG_VERSION_1_0, m);
 }
 
 static size_t
@@ -168,26 +210,28 @@ START_TEST(test_crc32)
 }
 END_TEST
 
+/* _i: 0 protocol 1.0, 1 protocol 1.1 */
 START_TEST(test_roundtrip_every_message)
 {
 	static uint8_t buf[JIG_MAX_PAYLOAD], frame_buf[JIG_MAX_FRAME + 1];
 	static jig_msg m, got;
 	static jig_frame f, g;
+	uint8_t v = (uint8_t)(JIG_VERSION_1_0 + _i);
 	unsigned t, n = 0;
 	size_t len, flen, used;
 	st_err err;
 
 	for (t = 0; t < 256; t++) {
-		if (!jig_type_known((uint8_t)t))
+		if (!jig_type_known((uint8_t)t) || (t != JIG_T_ERROR && !jig_cmd_in_version(t & 0x7f, v)))
 			continue;
 		n++;
-		sample((uint8_t)t, &m);
+		sample_v((uint8_t)t, v, &m);
 		len = encode(&m, buf);
-		ck_assert_msg(jig_msg_decode((uint8_t)t, buf, len, &got, &err) == 0, "%s", err.msg);
+		ck_assert_msg(jig_msg_decode_v(v, (uint8_t)t, buf, len, &got, &err) == 0, "%s", err.msg);
 		ck_assert_msg(memcmp(&m, &got, sizeof(m)) == 0, "type 0x%02x differs after a round trip", t);
 		/* and inside a frame */
 		memset(&f, 0, sizeof(f));
-		f.version = 1;
+		f.version = v;
 		f.type = (uint8_t)t;
 		f.seq = (uint8_t)(t * 3);
 		f.len = (uint16_t)len;
@@ -203,7 +247,7 @@ START_TEST(test_roundtrip_every_message)
 		{
 			char name[32];
 
-			snprintf(name, sizeof(name), "%02x", t);
+			snprintf(name, sizeof(name), v == 1 ? "%02x" : "v11-%02x", t);
 			/* the first byte of the file picks the fuzzer's chunk size */
 			memmove(frame_buf + 1, frame_buf, flen);
 			frame_buf[0] = (uint8_t)(t % 64);
@@ -211,7 +255,7 @@ START_TEST(test_roundtrip_every_message)
 		}
 	}
 	/* every request, every response, ERROR */
-	ck_assert_uint_eq(n, 2 * JIG_CMD_LAST + 2 * (JIG_CMD_TPM_LAST - JIG_CMD_TPM_FIRST + 1) + 1);
+	ck_assert_uint_eq(n, 2 * (v == 1 ? JIG_CMD_LAST_1_0 : JIG_CMD_LAST) + 2 * (JIG_CMD_TPM_LAST - JIG_CMD_TPM_FIRST + 1) + 1);
 }
 END_TEST
 
@@ -276,9 +320,9 @@ START_TEST(test_frame_rejects)
 	buf[3] ^= 0x10;
 	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_OK);
 	/* wrong version: refused from the second byte on */
-	n = make_frame(2, JIG_CMD_LOCK, 7, NULL, 0, buf);
+	n = make_frame(JIG_VERSION_MAX + 1, JIG_CMD_LOCK, 7, NULL, 0, buf);
 	ck_assert_int_eq(jig_frame_decode(buf, 2, &f, &used, &err), JIG_DECODE_BAD);
-	ck_assert_ptr_nonnull(strstr(err.msg, "version 2"));
+	ck_assert_ptr_nonnull(strstr(err.msg, "version 3"));
 	n = make_frame(0, JIG_CMD_LOCK, 7, NULL, 0, buf);
 	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_BAD);
 	/* not a SOF */
@@ -390,21 +434,154 @@ START_TEST(test_stream_resync)
 }
 END_TEST
 
+/* Decoding p as protocol 1.1 must fail with code and a message containing want. */
+static void
+assert_bad11(uint8_t type, const uint8_t *p, size_t n, int code, const char *want)
+{
+	jig_msg m;
+	st_err err;
+
+	st_err_clear(&err);
+	ck_assert_int_eq(jig_msg_decode_v(JIG_VERSION_1_1, type, p, n, &m, &err), -1);
+	ck_assert_int_eq(err.code, code);
+	ck_assert_msg(strstr(err.msg, want), "\"%s\" not in \"%s\"", want, err.msg);
+}
+
+/* Every field protocol 1.1 adds is checked where it is decoded. */
+START_TEST(test_v11_malformed)
+{
+	static uint8_t buf[JIG_MAX_PAYLOAD + 16];
+	static jig_msg m;
+	size_t n;
+	st_err err;
+
+	/* SE_INFO: the chain digest is exactly 32 bytes; the attestation certificate comes alone */
+	sample_v(JIG_CMD_SE_INFO | JIG_RESPONSE, JIG_VERSION_1_1, &m);
+	n = encode(&m, buf);
+	buf[n - 33] = 31; /* the digest's length field */
+	assert_bad11(JIG_CMD_SE_INFO | JIG_RESPONSE, buf, n - 1, ST_E_PROTO, "vendor chain digest: 31 bytes, must be 32");
+	sample_v(JIG_CMD_SE_INFO | JIG_RESPONSE, JIG_VERSION_1_1, &m);
+	m.u.se_info.ncerts = 2;
+	ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &n, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "attestation certificate alone"));
+	/* a 1.0 SE_INFO payload is not a 1.1 one */
+	sample(JIG_CMD_SE_INFO | JIG_RESPONSE, &m);
+	n = encode(&m, buf);
+	ck_assert_int_eq(jig_msg_decode_v(JIG_VERSION_1_1, JIG_CMD_SE_INFO | JIG_RESPONSE, buf, n, &m, &err), -1);
+	/* VENDOR_CHAIN: 1..3 certificates, none empty */
+	{
+		const uint8_t none[] = { 0 }, four[] = { 4 }, empty[] = { 1, 0, 0 }, short_[] = { 1, 0, 9, 1, 2 };
+
+		assert_bad11(JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE, none, 1, ST_E_PROTO, "certificate count: 0, must be 1..3");
+		assert_bad11(JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE, four, 1, ST_E_PROTO, "certificate count: 4");
+		assert_bad11(JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE, empty, 3, ST_E_PROTO, "certificate 1: empty");
+		assert_bad11(JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE, short_, 5, ST_E_PROTO, "certificate: truncated");
+	}
+	/* READ_CERT: form 0 or 1; LOCK: slot and a 32-byte nonce, a signature of 8..139 bytes */
+	{
+		const uint8_t form2[] = { 0, 2 }, slot16[] = { 16, 0, 32 }, nonce31[] = { 0, 0, 31 };
+		const uint8_t sig3[] = { 2, 0, 3, 1, 2, 3 }, nosig[] = { 2 };
+
+		assert_bad11(JIG_CMD_READ_CERT, form2, 2, ST_E_PROTO, "form: 2 is not 0 (certificate) or 1 (SHA-256)");
+		assert_bad11(JIG_CMD_READ_CERT, form2, 1, ST_E_PROTO, "form: truncated");
+		assert_bad11(JIG_CMD_LOCK, slot16, 3, ST_E_PROTO, "nonce: truncated");
+		assert_bad11(JIG_CMD_LOCK, nonce31, 3, ST_E_PROTO, "nonce: truncated");
+		assert_bad11(JIG_CMD_LOCK | JIG_RESPONSE, sig3, 6, ST_E_PROTO, "receipt signature: 3 bytes, must be 8..139");
+		assert_bad11(JIG_CMD_LOCK | JIG_RESPONSE, nosig, 1, ST_E_PROTO, "receipt signature: truncated");
+		/* the same LOCK request is fine in 1.0, where it has no payload */
+		ck_assert_int_eq(jig_msg_decode(JIG_CMD_LOCK, slot16, 0, &m, &err), 0);
+		sample_v(JIG_CMD_LOCK, JIG_VERSION_1_1, &m);
+		m.u.lock_req.slot = 16;
+		ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &n, &err), -1);
+	}
+	/* HELLO 1.1: at most 8 standard rates, ascending */
+	sample_v(JIG_CMD_HELLO | JIG_RESPONSE, JIG_VERSION_1_1, &m);
+	n = encode(&m, buf);
+	buf[n - 1] = 0x41; /* 1000000 -> 1000001 */
+	assert_bad11(JIG_CMD_HELLO | JIG_RESPONSE, buf, n, ST_E_PROTO, "rate 3: 1000001 baud is not a standard rate");
+	sample_v(JIG_CMD_HELLO | JIG_RESPONSE, JIG_VERSION_1_1, &m);
+	m.u.hello.rates[2] = 115200;
+	ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &n, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "must ascend"));
+	sample_v(JIG_CMD_HELLO | JIG_RESPONSE, JIG_VERSION_1_1, &m);
+	n = encode(&m, buf);
+	buf[n - 13] = 9; /* the rate count */
+	assert_bad11(JIG_CMD_HELLO | JIG_RESPONSE, buf, n, ST_E_PROTO, "rate count: 9, at most 8");
+	/* a version-1 HELLO answer carries no rates: extra bytes are trailing */
+	sample(JIG_CMD_HELLO | JIG_RESPONSE, &m);
+	n = encode(&m, buf);
+	buf[n] = 0;
+	assert_bad11(JIG_CMD_HELLO | JIG_RESPONSE, buf, n + 1, ST_E_PROTO, "1 trailing bytes");
+	/* SET_BAUD: a standard rate and a confirmation window of 50..5000 ms */
+	{
+		const uint8_t odd[] = { 0, 0, 0x30, 0x39, 0, 100 }, fast[] = { 0, 0x0e, 0x10, 0, 0, 10 };
+
+		assert_bad11(JIG_CMD_SET_BAUD, odd, 6, ST_E_PROTO, "12345 baud is not a standard rate");
+		assert_bad11(JIG_CMD_SET_BAUD, fast, 6, ST_E_PROTO, "confirm_ms: 10, must be 50..5000");
+		ck_assert_int_eq(jig_msg_decode(JIG_CMD_SET_BAUD, fast, 6, &m, &err), -1); /* not in 1.0 */
+		ck_assert_int_eq(err.code, ST_E_NOTFOUND);
+	}
+}
+END_TEST
+
+/* The chain digest covers the count and every length: no two chains share one. */
+START_TEST(test_chain_digest)
+{
+	static jig_blob c[3];
+	uint8_t a[32], b[32];
+
+	blob(&c[0], 10, 1);
+	blob(&c[1], 10, 2);
+	jig_chain_digest(c, 2, a);
+	jig_chain_digest(c, 1, b);
+	ck_assert_int_ne(memcmp(a, b, 32), 0);
+	c[0].len = 9; /* moving a byte from one certificate to the next */
+	c[1].len = 11;
+	jig_chain_digest(c, 2, b);
+	ck_assert_int_ne(memcmp(a, b, 32), 0);
+	/* and it is the SHA-256 of the VENDOR_CHAIN payload */
+	{
+		static jig_msg m;
+		static uint8_t buf[JIG_MAX_PAYLOAD];
+		size_t n;
+
+		memset(&m, 0, sizeof(m));
+		m.type = JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE;
+		m.version = JIG_VERSION_1_1;
+		m.u.chain.n = 2;
+		m.u.chain.certs[0] = c[0];
+		m.u.chain.certs[1] = c[1];
+		n = encode(&m, buf);
+		st_sha256(buf, n, a);
+		ck_assert_int_eq(memcmp(a, b, 32), 0);
+	}
+}
+END_TEST
+
 START_TEST(test_unknown_type)
 {
 	jig_msg m;
 	st_err err;
 
 	ck_assert_int_eq(jig_type_known(0x00), 0);
-	ck_assert_int_eq(jig_type_known(0x0E), 0);
-	ck_assert_int_eq(jig_type_known(0x8E), 0);
+	ck_assert_int_eq(jig_type_known(JIG_CMD_LAST + 1), 0);
+	ck_assert_int_eq(jig_type_known((JIG_CMD_LAST + 1) | JIG_RESPONSE), 0);
 	ck_assert_int_eq(jig_type_known(0x80), 0);
 	ck_assert_int_eq(jig_type_known(0x7F), 0);
 	ck_assert_int_eq(jig_msg_decode(0x42, NULL, 0, &m, &err), -1);
 	ck_assert_int_eq(err.code, ST_E_NOTFOUND);
 	ck_assert_ptr_nonnull(strstr(err.msg, "0x42"));
-	m.type = 0x0E;
+	m.type = JIG_CMD_LAST + 1;
 	ck_assert_int_eq(jig_msg_encode(&m, (uint8_t[8]){ 0 }, 8, &(size_t){ 0 }, &err), -1);
+	/* a 1.1 command in a 1.0 frame is no command at all */
+	ck_assert_int_eq(jig_msg_decode(JIG_CMD_VENDOR_CHAIN, NULL, 0, &m, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_NOTFOUND);
+	ck_assert_ptr_nonnull(strstr(err.msg, "does not exist in protocol 1.0"));
+	memset(&m, 0, sizeof(m));
+	m.type = JIG_CMD_VENDOR_CHAIN;
+	ck_assert_int_eq(jig_msg_encode(&m, (uint8_t[8]){ 0 }, 8, &(size_t){ 0 }, &err), -1);
+	m.version = JIG_VERSION_1_1;
+	ck_assert_int_eq(jig_msg_encode(&m, (uint8_t[8]){ 0 }, 8, &(size_t){ 0 }, &err), 0);
 }
 END_TEST
 
@@ -412,23 +589,26 @@ START_TEST(test_malformed_payloads)
 {
 	static uint8_t buf[JIG_MAX_PAYLOAD + 16];
 	static jig_msg m;
+	uint8_t v;
 	unsigned t;
 	size_t n, i;
 	st_err err;
 
-	/* For every type: each truncation and one trailing byte are refused. */
-	for (t = 0; t < 256; t++) {
-		if (!jig_type_known((uint8_t)t))
-			continue;
-		sample((uint8_t)t, &m);
-		n = encode(&m, buf);
-		buf[n] = 0;
-		assert_bad((uint8_t)t, buf, n + 1, ST_E_PROTO, "1 trailing bytes");
-		for (i = 0; i < n; i++) {
-			ck_assert_int_eq(jig_msg_decode((uint8_t)t, buf, i, &m, &err), -1);
-			ck_assert_int_eq(err.code, ST_E_PROTO);
+	/* For every type of both versions: each truncation and one trailing byte are refused. */
+	for (v = JIG_VERSION_1_0; v <= JIG_VERSION_1_1; v++)
+		for (t = 0; t < 256; t++) {
+			if (!jig_type_known((uint8_t)t) || (t != JIG_T_ERROR && !jig_cmd_in_version(t & 0x7f, v)))
+				continue;
+			sample_v((uint8_t)t, v, &m);
+			n = encode(&m, buf);
+			buf[n] = 0;
+			ck_assert_int_eq(jig_msg_decode_v(v, (uint8_t)t, buf, n + 1, &m, &err), -1);
+			ck_assert_msg(err.code == ST_E_PROTO && strstr(err.msg, "1 trailing bytes"), "0x%02x v%u: %s", t, v, err.msg);
+			for (i = 0; i < n; i++) {
+				ck_assert_int_eq(jig_msg_decode_v(v, (uint8_t)t, buf, i, &m, &err), -1);
+				ck_assert_int_eq(err.code, ST_E_PROTO);
+			}
 		}
-	}
 	/* bad lifecycle in SE_INFO and LOCK */
 	sample(JIG_CMD_LOCK | JIG_RESPONSE, &m);
 	n = encode(&m, buf);
@@ -619,7 +799,9 @@ main(void)
 	TCase *tc = tcase_create("codec");
 
 	tcase_add_test(tc, test_crc32);
-	tcase_add_test(tc, test_roundtrip_every_message);
+	tcase_add_loop_test(tc, test_roundtrip_every_message, 0, 2);
+	tcase_add_test(tc, test_v11_malformed);
+	tcase_add_test(tc, test_chain_digest);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_frame_rejects);
 	tcase_add_test(tc, test_frame_max_size);

@@ -91,7 +91,7 @@ js_frame(uint8_t seq, const jig_msg *req, uint8_t *out)
 	size_t n, len;
 	st_err e;
 
-	f.version = 1;
+	f.version = req->version ? req->version : 1;
 	f.type = req->type;
 	f.seq = seq;
 	ck_assert_msg(jig_msg_encode(req, f.payload, sizeof(f.payload), &n, &e) == 0, "%s", e.msg);
@@ -109,7 +109,7 @@ js_unframe(const uint8_t *p, size_t len, jig_msg *resp)
 
 	if (jig_frame_decode(p, len, &f, &used, &e) != JIG_DECODE_OK || used != len)
 		return -1;
-	ck_assert_msg(jig_msg_decode(f.type, f.payload, f.len, resp, &e) == 0, "%s", e.msg);
+	ck_assert_msg(jig_msg_decode_v(f.version, f.type, f.payload, f.len, resp, &e) == 0, "%s", e.msg);
 	return 0;
 }
 
@@ -117,13 +117,20 @@ int
 js_direct_call(void *ctx, const jig_msg *req, jig_msg *resp, st_err *err)
 {
 	static uint8_t in[JIG_MAX_FRAME], out[JIG_MAX_FRAME];
+	static jig_msg v;
 	js_direct *d = ctx;
-	size_t n = js_frame(++d->seq, req, in), got = 0;
+	size_t n, got = 0;
 
+	v = *req;
+	if (!v.version)
+		v.version = req->type == JIG_CMD_HELLO ? 1 : d->version ? d->version : 1;
+	n = js_frame(++d->seq, &v, in);
 	d->action = jigsim_handle(d->s, in, n, out, sizeof(out), &got, err);
 	ck_assert_int_ge(d->action, 0);
 	if (got == 0 || js_unframe(out, got, resp) < 0)
 		return st_err_set(err, ST_E_TIMEOUT, "no valid answer (action %d)", d->action);
+	if (req->type == JIG_CMD_HELLO && resp->type == (JIG_CMD_HELLO | JIG_RESPONSE))
+		d->version = resp->u.hello.version;
 	return resp->type == JIG_T_ERROR ? resp->u.error.code : 0;
 }
 
@@ -377,6 +384,28 @@ js_provision(js_call_fn call, void *ctx, const js_pki *p, js_device *d)
 	if (step(call, ctx, d, req, resp))
 		goto release;
 	d->info = resp->u.se_info;
+	if (d->info.chain_by_digest) {
+		/* the chain once per process, by digest after: as a station does */
+		static uint8_t cached_sha[JIG_SHA256_LEN];
+		static jig_blob cached;
+		static int have;
+		uint8_t h[JIG_SHA256_LEN];
+
+		if (!have || memcmp(cached_sha, d->info.chain_sha256, sizeof(h)) != 0) {
+			js_req(req, JIG_CMD_VENDOR_CHAIN);
+			if (step(call, ctx, d, req, resp))
+				goto release;
+			d->chain_fetched = 1;
+			jig_chain_digest(resp->u.chain.certs, resp->u.chain.n, h);
+			ck_assert_int_eq(memcmp(h, d->info.chain_sha256, sizeof(h)), 0);
+			ck_assert_uint_eq(resp->u.chain.n, 1);
+			cached = resp->u.chain.certs[0];
+			memcpy(cached_sha, h, sizeof(h));
+			have = 1;
+		}
+		d->info.certs[1] = cached;
+		d->info.ncerts = 2;
+	}
 
 	js_req(req, JIG_CMD_AUTH_RESPONSE);
 	js_sign(p->tool, JIG_TAG_TOOL_AUTH, d->info.serial, d->info.challenge, &req->u.signature);
@@ -406,18 +435,51 @@ js_provision(js_call_fn call, void *ctx, const js_pki *p, js_device *d)
 		goto release;
 
 	js_req(req, JIG_CMD_READ_CERT);
+	req->u.slot_req.form = d->info.chain_by_digest ? JIG_CERT_SHA256 : JIG_CERT_DER;
 	if (step(call, ctx, d, req, resp))
 		goto release;
 	d->readback = resp->u.cert;
-	if (d->readback.len != d->cert.len || memcmp(d->readback.data, d->cert.data, d->cert.len) != 0) {
+	if (d->info.chain_by_digest) {
+		uint8_t h[JIG_SHA256_LEN];
+
+		st_sha256(d->cert.data, d->cert.len, h);
+		if (d->readback.len != sizeof(h) || memcmp(d->readback.data, h, sizeof(h)) != 0) {
+			d->failed_at = JIG_CMD_READ_CERT;
+			goto release;
+		}
+	} else if (d->readback.len != d->cert.len || memcmp(d->readback.data, d->cert.data, d->cert.len) != 0) {
 		d->failed_at = JIG_CMD_READ_CERT;
 		goto release;
 	}
 
 	js_req(req, JIG_CMD_LOCK);
+	if (d->info.chain_by_digest)
+		ck_assert_int_eq(RAND_bytes(req->u.lock_req.nonce, JIG_NONCE_LEN), 1);
 	if (step(call, ctx, d, req, resp))
 		goto release;
 	ck_assert_uint_eq(resp->u.lock.lifecycle, JIG_LC_PROVISIONED);
+	if (d->info.chain_by_digest) {
+		/* the receipt: the SE's attestation key over what the station knows */
+		jig_lock_receipt r;
+		uint8_t bytes[JIG_LOCK_RECEIPT_MAX];
+		const unsigned char *q = d->info.certs[0].data;
+		X509 *x = d2i_X509(NULL, &q, (long)d->info.certs[0].len);
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		size_t len = 0;
+
+		memset(&r, 0, sizeof(r));
+		memcpy(r.nonce, req->u.lock_req.nonce, JIG_NONCE_LEN);
+		snprintf(r.serial, sizeof(r.serial), "%s", d->info.serial);
+		r.lifecycle = JIG_LC_PROVISIONED;
+		r.slot = 0;
+		st_sha256(d->cert.data, d->cert.len, r.cert_sha256);
+		ck_assert(x && md && jig_lock_receipt_encode(&r, bytes, sizeof(bytes), &len, NULL) == 0);
+		if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(x)) != 1 ||
+		    EVP_DigestVerify(md, resp->u.lock.signature.data, resp->u.lock.signature.len, bytes, len) != 1)
+			d->failed_at = JIG_CMD_LOCK;
+		EVP_MD_CTX_free(md);
+		X509_free(x);
+	}
 release:
 	/* PASS or FAIL, the DUT goes; a dropped connection leaves it. */
 	if (d->code >= 0) {

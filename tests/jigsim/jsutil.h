@@ -35,12 +35,14 @@ typedef struct js_direct {
 	jigsim *s;
 	uint8_t seq;
 	int action; /* of the last jigsim_handle */
+	uint8_t version; /* frames after HELLO: what HELLO negotiated (0: version 1) */
 } js_direct;
 int js_direct_call(void *ctx, const jig_msg *req, jig_msg *resp, st_err *err);
 /* Through libjig's client. */
 int js_client_call(void *ctx, const jig_msg *req, jig_msg *resp, st_err *err);
 
-/* Raw frames: encode req as seq; run one frame through jigsim_handle. */
+/* Raw frames: encode req as seq in a frame of version req->version (0: 1);
+ * run one frame through jigsim_handle. */
 size_t js_frame(uint8_t seq, const jig_msg *req, uint8_t *out);
 /* Decode a response frame; -1 if it is not a valid frame. */
 int js_unframe(const uint8_t *p, size_t len, jig_msg *resp);
@@ -70,7 +72,9 @@ int js_check_attestation(const js_pki *p, const jig_se_info *info, uint8_t slot,
     const jig_blob *pubkey, const jig_msg *csr_resp);
 
 /* One factory conversation with the DUT in the jig, as PROTOCOL.md section
- * 9 lists it (HELLO excluded).  Stops at the first step that fails and says
+ * 9 lists it (HELLO excluded), in protocol 1.0 or 1.1 as SE_INFO shows (1.1:
+ * the vendor chain fetched once per process and by digest after, read-back
+ * by digest, the lock receipt checked).  Stops at the first step that fails and says
  * which in `failed_at` (0 when all passed). */
 typedef struct js_device {
 	jig_se_info info;
@@ -78,7 +82,8 @@ typedef struct js_device {
 	jig_blob pubkey;
 	jig_msg csr;
 	jig_blob cert;      /* what we installed */
-	jig_blob readback;  /* what READ_CERT returned */
+	jig_blob readback;  /* what READ_CERT returned (1.1: the SHA-256) */
+	int chain_fetched;  /* 1.1: VENDOR_CHAIN was asked */
 	uint8_t failed_at;  /* command that failed, 0 = none */
 	int code;           /* its jig error code, -1 no answer, or 0 */
 	int verdict;        /* enum js_verdict after GET_CSR */

@@ -133,10 +133,11 @@ raw_call(jigsim *s, uint8_t type, const uint8_t *payload, size_t len)
 	return resp.type == JIG_T_ERROR ? resp.u.error.code : 0;
 }
 
+/* _i 0: protocol 1.0, 1: protocol 1.1 (the station offers 1..3, the jig picks) */
 START_TEST(test_factory_conversation)
 {
 	jigsim *s = sim_new(0, 0, 3);
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	js_device *dev = calloc(1, sizeof(*dev));
 	char first[JIG_STR_MAX + 1];
 	jigsim_device_info di;
@@ -147,9 +148,9 @@ START_TEST(test_factory_conversation)
 
 	js_req(&req, JIG_CMD_HELLO);
 	req.u.hello_req.min_version = 1;
-	req.u.hello_req.max_version = 3;
+	req.u.hello_req.max_version = (uint8_t)(_i ? 3 : 1);
 	ok(&d, &req, &resp);
-	ck_assert_uint_eq(resp.u.hello.version, 1);
+	ck_assert_uint_eq(resp.u.hello.version, 1 + _i);
 	ck_assert_str_eq(resp.u.hello.jig_id, "jigsim-1");
 	ck_assert_uint_eq(resp.u.hello.capabilities, JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | JIG_CAP_REWORK);
 	ck_assert_uint_eq(resp.u.hello.max_payload, JIG_MAX_PAYLOAD);
@@ -166,6 +167,9 @@ START_TEST(test_factory_conversation)
 		ck_assert_uint_eq(dev->info.firmware, 0x01040002); /* 1.4.2 */
 		ck_assert_uint_eq(dev->info.lifecycle, JIG_LC_FACTORY);
 		ck_assert_uint_eq(dev->info.ncerts, 2);
+		ck_assert_int_eq(dev->info.chain_by_digest, _i);
+		if (_i) /* the chain once, by digest after */
+			ck_assert_int_eq(dev->chain_fetched, i == 1);
 		if (i == 1)
 			strcpy(first, dev->info.serial);
 		else
@@ -194,10 +198,109 @@ START_TEST(test_factory_conversation)
 }
 END_TEST
 
+static void fix_crc(uint8_t *f, size_t n);
+
+/* Version negotiation (PROTOCOL.md section 3): HELLO in version 1 picks
+ * the version; every frame after it is in that version; a jig with 1.0
+ * firmware (--protocol 1.0) has no 1.1 command. */
+START_TEST(test_versions)
+{
+	jigsim_config c;
+	jigsim *s;
+	js_direct d;
+	jig_msg req, resp;
+	uint8_t in[JIG_MAX_FRAME], out[JIG_MAX_FRAME];
+	size_t n, got;
+	st_err e;
+
+	js_config(&c, pki);
+	s = jigsim_new(&c, &e);
+	ck_assert_ptr_nonnull(s);
+	d = (js_direct){ .s = s };
+	/* before HELLO: version-1 frames only */
+	js_req(&req, JIG_CMD_DUT_STATUS);
+	ok(&d, &req, &resp);
+	js_req(&req, JIG_CMD_HELLO);
+	req.u.hello_req.min_version = 1;
+	req.u.hello_req.max_version = 2;
+	ok(&d, &req, &resp);
+	ck_assert_uint_eq(resp.u.hello.version, JIG_VERSION_1_1);
+	ck_assert_uint_eq(resp.u.hello.nrates, 0);
+	/* 1.1 negotiated: a version-1 frame is refused, naming both versions */
+	js_req(&req, JIG_CMD_SE_INFO);
+	req.version = 1;
+	n = js_frame(40, &req, in);
+	ck_assert_int_eq(jigsim_handle(s, in, n, out, sizeof(out), &got, &e), JIGSIM_REPLY);
+	ck_assert_int_eq(js_unframe(out, got, &resp), 0);
+	ck_assert_uint_eq(resp.u.error.code, JIG_E_UNSUPPORTED_VERSION);
+	ck_assert_msg(strstr(resp.u.error.message, "protocol 1.1 was negotiated, not 1.0"), "%s", resp.u.error.message);
+	/* HELLO itself in a version-2 frame is refused */
+	js_req(&req, JIG_CMD_HELLO);
+	req.u.hello_req.min_version = 1;
+	req.u.hello_req.max_version = 2;
+	req.version = 2;
+	n = js_frame(41, &req, in);
+	ck_assert_int_eq(jigsim_handle(s, in, n, out, sizeof(out), &got, &e), JIGSIM_REPLY);
+	ck_assert_int_eq(js_unframe(out, got, &resp), 0);
+	ck_assert_uint_eq(resp.u.error.code, JIG_E_UNSUPPORTED_VERSION);
+	/* VENDOR_CHAIN answers in 1.1, and hashes to SE_INFO's digest */
+	{
+		jig_se_info info;
+		uint8_t h[32];
+
+		js_req(&req, JIG_CMD_SE_INFO);
+		ok(&d, &req, &resp);
+		info = resp.u.se_info;
+		ck_assert_int_eq(info.chain_by_digest, 1);
+		ck_assert_uint_eq(info.ncerts, 1);
+		js_req(&req, JIG_CMD_VENDOR_CHAIN);
+		ok(&d, &req, &resp);
+		jig_chain_digest(resp.u.chain.certs, resp.u.chain.n, h);
+		ck_assert_mem_eq(h, info.chain_sha256, 32);
+		/* SET_BAUD: this jig has no serial line */
+		js_req(&req, JIG_CMD_SET_BAUD);
+		req.u.baud_req.baud = 921600;
+		req.u.baud_req.confirm_ms = 500;
+		fails(&d, &req, JIG_E_BAD_REQUEST);
+	}
+	/* a new connection forgets the version: 1.0 again, where VENDOR_CHAIN is no command */
+	jigsim_connection_reset(s);
+	d.version = 0;
+	js_req(&req, JIG_CMD_DUT_STATUS); /* no encoder writes it: patched in */
+	n = js_frame(42, &req, in);
+	in[2] = JIG_CMD_VENDOR_CHAIN;
+	fix_crc(in, n);
+	ck_assert_int_eq(jigsim_handle(s, in, n, out, sizeof(out), &got, &e), JIGSIM_REPLY);
+	ck_assert_int_eq(js_unframe(out, got, &resp), 0);
+	ck_assert_uint_eq(resp.u.error.code, JIG_E_UNKNOWN_COMMAND);
+	jigsim_free(s);
+
+	/* jigsim --protocol 1.0: the station offering 1..2 gets 1.0 and 1.0's SE_INFO */
+	c.max_version = JIG_VERSION_1_0;
+	s = jigsim_new(&c, &e);
+	ck_assert_ptr_nonnull(s);
+	d = (js_direct){ .s = s };
+	js_req(&req, JIG_CMD_HELLO);
+	req.u.hello_req.min_version = 1;
+	req.u.hello_req.max_version = 2;
+	ok(&d, &req, &resp);
+	ck_assert_uint_eq(resp.u.hello.version, JIG_VERSION_1_0);
+	js_req(&req, JIG_CMD_SE_INFO);
+	ok(&d, &req, &resp);
+	ck_assert_int_eq(resp.u.se_info.chain_by_digest, 0);
+	ck_assert_uint_eq(resp.u.se_info.ncerts, 2);
+	js_req(&req, JIG_CMD_HELLO);
+	req.u.hello_req.min_version = 2;
+	req.u.hello_req.max_version = 2;
+	fails(&d, &req, JIG_E_UNSUPPORTED_VERSION);
+	jigsim_free(s);
+}
+END_TEST
+
 START_TEST(test_preconditions)
 {
 	jigsim *s = sim_new(0, 0, 0);
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	jig_se_info info;
 	jig_blob pub;
 	jig_msg req, resp;
@@ -312,13 +415,13 @@ START_TEST(test_frames)
 	ck_assert_uint_eq(resp.u.error.code, JIG_E_BAD_REQUEST);
 
 	js_req(&req, JIG_CMD_HELLO);
-	req.u.hello_req.min_version = 2;
+	req.u.hello_req.min_version = 3;
 	req.u.hello_req.max_version = 5;
 	n = js_frame(9, &req, in);
 	ck_assert_int_eq(jigsim_handle(s, in, n, out, sizeof(out), &got, &e), JIGSIM_REPLY);
 	ck_assert_int_eq(js_unframe(out, got, &resp), 0);
 	ck_assert_uint_eq(resp.u.error.code, JIG_E_UNSUPPORTED_VERSION);
-	ck_assert_ptr_nonnull(strstr(resp.u.error.message, "1..1"));
+	ck_assert_ptr_nonnull(strstr(resp.u.error.message, "1..2"));
 
 	/* A well-formed frame of version 2. */
 	js_req(&req, JIG_CMD_DUT_STATUS);
@@ -343,7 +446,7 @@ END_TEST
 START_TEST(test_retransmission)
 {
 	jigsim *s = sim_new(0, 0, 0);
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	uint8_t in[JIG_MAX_FRAME], out1[JIG_MAX_FRAME], out2[JIG_MAX_FRAME];
 	size_t n, got1, got2;
 	jigsim_device_info di;
@@ -386,7 +489,7 @@ END_TEST
 START_TEST(test_rework)
 {
 	jigsim *s = sim_new(0, 0, 0);
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	js_device *dev = calloc(1, sizeof(*dev));
 	jigsim_device_info di;
 	jig_se_info info;
@@ -470,7 +573,7 @@ END_TEST
 static void
 run_panel(jigsim *s, js_device *devs, int n)
 {
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	int i;
 
 	for (i = 0; i < n; i++)
@@ -507,7 +610,7 @@ END_TEST
 static void
 keygen_frames(jigsim *s, uint8_t *in, size_t *n, uint8_t *out, size_t *got)
 {
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	jig_se_info info;
 	jig_msg req;
 	st_err e;
@@ -572,7 +675,7 @@ END_TEST
 START_TEST(test_fault_disconnect)
 {
 	jigsim *s = sim_new(JIGSIM_F_DISCONNECT, 0, 0);
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	jigsim_device_info di;
 	jig_se_info info;
 	jig_blob pub;
@@ -599,7 +702,7 @@ START_TEST(test_fault_slow_reply)
 {
 	jigsim_config c;
 	jigsim *s;
-	js_direct d = { NULL, 0, 0 };
+	js_direct d = { .s = NULL };
 	jig_se_info info;
 	jig_blob pub;
 	uint64_t t0;
@@ -675,7 +778,7 @@ END_TEST
 START_TEST(test_fault_unknown_vendor_names)
 {
 	jigsim *s = sim_new(JIGSIM_F_UNKNOWN_VENDOR, 0, 0);
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	jig_se_info info;
 	const unsigned char *q;
 	X509 *rogue, *real;
@@ -697,7 +800,7 @@ END_TEST
 START_TEST(test_fault_already_locked)
 {
 	jigsim *s = sim_new(JIGSIM_F_ALREADY_LOCKED, 0, 0);
-	js_direct d = { s, 0, 0 };
+	js_direct d = { .s = s };
 	jig_se_info info;
 	jig_msg req, resp;
 	const unsigned char *q;
@@ -731,7 +834,7 @@ START_TEST(test_latencies)
 {
 	jigsim_config c;
 	jigsim *s;
-	js_direct d = { NULL, 0, 0 };
+	js_direct d = { .s = NULL };
 	jig_se_info info;
 	jig_blob pub;
 	jig_msg req, resp;
@@ -852,7 +955,7 @@ START_TEST(test_pause)
 	for (after = 0; after <= 1; after++) {
 		jigsim_config c;
 		jigsim *s;
-		js_direct d = { NULL, 0, 0 };
+		js_direct d = { .s = NULL };
 		jigsim_device_info di;
 		jig_se_info info;
 		jig_blob pub;
@@ -922,7 +1025,8 @@ suite(void)
 
 	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_factory_conversation);
+	tcase_add_loop_test(tc, test_factory_conversation, 0, 2);
+	tcase_add_test(tc, test_versions);
 	tcase_add_test(tc, test_preconditions);
 	tcase_add_test(tc, test_frames);
 	tcase_add_test(tc, test_retransmission);

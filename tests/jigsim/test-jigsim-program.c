@@ -229,6 +229,13 @@ START_TEST(test_program_usage)
 		free(out);
 	}
 	{
+		const char *argv[] = { exe, "--pki", pki->dir, "--protocol", "1.2", NULL };
+
+		ck_assert_int_eq(tu_run((char *const *)argv, &out), 2);
+		ck_assert_ptr_nonnull(strstr(out, "--protocol: expected 1.0 or 1.1, got \"1.2\""));
+		free(out);
+	}
+	{
 		const char *argv[] = { exe, "--help", NULL };
 
 		ck_assert_int_eq(tu_run((char *const *)argv, &out), 0);

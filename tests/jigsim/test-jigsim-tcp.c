@@ -70,7 +70,7 @@ connect_to(const server *sv)
 	ck_assert_msg(jig_transport_open(sv->uri, &t, &e) == 0, "%s", e.msg);
 	ck_assert_ptr_nonnull(c = jig_client_new(t));
 	ck_assert_msg(jig_client_hello(c, &hello, &e) == 0, "%s", e.msg);
-	ck_assert_uint_eq(hello.u.hello.version, 1);
+	ck_assert_uint_eq(hello.u.hello.version, JIG_VERSION_MAX);
 	ck_assert_str_eq(hello.u.hello.jig_id, "jigsim-1");
 	ck_assert_int_eq(strncmp(hello.u.hello.firmware, "jigsim ", 7), 0);
 	return c;
@@ -100,8 +100,10 @@ START_TEST(test_factory_panel)
 		js_provision(js_client_call, c, pki, dev);
 		ck_assert_msg(dev->failed_at == 0, "device %d failed at %s: %s", i, jig_cmd_name(dev->failed_at), dev->err.msg);
 		jig_client_get_stats(c, &st1);
-		/* PROTOCOL.md section 9: eight round trips per device, no retries. */
-		ck_assert_uint_eq(st1.round_trips - st0.round_trips, 8);
+		/* PROTOCOL.md section 9: eight round trips per device, no retries
+		 * (1.1: and VENDOR_CHAIN for the first device). */
+		ck_assert_uint_eq(st1.round_trips - st0.round_trips, 8 + (unsigned)dev->chain_fetched);
+		ck_assert_int_eq(dev->chain_fetched, i == 1);
 		ck_assert_uint_eq(st1.retries, 0);
 		ck_assert_int_eq(jigsim_device_get(sv.s, (unsigned)i, &di), 0);
 		ck_assert_str_eq(di.serial, dev->info.serial);
@@ -134,6 +136,10 @@ START_TEST(test_preconditions)
 	js_config(&cfg, pki);
 	server_start(&sv, &cfg);
 	c = connect_to(&sv);
+	/* protocol 1.0 here: a second LOCK is LOCKED (1.1 signs a receipt again) */
+	ck_assert_int_eq(jig_client_set_versions(c, 1, 1), 0);
+	ck_assert_msg(jig_client_hello(c, &resp, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(jig_client_version(c), 1);
 	js_req(&req, JIG_CMD_KEYGEN);
 	req.u.keygen_req.algorithm = JIG_ALG_P256;
 	ck_assert_int_eq(jig_client_call(c, &req, &resp, &e), -1);

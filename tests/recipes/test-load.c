@@ -251,6 +251,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(r->se.key_slot, 0);
 	ck_assert_int_eq(r->se.key_alg, RECIPE_ALG_P256);
 	ck_assert_int_eq(r->se.lifecycle, RECIPE_LIFECYCLE_FACTORY);
+	ck_assert(r->se.lock_receipt); /* the default: the SE signs a lock receipt */
 	assert_path(r->se.vendor_root, "pki/se-vendor-root.pem");
 	ck_assert_str_eq(r->hsm.module, STATION_DEFAULT_PKCS11_MODULE);
 	ck_assert_str_eq(r->hsm.token, "station-test");
@@ -308,6 +309,7 @@ START_TEST(test_full_roundtrip)
 	ck_assert_str_eq(r->se.models[0], "SE050C2");
 	ck_assert_str_eq(r->se.models[1], "SE050E2");
 	ck_assert_uint_eq(r->se.min_firmware, 3u << 24 | 17u << 16 | 65535u);
+	ck_assert(!r->se.lock_receipt);
 	ck_assert_int_eq(r->se.key_slot, 15);
 	ck_assert_int_eq(r->se.key_alg, RECIPE_ALG_P384);
 	ck_assert_int_eq(r->se.lifecycle, RECIPE_LIFECYCLE_FACTORY);
