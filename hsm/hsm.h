@@ -134,7 +134,9 @@ int hsm_sign(hsm_key *key, const uint8_t *msg, size_t len, uint8_t **sig_der, si
 /* Parse a DER CSR (all bytes must be consumed). */
 X509_REQ *hsm_csr_from_der(const uint8_t *der, size_t len, st_err *err);
 /* Proof of possession: the CSR's key is EC P-256 or P-384 (named curve)
- * and its self-signature verifies.  ST_E_VERIFY otherwise. */
+ * and its self-signature verifies.  ST_E_VERIFY otherwise.  Issuing (below)
+ * checks again; the signature of the exact CSR bytes verified last on the
+ * same thread is not verified twice. */
 int hsm_csr_verify(X509_REQ *csr, st_err *err);
 
 /* The leaf profile, already expanded by the caller (the recipe's templates

@@ -61,10 +61,43 @@ check_leaf_key(EVP_PKEY *pub, st_err *err)
 	return 0;
 }
 
+/* The CSR this thread verified last, by address and the SHA-256 of its DER:
+ * hsm_leaf_build re-checks the policy on every CSR but does not verify the
+ * same bytes' signature a second time (the station verifies at VERIFY and
+ * issues right after, on the same thread).  The hash covers the whole CSR,
+ * signature included, so a CSR changed since is verified again. */
+static _Thread_local struct {
+	const X509_REQ *csr;
+	uint8_t sha256[32];
+} verified;
+
+static int
+csr_sha256(X509_REQ *csr, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509_REQ(csr, &der);
+
+	if (n <= 0)
+		return -1;
+	st_sha256(der, (size_t)n, out);
+	OPENSSL_free(der);
+	return 0;
+}
+
+static int
+csr_check(X509_REQ *csr, int known_good, st_err *err);
+
 int
 hsm_csr_verify(X509_REQ *csr, st_err *err)
 {
+	return csr_check(csr, 0, err);
+}
+
+static int
+csr_check(X509_REQ *csr, int known_good, st_err *err)
+{
 	EVP_PKEY *pub;
+	uint8_t h[32];
 	int nid;
 
 	if (!csr)
@@ -77,8 +110,14 @@ hsm_csr_verify(X509_REQ *csr, st_err *err)
 	if (nid != NID_ecdsa_with_SHA256 && nid != NID_ecdsa_with_SHA384 && nid != NID_ecdsa_with_SHA512)
 		return st_err_set(err, ST_E_VERIFY, "CSR signature algorithm %s is not accepted (ECDSA with SHA-256/384/512)",
 		    OBJ_nid2sn(nid));
+	if (csr_sha256(csr, h) < 0)
+		return st_err_openssl(err, ST_E_VERIFY, "CSR encoding");
+	if (known_good && verified.csr == csr && memcmp(verified.sha256, h, sizeof(h)) == 0)
+		return 0; /* these very bytes verified on this thread */
 	if (X509_REQ_verify(csr, pub) != 1)
 		return st_err_openssl(err, ST_E_VERIFY, "CSR self-signature does not verify (no proof of possession)");
+	verified.csr = csr;
+	memcpy(verified.sha256, h, sizeof(h));
 	return 0;
 }
 
@@ -408,7 +447,7 @@ hsm_leaf_build(EVP_PKEY *ca_pkey, const EVP_MD *md, X509 *ca_cert, X509_REQ *csr
 	*out = NULL;
 	if (!profile || !ca_cert)
 		return st_err_set(err, ST_E_INTERNAL, "issue: no profile or CA certificate");
-	if (hsm_csr_verify(csr, err) < 0)
+	if (csr_check(csr, 1, err) < 0)
 		return -1;
 	if (!(x = X509_new())) {
 		st_err_openssl(err, ST_E_NOMEM, "certificate");
