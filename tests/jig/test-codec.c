@@ -564,14 +564,14 @@ START_TEST(test_unknown_type)
 	st_err err;
 
 	ck_assert_int_eq(jig_type_known(0x00), 0);
-	ck_assert_int_eq(jig_type_known(JIG_CMD_LAST + 1), 0);
-	ck_assert_int_eq(jig_type_known((JIG_CMD_LAST + 1) | JIG_RESPONSE), 0);
+	ck_assert_int_eq(jig_type_known(JIG_CMD_TPM_LAST + 1), 0);
+	ck_assert_int_eq(jig_type_known((JIG_CMD_TPM_LAST + 1) | JIG_RESPONSE), 0);
 	ck_assert_int_eq(jig_type_known(0x80), 0);
 	ck_assert_int_eq(jig_type_known(0x7F), 0);
 	ck_assert_int_eq(jig_msg_decode(0x42, NULL, 0, &m, &err), -1);
 	ck_assert_int_eq(err.code, ST_E_NOTFOUND);
 	ck_assert_ptr_nonnull(strstr(err.msg, "0x42"));
-	m.type = JIG_CMD_LAST + 1;
+	m.type = JIG_CMD_TPM_LAST + 1;
 	ck_assert_int_eq(jig_msg_encode(&m, (uint8_t[8]){ 0 }, 8, &(size_t){ 0 }, &err), -1);
 	/* a 1.1 command in a 1.0 frame is no command at all */
 	ck_assert_int_eq(jig_msg_decode(JIG_CMD_VENDOR_CHAIN, NULL, 0, &m, &err), -1);
