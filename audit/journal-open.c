@@ -296,10 +296,26 @@ open_dir(audit_journal *j, st_err *err)
 	if ((j->lockfd = openat(j->dirfd, AUDIT_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
 		return st_err_errno(err, ST_E_IO, errno, "audit journal: %s/%s", j->dir, AUDIT_LOCK_FILE);
 	if (flock(j->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
-			return st_err_set(err, ST_E_STATE,
-			    "audit journal %s is in use by another station process: wait for it to finish", j->dir);
-		return st_err_errno(err, ST_E_IO, errno, "audit journal: lock %s", j->dir);
+		if (errno == EWOULDBLOCK) {
+			/* The holder wrote its process id into the lock file. */
+			char pid[24] = "";
+			ssize_t n = pread(j->lockfd, pid, sizeof(pid) - 1, 0);
+			long holder = n > 0 ? strtol(pid, NULL, 10) : 0;
+
+			if (holder > 0)
+				return st_err_set(err, ST_E_STATE, "in use by station process %ld (a run, rework or seal on the "
+				    "same journal): wait for it to finish, or stop it", holder);
+			return st_err_set(err, ST_E_STATE, "in use by another station process: wait for it to finish");
+		}
+		return st_err_errno(err, ST_E_IO, errno, "lock %s/%s", j->dir, AUDIT_LOCK_FILE);
+	}
+	{
+		char pid[24];
+		int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+
+		/* Only a hint for the next one who finds it locked: not checked. */
+		if (ftruncate(j->lockfd, 0) < 0 || pwrite(j->lockfd, pid, (size_t)n, 0) != n)
+			st_log("audit", "%s: cannot note the process id in the lock file", j->dir);
 	}
 	return 0;
 }

@@ -41,8 +41,8 @@ pin_from_env(const char *name, char pin[HSM_PIN_MAX], st_err *err)
 	v = getenv(name);
 	if (!v || !*v)
 		return st_err_set(err, ST_E_CONFIG,
-		    "environment variable %s is not set: set it to the token's user PIN, or use a PIN file or the prompt",
-		    name);
+		    "environment variable %s is %s: set it to the token's user PIN, or use a PIN file or the prompt", name,
+		    v ? "empty" : "not set");
 	snprintf(where, sizeof(where), "environment variable %s", name);
 	if (pin_take_line(v, strlen(v), where, pin, err) < 0)
 		return -1;

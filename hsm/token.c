@@ -192,6 +192,30 @@ out:
 	return ret;
 }
 
+/* SoftHSM finds its tokens through the file SOFTHSM2_CONF names (else
+ * /etc/softhsm/softhsm2.conf): without it the module fails to initialise
+ * with CKR_GENERAL_ERROR, or shows no token.  Say that plainly. */
+static int
+is_softhsm(const char *module_path)
+{
+	const char *base = strrchr(module_path, '/');
+
+	return strstr(base ? base : module_path, "softhsm") != NULL;
+}
+
+static void
+softhsm_conf_hint(const char *module_path, st_err *err)
+{
+	const char *conf = getenv("SOFTHSM2_CONF");
+	size_t n = strlen(err->msg);
+
+	if (!is_softhsm(module_path))
+		return;
+	if (!conf)
+		snprintf(err->msg + n, sizeof(err->msg) - n, "; SOFTHSM2_CONF is not set, so SoftHSM reads "
+		    "/etc/softhsm/softhsm2.conf: set SOFTHSM2_CONF to the configuration file of the token");
+}
+
 /* Find the initialised token labelled `label`: ctx->slot_id and ctx->info. */
 static int
 find_token(hsm_ctx *ctx, const char *label, P11KitUri *uri, st_err *err)
@@ -245,6 +269,7 @@ find_token(hsm_ctx *ctx, const char *label, P11KitUri *uri, st_err *err)
 	if (!nfound) {
 		st_err_set(err, ST_E_CONFIG, "token \"%s\" not found in PKCS#11 module %s; tokens found: %s", label,
 		    ctx->module, found[0] ? found : "none");
+		softhsm_conf_hint(ctx->module, err);
 		goto out;
 	}
 	ret = 0;
@@ -293,6 +318,11 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 		st_err_errno(err, ST_E_CONFIG, errno, "PKCS#11 module %s", module_path);
 		goto fail;
 	}
+	if (is_softhsm(module_path) && getenv("SOFTHSM2_CONF") && access(getenv("SOFTHSM2_CONF"), R_OK) < 0) {
+		st_err_set(err, ST_E_CONFIG, "SOFTHSM2_CONF=%s: %s: SoftHSM cannot read its configuration; set "
+		    "SOFTHSM2_CONF to the configuration file of the token", getenv("SOFTHSM2_CONF"), strerror(errno));
+		goto fail;
+	}
 	if (!(ctx->dl = dlopen(module_path, RTLD_NOW | RTLD_LOCAL))) {
 		const char *why = dlerror();
 
@@ -314,6 +344,7 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 		ctx->finalize = 1;
 	} else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		hsm_err_ckr(err, ST_E_CONFIG, rv, "PKCS#11 module %s: cannot initialise", module_path);
+		softhsm_conf_hint(module_path, err);
 		ctx->fl = NULL;
 		goto fail;
 	}

@@ -298,6 +298,13 @@ jig_client_hello(jig_client *c, jig_msg *hello, st_err *err)
 			    "%u..%u; the jig says: \"%s\"; update the jig firmware or the station",
 			    c->t->uri, c->min_version, c->max_version, hello->u.error.message);
 			err->remote = JIG_E_UNSUPPORTED_VERSION;
+		} else if (err && err->code == ST_E_TIMEOUT) {
+			/* A jig serves one station at a time: one held by another
+			 * accepts the connection and never answers. */
+			size_t n = strlen(err->msg);
+
+			snprintf(err->msg + n, sizeof(err->msg) - n, "; another station may be connected to this jig (a jig "
+			    "serves one at a time): close it there, or check that the jig is powered and its URI is right");
 		}
 		return -1;
 	}

@@ -233,7 +233,7 @@ cmd_seal(int argc, char **argv)
 		goto out;
 	cfg.signer = &k.signer;
 	if (!(j = audit_open(dir, &cfg, &err))) {
-		fprintf(stderr, "station audit seal: %s\n", err.msg);
+		fprintf(stderr, "station audit seal: audit journal %s: %s\n", dir, err.msg);
 		ret = exit_for(&err);
 		goto out;
 	}

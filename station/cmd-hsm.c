@@ -144,7 +144,7 @@ cmd_check(int argc, char **argv)
 
 	st_err_clear(&err);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if ((pc = cli_pin_option(&pin_opt, "hsm check", c, optarg)) != 0) {
 			if (pc < 0)
 				goto out;
@@ -167,6 +167,7 @@ cmd_check(int argc, char **argv)
 			}
 			key_args[nargs++] = optarg;
 			break;
+		case 'h':
 		case O_HELP:
 			usage(stdout);
 			ret = EXIT_OK;

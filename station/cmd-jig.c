@@ -254,6 +254,16 @@ cmd_info(int argc, char **argv)
 		fprintf(stderr, "station jig info: jig %s: no device in the jig; insert a device and retry\n", uri);
 		goto out;
 	}
+	if (!dut.u.dut.powered) {
+		/* SE_INFO would answer NO_DUT: say it in the line's terms. */
+		if (json)
+			print_json(uri, &hello, &dut, NULL);
+		else
+			print_text(uri, &hello, &dut, NULL);
+		fprintf(stderr, "station jig info: jig %s: a device is in the jig but not powered, so its SE cannot be read "
+		    "here; 'station run' powers it on by itself\n", uri);
+		goto out;
+	}
 	req.type = JIG_CMD_SE_INFO;
 	if (jig_client_call(c, &req, &se, &err) < 0) {
 		ret = info_fail(json, uri, &err);

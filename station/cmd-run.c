@@ -206,7 +206,7 @@ cmd_run_main(int argc, char **argv)
 	st_err err;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if ((pc = cli_pin_option(&pin, "run", c, optarg)) != 0) {
 			if (pc < 0)
 				goto out;

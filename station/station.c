@@ -151,8 +151,15 @@ station_posture(station *st, const jig_se_info *info, st_err *err)
 	for (i = 0; i < r->se.n_models; i++)
 		if (strcmp(r->se.models[i], info->model) == 0)
 			break;
-	if (i == r->se.n_models)
-		return st_err_set(err, ST_E_STATE, "SE model \"%s\" is not one the recipe allows", info->model);
+	if (i == r->se.n_models) {
+		char allowed[512] = "";
+		size_t k, o = 0;
+
+		for (k = 0; k < r->se.n_models && o < sizeof(allowed); k++)
+			o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s", k ? ", " : "", r->se.models[k]);
+		return st_err_set(err, ST_E_STATE, "SE model \"%s\" is not one recipe %s allows (%s): wrong recipe for "
+		    "this part?", info->model, r->recipe.name, allowed);
+	}
 	if (fw < min)
 		return st_err_set(err, ST_E_STATE, "SE firmware %u.%u.%u is older than the recipe's minimum %u.%u.%u",
 		    fw >> 24, (fw >> 16) & 0xff, fw & 0xffff, min >> 24, (min >> 16) & 0xff, min & 0xffff);
