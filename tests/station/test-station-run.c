@@ -328,6 +328,12 @@ START_TEST(test_exit_codes)
 
 		ck_assert_ptr_nonnull(sum);
 		ck_assert_str_eq(stu_str(sum, "end"), "configuration");
+		ck_assert_str_eq(stu_str(sum, "status"), "stopped");
+		ck_assert_str_eq(stu_str(sum, "reason"), "configuration");
+		/* The halt comes before the summary and says why. */
+		ck_assert_msg(stu_event(&r, "halt", NULL) && strstr(stu_str(stu_event(&r, "halt", NULL), "message"),
+		    "cannot be reached") && strcmp(stu_str(stu_event(&r, "halt", NULL), "reason"), "configuration") == 0,
+		    "no halt event saying why:\n%s", stu_tail(r.out));
 		ck_assert_int_eq(json_integer_value(json_object_get(sum, "passed")), 0);
 		ck_assert_msg(!json_object_get(sum, "yield_percent") && !json_object_get(sum, "devices_per_hour"),
 		    "a yield or a rate of zero devices: %s", stu_tail(r.out));
