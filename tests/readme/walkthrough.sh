@@ -50,6 +50,8 @@ station run --recipe work/demo/demo.yaml --jig "$(cat work/demo/jig.uri)" --coun
 [ "$rc" -eq 1 ] || { cat run.log >&2; fail "read-back failure run: exit $rc, expected 1"; }
 grep -q "passed 0, failed 1, yield 0.0%; " run.log || { cat run.log >&2; fail "summary line of a one-device run"; }
 ! grep -q "devices/h" run.log || { cat run.log >&2; fail "a devices/h rate from a single device"; }
+grep -qE "^station run: recipe demo-sensor [^ ]+ \(sha256 [0-9a-f]{64}\), Demo Sensor, station [^,]+, operator demo, 1 jig, --count 1$" run.log ||
+  { cat run.log >&2; fail "no header line (recipe, digest, product, station, operator, jigs, --count)"; }
 grep -q "^REVOKED  certificate [0-9A-F]* of SE[0-9A-F]* (cessationOfOperation): issued but never installed" run.log ||
   { cat run.log >&2; fail "no REVOKED line for the certificate revoked at the end of the run"; }
 [ "$(ls work/demo/audit/certs/*.pem | wc -l)" -eq 2 ] || fail "the failed device's certificate is in certs/"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The operator's screen, as a terminal shows it: `station run` in tmux at
 # 80x24 with two jigsims, the second one faulty (every second device fails
-# VERIFY).  While it runs and when it has ended, the captured screen must
+# VERIFY), the first one with a noisy line (a reply retransmitted).  While it runs and when it has ended, the captured screen must
 # have no line wider than the terminal, no stale piece of the status block
 # (one header, one status line per jig, one totals line at most), the
 # header, PASS and FAIL lines and the per-jig summary.  Then a second run,
@@ -40,7 +40,10 @@ ln -s "$t/pki" "$t/w/pki"
 cp "$src/recipes/examples/demo.yaml" "$t/w/demo.yaml"
 
 jigsim=$build/jig-protocol/jigsim/jigsim
-"$jigsim" --pki "$t/pki" --devices 0 --id 1 --keygen-ms 800 --port-file "$t/a.uri" >"$t/a.log" 2>&1 &
+# The first jig's line damages every third device's first KEYGEN reply: the
+# retransmission repairs it, and the PASS line says it took a retry.
+"$jigsim" --pki "$t/pki" --devices 0 --id 1 --keygen-ms 800 --fault corrupt-byte --fault-every 3 \
+  --port-file "$t/a.uri" >"$t/a.log" 2>&1 &
 pids+=($!)
 "$jigsim" --pki "$t/pki" --devices 0 --id 2 --keygen-ms 800 --fault replay-nonce --fault-every 2 \
   --port-file "$t/b.uri" >"$t/b.log" 2>&1 &
@@ -121,6 +124,8 @@ tmux -L "$sock" capture-pane -p -J -S - -t ui >"$t/screen"
   fail "status lines left in the output: $(grep -E "^  demo-sensor |^  [0-9]+/$count  passed " "$t/screen" | head -3)"
 grep -qE "^$a  PASS  SE[0-9A-F]+  [0-9.]+s  cert [0-9A-F]" "$t/screen" || fail "no PASS line of jig $a"
 grep -qE "^$b  PASS  SE[0-9A-F]+  " "$t/screen" || fail "no PASS line of jig $b"
+grep -qE "^$a  PASS  SE[0-9A-F]+  [0-9.]+s \(1 retry\)  cert " "$t/screen" || fail "no PASS line of jig $a saying (1 retry)"
+! grep -qE "^$b  PASS  .*retr" "$t/screen" || fail "a retry on jig $b, whose line is good"
 grep -qE "^$b  FAIL  SE[0-9A-F]+  at VERIFY: " "$t/screen" || fail "no FAIL line of jig $b"
 ! grep -qE "^$a  FAIL" "$t/screen" || fail "a FAIL line of the good jig $a"
 grep -qE "^ +-> quarantine the device" "$t/screen" || fail "no advice under the FAIL line"
