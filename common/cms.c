@@ -11,8 +11,8 @@
 
 #include "cms.h"
 
-int
-st_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, size_t len,
+static int
+cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, size_t len, unsigned flags,
     uint8_t **der, size_t *der_len, st_err *err)
 {
 	BIO *in = NULL;
@@ -28,7 +28,7 @@ st_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, 
 		st_err_openssl(err, ST_E_NOMEM, "CMS sign");
 		goto out;
 	}
-	if (!(cms = CMS_sign(cert, key, chain, in, CMS_DETACHED | CMS_BINARY))) {
+	if (!(cms = CMS_sign(cert, key, chain, in, flags | CMS_BINARY))) {
 		st_err_openssl(err, ST_E_CRYPTO, "CMS sign");
 		goto out;
 	}
@@ -51,12 +51,28 @@ out:
 }
 
 int
-st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
-    X509 **signer, st_err *err)
+st_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, size_t len,
+    uint8_t **der, size_t *der_len, st_err *err)
+{
+	return cms_sign(key, cert, chain, data, len, CMS_DETACHED, der, der_len, err);
+}
+
+int
+st_cms_sign_attached(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, size_t len,
+    uint8_t **der, size_t *der_len, st_err *err)
+{
+	return cms_sign(key, cert, chain, data, len, 0, der, der_len, err);
+}
+
+/* Verify cms over content (detached: data/len; attached: data NULL, the
+ * content comes back in *out, *out_len). */
+static int
+cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust, X509 **signer,
+    uint8_t **out, size_t *out_len, st_err *err)
 {
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms = NULL;
-	BIO *content = NULL;
+	BIO *content = NULL, *sink = NULL;
 	STACK_OF(X509) *signers = NULL;
 	int ret = -1;
 
@@ -68,13 +84,33 @@ st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, 
 		st_err_openssl(err, ST_E_VERIFY, "signature is not a DER CMS structure");
 		goto out;
 	}
-	if (!(content = BIO_new_mem_buf(data, (int)len))) {
+	if (data && !(content = BIO_new_mem_buf(data, (int)len))) {
 		st_err_openssl(err, ST_E_NOMEM, "CMS verify");
 		goto out;
 	}
-	if (CMS_verify(cms, NULL, trust, content, NULL, CMS_DETACHED | CMS_BINARY) != 1) {
+	if (!data && (CMS_is_detached(cms) || OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data)) {
+		st_err_set(err, ST_E_VERIFY, "signature carries no content (a detached signature?)");
+		goto out;
+	}
+	if (!data && !(sink = BIO_new(BIO_s_mem()))) {
+		st_err_openssl(err, ST_E_NOMEM, "CMS verify");
+		goto out;
+	}
+	if (CMS_verify(cms, NULL, trust, content, sink, (data ? CMS_DETACHED : 0) | CMS_BINARY) != 1) {
 		st_err_openssl(err, ST_E_VERIFY, "signature does not verify");
 		goto out;
+	}
+	if (sink) {
+		char *bytes = NULL;
+		long n = BIO_get_mem_data(sink, &bytes);
+
+		if (n < 0 || !(*out = malloc((size_t)n + 1))) {
+			st_err_set(err, ST_E_NOMEM, "CMS verify: out of memory");
+			goto out;
+		}
+		memcpy(*out, bytes, (size_t)n);
+		(*out)[n] = 0;
+		*out_len = (size_t)n;
 	}
 	if (signer) {
 		signers = CMS_get0_signers(cms);
@@ -87,10 +123,31 @@ st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, 
 	}
 	ret = 0;
 out:
+	if (ret < 0 && sink && out && *out) {
+		free(*out);
+		*out = NULL;
+	}
 	sk_X509_free(signers);
+	BIO_free(sink);
 	BIO_free(content);
 	CMS_ContentInfo_free(cms);
 	return ret;
+}
+
+int
+st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
+    X509 **signer, st_err *err)
+{
+	return cms_verify(data ? data : "", len, der, der_len, trust, signer, NULL, NULL, err);
+}
+
+int
+st_cms_verify_attached(const uint8_t *der, size_t der_len, X509_STORE *trust, uint8_t **content,
+    size_t *content_len, X509 **signer, st_err *err)
+{
+	*content = NULL;
+	*content_len = 0;
+	return cms_verify(NULL, 0, der, der_len, trust, signer, content, content_len, err);
 }
 
 STACK_OF(X509) *
@@ -225,6 +282,6 @@ st_x509_check_role(X509 *cert, st_role role, st_err *err)
 		return 0;
 	st_x509_subject(cert, subject, sizeof(subject));
 	return st_err_set(err, ST_E_VERIFY,
-	    "the certificate of %s does not hold the %s role (its extendedKeyUsage lacks %s): use a %s key", subject,
+	    "the certificate of %s does not hold the %s role (its extendedKeyUsage lacks %s): use a key of the %s role", subject,
 	    st_role_name(role), st_role_oid(role), st_role_name(role));
 }

@@ -18,6 +18,13 @@ int st_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *da
  * certificate.  A bad signature or chain is ST_E_VERIFY. */
 int st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
     X509 **signer, st_err *err);
+/* The same with the data inside the signature (a token that travels as
+ * one file), and its check: on success *content (malloc'd, NUL-terminated
+ * one past *content_len) is what was signed. */
+int st_cms_sign_attached(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *data, size_t len,
+    uint8_t **der, size_t *der_len, st_err *err);
+int st_cms_verify_attached(const uint8_t *der, size_t der_len, X509_STORE *trust, uint8_t **content,
+    size_t *content_len, X509 **signer, st_err *err);
 /* A store holding every certificate in a PEM file as a trust anchor. */
 X509_STORE *st_x509_store_load(const char *pem_path, st_err *err);
 /* Every certificate of a PEM file, in order (at least one). */

@@ -603,7 +603,8 @@ read_audit(walk *w, const ynode *root)
 static void
 read_rework(walk *w, const ynode *root)
 {
-	static const char *const keys[] = { "intermediates", "allow_foreign_devices", "crl_next_update_days", NULL };
+	static const char *const keys[] = { "intermediates", "allow_foreign_devices", "crl_next_update_days",
+		"authorizers", NULL };
 	char path[RECIPE_PATH_MAX], sub[RECIPE_PATH_MAX];
 	const ynode *m = section(w, root, "", "rework", false, keys, NULL, path), *l;
 	recipe *r = w->r;
@@ -638,6 +639,7 @@ read_rework(walk *w, const ynode *root)
 		}
 	}
 	rc_get_bool(w->c, m, "rework", "allow_foreign_devices", false, &r->rework.allow_foreign_devices);
+	get_file(w, m, "rework", "authorizers", false, F_CA_BUNDLE, &r->rework.authorizers);
 	if (rc_get_int(w->c, m, "rework", "crl_next_update_days", false, 1, 365, &v) == 0)
 		r->rework.crl_next_update_days = (int)v;
 }
@@ -685,6 +687,7 @@ recipe_free(recipe *r)
 	for (i = 0; i < r->rework.n_intermediates; i++)
 		free(r->rework.intermediates[i]);
 	free(r->rework.intermediates);
+	free(r->rework.authorizers);
 	free(r);
 }
 

@@ -120,6 +120,7 @@ typedef struct recipe {
 		size_t n_intermediates;
 		bool allow_foreign_devices;
 		int crl_next_update_days;
+		char *authorizers;      /* PEM: who may sign rework authorizations (NULL: no rework) */
 	} rework;
 } recipe;
 

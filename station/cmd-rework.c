@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -12,7 +13,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: station rework --recipe FILE --authorized-by NAME [--reason TEXT] [--jig URI]\n"
+	    "usage: station rework --recipe FILE --authorization FILE [--jig URI] [--note TEXT]\n"
 	    "                      [--operator NAME] [--json] [--require-signed] [--trust PEM]\n"
 	    "                      " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
@@ -21,11 +22,14 @@ usage(FILE *f)
 	    "not revoked, and its current key signs a fresh challenge. Then the old key and certificate\n"
 	    "are retired in the SE and revoked (superseded), and a new key, attested CSR and certificate\n"
 	    "go through the same checks as the factory path. Every record names the old and new\n"
-	    "certificate, the reason and who authorized the rework.\n"
+	    "certificate, the authorization, its reason and who signed it.\n"
 	    "\n"
 	    "  --recipe FILE         the recipe the device was provisioned with (or its successor)\n"
-	    "  --authorized-by NAME  who authorized this rework (required)\n"
-	    "  --reason TEXT         why (default: \"rework\")\n"
+	    "  --authorization FILE  a token from 'station authorize rework' naming this SE, signed by\n"
+	    "                        a key of the authorization role under the recipe's\n"
+	    "                        rework.authorizers; good for one completed rework per SE\n"
+	    "  --note TEXT           a remark recorded beside it (--authorized-by is the same, kept\n"
+	    "                        for scripts: a name here authorizes nothing)\n"
 	    "  --jig URI             the jig (default: the recipe's jig.uri)\n"
 	    "  --operator NAME       recorded in the journal (default: $USER, else the account name)\n"
 	    "  --json                one JSON event per line\n"
@@ -42,7 +46,8 @@ cmd_rework_main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "recipe", required_argument, NULL, 'r' },
 		{ "jig", required_argument, NULL, 'j' },
-		{ "reason", required_argument, NULL, 'R' },
+		{ "authorization", required_argument, NULL, 'A' },
+		{ "note", required_argument, NULL, 'a' },
 		{ "authorized-by", required_argument, NULL, 'a' },
 		{ "operator", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'J' },
@@ -52,7 +57,8 @@ cmd_rework_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *jig = NULL, *reason = "rework", *who = NULL, *operator_name = NULL, *trust = NULL;
+	const char *recipe_path = NULL, *jig = NULL, *authz_path = NULL, *note = NULL, *operator_name = NULL, *trust = NULL;
+	authz *az = NULL;
 	int json = 0, require_signed = 0, c, pc, rc, ret = EXIT_USAGE;
 	run_end end = RUN_COMPLETED;
 	cli_pin pin = { 0 };
@@ -70,8 +76,8 @@ cmd_rework_main(int argc, char **argv)
 		switch (c) {
 		case 'r': recipe_path = optarg; break;
 		case 'j': jig = optarg; break;
-		case 'R': reason = optarg; break;
-		case 'a': who = optarg; break;
+		case 'A': authz_path = optarg; break;
+		case 'a': note = optarg; break;
 		case 'o': operator_name = optarg; break;
 		case 'J': json = 1; break;
 		case 'S': require_signed = 1; break;
@@ -80,9 +86,10 @@ cmd_rework_main(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || !recipe_path || !who || !*who) {
+	if (optind != argc || !recipe_path || !authz_path) {
 		fprintf(stderr, "station rework: %s\n", optind != argc ? "unexpected argument"
-		    : !recipe_path ? "--recipe FILE is required" : "--authorized-by NAME is required: say who authorized the rework");
+		    : !recipe_path ? "--recipe FILE is required"
+		    : "--authorization FILE is required: a rework needs a signed authorization (station authorize rework)");
 		return EXIT_USAGE;
 	}
 	operator_name = cli_operator(operator_name);
@@ -92,6 +99,15 @@ cmd_rework_main(int argc, char **argv)
 		goto out;
 	}
 	cli_station_warnings("rework", st);
+	if (!st->rcp->rework.authorizers) {
+		fprintf(stderr, "station rework: the recipe names no rework.authorizers (the certificates that may sign "
+		    "rework authorizations): this station cannot rework\n");
+		goto out;
+	}
+	if (authz_load(authz_path, "rework", st->rcp->rework.authorizers, time(NULL), &az, &err) < 0) {
+		fprintf(stderr, "station rework: %s\n", err.msg);
+		goto out;
+	}
 	if (!jig && !(jig = station_default_jig(st))) {
 		fprintf(stderr, "station rework: no --jig given and the recipe names no jig.uri\n");
 		goto out;
@@ -99,7 +115,7 @@ cmd_rework_main(int argc, char **argv)
 	if (!(u = ui_new(ui_mode_for(stdout, json), stdout, 1, &jig)))
 		goto out;
 	cmd_ui_start(u, st, "rework", 0);
-	rc = rework_run(st, jig, reason, who, u, &end, &err);
+	rc = rework_run(st, jig, az, note, u, &end, &err);
 	{
 		char how[96];
 
@@ -112,6 +128,7 @@ cmd_rework_main(int argc, char **argv)
 	}
 	ret = rc == 0 ? EXIT_OK : EXIT_FAIL;
 out:
+	authz_free(az);
 	ui_free(u);
 	station_close(st);
 	return ret;

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{ "recipe", cmd_recipe_main, "validate or sign a recipe (recipe check|sign)" },
 	{ "audit", cmd_audit_main, "seal, export and verify the audit journal (audit seal|export|verify)" },
 	{ "rework", cmd_rework_main, "re-provision a device proven by its existing identity" },
+	{ "authorize", cmd_authorize_main, "sign a rework authorization (authorize rework)" },
 	{ "revoke", cmd_revoke_main, "record the revocation of a certificate or device" },
 	{ "crl", cmd_crl_main, "write a CRL signed by the intermediate" },
 };
@@ -52,7 +53,7 @@ usage(FILE *f)
 
 	fprintf(f, "usage: station COMMAND [OPTIONS]\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'station help COMMAND' or 'station COMMAND --help' for a command's options.\n"
 	           "Exit codes: 0 success, 1 a device or check failed, 2 usage or configuration error.\n"
 	           "Manual: station(1); the recipe format station-recipe(5), the audit journal station-audit(5).\n");

@@ -14,6 +14,8 @@
 /* What the journal says about one device's certificates. */
 struct history {
 	int seen;
+	const char *authz_id; /* the authorization in hand */
+	uint64_t authz_used;  /* seq of a completed rework of this SE under it (0: none) */
 	int retired;          /* a rework retired the old key: the SE may be mid-rework */
 	char retiring[41];    /* the certificate that rework retired */
 	char issued[64][41];  /* serials we issued to it (the most recent 64) */
@@ -62,6 +64,10 @@ on_device_record(const audit_record *rec, void *ctx)
 	} else if (strcmp(rec->step, "done") == 0) {
 		h->retired = 0;
 		h->retiring[0] = '\0';
+		v = json_object_get(rec->details, "authorization");
+		if (h->authz_id && json_is_string(v) && strcmp(json_string_value(v), h->authz_id) == 0 &&
+		    strcmp(rec->result, "pass") == 0)
+			h->authz_used = rec->seq;
 	}
 	return 0;
 }
@@ -351,9 +357,27 @@ out:
 	return ret;
 }
 
+/* The authorization names this SE and was not used for it yet: a token
+ * is good for one completed rework per device. */
+static int
+authorized(struct dev *d, const struct history *h, const authz *az)
+{
+	if (!authz_names(az, d->info.serial)) {
+		st_err_set(&d->err, ST_E_VERIFY, "authorization %s (%s) does not name this SE: ask for one that does",
+		    az->id, az->signer);
+		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+	}
+	if (h->authz_used) {
+		st_err_set(&d->err, ST_E_VERIFY,
+		    "authorization %s was already used for this SE (journal seq %llu): ask for a new one", az->id,
+		    (unsigned long long)h->authz_used);
+		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+	}
+	return 0;
+}
+
 int
-rework_run(station *st, const char *uri, const char *reason, const char *authorized_by, ui *u, run_end *end,
-    st_err *err)
+rework_run(station *st, const char *uri, const authz *az, const char *note, ui *u, run_end *end, st_err *err)
 {
 	static volatile sig_atomic_t never;
 	struct engine e = { .st = st, .u = u, .stop = &never, .count = 1 };
@@ -363,8 +387,9 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 	int ret = -1, rc;
 
 	pthread_mutex_init(&e.lock, NULL);
-	if (!w || !d || !h || !(w->extra = json_pack("{s:b,s:s,s:s}", "rework", 1, "reason", reason, "authorized_by",
-	                                     authorized_by))) {
+	if (!w || !d || !h || !(w->extra = json_pack("{s:b,s:s,s:s,s:s}", "rework", 1, "reason", az->reason,
+	                                     "authorization", az->id, "authorized_by", az->signer)) ||
+	    (note && json_object_set_new(w->extra, "note", json_string(note)) < 0)) {
 		st_err_set(err, ST_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -374,6 +399,7 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 		goto out;
 	if ((rc = eng_wait_device(w, d, err)) != 0)
 		goto out;
+	h->authz_id = az->id;
 	if (audit_find_device(st->rcp->audit.dir, d->info.serial, on_device_record, h, err) != 0) {
 		st_err_prefix(err, "journal");
 		goto out;
@@ -383,7 +409,7 @@ rework_run(station *st, const char *uri, const char *reason, const char *authori
 		*err = d->err;
 		goto out;
 	}
-	if (rework_device(w, d, h) == 0 &&
+	if (authorized(d, h, az) == 0 && rework_device(w, d, h) == 0 &&
 	    eng_journal(w, d, "done", "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) >= 0) {
 		eng_index_update(w, d, DEV_PASSED, 1, 1);
 		ui_pass(u, 0, d->info.serial, d->cert_serial, 0);

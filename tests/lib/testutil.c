@@ -304,6 +304,7 @@ tu_make_pki(void)
 	ck_assert_int_ne(asprintf(&conf, "%s/softhsm2.conf", dir), -1);
 	setenv("SOFTHSM2_CONF", conf, 1);
 	setenv("STATION_HSM_PIN", "123456", 1); /* test PIN, see fixtures/make-test-pki */
+	setenv("STATION_AUTHORIZER_PIN", "654321", 1); /* the authorizer token's test PIN */
 	free(conf);
 	free(out);
 	free(script);

@@ -39,11 +39,68 @@ rw_provision(stu_ws *w, stu_sim *sim, unsigned index)
 	stu_run_clear(&r);
 }
 
+char *
+rw_authorize(stu_ws *w, const char *serial, const char *reason)
+{
+	char *argv[64], *path = NULL, *out = NULL;
+	json_t *recs = NULL, *rec;
+	size_t n = 0, i, k;
+	int rc;
+
+	ck_assert_int_ne(asprintf(&path, "%s/authorization-%u.der", w->dir, ++w->runs), -1);
+	argv[n++] = (char *)tu_station_exe();
+	argv[n++] = (char *)"authorize";
+	argv[n++] = (char *)"rework";
+	argv[n++] = (char *)"--token";
+	argv[n++] = (char *)"station-authorizer";
+	argv[n++] = (char *)"--key-label";
+	argv[n++] = (char *)"authorizer";
+	argv[n++] = (char *)"--pin-env";
+	argv[n++] = (char *)"STATION_AUTHORIZER_PIN";
+	argv[n++] = (char *)"--reason";
+	argv[n++] = (char *)reason;
+	argv[n++] = (char *)"--expires";
+	argv[n++] = (char *)"1h";
+	argv[n++] = (char *)"--out";
+	argv[n++] = path;
+	if (serial) {
+		argv[n++] = (char *)"--se";
+		argv[n++] = (char *)serial;
+	} else {
+		/* Every SE the journal knows, once. */
+		recs = rw_records(w, NULL);
+		json_array_foreach(recs, i, rec) {
+			const char *dev = stu_str(rec, "device");
+
+			for (k = 16; dev[0] && k < n && strcmp(argv[k], dev) != 0; k += 2)
+				;
+			if (dev[0] && k >= n && n < 60) {
+				argv[n++] = (char *)"--se";
+				argv[n++] = (char *)dev;
+			}
+		}
+	}
+	argv[n] = NULL;
+	ck_assert_msg(n > 15, "rw_authorize: no SE to authorize");
+	rc = tu_run(argv, &out);
+	ck_assert_msg(rc == 0, "station authorize rework: exit %d\n%s", rc, stu_tail(out));
+	free(out);
+	json_decref(recs);
+	return path;
+}
+
 void
 rw_rework(stu_ws *w, const char *jig, const char *reason, const char *who, stu_run *r)
 {
+	rw_rework_se(w, jig, NULL, reason, who, r);
+}
+
+void
+rw_rework_se(stu_ws *w, const char *jig, const char *serial, const char *reason, const char *who, stu_run *r)
+{
+	char *authz = rw_authorize(w, serial, reason);
 	char *argv[] = { (char *)tu_station_exe(), (char *)"rework", (char *)"--recipe", w->recipe, (char *)"--jig", (char *)jig,
-		(char *)"--reason", (char *)reason, (char *)"--authorized-by", (char *)who, (char *)"--operator",
+		(char *)"--authorization", authz, (char *)"--authorized-by", (char *)who, (char *)"--operator",
 		(char *)"rw", (char *)"--json", NULL };
 
 	memset(r, 0, sizeof(*r));
@@ -54,6 +111,7 @@ rw_rework(stu_ws *w, const char *jig, const char *reason, const char *who, stu_r
 	r->start_s = stu_now();
 	r->pid = stu_spawn(argv, r->out_path, r->err_path);
 	stu_station_wait(r, 60);
+	free(authz);
 }
 
 void
@@ -184,9 +242,10 @@ on_record(const audit_record *rec, void *ctx)
 {
 	json_t *recs = ctx;
 
-	return json_array_append_new(recs, json_pack("{s:I,s:s,s:s,s:s,s:O}", "seq", (json_int_t)rec->seq, "step",
+	return json_array_append_new(recs, json_pack("{s:I,s:s,s:s,s:s,s:s,s:O}", "seq", (json_int_t)rec->seq, "step",
 	                                       rec->step, "result", rec->result, "operator",
-	                                       rec->operator_name ? rec->operator_name : "", "details", rec->details));
+	                                       rec->operator_name ? rec->operator_name : "", "device",
+	                                       rec->device ? rec->device : "", "details", rec->details));
 }
 
 json_t *

@@ -17,9 +17,15 @@ stu_sim *rw_sim(const char *pki, unsigned devices, unsigned faults);
  * it is back in the jig afterwards, provisioned. */
 void rw_provision(stu_ws *w, stu_sim *sim, unsigned index);
 
-/* `station rework --recipe W/demo.yaml --jig JIG --reason REASON
- * --authorized-by WHO --operator rw --json`, parsed like stu_station_run. */
+/* `station authorize rework` with the test PKI's authorizer token for
+ * serial (NULL: every SE in the workspace's journal), REASON, 1 h; the
+ * token's path (malloc'd). */
+char *rw_authorize(stu_ws *w, const char *serial, const char *reason);
+/* `station rework --recipe W/demo.yaml --jig JIG --authorization (made by
+ * rw_authorize for serial, NULL: the journal's SEs) --authorized-by WHO
+ * --operator rw --json`, parsed like stu_station_run. */
 void rw_rework(stu_ws *w, const char *jig, const char *reason, const char *who, stu_run *r);
+void rw_rework_se(stu_ws *w, const char *jig, const char *serial, const char *reason, const char *who, stu_run *r);
 
 /* `station crl --recipe W/demo.yaml --out OUT [extra...]`: must exit 0. */
 void rw_crl(stu_ws *w, const char *out, const char *extra1, const char *extra2);

@@ -68,7 +68,8 @@ START_TEST(test_refused)
 	if (rc->allow_foreign)
 		stu_recipe_edit(w, "allow_foreign_devices: false", "allow_foreign_devices: true");
 
-	rw_rework(w, sim->uri, "failed final test", "QA lead", &r);
+	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
+	rw_rework_se(w, sim->uri, info.serial, "failed final test", "QA lead", &r);
 	ck_assert_msg(r.status == 1, "%s: station rework: exit %d\n%s\n%s", rc->name, r.status, stu_tail(r.out),
 	    stu_tail(r.err));
 	ck_assert_msg(stu_event(&r, "passed", before.serial) == NULL, "%s: the device passed", rc->name);
@@ -118,7 +119,10 @@ START_TEST(test_refused)
 	ck_assert_msg(strstr(rw_detail(rec, "error"), rc->reason) != NULL, "%s: the journal says \"%s\"", rc->name,
 	    rw_detail(rec, "error"));
 	ck_assert_str_eq(rw_detail(rec, "reason"), "failed final test");
-	ck_assert_str_eq(rw_detail(rec, "authorized_by"), "QA lead");
+	/* Who authorized: the signer of the authorization, never a typed name. */
+	ck_assert_str_eq(rw_detail(rec, "authorized_by"), "O = Station Test, CN = Station Test Rework Authorizer 1");
+	ck_assert_uint_eq(strlen(rw_detail(rec, "authorization")), 32);
+	ck_assert_str_eq(rw_detail(rec, "note"), "QA lead");
 	ck_assert_str_ne(rw_detail(rec, "advice"), "");
 	ck_assert_uint_eq(rw_count(recs, "issued", NULL), rc->provision ? 1 : 0);
 	ck_assert_ptr_null(rw_record(recs, start, "issuing", NULL, NULL));

@@ -29,7 +29,7 @@ START_TEST(test_rework_ok)
 	uint8_t old[JIG_BLOB_MAX], now[JIG_BLOB_MAX], rpub[JIG_BLOB_MAX], rcert[JIG_BLOB_MAX], pub[JIG_BLOB_MAX];
 	size_t old_len = 0, now_len = 0, rpub_len = 0, rcert_len = 0, pub_len = 0, npaths = 0, i, at = 0, start = 0;
 	int named = 0;
-	char old_serial[64], new_serial[64], crl[4200], inter[4200], **paths = NULL, *old_path, *out = NULL;
+	char old_serial[64], new_serial[64], crl[4200], inter[4200], **paths = NULL, *old_path, *out = NULL, *authz;
 	json_t *ev, *recs, *rec;
 	X509_CRL *x;
 	stu_journal j;
@@ -124,7 +124,10 @@ START_TEST(test_rework_ok)
 		ck_assert_msg(json_is_true(json_object_get(json_object_get(rec, "details"), "rework")),
 		    "record %s is not marked as rework", step);
 		ck_assert_str_eq(rw_detail(rec, "reason"), strcmp(step, "revoke") == 0 ? "superseded" : "RMA 1234");
-		ck_assert_str_eq(rw_detail(rec, "authorized_by"), "QA lead");
+		/* Who authorized: the signer of the authorization, never a typed name. */
+		ck_assert_str_eq(rw_detail(rec, "authorized_by"), "O = Station Test, CN = Station Test Rework Authorizer 1");
+		ck_assert_uint_eq(strlen(rw_detail(rec, "authorization")), 32);
+		ck_assert_str_eq(rw_detail(rec, "note"), "QA lead");
 		ck_assert_str_eq(stu_str(rec, "operator"), "rw");
 		/* From the identity proof on, the records name the old certificate
 		 * (identify and posture come before it is read). */
@@ -163,8 +166,9 @@ START_TEST(test_rework_ok)
 
 	/* The plain output ends with a last line too: the panel's second device,
 	 * never provisioned, is refused. */
-	rc = tu_station(&out, "rework", "--recipe", w->recipe, "--jig", sim->uri, "--reason", "RMA 1235",
-	    "--authorized-by", "QA lead", NULL);
+	authz = rw_authorize(w, NULL, "RMA 1235");
+	rc = tu_station(&out, "rework", "--recipe", w->recipe, "--jig", sim->uri, "--authorization", authz, NULL);
+	free(authz);
 	ck_assert_msg(rc == 1, "station rework of a fresh device: exit %d\n%s", rc, stu_tail(out));
 	ck_assert_msg(strstr(out, "\nREWORK FAILED  passed 0, failed 1; rework completed\n"), "no last line:\n%s",
 	    stu_tail(out));
@@ -202,7 +206,7 @@ START_TEST(test_foreign_device)
 	if (allow)
 		stu_recipe_edit(w, "allow_foreign_devices: false", "allow_foreign_devices: true");
 
-	rw_rework(w, sim->uri, "ownership transfer", "line lead", &r);
+	rw_rework_se(w, sim->uri, before.serial, "ownership transfer", "line lead", &r);
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
 	recs = rw_records(w, before.serial);
 	if (!allow) {

@@ -72,7 +72,7 @@ END_TEST
  * "R" is replaced by the recipe, "O" by an output path). */
 static const char *const commands[][12] = {
 	{ "run", "--recipe", "R", "--count", "1", "--jig", "tcp:127.0.0.1:1", NULL },
-	{ "rework", "--recipe", "R", "--authorized-by", "qa", "--jig", "tcp:127.0.0.1:1", NULL },
+	{ "rework", "--recipe", "R", "--authorization", "/nonexistent", "--jig", "tcp:127.0.0.1:1", NULL },
 	{ "revoke", "--recipe", "R", "--cert-serial", "01", "--reason", "superseded", NULL },
 	{ "crl", "--recipe", "R", "--out", "O", NULL },
 	{ "audit", "seal", "--recipe", "R", NULL },

@@ -103,12 +103,22 @@ every_command(enum src s)
 	{
 		const char *run[] = { "run", "--recipe", e.w->recipe, "--jig", e.sim->uri, "--count", "1", "--operator", "pin",
 			"--json", NULL };
-		const char *rework[] = { "rework", "--recipe", e.w->recipe, "--jig", e.sim->uri, "--authorized-by", "QA",
-			"--reason", "pin test", "--json", NULL };
+		char authz[4200];
+		const char *rework[] = { "rework", "--recipe", e.w->recipe, "--jig", e.sim->uri, "--authorization", authz,
+			"--json", NULL };
+		int rc;
 
 		ok_with(s, &e, run);
 		ck_assert_int_eq(jigsim_device_get(e.sim->s, 1, &info), 0);
 		ck_assert_int_eq(info.lifecycle, JIG_LC_PROVISIONED);
+		/* The authorizer's own token and PIN: independent of the station's PIN source. */
+		snprintf(authz, sizeof(authz), "%s/authz.der", e.w->dir);
+		rc = tu_station(&out, "authorize", "rework", "--token", "station-authorizer", "--key-label", "authorizer",
+		    "--pin-env", "STATION_AUTHORIZER_PIN", "--se", info.serial, "--reason", "pin test", "--expires", "1h",
+		    "--out", authz, NULL);
+		ck_assert_msg(rc == 0, "station authorize rework: %s", out);
+		free(out);
+		out = NULL;
 		ok_with(s, &e, rework);
 	}
 	{
