@@ -604,7 +604,7 @@ static void
 read_rework(walk *w, const ynode *root)
 {
 	static const char *const keys[] = { "intermediates", "allow_foreign_devices", "crl_next_update_days",
-		"authorizers", NULL };
+		"authorizers", "revoke_needs_authorization", NULL };
 	char path[RECIPE_PATH_MAX], sub[RECIPE_PATH_MAX];
 	const ynode *m = section(w, root, "", "rework", false, keys, NULL, path), *l;
 	recipe *r = w->r;
@@ -640,6 +640,10 @@ read_rework(walk *w, const ynode *root)
 	}
 	rc_get_bool(w->c, m, "rework", "allow_foreign_devices", false, &r->rework.allow_foreign_devices);
 	get_file(w, m, "rework", "authorizers", false, F_CA_BUNDLE, &r->rework.authorizers);
+	rc_get_bool(w->c, m, "rework", "revoke_needs_authorization", false, &r->rework.revoke_needs_authorization);
+	if (r->rework.revoke_needs_authorization && !r->rework.authorizers)
+		rc_err(w->c, m->line, m->col, "rework.revoke_needs_authorization",
+		    "needs rework.authorizers: the certificates whose authorizations count");
 	if (rc_get_int(w->c, m, "rework", "crl_next_update_days", false, 1, 365, &v) == 0)
 		r->rework.crl_next_update_days = (int)v;
 }

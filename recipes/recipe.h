@@ -121,6 +121,7 @@ typedef struct recipe {
 		bool allow_foreign_devices;
 		int crl_next_update_days;
 		char *authorizers;      /* PEM: who may sign rework authorizations (NULL: no rework) */
+		bool revoke_needs_authorization; /* station revoke too needs a signed authorization */
 	} rework;
 } recipe;
 

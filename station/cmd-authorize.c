@@ -1,4 +1,4 @@
-/* station authorize rework|resume: sign an authorization token with a key
+/* station authorize rework|revoke: sign an authorization token with a key
  * of the authorization role, which lives on a token of its own (with its
  * own PIN), never on the station's: whoever holds the station's PIN cannot
  * authorize themselves. */
@@ -18,14 +18,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: station authorize rework --token LABEL --key-label LABEL --se SERIAL [--se SERIAL...]\n"
+	    "usage: station authorize rework|revoke --token LABEL --key-label LABEL --se SERIAL [--se SERIAL...]\n"
 	    "                         --reason TEXT --expires DURATION --out FILE [--cert CERT.pem]\n"
 	    "                         [--module PATH] " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Write a CMS-signed authorization (one DER file) that lets `station rework --authorization\n"
-	    "FILE` rework the SEs it names, once each, until it expires. The key must hold the\n"
-	    "authorization role and live on the authorizer's own token; its certificate comes from\n"
-	    "--cert, else from the token (an object with the key's label).\n"
+	    "FILE` rework the SEs it names, once each, until it expires (`authorize revoke`: lets\n"
+	    "`station revoke --authorization FILE` revoke their certificates, where the recipe asks for\n"
+	    "that). The key must hold the authorization role and live on the authorizer's own token;\n"
+	    "its certificate comes from --cert, else from the token (an object with the key's label).\n"
 	    "\n"
 	    "  --token LABEL      the authorizer's token (not the station's)\n"
 	    "  --key-label LABEL  the authorizer's key in it\n"
@@ -39,7 +40,7 @@ usage(FILE *f)
 }
 
 static int
-cmd_authorize_rework(int argc, char **argv)
+authorize(const char *type, int argc, char **argv)
 {
 	enum { O_TOKEN = 1, O_LABEL, O_SE, O_REASON, O_EXPIRES, O_OUT, O_CERT, O_MODULE };
 	static const struct option opts[] = {
@@ -59,6 +60,7 @@ cmd_authorize_rework(int argc, char **argv)
 		   *module = NULL;
 	const char **serials = NULL;
 	size_t n_serials = 0;
+	char cmd[32];
 	cli_pin pin_opt = { 0 };
 	hsm_pin_source pin;
 	hsm_ctx *hsm = NULL;
@@ -71,9 +73,10 @@ cmd_authorize_rework(int argc, char **argv)
 	st_err err;
 	int c, pc, ret = EXIT_USAGE;
 
+	snprintf(cmd, sizeof(cmd), "authorize %s", type);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if ((pc = cli_pin_option(&pin_opt, "authorize rework", c, optarg)) != 0) {
+		if ((pc = cli_pin_option(&pin_opt, cmd, c, optarg)) != 0) {
 			if (pc < 0)
 				goto out;
 			continue;
@@ -100,29 +103,29 @@ cmd_authorize_rework(int argc, char **argv)
 		}
 	}
 	if (optind != argc || !token || !label || !n_serials || !reason || !expires || !out_path) {
-		fprintf(stderr, "station authorize rework: need --token, --key-label, --se, --reason, --expires and --out\n");
+		fprintf(stderr, "station %s: need --token, --key-label, --se, --reason, --expires and --out\n", cmd);
 		usage(stderr);
 		goto out;
 	}
 	if (authz_duration_parse(expires, &seconds, &err) < 0) {
-		fprintf(stderr, "station authorize rework: --expires: %s\n", err.msg);
+		fprintf(stderr, "station %s: --expires: %s\n", cmd, err.msg);
 		goto out;
 	}
 	if (access(out_path, F_OK) == 0) {
-		fprintf(stderr, "station authorize rework: %s exists: an authorization is never overwritten\n", out_path);
+		fprintf(stderr, "station %s: %s exists: an authorization is never overwritten\n", cmd, out_path);
 		goto out;
 	}
 	cli_pin_source(&pin_opt, NULL, &pin);
 	if ((cert_path && !(cert = st_x509_load(cert_path, &err))) || !(hsm = hsm_open(module, token, &pin, &err)) ||
 	    (!cert && !(cert = hsm_cert_find(hsm, label, &err))) || !(key = hsm_key_find(hsm, label, &err)) ||
 	    hsm_key_matches_cert(key, cert, &err) < 0 ||
-	    authz_create("rework", serials, n_serials, reason, seconds, hsm_key_pkey(key), cert, &der, &der_len, &err) < 0 ||
+	    authz_create(type, serials, n_serials, reason, seconds, hsm_key_pkey(key), cert, &der, &der_len, &err) < 0 ||
 	    st_file_write_atomic(out_path, der, der_len, 0644, &err) < 0) {
-		fprintf(stderr, "station authorize rework: %s\n", err.msg);
+		fprintf(stderr, "station %s: %s\n", cmd, err.msg);
 		goto out;
 	}
 	st_x509_subject(cert, subject, sizeof(subject));
-	printf("%s: authorizes rework of %zu SE%s for %s, signed by %s\n", out_path, n_serials, n_serials == 1 ? "" : "s",
+	printf("%s: authorizes %s of %zu SE%s for %s, signed by %s\n", out_path, type, n_serials, n_serials == 1 ? "" : "s",
 	    expires, subject);
 	ret = EXIT_OK;
 out:
@@ -134,10 +137,22 @@ out:
 	return ret;
 }
 
+static int
+cmd_authorize_rework(int argc, char **argv)
+{
+	return authorize("rework", argc, argv);
+}
+
+static int
+cmd_authorize_revoke(int argc, char **argv)
+{
+	return authorize("revoke", argc, argv);
+}
+
 static void
 top_usage(FILE *f)
 {
-	fprintf(f, "usage: station authorize rework ... (station authorize rework --help)\n");
+	fprintf(f, "usage: station authorize rework|revoke ... (station authorize rework --help)\n");
 }
 
 int
@@ -145,6 +160,7 @@ cmd_authorize_main(int argc, char **argv)
 {
 	static const struct subcommand subs[] = {
 		{ "rework", cmd_authorize_rework },
+		{ "revoke", cmd_authorize_revoke },
 	};
 
 	return cli_dispatch("authorize", subs, sizeof(subs) / sizeof(subs[0]), top_usage, argc, argv);

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cli.h"
+#include "authz.h"
 #include "commands.h"
 #include "hsm.h"
 #include "recipe.h"
@@ -17,7 +19,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station revoke --recipe FILE (--cert-serial HEX | --device SE_SERIAL) --reason REASON\n"
-	    "                      [--operator NAME] [--require-signed] [--trust PEM]\n"
+	    "                      [--operator NAME] [--authorization FILE] [--require-signed] [--trust PEM]\n"
 	    "                      " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Record in the audit journal that a certificate this station issued is revoked; the next\n"
@@ -25,6 +27,8 @@ usage(FILE *f)
 	    "REASON: keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	    "        cessationOfOperation, certificateHold, privilegeWithdrawn, unspecified.\n"
 	    "REASON is recorded in RFC 5280's spelling, whatever its case here.\n"
+	    "--authorization FILE: a token from 'station authorize revoke' naming the device; required\n"
+	    "when the recipe says rework.revoke_needs_authorization: true.\n"
 	    "--require-signed refuses a recipe without a valid signature; --trust PEM names its signers.\n"
 	    CLI_PIN_HELP
 	    "Exit: 0 recorded (or already revoked), 2 usage, configuration, or an unknown certificate.\n");
@@ -39,13 +43,15 @@ cmd_revoke_main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "reason", required_argument, NULL, 'R' },
 		{ "operator", required_argument, NULL, 'o' },
+		{ "authorization", required_argument, NULL, 'A' },
 		{ "require-signed", no_argument, NULL, 'S' },
 		{ "trust", required_argument, NULL, 't' },
 		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *cert_serial = NULL, *device = NULL, *reason = NULL, *operator_name = NULL, *trust = NULL;
+	const char *recipe_path = NULL, *cert_serial = NULL, *device = NULL, *reason = NULL, *operator_name = NULL, *trust = NULL, *authz_path = NULL;
+	authz *az = NULL;
 	int require_signed = 0;
 	char serial_buf[41];
 	station *st = NULL;
@@ -69,6 +75,7 @@ cmd_revoke_main(int argc, char **argv)
 		case 'd': device = optarg; break;
 		case 'R': reason = optarg; break;
 		case 'o': operator_name = optarg; break;
+		case 'A': authz_path = optarg; break;
 		case 'S': require_signed = 1; break;
 		case 't': trust = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
@@ -120,6 +127,27 @@ cmd_revoke_main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (authz_path || st->rcp->rework.revoke_needs_authorization) {
+		if (!authz_path) {
+			fprintf(stderr, "station revoke: this recipe revokes only under a signed authorization: give "
+			    "--authorization FILE (station authorize revoke --se %s ...)\n", target->device);
+			goto out;
+		}
+		if (!st->rcp->rework.authorizers) {
+			fprintf(stderr, "station revoke: the recipe names no rework.authorizers to check %s against\n",
+			    authz_path);
+			goto out;
+		}
+		if (authz_load(authz_path, "revoke", st->rcp->rework.authorizers, time(NULL), &az, &err) < 0) {
+			fprintf(stderr, "station revoke: %s\n", err.msg);
+			goto out;
+		}
+		if (!authz_names(az, target->device)) {
+			fprintf(stderr, "station revoke: authorization %s (%s) does not name device %s\n", az->id, az->signer,
+			    target->device);
+			goto out;
+		}
+	}
 	if (target->revoked) {
 		printf("certificate %s (device %s) is already revoked (%s)\n", target->serial, target->device,
 		    target->reason);
@@ -127,7 +155,10 @@ cmd_revoke_main(int argc, char **argv)
 		goto out;
 	}
 	if (station_journal(st, NULL, target->device, "revoke", "ok",
-	        json_pack("{s:s,s:s,s:s}", "cert_serial", target->serial, "reason", reason, "revoked_by", operator_name),
+	        az ? json_pack("{s:s,s:s,s:s,s:s,s:s}", "cert_serial", target->serial, "reason", reason, "revoked_by",
+	                 operator_name, "authorization", az->id, "authorized_by", az->signer)
+	           : json_pack("{s:s,s:s,s:s}", "cert_serial", target->serial, "reason", reason, "revoked_by",
+	                 operator_name),
 	        0, &err) < 0) {
 		fprintf(stderr, "station revoke: journal: %s\n", err.msg);
 		goto out;
@@ -139,6 +170,7 @@ cmd_revoke_main(int argc, char **argv)
 	    target->device, reason);
 	ret = EXIT_OK;
 out:
+	authz_free(az);
 	revlist_free(&rl);
 	station_close(st);
 	return ret;

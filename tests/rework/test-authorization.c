@@ -186,6 +186,62 @@ START_TEST(test_used_once)
 }
 END_TEST
 
+/* Issue 15 item 8: where the recipe says so, `station revoke` takes the
+ * same kind of authorization (type revoke) naming the device. */
+START_TEST(test_revoke_needs_authorization)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = rw_sim(tu_pki, 1, 0);
+	jigsim_device_info info;
+	char *out = NULL, *path;
+	json_t *recs, *rec;
+	int rc;
+
+	stu_recipe_edit(w, "allow_foreign_devices: false",
+	    "allow_foreign_devices: false\n  revoke_needs_authorization: true");
+	rw_provision(w, sim, 1);
+	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
+
+	rc = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", info.serial, "--reason", "keyCompromise",
+	    NULL);
+	expect(rc, out, 2, "revokes only under a signed authorization", "revoke without an authorization");
+	path = rw_authorize(w, info.serial, "RMA 4"); /* a rework authorization */
+	rc = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", info.serial, "--reason", "keyCompromise",
+	    "--authorization", path, NULL);
+	expect(rc, out, 2, "is for rework, not revoke", "revoke with a rework authorization");
+	free(path);
+	ck_assert_int_ne(asprintf(&path, "%s/revoke.der", w->dir), -1);
+	rc = tu_station(&out, "authorize", "revoke", "--token", "station-authorizer", "--key-label", "authorizer",
+	    "--pin-env", "STATION_AUTHORIZER_PIN", "--se", "SE-SOMEONE-ELSE", "--reason", "stolen", "--expires", "1h",
+	    "--out", path, NULL);
+	ck_assert_msg(rc == 0, "%s", out);
+	free(out);
+	rc = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", info.serial, "--reason", "keyCompromise",
+	    "--authorization", path, NULL);
+	expect(rc, out, 2, "does not name device", "revoke of a device the authorization does not name");
+	recs = rw_records(w, NULL);
+	ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 0);
+	json_decref(recs);
+	unlink(path);
+	rc = tu_station(&out, "authorize", "revoke", "--token", "station-authorizer", "--key-label", "authorizer",
+	    "--pin-env", "STATION_AUTHORIZER_PIN", "--se", info.serial, "--reason", "stolen", "--expires", "1h", "--out",
+	    path, NULL);
+	ck_assert_msg(rc == 0, "%s", out);
+	free(out);
+	rc = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", info.serial, "--reason", "keyCompromise",
+	    "--authorization", path, NULL);
+	expect(rc, out, 0, "revoked certificate", "revoke under its authorization");
+	recs = rw_records(w, NULL);
+	ck_assert_ptr_nonnull(rec = rw_record(recs, 0, "revoke", "ok", NULL));
+	ck_assert_uint_eq(strlen(rw_detail(rec, "authorization")), 32);
+	ck_assert_str_eq(rw_detail(rec, "authorized_by"), "O = Station Test, CN = Station Test Rework Authorizer 1");
+	json_decref(recs);
+	free(path);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -196,6 +252,7 @@ suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_used_once);
+	tcase_add_test(tc, test_revoke_needs_authorization);
 	suite_add_tcase(s, tc);
 	return s;
 }
