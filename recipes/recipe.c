@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/asn1.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 
 #include "recipe-int.h"
@@ -269,11 +270,118 @@ parse_firmware(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* Subject attributes a vendor may name the model in. */
+static const char *const model_attrs[] = { "CN", "OU", "O", "title", "pseudonym", "description", NULL };
+#define MODEL_VAR "${se.model}"
+
+/* se.attestation_model: "subject: ATTR=TEXT${se.model}TEXT", or "policies:"
+ * mapping each model of se.models to a certificatePolicies OID.  Without it
+ * a vendor-valid certificate for one model would vouch for another. */
+static void
+read_attestation_model(walk *w, const ynode *se)
+{
+	static const char *const keys[] = { "subject", "policies", NULL };
+	char path[RECIPE_PATH_MAX], sub[RECIPE_PATH_MAX];
+	const ynode *m = section(w, se, "se", "attestation_model", true, keys, NULL, path), *s, *p;
+	struct recipe_attestation_model *am = &w->r->se.attestation_model;
+	char *text = NULL;
+	size_t i, j;
+
+	if (!m)
+		return;
+	s = rc_get(m, "subject");
+	p = rc_get(m, "policies");
+	if (!s == !p) {
+		rc_err(w->c, m->line, m->col, path,
+		    "give exactly one of subject (ATTR=TEXT with ${se.model}, e.g. \"CN=${se.model} attestation\") and "
+		    "policies (a certificatePolicies OID per model)");
+		return;
+	}
+	if (s) {
+		const char *eq, *var;
+
+		if (rc_str(w->c, s, rc_path(sub, path, "subject"), 255, &text) < 0)
+			return;
+		eq = strchr(text, '=');
+		var = strstr(text, MODEL_VAR);
+		for (i = 0; eq && model_attrs[i]; i++)
+			if (strlen(model_attrs[i]) == (size_t)(eq - text) && strncmp(text, model_attrs[i], (size_t)(eq - text)) == 0)
+				break;
+		if (!eq || !model_attrs[i])
+			rc_err(w->c, s->line, s->col, sub, "expected ATTR=VALUE with ATTR one of CN, OU, O, title, pseudonym, "
+			                                   "description, got \"%s\"", text);
+		else if (!var || strstr(var + 1, MODEL_VAR) || strstr(text, "${") != var || strstr(var + 1, "${"))
+			rc_err(w->c, s->line, s->col, sub, "the value must contain " MODEL_VAR " exactly once and no other "
+			                                   "${...}: it is what binds the certificate to the model the SE claims");
+		else {
+			am->subject_nid = OBJ_txt2nid(model_attrs[i]);
+			am->prefix = strndup(eq + 1, (size_t)(var - eq - 1));
+			am->suffix = strdup(var + strlen(MODEL_VAR));
+			if (!am->subject_nid || !am->prefix || !am->suffix)
+				rc_err(w->c, s->line, s->col, sub, "out of memory");
+		}
+		free(text);
+		return;
+	}
+	rc_path(sub, path, "policies");
+	if (!w->r->se.n_models)
+		return; /* se.models is wrong: reported there */
+	{
+		const char **names = calloc(w->r->se.n_models + 1, sizeof(*names));
+
+		if (!names || !(am->policies = calloc(w->r->se.n_models, sizeof(char *)))) {
+			free(names);
+			rc_err(w->c, p->line, p->col, sub, "out of memory");
+			return;
+		}
+		for (i = 0; i < w->r->se.n_models; i++)
+			names[i] = w->r->se.models[i];
+		i = rc_map(w->c, p, sub, names, NULL) == 0;
+		free(names);
+		if (!i)
+			return;
+	}
+	for (i = 0; i < w->r->se.n_models; i++) {
+		char mp[RECIPE_PATH_MAX];
+		const ynode *v = rc_get(p, w->r->se.models[i]);
+		ASN1_OBJECT *o;
+
+		rc_path(mp, sub, w->r->se.models[i]);
+		if (!v) {
+			rc_err(w->c, p->kline ? p->kline : p->line, p->kline ? p->kcol : p->col, mp,
+			    "missing: every model of se.models needs its policy OID");
+			continue;
+		}
+		if (rc_str(w->c, v, mp, 128, &text) < 0)
+			continue;
+		o = OBJ_txt2obj(text, 1);
+		if (!o || strspn(text, "0123456789.") != strlen(text)) {
+			rc_err(w->c, v->line, v->col, mp, "expected a dotted OID such as 1.3.6.1.4.1.55555.1.100, got \"%s\"",
+			    text);
+			free(text);
+		} else {
+			for (j = 0; j < i; j++)
+				if (am->policies[j] && strcmp(am->policies[j], text) == 0)
+					break;
+			if (j < i) {
+				rc_err(w->c, v->line, v->col, mp, "OID %s is %s's too: one OID cannot tell two models apart", text,
+				    w->r->se.models[j]);
+				free(text);
+			} else {
+				am->policies[i] = text;
+			}
+		}
+		ASN1_OBJECT_free(o);
+		text = NULL;
+	}
+}
+
 static void
 read_se(walk *w, const ynode *root)
 {
 	static const char *const keys[] = {
-		"models", "min_firmware", "key_slot", "key_algorithm", "vendor_root", "lifecycle", "lock_receipt", NULL,
+		"models", "min_firmware", "key_slot", "key_algorithm", "vendor_root", "lifecycle", "lock_receipt",
+		"attestation_model", NULL,
 	};
 	static const char *const algs[] = { "p256", "p384", NULL };
 	static const char *const lifecycles[] = { "factory", NULL };
@@ -319,6 +427,7 @@ read_se(walk *w, const ynode *root)
 	if (rc_get_enum(w->c, m, "se", "key_algorithm", false, algs, &k) == 0)
 		w->r->se.key_alg = k == 0 ? RECIPE_ALG_P256 : RECIPE_ALG_P384;
 	get_file(w, m, "se", "vendor_root", true, F_CA_BUNDLE, &w->r->se.vendor_root);
+	read_attestation_model(w, m);
 	v = rc_get(m, "lifecycle");
 	if (v && v->kind == YN_SCALAR && !v->bad &&
 	    (strcmp(v->text, "provisioned") == 0 || strcmp(v->text, "rework") == 0))
@@ -668,6 +777,12 @@ recipe_free(recipe *r)
 		free(r->se.models[i]);
 	free(r->se.models);
 	free(r->se.vendor_root);
+	free(r->se.attestation_model.prefix);
+	free(r->se.attestation_model.suffix);
+	if (r->se.attestation_model.policies)
+		for (i = 0; i < r->se.n_models; i++)
+			free(r->se.attestation_model.policies[i]);
+	free(r->se.attestation_model.policies);
 	free(r->hsm.module);
 	free(r->hsm.token);
 	free(r->hsm.intermediate_key);

@@ -90,6 +90,15 @@ typedef struct recipe {
 		char *vendor_root;   /* PEM bundle: SE vendor root (+ vendor intermediates) */
 		int lifecycle;       /* required before provisioning: RECIPE_LIFECYCLE_FACTORY */
 		bool lock_receipt;   /* the SE signs a lock receipt (protocol 1.1): required before PASS */
+		/* How the vendor's attestation certificate names the model (the
+		 * SE's claim is checked against it): one subject attribute whose
+		 * value is model_prefix MODEL model_suffix, or a certificatePolicies
+		 * OID per model. */
+		struct recipe_attestation_model {
+			int subject_nid;      /* OpenSSL NID of the attribute; 0 with policies */
+			char *prefix, *suffix;
+			char **policies;      /* dotted OIDs parallel to models, or NULL */
+		} attestation_model;
 	} se;
 	struct {
 		char *module;        /* PKCS#11 module path */

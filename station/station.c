@@ -507,9 +507,13 @@ station_open(const char *recipe_path, const char *operator_name, int flags, int 
 		goto fail;
 	settings_from_recipe(st);
 	{
+		const struct recipe_attestation_model *am = &st->rcp->se.attestation_model;
+		sv_model_rule rule = { .subject_nid = am->subject_nid, .prefix = am->prefix, .suffix = am->suffix,
+			.models = (const char *const *)st->rcp->se.models, .policies = (const char *const *)am->policies,
+			.n_models = st->rcp->se.n_models };
 		X509_STORE *roots = st_x509_store_load(st->rcp->se.vendor_root, err);
 
-		if (!roots || !(st->vendor_trust = sv_trust_new(roots))) {
+		if (!roots || !(st->vendor_trust = sv_trust_new(roots, &rule))) {
 			if (roots)
 				st_err_set(err, ST_E_NOMEM, "out of memory");
 			st_err_prefix(err, "se.vendor_root");

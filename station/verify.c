@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "hsm.h"
 #include "verify.h"
@@ -90,10 +91,88 @@ check_subject_serial(X509 *cert, const char *serial, st_err *err)
 	return 0;
 }
 
+/* The attestation certificate names the model the SE claims, the way the
+ * recipe says this vendor names models. */
+static int
+check_model(X509 *cert, const sv_model_rule *r, const char *model, st_err *err)
+{
+	char shown[4 * 64 + 1];
+	int ret = -1;
+
+	if (r->subject_nid) {
+		X509_NAME *name = X509_get_subject_name(cert);
+		int idx = X509_NAME_get_index_by_NID(name, r->subject_nid, -1), len;
+		unsigned char *v = NULL;
+		size_t pl = strlen(r->prefix), ml = strlen(model), sl = strlen(r->suffix);
+
+		if (idx < 0)
+			return st_err_set(err, ST_E_VERIFY, "attestation certificate has no %s: it does not name the SE model "
+			                                    "(se.attestation_model)", OBJ_nid2sn(r->subject_nid));
+		if (X509_NAME_get_index_by_NID(name, r->subject_nid, idx) >= 0)
+			return st_err_set(err, ST_E_VERIFY, "attestation certificate names two %s", OBJ_nid2sn(r->subject_nid));
+		if ((len = ASN1_STRING_to_UTF8(&v, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)))) < 0)
+			return st_err_set(err, ST_E_VERIFY, "attestation certificate's %s does not decode",
+			    OBJ_nid2sn(r->subject_nid));
+		if ((size_t)len == pl + ml + sl && memcmp(v, r->prefix, pl) == 0 && memcmp(v + pl, model, ml) == 0 &&
+		    memcmp(v + pl + ml, r->suffix, sl) == 0)
+			ret = 0;
+		else {
+			escape(v, (size_t)len, 64, shown, sizeof(shown));
+			st_err_set(err, ST_E_VERIFY, "attestation certificate is not for SE model \"%s\": its %s is \"%s\", "
+			                             "expected \"%s%s%s\"", model, OBJ_nid2sn(r->subject_nid), shown, r->prefix,
+			    model, r->suffix);
+		}
+		OPENSSL_free(v);
+		return ret;
+	}
+	{
+		int crit = -1, found = 0, other = -1, i;
+		size_t k, mine = r->n_models;
+		CERTIFICATEPOLICIES *pols = X509_get_ext_d2i(cert, NID_certificate_policies, &crit, NULL);
+
+		for (k = 0; k < r->n_models; k++)
+			if (strcmp(r->models[k], model) == 0)
+				mine = k;
+		if (!pols) {
+			st_err_set(err, ST_E_VERIFY, "attestation certificate has %s certificatePolicies extension: it does not "
+			                             "name the SE model (se.attestation_model)", crit == -2 ? "more than one" :
+			                             "no readable");
+			goto out_pol;
+		}
+		for (i = 0; i < sk_POLICYINFO_num(pols); i++) {
+			char oid[128];
+
+			if (OBJ_obj2txt(oid, sizeof(oid), sk_POLICYINFO_value(pols, i)->policyid, 1) <= 0)
+				continue;
+			for (k = 0; k < r->n_models; k++)
+				if (strcmp(r->policies[k], oid) == 0) {
+					if (k == mine)
+						found = 1;
+					else
+						other = (int)k;
+				}
+		}
+		if (mine == r->n_models)
+			st_err_set(err, ST_E_VERIFY, "SE model \"%s\" has no policy OID in the recipe", model);
+		else if (other >= 0)
+			st_err_set(err, ST_E_VERIFY, "attestation certificate is for SE model \"%s\" (policy %s), the SE reports "
+			                             "\"%s\"", r->models[other], r->policies[other], model);
+		else if (!found)
+			st_err_set(err, ST_E_VERIFY, "attestation certificate is not for SE model \"%s\": it lacks policy %s",
+			    model, r->policies[mine]);
+		else
+			ret = 0;
+out_pol:
+		CERTIFICATEPOLICIES_free(pols);
+		return ret;
+	}
+}
+
 #define SV_KNOWN_MAX 32
 
 struct sv_trust {
 	pthread_mutex_t lock;
+	sv_model_rule rule;
 	X509_STORE *roots;   /* the recipe's vendor roots */
 	X509_STORE *anchors; /* the roots and the intermediates in known[] */
 	struct {
@@ -104,14 +183,15 @@ struct sv_trust {
 };
 
 sv_trust *
-sv_trust_new(X509_STORE *roots)
+sv_trust_new(X509_STORE *roots, const sv_model_rule *rule)
 {
 	sv_trust *t = calloc(1, sizeof(*t));
 	STACK_OF(X509_OBJECT) *objs;
 	int i;
 
-	if (!t || !(t->anchors = X509_STORE_new()))
+	if (!t || !rule || !(t->anchors = X509_STORE_new()))
 		goto fail;
+	t->rule = *rule;
 	objs = X509_STORE_get0_objects(roots);
 	for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
 		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
@@ -237,7 +317,7 @@ sv_check_se_chain(const jig_se_info *info, sv_trust *trust, EVP_PKEY **attest_ke
 	}
 	if (!all_known)
 		known_add(trust, ctx);
-	if (check_subject_serial(leaf, info->serial, err) < 0)
+	if (check_subject_serial(leaf, info->serial, err) < 0 || check_model(leaf, &trust->rule, info->model, err) < 0)
 		goto out;
 	if (!(*attest_key = X509_get_pubkey(leaf))) {
 		st_err_openssl(err, ST_E_VERIFY, "attestation certificate public key");

@@ -21,13 +21,28 @@ typedef struct sv_session {
  * verified up to one of them in this process.  Thread-safe. */
 typedef struct sv_trust sv_trust;
 
-/* Takes ownership of roots (NULL on allocation failure, roots freed). */
-sv_trust *sv_trust_new(X509_STORE *roots);
+/* How the vendor's attestation certificate names the SE model (the
+ * recipe's se.attestation_model): exactly one subject attribute subject_nid
+ * whose value is prefix MODEL suffix, or (subject_nid 0) a
+ * certificatePolicies extension holding policies[i] for models[i] and no
+ * other model's OID.  The strings must outlive the trust. */
+typedef struct sv_model_rule {
+	int subject_nid;
+	const char *prefix, *suffix;
+	const char *const *models;
+	const char *const *policies; /* dotted OIDs, parallel to models */
+	size_t n_models;
+} sv_model_rule;
+
+/* Takes ownership of roots (NULL on allocation failure, roots freed).
+ * rule is copied; it is required: a chain check that does not bind the
+ * model lets a certificate for one model vouch for another. */
+sv_trust *sv_trust_new(X509_STORE *roots, const sv_model_rule *rule);
 void sv_trust_free(sv_trust *t);
 
 /* POSTURE: the attestation certificate (first in SE_INFO) chains through the
- * other certificates SE_INFO sent to a vendor root, and its subject
- * serialNumber is the SE serial.  *attest_key gets the attestation public key.
+ * other certificates SE_INFO sent to a vendor root, its subject
+ * serialNumber is the SE serial and it names the SE's model (the rule).  *attest_key gets the attestation public key.
  * An intermediate whose exact bytes already verified up to a root is not
  * parsed and checked again: it anchors the chain (an SE batch CA is shared by
  * thousands of SEs). */

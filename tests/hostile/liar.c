@@ -27,6 +27,26 @@ add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
 	X509_EXTENSION_free(e);
 }
 
+/* A certificatePolicies extension of the comma-separated OIDs in list. */
+static void
+add_policies(X509 *x, const char *list)
+{
+	CERTIFICATEPOLICIES *pols = sk_POLICYINFO_new_null();
+	char buf[256], *save = NULL, *oid;
+
+	ck_assert_ptr_nonnull(pols);
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (oid = strtok_r(buf, ",", &save); oid; oid = strtok_r(NULL, ",", &save)) {
+		POLICYINFO *pi = POLICYINFO_new();
+
+		ck_assert_ptr_nonnull(pi);
+		ck_assert_ptr_nonnull(pi->policyid = OBJ_txt2obj(oid, 1));
+		ck_assert_int_gt(sk_POLICYINFO_push(pols, pi), 0);
+	}
+	ck_assert_int_eq(X509_add1_ext_i2d(x, NID_certificate_policies, pols, 0, X509V3_ADD_DEFAULT), 1);
+	sk_POLICYINFO_pop_free(pols, POLICYINFO_free);
+}
+
 /* The compromised attestation key's certificate: a genuine vendor
  * certificate naming serial. */
 static void
@@ -37,6 +57,7 @@ certify(liar *l, const char *serial)
 	uint8_t rnd[8], *p = l->acert;
 	BIGNUM *bn = NULL;
 	X509V3_CTX v3;
+	char cn[JIG_STR_MAX + 16];
 	int len;
 
 	ck_assert_ptr_nonnull(x);
@@ -47,7 +68,8 @@ certify(liar *l, const char *serial)
 	ck_assert_ptr_nonnull(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
 	BN_free(bn);
 	X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"Test SE Vendor", -1, -1, 0);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"TSE-100 attestation", -1, -1, 0);
+	snprintf(cn, sizeof(cn), "%s attestation", l->lies.attest_cert_model ? l->lies.attest_cert_model : "TSE-100");
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
 	/* the bytes as they are (a UTF8String), whatever they hold */
 	ck_assert_int_eq(X509_NAME_add_entry_by_txt(n, "serialNumber", V_ASN1_UTF8STRING, (const unsigned char *)serial, -1,
 	                     -1, 0),
@@ -63,6 +85,8 @@ certify(liar *l, const char *serial)
 	add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
 	add_ext(x, &v3, NID_subject_key_identifier, "hash");
 	add_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
+	if (l->lies.attest_cert_policy)
+		add_policies(x, l->lies.attest_cert_policy);
 	ck_assert_int_gt(X509_sign(x, l->vendor_key, EVP_sha256()), 0);
 	len = i2d_X509(x, NULL);
 	ck_assert_int_gt(len, 0);

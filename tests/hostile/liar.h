@@ -49,6 +49,11 @@ typedef struct liar_lies {
 	/* Called on every decoded answer of jigsim after the lies above. */
 	void (*rewrite)(struct liar *l, const jig_msg *q, jig_msg *m);
 	void *arg;                /* the test's */
+	/* The compromised attestation key's certificate (genuine, from the
+	 * vendor CA): the model its CN names ("%s attestation"; NULL:
+	 * TSE-100), and a certificatePolicies OID (NULL: no extension). */
+	const char *attest_cert_model;
+	const char *attest_cert_policy;
 } liar_lies;
 
 typedef struct liar {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 
 #include "jig.h"
 #include "recipe.h"
@@ -253,6 +254,10 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(r->se.lifecycle, RECIPE_LIFECYCLE_FACTORY);
 	ck_assert(r->se.lock_receipt); /* the default: the SE signs a lock receipt */
 	assert_path(r->se.vendor_root, "pki/se-vendor-root.pem");
+	ck_assert_int_eq(r->se.attestation_model.subject_nid, NID_commonName);
+	ck_assert_str_eq(r->se.attestation_model.prefix, "");
+	ck_assert_str_eq(r->se.attestation_model.suffix, " attestation");
+	ck_assert_ptr_null(r->se.attestation_model.policies);
 	ck_assert_str_eq(r->hsm.module, STATION_DEFAULT_PKCS11_MODULE);
 	ck_assert_str_eq(r->hsm.token, "station-test");
 	ck_assert_str_eq(r->hsm.intermediate_key, "intermediate");
@@ -314,6 +319,10 @@ START_TEST(test_full_roundtrip)
 	ck_assert_int_eq(r->se.key_alg, RECIPE_ALG_P384);
 	ck_assert_int_eq(r->se.lifecycle, RECIPE_LIFECYCLE_FACTORY);
 	assert_path(r->se.vendor_root, "pki/vendor-bundle.pem");
+	/* policies: in the order of se.models, whatever order the mapping has */
+	ck_assert_int_eq(r->se.attestation_model.subject_nid, 0);
+	ck_assert_str_eq(r->se.attestation_model.policies[0], "1.3.6.1.4.1.55555.3.50.2");
+	ck_assert_str_eq(r->se.attestation_model.policies[1], "1.3.6.1.4.1.55555.3.50.5");
 	ck_assert_str_eq(r->hsm.module, module);
 	ck_assert_str_eq(r->hsm.token, "line-b-token");
 	ck_assert_int_eq(r->hsm.pin_source, RECIPE_PIN_FILE);

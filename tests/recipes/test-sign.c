@@ -380,8 +380,8 @@ START_TEST(test_cli_errors)
 	rc = tu_shf(&out, "'%s' recipe check '%s'", getenv("STATION_EXE"), path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, ":13:12: jig.retries: "));
-	ck_assert_ptr_nonnull(strstr(out, ":28:9: certificate.subject.CN: "));
-	ck_assert_ptr_nonnull(strstr(out, ":36:15: audit.batch_size: "));
+	ck_assert_ptr_nonnull(strstr(out, ":29:9: certificate.subject.CN: "));
+	ck_assert_ptr_nonnull(strstr(out, ":37:15: audit.batch_size: "));
 	ck_assert_ptr_nonnull(strstr(out, "3 errors"));
 	free(out);
 	/* Signing refuses an invalid recipe, and says so. */

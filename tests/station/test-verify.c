@@ -66,14 +66,25 @@ rogue_device(js_device *d)
 	jigsim_free(rd.s);
 }
 
+/* How the test SE vendor (jigsim) names the model: "CN=TSE-100 attestation". */
+static const char *const rule_models[] = { "TSE-100", "TSE-050" };
+static const char *const rule_policies[] = { "1.3.6.1.4.1.55555.1.100", "1.3.6.1.4.1.55555.1.50" };
+static const sv_model_rule jigsim_rule = { .subject_nid = NID_commonName, .prefix = "", .suffix = " attestation" };
+
 static sv_trust *
-trust_from(const char *pem)
+trust_rule(const char *pem, const sv_model_rule *rule)
 {
 	st_err err;
 	X509_STORE *roots = st_x509_store_load(pem, &err);
 
 	ck_assert_msg(roots != NULL, "%s", err.msg);
-	return sv_trust_new(roots);
+	return sv_trust_new(roots, rule);
+}
+
+static sv_trust *
+trust_from(const char *pem)
+{
+	return trust_rule(pem, &jigsim_rule);
 }
 
 static int
@@ -247,6 +258,31 @@ START_TEST(test_chain)
 	renamed = good.info;
 	renamed.certs[0].data[10] ^= 0xff;
 	ck_assert_int_eq(sv_check_se_chain(&renamed, t, &k, &err), -1);
+
+	/* The certificate must name the model the SE claims (issue 13 item 5):
+	 * a genuine TSE-100 certificate does not vouch for a TSE-050. */
+	renamed = good.info;
+	snprintf(renamed.model, sizeof(renamed.model), "TSE-050");
+	ck_assert_int_eq(sv_check_se_chain(&renamed, t, &k, &err), -1);
+	ck_assert_ptr_null(k);
+	ck_assert_msg(strstr(err.msg, "not for SE model \"TSE-050\"") && strstr(err.msg, "TSE-100 attestation"), "%s",
+	    err.msg);
+	snprintf(renamed.model, sizeof(renamed.model), "TSE-10");
+	ck_assert_int_eq(sv_check_se_chain(&renamed, t, &k, &err), -1);
+	{
+		/* A vendor that names models by policy OID: this certificate has none. */
+		sv_model_rule pr = { .models = rule_models, .policies = rule_policies, .n_models = 2 };
+		sv_model_rule other = { .subject_nid = NID_organizationalUnitName, .prefix = "", .suffix = "" };
+		sv_trust *pt = trust_rule(pki->vendor_root, &pr), *ot = trust_rule(pki->vendor_root, &other);
+
+		ck_assert_int_eq(sv_check_se_chain(&good.info, pt, &k, &err), -1);
+		ck_assert_msg(strstr(err.msg, "certificatePolicies"), "%s", err.msg);
+		ck_assert_int_eq(sv_check_se_chain(&good.info, ot, &k, &err), -1);
+		ck_assert_msg(strstr(err.msg, "has no OU"), "%s", err.msg);
+		ck_assert_ptr_null(k);
+		sv_trust_free(pt);
+		sv_trust_free(ot);
+	}
 
 	/* Another root: nothing chains, cache or not. */
 	snprintf(other_root, sizeof(other_root), "%s/root-ca.pem", pki->dir);
