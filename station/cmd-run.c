@@ -89,8 +89,8 @@ usage(FILE *f)
 	    CLI_PIN_HELP
 	    "\n"
 	    "Exit: 0 every device passed and --count was reached (without --count: stopped by Ctrl-C),\n"
-	    "1 a device failed, 2 usage or configuration error, 3 stopped early (signal, quota, HSM),\n"
-	    "4 the audit folder cannot be written (disk full).\n");
+	    "1 a device failed, 2 usage or configuration error, 3 stopped early (signal, quota, HSM,\n"
+	    "every jig taken out), 4 the audit folder cannot be written (disk full).\n");
 }
 
 /* Certificates issued for devices that then failed, and never installed,

@@ -50,10 +50,25 @@ struct worker {
 	int pending_release;  /* a failed device is still in the jig */
 	json_t *extra;        /* merged into every record's details (rework: serials, reason, who) */
 	char active[JIG_STR_MAX + 1]; /* the SE serial this worker is provisioning ("" = none; engine lock) */
+	/* Attempts in a row that got no device through (the jig cannot be
+	 * opened, SE_INFO or a release fails, power-on does not take): each is
+	 * followed by a longer pause, and after ENG_JIG_ATTEMPTS the jig is
+	 * taken out of the run. */
+	unsigned attempts;
+	double trouble_since;
+	char trouble[1200];    /* the condition last told the operator ("" = none) */
+	int open_failed;       /* the last attempt could not open the jig */
 	jig_msg req, resp;
 	uint8_t spoke;        /* the highest protocol version this jig negotiated in this run: never less again */
 	pthread_t thread;
 };
+
+/* A jig that fails this many times in a row without getting a device
+ * through is taken out of the run; the pauses between attempts double from
+ * ENG_JIG_PAUSE_MS up to ENG_JIG_PAUSE_MAX_MS (about 22 s in all). */
+#define ENG_JIG_ATTEMPTS 10
+#define ENG_JIG_PAUSE_MS 200
+#define ENG_JIG_PAUSE_MAX_MS 4000
 
 struct dev {
 	jig_se_info info;
@@ -85,7 +100,9 @@ void eng_stop_write(struct engine *e, const st_err *err);
 int eng_open_jig(struct worker *w, st_err *err);
 /* SE_INFO until a device is present: 0 found, 1 stopped, -1 error. */
 int eng_wait_device(struct worker *w, struct dev *d, st_err *err);
-void eng_release(struct worker *w);
+/* DUT_POWER release; on failure the client is dropped and the release
+ * stays pending (-1, err says why). */
+int eng_release(struct worker *w, st_err *err);
 void eng_dev_clear(struct dev *d);
 
 /* steps.c: one jig command with w->req (type set here) into w->resp. */

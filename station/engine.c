@@ -19,7 +19,7 @@ run_end_name(run_end end)
 	static const char *const names[] = {
 		[RUN_COMPLETED] = "completed", [RUN_STOP_INTERRUPT] = "interrupt", [RUN_STOP_SIGTERM] = "sigterm",
 		[RUN_STOP_SIGHUP] = "sighup", [RUN_STOP_QUIT] = "quit", [RUN_STOP_QUOTA] = "quota", [RUN_STOP_HSM] = "hsm",
-		[RUN_STOP_DISK_FULL] = "disk-full", [RUN_STOP_JOURNAL] = "write-error", [RUN_STOP_CONFIG] = "configuration",
+		[RUN_STOP_DISK_FULL] = "disk-full", [RUN_STOP_JOURNAL] = "write-error", [RUN_STOP_CONFIG] = "configuration", [RUN_STOP_JIG] = "jig",
 	};
 
 	return (size_t)end < sizeof(names) / sizeof(names[0]) && names[end] ? names[end] : "unknown";
@@ -35,6 +35,7 @@ run_end_text(run_end end)
 		[RUN_STOP_HSM] = "stopped: the HSM failed", [RUN_STOP_DISK_FULL] = "stopped: disk full",
 		[RUN_STOP_JOURNAL] = "stopped: a write to the audit folder failed",
 		[RUN_STOP_CONFIG] = "stopped: configuration error",
+		[RUN_STOP_JIG] = "stopped: no jig left in the run (each was taken out after failing again and again)",
 	};
 
 	return (size_t)end < sizeof(texts) / sizeof(texts[0]) && texts[end] ? texts[end] : "stopped";
@@ -214,17 +215,37 @@ eng_open_jig(struct worker *w, st_err *err)
 
 static int done_claiming(struct engine *e);
 
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The jig answered sensibly: its trouble, if any, is over. */
+static void
+jig_fine(struct worker *w)
+{
+	w->attempts = 0;
+	w->trouble[0] = '\0';
+}
+
 /* Wait for a device: SE_INFO answers NO_DUT while the jig is empty.  With
  * several jigs, one whose panel ran out must stop waiting once the others
- * have taken the last of --count. */
+ * have taken the last of --count.  A jig that says a device is seated but
+ * unpowered is powered on, twice at most: a power-on that does not take is
+ * an error, not a reason to ask again at once. */
 int
 eng_wait_device(struct worker *w, struct dev *d, st_err *err)
 {
-	int noted = 0;
+	int noted = 0, powered_on = 0;
 
 	while (!eng_stopping(w->eng) && !done_claiming(w->eng)) {
 		if (eng_call(w, JIG_CMD_SE_INFO, err) == 0) {
 			d->info = w->resp.u.se_info;
+			jig_fine(w);
 			return 0;
 		}
 		if (err->code != ST_E_REMOTE || err->remote != JIG_E_NO_DUT)
@@ -234,11 +255,16 @@ eng_wait_device(struct worker *w, struct dev *d, st_err *err)
 		if (eng_call(w, JIG_CMD_DUT_STATUS, err) < 0)
 			return -1;
 		if (w->resp.u.dut.present && !w->resp.u.dut.powered) {
+			if (powered_on++ == 2)
+				return st_err_set(err, ST_E_STATE, "jig %s: DUT_STATUS reports a device seated but not powered, "
+				                                   "and DUT_POWER on does not power it", w->uri);
 			w->req.u.power_req.action = JIG_POWER_ON;
 			if (eng_call(w, JIG_CMD_DUT_POWER, err) < 0)
 				return -1;
+			sleep_ms(w->eng, 100);
 			continue;
 		}
+		jig_fine(w);
 		if (!noted++)
 			ui_jig_note(w->eng->u, w->idx, "waiting for a device");
 		sleep_ms(w->eng, 100);
@@ -270,19 +296,62 @@ done_claiming(struct engine *e)
 	return done;
 }
 
-void
-eng_release(struct worker *w)
+int
+eng_release(struct worker *w, st_err *err)
 {
-	st_err err;
-
 	w->req.u.power_req.action = JIG_POWER_RELEASE;
-	if (eng_call(w, JIG_CMD_DUT_POWER, &err) < 0) {
-		ui_jig_note(w->eng->u, w->idx, err.msg);
+	if (eng_call(w, JIG_CMD_DUT_POWER, err) < 0) {
 		eng_drop_client(w);
 		w->pending_release = 1;
-		return;
+		return -1;
 	}
 	w->pending_release = 0;
+	return 0;
+}
+
+/* Take the jig out of the run; when it was the last one still going (and
+ * --count is not reached), the run stops. */
+static void
+take_out(struct worker *w, const char *why)
+{
+	struct engine *e = w->eng;
+	int last;
+
+	pthread_mutex_lock(&e->lock);
+	last = e->running == 1 && !(e->count && e->claimed >= e->count);
+	pthread_mutex_unlock(&e->lock);
+	if (last)
+		eng_set_stop(e, RUN_STOP_JIG, why);
+}
+
+/* An attempt that got no device through: tell the operator once per
+ * condition, pause (longer each time), and after ENG_JIG_ATTEMPTS in a row
+ * take the jig out of the run (1).  The other jigs go on. */
+static int
+jig_trouble(struct worker *w, const char *what)
+{
+	struct engine *e = w->eng;
+	char note[1000];
+	unsigned ms = ENG_JIG_PAUSE_MS;
+
+	if (w->attempts++ == 0)
+		w->trouble_since = now_s();
+	if (w->attempts >= ENG_JIG_ATTEMPTS) {
+		snprintf(note, sizeof(note), "jig %s taken out of the run: %u attempts in a row in %.0f s got no device "
+		    "through; the last: %.600s", w->uri, w->attempts, now_s() - w->trouble_since, what);
+		ui_jig_note(e->u, w->idx, note);
+		take_out(w, note);
+		return 1;
+	}
+	if (strncmp(w->trouble, what, sizeof(w->trouble) - 1) != 0) {
+		snprintf(note, sizeof(note), "%.980s; retrying", what);
+		ui_jig_note(e->u, w->idx, note);
+		snprintf(w->trouble, sizeof(w->trouble), "%s", what);
+	}
+	for (unsigned i = 1; i < w->attempts && ms < ENG_JIG_PAUSE_MAX_MS; i++)
+		ms *= 2;
+	sleep_ms(e, ms < ENG_JIG_PAUSE_MAX_MS ? (int)ms : ENG_JIG_PAUSE_MAX_MS);
+	return 0;
 }
 
 void
@@ -325,7 +394,6 @@ worker_main(void *arg)
 	struct worker *w = arg;
 	struct engine *e = w->eng;
 	struct dev *d = malloc(sizeof(*d));
-	unsigned backoff = 0;
 	st_err err;
 
 	if (!d) {
@@ -340,27 +408,26 @@ worker_main(void *arg)
 
 		if (!w->client) {
 			if (eng_open_jig(w, &err) < 0) {
-				char note[1200];
-
-				snprintf(note, sizeof(note), "%s; retrying", err.msg);
-				if (backoff++ == 0 || backoff % 10 == 0)
-					ui_jig_note(e->u, w->idx, note);
-				sleep_ms(e, backoff < 5 ? 200 : 1000);
+				w->open_failed = 1;
+				if (jig_trouble(w, err.msg))
+					break;
 				continue;
 			}
-			if (backoff)
+			if (w->open_failed)
 				ui_jig_note(e->u, w->idx, "jig connected again");
-			backoff = 0;
+			w->open_failed = 0;
 		}
 		if (w->pending_release) {
-			eng_release(w);
+			if (eng_release(w, &err) < 0 && jig_trouble(w, err.msg))
+				break;
 			continue;
 		}
 		memset(d, 0, sizeof(*d));
 		if ((rc = eng_wait_device(w, d, &err)) != 0) {
 			if (rc < 0) {
-				ui_jig_note(e->u, w->idx, err.msg);
 				eng_drop_client(w);
+				if (jig_trouble(w, err.msg))
+					break;
 			}
 			continue;
 		}
@@ -373,7 +440,7 @@ worker_main(void *arg)
 			        d->resumed)) >= 0) {
 				eng_index_update(w, d, DEV_PASSED, 1, 1);
 				ui_pass(e->u, w->idx, d->info.serial, d->cert_serial, d->resumed);
-				eng_release(w);
+				eng_release(w, &err);
 			} else {
 				eng_report_fail(w, d, "DONE");
 			}
@@ -390,7 +457,7 @@ worker_main(void *arg)
 			if (eng_is_link_error(&d->err))
 				eng_drop_client(w);
 			if (w->client)
-				eng_release(w);
+				eng_release(w, &err);
 			else
 				w->pending_release = 1;
 		}

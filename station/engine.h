@@ -24,6 +24,7 @@ typedef enum run_end {
 	RUN_STOP_DISK_FULL, /* the journal or the certificate copies: no space left */
 	RUN_STOP_JOURNAL,   /* the journal or the certificate copies: another write error */
 	RUN_STOP_CONFIG,    /* configuration found wrong during the run, or no jig reachable */
+	RUN_STOP_JIG,       /* the last jig in the run was taken out: it kept failing */
 } run_end;
 
 /* The --json "reason" and the words of the last line. */

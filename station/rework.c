@@ -384,6 +384,7 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 	struct worker *w = calloc(1, sizeof(*w));
 	struct dev *d = calloc(1, sizeof(*d));
 	struct history *h = calloc(1, sizeof(*h));
+	st_err rerr;
 	int ret = -1, rc;
 
 	pthread_mutex_init(&e.lock, NULL);
@@ -425,8 +426,8 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 		if (e.fatal)
 			ret = st_err_set(err, ST_E_CONFIG, "%s", e.fatal_msg);
 	}
-	if (w->client)
-		eng_release(w);
+	if (w->client && eng_release(w, &rerr) < 0)
+		ui_jig_note(u, 0, rerr.msg);
 out:
 	*end = ret >= 0 ? RUN_COMPLETED : e.fatal ? e.end : RUN_STOP_CONFIG;
 	if (d)

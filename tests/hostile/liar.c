@@ -398,8 +398,26 @@ handle(liar *l, int fd, const jig_frame *req)
 		q.type = req->type;
 		q.version = req->version;
 	}
+	l->requests++;
 	if (l->lies.hook && l->lies.hook(l, fd, req, &q))
 		return 0; /* the test's own lie answered (or said nothing) */
+	if (l->lies.unpowered && (q.type == JIG_CMD_SE_INFO || q.type == JIG_CMD_DUT_STATUS || q.type == JIG_CMD_DUT_POWER)) {
+		memset(&m, 0, sizeof(m));
+		if (q.type == JIG_CMD_SE_INFO) {
+			m.type = JIG_T_ERROR;
+			m.u.error.command = q.type;
+			m.u.error.code = JIG_E_NO_DUT;
+			snprintf(m.u.error.message, sizeof(m.u.error.message), "no device");
+		} else {
+			m.type = q.type | JIG_RESPONSE;
+			m.u.dut.present = 1;
+			m.u.dut.powered = 0;
+		}
+		fr.version = req->version;
+		fr.seq = req->seq;
+		fr.type = m.type;
+		goto encode;
+	}
 	if (l->lies.raw_error && q.type == JIG_CMD_AUTH_RESPONSE) {
 		memset(&m, 0, sizeof(m));
 		m.type = JIG_T_ERROR;
@@ -477,6 +495,7 @@ liar_main(void *arg)
 			continue;
 		if ((fd = accept(l->lfd, NULL, NULL)) < 0)
 			continue;
+		l->connections++;
 		serve(l, fd);
 		close(fd);
 	}

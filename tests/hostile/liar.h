@@ -54,6 +54,9 @@ typedef struct liar_lies {
 	 * TSE-100), and a certificatePolicies OID (NULL: no extension). */
 	const char *attest_cert_model;
 	const char *attest_cert_policy;
+	/* SE_INFO answers NO_DUT, DUT_STATUS a device seated but unpowered,
+	 * DUT_POWER on "succeeds" and changes nothing. */
+	int unpowered;
 } liar_lies;
 
 typedef struct liar {
@@ -77,6 +80,7 @@ typedef struct liar {
 	uint8_t installed[JIG_BLOB_MAX]; /* the last certificate INSTALL_CERT carried */
 	size_t installed_len;
 	unsigned lies_told;      /* SE_INFO answers that carried an after-RETIRE lie */
+	volatile unsigned requests, connections; /* frames handled, connections accepted */
 } liar;
 
 /* Start a liar in front of sim; the vendor CA comes from pki. */
