@@ -18,7 +18,6 @@ typedef struct walk {
 	rctx *c;
 	recipe *r;
 	const char *root; /* recipe_load_opts.root */
-	bool max_per_batch_ok, batch_size_ok; /* parsed (or defaulted): worth comparing */
 } walk;
 
 static const char *const cmd_names[RECIPE_CMD_COUNT + 1] = {
@@ -108,7 +107,7 @@ list(walk *w, const ynode *map, const char *parent, const char *key, bool requir
 	return v;
 }
 
-enum { F_READABLE, F_CERT_ONE, F_CA_BUNDLE, F_CA_ONE, F_NONE };
+enum { F_READABLE, F_CERT_ONE, F_CA_BUNDLE, F_CA_ONE, F_CERTS, F_NONE };
 
 /* Check the file a node names; report at the node. */
 static int
@@ -122,6 +121,7 @@ check_file(walk *w, const ynode *v, const char *path, const char *file, int kind
 	case F_CERT_ONE: rc = rc_cert_file(file, RC_CERT_ONE, &err); break;
 	case F_CA_BUNDLE: rc = rc_cert_file(file, RC_CERT_CA, &err); break;
 	case F_CA_ONE: rc = rc_cert_file(file, RC_CERT_ONE | RC_CERT_CA, &err); break;
+	case F_CERTS: rc = rc_cert_file(file, 0, &err); break;
 	default: break;
 	}
 	if (rc < 0)
@@ -651,15 +651,21 @@ read_certificate(walk *w, const ynode *root)
 static void
 read_quota(walk *w, const ynode *root)
 {
-	static const char *const keys[] = { "max_per_batch", "max_per_run", NULL };
+	static const char *const keys[] = { "max_per_shift", "max_per_run", "release_signers", NULL };
+	static const rkey_note notes[] = {
+		{ "max_per_batch", "removed: an audit batch seals itself every audit.batch_size devices, so a per-batch "
+		                   "quota never bound; write max_per_shift (certificates between two signed releases, "
+		                   "SCHEMA.md)" },
+		{ NULL, NULL },
+	};
 	char path[RECIPE_PATH_MAX];
-	const ynode *m = section(w, root, "", "quota", true, keys, NULL, path);
+	const ynode *m = section(w, root, "", "quota", true, keys, notes, path);
 
 	if (!m)
 		return;
-	w->max_per_batch_ok =
-	    rc_get_int(w->c, m, "quota", "max_per_batch", true, 1, 100000000, &w->r->quota.max_per_batch) == 0;
+	rc_get_int(w->c, m, "quota", "max_per_shift", true, 1, 100000000, &w->r->quota.max_per_shift);
 	rc_get_int(w->c, m, "quota", "max_per_run", true, 1, 100000000, &w->r->quota.max_per_run);
+	get_file(w, m, "quota", "release_signers", false, F_CERTS, &w->r->quota.release_signers);
 }
 
 static void
@@ -698,7 +704,7 @@ read_audit(walk *w, const ynode *root)
 	/* The journal folder is created by the station: it need not exist yet. */
 	get_file(w, m, "audit", "dir", true, F_NONE, &w->r->audit.dir);
 	/* Absent is the default; a value that failed to parse is compared with nothing. */
-	w->batch_size_ok = rc_get_int(w->c, m, "audit", "batch_size", false, 1, 1000000, &w->r->audit.batch_size) >= 0;
+	rc_get_int(w->c, m, "audit", "batch_size", false, 1, 1000000, &w->r->audit.batch_size);
 	if (rc_get_str(w->c, m, "audit", "station_id", true, 64, &s) == 0) {
 		if (!is_ident(s, "._-")) {
 			const ynode *v = rc_get(m, "station_id");
@@ -783,6 +789,7 @@ recipe_free(recipe *r)
 		for (i = 0; i < r->se.n_models; i++)
 			free(r->se.attestation_model.policies[i]);
 	free(r->se.attestation_model.policies);
+	free(r->quota.release_signers);
 	free(r->hsm.module);
 	free(r->hsm.token);
 	free(r->hsm.intermediate_key);
@@ -857,7 +864,7 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 		"recipe", "product", "jig", "se", "hsm", "certificate", "quota", "lifecycle", "audit", "rework", NULL,
 	};
 	rctx c = { name, data, len, errs, 0 };
-	walk w = { &c, NULL, opts ? opts->root : NULL, false, false };
+	walk w = { &c, NULL, opts ? opts->root : NULL };
 	size_t first_err = recipe_errors_count(errs);
 	ynode *root = NULL;
 	recipe *r = NULL;
@@ -893,13 +900,6 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 	read_lifecycle(&w, root);
 	read_audit(&w, root);
 	read_rework(&w, root);
-	if (w.max_per_batch_ok && w.batch_size_ok && r->quota.max_per_batch < r->audit.batch_size) {
-		const ynode *v = rc_get(rc_get(root, "quota"), "max_per_batch");
-
-		rc_err(&c, v->line, v->col, "quota.max_per_batch",
-		    "%ld is smaller than audit.batch_size (%ld): a batch could never be completed", r->quota.max_per_batch,
-		    r->audit.batch_size);
-	}
 	/* Rework accepts our own intermediate unless the recipe lists others. */
 	if (!rc_get(rc_get(root, "rework"), "intermediates") && r->hsm.intermediate_cert) {
 		if (!(r->rework.intermediates = calloc(1, sizeof(char *))) ||

@@ -118,7 +118,11 @@ typedef struct recipe {
 		char *not_after;     /* RECIPE_NO_EXPIRY or NULL */
 		unsigned eku;        /* enum recipe_eku bits, 0 = no extendedKeyUsage */
 	} certificate;            /* keyUsage is always digitalSignature (critical) */
-	struct { long max_per_batch, max_per_run; } quota;
+	struct {
+		long max_per_shift;     /* certificates between two releases, over the whole journal */
+		long max_per_run;
+		char *release_signers;  /* PEM: certificates of whoever may release the shift quota, or NULL */
+	} quota;
 	struct {
 		bool lock;           /* false only when engineering */
 		bool engineering;    /* mode: engineering — every audit record must say so */

@@ -92,7 +92,9 @@ print_summary(const recipe *r, const char *sig_status)
 		printf("; valid until %s\n", r->certificate.not_after);
 	else
 		printf("; valid %d days\n", r->certificate.validity_days);
-	printf("quota        %ld certificates per batch, %ld per run\n", r->quota.max_per_batch, r->quota.max_per_run);
+	printf("quota        %ld certificates per shift (released by %s), %ld per run\n", r->quota.max_per_shift,
+	    r->quota.release_signers ? r->quota.release_signers : "nobody: no quota.release_signers",
+	    r->quota.max_per_run);
 	if (r->lifecycle.engineering)
 		printf("lifecycle    ENGINEERING mode, %s (every audit record says so)\n",
 		    r->lifecycle.lock ? "SE locked" : "SE NOT LOCKED");

@@ -19,6 +19,7 @@ int cmd_rework_main(int argc, char **argv);
 int cmd_revoke_main(int argc, char **argv);
 int cmd_crl_main(int argc, char **argv);
 int cmd_authorize_main(int argc, char **argv);
+int cmd_quota_main(int argc, char **argv);
 
 struct ui;
 struct station;

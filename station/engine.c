@@ -495,6 +495,16 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 		eng_set_fatal(&e, err.msg);
 		njigs = 0;
 	}
+	/* A used-up shift stops the run before any device is touched; the
+	 * refusal is recorded like the one at JOURNAL. */
+	if (njigs && station_quota_check(st, &err) < 0) {
+		st_err jerr;
+
+		if (station_journal(st, NULL, NULL, "quota", "fail", json_pack("{s:s}", "error", err.msg), 0, &jerr) < 0)
+			eng_stop_write(&e, &jerr);
+		eng_set_stop(&e, RUN_STOP_QUOTA, err.msg);
+		njigs = 0;
+	}
 	/* A jig that cannot be reached at all when the run starts is a wrong
 	 * URI or an unplugged jig: with none reachable, stop with a
 	 * configuration error (exit 2) rather than retry forever.  A jig lost

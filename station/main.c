@@ -24,6 +24,7 @@ static const struct command commands[] = {
 	{ "rework", cmd_rework_main, "re-provision a device proven by its existing identity" },
 	{ "authorize", cmd_authorize_main, "sign a rework authorization (authorize rework)" },
 	{ "revoke", cmd_revoke_main, "record the revocation of a certificate or device" },
+	{ "quota", cmd_quota_main, "where the shift quota stands; its signed release" },
 	{ "crl", cmd_crl_main, "write a CRL signed by the intermediate" },
 };
 

@@ -396,7 +396,8 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 	}
 	w->eng = &e;
 	w->uri = uri;
-	if (eng_keys_load(&e, err) < 0 || eng_open_jig(w, err) < 0)
+	/* No RETIRE of a device that could get no new certificate. */
+	if (station_quota_check(st, err) < 0 || eng_keys_load(&e, err) < 0 || eng_open_jig(w, err) < 0)
 		goto out;
 	if ((rc = eng_wait_device(w, d, err)) != 0)
 		goto out;

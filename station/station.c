@@ -97,7 +97,7 @@ settings_from_recipe(station *st)
 		st->timeouts[c] = r->jig.timeout_ms[c];
 	st->retries = r->jig.retries;
 	st->quota_run = (unsigned)r->quota.max_per_run;
-	st->quota_batch = (unsigned)r->quota.max_per_batch;
+	st->quota_shift = (unsigned)r->quota.max_per_shift;
 }
 
 static X509 *
@@ -183,41 +183,6 @@ station_cert_serial(char hex[41])
 		return -1;
 	revlist_canon(upper, hex); /* the journal's spelling, as eng_cert_serial_hex */
 	return 0;
-}
-
-/* Certificates issued in the batch the next record goes to (quota_lock held). */
-static unsigned
-batch_issued(station *st)
-{
-	audit_status s;
-
-	audit_get_status(st->journal, &s);
-	if (s.batch != st->issued_batch_no) {
-		st->issued_batch_no = s.batch;
-		st->issued_batch = 0;
-	}
-	return st->issued_batch;
-}
-
-int
-station_quota_take(station *st, st_err *err)
-{
-	int ret = 0;
-
-	pthread_mutex_lock(&st->quota_lock);
-	if (st->quota_run && st->issued_run >= st->quota_run)
-		ret = st_err_set(err, ST_E_QUOTA, "quota reached: %u certificates issued in this run, the recipe allows %u "
-		                                  "(quota.max_per_run)", st->issued_run, st->quota_run);
-	else if (st->quota_batch && batch_issued(st) >= st->quota_batch)
-		ret = st_err_set(err, ST_E_QUOTA, "quota reached: %u certificates issued in this audit batch, the recipe "
-		                                  "allows %u (quota.max_per_batch); seal the batch to go on",
-		    st->issued_batch, st->quota_batch);
-	else {
-		st->issued_run++;
-		st->issued_batch++;
-	}
-	pthread_mutex_unlock(&st->quota_lock);
-	return ret;
 }
 
 int
@@ -487,9 +452,7 @@ open_journal(station *st, int with_signer, st_err *err)
 	audit_batch_name(s.batch, rb.batch);
 	if (audit_scan(r->audit.dir, on_record, &rb, err) != 0)
 		return st_err_prefix(err, "audit journal %s", r->audit.dir);
-	st->issued_batch_no = s.batch;
-	st->issued_batch = rb.issued_in_batch;
-	return 0;
+	return station_quota_load(st, err);
 }
 
 int

@@ -33,7 +33,7 @@ typedef struct station {
 	int lock_receipt;         /* the SE must sign a lock receipt (se.lock_receipt) */
 	int timeouts[JIG_CMD_LAST + 1];
 	int retries;
-	unsigned quota_run, quota_batch;  /* 0 = no limit */
+	unsigned quota_run, quota_shift;  /* 0 = no limit */
 	/* HSM */
 	struct hsm_ctx *hsm;
 	struct hsm_key *ca_key, *tool_key, *audit_key;
@@ -48,7 +48,11 @@ typedef struct station {
 	char certs_dir[4096];
 	pthread_mutex_t quota_lock;
 	unsigned issued_run;
-	unsigned issued_batch_no, issued_batch; /* issued in audit batch number issued_batch_no */
+	/* The shift quota (quota.c), from the whole journal: release records so
+	 * far, the number of the last valid one (0: none) and its time, and the
+	 * certificates announced ("issuing") since it. */
+	unsigned shift_releases, shift_no, shift_issued;
+	char shift_since[40];
 } station;
 
 enum station_open_flags {
@@ -88,8 +92,21 @@ int station_cert_serial(char hex[41]);
  * recipe's profile; counts against the quota (ST_E_QUOTA when exhausted). */
 int station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *serial_hex, X509 **out,
     st_err *err);
-/* Reserve one issuance from the quota (ST_E_QUOTA when exhausted). */
+/* ---- quota.c: the quotas ---- */
+
+#define STATION_STEP_QUOTA_RELEASE "quota-release" /* a signed release of the shift quota */
+/* Reserve one issuance from the run's and the shift's quota (ST_E_QUOTA
+ * when either is used up). */
 int station_quota_take(station *st, st_err *err);
+/* ST_E_QUOTA when the shift quota is used up: nothing may be issued. */
+int station_quota_check(station *st, st_err *err);
+/* Count the shift from the journal (station_open does, with the journal). */
+int station_quota_load(station *st, st_err *err);
+/* Sign a release of the shift quota with key, which must belong to a
+ * certificate of quota.release_signers (ST_E_VERIFY otherwise), and journal
+ * it; signer gets the certificate's subject. */
+int station_quota_release(station *st, struct hsm_key *key, const char *reason, char *signer, size_t signer_len,
+    st_err *err);
 /* The recipe's default jig URI, or NULL. */
 const char *station_default_jig(station *st);
 /* Keep a copy of an issued certificate in certs_dir (SERIAL.pem). */

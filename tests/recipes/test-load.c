@@ -277,7 +277,8 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(r->certificate.validity_days, 365);
 	ck_assert_ptr_null(r->certificate.not_after);
 	ck_assert_uint_eq(r->certificate.eku, 0);
-	ck_assert_int_eq(r->quota.max_per_batch, 100);
+	ck_assert_int_eq(r->quota.max_per_shift, 100);
+	ck_assert_ptr_null(r->quota.release_signers);
 	ck_assert_int_eq(r->quota.max_per_run, 1000);
 	ck_assert(r->lifecycle.lock);
 	ck_assert(!r->lifecycle.engineering);
@@ -346,7 +347,8 @@ START_TEST(test_full_roundtrip)
 	ck_assert_int_eq(r->certificate.validity_days, 0);
 	ck_assert_str_eq(r->certificate.not_after, "99991231235959Z");
 	ck_assert_uint_eq(r->certificate.eku, RECIPE_EKU_ALL);
-	ck_assert_int_eq(r->quota.max_per_batch, 5000);
+	ck_assert_int_eq(r->quota.max_per_shift, 5000);
+	assert_path(r->quota.release_signers, "pki/audit.pem");
 	ck_assert_int_eq(r->quota.max_per_run, 20000);
 	ck_assert(!r->lifecycle.lock);
 	ck_assert(r->lifecycle.engineering);
@@ -472,7 +474,7 @@ START_TEST(test_example_production)
 	ck_assert_str_eq(r->certificate.not_after, "99991231235959Z");
 	ck_assert_uint_eq(r->certificate.n_san, 2);
 	ck_assert_uint_eq(r->rework.n_intermediates, 2);
-	ck_assert_int_eq(r->quota.max_per_batch, 250);
+	ck_assert_int_eq(r->quota.max_per_shift, 250);
 	recipe_free(r);
 	/* Without the copy, every file it names is reported. */
 	ck_assert_int_ne(asprintf(&cmd, "%s/empty-root", root), -1);

@@ -130,7 +130,7 @@ START_TEST(test_changed_byte_refused)
 	sign_with_hsm(path);
 	/* Change one byte of a value the station would use: quota 100 -> 101. */
 	text = tu_slurp(path, &len);
-	flip_byte(path, (size_t)(strstr(text, "max_per_batch: 100") - text) + strlen("max_per_batch: 10"));
+	flip_byte(path, (size_t)(strstr(text, "max_per_shift: 100") - text) + strlen("max_per_shift: 10"));
 	free(text);
 
 	ck_assert_int_eq(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err), -1);
@@ -139,7 +139,7 @@ START_TEST(test_changed_byte_refused)
 	ck_assert_str_eq(signer, "");
 
 	r = load(path);
-	ck_assert_int_eq(r->quota.max_per_batch, 101);
+	ck_assert_int_eq(r->quota.max_per_shift, 101);
 	ck_assert_int_eq(recipe_policy_check(r, NULL, true, root, signer, sizeof(signer), &err), -1);
 	ck_assert_ptr_nonnull(strstr(err.msg, "recipe refused"));
 	/* Even where signatures are optional, a signature that no longer matches is refused. */
