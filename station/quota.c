@@ -3,7 +3,8 @@
  * two releases, counted over the whole journal, so no restart, crash or new
  * run resets it.  When it is used up, issuance stops until someone whose
  * certificate the recipe lists in quota.release_signers signs a release
- * with a key in an HSM (`station quota release`).  A release is a journal
+ * with a key in an HSM (`station quota release`), a certificate with the
+ * authorization role.  A release is a journal
  * record carrying that signature over a domain-tagged statement naming the
  * station and the shift it opens; the station verifies it again every time
  * it reads the journal, and takes no record's word for it. */
@@ -92,7 +93,7 @@ release_valid(STACK_OF(X509) *signers, const audit_record *rec, unsigned shift)
 	st_err err;
 
 	if (!signers || !signer || !reason || !sig64 || !rec->station || n != (json_int_t)shift ||
-	    !(msg = statement(rec->station, shift, reason, &len)))
+	    st_x509_check_role(signer, ST_ROLE_AUTHORIZE, &err) < 0 || !(msg = statement(rec->station, shift, reason, &len)))
 		goto out;
 	sl = strlen(sig64);
 	if (!(sig = malloc(sl + 1)) || (siglen = EVP_DecodeBlock(sig, (const unsigned char *)sig64, (int)sl)) <= 0)
@@ -218,6 +219,12 @@ station_quota_release(station *st, hsm_key *key, const char *reason, char *signe
 		st_err_set(err, ST_E_VERIFY, "key \"%s\" belongs to none of the certificates in quota.release_signers (%s): "
 		                             "it may not release the shift quota", hsm_key_label(key),
 		    st->rcp->quota.release_signers);
+		goto out;
+	}
+	/* A release is an authorization (DESIGN.md section 12): the signer
+	 * needs that role, whatever the file lists. */
+	if (st_x509_check_role(signer, ST_ROLE_AUTHORIZE, err) < 0) {
+		st_err_prefix(err, "quota.release_signers");
 		goto out;
 	}
 	st_x509_subject(signer, subject, sizeof(subject));

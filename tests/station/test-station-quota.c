@@ -4,8 +4,9 @@
  * fresh allowance; once used up, issuance stops (end "quota", exit 3) on
  * this run and every later one, with the refusal in the journal, until a
  * key whose certificate the recipe lists in quota.release_signers signs a
- * release.  Holding the HSM PIN is not that right: a release signed by
- * another key of the same token is refused.  A release is verified again
+ * release, a certificate with the authorization role.  Holding the HSM
+ * PIN is not that right: a release signed by another key of the same token
+ * is refused, and so is one by a listed recipe signer.  A release is verified again
  * whenever the journal is read: with another signer list it no longer
  * counts. */
 #include <signal.h>
@@ -75,6 +76,10 @@ quota_cmd(stu_ws *w, char **out, const char *sub, const char *key, const char *r
 {
 	if (strcmp(sub, "status") == 0)
 		return tu_station(out, "quota", "status", "--recipe", w->recipe, NULL);
+	if (strcmp(key, "authorizer") == 0) /* on a token of its own, with its own PIN */
+		return tu_station(out, "quota", "release", "--recipe", w->recipe, "--token", "station-authorizer",
+		    "--key-label", key, "--pin-env", "STATION_AUTHORIZER_PIN", "--reason", reason, "--operator", "supervisor",
+		    NULL);
 	return tu_station(out, "quota", "release", "--recipe", w->recipe, "--key-label", key, "--reason", reason,
 	    "--operator", "supervisor", NULL);
 }
@@ -89,7 +94,7 @@ START_TEST(test_shift_quota)
 	char *out = NULL;
 	int rc;
 
-	stu_recipe_edit(w, "max_per_shift: 100", "max_per_shift: 3"); /* release_signers: pki/engineering.pem */
+	stu_recipe_edit(w, "max_per_shift: 100", "max_per_shift: 3"); /* release_signers: pki/authorizer.pem */
 	stu_recipe_edit(w, "batch_size: 10", "batch_size: 1"); /* batches seal themselves: no help */
 	jigsim_config_init(&c);
 	c.devices = 10;
@@ -135,8 +140,16 @@ START_TEST(test_shift_quota)
 	free(out);
 	run(w, sim, 1, 0, 3, "quota", "after a refused release");
 
-	rc = quota_cmd(w, &out, "release", "engineering", "shift 2, work order 77");
-	ck_assert_msg(rc == 0 && strstr(out, "release 1 signed by") && strstr(out, "Engineering"), "release: exit %d\n%s",
+	/* Listed, but a recipe signer's certificate: not the authorization role. */
+	stu_recipe_edit(w, "release_signers: pki/authorizer.pem", "release_signers: pki/engineering.pem");
+	rc = quota_cmd(w, &out, "release", "engineering", "shift 2");
+	ck_assert_msg(rc == 1 && strstr(out, "authorization"), "release by a recipe signer: exit %d\n%s", rc, out);
+	free(out);
+	stu_recipe_edit(w, "release_signers: pki/engineering.pem", "release_signers: pki/authorizer.pem");
+	run(w, sim, 1, 0, 3, "quota", "after a release by the wrong role");
+
+	rc = quota_cmd(w, &out, "release", "authorizer", "shift 2, work order 77");
+	ck_assert_msg(rc == 0 && strstr(out, "release 1 signed by") && strstr(out, "Authorizer"), "release: exit %d\n%s",
 	    rc, out);
 	free(out);
 	rc = quota_cmd(w, &out, "status", NULL, NULL);
@@ -151,9 +164,9 @@ START_TEST(test_shift_quota)
 
 	/* The release is checked, not believed: listed signers changed, it no
 	 * longer opens a shift (4 or 5 issued since the journal began). */
-	stu_recipe_edit(w, "release_signers: pki/engineering.pem", "release_signers: pki/tool.pem");
+	stu_recipe_edit(w, "release_signers: pki/authorizer.pem", "release_signers: pki/tool.pem");
 	run(w, sim, 1, 0, 3, "quota", "the release's signer no longer listed");
-	stu_recipe_edit(w, "release_signers: pki/tool.pem", "release_signers: pki/engineering.pem");
+	stu_recipe_edit(w, "release_signers: pki/tool.pem", "release_signers: pki/authorizer.pem");
 	/* Listed again: the rest of shift 2, exactly, then the stop. */
 	run(w, sim, 5, -1, 3, "quota", "the rest of shift 2");
 	count_records(w, &issuing, &refusals, &releases);
@@ -176,12 +189,12 @@ START_TEST(test_no_release_signers)
 	int rc;
 
 	stu_recipe_edit(w, "max_per_shift: 100", "max_per_shift: 1");
-	stu_recipe_edit(w, "  release_signers: pki/engineering.pem", "  # no release_signers");
+	stu_recipe_edit(w, "  release_signers: pki/authorizer.pem", "  # no release_signers");
 	jigsim_config_init(&c);
 	c.devices = 3;
 	sim = stu_sim_start(tu_pki, &c);
 	run(w, sim, 2, 1, 3, "quota", "shift of 1");
-	rc = quota_cmd(w, &out, "release", "engineering", "more");
+	rc = quota_cmd(w, &out, "release", "authorizer", "more");
 	ck_assert_msg(rc == 2 && strstr(out, "names no quota.release_signers"), "release: exit %d\n%s", rc, out);
 	free(out);
 	run(w, sim, 1, 0, 3, "quota", "still used up");
