@@ -34,6 +34,7 @@ struct engine {
 	pthread_mutex_t lock;
 	unsigned count, claimed;
 	unsigned running; /* workers still going */
+	unsigned jigs_out; /* workers that took their jig out of the run */
 	int fatal;
 	run_end end;            /* why, when fatal */
 	char fatal_msg[1024];

@@ -317,8 +317,10 @@ take_out(struct worker *w, const char *why)
 	struct engine *e = w->eng;
 	int last;
 
+	/* Counted, not inferred from the workers still running: two jigs taken
+	 * out at the same moment must not both think the other goes on. */
 	pthread_mutex_lock(&e->lock);
-	last = e->running == 1 && !(e->count && e->claimed >= e->count);
+	last = ++e->jigs_out == e->nworkers && !(e->count && e->claimed >= e->count);
 	pthread_mutex_unlock(&e->lock);
 	if (last)
 		eng_set_stop(e, RUN_STOP_JIG, why);
