@@ -42,6 +42,12 @@ rw_provision(stu_ws *w, stu_sim *sim, unsigned index)
 char *
 rw_authorize(stu_ws *w, const char *serial, const char *reason)
 {
+	return rw_authorize_as(w, "rework", serial, reason);
+}
+
+char *
+rw_authorize_as(stu_ws *w, const char *type, const char *serial, const char *reason)
+{
 	char *argv[64], *path = NULL, *out = NULL;
 	json_t *recs = NULL, *rec;
 	size_t n = 0, i, k;
@@ -50,7 +56,7 @@ rw_authorize(stu_ws *w, const char *serial, const char *reason)
 	ck_assert_int_ne(asprintf(&path, "%s/authorization-%u.der", w->dir, ++w->runs), -1);
 	argv[n++] = (char *)tu_station_exe();
 	argv[n++] = (char *)"authorize";
-	argv[n++] = (char *)"rework";
+	argv[n++] = (char *)type;
 	argv[n++] = (char *)"--token";
 	argv[n++] = (char *)"station-authorizer";
 	argv[n++] = (char *)"--key-label";
@@ -83,7 +89,7 @@ rw_authorize(stu_ws *w, const char *serial, const char *reason)
 	argv[n] = NULL;
 	ck_assert_msg(n > 15, "rw_authorize: no SE to authorize");
 	rc = tu_run(argv, &out);
-	ck_assert_msg(rc == 0, "station authorize rework: exit %d\n%s", rc, stu_tail(out));
+	ck_assert_msg(rc == 0, "station authorize %s: exit %d\n%s", type, rc, stu_tail(out));
 	free(out);
 	json_decref(recs);
 	return path;

@@ -21,6 +21,8 @@ void rw_provision(stu_ws *w, stu_sim *sim, unsigned index);
  * serial (NULL: every SE in the workspace's journal), REASON, 1 h; the
  * token's path (malloc'd). */
 char *rw_authorize(stu_ws *w, const char *serial, const char *reason);
+/* The same for another type of authorization ("revoke"). */
+char *rw_authorize_as(stu_ws *w, const char *type, const char *serial, const char *reason);
 /* `station rework --recipe W/demo.yaml --jig JIG --authorization (made by
  * rw_authorize for serial, NULL: the journal's SEs) --authorized-by WHO
  * --operator rw --json`, parsed like stu_station_run. */

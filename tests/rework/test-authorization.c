@@ -210,24 +210,15 @@ START_TEST(test_revoke_needs_authorization)
 	    "--authorization", path, NULL);
 	expect(rc, out, 2, "is for rework, not revoke", "revoke with a rework authorization");
 	free(path);
-	ck_assert_int_ne(asprintf(&path, "%s/revoke.der", w->dir), -1);
-	rc = tu_station(&out, "authorize", "revoke", "--token", "station-authorizer", "--key-label", "authorizer",
-	    "--pin-env", "STATION_AUTHORIZER_PIN", "--se", "SE-SOMEONE-ELSE", "--reason", "stolen", "--expires", "1h",
-	    "--out", path, NULL);
-	ck_assert_msg(rc == 0, "%s", out);
-	free(out);
+	path = rw_authorize_as(w, "revoke", "SE-SOMEONE-ELSE", "stolen");
 	rc = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", info.serial, "--reason", "keyCompromise",
 	    "--authorization", path, NULL);
 	expect(rc, out, 2, "does not name device", "revoke of a device the authorization does not name");
 	recs = rw_records(w, NULL);
 	ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 0);
 	json_decref(recs);
-	unlink(path);
-	rc = tu_station(&out, "authorize", "revoke", "--token", "station-authorizer", "--key-label", "authorizer",
-	    "--pin-env", "STATION_AUTHORIZER_PIN", "--se", info.serial, "--reason", "stolen", "--expires", "1h", "--out",
-	    path, NULL);
-	ck_assert_msg(rc == 0, "%s", out);
-	free(out);
+	free(path);
+	path = rw_authorize_as(w, "revoke", info.serial, "stolen");
 	rc = tu_station(&out, "revoke", "--recipe", w->recipe, "--device", info.serial, "--reason", "keyCompromise",
 	    "--authorization", path, NULL);
 	expect(rc, out, 0, "revoked certificate", "revoke under its authorization");
