@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "jig.h"
 #include "transport-int.h"
@@ -313,4 +314,56 @@ jig_client_hello(jig_client *c, jig_msg *hello, st_err *err)
 		    c->t->uri, hello->u.hello.version, c->min_version, c->max_version);
 	c->version = hello->u.hello.version;
 	return 0;
+}
+
+int
+jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *err)
+{
+	static _Thread_local jig_msg req, resp;
+	int saved_retries = c->retries, saved_timeout = c->timeout_ms[JIG_CMD_DUT_STATUS], rc;
+	unsigned old = 0;
+	uint64_t switched;
+	st_err e;
+
+	memset(&req, 0, sizeof(req));
+	req.type = JIG_CMD_SET_BAUD;
+	req.u.baud_req.baud = baud;
+	req.u.baud_req.confirm_ms = (uint16_t)confirm_ms;
+	if (jig_client_call(c, &req, &resp, err) < 0)
+		return -1;
+	switched = st_now_ms();
+	memset(&req, 0, sizeof(req));
+	req.type = JIG_CMD_DUT_STATUS;
+	if (c->t->ops->set_baud && c->t->ops->set_baud(c->t, baud, &old, &e) < 0) {
+		rc = -1; /* this end cannot: the jig goes back by itself */
+	} else {
+		jig_stream_discard(&c->rx);
+		/* The confirmation: one try, answered within half the jig's window. */
+		c->retries = 0;
+		c->timeout_ms[JIG_CMD_DUT_STATUS] = (int)(confirm_ms / 2 ? confirm_ms / 2 : 1);
+		rc = jig_client_call(c, &req, &resp, &e);
+		c->retries = saved_retries;
+		c->timeout_ms[JIG_CMD_DUT_STATUS] = saved_timeout;
+		if (rc == 0)
+			return 0;
+		/* Revert: this end now, the jig once its window has passed. */
+		if (c->t->ops->set_baud && c->t->ops->set_baud(c->t, old, &old, err) < 0)
+			return st_err_prefix(err, "jig %s: SET_BAUD: back to the old rate", c->t->uri);
+	}
+	{
+		uint64_t until = switched + confirm_ms + confirm_ms / 5 + 20, now;
+
+		while ((now = st_now_ms()) < until) {
+			struct timespec ts = { 0, (long)(until - now) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	jig_stream_discard(&c->rx);
+	if (jig_client_call(c, &req, &resp, err) < 0)
+		return st_err_prefix(err, "jig %s: SET_BAUD: no answer at the old rate either after the switch to %u baud "
+		    "failed", c->t->uri, baud);
+	st_err_set(err, ST_E_TIMEOUT, "jig %s: SET_BAUD: no answer at %u baud within %u ms (%s); both ends are back at "
+	    "the old rate", c->t->uri, baud, confirm_ms / 2, e.msg);
+	return 1;
 }

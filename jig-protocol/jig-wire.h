@@ -19,6 +19,10 @@ struct jig_transport_ops {
 	 * ST_E_DISCONNECTED when the peer is gone. */
 	int (*read)(jig_transport *t, uint8_t *p, size_t cap, size_t *got, int timeout_ms, st_err *err);
 	void (*close)(jig_transport *t);
+	/* Serial lines: wait until what was written has left, then switch the
+	 * line to baud; *old gets the rate before.  NULL where there is no line
+	 * rate (TCP, USB). */
+	int (*set_baud)(jig_transport *t, unsigned baud, unsigned *old, st_err *err);
 };
 
 struct jig_transport {

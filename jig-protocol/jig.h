@@ -52,6 +52,14 @@ void jig_client_set_retries(jig_client *c, int retries);
 int jig_client_set_versions(jig_client *c, uint8_t min_version, uint8_t max_version);
 /* The negotiated version (1 before HELLO). */
 uint8_t jig_client_version(const jig_client *c);
+/* Protocol 1.1, SET_BAUD with confirm-or-revert (PROTOCOL.md section 8):
+ * the jig answers at the old rate and switches; this end switches its line
+ * (where the transport has one) and confirms with DUT_STATUS at the new rate
+ * within confirm_ms.  0: both ends at baud.  1: no confirmation came, both
+ * ends are back at the old rate (this end at once, the jig when its
+ * confirm_ms ran out), checked with a DUT_STATUS; err says why.  -1: the
+ * jig refused the rate (ST_E_REMOTE, nothing changed) or the line is lost. */
+int jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *err);
 /* Send req, wait for its response.  A jig ERROR frame gives ST_E_REMOTE with
  * err->remote = the jig's code.  Messages read "jig URI: CMD: what happened". */
 int jig_client_call(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err);

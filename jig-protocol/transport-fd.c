@@ -108,7 +108,7 @@ fd_close(jig_transport *t)
 	}
 }
 
-static const struct jig_transport_ops fd_ops = { "fd", fd_write, fd_read, fd_close };
+static const struct jig_transport_ops fd_ops = { "fd", fd_write, fd_read, fd_close, NULL };
 
 jig_transport *
 jig_transport_fd_new(int fd, const char *name)

@@ -73,7 +73,37 @@ serial_close(jig_transport *t)
 	}
 }
 
-static const struct jig_transport_ops serial_ops = { "serial", serial_write, serial_read, serial_close };
+static int
+serial_set_baud(jig_transport *t, unsigned baud, unsigned *old, st_err *err)
+{
+	struct sp_port_config *cfg = NULL;
+	enum sp_return r;
+	int cur = 0, ret = -1;
+
+	if ((r = sp_new_config(&cfg)) != SP_OK || (r = sp_get_config(t->priv, cfg)) != SP_OK ||
+	    (r = sp_get_config_baudrate(cfg, &cur)) != SP_OK) {
+		sp_err(err, r, "read the line rate");
+		goto out;
+	}
+	*old = (unsigned)cur;
+	/* The bytes still in the UART go out at the rate they were written for. */
+	if ((r = sp_drain(t->priv)) != SP_OK) {
+		sp_err(err, r, "drain");
+		goto out;
+	}
+	if ((r = sp_set_baudrate(t->priv, (int)baud)) != SP_OK) {
+		sp_err(err, r, "switch the line");
+		st_err_prefix(err, "%u baud", baud);
+		goto out;
+	}
+	ret = 0;
+out:
+	sp_free_config(cfg);
+	return ret;
+}
+
+static const struct jig_transport_ops serial_ops = { "serial", serial_write, serial_read, serial_close,
+	serial_set_baud };
 
 /* libserialport 0.1.1 puts CRTSCTS into c_iflag instead of c_cflag when the
  * kernel has no termiox (none has since Linux 5.12), and glibc drops that

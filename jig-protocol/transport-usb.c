@@ -125,7 +125,7 @@ usb_close(jig_transport *t)
 	free(u);
 }
 
-static const struct jig_transport_ops usb_ops = { "usb", usb_write, usb_read, usb_close };
+static const struct jig_transport_ops usb_ops = { "usb", usb_write, usb_read, usb_close, NULL };
 
 /* "1-2.3": bus, then the port numbers from the root hub */
 static void

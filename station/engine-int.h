@@ -43,6 +43,8 @@ struct engine {
 	struct keyset *keys;    /* keys certified or offered (keys.c; under lock) */
 };
 
+#define ENG_BAUD_CONFIRM_MS 500 /* SET_BAUD: how long the jig waits for a frame at the new rate */
+
 struct worker {
 	struct engine *eng;
 	size_t idx;

@@ -210,6 +210,22 @@ eng_open_jig(struct worker *w, st_err *err)
 	}
 	if (jig_client_version(w->client) > w->spoke)
 		w->spoke = jig_client_version(w->client);
+	if (eng_v11(w) && w->resp.u.hello.nrates > 0) {
+		/* A serial jig: the highest rate it lists, confirm-or-revert. */
+		uint32_t baud = w->resp.u.hello.rates[w->resp.u.hello.nrates - 1];
+		st_err e;
+		int rc = jig_client_set_baud(w->client, baud, ENG_BAUD_CONFIRM_MS, &e);
+
+		if (rc < 0 && e.code != ST_E_REMOTE) {
+			*err = e;
+			eng_drop_client(w);
+			return -1;
+		}
+		if (rc != 0)
+			ui_jig_note(w->eng->u, w->idx, e.msg); /* the line stays at its starting rate */
+		else
+			st_log("station", "jig %s: line at %u baud", w->uri, baud);
+	}
 	return 0;
 }
 

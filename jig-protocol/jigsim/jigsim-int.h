@@ -26,6 +26,9 @@ struct jigsim {
 	unsigned released;
 	int pause_done;
 	uint8_t version; /* negotiated by HELLO on this connection; 0: none yet (version-1 frames) */
+	unsigned line_baud;     /* the jig's end of the line now */
+	unsigned revert_baud;   /* SET_BAUD pending confirmation: the rate to go back to */
+	uint64_t confirm_until; /* ... until then (st_now_ms); 0: nothing pending */
 	/* Retransmission cache: the last response and the request it answered. */
 	int cache_valid;
 	uint8_t cache_seq;

@@ -105,6 +105,28 @@ jigsim_new(const jigsim_config *c, st_err *err)
 	s->cfg = *c;
 	if (s->cfg.max_version < JIG_VERSION_MIN || s->cfg.max_version > JIG_VERSION_MAX)
 		s->cfg.max_version = JIG_VERSION_MAX;
+	if (s->cfg.nrates > JIG_MAX_RATES)
+		s->cfg.nrates = JIG_MAX_RATES;
+	s->line_baud = s->cfg.baud;
+	if (s->cfg.nrates) {
+		/* the rates HELLO will list: checked as the codec checks them */
+		static _Thread_local jig_msg m;
+		uint8_t buf[JIG_MAX_PAYLOAD];
+		size_t n;
+
+		memset(&m, 0, sizeof(m));
+		m.type = JIG_CMD_HELLO | JIG_RESPONSE;
+		m.u.hello.version = JIG_VERSION_1_1;
+		m.u.hello.nrates = (uint8_t)s->cfg.nrates;
+		memcpy(m.u.hello.rates, s->cfg.rates, sizeof(m.u.hello.rates));
+		if (jig_msg_encode(&m, buf, sizeof(buf), &n, err) < 0) {
+			st_err_prefix(err, "jigsim: --rates");
+			if (err)
+				err->code = ST_E_CONFIG;
+			jigsim_free(s);
+			return NULL;
+		}
+	}
 	/* Only used while loading below; se_env keeps its own copies. */
 	s->cfg.vendor_ca_cert = s->cfg.vendor_ca_key = s->cfg.tool_pub = NULL;
 	s->cfg.serial_prefix = s->cfg.model = s->cfg.fixed_serial = NULL;
@@ -140,6 +162,7 @@ typedef struct reply {
 	int action;       /* enum jigsim_action */
 	unsigned delay_ms;
 	int paused;       /* call on_pause once the lock is released */
+	unsigned switch_to, confirm_ms; /* SET_BAUD: after the answer has gone at the old rate */
 } reply;
 
 static void ST_PRINTF(4, 5)
@@ -176,7 +199,8 @@ hello(jigsim *s, const jig_msg *req, jig_msg *m)
 	snprintf(m->u.hello.firmware, sizeof(m->u.hello.firmware), "jigsim %s", STATION_VERSION);
 	m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | JIG_CAP_REWORK;
 	m->u.hello.max_payload = JIG_MAX_PAYLOAD;
-	m->u.hello.nrates = 0; /* 1.1: no serial line of its own (see jigsim_serial for one) */
+	m->u.hello.nrates = (uint8_t)s->cfg.nrates;
+	memcpy(m->u.hello.rates, s->cfg.rates, s->cfg.nrates * sizeof(s->cfg.rates[0]));
 }
 
 static void
@@ -231,9 +255,23 @@ execute(jigsim *s, const jig_msg *req, reply *r)
 	case JIG_CMD_DUT_POWER:
 		dut_power(s, req->u.power_req.action, m);
 		return;
-	case JIG_CMD_SET_BAUD:
-		error_msg(m, req->type, JIG_E_BAD_REQUEST, "this jig has no serial line to switch (HELLO lists no rates)");
+	case JIG_CMD_SET_BAUD: {
+		unsigned i;
+
+		for (i = 0; i < s->cfg.nrates && s->cfg.rates[i] != req->u.baud_req.baud; i++)
+			;
+		if (!s->cfg.nrates) {
+			error_msg(m, req->type, JIG_E_BAD_REQUEST, "this jig has no serial line to switch (HELLO lists no rates)");
+		} else if (i == s->cfg.nrates) {
+			error_msg(m, req->type, JIG_E_BAD_REQUEST, "%u baud is not a rate this jig lists", req->u.baud_req.baud);
+		} else {
+			memset(m, 0, sizeof(*m));
+			m->type = JIG_CMD_SET_BAUD | JIG_RESPONSE;
+			r->switch_to = req->u.baud_req.baud;
+			r->confirm_ms = req->u.baud_req.confirm_ms;
+		}
 		return;
+	}
 	}
 	if (!d) {
 		error_msg(m, req->type, JIG_E_NO_DUT, "no DUT in the jig");
@@ -257,7 +295,7 @@ static unsigned
 wire_ms(const jigsim *s, size_t bytes)
 {
 	/* 8N1: ten bit times per byte. */
-	return s->cfg.baud ? (unsigned)((bytes * 10 * 1000 + s->cfg.baud - 1) / s->cfg.baud) : 0;
+	return s->line_baud ? (unsigned)((bytes * 10 * 1000 + s->line_baud - 1) / s->line_baud) : 0;
 }
 
 static unsigned
@@ -343,6 +381,14 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	uint8_t type, seq, version;
 	st_err e;
 
+	if (s->confirm_until && st_now_ms() > s->confirm_until) {
+		s->line_baud = s->revert_baud; /* no frame came at the new rate */
+		s->confirm_until = 0;
+	} else if (s->confirm_until && s->cfg.baud_fail) {
+		return 0; /* at the new rate nothing arrives intact */
+	} else if (s->confirm_until) {
+		s->confirm_until = 0; /* a frame at the new rate: it stays */
+	}
 	if (foreign_version(s, in, len, &type, &seq, &version)) {
 		if (type == JIG_CMD_HELLO)
 			error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "HELLO comes in a version-1 frame");
@@ -413,7 +459,27 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 			out[*out_len / 2] ^= 0xff;
 	}
 	r->delay_ms += wire_ms(s, *out_len);
+	if (r->switch_to) {
+		s->revert_baud = s->line_baud;
+		s->line_baud = r->switch_to;
+		s->confirm_until = st_now_ms() + r->confirm_ms;
+	}
 	return 0;
+}
+
+unsigned
+jigsim_line_baud(jigsim *s)
+{
+	unsigned b;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->confirm_until && st_now_ms() > s->confirm_until) {
+		s->line_baud = s->revert_baud;
+		s->confirm_until = 0;
+	}
+	b = s->line_baud;
+	pthread_mutex_unlock(&s->lock);
+	return b;
 }
 
 static void
@@ -462,6 +528,8 @@ jigsim_connection_reset(jigsim *s)
 	pthread_mutex_lock(&s->lock);
 	s->cache_valid = 0;
 	s->version = 0;
+	s->line_baud = s->cfg.baud;
+	s->confirm_until = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -49,6 +49,16 @@ typedef struct jigsim_config {
 	unsigned devices;          /* devices in the panel; 0 = unlimited */
 	unsigned keygen_ms, csr_ms, cmd_ms; /* latencies: KEYGEN, GET_CSR, every other command */
 	unsigned baud;             /* emulated line: n bytes take n*10/baud s each way; 0 = off */
+	/* 1.1: the rates HELLO lists and SET_BAUD switches to (ascending, at
+	 * most JIG_MAX_RATES); none: SET_BAUD is refused.  After SET_BAUD the
+	 * line runs at the new rate; a frame within confirm_ms keeps it, else
+	 * the jig goes back to the old rate.  baud_fail: frames at the new rate
+	 * never arrive intact (a cable or adapter that cannot do it), so the
+	 * switch always reverts.  A new connection starts at `baud` again (the
+	 * station closing the port drops DTR). */
+	uint32_t rates[JIG_MAX_RATES];
+	unsigned nrates;
+	int baud_fail;
 	unsigned faults;           /* enum jigsim_fault bits */
 	unsigned fault_every;      /* faults hit devices K, 2K, 3K... (from 1); 0 or 1 = every device */
 	unsigned slow_ms;          /* slow-reply delay */
@@ -92,6 +102,9 @@ enum jigsim_action {
  * the configured latency and line time.  Thread-safe. */
 int jigsim_handle(jigsim *s, const uint8_t *req, size_t len, uint8_t *resp, size_t cap, size_t *resp_len,
     st_err *err);
+/* The rate the jig's end of the line runs at now (the emulated line's, or
+ * what a harness compares with the station's end); 0 when not set. */
+unsigned jigsim_line_baud(jigsim *s);
 /* A new connection (or a lost one): forget the retransmission cache.  The
  * DUT and its SE stay as they are, the negotiated version is forgotten
  * (until the next HELLO only version-1 frames are taken). */

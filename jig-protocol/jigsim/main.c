@@ -53,6 +53,8 @@ usage(FILE *f)
 	    "  --cmd-ms MS            latency of every other command\n"
 	    "  --baud N               emulated line speed, 8N1 (default: none)\n"
 	    "  --protocol 1.0|1.1     highest protocol version to speak (default 1.1; 1.0 plays old jig firmware)\n"
+	    "  --rates R1,R2,...      1.1: line rates HELLO lists and SET_BAUD switches --baud's line to (ascending)\n"
+	    "  --baud-fail            after SET_BAUD nothing arrives intact at the new rate: the switch reverts\n"
 	    "  --fault NAME           inject a fault (repeatable), one of:\n"
 	    "                        ");
 	for (i = 0; jigsim_fault_name(1u << i); i++)
@@ -122,7 +124,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_PKI = 256, O_CA_CERT, O_CA_KEY, O_TOOL, O_LISTEN, O_PORT_FILE, O_DEVICES, O_PREFIX, O_MODEL, O_FW,
-		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_SERIAL, O_PROTOCOL, O_VERSION, O_HELP };
+		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_SERIAL, O_PROTOCOL, O_RATES, O_BAUD_FAIL, O_VERSION, O_HELP };
 	static const struct option opts[] = {
 		{ "pki", required_argument, NULL, O_PKI },
 		{ "vendor-ca-cert", required_argument, NULL, O_CA_CERT },
@@ -146,6 +148,8 @@ main(int argc, char **argv)
 		{ "rma", no_argument, NULL, O_RMA },
 		{ "serial", required_argument, NULL, O_SERIAL },
 		{ "protocol", required_argument, NULL, O_PROTOCOL },
+		{ "rates", required_argument, NULL, O_RATES },
+		{ "baud-fail", no_argument, NULL, O_BAUD_FAIL },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -187,6 +191,23 @@ main(int argc, char **argv)
 		case O_PAUSE: bad = parse_pause(optarg, &c); break;
 		case O_RMA: c.rma = 1; break;
 		case O_SERIAL: c.fixed_serial = optarg; break;
+		case O_BAUD_FAIL: c.baud_fail = 1; break;
+		case O_RATES: {
+			char *copy = strdup(optarg), *tok, *save = NULL;
+			unsigned v;
+
+			c.nrates = 0;
+			for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !bad; tok = strtok_r(NULL, ",", &save)) {
+				if (c.nrates == JIG_MAX_RATES) {
+					fprintf(stderr, "jigsim: --rates: at most %d rates\n", JIG_MAX_RATES);
+					bad = 1;
+				} else if (!(bad = parse_uint("--rates", tok, 100000000, &v))) {
+					c.rates[c.nrates++] = v;
+				}
+			}
+			free(copy);
+			break;
+		}
 		case O_PROTOCOL:
 			if (strcmp(optarg, "1.0") == 0) {
 				c.max_version = JIG_VERSION_1_0;

@@ -296,6 +296,41 @@ START_TEST(test_v11_chain_cache)
 }
 END_TEST
 
+/* A serial jig's line (issue 17, item 3) on jigsim's emulated line: the
+ * station moves it to the highest rate HELLO lists; a switch that fails
+ * (nothing arrives at the new rate) reverts within the confirmation window,
+ * the operator is told once, and the device is provisioned at the old rate. */
+START_TEST(test_baud)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	jigsim_config c;
+	jigsim_device_info a;
+	stu_sim *sim;
+	stu_run r;
+
+	jigsim_config_init(&c);
+	c.devices = 2;
+	c.baud = 115200;
+	c.nrates = 2;
+	c.rates[0] = 115200;
+	c.rates[1] = 921600;
+	c.baud_fail = _i;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_run(w, sim->uri, 2, 1, &r);
+	ck_assert_int_eq(jigsim_device_get(sim->s, 2, &a), 0);
+	ck_assert_msg(r.status == 0 && stu_event_count(&r, "passed") == 2, "exit %d\n%s\n%s", r.status, stu_tail(r.out),
+	    stu_tail(r.err));
+	if (_i)
+		ck_assert_msg(strstr(r.out, "no answer at 921600 baud within 250 ms") && strstr(r.out, "back at the old rate"),
+		    "the failed switch was not noted\n%s", stu_tail(r.out));
+	else
+		ck_assert_msg(!strstr(r.out, "SET_BAUD"), "a note about a switch that worked\n%s", stu_tail(r.out));
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -308,6 +343,7 @@ main(void)
 	tcase_add_loop_test(tc, test_liar_11, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_loop_test(tc, test_v10_jig, 0, 2);
 	tcase_add_test(tc, test_v11_chain_cache);
+	tcase_add_loop_test(tc, test_baud, 0, 2);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jsutil.h"
 
@@ -308,6 +309,59 @@ START_TEST(test_disconnect_keeps_dut)
 }
 END_TEST
 
+/* SET_BAUD on jigsim's emulated line (issue 17, item 3): the jig lists its
+ * rates in HELLO, answers at the old rate, runs at the new one once a frame
+ * confirms it; where nothing arrives at the new rate (--baud-fail) both ends
+ * are back at the old rate within the confirmation window.  _i: 0 the switch
+ * holds, 1 it reverts, 2 a rate the jig does not list is refused. */
+START_TEST(test_set_baud)
+{
+	jigsim_config cfg;
+	jig_client *c;
+	jig_msg req, resp;
+	server sv;
+	st_err e;
+	double t0;
+	int rc;
+
+	js_config(&cfg, pki);
+	cfg.baud = 115200;
+	cfg.nrates = 2;
+	cfg.rates[0] = 115200;
+	cfg.rates[1] = 921600;
+	cfg.baud_fail = _i == 1;
+	server_start(&sv, &cfg);
+	c = connect_to(&sv);
+	ck_assert_int_eq(jigsim_line_baud(sv.s), 115200);
+	t0 = (st_now_ms() / 1000.0);
+	rc = jig_client_set_baud(c, _i == 2 ? 460800 : 921600, 500, &e);
+	if (_i == 0) {
+		ck_assert_msg(rc == 0, "%s", e.msg);
+		ck_assert_uint_eq(jigsim_line_baud(sv.s), 921600);
+		usleep(700 * 1000); /* past the window: confirmed, it stays */
+		ck_assert_uint_eq(jigsim_line_baud(sv.s), 921600);
+	} else if (_i == 1) {
+		ck_assert_int_eq(rc, 1);
+		ck_assert_msg(strstr(e.msg, "no answer at 921600 baud within 250 ms") && strstr(e.msg, "back at the old rate"),
+		    "%s", e.msg);
+		ck_assert_uint_eq(jigsim_line_baud(sv.s), 115200);
+		ck_assert_msg((st_now_ms() / 1000.0) - t0 < 1.5, "the revert took %.2f s", (st_now_ms() / 1000.0) - t0); /* bounded: window + margin */
+	} else {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_int_eq(e.code, ST_E_REMOTE);
+		ck_assert_msg(strstr(e.msg, "460800 baud is not a rate this jig lists"), "%s", e.msg);
+		ck_assert_uint_eq(jigsim_line_baud(sv.s), 115200);
+	}
+	/* either way the conversation goes on */
+	js_req(&req, JIG_CMD_DUT_STATUS);
+	ck_assert_msg(jig_client_call(c, &req, &resp, &e) == 0, "%s", e.msg);
+	jig_client_free(c);
+	usleep(300 * 1000);
+	ck_assert_uint_eq(jigsim_line_baud(sv.s), 115200); /* a new connection starts at the start rate */
+	server_stop(&sv);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -321,6 +375,7 @@ suite(void)
 	tcase_add_test(tc, test_retransmission);
 	tcase_add_test(tc, test_faults);
 	tcase_add_test(tc, test_disconnect_keeps_dut);
+	tcase_add_loop_test(tc, test_set_baud, 0, 3);
 	suite_add_tcase(s, tc);
 	return s;
 }

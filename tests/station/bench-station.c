@@ -191,6 +191,8 @@ START_TEST(bench)
 	printf("  %-48s %8.1fx CPU          %8.1fx devices/s\n", "station vs baseline", bc / sc, sr / br);
 	printf("targets: station <= 1.5 ms CPU/device: %s; >= 30x the baseline (CPU per device): %s\n",
 	    sc <= 1.5e-3 ? "met" : "MISSED", bc / sc >= 30 ? "met" : "MISSED");
+	printf("target (issue 17): station <= 1.0 ms CPU/device: %.3f ms, ratio %.2f: %s\n", sc * 1e3, sc / 1.0e-3,
+	    sc <= 1.0e-3 ? "met" : "MISSED");
 	free(s_cpu);
 	free(s_rate);
 	free(b_cpu);

@@ -811,7 +811,7 @@ line_close(jig_transport *t)
 	free(l);
 }
 
-static const struct jig_transport_ops line_ops = { "line", line_write, line_read, line_close };
+static const struct jig_transport_ops line_ops = { "line", line_write, line_read, line_close, NULL };
 
 /* The jig's side of the line: jigsim_serve until the test ends (it returns
  * early only when a jigsim fault drops the connection). */
