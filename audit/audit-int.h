@@ -64,8 +64,6 @@ int audit_record_encode(const struct audit_head *h, uint64_t seq, const uint8_t 
 /* "2026-11-21T09:43:30.123Z" (UTC, milliseconds). */
 void audit_time_now(char out[32]);
 
-/* The batch number of a batch file name, 0 when name is not one. */
-unsigned audit_batch_number(const char *name);
 /* Batch numbers present in dir, sorted; *nums malloc'd. */
 int audit_batch_list(const char *dir, unsigned **nums, size_t *n, st_err *err);
 /* dir/name into a malloc'd string (NULL when out of memory). */

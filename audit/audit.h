@@ -34,6 +34,8 @@
 
 /* The file name of batch n: "batch-000042.jsonl".  Only libaudit spells it. */
 void audit_batch_name(unsigned n, char out[AUDIT_NAME_MAX]);
+/* The batch number of a batch file name, 0 when name is not one. */
+unsigned audit_batch_number(const char *name);
 
 /* Steps the library writes itself. */
 #define AUDIT_STEP_BATCH_CLOSE "batch-close"     /* last record of every closed batch */
@@ -160,6 +162,10 @@ typedef int (*audit_record_cb)(const audit_record *rec, void *ctx);
 int audit_scan(const char *dir, audit_record_cb cb, void *ctx, st_err *err);
 /* The same, calling cb only for records about device (an SE serial). */
 int audit_find_device(const char *dir, const char *device, audit_record_cb cb, void *ctx, st_err *err);
+/* The records of batch number n alone, its own chain checked (the first
+ * record's seq and prev taken as given): to read one record back cheaply.
+ * Returns 0, -1 (err: missing, unreadable or damaged), or cb's value. */
+int audit_scan_batch(const char *dir, unsigned n, audit_record_cb cb, void *ctx, st_err *err);
 
 /* ---- verifying and exporting ---------------------------------------------- */
 

@@ -90,3 +90,28 @@ audit_find_device(const char *dir, const char *device, audit_record_cb cb, void 
 
 	return scan_dir(dir, filter_device, &f, err);
 }
+
+int
+audit_scan_batch(const char *dir, unsigned n, audit_record_cb cb, void *ctx, st_err *err)
+{
+	char name[AUDIT_NAME_MAX], *path;
+	struct audit_chain c = { 0 }; /* not anchored: this batch's own chain */
+	struct audit_walk w;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	audit_batch_name(n, name);
+	if (!(path = audit_path(dir, name)))
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	rc = st_file_read(path, AUDIT_BATCH_FILE_MAX, &buf, &len, err);
+	free(path);
+	if (rc < 0)
+		return st_err_prefix(err, "audit scan %s", dir);
+	rc = audit_walk_batch(name, buf, len, &c, &w, cb, ctx);
+	free(buf);
+	if (rc == 0 && w.bad)
+		rc = st_err_set(err, ST_E_VERIFY, "audit scan %s: %s", dir, w.msg);
+	audit_walk_clear(&w);
+	return rc;
+}

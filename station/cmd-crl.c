@@ -92,6 +92,22 @@ out:
 	return ret;
 }
 
+/* Every certificate the journal revoked (or closed out), for the CRL. */
+struct revoked {
+	history_cert *v;
+	size_t n;
+};
+
+static int
+collect_revoked(const history_cert *c, void *ctx)
+{
+	struct revoked *r = ctx;
+
+	if (c->revoked)
+		r->v[r->n++] = *c;
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -136,7 +152,9 @@ cmd_crl_main(int argc, char **argv)
 	int der = 0, c, pc, ret = EXIT_USAGE;
 	cli_pin pin = { 0 };
 	station *st = NULL;
-	revlist rl = { 0 };
+	struct revoked rv = { 0 };
+	uint64_t crl_number;
+	history_cert mine;
 	hsm_revoked *entries = NULL;
 	X509_CRL *crl = NULL;
 	unsigned char *bytes = NULL;
@@ -184,34 +202,33 @@ cmd_crl_main(int argc, char **argv)
 	}
 	operator_name = cli_operator(operator_name);
 	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust, &pin,
-	        &st, &err) < 0 ||
-	    revlist_load(st->rcp->audit.dir, &rl, &err) < 0) {
+	        &st, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
 	}
 	cli_station_warnings("crl", st);
+	crl_number = history_last_crl_number(st->history) + 1;
+	if (!(rv.v = calloc(history_cert_count(st->history) + 1, sizeof(*rv.v))) ||
+	    history_foreach_cert(st->history, collect_revoked, &rv) != 0)
+		goto out;
 	if (days < 0)
 		days = st->rcp->rework.crl_next_update_days;
 	if (revs_path && fleet_load(revs_path, st->ca_cert, &fleet, &nfleet, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
 	}
-	if (!(entries = calloc(rl.n + nfleet + 1, sizeof(*entries))))
+	if (!(entries = calloc(rv.n + nfleet + 1, sizeof(*entries))))
 		goto out;
-	for (i = 0; i < rl.n; i++) {
-		if (!rl.certs[i].revoked)
-			continue;
-		entries[n].serial_hex = rl.certs[i].serial;
-		entries[n].revoked_at = rl.certs[i].revoked_at;
-		entries[n].reason = hsm_crl_reason_from_name(rl.certs[i].reason);
+	for (i = 0; i < rv.n; i++) {
+		entries[n].serial_hex = rv.v[i].serial;
+		entries[n].revoked_at = rv.v[i].revoked_at;
+		entries[n].reason = hsm_crl_reason_from_name(rv.v[i].reason);
 		if (entries[n].reason < 0)
 			entries[n].reason = HSM_CRL_UNSPECIFIED;
 		n++;
 	}
 	for (i = 0; i < nfleet; i++) {
-		rev_cert *mine = revlist_find(&rl, fleet[i].serial);
-
-		if (mine && mine->revoked)
+		if (history_cert_get(st->history, fleet[i].serial, &mine) == 0 && mine.revoked)
 			continue; /* this station's own record of it wins */
 		entries[n].serial_hex = fleet[i].serial;
 		entries[n].revoked_at = fleet[i].revoked_at;
@@ -220,7 +237,7 @@ cmd_crl_main(int argc, char **argv)
 			entries[n].reason = HSM_CRL_UNSPECIFIED;
 		n++;
 	}
-	if (hsm_crl_sign(st->ca_key, st->ca_cert, entries, n, now, now + days * 86400, rl.last_crl_number + 1, &crl,
+	if (hsm_crl_sign(st->ca_key, st->ca_cert, entries, n, now, now + days * 86400, crl_number, &crl,
 	        &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
@@ -234,20 +251,20 @@ cmd_crl_main(int argc, char **argv)
 	st_hex(digest, sizeof(digest), hex);
 	/* The journal names the CRL before it leaves the station. */
 	if (station_journal(st, NULL, NULL, "crl", "ok", json_pack("{s:I,s:i,s:s,s:s}", "crl_number",
-	        (json_int_t)(rl.last_crl_number + 1), "entries", (int)n, "sha256", hex, "file", out_path), 0, &err) < 0 ||
+	        (json_int_t)crl_number, "entries", (int)n, "sha256", hex, "file", out_path), 0, &err) < 0 ||
 	    st_file_write_atomic(out_path, bytes, (size_t)len, 0644, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
 	}
 	printf("wrote %s: CRL number %llu, %zu revoked certificate%s, next update in %ld days\n", out_path,
-	    (unsigned long long)(rl.last_crl_number + 1), n, n == 1 ? "" : "s", days);
+	    (unsigned long long)crl_number, n, n == 1 ? "" : "s", days);
 	ret = EXIT_OK;
 out:
 	BIO_free(bio);
 	X509_CRL_free(crl);
 	free(entries);
 	free(fleet);
-	revlist_free(&rl);
+	free(rv.v);
 	station_close(st);
 	return ret;
 }

@@ -14,6 +14,20 @@
 #include "revlist.h"
 #include "station.h"
 
+/* The device's most recent certificate that is not revoked yet; when all
+ * are, its most recent one (already revoked, which the caller says). */
+static int
+pick_latest(const history_cert *c, void *ctx)
+{
+	history_cert *t = ctx;
+
+	if (!c->issued && !c->revoked)
+		return 0; /* announced only: no certificate to revoke */
+	if (!c->revoked || !t->serial[0] || t->revoked)
+		*t = *c;
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -55,9 +69,7 @@ cmd_revoke_main(int argc, char **argv)
 	int require_signed = 0;
 	char serial_buf[41];
 	station *st = NULL;
-	revlist rl = { 0 };
-	rev_cert *target = NULL;
-	size_t i;
+	history_cert tc, *target = NULL;
 	int c, pc, ret = EXIT_USAGE;
 	cli_pin pin = { 0 };
 	st_err err;
@@ -100,27 +112,24 @@ cmd_revoke_main(int argc, char **argv)
 		cert_serial = serial_buf;
 	operator_name = cli_operator(operator_name);
 	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust, &pin,
-	        &st, &err) < 0 ||
-	    revlist_load(st->rcp->audit.dir, &rl, &err) < 0) {
+	        &st, &err) < 0) {
 		fprintf(stderr, "station revoke: %s\n", err.msg);
 		goto out;
 	}
 	cli_station_warnings("revoke", st);
 	if (cert_serial) {
-		if (!(target = revlist_find(&rl, cert_serial))) {
+		if (history_cert_get(st->history, cert_serial, &tc) == 0)
+			target = &tc;
+		if (!target) {
 			fprintf(stderr, "station revoke: certificate %s was not issued by this station (journal %s)\n",
 			    cert_serial, st->rcp->audit.dir);
 			goto out;
 		}
 	} else {
-		/* The device's most recent certificate that is not revoked yet;
-		 * when all are, its most recent one (already revoked, said below). */
-		for (i = rl.n; i-- > 0;)
-			if (strcmp(rl.certs[i].device, device) == 0 && (!target || !rl.certs[i].revoked)) {
-				target = &rl.certs[i];
-				if (!target->revoked)
-					break;
-			}
+		memset(&tc, 0, sizeof(tc));
+		history_foreach_device_cert(st->history, device, pick_latest, &tc);
+		if (tc.serial[0])
+			target = &tc;
 		if (!target) {
 			fprintf(stderr, "station revoke: the journal (%s) shows no certificate issued to device %s\n",
 			    st->rcp->audit.dir, device);
@@ -171,7 +180,6 @@ cmd_revoke_main(int argc, char **argv)
 	ret = EXIT_OK;
 out:
 	authz_free(az);
-	revlist_free(&rl);
 	station_close(st);
 	return ret;
 }

@@ -96,8 +96,7 @@ usage(FILE *f)
 /* Certificates issued for devices that then failed, and never installed,
  * are revoked at the end of the run (issue 8: cessationOfOperation). */
 struct sweep {
-	station *st;
-	dev_entry *list;
+	history_device *list;
 	size_t n, cap;
 };
 
@@ -129,37 +128,39 @@ cmd_ui_start(ui *u, station *st, const char *command, unsigned count)
 	ui_start(u, &info);
 }
 
-static void
-collect_abandoned(const dev_entry *e, void *ctx)
+static int
+collect_abandoned(const history_device *e, void *ctx)
 {
 	struct sweep *s = ctx;
 
-	if (e->state != DEV_FAILED || !e->cert_len || e->cert_installed)
-		return;
+	if (e->state != HISTORY_FAILED || !e->has_cert || e->cert_installed)
+		return 0;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
-		dev_entry *l = realloc(s->list, cap * sizeof(*l));
+		history_device *l = realloc(s->list, cap * sizeof(*l));
 
 		if (!l)
-			return;
+			return 1;
 		s->list = l;
 		s->cap = cap;
 	}
 	s->list[s->n++] = *e;
+	return 0;
 }
 
 static int
 revoke_abandoned(station *st, ui *u, st_err *err)
 {
-	struct sweep s = { .st = st };
+	struct sweep s = { 0 };
 	size_t i;
 	int ret = 0;
 
-	devindex_foreach(st->index, collect_abandoned, &s);
+	if (history_foreach_device(st->history, collect_abandoned, &s) != 0)
+		ret = st_err_set(err, ST_E_NOMEM, "out of memory");
 	for (i = 0; i < s.n && ret == 0; i++) {
-		dev_entry *e = &s.list[i];
+		history_device *e = &s.list[i];
 
-		ret = station_journal(st, "-", e->serial, "revoke", "ok",
+		ret = station_journal(st, NULL, e->serial, "revoke", "ok",
 		    json_pack("{s:s,s:s,s:s}", "cert_serial", e->cert_serial, "reason", "cessationOfOperation", "why",
 		        "issued but never installed: the device failed after signing"),
 		    0, err);
@@ -168,11 +169,6 @@ revoke_abandoned(station *st, ui *u, st_err *err)
 		if (ret == 0)
 			ui_revoked(u, e->serial, e->cert_serial, "cessationOfOperation",
 			    "issued but never installed: the device failed after signing");
-		if (ret == 0) {
-			e->cert_len = 0;
-			e->cert_serial[0] = '\0';
-			devindex_put(st->index, e);
-		}
 	}
 	free(s.list);
 	return ret;

@@ -85,7 +85,7 @@ struct dev {
 	uint8_t *cert_der;
 	int cert_len;
 	char cert_serial[41];
-	dev_entry prior;
+	history_device prior;
 	int has_prior;
 	int resumed;
 };
@@ -141,12 +141,12 @@ int eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t l
  * verified with the attestation key POSTURE verified (se.lock_receipt).
  * *details: what the "lock" record says. */
 int eng_lock(struct worker *w, struct dev *d, const uint8_t *cert, size_t cert_len, json_t **details);
-void eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed);
 int eng_cert_serial_hex(X509 *cert, char out[41]);
 
-/* keys.c: load the keys the journal certified (before workers start); a
- * key KEYGEN answered must be new (keep: the SE's own certified key is
- * allowed, the factory path's resume), else the device fails at KEYGEN. */
+/* keys.c: the keys offered in this run (before workers start); a key
+ * KEYGEN answered must be new to the journal's history and to this run
+ * (keep: the SE's own certified key is allowed, the factory path's resume),
+ * else the device fails at KEYGEN. */
 int eng_keys_load(struct engine *e, st_err *err);
 int eng_key_fresh(struct worker *w, struct dev *d, const uint8_t h[32], int keep);
 void eng_keys_free(struct engine *e);

@@ -98,18 +98,30 @@ sleep_ms(struct engine *e, int ms)
 static int
 resume_locked(struct worker *w, struct dev *d)
 {
-	int passed = d->has_prior && d->prior.state == DEV_PASSED;
+	station *st = w->eng->st;
+	int passed = d->has_prior && d->prior.state == HISTORY_PASSED, ret = -1;
+	uint8_t *der = NULL;
+	size_t len = 0;
 
-	if (!d->has_prior || !d->prior.cert_len) {
+	if (!d->has_prior || !d->prior.has_cert) {
 		st_err_set(&d->err, ST_E_STATE, "SE is already locked (lifecycle provisioned)%s",
 		    passed ? " and this station provisioned it before" : "");
 		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
-	switch (eng_read_back(w, d, d->prior.cert, d->prior.cert_len)) {
-	case -1: return eng_fail(d, "POSTURE", ADV_RESEAT);
+	/* The journal's copy of the live certificate, read back from its
+	 * "issued" record. */
+	if (history_cert_der(st->history, st->rcp->audit.dir, d->prior.cert_serial, &der, &len, &d->err) < 0) {
+		eng_set_fatal(w->eng, d->err.msg);
+		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+	}
+	switch (eng_read_back(w, d, der, len)) {
+	case -1:
+		eng_fail(d, "POSTURE", ADV_RESEAT);
+		goto out;
 	case 0:
 		st_err_set(&d->err, ST_E_STATE, "SE is locked with a certificate this station did not install");
-		return eng_fail(d, "POSTURE", ADV_LOCKED);
+		eng_fail(d, "POSTURE", ADV_LOCKED);
+		goto out;
 	}
 	snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 	d->resumed = 1;
@@ -118,14 +130,19 @@ resume_locked(struct worker *w, struct dev *d)
 		 * SE signs a receipt again (LOCK on a provisioned SE locks nothing). */
 		json_t *details = NULL;
 
-		if (eng_step_auth(w, d) < 0 || eng_lock(w, d, d->prior.cert, d->prior.cert_len, &details) < 0)
-			return -1;
+		if (eng_step_auth(w, d) < 0 || eng_lock(w, d, der, len, &details) < 0)
+			goto out;
 		json_object_set_new(details, "resumed", json_true());
-		return eng_journal(w, d, "lock", "ok", details);
+		ret = eng_journal(w, d, "lock", "ok", details);
+		goto out;
 	}
 	if (passed)
-		return 0; /* its lock record is in the journal already */
-	return eng_journal(w, d, "lock", "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
+		ret = 0; /* its lock record is in the journal already */
+	else
+		ret = eng_journal(w, d, "lock", "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
+out:
+	free(der);
+	return ret;
 }
 
 static int
@@ -134,7 +151,7 @@ provision(struct worker *w, struct dev *d)
 	station *st = w->eng->st;
 	int keep;
 
-	d->has_prior = devindex_get(st->index, d->info.serial, &d->prior) == 0;
+	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
 	char fw[32];
 
 	snprintf(fw, sizeof(fw), "%u.%u.%u", d->info.firmware >> 24, (d->info.firmware >> 16) & 0xff,
@@ -151,7 +168,7 @@ provision(struct worker *w, struct dev *d)
 		    jig_lifecycle_name(d->info.lifecycle));
 		return eng_fail(d, "POSTURE", ADV_LOCKED);
 	}
-	if (d->has_prior && d->prior.state == DEV_PASSED) {
+	if (d->has_prior && d->prior.state == HISTORY_PASSED) {
 		st_err_set(&d->err, ST_E_STATE, "the journal shows SE %s provisioned already, yet it is in factory state "
 		                                "(duplicate serial or cloned SE)", d->info.serial);
 		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
@@ -163,7 +180,7 @@ provision(struct worker *w, struct dev *d)
 	if (eng_step_auth(w, d) < 0 || eng_journal(w, d, "auth", "ok", NULL) < 0)
 		return -1;
 	/* Resuming a device with a live certificate: keep its key if it has one. */
-	keep = d->has_prior && d->prior.cert_len > 0;
+	keep = d->has_prior && d->prior.has_cert;
 	if (eng_step_keygen(w, d, keep) < 0 || eng_step_csr_verify(w, d) < 0)
 		return -1;
 	if (eng_stopping(w->eng))
@@ -456,7 +473,6 @@ worker_main(void *arg)
 		if (rc == 0) {
 			if (eng_journal(w, d, "done", "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
 			        d->resumed)) >= 0) {
-				eng_index_update(w, d, DEV_PASSED, 1, 1);
 				ui_pass(e->u, w->idx, d->info.serial, d->cert_serial, d->resumed);
 				eng_release(w, &err);
 			} else {
@@ -470,7 +486,6 @@ worker_main(void *arg)
 		} else {
 			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
 			    advice_text[d->advice]));
-			eng_index_update(w, d, DEV_FAILED, 0, 0);
 			eng_report_fail(w, d, d->step);
 			if (eng_is_link_error(&d->err))
 				eng_drop_client(w);

@@ -7,7 +7,7 @@
 #include <signal.h>
 #include <stddef.h>
 
-#include "devindex.h"
+#include "history.h"
 #include "ui.h"
 
 struct station; /* station.h: recipe, HSM keys, journal — the shared context */

@@ -1,7 +1,7 @@
 /* Key uniqueness (DESIGN.md invariant 5): a public key is certified for one
- * SE at most, and a new key differs from every key certified before.  The
- * set is every key an "issuing" record of the journal names, read before
- * the workers start, plus every key an SE offered in this run. */
+ * SE at most, and a new key differs from every key certified before: every
+ * key an "issuing" record of the journal names (the history, history.h),
+ * and every key an SE offered in this run (kept here). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,38 +36,6 @@ keyset_add(struct keyset *k, const uint8_t h[32], const char *serial)
 	return 0;
 }
 
-static int
-hex32(const char *s, uint8_t out[32])
-{
-	size_t i;
-
-	if (!s || strlen(s) != 64)
-		return -1;
-	for (i = 0; i < 64; i++) {
-		int c = s[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-		                  c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-
-		if (v < 0)
-			return -1;
-		if (i % 2 == 0)
-			out[i / 2] = (uint8_t)(v << 4);
-		else
-			out[i / 2] |= (uint8_t)v;
-	}
-	return 0;
-}
-
-static int
-on_record(const audit_record *rec, void *ctx)
-{
-	json_t *v = json_object_get(rec->details, "pubkey_sha256");
-	uint8_t h[32];
-
-	if (strcmp(rec->step, "issuing") != 0 || !json_is_string(v) || hex32(json_string_value(v), h) < 0)
-		return 0;
-	return keyset_add(ctx, h, rec->device) < 0 ? 2 : 0;
-}
-
 void
 eng_keys_free(struct engine *e)
 {
@@ -82,18 +50,9 @@ int
 eng_keys_load(struct engine *e, st_err *err)
 {
 	struct keyset *k = calloc(1, sizeof(*k));
-	int rc;
 
 	if (!k)
 		return st_err_set(err, ST_E_NOMEM, "out of memory");
-	if ((rc = audit_scan(e->st->rcp->audit.dir, on_record, k, err)) != 0) {
-		if (rc == 2)
-			st_err_set(err, ST_E_NOMEM, "out of memory");
-		st_err_prefix(err, "journal %s (the keys certified so far)", e->st->rcp->audit.dir);
-		free(k->v);
-		free(k);
-		return -1;
-	}
 	e->keys = k;
 	return 0;
 }
@@ -104,6 +63,7 @@ eng_key_fresh(struct worker *w, struct dev *d, const uint8_t h[32], int keep)
 	struct engine *e = w->eng;
 	struct keyset *k;
 	const char *other = NULL;
+	char owner[65];
 	int ret = -1, fatal = 0;
 	size_t i;
 
@@ -113,6 +73,8 @@ eng_key_fresh(struct worker *w, struct dev *d, const uint8_t h[32], int keep)
 		fatal = 1;
 		goto out;
 	}
+	if (history_key_owner(e->st->history, h, owner) == 0 && (!keep || strcmp(owner, d->info.serial) != 0))
+		other = owner;
 	for (i = 0; i < k->n && !other; i++)
 		if (memcmp(k->v[i].h, h, 32) == 0 && (!keep || strcmp(k->v[i].serial, d->info.serial) != 0))
 			other = k->v[i].serial;

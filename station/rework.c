@@ -7,76 +7,40 @@
 #include "cms.h"
 #include "engine-int.h"
 #include "recipe.h"
-#include "revlist.h"
 #include "rework.h"
 #include "verify.h"
 
-/* What the journal says about one device's certificates. */
-struct history {
+/* What the journal said about the device when the rework began (the
+ * history, history.h, before this rework's own records). */
+struct before {
 	int seen;
-	const char *authz_id; /* the authorization in hand */
-	uint64_t authz_used;  /* seq of a completed rework of this SE under it (0: none) */
-	int retired;          /* a rework retired the old key: the SE may be mid-rework */
-	char retiring[41];    /* the certificate that rework retired */
-	char issued[64][41];  /* serials we issued to it (the most recent 64) */
-	size_t n_issued;
-	char revoked[64][41];
-	size_t n_revoked;
+	history_device dev;
+	uint64_t authz_used; /* seq of a completed rework of this SE under the authorization in hand (0: none) */
 };
 
-static void
-remember(char list[][41], size_t *n, const char *serial)
+/* The journal has revoked this certificate serial. */
+static int
+is_revoked(station *st, const char *serial)
 {
-	if (*n == 64) { /* keep the most recent */
-		memmove(list[0], list[1], 63 * sizeof(list[0]));
-		(*n)--;
-	}
-	revlist_canon(serial, list[(*n)++]); /* old journals: lower case */
+	history_cert c;
+
+	return history_cert_get(st->history, serial, &c) == 0 && c.revoked;
 }
 
+/* The journal issued this certificate serial to the SE. */
 static int
-listed(char list[][41], size_t n, const char *serial)
+issued_to(station *st, const char *serial, const char *se)
 {
-	size_t i;
+	history_cert c;
 
-	for (i = 0; i < n; i++)
-		if (strcmp(list[i], serial) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-on_device_record(const audit_record *rec, void *ctx)
-{
-	struct history *h = ctx;
-	json_t *v = json_object_get(rec->details, "cert_serial");
-	const char *serial = json_is_string(v) ? json_string_value(v) : NULL;
-
-	h->seen = 1;
-	if (serial && strcmp(rec->step, "issued") == 0)
-		remember(h->issued, &h->n_issued, serial);
-	else if (serial && strcmp(rec->step, "revoke") == 0)
-		remember(h->revoked, &h->n_revoked, serial);
-	else if (strcmp(rec->step, "retire") == 0 && strcmp(rec->result, "ok") == 0) {
-		h->retired = 1;
-		v = json_object_get(rec->details, "old_cert_serial");
-		revlist_canon(json_is_string(v) ? json_string_value(v) : "", h->retiring);
-	} else if (strcmp(rec->step, "done") == 0) {
-		h->retired = 0;
-		h->retiring[0] = '\0';
-		v = json_object_get(rec->details, "authorization");
-		if (h->authz_id && json_is_string(v) && strcmp(json_string_value(v), h->authz_id) == 0 &&
-		    strcmp(rec->result, "pass") == 0)
-			h->authz_used = rec->seq;
-	}
-	return 0;
+	return history_cert_get(st->history, serial, &c) == 0 && c.issued && strcmp(c.device, se) == 0;
 }
 
 /* The certificate the SE holds chains to one of our intermediates, names
  * this SE, and (unless the recipe accepts foreign devices) is one we issued
  * to it and have not revoked. */
 static int
-check_current_cert(station *st, struct dev *d, struct history *h, const jig_blob *der, X509 **out, st_err *err)
+check_current_cert(station *st, struct dev *d, const struct before *h, const jig_blob *der, X509 **out, st_err *err)
 {
 	const recipe *r = st->rcp;
 	const unsigned char *p = der->data;
@@ -121,7 +85,7 @@ check_current_cert(station *st, struct dev *d, struct history *h, const jig_blob
 		st_err_openssl(err, ST_E_VERIFY, "certificate serial");
 		goto out;
 	}
-	if (listed(h->revoked, h->n_revoked, d->cert_serial)) {
+	if (is_revoked(st, d->cert_serial)) {
 		st_err_set(err, ST_E_VERIFY, "the device's certificate %s is revoked", d->cert_serial);
 		goto out;
 	}
@@ -130,7 +94,7 @@ check_current_cert(station *st, struct dev *d, struct history *h, const jig_blob
 		                            "foreign devices (rework.allow_foreign_devices)", d->info.serial);
 		goto out;
 	}
-	if (h->seen && !listed(h->issued, h->n_issued, d->cert_serial) && !r->rework.allow_foreign_devices) {
+	if (h->seen && !issued_to(st, d->cert_serial, d->info.serial) && !r->rework.allow_foreign_devices) {
 		st_err_set(err, ST_E_VERIFY, "the device's certificate %s is not one this station issued to SE %s",
 		    d->cert_serial, d->info.serial);
 		goto out;
@@ -148,13 +112,12 @@ out:
 
 /* Journal the revocation of serial unless the journal has it already. */
 static int
-revoke_once(struct worker *w, struct dev *d, struct history *h, const char *serial)
+revoke_once(struct worker *w, struct dev *d, const char *serial)
 {
-	if (!serial[0] || listed(h->revoked, h->n_revoked, serial))
+	if (!serial[0] || is_revoked(w->eng->st, serial))
 		return 0;
 	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", serial, "reason", "superseded")) < 0)
 		return -1;
-	remember(h->revoked, &h->n_revoked, serial);
 	ui_revoked(w->eng->u, d->info.serial, serial, "superseded", "retired by this rework");
 	return 0;
 }
@@ -165,9 +128,9 @@ static void
 revoke_uninstalled(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
-	dev_entry e;
+	history_device e;
 
-	if (devindex_get(st->index, d->info.serial, &e) < 0 || !e.cert_len || e.cert_installed)
+	if (history_device_get(st->history, d->info.serial, &e) < 0 || !e.has_cert || e.cert_installed)
 		return;
 	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", e.cert_serial, "reason",
 	        "cessationOfOperation", "why", "issued but never installed: the rework failed after signing")) < 0)
@@ -175,9 +138,6 @@ revoke_uninstalled(struct worker *w, struct dev *d)
 	station_retire_cert(st, e.serial, e.cert_serial, &(st_err){ 0 }); /* certs/ keeps live ones only */
 	ui_revoked(w->eng->u, e.serial, e.cert_serial, "cessationOfOperation",
 	    "issued but never installed: the rework failed after signing");
-	e.cert_len = 0;
-	e.cert_serial[0] = '\0';
-	devindex_put(st->index, &e);
 }
 
 /* Identity proof: the SE signs our fresh challenge with its current leaf key. */
@@ -260,7 +220,7 @@ same_se(const jig_se_info *before, const jig_se_info *after, st_err *err)
 }
 
 static int
-rework_device(struct worker *w, struct dev *d, struct history *h)
+rework_device(struct worker *w, struct dev *d, const struct before *h)
 {
 	station *st = w->eng->st;
 	X509 *old = NULL;
@@ -273,7 +233,7 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 		st_err_set(&d->err, ST_E_STATE, "SE is in factory state: provision it with 'station run', not rework");
 		return eng_fail(d, "REWORK", ADV_FACTORY);
 	}
-	if (d->info.lifecycle == JIG_LC_REWORK && !h->retired) {
+	if (d->info.lifecycle == JIG_LC_REWORK && !h->dev.retiring) {
 		st_err_set(&d->err, ST_E_STATE, "SE is in rework state, but this station's journal shows no rework of it");
 		return eng_fail(d, "REWORK", ADV_QUARANTINE);
 	}
@@ -326,24 +286,23 @@ rework_device(struct worker *w, struct dev *d, struct history *h)
 		}
 		if (identify_posture(w, d) < 0)
 			goto out;
-		if (revoke_once(w, d, h, d->cert_serial) < 0)
+		if (revoke_once(w, d, d->cert_serial) < 0)
 			goto out;
-	} else if (h->retiring[0]) {
+	} else if (h->dev.retiring && h->dev.retired_serial[0]) {
 		/* A rework resumed after RETIRE (its reply lost, the station
 		 * stopped): the old certificate may not be revoked yet. */
-		json_object_set_new(w->extra, "old_cert_serial", json_string(h->retiring));
-		if (revoke_once(w, d, h, h->retiring) < 0)
+		json_object_set_new(w->extra, "old_cert_serial", json_string(h->dev.retired_serial));
+		if (revoke_once(w, d, h->dev.retired_serial) < 0)
 			goto out;
 	}
 	/* From here on exactly the factory path.  Nothing to resume: a
 	 * certificate the index still holds for this SE is revoked. */
-	d->has_prior = devindex_get(st->index, d->info.serial, &d->prior) == 0;
-	if (d->has_prior && d->prior.cert_len) {
-		if (revoke_once(w, d, h, d->prior.cert_serial) < 0)
+	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
+	if (d->has_prior && d->prior.has_cert) {
+		if (revoke_once(w, d, d->prior.cert_serial) < 0)
 			goto out;
-		d->prior.cert_len = 0;
+		d->prior.has_cert = 0;
 		d->prior.cert_serial[0] = '\0';
-		devindex_put(st->index, &d->prior);
 	}
 	if (eng_step_keygen(w, d, 0) < 0 || eng_step_csr_verify(w, d) < 0 || eng_step_sign(w, d) < 0)
 		goto out;
@@ -360,7 +319,7 @@ out:
 /* The authorization names this SE and was not used for it yet: a token
  * is good for one completed rework per device. */
 static int
-authorized(struct dev *d, const struct history *h, const authz *az)
+authorized(struct dev *d, const struct before *h, const authz *az)
 {
 	if (!authz_names(az, d->info.serial)) {
 		st_err_set(&d->err, ST_E_VERIFY, "authorization %s (%s) does not name this SE: ask for one that does",
@@ -383,7 +342,7 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 	struct engine e = { .st = st, .u = u, .stop = &never, .count = 1 };
 	struct worker *w = calloc(1, sizeof(*w));
 	struct dev *d = calloc(1, sizeof(*d));
-	struct history *h = calloc(1, sizeof(*h));
+	struct before *h = calloc(1, sizeof(*h));
 	st_err rerr;
 	int ret = -1, rc;
 
@@ -401,11 +360,8 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 		goto out;
 	if ((rc = eng_wait_device(w, d, err)) != 0)
 		goto out;
-	h->authz_id = az->id;
-	if (audit_find_device(st->rcp->audit.dir, d->info.serial, on_device_record, h, err) != 0) {
-		st_err_prefix(err, "journal");
-		goto out;
-	}
+	h->seen = history_device_get(st->history, d->info.serial, &h->dev) == 0;
+	h->authz_used = history_authorization_used(st->history, d->info.serial, az->id);
 	ui_device_start(u, 0, d->info.serial);
 	if (eng_journal(w, d, "rework-start", "ok", NULL) < 0) {
 		*err = d->err;
@@ -413,7 +369,6 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 	}
 	if (authorized(d, h, az) == 0 && rework_device(w, d, h) == 0 &&
 	    eng_journal(w, d, "done", "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) >= 0) {
-		eng_index_update(w, d, DEV_PASSED, 1, 1);
 		ui_pass(u, 0, d->info.serial, d->cert_serial, 0);
 		ret = 0;
 	} else {

@@ -317,7 +317,7 @@ station_close(station *st)
 	if (!st)
 		return;
 	audit_close(st->journal);
-	devindex_free(st->index);
+	history_free(st->history);
 	X509_free(st->ca_cert);
 	X509_free(st->audit_cert);
 	sk_X509_pop_free(st->ca_chain, X509_free);
@@ -338,90 +338,23 @@ station_journal(station *st, const char *jig, const char *device, const char *st
 {
 	audit_event ev = { .jig = jig, .device = device, .step = step, .result = result, .details = details,
 		.lazy = lazy };
-	int ret = audit_append(st->journal, &ev, NULL, err);
+	json_t *empty = details ? NULL : json_object();
+	uint64_t seq = 0;
+	int ret = audit_append(st->journal, &ev, &seq, err);
 
+	if (ret >= 0) {
+		/* In the journal now: the history says so too. */
+		audit_record rec = { .seq = seq, .jig = jig, .device = device, .step = step, .result = result,
+			.details = details ? details : empty };
+		audit_status s;
+
+		audit_get_status(st->journal, &s);
+		if (st->history && history_apply(st->history, &rec, s.batch) < 0 && ret == 0)
+			ret = st_err_set(err, ST_E_NOMEM, "out of memory (the record is in the journal)");
+	}
+	json_decref(empty);
 	json_decref(details);
 	return ret;
-}
-
-/* ---- the device index, rebuilt from the journal ------------------------ */
-
-struct rebuild {
-	station *st;
-	char batch[64];     /* name of the batch the next record goes to */
-	unsigned issued_in_batch;
-};
-
-static int
-on_record(const audit_record *rec, void *ctx)
-{
-	struct rebuild *rb = ctx;
-	devindex *ix = rb->st->index;
-	json_t *v;
-	dev_entry e;
-
-	if (!rec->device)
-		return 0;
-	if (devindex_get(ix, rec->device, &e) < 0) {
-		memset(&e, 0, sizeof(e));
-		snprintf(e.serial, sizeof(e.serial), "%s", rec->device);
-	}
-	if (strcmp(rec->step, "issued") == 0 && (v = json_object_get(rec->details, "cert")) && json_is_string(v)) {
-		const char *b64 = json_string_value(v);
-		size_t n = strlen(b64);
-		unsigned char *der = malloc(n);
-		const unsigned char *p = der;
-		int len;
-		X509 *x = NULL;
-
-		if (der && (len = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)n)) > 0) {
-			while (n > 0 && b64[n - 1] == '=') { /* EVP_DecodeBlock counts padding as zero bytes */
-				len--;
-				n--;
-			}
-			if ((size_t)len <= sizeof(e.cert) && (x = d2i_X509(NULL, &p, len))) {
-				unsigned char *spki = NULL;
-				int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
-
-				memcpy(e.cert, der, (size_t)len);
-				e.cert_len = (size_t)len;
-				if (spki_len > 0)
-					st_sha256(spki, (size_t)spki_len, e.pubkey_sha256);
-				OPENSSL_free(spki);
-				e.cert_installed = 0;
-				v = json_object_get(rec->details, "cert_serial");
-				if (json_is_string(v))
-					revlist_canon(json_string_value(v), e.cert_serial);
-				else
-					e.cert_serial[0] = '\0';
-			}
-			X509_free(x);
-		}
-		free(der);
-		if (strcmp(rec->batch, rb->batch) == 0)
-			rb->issued_in_batch++;
-	} else if (strcmp(rec->step, "install") == 0 && strcmp(rec->result, "ok") == 0) {
-		e.cert_installed = 1;
-	} else if (strcmp(rec->step, "revoke") == 0) {
-		char serial[41];
-
-		v = json_object_get(rec->details, "cert_serial");
-		if (json_is_string(v))
-			revlist_canon(json_string_value(v), serial);
-		if (json_is_string(v) && strcmp(serial, e.cert_serial) == 0) {
-			e.cert_len = 0;
-			e.cert_serial[0] = '\0';
-		}
-	}
-	if (strcmp(rec->step, AUDIT_STEP_DONE) == 0 && strcmp(rec->result, "pass") == 0)
-		e.state = DEV_PASSED;
-	else if (e.state == DEV_PASSED)
-		; /* a later refusal (a clone, a locked SE again) does not undo a pass */
-	else if (strcmp(rec->result, AUDIT_RESULT_FAIL) == 0)
-		e.state = DEV_FAILED;
-	else
-		e.state = DEV_SEEN;
-	return devindex_put(ix, &e);
 }
 
 static int
@@ -436,8 +369,6 @@ open_journal(station *st, int with_signer, st_err *err)
 		.engineering = r->lifecycle.engineering,
 		.signer = with_signer ? &st->signer : NULL,
 	};
-	struct rebuild rb = { .st = st };
-	audit_status s;
 
 	snprintf(st->certs_dir, sizeof(st->certs_dir), "%s/certs", r->audit.dir);
 	if (mkdir(r->audit.dir, 0750) < 0 && errno != EEXIST)
@@ -446,11 +377,9 @@ open_journal(station *st, int with_signer, st_err *err)
 		return st_err_errno(err, ST_E_CONFIG, errno, "%s", st->certs_dir);
 	if (!(st->journal = audit_open(r->audit.dir, &cfg, err)))
 		return st_err_prefix(err, "audit journal %s", r->audit.dir);
-	if (!(st->index = devindex_new()))
+	if (!(st->history = history_new()))
 		return st_err_set(err, ST_E_NOMEM, "out of memory");
-	audit_get_status(st->journal, &s);
-	audit_batch_name(s.batch, rb.batch);
-	if (audit_scan(r->audit.dir, on_record, &rb, err) != 0)
+	if (history_load(st->history, r->audit.dir, err) != 0)
 		return st_err_prefix(err, "audit journal %s", r->audit.dir);
 	return station_quota_load(st, err);
 }

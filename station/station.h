@@ -1,5 +1,5 @@
 /* The shared context of a station command: the recipe, the HSM and its keys,
- * the SE vendor roots, the journal and the device index.  The functions here
+ * the SE vendor roots, the journal and its history.  The functions here
  * are the engine's only way to reach recipes/, hsm/ and audit/. */
 #ifndef STATION_STATION_H
 #define STATION_STATION_H
@@ -11,7 +11,7 @@
 #include <openssl/x509.h>
 
 #include "audit.h"
-#include "devindex.h"
+#include "history.h"
 #include "jig.h"
 #include "st.h"
 
@@ -44,7 +44,7 @@ typedef struct station {
 	/* journal and what it says */
 	audit_signer signer;        /* the audit key, sealing batches as they close */
 	audit_journal *journal;
-	devindex *index;
+	history *history;           /* what the journal says (history.h): every record appended goes in */
 	char certs_dir[4096];
 	pthread_mutex_t quota_lock;
 	unsigned issued_run;
@@ -57,7 +57,7 @@ typedef struct station {
 
 enum station_open_flags {
 	STATION_OPEN_HSM = 1,      /* log in to the token, find the keys */
-	STATION_OPEN_JOURNAL = 2,  /* open the journal and rebuild the device index */
+	STATION_OPEN_JOURNAL = 2,  /* open the journal and read its history */
 };
 
 /* Load and check everything a command needs; on error, err says what and
@@ -77,8 +77,8 @@ int station_recipe_policy(const struct recipe *r, int require_signed, const char
     size_t signer_cap, int *unchecked, st_err *err);
 
 /* Append a journal record; it is on disk when this returns, unless lazy
- * (a record that precedes no effect: the next durable one carries it).
- * details is consumed (may be NULL). */
+ * (a record that precedes no effect: the next durable one carries it),
+ * and in st->history.  details is consumed (may be NULL). */
 int station_journal(station *st, const char *jig, const char *device, const char *step, const char *result,
     json_t *details, int lazy, st_err *err);
 /* Posture policy of the recipe (model, firmware, required lifecycle). */

@@ -13,6 +13,7 @@
 
 #include "chains.h"
 #include "engine-int.h"
+#include "recipe.h"
 #include "revlist.h"
 #include "verify.h"
 
@@ -355,29 +356,6 @@ cert_details(struct dev *d)
 	return j;
 }
 
-void
-eng_index_update(struct worker *w, struct dev *d, dev_state state, int live_cert, int installed)
-{
-	dev_entry e;
-
-	memset(&e, 0, sizeof(e));
-	if (devindex_get(w->eng->st->index, d->info.serial, &e) < 0)
-		snprintf(e.serial, sizeof(e.serial), "%s", d->info.serial);
-	/* A refusal (a clone of a provisioned SE, a locked SE presented again)
-	 * must not make the station forget that the SE passed: the next
-	 * presentation would be taken for a device to resume. */
-	if (!(e.state == DEV_PASSED && state == DEV_FAILED))
-		e.state = state;
-	if (live_cert && d->cert_len > 0 && (size_t)d->cert_len <= sizeof(e.cert)) {
-		memcpy(e.cert, d->cert_der, (size_t)d->cert_len);
-		e.cert_len = (size_t)d->cert_len;
-		snprintf(e.cert_serial, sizeof(e.cert_serial), "%s", d->cert_serial);
-		st_sha256(d->pubkey.data, d->pubkey.len, e.pubkey_sha256);
-		e.cert_installed = installed;
-	}
-	devindex_put(w->eng->st->index, &e);
-}
-
 /* JOURNAL + SIGN: a new certificate, or the one already issued for this
  * very key when the device resumes. */
 int
@@ -386,13 +364,23 @@ eng_step_sign(struct worker *w, struct dev *d)
 	station *st = w->eng->st;
 	uint8_t h[32];
 	X509 *cert = NULL;
-	const unsigned char *p;
 
 	st_sha256(d->pubkey.data, d->pubkey.len, h);
-	if (d->has_prior && d->prior.cert_len) {
+	if (d->has_prior && d->prior.has_cert) {
 		if (memcmp(h, d->prior.pubkey_sha256, 32) == 0) {
-			p = d->prior.cert;
-			if (!(cert = d2i_X509(NULL, &p, (long)d->prior.cert_len))) {
+			uint8_t *der = NULL;
+			const unsigned char *p;
+			size_t len = 0;
+
+			/* The certificate issued for this very key, from its "issued" record. */
+			if (history_cert_der(st->history, st->rcp->audit.dir, d->prior.cert_serial, &der, &len, &d->err) < 0) {
+				eng_set_fatal(w->eng, d->err.msg);
+				return eng_fail(d, "SIGN", ADV_ENGINEERING);
+			}
+			p = der;
+			cert = d2i_X509(NULL, &p, (long)len);
+			free(der);
+			if (!cert) {
 				st_err_set(&d->err, ST_E_INTERNAL, "journal certificate %s does not parse", d->prior.cert_serial);
 				return eng_fail(d, "SIGN", ADV_ENGINEERING);
 			}
@@ -410,9 +398,8 @@ eng_step_sign(struct worker *w, struct dev *d)
 		if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", d->prior.cert_serial,
 		        "reason", "superseded")) < 0)
 			return eng_fail(d, "SIGN", ADV_ENGINEERING);
-		d->prior.cert_len = 0;
+		d->prior.has_cert = 0;
 		d->prior.cert_serial[0] = '\0';
-		devindex_put(st->index, &d->prior);
 	}
 
 	d->step = "JOURNAL";
@@ -459,7 +446,6 @@ eng_step_sign(struct worker *w, struct dev *d)
 	}
 	if (eng_journal(w, d, "issued", "ok", cert_details(d)) < 0)
 		return eng_fail(d, "SIGN", ADV_ENGINEERING);
-	eng_index_update(w, d, DEV_SEEN, 1, 0);
 	if (station_save_cert(st, d->info.serial, d->cert, &d->err) < 0) {
 		/* The next device would fail the same way: stop, as for the journal. */
 		eng_stop_write(w->eng, &d->err);
@@ -520,7 +506,6 @@ eng_step_install(struct worker *w, struct dev *d)
 	}
 	if (eng_journal(w, d, "install", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial)) < 0)
 		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
-	eng_index_update(w, d, DEV_SEEN, 1, 1);
 	return 0;
 }
 

@@ -1,0 +1,97 @@
+/* A device's history as the journal tells it: the one place that turns
+ * journal records into what happened to each SE and each certificate
+ * (announced, issued, installed, revoked, closed out; retired by a rework;
+ * passed, failed, abandoned).  Resume, rework, revocation, the CRL and key
+ * uniqueness all ask it, so they agree by construction.
+ *
+ * history_load reads the whole journal; the station then applies every
+ * record it appends (station_journal), so the history stays what the journal
+ * says.  Memory is what resume needs, about 150 bytes per SE and certificate
+ * (serials and digests, not certificates: history_cert_der reads one back
+ * from its "issued" record).  Thread-safe. */
+#ifndef STATION_HISTORY_H
+#define STATION_HISTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "audit.h"
+#include "st.h"
+
+typedef struct history history;
+
+typedef enum history_state {
+	HISTORY_SEEN = 0, /* records exist, no outcome yet (or abandoned) */
+	HISTORY_PASSED,   /* a "done" "pass" record: provisioned (a later refusal does not undo it) */
+	HISTORY_FAILED,   /* its last attempt failed */
+} history_state;
+
+/* One SE (a copy). */
+typedef struct history_device {
+	char serial[65];
+	history_state state;
+	/* The live certificate: issued by us and not revoked. */
+	int has_cert;
+	char cert_serial[41];        /* OpenSSL's spelling */
+	uint8_t pubkey_sha256[32];   /* SHA-256 of its SubjectPublicKeyInfo DER */
+	int cert_installed;          /* an "install" "ok" record: read back equal from the SE */
+	/* A rework retired a certificate and has not finished ("done") since. */
+	int retiring;
+	char retired_serial[41];
+	unsigned issued, revoked;    /* certificates issued to it, and revoked */
+} history_device;
+
+/* One certificate serial the journal announced ("issuing") or holds. */
+typedef struct history_cert {
+	char serial[41];
+	char device[65];
+	int issued;                  /* an "issued" record holds the certificate */
+	int installed;
+	int unissued;                /* announced, never issued: closed out and on the CRL */
+	int revoked;
+	time_t revoked_at;           /* the first revocation counts */
+	char reason[40];             /* RFC 5280 name */
+	int has_pubkey;
+	uint8_t pubkey_sha256[32];
+} history_cert;
+
+history *history_new(void);
+void history_free(history *h);
+/* Read every record of the journal in dir (chain checked on the way). */
+int history_load(history *h, const char *dir, st_err *err);
+/* Apply one record, in journal order.  batch is the number of the batch it
+ * is in (for an appended record: the journal's batch after the append; the
+ * record is in it or the one before).  -1 only when out of memory. */
+int history_apply(history *h, const audit_record *rec, unsigned batch);
+
+/* 0 and a copy when the journal saw the SE, -1 otherwise. */
+int history_device_get(history *h, const char *serial, history_device *out);
+/* 0 and a copy for a certificate serial (any spelling revlist_canon takes), -1 when unknown. */
+int history_cert_get(history *h, const char *serial, history_cert *out);
+/* The SE a public key (SHA-256 of its SPKI) was announced for, into owner;
+ * 0 when found, -1 when no "issuing" record names it. */
+int history_key_owner(history *h, const uint8_t pubkey_sha256[32], char owner[65]);
+/* Every certificate in the order the journal first named it; stops when cb
+ * returns non-zero (returned).  cb must not call into h. */
+int history_foreach_cert(history *h, int (*cb)(const history_cert *c, void *ctx), void *ctx);
+/* The certificates of one SE, in journal order, the same way. */
+int history_foreach_device_cert(history *h, const char *serial, int (*cb)(const history_cert *c, void *ctx),
+    void *ctx);
+/* Every SE, in the order the journal first named it; the same way. */
+int history_foreach_device(history *h, int (*cb)(const history_device *d, void *ctx), void *ctx);
+size_t history_device_count(history *h);
+size_t history_cert_count(history *h);
+/* The highest "crl" record's crl_number (0: none). */
+uint64_t history_last_crl_number(history *h);
+/* The seq of a completed rework ("done" "pass") of the SE under this
+ * signed authorization id; 0 when there is none (a token is good for one). */
+uint64_t history_authorization_used(history *h, const char *serial, const char *authorization);
+/* "issued" records in batch number batch (for the per-batch quota). */
+unsigned history_issued_in_batch(history *h, unsigned batch);
+/* The DER of an issued certificate, read back from its "issued" record in
+ * the journal in dir and checked against the digest that record carries;
+ * *der malloc'd. */
+int history_cert_der(history *h, const char *dir, const char *serial, uint8_t **der, size_t *len, st_err *err);
+
+#endif
