@@ -148,12 +148,24 @@ collect_abandoned(const history_device *e, void *ctx)
 	return 0;
 }
 
+static void
+note_closed(const history_cert *c, void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "station run: certificate serial %s (SE %s) was announced and never issued: closed out, on the "
+	    "next CRL\n", c->serial, c->device);
+}
+
 static int
 revoke_abandoned(station *st, ui *u, st_err *err)
 {
 	struct sweep s = { 0 };
 	size_t i;
 	int ret = 0;
+
+	/* The HSM failed after the "issuing" record: the serial is closed out. */
+	if (station_close_announced(st, note_closed, NULL, err) < 0)
+		return -1;
 
 	if (history_foreach_device(st->history, collect_abandoned, &s) != 0)
 		ret = st_err_set(err, ST_E_NOMEM, "out of memory");
@@ -280,6 +292,14 @@ cmd_run_main(int argc, char **argv)
 		goto out;
 	}
 	cmd_ui_start(u, st, "run", (unsigned)count);
+
+	/* A run stopped between an "issuing" record and its "issued" record
+	 * left a serial announced: close it out before anything else. */
+	if (station_close_announced(st, note_closed, NULL, &err) < 0) {
+		fprintf(stderr, "station run: journal: %s\n", err.msg);
+		ret = err.sys == ENOSPC || err.sys == EDQUOT ? EXIT_DISK : EXIT_USAGE;
+		goto out;
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: blocking waits return and see the flag */

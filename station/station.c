@@ -357,6 +357,55 @@ station_journal(station *st, const char *jig, const char *device, const char *st
 	return ret;
 }
 
+/* ---- announced serials ------------------------------------------------ */
+
+struct announced {
+	history_cert *v;
+	size_t n, cap;
+};
+
+static int
+collect_announced(const history_cert *c, void *ctx)
+{
+	struct announced *a = ctx;
+
+	if (c->issued || c->revoked)
+		return 0;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		history_cert *v = realloc(a->v, cap * sizeof(*v));
+
+		if (!v)
+			return 1;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = *c;
+	return 0;
+}
+
+int
+station_close_announced(station *st, void (*note)(const history_cert *c, void *ctx), void *ctx, st_err *err)
+{
+	struct announced a = { 0 };
+	size_t i;
+	int ret = 0;
+
+	if (history_foreach_cert(st->history, collect_announced, &a) != 0)
+		ret = st_err_set(err, ST_E_NOMEM, "out of memory");
+	for (i = 0; i < a.n && ret == 0; i++) {
+		ret = station_journal(st, NULL, a.v[i].device, "revoke", "ok",
+		    json_pack("{s:s,s:s,s:b,s:s}", "cert_serial", a.v[i].serial, "reason", "cessationOfOperation",
+		        "unissued", 1, "why", "announced by an \"issuing\" record, no certificate recorded: none left the "
+		        "station; listed on the CRL so that none can be trusted"),
+		    0, err);
+		if (ret == 0 && note)
+			note(&a.v[i], ctx);
+	}
+	free(a.v);
+	return ret;
+}
+
 static int
 open_journal(station *st, int with_signer, st_err *err)
 {

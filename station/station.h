@@ -111,6 +111,13 @@ int station_quota_release(station *st, struct hsm_key *key, const char *reason, 
 const char *station_default_jig(station *st);
 /* Keep a copy of an issued certificate in certs_dir (SERIAL.pem). */
 int station_save_cert(station *st, const char *se_serial, X509 *cert, st_err *err);
+/* Close out every certificate serial an "issuing" record announced and no
+ * "issued" record holds (the station stopped while the HSM signed): a
+ * "revoke" record (cessationOfOperation, "unissued": true) says no
+ * certificate with that serial left the station and puts the serial on the
+ * CRL.  Only when no device is in progress.  note (may be NULL) is called
+ * for each. */
+int station_close_announced(station *st, void (*note)(const history_cert *c, void *ctx), void *ctx, st_err *err);
 /* certs_dir holds live certificates only: when SERIAL.pem is the revoked
  * certificate cert_serial (hex), move it to certs_dir/revoked/SERIAL-CERTSERIAL.pem.
  * Nothing to do (0) when the copy is absent or is another certificate. */

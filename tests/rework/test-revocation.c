@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "audit.h"
 #include "rwutil.h"
 
 /* Seconds from lastUpdate to nextUpdate. */
@@ -166,6 +167,131 @@ START_TEST(test_abandoned)
 }
 END_TEST
 
+/* The records about one SE, in order, as {step, result, details}. */
+struct dev_records {
+	const char *device;
+	json_t *list;
+};
+
+static int
+on_dev_record(const audit_record *rec, void *ctx)
+{
+	struct dev_records *d = ctx;
+
+	if (rec->device && strcmp(rec->device, d->device) == 0)
+		json_array_append_new(d->list, json_pack("{s:s,s:s,s:O}", "step", rec->step, "result", rec->result,
+		    "details", rec->details));
+	return 0;
+}
+
+static json_t *
+device_records(stu_ws *w, const char *device)
+{
+	struct dev_records d = { device, json_array() };
+	st_err err;
+
+	ck_assert_msg(audit_scan(w->audit, on_dev_record, &d, &err) == 0, "journal: %s", err.msg);
+	return d.list;
+}
+
+/* A station killed between a device's "issuing" record and its "issued"
+ * record (the HSM was signing) leaves a serial announced with no
+ * certificate recorded.  The next run closes it out: a "revoke" record
+ * (cessationOfOperation, "unissued") for that serial, before any device;
+ * the device in the jig is provisioned with a new serial; `station crl`
+ * lists the announced one, so no question remains whether a certificate
+ * with it exists.  The journal state is what the kill leaves: the records
+ * of the device up to and including its durable "issuing" record. */
+START_TEST(test_announced_closed_out)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim;
+	jigsim_config c;
+	jigsim_device_info info;
+	audit_config cfg = { 0 };
+	audit_journal *aj;
+	audit_event ev = { .jig = NULL, .step = "issuing", .result = "ok" };
+	const char *announced = "4E0A11BEEF0DDBA11C0FFEE5EED0F00D";
+	char crl[4200], *out = NULL;
+	json_t *recs, *rec;
+	size_t i, closed = 0, at_close = 0, first_device = 0;
+	stu_journal j;
+	stu_ledger *l;
+	X509_CRL *x;
+	stu_run r;
+	st_err err;
+
+	jigsim_config_init(&c);
+	c.devices = 3;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s", r.status, stu_tail(r.err));
+	stu_run_clear(&r);
+	/* Device 2 is in the jig: the killed station had announced its serial. */
+	ck_assert_int_eq(jigsim_device_get(sim->s, 0, &info), 0);
+	ck_assert_msg((aj = audit_open(w->audit, &cfg, &err)) != NULL, "audit_open: %s", err.msg);
+	ev.jig = sim->uri;
+	ev.device = info.serial;
+	ev.details = json_pack("{s:s,s:s}", "cert_serial", announced, "pubkey_sha256",
+	    "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed");
+	ck_assert_msg(audit_append(aj, &ev, NULL, &err) == 0, "append: %s", err.msg);
+	json_decref(ev.details);
+	audit_close(aj);
+	stu_audit_verify(w);
+
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "rerun: exit %d\n%s", r.status, stu_tail(r.err));
+	ck_assert_msg(strstr(r.err, announced) != NULL, "the run does not say it closed %s out:\n%s", announced,
+	    stu_tail(r.err));
+	ck_assert_ptr_nonnull(stu_event(&r, "passed", info.serial));
+	stu_run_clear(&r);
+
+	/* One close-out record, before the rerun's first device record. */
+	recs = device_records(w, info.serial);
+	for (i = 0; i < json_array_size(recs); i++) {
+		rec = json_array_get(recs, i);
+		if (strcmp(stu_str(rec, "step"), "revoke") == 0 &&
+		    strcmp(stu_str(json_object_get(rec, "details"), "cert_serial"), announced) == 0) {
+			ck_assert_str_eq(stu_str(rec, "result"), "ok");
+			ck_assert_str_eq(stu_str(json_object_get(rec, "details"), "reason"), "cessationOfOperation");
+			ck_assert(json_is_true(json_object_get(json_object_get(rec, "details"), "unissued")));
+			closed++;
+			at_close = i;
+		}
+		if (strcmp(stu_str(rec, "step"), "identify") == 0 && !first_device && i > 0)
+			first_device = i;
+	}
+	ck_assert_uint_eq(closed, 1);
+	ck_assert_msg(at_close < first_device, "closed out at record %zu, after the device started (%zu)", at_close,
+	    first_device);
+	json_decref(recs);
+
+	/* The device got a certificate of its own, with another serial. */
+	stu_journal_load(w->audit, &j);
+	stu_journal_check_live(&j);
+	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
+	ck_assert_uint_eq(l->issued, 1);
+	ck_assert_uint_eq(stu_live(l), 1);
+	ck_assert_str_ne(l->done_serial, announced);
+	stu_journal_clear(&j);
+	stu_audit_verify(w);
+
+	/* On the CRL; a third run closes nothing again. */
+	snprintf(crl, sizeof(crl), "%s/closed.crl", w->dir);
+	rw_crl(w, crl, NULL, NULL);
+	ck_assert_ptr_nonnull(x = rw_crl_load(crl, 0));
+	ck_assert_int_eq(rw_crl_reason(x, announced), 5); /* cessationOfOperation */
+	X509_CRL_free(x);
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "third run: exit %d\n%s", r.status, stu_tail(r.err));
+	ck_assert_msg(strstr(r.err, announced) == NULL, "closed out twice:\n%s", stu_tail(r.err));
+	stu_run_clear(&r);
+	free(out);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 /* station revoke ARGS... with the workspace's recipe and operator "qa":
  * the exit status; the output in *out. */
 static int
@@ -307,6 +433,7 @@ suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_abandoned);
 	tcase_add_test(tc, test_revoke_cli);
+	tcase_add_test(tc, test_announced_closed_out);
 	suite_add_tcase(s, tc);
 	return s;
 }
