@@ -13,6 +13,7 @@
 #include "recipe.h"
 #include "revlist.h"
 #include "station.h"
+#include "step.h"
 
 /* One line of a fleet revocations file: SERIAL TIME REASON. */
 typedef struct fleet_rev {
@@ -250,7 +251,7 @@ cmd_crl_main(int argc, char **argv)
 	st_sha256(bytes, (size_t)len, digest);
 	st_hex(digest, sizeof(digest), hex);
 	/* The journal names the CRL before it leaves the station. */
-	if (station_journal(st, NULL, NULL, "crl", "ok", json_pack("{s:I,s:i,s:s,s:s}", "crl_number",
+	if (station_journal(st, NULL, NULL, STEP_CRL, "ok", json_pack("{s:I,s:i,s:s,s:s}", "crl_number",
 	        (json_int_t)crl_number, "entries", (int)n, "sha256", hex, "file", out_path), 0, &err) < 0 ||
 	    st_file_write_atomic(out_path, bytes, (size_t)len, 0644, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);

@@ -13,6 +13,7 @@
 #include "recipe.h"
 #include "revlist.h"
 #include "station.h"
+#include "step.h"
 
 /* The device's most recent certificate that is not revoked yet; when all
  * are, its most recent one (already revoked, which the caller says). */
@@ -163,7 +164,7 @@ cmd_revoke_main(int argc, char **argv)
 		ret = EXIT_OK;
 		goto out;
 	}
-	if (station_journal(st, NULL, target->device, "revoke", "ok",
+	if (station_journal(st, NULL, target->device, STEP_REVOKE, "ok",
 	        az ? json_pack("{s:s,s:s,s:s,s:s,s:s}", "cert_serial", target->serial, "reason", reason, "revoked_by",
 	                 operator_name, "authorization", az->id, "authorized_by", az->signer)
 	           : json_pack("{s:s,s:s,s:s}", "cert_serial", target->serial, "reason", reason, "revoked_by",

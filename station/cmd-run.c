@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "recipe.h"
 #include "station.h"
+#include "step.h"
 
 /* The number of the first signal that asked to stop; quit_now after a second. */
 static volatile sig_atomic_t stop_requested, quit_now;
@@ -172,7 +173,7 @@ revoke_abandoned(station *st, ui *u, st_err *err)
 	for (i = 0; i < s.n && ret == 0; i++) {
 		history_device *e = &s.list[i];
 
-		ret = station_journal(st, NULL, e->serial, "revoke", "ok",
+		ret = station_journal(st, NULL, e->serial, STEP_REVOKE, "ok",
 		    json_pack("{s:s,s:s,s:s}", "cert_serial", e->cert_serial, "reason", "cessationOfOperation", "why",
 		        "issued but never installed: the device failed after signing"),
 		    0, err);

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "engine-int.h"
+#include "step.h"
 #include "recipe.h"
 
 const char *
@@ -106,21 +107,21 @@ resume_locked(struct worker *w, struct dev *d)
 	if (!d->has_prior || !d->prior.has_cert) {
 		st_err_set(&d->err, ST_E_STATE, "SE is already locked (lifecycle provisioned)%s",
 		    passed ? " and this station provisioned it before" : "");
-		return eng_fail(d, "POSTURE", ADV_LOCKED);
+		return eng_fail(d, STEP_POSTURE, ADV_LOCKED);
 	}
 	/* The journal's copy of the live certificate, read back from its
 	 * "issued" record. */
 	if (history_cert_der(st->history, st->rcp->audit.dir, d->prior.cert_serial, &der, &len, &d->err) < 0) {
 		eng_set_fatal(w->eng, d->err.msg);
-		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+		return eng_fail(d, STEP_POSTURE, ADV_ENGINEERING);
 	}
 	switch (eng_read_back(w, d, der, len)) {
 	case -1:
-		eng_fail(d, "POSTURE", ADV_RESEAT);
+		eng_fail(d, STEP_POSTURE, ADV_RESEAT);
 		goto out;
 	case 0:
 		st_err_set(&d->err, ST_E_STATE, "SE is locked with a certificate this station did not install");
-		eng_fail(d, "POSTURE", ADV_LOCKED);
+		eng_fail(d, STEP_POSTURE, ADV_LOCKED);
 		goto out;
 	}
 	snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
@@ -133,13 +134,13 @@ resume_locked(struct worker *w, struct dev *d)
 		if (eng_step_auth(w, d) < 0 || eng_lock(w, d, der, len, &details) < 0)
 			goto out;
 		json_object_set_new(details, "resumed", json_true());
-		ret = eng_journal(w, d, "lock", "ok", details);
+		ret = eng_journal(w, d, STEP_LOCK, "ok", details);
 		goto out;
 	}
 	if (passed)
 		ret = 0; /* its lock record is in the journal already */
 	else
-		ret = eng_journal(w, d, "lock", "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
+		ret = eng_journal(w, d, STEP_LOCK, "ok", json_pack("{s:s,s:b}", "lifecycle", "provisioned", "resumed", 1));
 out:
 	free(der);
 	return ret;
@@ -156,9 +157,9 @@ provision(struct worker *w, struct dev *d)
 
 	snprintf(fw, sizeof(fw), "%u.%u.%u", d->info.firmware >> 24, (d->info.firmware >> 16) & 0xff,
 	    d->info.firmware & 0xffff);
-	if (eng_journal(w, d, "identify", "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
+	if (eng_journal(w, d, STEP_IDENTIFY, "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
 	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
-		return eng_fail(d, "IDENTIFY", ADV_ENGINEERING);
+		return eng_fail(d, STEP_IDENTIFY, ADV_ENGINEERING);
 	if (eng_step_posture(w, d) < 0)
 		return -1;
 	if (d->info.lifecycle == JIG_LC_PROVISIONED)
@@ -166,18 +167,18 @@ provision(struct worker *w, struct dev *d)
 	if (d->info.lifecycle != JIG_LC_FACTORY) {
 		st_err_set(&d->err, ST_E_STATE, "SE lifecycle is %s; only factory SEs are provisioned here",
 		    jig_lifecycle_name(d->info.lifecycle));
-		return eng_fail(d, "POSTURE", ADV_LOCKED);
+		return eng_fail(d, STEP_POSTURE, ADV_LOCKED);
 	}
 	if (d->has_prior && d->prior.state == HISTORY_PASSED) {
 		st_err_set(&d->err, ST_E_STATE, "the journal shows SE %s provisioned already, yet it is in factory state "
 		                                "(duplicate serial or cloned SE)", d->info.serial);
-		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, STEP_POSTURE, ADV_QUARANTINE);
 	}
-	if (eng_journal(w, d, "posture", "ok", NULL) < 0)
-		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+	if (eng_journal(w, d, STEP_POSTURE, "ok", NULL) < 0)
+		return eng_fail(d, STEP_POSTURE, ADV_ENGINEERING);
 	if (eng_stopping(w->eng))
 		return 1;
-	if (eng_step_auth(w, d) < 0 || eng_journal(w, d, "auth", "ok", NULL) < 0)
+	if (eng_step_auth(w, d) < 0 || eng_journal(w, d, STEP_AUTH, "ok", NULL) < 0)
 		return -1;
 	/* Resuming a device with a live certificate: keep its key if it has one. */
 	keep = d->has_prior && d->prior.has_cert;
@@ -414,7 +415,7 @@ take_serial(struct worker *w, struct dev *d)
 		if (&e->workers[i] != w && strcmp(e->workers[i].active, d->info.serial) == 0) {
 			st_err_set(&d->err, ST_E_STATE, "SE %s is being provisioned on jig %s at this moment: two SEs with "
 			                                "one serial (cloned SE?)", d->info.serial, e->workers[i].uri);
-			ret = eng_fail(d, "POSTURE", ADV_QUARANTINE);
+			ret = eng_fail(d, STEP_POSTURE, ADV_QUARANTINE);
 			break;
 		}
 	if (ret == 0)
@@ -471,17 +472,17 @@ worker_main(void *arg)
 		ui_device_start(e->u, w->idx, d->info.serial);
 		rc = take_serial(w, d) < 0 ? -1 : provision(w, d);
 		if (rc == 0) {
-			if (eng_journal(w, d, "done", "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
+			if (eng_journal(w, d, STEP_DONE, "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
 			        d->resumed)) >= 0) {
 				ui_pass(e->u, w->idx, d->info.serial, d->cert_serial, d->resumed);
 				eng_release(w, &err);
 			} else {
-				eng_report_fail(w, d, "DONE");
+				eng_report_fail(w, d, STEP_DONE);
 			}
 		} else if (rc > 0) {
 			/* Stopped (Ctrl-C) before anything was signed: the device stays
 			 * in the jig and resumes on the next run. */
-			eng_journal(w, d, "abandoned", "abandoned", json_pack("{s:s}", "reason", "the run was stopped"));
+			eng_journal(w, d, STEP_ABANDONED, "abandoned", json_pack("{s:s}", "reason", "the run was stopped"));
 			ui_jig_note(e->u, w->idx, "run stopped: device left in the jig, it resumes on the next run");
 		} else {
 			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",

@@ -7,6 +7,7 @@
 
 #include "engine-int.h"
 #include "recipe.h"
+#include "step.h"
 
 struct keyrec {
 	uint8_t h[32];
@@ -97,7 +98,7 @@ out:
 	pthread_mutex_unlock(&e->lock);
 	if (ret < 0 && fatal) {
 		eng_set_fatal(e, d->err.msg);
-		return eng_fail(d, "KEYGEN", ADV_ENGINEERING);
+		return eng_fail(d, STEP_KEYGEN, ADV_ENGINEERING);
 	}
-	return ret < 0 ? eng_fail(d, "KEYGEN", ADV_QUARANTINE) : 0;
+	return ret < 0 ? eng_fail(d, STEP_KEYGEN, ADV_QUARANTINE) : 0;
 }

@@ -8,6 +8,7 @@
 #include "engine-int.h"
 #include "recipe.h"
 #include "rework.h"
+#include "step.h"
 #include "verify.h"
 
 /* What the journal said about the device when the rework began (the
@@ -116,7 +117,7 @@ revoke_once(struct worker *w, struct dev *d, const char *serial)
 {
 	if (!serial[0] || is_revoked(w->eng->st, serial))
 		return 0;
-	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", serial, "reason", "superseded")) < 0)
+	if (eng_journal(w, d, STEP_REVOKE, "ok", json_pack("{s:s,s:s}", "cert_serial", serial, "reason", "superseded")) < 0)
 		return -1;
 	ui_revoked(w->eng->u, d->info.serial, serial, "superseded", "retired by this rework");
 	return 0;
@@ -132,7 +133,7 @@ revoke_uninstalled(struct worker *w, struct dev *d)
 
 	if (history_device_get(st->history, d->info.serial, &e) < 0 || !e.has_cert || e.cert_installed)
 		return;
-	if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", e.cert_serial, "reason",
+	if (eng_journal(w, d, STEP_REVOKE, "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", e.cert_serial, "reason",
 	        "cessationOfOperation", "why", "issued but never installed: the rework failed after signing")) < 0)
 		return;
 	station_retire_cert(st, e.serial, e.cert_serial, &(st_err){ 0 }); /* certs/ keeps live ones only */
@@ -150,17 +151,17 @@ prove_identity(struct worker *w, struct dev *d, X509 *cert)
 
 	if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
 		st_err_openssl(&d->err, ST_E_CRYPTO, "rework challenge");
-		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+		return eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
 	}
 	w->req.u.rework_req.slot = w->eng->st->slot;
 	memcpy(w->req.u.rework_req.challenge, challenge, sizeof(challenge));
 	if (eng_call(w, JIG_CMD_REWORK_CHALLENGE, &d->err) < 0)
-		return eng_fail(d, "REWORK", ADV_RESEAT);
+		return eng_fail(d, STEP_REWORK, ADV_RESEAT);
 	if (jig_challenge_message(JIG_TAG_REWORK, d->info.serial, challenge, msg, sizeof(msg), &len, &d->err) < 0)
-		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+		return eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
 	if (!pub || sv_verify_sig(pub, msg, len, w->resp.u.signature.data, w->resp.u.signature.len, &d->err) < 0) {
 		st_err_prefix(&d->err, "the rework challenge was not signed by the key of the device's certificate");
-		return eng_fail(d, "REWORK", ADV_QUARANTINE);
+		return eng_fail(d, STEP_REWORK, ADV_QUARANTINE);
 	}
 	return 0;
 }
@@ -175,15 +176,15 @@ identify_posture(struct worker *w, struct dev *d)
 
 	snprintf(fw, sizeof(fw), "%u.%u.%u", d->info.firmware >> 24, (d->info.firmware >> 16) & 0xff,
 	    d->info.firmware & 0xffff);
-	if (eng_journal(w, d, "identify", "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
+	if (eng_journal(w, d, STEP_IDENTIFY, "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
 	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
-		return eng_fail(d, "IDENTIFY", ADV_ENGINEERING);
+		return eng_fail(d, STEP_IDENTIFY, ADV_ENGINEERING);
 	EVP_PKEY_free(d->attest_key);
 	d->attest_key = NULL;
 	if (eng_step_posture(w, d) < 0)
 		return -1;
-	if (eng_journal(w, d, "posture", "ok", NULL) < 0)
-		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+	if (eng_journal(w, d, STEP_POSTURE, "ok", NULL) < 0)
+		return eng_fail(d, STEP_POSTURE, ADV_ENGINEERING);
 	return 0;
 }
 
@@ -231,37 +232,37 @@ rework_device(struct worker *w, struct dev *d, const struct before *h)
 		return -1;
 	if (d->info.lifecycle == JIG_LC_FACTORY) {
 		st_err_set(&d->err, ST_E_STATE, "SE is in factory state: provision it with 'station run', not rework");
-		return eng_fail(d, "REWORK", ADV_FACTORY);
+		return eng_fail(d, STEP_REWORK, ADV_FACTORY);
 	}
 	if (d->info.lifecycle == JIG_LC_REWORK && !h->dev.retiring) {
 		st_err_set(&d->err, ST_E_STATE, "SE is in rework state, but this station's journal shows no rework of it");
-		return eng_fail(d, "REWORK", ADV_QUARANTINE);
+		return eng_fail(d, STEP_REWORK, ADV_QUARANTINE);
 	}
 	if (eng_step_auth(w, d) < 0)
 		return -1;
 	if (d->info.lifecycle == JIG_LC_PROVISIONED) {
-		d->step = "REWORK";
+		d->step = STEP_REWORK;
 		ui_step(w->eng->u, w->idx, d->step);
 		w->req.u.slot_req.slot = st->slot;
 		w->req.u.slot_req.form = JIG_CERT_DER; /* the certificate itself: its serial and key are checked */
 		if (eng_call(w, JIG_CMD_READ_CERT, &d->err) < 0)
-			return eng_fail(d, "REWORK", ADV_RESEAT);
+			return eng_fail(d, STEP_REWORK, ADV_RESEAT);
 		if (check_current_cert(st, d, h, &w->resp.u.cert, &old, &d->err) < 0)
-			return eng_fail(d, "REWORK", ADV_QUARANTINE);
+			return eng_fail(d, STEP_REWORK, ADV_QUARANTINE);
 		json_object_set_new(w->extra, "old_cert_serial", json_string(d->cert_serial));
-		if (prove_identity(w, d, old) < 0 || eng_journal(w, d, "rework-auth", "ok", NULL) < 0)
+		if (prove_identity(w, d, old) < 0 || eng_journal(w, d, STEP_REWORK_AUTH, "ok", NULL) < 0)
 			goto out;
 		/* The old credential is retired in the SE and revoked here; the
 		 * journal says so before the SE is told. */
-		if (eng_journal(w, d, "retire", "ok", NULL) < 0)
+		if (eng_journal(w, d, STEP_RETIRE, "ok", NULL) < 0)
 			goto out;
 		w->req.u.slot_req.slot = st->slot;
 		if (eng_call(w, JIG_CMD_RETIRE, &d->err) < 0) {
-			eng_fail(d, "RETIRE", ADV_RESEAT);
+			eng_fail(d, STEP_RETIRE, ADV_RESEAT);
 			goto out;
 		}
 		if (eng_call(w, JIG_CMD_SE_INFO, &d->err) < 0) {
-			eng_fail(d, "RETIRE", ADV_RESEAT);
+			eng_fail(d, STEP_RETIRE, ADV_RESEAT);
 			goto out;
 		}
 		/* Nothing of the second SE_INFO is taken on the jig's word: it
@@ -269,19 +270,19 @@ rework_device(struct worker *w, struct dev *d, const struct before *h)
 		 * then is the old certificate revoked. */
 		if (!(before = malloc(sizeof(*before)))) {
 			st_err_set(&d->err, ST_E_NOMEM, "out of memory");
-			eng_fail(d, "RETIRE", ADV_ENGINEERING);
+			eng_fail(d, STEP_RETIRE, ADV_ENGINEERING);
 			goto out;
 		}
 		*before = d->info;
 		if (same_se(before, &w->resp.u.se_info, &d->err) < 0) {
-			eng_fail(d, "RETIRE", ADV_QUARANTINE);
+			eng_fail(d, STEP_RETIRE, ADV_QUARANTINE);
 			goto out;
 		}
 		d->info = w->resp.u.se_info;
 		if (d->info.lifecycle != JIG_LC_REWORK) {
 			st_err_set(&d->err, ST_E_STATE, "SE reports lifecycle %s after RETIRE, not rework",
 			    jig_lifecycle_name(d->info.lifecycle));
-			eng_fail(d, "RETIRE", ADV_SCRAP);
+			eng_fail(d, STEP_RETIRE, ADV_SCRAP);
 			goto out;
 		}
 		if (identify_posture(w, d) < 0)
@@ -324,13 +325,13 @@ authorized(struct dev *d, const struct before *h, const authz *az)
 	if (!authz_names(az, d->info.serial)) {
 		st_err_set(&d->err, ST_E_VERIFY, "authorization %s (%s) does not name this SE: ask for one that does",
 		    az->id, az->signer);
-		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+		return eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
 	}
 	if (h->authz_used) {
 		st_err_set(&d->err, ST_E_VERIFY,
 		    "authorization %s was already used for this SE (journal seq %llu): ask for a new one", az->id,
 		    (unsigned long long)h->authz_used);
-		return eng_fail(d, "REWORK", ADV_ENGINEERING);
+		return eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
 	}
 	return 0;
 }
@@ -363,17 +364,17 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 	h->seen = history_device_get(st->history, d->info.serial, &h->dev) == 0;
 	h->authz_used = history_authorization_used(st->history, d->info.serial, az->id);
 	ui_device_start(u, 0, d->info.serial);
-	if (eng_journal(w, d, "rework-start", "ok", NULL) < 0) {
+	if (eng_journal(w, d, STEP_REWORK_START, "ok", NULL) < 0) {
 		*err = d->err;
 		goto out;
 	}
 	if (authorized(d, h, az) == 0 && rework_device(w, d, h) == 0 &&
-	    eng_journal(w, d, "done", "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) >= 0) {
+	    eng_journal(w, d, STEP_DONE, "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) >= 0) {
 		ui_pass(u, 0, d->info.serial, d->cert_serial, 0);
 		ret = 0;
 	} else {
 		if (!d->step)
-			d->step = "REWORK";
+			d->step = STEP_REWORK;
 		eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
 		    advice_text[d->advice]));
 		revoke_uninstalled(w, d);

@@ -19,6 +19,7 @@
 #include "recipe.h"
 #include "revlist.h"
 #include "station.h"
+#include "step.h"
 #include "verify.h"
 
 int
@@ -394,7 +395,7 @@ station_close_announced(station *st, void (*note)(const history_cert *c, void *c
 	if (history_foreach_cert(st->history, collect_announced, &a) != 0)
 		ret = st_err_set(err, ST_E_NOMEM, "out of memory");
 	for (i = 0; i < a.n && ret == 0; i++) {
-		ret = station_journal(st, NULL, a.v[i].device, "revoke", "ok",
+		ret = station_journal(st, NULL, a.v[i].device, STEP_REVOKE, "ok",
 		    json_pack("{s:s,s:s,s:b,s:s}", "cert_serial", a.v[i].serial, "reason", "cessationOfOperation",
 		        "unissued", 1, "why", "announced by an \"issuing\" record, no certificate recorded: none left the "
 		        "station; listed on the CRL so that none can be trusted"),

@@ -15,6 +15,7 @@
 #include "engine-int.h"
 #include "recipe.h"
 #include "revlist.h"
+#include "step.h"
 #include "verify.h"
 
 const char *const advice_text[] = {
@@ -104,26 +105,6 @@ eng_is_link_error(const st_err *err)
 	    err->code == ST_E_PROTO;
 }
 
-/* Records that report a step's result and precede no effect outside the
- * station need not wait for the disk: the next durable record (the
- * "issuing" before the HSM signs, the "issued" before the certificate goes
- * to the SE, "locking", "retire", "revoke", the outcome) carries them.
- * Invariant 6 asks exactly that much; it saves most of the fdatasyncs. */
-static int
-is_lazy(const char *step, const char *result)
-{
-	static const char *const informational[] = { "identify", "posture", "auth", "keygen", "verify", "install",
-		"lock", "resume", "rework-start", "rework-auth" };
-	size_t i;
-
-	if (strcmp(result, "ok") != 0)
-		return 0;
-	for (i = 0; i < sizeof(informational) / sizeof(informational[0]); i++)
-		if (strcmp(step, informational[i]) == 0)
-			return 1;
-	return 0;
-}
-
 int
 eng_journal(struct worker *w, struct dev *d, const char *step, const char *result, json_t *details)
 {
@@ -135,7 +116,7 @@ eng_journal(struct worker *w, struct dev *d, const char *step, const char *resul
 			details = json_object();
 		json_object_update_missing(details, w->extra);
 	}
-	rc = station_journal(w->eng->st, jig_name(w), d->info.serial, step, result, details, is_lazy(step, result),
+	rc = station_journal(w->eng->st, jig_name(w), d->info.serial, step, result, details, step_is_lazy(step, result),
 	    &err);
 	if (rc > 0) {
 		/* The record is durable; what came after it failed: the run stops,
@@ -188,14 +169,14 @@ resolve_chain(struct worker *w, struct dev *d, int *from)
 	if (e.msg[0])
 		ui_jig_note(w->eng->u, w->idx, e.msg); /* a bad cache file: fetched again, and replaced */
 	if (eng_call(w, JIG_CMD_VENDOR_CHAIN, &d->err) < 0)
-		return eng_fail(d, "POSTURE", eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_QUARANTINE);
+		return eng_fail(d, STEP_POSTURE, eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_QUARANTINE);
 	jig_chain_digest(w->resp.u.chain.certs, w->resp.u.chain.n, h);
 	if (memcmp(h, d->info.chain_sha256, sizeof(h)) != 0) {
 		st_hex(d->info.chain_sha256, sizeof(h), want);
 		st_hex(h, sizeof(h), got);
 		st_err_set(&d->err, ST_E_VERIFY, "the vendor chain the jig sent hashes to %.16s..., SE_INFO named %.16s...",
 		    got, want);
-		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, STEP_POSTURE, ADV_QUARANTINE);
 	}
 	for (i = 0; i < w->resp.u.chain.n; i++)
 		d->info.certs[1 + i] = w->resp.u.chain.certs[i];
@@ -209,21 +190,21 @@ eng_step_posture(struct worker *w, struct dev *d)
 	station *st = w->eng->st;
 	int from = CHAIN_MEMORY;
 
-	d->step = "POSTURE";
+	d->step = STEP_POSTURE;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_posture(st, &d->info, &d->err) < 0)
-		return eng_fail(d, "POSTURE", ADV_WRONG_PART);
+		return eng_fail(d, STEP_POSTURE, ADV_WRONG_PART);
 	if (st->lock && st->lock_receipt && !eng_v11(w)) {
 		/* Nothing is issued for an SE whose lock could not be proven. */
 		st_err_set(&d->err, ST_E_CONFIG, "jig %s speaks protocol %s, which has no lock receipt, and the recipe "
 		    "requires one (se.lock_receipt): update the jig firmware to protocol 1.1, or set se.lock_receipt: false "
 		    "for an SE model that cannot sign one", w->uri, jig_version_name(jig_client_version(w->client)));
-		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+		return eng_fail(d, STEP_POSTURE, ADV_ENGINEERING);
 	}
 	if (d->info.chain_by_digest && resolve_chain(w, d, &from) < 0)
 		return -1;
 	if (sv_check_se_chain(&d->info, st->vendor_trust, &d->attest_key, &d->err) < 0)
-		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, STEP_POSTURE, ADV_QUARANTINE);
 	if (d->info.chain_by_digest && from != CHAIN_MEMORY)
 		chain_cache_put(st->chains, &d->info, from == CHAIN_DISK);
 	return 0;
@@ -236,13 +217,13 @@ eng_step_auth(struct worker *w, struct dev *d)
 	size_t len = 0, sig_len = 0;
 	int ret = -1;
 
-	d->step = "AUTH";
+	d->step = STEP_AUTH;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (jig_challenge_message(JIG_TAG_TOOL_AUTH, d->info.serial, d->info.challenge, msg, sizeof(msg), &len,
 	        &d->err) < 0 ||
 	    station_tool_sign(w->eng->st, msg, len, &sig, &sig_len, &d->err) < 0) {
 		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
-		return eng_fail(d, "AUTH", ADV_ENGINEERING);
+		return eng_fail(d, STEP_AUTH, ADV_ENGINEERING);
 	}
 	if (sig_len > JIG_BLOB_MAX) {
 		st_err_set(&d->err, ST_E_INTERNAL, "tool signature too long");
@@ -251,7 +232,7 @@ eng_step_auth(struct worker *w, struct dev *d)
 	w->req.u.signature.len = sig_len;
 	memcpy(w->req.u.signature.data, sig, sig_len);
 	if (eng_call(w, JIG_CMD_AUTH_RESPONSE, &d->err) < 0) {
-		eng_fail(d, "AUTH", eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_ENGINEERING);
+		eng_fail(d, STEP_AUTH, eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_ENGINEERING);
 		goto out;
 	}
 	ret = 0;
@@ -267,17 +248,17 @@ eng_step_keygen(struct worker *w, struct dev *d, int keep)
 	uint8_t h[32];
 	char hex[65];
 
-	d->step = "KEYGEN";
+	d->step = STEP_KEYGEN;
 	ui_step(w->eng->u, w->idx, d->step);
 	w->req.u.keygen_req.slot = st->slot;
 	w->req.u.keygen_req.algorithm = st->algorithm;
 	w->req.u.keygen_req.flags = keep ? JIG_KEYGEN_KEEP : 0;
 	if (eng_call(w, JIG_CMD_KEYGEN, &d->err) < 0)
-		return eng_fail(d, "KEYGEN", ADV_RESEAT);
+		return eng_fail(d, STEP_KEYGEN, ADV_RESEAT);
 	d->pubkey = w->resp.u.pubkey;
 	st_sha256(d->pubkey.data, d->pubkey.len, h);
 	st_hex(h, 32, hex);
-	if (eng_journal(w, d, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", hex, "slot", st->slot, "kept", keep)) < 0)
+	if (eng_journal(w, d, STEP_KEYGEN, "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", hex, "slot", st->slot, "kept", keep)) < 0)
 		return -1;
 	return eng_key_fresh(w, d, h, keep);
 }
@@ -289,25 +270,25 @@ eng_step_csr_verify(struct worker *w, struct dev *d)
 	sv_session s = { .info = &d->info, .slot = st->slot, .pubkey = &d->pubkey, .curve_nid = st->curve_nid };
 	char nonce_hex[2 * JIG_NONCE_LEN + 1];
 
-	d->step = "CSR";
+	d->step = STEP_CSR;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (RAND_bytes(s.nonce, sizeof(s.nonce)) != 1) {
 		st_err_openssl(&d->err, ST_E_CRYPTO, "nonce");
-		return eng_fail(d, "CSR", ADV_ENGINEERING);
+		return eng_fail(d, STEP_CSR, ADV_ENGINEERING);
 	}
 	w->req.u.csr_req.slot = st->slot;
 	memcpy(w->req.u.csr_req.nonce, s.nonce, sizeof(s.nonce));
 	if (eng_call(w, JIG_CMD_GET_CSR, &d->err) < 0)
-		return eng_fail(d, "CSR", ADV_RESEAT);
+		return eng_fail(d, STEP_CSR, ADV_RESEAT);
 
 	/* The hard gate: nothing below runs unless every check holds. */
-	d->step = "VERIFY";
+	d->step = STEP_VERIFY;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (sv_verify_csr(&s, d->attest_key, &w->resp.u.csr.csr, &w->resp.u.csr.attestation,
 	        &w->resp.u.csr.signature, &d->csr, &d->err) < 0)
-		return eng_fail(d, "VERIFY", ADV_QUARANTINE);
+		return eng_fail(d, STEP_VERIFY, ADV_QUARANTINE);
 	st_hex(s.nonce, sizeof(s.nonce), nonce_hex);
-	return eng_journal(w, d, "verify", "ok", json_pack("{s:s}", "nonce", nonce_hex));
+	return eng_journal(w, d, STEP_VERIFY, "ok", json_pack("{s:s}", "nonce", nonce_hex));
 }
 
 static void
@@ -375,61 +356,61 @@ eng_step_sign(struct worker *w, struct dev *d)
 			/* The certificate issued for this very key, from its "issued" record. */
 			if (history_cert_der(st->history, st->rcp->audit.dir, d->prior.cert_serial, &der, &len, &d->err) < 0) {
 				eng_set_fatal(w->eng, d->err.msg);
-				return eng_fail(d, "SIGN", ADV_ENGINEERING);
+				return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
 			}
 			p = der;
 			cert = d2i_X509(NULL, &p, (long)len);
 			free(der);
 			if (!cert) {
 				st_err_set(&d->err, ST_E_INTERNAL, "journal certificate %s does not parse", d->prior.cert_serial);
-				return eng_fail(d, "SIGN", ADV_ENGINEERING);
+				return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
 			}
 			set_cert(d, cert);
 			snprintf(d->cert_serial, sizeof(d->cert_serial), "%s", d->prior.cert_serial);
 			d->resumed = 1;
 			if (station_save_cert(w->eng->st, d->info.serial, cert, &d->err) < 0) {
 				eng_stop_write(w->eng, &d->err);
-				return eng_fail(d, "SIGN", ADV_DISK);
+				return eng_fail(d, STEP_SIGN, ADV_DISK);
 			}
-			return eng_journal(w, d, "resume", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial));
+			return eng_journal(w, d, STEP_RESUME, "ok", json_pack("{s:s}", "cert_serial", d->cert_serial));
 		}
 		/* Another key than the certified one: the old certificate is
 		 * revoked before a new one exists (never two live certificates). */
-		if (eng_journal(w, d, "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", d->prior.cert_serial,
+		if (eng_journal(w, d, STEP_REVOKE, "ok", json_pack("{s:s,s:s}", "cert_serial", d->prior.cert_serial,
 		        "reason", "superseded")) < 0)
-			return eng_fail(d, "SIGN", ADV_ENGINEERING);
+			return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
 		d->prior.has_cert = 0;
 		d->prior.cert_serial[0] = '\0';
 	}
 
-	d->step = "JOURNAL";
+	d->step = STEP_JOURNAL;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_quota_take(st, &d->err) < 0) {
-		eng_journal(w, d, "quota", "fail", json_pack("{s:s}", "error", d->err.msg));
+		eng_journal(w, d, STEP_QUOTA, "fail", json_pack("{s:s}", "error", d->err.msg));
 		if (d->err.code == ST_E_QUOTA)
 			eng_set_stop(w->eng, RUN_STOP_QUOTA, d->err.msg);
-		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
 	}
 	if (station_cert_serial(d->cert_serial) < 0) {
 		st_err_set(&d->err, ST_E_CRYPTO, "no random serial number");
-		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
 	}
 	{
 		char hex[65];
 
 		st_hex(h, 32, hex);
-		if (eng_journal(w, d, "issuing", "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial,
+		if (eng_journal(w, d, STEP_ISSUING, "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial,
 		        "pubkey_sha256", hex)) < 0)
-			return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+			return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
 	}
 
-	d->step = "SIGN";
+	d->step = STEP_SIGN;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_issue(st, d->csr, &d->info, d->cert_serial, &cert, &d->err) < 0) {
 		if (d->err.code == ST_E_VERIFY) /* the HSM refused this CSR: this device only */
-			return eng_fail(d, "SIGN", ADV_QUARANTINE);
+			return eng_fail(d, STEP_SIGN, ADV_QUARANTINE);
 		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
-		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+		return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
 	}
 	set_cert(d, cert);
 	{
@@ -441,15 +422,15 @@ eng_step_sign(struct worker *w, struct dev *d)
 		    strcmp(announced, d->cert_serial) != 0) {
 			st_err_set(&d->err, ST_E_CRYPTO, "the HSM issued serial %s, the journal announced %s", d->cert_serial,
 			    announced);
-			return eng_fail(d, "SIGN", ADV_ENGINEERING);
+			return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
 		}
 	}
-	if (eng_journal(w, d, "issued", "ok", cert_details(d)) < 0)
-		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+	if (eng_journal(w, d, STEP_ISSUED, "ok", cert_details(d)) < 0)
+		return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
 	if (station_save_cert(st, d->info.serial, d->cert, &d->err) < 0) {
 		/* The next device would fail the same way: stop, as for the journal. */
 		eng_stop_write(w->eng, &d->err);
-		return eng_fail(d, "SIGN", ADV_DISK);
+		return eng_fail(d, STEP_SIGN, ADV_DISK);
 	}
 	return 0;
 }
@@ -481,20 +462,20 @@ eng_step_install(struct worker *w, struct dev *d)
 	station *st = w->eng->st;
 	int same;
 
-	d->step = "INSTALL";
+	d->step = STEP_INSTALL;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (d->cert_len > JIG_BLOB_MAX) {
 		st_err_set(&d->err, ST_E_CONFIG, "certificate of %d bytes exceeds the protocol's %d", d->cert_len,
 		    JIG_BLOB_MAX);
-		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
+		return eng_fail(d, STEP_INSTALL, ADV_ENGINEERING);
 	}
 	w->req.u.install_req.slot = st->slot;
 	w->req.u.install_req.cert.len = (size_t)d->cert_len;
 	memcpy(w->req.u.install_req.cert.data, d->cert_der, (size_t)d->cert_len);
 	if (eng_call(w, JIG_CMD_INSTALL_CERT, &d->err) < 0)
-		return eng_fail(d, "INSTALL", ADV_RESEAT);
+		return eng_fail(d, STEP_INSTALL, ADV_RESEAT);
 	if ((same = eng_read_back(w, d, d->cert_der, (size_t)d->cert_len)) < 0)
-		return eng_fail(d, "INSTALL", ADV_RESEAT);
+		return eng_fail(d, STEP_INSTALL, ADV_RESEAT);
 	if (!same) {
 		if (eng_v11(w))
 			st_err_set(&d->err, ST_E_VERIFY, "the SHA-256 of the certificate read back from the SE differs from the one "
@@ -502,10 +483,10 @@ eng_step_install(struct worker *w, struct dev *d)
 		else
 			st_err_set(&d->err, ST_E_VERIFY, "certificate read back from the SE differs from the one installed "
 			                                 "(%zu bytes read, %d written)", w->resp.u.cert.len, d->cert_len);
-		return eng_fail(d, "INSTALL", ADV_SCRAP);
+		return eng_fail(d, STEP_INSTALL, ADV_SCRAP);
 	}
-	if (eng_journal(w, d, "install", "ok", json_pack("{s:s}", "cert_serial", d->cert_serial)) < 0)
-		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
+	if (eng_journal(w, d, STEP_INSTALL, "ok", json_pack("{s:s}", "cert_serial", d->cert_serial)) < 0)
+		return eng_fail(d, STEP_INSTALL, ADV_ENGINEERING);
 	return 0;
 }
 
@@ -514,15 +495,15 @@ eng_step_lock(struct worker *w, struct dev *d)
 {
 	json_t *details = NULL;
 
-	d->step = "LOCK";
+	d->step = STEP_LOCK;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (!w->eng->st->lock)
-		return eng_journal(w, d, "lock", "skipped", json_pack("{s:s}", "reason", "engineering mode: lock: false"));
-	if (eng_journal(w, d, "locking", "ok", NULL) < 0)
-		return eng_fail(d, "LOCK", ADV_ENGINEERING);
+		return eng_journal(w, d, STEP_LOCK, "skipped", json_pack("{s:s}", "reason", "engineering mode: lock: false"));
+	if (eng_journal(w, d, STEP_LOCKING, "ok", NULL) < 0)
+		return eng_fail(d, STEP_LOCK, ADV_ENGINEERING);
 	if (eng_lock(w, d, d->cert_der, (size_t)d->cert_len, &details) < 0)
 		return -1;
-	return eng_journal(w, d, "lock", "ok", details);
+	return eng_journal(w, d, STEP_LOCK, "ok", details);
 }
 
 int
@@ -538,22 +519,22 @@ eng_lock(struct worker *w, struct dev *d, const uint8_t *cert, size_t cert_len, 
 		/* A fresh nonce: a receipt from another LOCK does not verify. */
 		if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
 			st_err_openssl(&d->err, ST_E_CRYPTO, "nonce");
-			return eng_fail(d, "LOCK", ADV_ENGINEERING);
+			return eng_fail(d, STEP_LOCK, ADV_ENGINEERING);
 		}
 		w->req.u.lock_req.slot = st->slot;
 		memcpy(w->req.u.lock_req.nonce, nonce, sizeof(nonce));
 	}
 	if (eng_call(w, JIG_CMD_LOCK, &d->err) < 0)
-		return eng_fail(d, "LOCK", ADV_RESEAT);
+		return eng_fail(d, STEP_LOCK, ADV_RESEAT);
 	if (w->resp.u.lock.lifecycle != JIG_LC_PROVISIONED) {
 		st_err_set(&d->err, ST_E_VERIFY, "SE reports lifecycle %s after LOCK, not provisioned",
 		    jig_lifecycle_name(w->resp.u.lock.lifecycle));
-		return eng_fail(d, "LOCK", ADV_SCRAP);
+		return eng_fail(d, STEP_LOCK, ADV_SCRAP);
 	}
 	if (eng_v11(w) && (st->lock_receipt || w->resp.u.lock.signature.len > 0)) {
 		if (sv_verify_lock_receipt(d->attest_key, nonce, d->info.serial, st->slot, cert, cert_len,
 		        &w->resp.u.lock.signature, &d->err) < 0)
-			return eng_fail(d, "LOCK", ADV_QUARANTINE);
+			return eng_fail(d, STEP_LOCK, ADV_QUARANTINE);
 		receipt = "verified";
 	} else if (eng_v11(w)) {
 		receipt = "none: se.lock_receipt is false";

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "st.h"
+#include "step.h"
 #include "ui.h"
 
 /* With many jigs a redraw on every step of every jig floods the terminal
@@ -551,7 +552,7 @@ ui_device_start(ui *u, size_t jig, const char *serial)
 
 	pthread_mutex_lock(&u->lock);
 	snprintf(j->serial, sizeof(j->serial), "%s", clean(serial, cs, sizeof(cs)));
-	snprintf(j->step, sizeof(j->step), "IDENTIFY");
+	snprintf(j->step, sizeof(j->step), "%s", step_display(STEP_IDENTIFY));
 	j->started_ms = st_now_ms();
 	j->busy = 1;
 	j->retries = 0;
@@ -573,7 +574,7 @@ ui_step(ui *u, size_t jig, const char *step)
 	struct jig_line *j = &u->jigs[jig];
 
 	pthread_mutex_lock(&u->lock);
-	snprintf(j->step, sizeof(j->step), "%s", step);
+	snprintf(j->step, sizeof(j->step), "%s", step_display(step)); /* --json: the journal's name */
 	if (u->mode == UI_JSON)
 		emit_json(u, "step", jig, json_pack("{s:s,s:s}", "device", j->serial, "step", step));
 	else if (u->mode == UI_TTY && st_now_ms() - u->drawn_ms >= TTY_REDRAW_MS)
@@ -691,7 +692,8 @@ ui_failed(ui *u, size_t jig, const ui_failure *f)
 	count_fail(j, f->step);
 	j->busy = 0;
 	snprintf(j->step, sizeof(j->step), "waiting");
-	snprintf(j->last, sizeof(j->last), "last: FAIL %s at %s", serial && *serial ? serial : "?", f->step);
+	snprintf(j->last, sizeof(j->last), "last: FAIL %s at %s", serial && *serial ? serial : "?",
+	    step_display(f->step));
 	if (u->mode == UI_JSON) {
 		json_t *o = json_pack("{s:s,s:s,s:s,s:s*,s:s,s:s,s:s,s:f,s:i}", "device", serial ? serial : "", "step", f->step,
 		    "code", f->code ? f->code : "unknown", "jig_error", f->jig_error, "disposition",
@@ -704,7 +706,7 @@ ui_failed(ui *u, size_t jig, const ui_failure *f)
 	} else {
 		tty_erase(u);
 		snprintf(line, sizeof(line), "%s  FAIL  %s  at %s: %s", j->name, serial && *serial ? serial : "(unknown)",
-		    f->step, reason);
+		    step_display(f->step), reason);
 		put_line(u, line, 4, "FAIL", "1;31");
 		if (f->cert_serial && *f->cert_serial) {
 			snprintf(line, sizeof(line), "%*s  certificate %s was issued to it", (int)strlen(j->name), "", f->cert_serial);
@@ -810,7 +812,8 @@ fails_text(const struct jig_line *j, char *buf, size_t len)
 
 	buf[0] = '\0';
 	for (i = 0; i < j->nfails && w >= 0 && (size_t)w < len; i++)
-		w += snprintf(buf + w, len - (size_t)w, "%s%s %u", i ? ", " : "", j->fails[i].step, j->fails[i].n);
+		w += snprintf(buf + w, len - (size_t)w, "%s%s %u", i ? ", " : "", step_display(j->fails[i].step),
+		    j->fails[i].n);
 }
 
 void

@@ -37,6 +37,8 @@ typedef struct ui_run_info {
 void ui_start(ui *u, const ui_run_info *info);
 
 void ui_device_start(ui *u, size_t jig, const char *serial);
+/* step: a name of the step table (step.h); the operator reads its display
+ * name, --json the name itself. */
 void ui_step(ui *u, size_t jig, const char *step);
 /* The jig is being asked again (attempt of at most `of`, 0 = unknown):
  * what (a command, or "open the jig"), why (a timeout, a corrupt reply).

@@ -107,7 +107,7 @@ START_TEST(test_jig_unplugged)
 	ck_assert_msg((f = stu_event(&r, "failed", info.serial)) != NULL, "no failed event for %s\n%s", info.serial,
 	    stu_tail(r.out));
 	ck_assert_str_eq(stu_str(f, "jig"), uris[2]);
-	ck_assert_str_eq(stu_str(f, "step"), "KEYGEN");
+	ck_assert_str_eq(stu_str(f, "step"), "keygen");
 	ck_assert_msg(strstr(stu_str(f, "reason"), uris[2]) && strstr(stu_str(f, "reason"), "KEYGEN"),
 	    "reason does not name the jig and the command: %s", stu_str(f, "reason"));
 	ck_assert_str_ne(stu_str(f, "advice"), "");
@@ -211,7 +211,7 @@ START_TEST(test_se_moves_to_another_jig)
 	    stu_tail(r.err));
 	ck_assert_msg((f = stu_event(&r, "failed", serial)) != NULL, "%s", stu_tail(r.out));
 	ck_assert_str_eq(stu_str(f, "jig"), uris[0]);
-	ck_assert_str_eq(stu_str(f, "step"), "INSTALL");
+	ck_assert_str_eq(stu_str(f, "step"), "install");
 	ck_assert_msg((p = stu_event(&r, "passed", serial)) != NULL, "%s never passed\n%s", serial, stu_tail(r.out));
 	ck_assert_str_eq(stu_str(p, "jig"), uris[1]);
 	ck_assert(json_is_true(json_object_get(p, "resumed")));
@@ -303,7 +303,7 @@ START_TEST(test_clone_refused_every_time)
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	outcomes_of(&r, info.serial, got, sizeof(got));
-	ck_assert_str_eq(got, "passed failed@POSTURE failed@POSTURE");
+	ck_assert_str_eq(got, "passed failed@posture failed@posture");
 	f = stu_event(&r, "failed", info.serial);
 	ck_assert_msg(strstr(stu_str(f, "reason"), "cloned"), "reason: %s", stu_str(f, "reason"));
 	stu_run_clear(&r);
@@ -313,7 +313,7 @@ START_TEST(test_clone_refused_every_time)
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 1, "second run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	outcomes_of(&r, info.serial, got, sizeof(got));
-	ck_assert_str_eq(got, "failed@POSTURE");
+	ck_assert_str_eq(got, "failed@posture");
 
 	stu_journal_load(w->audit, &j);
 	ck_assert_ptr_nonnull(l = stu_journal_dev(&j, info.serial));
@@ -369,7 +369,7 @@ START_TEST(test_clone_on_two_jigs_at_once)
 	ck_assert_uint_eq(stu_event_count(&r, "passed"), 1);
 	ck_assert_uint_eq(stu_event_count(&r, "failed"), 1);
 	f = stu_event(&r, "failed", "SECLONE0000000001");
-	ck_assert_str_eq(stu_str(f, "step"), "POSTURE");
+	ck_assert_str_eq(stu_str(f, "step"), "posture");
 	ck_assert_msg(strstr(stu_str(f, "reason"), "at this moment"), "reason: %s", stu_str(f, "reason"));
 
 	stu_journal_load(w->audit, &j);

@@ -99,7 +99,7 @@ START_TEST(test_four_jigs_one_faulty)
 				ck_assert_msg(f && !p, "faulty device %s (jig %zu, device %u): failed %d, passed %d", info.serial,
 				    i, k, !!f, !!p);
 				ck_assert_str_eq(stu_str(f, "jig"), uris[i]);
-				ck_assert_str_eq(stu_str(f, "step"), "VERIFY");
+				ck_assert_str_eq(stu_str(f, "step"), "verify");
 				ck_assert_msg(strstr(stu_str(f, "reason"), "attestation") != NULL, "reason: %s",
 				    stu_str(f, "reason"));
 				ck_assert_str_ne(stu_str(f, "advice"), "");
@@ -107,7 +107,7 @@ START_TEST(test_four_jigs_one_faulty)
 				ck_assert_uint_eq(l->issued, 0);
 				ck_assert_uint_eq(l->passes, 0);
 				ck_assert_uint_eq(l->fails, 1);
-				ck_assert_str_eq(l->fail_step, "VERIFY");
+				ck_assert_str_eq(l->fail_step, "verify");
 				ck_assert_int_eq(info.lifecycle, JIG_LC_FACTORY);
 				ck_assert_int_eq(jigsim_device_cert(sim[i]->s, k, 0, cert, sizeof(cert), &len), 0);
 				ck_assert_uint_eq(len, 0);

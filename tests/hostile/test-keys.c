@@ -26,7 +26,7 @@ failed_at_keygen(stu_run *r, const char *serial, const char *reason, const char 
 
 	ck_assert_msg(r->status == 1, "%s: exit %d\n%s\n%s", what, r->status, stu_tail(r->out), stu_tail(r->err));
 	ck_assert_msg(f != NULL, "%s: no failed event for %s\n%s", what, serial, stu_tail(r->out));
-	ck_assert_msg(strcmp(stu_str(f, "step"), "KEYGEN") == 0 && strstr(stu_str(f, "reason"), reason),
+	ck_assert_msg(strcmp(stu_str(f, "step"), "keygen") == 0 && strstr(stu_str(f, "reason"), reason),
 	    "%s: failed at %s: %s", what, stu_str(f, "step"), stu_str(f, "reason"));
 }
 

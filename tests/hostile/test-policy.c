@@ -37,7 +37,7 @@ START_TEST(test_sha1_csr_fails_one_device)
 	ck_assert_int_eq(jigsim_device_get(honest->s, 2, &b), 0);
 	ck_assert_msg((f = stu_event(&r, "failed", bad.serial)) != NULL, "no failed event for %s\n%s\n%s", bad.serial,
 	    stu_tail(r.out), stu_tail(r.err));
-	ck_assert_msg(strcmp(stu_str(f, "step"), "VERIFY") == 0 && strstr(stu_str(f, "reason"), why),
+	ck_assert_msg(strcmp(stu_str(f, "step"), "verify") == 0 && strstr(stu_str(f, "reason"), why),
 	    "failed at %s: %s", stu_str(f, "step"), stu_str(f, "reason"));
 	ck_assert_msg(stu_event(&r, "passed", a.serial) && stu_event(&r, "passed", b.serial),
 	    "the honest jig's devices did not both pass: exit %d\n%s", r.status, stu_tail(r.out));

@@ -79,7 +79,7 @@ START_TEST(test_rework_lies)
 		    stu_tail(r.err));
 		ck_assert_msg((f = stu_event(&r, "failed", a.serial)) != NULL, "%s: no failed event for %s\n%s", sc->name,
 		    a.serial, stu_tail(r.out));
-		ck_assert_msg(strcmp(stu_str(f, "step"), "RETIRE") == 0 && strstr(stu_str(f, "reason"), sc->reason),
+		ck_assert_msg(strcmp(stu_str(f, "step"), "retire") == 0 && strstr(stu_str(f, "reason"), sc->reason),
 		    "%s: failed at %s: %s (expected RETIRE, about the %s)", sc->name, stu_str(f, "step"),
 		    stu_str(f, "reason"), sc->reason);
 		ck_assert_msg(rw_record(recs, start, "issuing", NULL, &at) == NULL &&

@@ -30,7 +30,7 @@ render(ui_mode mode, const char *s)
 	ck_assert_ptr_nonnull(u = ui_new(mode, f, 1, names));
 	ui_device_start(u, 0, s);
 	ui_jig_note(u, 0, s);
-	ui_fail(u, 0, s, "POSTURE", s, "re-seat");
+	ui_fail(u, 0, s, "posture", s, "re-seat");
 	ui_device_start(u, 0, s);
 	ui_pass(u, 0, s, "00ff", 0);
 	ui_free(u);

@@ -67,7 +67,7 @@ START_TEST(test_retire_reply_lost)
 	rw_rework(w, sim->uri, "RMA 77", "QA lead", &r);
 	ck_assert_msg(r.status == 1, "station rework: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_msg((ev = stu_event(&r, "failed", NULL)) != NULL, "no failed event\n%s", stu_tail(r.out));
-	ck_assert_str_eq(stu_str(ev, "step"), "RETIRE");
+	ck_assert_str_eq(stu_str(ev, "step"), "retire");
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
 	ck_assert_msg(info.present && info.lifecycle == JIG_LC_REWORK && info.retired == 1,
 	    "SE %s: %s, %s, %u retired", info.serial, info.present ? "present" : "gone",
@@ -172,7 +172,7 @@ START_TEST(test_install_fails)
 	pthread_join(breaker, NULL);
 	ck_assert_msg(r.status == 1, "station rework: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	ck_assert_ptr_nonnull(ev = stu_event(&r, "failed", info.serial));
-	ck_assert_str_eq(stu_str(ev, "step"), "INSTALL");
+	ck_assert_str_eq(stu_str(ev, "step"), "install");
 	ck_assert_msg(strstr(stu_str(ev, "reason"), "read back") != NULL, "reason: %s", stu_str(ev, "reason"));
 
 	/* Two certificates issued to the SE, none live: the old one superseded,
@@ -187,7 +187,7 @@ START_TEST(test_install_fails)
 	ck_assert_msg(strcasecmp(rw_detail(rec, "cert_serial"), old_serial) == 0, "first revoked %s",
 	    rw_detail(rec, "cert_serial"));
 	ck_assert_str_eq(rw_detail(rec, "reason"), "superseded");
-	ck_assert_ptr_nonnull(rw_record(recs, at, "INSTALL", "fail", &at));
+	ck_assert_ptr_nonnull(rw_record(recs, at, "install", "fail", &at));
 	ck_assert_ptr_nonnull(rec = rw_record(recs, at, "revoke", "ok", NULL));
 	ck_assert_str_eq(rw_detail(rec, "cert_serial"), new_serial);
 	ck_assert_str_eq(rw_detail(rec, "reason"), "cessationOfOperation");

@@ -23,15 +23,15 @@ static const struct refusal {
 	const char *reason;    /* what the reason says */
 	uint8_t lifecycle;     /* the SE's lifecycle afterwards */
 } cases[] = {
-	{ "challenge signed by another key", 0, 1, JIGSIM_F_REWORK_WRONG_KEY, 0, 0, "REWORK",
+	{ "challenge signed by another key", 0, 1, JIGSIM_F_REWORK_WRONG_KEY, 0, 0, "rework",
 	    "not signed by the key of the device's certificate", JIG_LC_PROVISIONED },
-	{ "certificate from a foreign CA", JIGSIM_F_ALREADY_LOCKED, 0, 0, 0, 0, "REWORK",
+	{ "certificate from a foreign CA", JIGSIM_F_ALREADY_LOCKED, 0, 0, 0, 0, "rework",
 	    "does not chain to one of our intermediates", JIG_LC_PROVISIONED },
-	{ "foreign CA, foreign devices allowed", JIGSIM_F_ALREADY_LOCKED, 0, 0, 0, 1, "REWORK",
+	{ "foreign CA, foreign devices allowed", JIGSIM_F_ALREADY_LOCKED, 0, 0, 0, 1, "rework",
 	    "does not chain to one of our intermediates", JIG_LC_PROVISIONED },
-	{ "certificate revoked", 0, 1, 0, 1, 0, "REWORK", "is revoked", JIG_LC_PROVISIONED },
-	{ "SE in factory state", 0, 0, 0, 0, 0, "REWORK", "factory state", JIG_LC_FACTORY },
-	{ "new CSR's attestation fails", 0, 1, JIGSIM_F_BAD_ATTEST_SIG, 0, 0, "VERIFY", "attestation signature",
+	{ "certificate revoked", 0, 1, 0, 1, 0, "rework", "is revoked", JIG_LC_PROVISIONED },
+	{ "SE in factory state", 0, 0, 0, 0, 0, "rework", "factory state", JIG_LC_FACTORY },
+	{ "new CSR's attestation fails", 0, 1, JIGSIM_F_BAD_ATTEST_SIG, 0, 0, "verify", "attestation signature",
 	    JIG_LC_REWORK },
 };
 

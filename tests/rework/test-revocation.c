@@ -80,7 +80,7 @@ START_TEST(test_abandoned)
 	device_serial(sim, 2, bad);
 	ck_assert_ptr_nonnull(stu_event(&r, "passed", good));
 	ck_assert_msg((f = stu_event(&r, "failed", bad)) != NULL, "device 2 did not fail\n%s", stu_tail(r.out));
-	ck_assert_str_eq(stu_str(f, "step"), "INSTALL");
+	ck_assert_str_eq(stu_str(f, "step"), "install");
 	good_path = station_cert(w, good, good_serial);
 	bad_path = station_cert(w, bad, bad_serial);
 
@@ -89,7 +89,7 @@ START_TEST(test_abandoned)
 	ck_assert_uint_eq(rw_count(recs, "issued", "ok"), 1);
 	ck_assert_msg(strcasecmp(rw_detail(rw_record(recs, 0, "issued", "ok", NULL), "cert_serial"), bad_serial) == 0,
 	    "the station's copy of %s is not the certificate it issued", bad);
-	ck_assert_ptr_nonnull(rw_record(recs, 0, "INSTALL", "fail", &fail_at));
+	ck_assert_ptr_nonnull(rw_record(recs, 0, "install", "fail", &fail_at));
 	ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 1);
 	ck_assert_ptr_nonnull(rec = rw_record(recs, 0, "revoke", "ok", &rev_at));
 	ck_assert_uint_gt(rev_at, fail_at);

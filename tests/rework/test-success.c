@@ -212,7 +212,7 @@ START_TEST(test_foreign_device)
 	if (!allow) {
 		ck_assert_msg(r.status == 1, "station rework: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 		ck_assert_msg((f = stu_event(&r, "failed", before.serial)) != NULL, "no failed event\n%s", stu_tail(r.out));
-		ck_assert_str_eq(stu_str(f, "step"), "REWORK");
+		ck_assert_str_eq(stu_str(f, "step"), "rework");
 		ck_assert_msg(strstr(stu_str(f, "reason"), "never seen") && strstr(stu_str(f, "reason"), "allow_foreign_devices"),
 		    "reason: %s", stu_str(f, "reason"));
 		ck_assert_uint_eq(info.retired, 0);
@@ -223,7 +223,7 @@ START_TEST(test_foreign_device)
 		ck_assert_uint_eq(rw_count(recs, "retire", NULL), 0);
 		ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 0);
 		ck_assert_uint_eq(rw_count(recs, "issuing", NULL), 0);
-		ck_assert_uint_eq(rw_count(recs, "REWORK", "fail"), 1);
+		ck_assert_uint_eq(rw_count(recs, "rework", "fail"), 1);
 	} else {
 		ck_assert_msg(r.status == 0, "station rework: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 		ck_assert_ptr_nonnull(stu_event(&r, "passed", before.serial));

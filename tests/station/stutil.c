@@ -481,6 +481,166 @@ stu_journal_check_live(stu_journal *j)
 	}
 }
 
+/* ---- audit/FORMAT.md, read as the journals' contract ---------------------- */
+
+/* The backticked words of a table cell into list (NUL-separated, "" ends). */
+static void
+cell_names(const char *cell, size_t len, char *list, size_t cap, size_t *used)
+{
+	const char *p = cell, *end = cell + len, *q;
+
+	while (p < end && (p = memchr(p, '`', (size_t)(end - p))) && (q = memchr(p + 1, '`', (size_t)(end - p - 1)))) {
+		size_t n = (size_t)(q - p - 1);
+
+		ck_assert_msg(*used + n + 2 < cap, "audit/FORMAT.md: too many names");
+		memcpy(list + *used, p + 1, n);
+		*used += n;
+		list[(*used)++] = '\0';
+		list[*used] = '\0';
+		p = q + 1;
+	}
+}
+
+/* Cell col (0-based) of a table row "| a | b | c |": start and length. */
+static int
+row_cell(const char *line, size_t len, unsigned col, const char **cell, size_t *clen)
+{
+	const char *p = line, *end = line + len, *bar;
+	unsigned c = 0;
+
+	if (len < 2 || line[0] != '|')
+		return -1;
+	for (p = line + 1; p < end; p = bar + 1, c++) {
+		if (!(bar = memchr(p, '|', (size_t)(end - p))))
+			return -1;
+		if (c == col) {
+			while (p < bar && *p == ' ')
+				p++;
+			*cell = p;
+			*clen = (size_t)(bar - p);
+			while (*clen && p[*clen - 1] == ' ')
+				(*clen)--;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+stu_format_has(const char *list, const char *name)
+{
+	for (; *list; list += strlen(list) + 1)
+		if (strcmp(list, name) == 0)
+			return 1;
+	return 0;
+}
+
+void
+stu_format_load(stu_format *f)
+{
+	char *text = tu_slurp(tu_src("audit/FORMAT.md"), NULL), *line, *nl;
+	enum { NONE, STEPS, LIBSTEPS, RESULTS, DETAILS } table = NONE;
+	size_t us = 0, ur = 0, ud = 0;
+
+	ck_assert_msg(text != NULL, "cannot read audit/FORMAT.md");
+	memset(f, 0, sizeof(*f));
+	for (line = text; *line; line = nl + 1) {
+		const char *cell;
+		size_t len, clen;
+
+		if (!(nl = strchr(line, '\n')))
+			nl = line + strlen(line);
+		len = (size_t)(nl - line);
+		if (strncmp(line, "| step | operator sees |", 24) == 0)
+			table = STEPS;
+		else if (strncmp(line, "| step | result | details |", 27) == 0)
+			table = LIBSTEPS;
+		else if (strncmp(line, "| result |", 10) == 0)
+			table = RESULTS;
+		else if (strncmp(line, "| name | value |", 16) == 0)
+			table = DETAILS;
+		else if (line[0] != '|')
+			table = NONE;
+		else if (strncmp(line, "|--", 3) != 0 && table != NONE && row_cell(line, len, 0, &cell, &clen) == 0) {
+			if (table == STEPS || table == LIBSTEPS) {
+				size_t at = us;
+
+				cell_names(cell, clen, f->steps, sizeof(f->steps), &us);
+				if (table == STEPS && f->nsteps < STU_FORMAT_MAX && us > at) {
+					const char *d, *l;
+					size_t dl, ll;
+
+					ck_assert_int_eq(row_cell(line, len, 1, &d, &dl), 0);
+					ck_assert_int_eq(row_cell(line, len, 2, &l, &ll), 0);
+					size_t name_len = strlen(f->steps + at);
+
+					ck_assert_uint_lt(name_len, sizeof(f->step[0].name));
+					memcpy(f->step[f->nsteps].name, f->steps + at, name_len + 1);
+					snprintf(f->step[f->nsteps].display, sizeof(f->step[0].display), "%.*s", (int)dl, d);
+					ck_assert_msg((ll == 4 && memcmp(l, "lazy", 4) == 0) || (ll == 7 && memcmp(l, "durable", 7) == 0),
+					    "audit/FORMAT.md: step %s: record is \"%.*s\", expected lazy or durable", f->steps + at,
+					    (int)ll, l);
+					f->step[f->nsteps++].lazy = ll == 4;
+				}
+				if (table == LIBSTEPS && row_cell(line, len, 2, &cell, &clen) == 0)
+					cell_names(cell, clen, f->details, sizeof(f->details), &ud);
+				if (table == LIBSTEPS && row_cell(line, len, 1, &cell, &clen) == 0)
+					cell_names(cell, clen, f->results, sizeof(f->results), &ur);
+			} else if (table == RESULTS) {
+				cell_names(cell, clen, f->results, sizeof(f->results), &ur);
+			} else {
+				cell_names(cell, clen, f->details, sizeof(f->details), &ud);
+			}
+		}
+		if (!*nl)
+			break;
+	}
+	free(text);
+	ck_assert_msg(f->nsteps > 10 && *f->results && *f->details, "audit/FORMAT.md: the step, result or details table "
+	    "is missing");
+}
+
+struct format_walk {
+	const stu_format *f;
+	const char *dir;
+};
+
+static int
+on_format_record(const audit_record *rec, void *ctx)
+{
+	struct format_walk *fw = ctx;
+	const char *key;
+	json_t *v;
+
+	ck_assert_msg(stu_format_has(fw->f->steps, rec->step), "%s/%s:%u: seq %llu: step \"%s\" is not in "
+	    "audit/FORMAT.md section 3", fw->dir, rec->batch, rec->line, (unsigned long long)rec->seq, rec->step);
+	ck_assert_msg(stu_format_has(fw->f->results, rec->result), "%s/%s:%u: seq %llu: result \"%s\" (step %s) is "
+	    "not in audit/FORMAT.md section 3", fw->dir, rec->batch, rec->line, (unsigned long long)rec->seq, rec->result,
+	    rec->step);
+	ck_assert_msg(!rec->jig || (*rec->jig && strcmp(rec->jig, "-") != 0), "%s/%s:%u: seq %llu: jig \"%s\": a "
+	    "station event has jig null", fw->dir, rec->batch, rec->line, (unsigned long long)rec->seq, rec->jig);
+	json_object_foreach(rec->details, key, v)
+		ck_assert_msg(stu_format_has(fw->f->details, key), "%s/%s:%u: seq %llu: details member \"%s\" (step %s) "
+		    "is not in audit/FORMAT.md section 3", fw->dir, rec->batch, rec->line, (unsigned long long)rec->seq, key,
+		    rec->step);
+	return 0;
+}
+
+void
+stu_format_check(const char *dir)
+{
+	static stu_format f;
+	static int loaded;
+	struct format_walk fw = { &f, dir };
+	st_err err;
+
+	if (!loaded) {
+		stu_format_load(&f);
+		loaded = 1;
+	}
+	ck_assert_msg(audit_scan(dir, on_format_record, &fw, &err) == 0, "journal %s: %s", dir, err.msg);
+}
+
 void
 stu_audit_verify(stu_ws *w)
 {
@@ -491,6 +651,8 @@ stu_audit_verify(stu_ws *w)
 	rc = tu_station(&out, "audit", "verify", w->audit, "--ca", root, NULL);
 	ck_assert_msg(rc == 0, "station audit verify %s: exit %d:\n%s", w->audit, rc, stu_tail(out));
 	free(out);
+	/* Every test journal holds to what FORMAT.md documents. */
+	stu_format_check(w->audit);
 }
 
 /* ---- certificates ---------------------------------------------------------------------- */

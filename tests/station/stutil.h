@@ -111,8 +111,28 @@ unsigned stu_live(const stu_ledger *l);
  * is its live one: checked for every device of the journal. */
 void stu_journal_check_live(stu_journal *j);
 
-/* `station audit verify W/audit --ca W/pki/root-ca.pem` must pass. */
+/* `station audit verify W/audit --ca W/pki/root-ca.pem` must pass, and the
+ * journal must hold to audit/FORMAT.md (stu_format_check). */
 void stu_audit_verify(stu_ws *w);
+
+/* What audit/FORMAT.md section 3 documents, read from its tables: the
+ * step names (the station's with operator name and lazy or durable, and
+ * libaudit's), the results and the details members; each list is
+ * NUL-separated, ending in "". */
+#define STU_FORMAT_MAX 64
+typedef struct stu_format {
+	char steps[2048], results[512], details[4096];
+	struct {
+		char name[32], display[32];
+		int lazy;
+	} step[STU_FORMAT_MAX];
+	size_t nsteps;
+} stu_format;
+void stu_format_load(stu_format *f);
+int stu_format_has(const char *list, const char *name);
+/* Every record of the journal in dir: its step, result and details members
+ * are ones FORMAT.md documents, and jig is null or a URI (never "-"). */
+void stu_format_check(const char *dir);
 
 /* ---- certificates -------------------------------------------------------------------- */
 

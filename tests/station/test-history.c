@@ -176,7 +176,7 @@ START_TEST(test_factory_life)
 	/* SE-B: issued (in an old journal's spelling: lower case, no leading
 	 * zero, no "issuing" record), then failed before INSTALL, revoked. */
 	issue(&w, "SE-B", "7a", &c2, 0);
-	rec(&w, "SE-B", "INSTALL", "fail", json_pack("{s:s}", "error", "timeout"));
+	rec(&w, "SE-B", "install", "fail", json_pack("{s:s}", "error", "timeout"));
 	rec(&w, "SE-B", "revoke", "fail", json_pack("{s:s}", "cert_serial", "7A")); /* a failed revoke is none */
 	/* SE-C: announced, never issued (killed while the HSM signed). */
 	rec(&w, "SE-C", "issuing", "ok", json_pack("{s:s,s:s}", "cert_serial", "00C0FFEE", "pubkey_sha256",
@@ -247,7 +247,7 @@ START_TEST(test_revoke_and_rework)
 	issue(&w, "SE-R", "01", &c1, 1);
 	rec(&w, "SE-R", "install", "ok", NULL); /* no cert_serial: the live one */
 	rec(&w, "SE-R", "done", "pass", NULL);
-	rec(&w, "SE-R", "POSTURE", "fail", json_pack("{s:s}", "error", "locked")); /* a clone presented later */
+	rec(&w, "SE-R", "posture", "fail", json_pack("{s:s}", "error", "locked")); /* a clone presented later */
 	rec(&w, "SE-R", "rework-start", "ok", NULL);
 	rec(&w, "SE-R", "retire", "ok", json_pack("{s:s}", "old_cert_serial", "01"));
 	rec(&w, "SE-R", "revoke", "ok", json_pack("{s:s,s:s}", "cert_serial", "01", "reason", "superseded"));

@@ -17,14 +17,14 @@ static const struct fault_case {
 	const char *reason; /* part of the reason the operator reads */
 	const char *code, *disposition; /* the failed event's stable names (docs/events.schema.json) */
 } cases[] = {
-	{ "bad-attestation-signature", "VERIFY", "attestation signature", "verification", "quarantine" },
-	{ "attestation-wrong-key", "VERIFY", "another public key than KEYGEN returned", "verification", "quarantine" },
-	{ "replay-nonce", "VERIFY", "nonce", "verification", "quarantine" },
-	{ "unknown-se-vendor", "POSTURE", "does not chain to the SE vendor root", "verification", "quarantine" },
-	{ "already-locked", "POSTURE", "already locked", "state", "already-provisioned" },
-	{ "readback-mismatch", "INSTALL", "read back", "verification", "scrap" },
-	{ "disconnect-mid-command", "CSR", "GET_CSR", "disconnected", "reseat" },
-	{ "slow-reply", "KEYGEN", "KEYGEN: no answer after 250 ms", "timeout", "reseat" },
+	{ "bad-attestation-signature", "verify", "attestation signature", "verification", "quarantine" },
+	{ "attestation-wrong-key", "verify", "another public key than KEYGEN returned", "verification", "quarantine" },
+	{ "replay-nonce", "verify", "nonce", "verification", "quarantine" },
+	{ "unknown-se-vendor", "posture", "does not chain to the SE vendor root", "verification", "quarantine" },
+	{ "already-locked", "posture", "already locked", "state", "already-provisioned" },
+	{ "readback-mismatch", "install", "read back", "verification", "scrap" },
+	{ "disconnect-mid-command", "csr", "GET_CSR", "disconnected", "reseat" },
+	{ "slow-reply", "keygen", "KEYGEN: no answer after 250 ms", "timeout", "reseat" },
 	{ "corrupt-byte", NULL, NULL, NULL, NULL },
 	{ "drop-reply", NULL, NULL, NULL, NULL },
 };
@@ -33,8 +33,8 @@ static const struct fault_case {
 static int
 before_sign(const char *step)
 {
-	return strcmp(step, "POSTURE") == 0 || strcmp(step, "KEYGEN") == 0 || strcmp(step, "CSR") == 0 ||
-	    strcmp(step, "VERIFY") == 0;
+	return strcmp(step, "posture") == 0 || strcmp(step, "keygen") == 0 || strcmp(step, "csr") == 0 ||
+	    strcmp(step, "verify") == 0;
 }
 
 START_TEST(test_fault)

@@ -200,7 +200,7 @@ START_TEST(test_json_events)
 			ck_assert(json_is_false(json_object_get(p, "resumed")));
 		} else {
 			ck_assert_ptr_nonnull(f);
-			ck_assert_str_eq(stu_str(f, "step"), "VERIFY");
+			ck_assert_str_eq(stu_str(f, "step"), "verify");
 			ck_assert_str_ne(stu_str(f, "reason"), "");
 			ck_assert_str_ne(stu_str(f, "advice"), "");
 			ck_assert_str_eq(stu_str(f, "jig"), sim->uri);
@@ -233,7 +233,7 @@ START_TEST(test_json_events)
 		ck_assert_uint_eq(json_array_size(jigs), 1);
 		ck_assert_str_eq(stu_str(j0, "jig"), sim->uri);
 		ck_assert_int_eq(json_integer_value(json_object_get(j0, "passed")), n / 2);
-		ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j0, "failures_by_step"), "VERIFY")), n / 2);
+		ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j0, "failures_by_step"), "verify")), n / 2);
 	}
 	/* The first event says what runs, where, by whom, in which schema. */
 	ev = json_array_get(r.events, 0);
