@@ -77,24 +77,6 @@ proc_cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* VmHWM of a running process in kB; -1 once it is gone (or a zombie). */
-static long
-proc_hwm_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* An event's "time" (2024-01-02T03:04:05.678Z) in seconds. */
 static double
 event_time(json_t *ev)
@@ -164,7 +146,7 @@ run_once(const char *pki, unsigned njigs, sample *s)
 	 * last round starts.  Peak RSS: until the child has let go of its memory. */
 	for (;;) {
 		double cpu;
-		long kb = proc_hwm_kb(r.pid);
+		long kb = tu_proc_hwm_kb(r.pid);
 
 		if (kb < 0)
 			break;

@@ -410,6 +410,23 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+long
+tu_proc_hwm_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 double
 tu_median(double *v, size_t n)
 {

@@ -67,6 +67,10 @@ void tu_der_serial_hex(const uint8_t *der, size_t len, char out[TU_SERIAL_HEX_MA
 /* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
 char *tu_slurp(const char *path, size_t *len);
 /* ---- benchmarks ---- */
+/* VmHWM (peak RSS) of a running process in kB; -1 once it is gone (or a
+ * zombie).  Sample it until the process exits: wait4's ru_maxrss would not
+ * do, posix_spawn shares this process's memory until exec. */
+long tu_proc_hwm_kb(pid_t pid);
 /* Median of v[0..n) (sorts v in place); the mean of the middle two when n is even. */
 double tu_median(double *v, size_t n);
 /* A numeric argument in [min, max], or a message naming prog and exit 2. */
