@@ -152,9 +152,8 @@ collect_abandoned(const history_device *e, void *ctx)
 static void
 note_closed(const history_cert *c, void *ctx)
 {
-	(void)ctx;
-	fprintf(stderr, "station run: certificate serial %s (SE %s) was announced and never issued: closed out, on the "
-	    "next CRL\n", c->serial, c->device);
+	ui_revoked(ctx, c->device, c->serial, "cessationOfOperation",
+	    "announced and never issued (the station stopped while the HSM signed): closed out");
 }
 
 static int
@@ -165,7 +164,7 @@ revoke_abandoned(station *st, ui *u, st_err *err)
 	int ret = 0;
 
 	/* The HSM failed after the "issuing" record: the serial is closed out. */
-	if (station_close_announced(st, note_closed, NULL, err) < 0)
+	if (station_close_announced(st, note_closed, u, err) < 0)
 		return -1;
 
 	if (history_foreach_device(st->history, collect_abandoned, &s) != 0)
@@ -296,7 +295,7 @@ cmd_run_main(int argc, char **argv)
 
 	/* A run stopped between an "issuing" record and its "issued" record
 	 * left a serial announced: close it out before anything else. */
-	if (station_close_announced(st, note_closed, NULL, &err) < 0) {
+	if (station_close_announced(st, note_closed, u, &err) < 0) {
 		fprintf(stderr, "station run: journal: %s\n", err.msg);
 		ret = err.sys == ENOSPC || err.sys == EDQUOT ? EXIT_DISK : EXIT_USAGE;
 		goto out;
