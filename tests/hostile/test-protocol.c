@@ -140,15 +140,15 @@ static const struct {
 	unsigned devices, faults, fault_every;
 	const char *step, *reason;
 } cases[] = {
-	{ L_NO_RECEIPT, 1, 0, 0, "LOCK", "sent no lock receipt" },
-	{ L_REPLAY, 2, 0, 0, "LOCK", "lock receipt" },
-	{ L_OTHER_NONCE, 1, 0, 0, "LOCK", "lock receipt" },
-	{ L_FOREIGN_KEY, 1, 0, 0, "LOCK", "lock receipt" },
-	{ L_CHAIN_DIGEST, 1, 0, 0, "POSTURE", "the vendor chain the jig sent hashes to" },
-	{ L_KNOWN_DIGEST, 2, JIGSIM_F_UNKNOWN_VENDOR, 2, "POSTURE", "does not chain to the SE vendor root" },
-	{ L_READBACK, 1, 0, 0, "INSTALL", "SHA-256 of the certificate read back from the SE differs" },
-	{ L_READBACK_LEN, 1, 0, 0, "INSTALL", "asked for a SHA-256 (32 bytes), the jig sent 31 bytes" },
-	{ L_V10_FRAME, 1, 0, 0, "INSTALL", "answered in a protocol 1.0 frame; protocol 1.1 was negotiated" },
+	{ L_NO_RECEIPT, 1, 0, 0, "lock", "sent no lock receipt" },
+	{ L_REPLAY, 2, 0, 0, "lock", "lock receipt" },
+	{ L_OTHER_NONCE, 1, 0, 0, "lock", "lock receipt" },
+	{ L_FOREIGN_KEY, 1, 0, 0, "lock", "lock receipt" },
+	{ L_CHAIN_DIGEST, 1, 0, 0, "posture", "the vendor chain the jig sent hashes to" },
+	{ L_KNOWN_DIGEST, 2, JIGSIM_F_UNKNOWN_VENDOR, 2, "posture", "does not chain to the SE vendor root" },
+	{ L_READBACK, 1, 0, 0, "install", "SHA-256 of the certificate read back from the SE differs" },
+	{ L_READBACK_LEN, 1, 0, 0, "install", "asked for a SHA-256 (32 bytes), the jig sent 31 bytes" },
+	{ L_V10_FRAME, 1, 0, 0, "install", "answered in a protocol 1.0 frame; protocol 1.1 was negotiated" },
 };
 
 START_TEST(test_liar_11)
@@ -191,7 +191,7 @@ START_TEST(test_liar_11)
 		ck_assert_uint_eq(bad.lifecycle, JIG_LC_FACTORY); /* the SE the liar shipped unlocked */
 	recs = rw_records(w, bad.serial);
 	ck_assert_msg(rw_record(recs, 0, "done", "pass", NULL) == NULL, "case %d: a pass record", _i);
-	if (strcmp(cases[_i].step, "POSTURE") == 0)
+	if (strcmp(cases[_i].step, "posture") == 0)
 		ck_assert_msg(rw_record(recs, 0, "issuing", NULL, NULL) == NULL, "case %d: issued before the lie was seen", _i);
 	json_decref(recs);
 	stu_audit_verify(w);
@@ -232,7 +232,7 @@ START_TEST(test_v10_jig)
 	} else {
 		ck_assert_msg((f = stu_event(&r, "failed", a.serial)) != NULL, "no failed event\n%s\n%s", stu_tail(r.out),
 		    stu_tail(r.err));
-		ck_assert_msg(strcmp(stu_str(f, "step"), "POSTURE") == 0 && strstr(stu_str(f, "reason"), "speaks protocol 1.0"),
+		ck_assert_msg(strcmp(stu_str(f, "step"), "posture") == 0 && strstr(stu_str(f, "reason"), "speaks protocol 1.0"),
 		    "failed at %s: %s", stu_str(f, "step"), stu_str(f, "reason"));
 		ck_assert_msg(rw_record(recs, 0, "issuing", NULL, NULL) == NULL, "a certificate was issued");
 		ck_assert_uint_eq(a.lifecycle, JIG_LC_FACTORY);
