@@ -57,7 +57,7 @@ START_TEST(test_wrong_product)
 	stu_station_run(w, sim->uri, 1, 1, &r);
 	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
 	ck_assert_msg((f = stu_event(&r, "failed", info.serial)) != NULL, "no failed event\n%s", stu_tail(r.out));
-	ck_assert_str_eq(stu_str(f, "step"), "POSTURE");
+	ck_assert_str_eq(stu_str(f, "step"), "posture");
 	ck_assert_msg(strstr(stu_str(f, "reason"), "\"TSE-100\"") && strstr(stu_str(f, "reason"), "(TSE-200, TSE-210)") &&
 	        strstr(stu_str(f, "reason"), "wrong recipe"),
 	    "the reason does not list the allowed models and ask: %s", stu_str(f, "reason"));
