@@ -80,7 +80,7 @@ START_TEST(test_model)
 		    stu_tail(r.out), stu_tail(r.err));
 		ck_assert_msg((f = stu_event(&r, "failed", a.serial)) != NULL, "%s: no failed event\n%s", sc->name,
 		    stu_tail(r.out));
-		ck_assert_msg(strcmp(stu_str(f, "step"), "POSTURE") == 0 && strstr(stu_str(f, "reason"), sc->reason),
+		ck_assert_msg(strcmp(stu_str(f, "step"), "posture") == 0 && strstr(stu_str(f, "reason"), sc->reason),
 		    "%s: failed at %s: %s (expected POSTURE: ...%s...)", sc->name, stu_str(f, "step"), stu_str(f, "reason"),
 		    sc->reason);
 		ck_assert_msg(rw_record(recs, 0, "issuing", NULL, &at) == NULL && rw_record(recs, 0, "auth", NULL, &at) == NULL,
