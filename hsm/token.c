@@ -323,7 +323,11 @@ hsm_open(const char *module_path, const char *token_label, const hsm_pin_source 
 		    "SOFTHSM2_CONF to the configuration file of the token", getenv("SOFTHSM2_CONF"), strerror(errno));
 		goto fail;
 	}
-	if (!(ctx->dl = dlopen(module_path, RTLD_NOW | RTLD_LOCAL))) {
+	/* RTLD_NODELETE: the module stays mapped after hsm_close.  Modules
+	 * leave things behind that point into their code: openCryptoki's
+	 * C_Initialize registers a pthread_atfork handler, so unmapping it
+	 * would crash the next fork of the process. */
+	if (!(ctx->dl = dlopen(module_path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE))) {
 		const char *why = dlerror();
 
 		st_err_set(err, ST_E_CONFIG, "PKCS#11 module %s: cannot load: %s", module_path, why ? why : "?");
