@@ -14,6 +14,10 @@
  *     until exec, and exec keeps the larger high-water mark).
  * Targets: N jigs >= 0.95 x N x the single-jig throughput; station CPU
  * below 5% of one core at 16 jigs; peak RSS under 32 MB.
+ * And the HSM's latency (issue 14): 16 jigs again with the station's
+ * SoftHSM behind tests/hsm/p11-delay.c, a PKCS#11 shim adding HSM_MS (5)
+ * ms to every signature, as a network HSM would: target >= 0.95 of the
+ * 16-jig throughput without it, and still >= 0.95 x linear.
  *
  * usage: bench-gang [DEVICES_PER_JIG [RUNS]]
  *
@@ -37,6 +41,8 @@ static const unsigned points[] = { 1, 4, 8, 16 };
 #define MAX_JIGS 16
 #define SE_KEYGEN_MS 115 /* ATECC608-class */
 #define SE_CSR_MS 115
+#define HSM_MS 5
+#define NFIELDS 7
 
 typedef struct sample {
 	double dev_per_h;
@@ -45,6 +51,7 @@ typedef struct sample {
 	double whole_cpu_ms;   /* per device, start-up included */
 	double whole_pct;
 	double rss_mb;
+	double delayed;        /* signatures the latency shim delayed, per device */
 } sample;
 
 static double
@@ -112,10 +119,12 @@ outcomes_so_far(int fd, char *buf, size_t cap, size_t *len, unsigned *outcomes)
 	return *outcomes;
 }
 
+/* hsm_ms > 0: the recipe's module is the latency shim in front of SoftHSM. */
 static void
-run_once(const char *pki, unsigned njigs, sample *s)
+run_once(const char *pki, unsigned njigs, unsigned hsm_ms, sample *s)
 {
 	stu_ws *w = stu_ws_new(pki);
+	char count_path[4200];
 	stu_sim *sim[MAX_JIGS];
 	const char *uris[MAX_JIGS];
 	const unsigned total = njigs * per_jig;
@@ -140,7 +149,21 @@ run_once(const char *pki, unsigned njigs, sample *s)
 		sim[i] = stu_sim_start(pki, &c);
 		uris[i] = sim[i]->uri;
 	}
+	if (hsm_ms) {
+		const char *shim = getenv("STATION_P11_DELAY_MODULE");
+		char line[4200], ms[16];
+
+		ck_assert_msg(shim != NULL, "STATION_P11_DELAY_MODULE is not set (run by meson test --benchmark)");
+		snprintf(line, sizeof(line), "  module: %s\n", shim);
+		stu_recipe_edit(w, "  # module: omitted, the SoftHSM default\n", line);
+		snprintf(ms, sizeof(ms), "%u", hsm_ms);
+		snprintf(count_path, sizeof(count_path), "%s/delayed", w->dir);
+		setenv("STATION_P11_DELAY_MS", ms, 1);
+		setenv("STATION_P11_DELAY_COUNT", count_path, 1);
+	}
 	stu_station_start_jigs(w, uris, njigs, total, 1, &r);
+	unsetenv("STATION_P11_DELAY_MS");
+	unsetenv("STATION_P11_DELAY_COUNT");
 	ck_assert_int_ge(fd = open(r.out_path, O_RDONLY), 0);
 	/* Steady state: from when every jig has finished a device to when the
 	 * last round starts.  Peak RSS: until the child has let go of its memory. */
@@ -184,10 +207,19 @@ run_once(const char *pki, unsigned njigs, sample *s)
 	s->whole_cpu_ms = cpu_s(&r.ru) * 1e3 / total;
 	s->whole_pct = 100.0 * cpu_s(&r.ru) / r.wall_s;
 	s->rss_mb = hwm_kb / 1024.0;
-	printf("  %2u jigs x %u devices: %.1f s, %6.0f devices/h; CPU %.2f ms/device steady (%.2f%% of a core), "
+	s->delayed = 0;
+	if (hsm_ms) {
+		char *text = tu_slurp(count_path, NULL);
+
+		ck_assert_msg(text != NULL, "the latency shim wrote no count (was it the station's module?)");
+		s->delayed = atof(text) / total;
+		free(text);
+		ck_assert_msg(s->delayed >= 1, "only %.2f delayed signatures per device", s->delayed);
+	}
+	printf("  %2u jigs x %u devices%s: %.1f s, %6.0f devices/h; CPU %.2f ms/device steady (%.2f%% of a core), "
 	       "%.2f ms/device whole (%.2f%%); peak RSS %.1f MB\n",
-	    njigs, per_jig, r.wall_s, s->dev_per_h, s->steady_cpu_ms, s->steady_pct, s->whole_cpu_ms, s->whole_pct,
-	    s->rss_mb);
+	    njigs, per_jig, hsm_ms ? ", HSM +5 ms/signature" : "", r.wall_s, s->dev_per_h, s->steady_cpu_ms,
+	    s->steady_pct, s->whole_cpu_ms, s->whole_pct, s->rss_mb);
 	fflush(stdout);
 	stu_run_clear(&r);
 	for (i = 0; i < njigs; i++)
@@ -228,8 +260,8 @@ file_create_ms(void)
 START_TEST(bench)
 {
 	char *pki = tu_make_pki();
-	sample *smp = calloc(NPOINTS * n_runs, sizeof(*smp));
-	double med[NPOINTS][6], v[64];
+	sample *smp = calloc((NPOINTS + 1) * n_runs, sizeof(*smp));
+	double med[NPOINTS + 1][NFIELDS], v[64], vs_none, vs_linear;
 	unsigned p, k, f;
 	int rate_ok = 1;
 
@@ -239,12 +271,13 @@ START_TEST(bench)
 	       "median of %u runs\n", per_jig, n_runs);
 	printf("creating one file in the work folder (%s) costs %.3f ms CPU (the station creates one per device)\n",
 	    getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", file_create_ms());
-	/* Interleave the points, so a slow phase of the machine hits all of them. */
+	/* Interleave the points, so a slow phase of the machine hits all of
+	 * them; the last point is 16 jigs with the slow HSM. */
 	for (k = 0; k < n_runs; k++)
-		for (p = 0; p < NPOINTS; p++)
-			run_once(pki, points[p], &smp[p * n_runs + k]);
-	for (p = 0; p < NPOINTS; p++)
-		for (f = 0; f < 6; f++) {
+		for (p = 0; p <= NPOINTS; p++)
+			run_once(pki, p < NPOINTS ? points[p] : MAX_JIGS, p < NPOINTS ? 0 : HSM_MS, &smp[p * n_runs + k]);
+	for (p = 0; p <= NPOINTS; p++)
+		for (f = 0; f < NFIELDS; f++) {
 			for (k = 0; k < n_runs; k++)
 				v[k] = ((const double *)&smp[p * n_runs + k])[f];
 			med[p][f] = tu_median(v, n_runs);
@@ -277,6 +310,16 @@ START_TEST(bench)
 	       "(steady): %.2f%% %s; peak RSS < 32 MB: %.1f MB %s\n",
 	    rate_ok ? "met" : "MISSED", med[NPOINTS - 1][2], med[NPOINTS - 1][2] < 5 ? "met" : "MISSED",
 	    med[NPOINTS - 1][5], med[NPOINTS - 1][5] < 32 ? "met" : "MISSED");
+
+	vs_none = med[NPOINTS][0] / med[NPOINTS - 1][0];
+	vs_linear = med[NPOINTS][0] / (MAX_JIGS * med[0][0]);
+	printf("\nHSM latency: %u jigs, SoftHSM behind tests/hsm/p11-delay.c adding %u ms to every signature "
+	       "(%.1f signatures per device):\n", MAX_JIGS, HSM_MS, med[NPOINTS][6]);
+	printf("  no added latency %10.0f devices/h\n", med[NPOINTS - 1][0]);
+	printf("  %u ms per signature %8.0f devices/h; CPU %.2f ms/device steady, peak RSS %.1f MB\n", HSM_MS,
+	    med[NPOINTS][0], med[NPOINTS][1], med[NPOINTS][5]);
+	printf("  ratio to no latency %.3f (target >= 0.95: %s); to linear (%u x 1 jig) %.3f (target >= 0.95: %s)\n",
+	    vs_none, vs_none >= 0.95 ? "met" : "MISSED", MAX_JIGS, vs_linear, vs_linear >= 0.95 ? "met" : "MISSED");
 	free(smp);
 	tu_rmtree(pki);
 	free(pki);

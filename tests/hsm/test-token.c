@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -565,6 +566,59 @@ END_TEST
 
 /* p11-kit's remoting, the way a station reaches a network HSM; a server
  * that goes away is an error naming the token, the module and the cause. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The latency shim the gang benchmark uses (tests/hsm/p11-delay.c): every
+ * signature through it takes its delay longer, is still good, and is
+ * counted. */
+START_TEST(test_latency_shim)
+{
+	char *dir = tu_make_pki(), *count = ht_path(dir, "delayed"), *text;
+	const char *shim = getenv("STATION_P11_DELAY_MODULE");
+	const uint8_t msg[] = "challenge";
+	hsm_ctx *ctx;
+	hsm_key *tool;
+	double t0;
+	st_err err;
+	int i;
+
+	ck_assert_msg(shim != NULL, "STATION_P11_DELAY_MODULE is not set (run by meson test)");
+	setenv("STATION_P11_DELAY_MS", "20", 1);
+	setenv("STATION_P11_DELAY_COUNT", count, 1);
+	use_token_through(dir, shim);
+	setenv("STATION_HSM_PIN", TEST_PIN, 1);
+	ctx = hsm_open(shim, "station-test", NULL, &err);
+	ck_assert_msg(ctx != NULL, "%s", err.msg);
+	ck_assert_msg((tool = hsm_key_find(ctx, "tool", &err)) != NULL, "%s", err.msg);
+	t0 = now_s();
+	for (i = 0; i < 5; i++) {
+		uint8_t *sig = NULL;
+		size_t sig_len = 0;
+
+		ck_assert_msg(hsm_sign(tool, msg, sizeof(msg), &sig, &sig_len, &err) == 0, "%s", err.msg);
+		free(sig);
+	}
+	ck_assert_msg(now_s() - t0 >= 5 * 0.020, "5 signatures through a 20 ms shim took %.3f s", now_s() - t0);
+	hsm_key_free(tool);
+	hsm_close(ctx);
+	ck_assert_ptr_nonnull(text = tu_slurp(count, NULL));
+	ck_assert_msg(atoi(text) >= 5, "delayed signatures: %s", text);
+	free(text);
+	unsetenv("STATION_P11_DELAY_MS");
+	unsetenv("STATION_P11_DELAY_COUNT");
+	free(count);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_p11kit_client)
 {
 	char *dir = tu_make_pki();
@@ -732,6 +786,7 @@ main(void)
 	tcase_add_test(tc, test_pin_prompt_callback);
 	tcase_add_test(tc, test_p11kit_proxy);
 	tcase_add_test(tc, test_p11kit_client);
+	tcase_add_test(tc, test_latency_shim);
 	tcase_add_test(tc, test_ckr_names);
 	tcase_add_test(tc, test_audit_no_sign);
 	tcase_add_test(tc, test_pkcs11_uris);
