@@ -455,6 +455,7 @@ usage(FILE *f)
 	fprintf(f, "usage: station audit seal (--recipe FILE | --dir DIR ...)   close and seal the open batch\n"
 	           "       station audit export (--recipe FILE | --dir DIR) --out OUT   write a bundle for upload\n"
 	           "       station audit verify PATH --ca ROOT.pem   check a bundle or a live journal\n"
+	           "       station audit report PATH [--ca ROOT.pem] [--html FILE]   a summary for an auditor\n"
 	           "'station audit seal --help' etc. for the options; station-audit(5) describes the files.\n");
 }
 
@@ -465,6 +466,7 @@ cmd_audit_main(int argc, char **argv)
 		{ "seal", cmd_seal },
 		{ "export", cmd_export },
 		{ "verify", cmd_verify },
+		{ "report", cmd_audit_report },
 	};
 
 	return cli_dispatch("audit", subs, sizeof(subs) / sizeof(subs[0]), usage, argc, argv);

@@ -893,3 +893,9 @@ ui_counts(ui *u, unsigned *passed, unsigned *failed)
 	*failed = u->failed;
 	pthread_mutex_unlock(&u->lock);
 }
+
+const char *
+ui_text_clean(const char *s, char *buf, size_t cap)
+{
+	return clean(s, buf, cap);
+}

@@ -78,6 +78,9 @@ void ui_block_winch(void);
  * same in words; stopped: the error that stopped it, or NULL: in --json
  * only, the command prints it on stderr). */
 void ui_summary(ui *u, const char *end, const char *how, const char *stopped);
+/* s as text for a terminal, a log or a report: control bytes (C0, DEL, C1)
+ * and invalid UTF-8 as \xNN, cut to fit buf (cap bytes).  Returns buf. */
+const char *ui_text_clean(const char *s, char *buf, size_t cap);
 /* Totals so far. */
 void ui_counts(ui *u, unsigned *passed, unsigned *failed);
 
