@@ -92,7 +92,8 @@ try:
              os.path.join(pki, "audit.pem")], env=env)
     result(r.returncode == 0, "station audit seal", r.stdout + r.stderr)
     bundle = os.path.join(tmp, "bundle")
-    r = run([station, "audit", "export", "--dir", journal, "--out", bundle], env=env)
+    r = run([station, "audit", "export", "--dir", journal, "--out", bundle, "--token", "station-test", "--key-label",
+             "audit", "--cert", os.path.join(pki, "audit.pem")], env=env)
     result(r.returncode == 0, "station audit export", r.stdout + r.stderr)
 
     html = os.path.join(tmp, "report.html")
