@@ -101,14 +101,28 @@ int st_wr_lv16(st_wr *wr, const void *p, size_t n); /* fails if n > 0xffff */
  * own.  Set the handler before starting threads; it may be called from any
  * thread, so it must be thread-safe.  Never log secrets. */
 
-typedef void st_log_handler(const char *module, const char *line);
+/* Levels are syslog's priorities (RFC 5424), so they pass to journald as is. */
+enum st_log_level {
+	ST_LOG_ERR = 3,
+	ST_LOG_WARNING = 4,
+	ST_LOG_NOTICE = 5,
+	ST_LOG_INFO = 6,
+	ST_LOG_DEBUG = 7,
+};
+typedef void st_log_handler(int level, const char *module, const char *line);
 void st_log_set_handler(st_log_handler *h); /* NULL: logging off */
-/* "[module] line" on stderr. */
-void st_log_stderr(const char *module, const char *line);
+/* One line on stderr: "2026-12-02T01:02:03.456Z debug [module] line" (UTC,
+ * milliseconds); under systemd (JOURNAL_STREAM names stderr) "<7>[module]
+ * line" instead, so journald keeps the level and adds its own time. */
+void st_log_stderr(int level, const char *module, const char *line);
+/* The level's name ("error", "warning", "notice", "info", "debug"). */
+const char *st_log_level_name(int level);
 /* st_log_stderr when STATION_DEBUG is set and not "0"; otherwise no change. */
 void st_log_from_env(void);
 int st_log_enabled(void); /* a handler is set */
+/* A debug line (st_logl at ST_LOG_DEBUG). */
 void st_log(const char *module, const char *fmt, ...) ST_PRINTF(2, 3);
+void st_logl(int level, const char *module, const char *fmt, ...) ST_PRINTF(3, 4);
 void st_log_hex(const char *module, const char *what, const void *p, size_t len);
 
 /* ---- helpers ---------------------------------------------------------- */

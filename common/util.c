@@ -23,10 +23,58 @@ st_log_set_handler(st_log_handler *h)
 	atomic_store(&log_handler, h);
 }
 
-void
-st_log_stderr(const char *module, const char *line)
+const char *
+st_log_level_name(int level)
 {
-	fprintf(stderr, "[%s] %s\n", module, line);
+	switch (level) {
+	case ST_LOG_ERR: return "error";
+	case ST_LOG_WARNING: return "warning";
+	case ST_LOG_NOTICE: return "notice";
+	case ST_LOG_INFO: return "info";
+	default: return "debug";
+	}
+}
+
+/* stderr is the journal's stream: JOURNAL_STREAM is "DEV:INODE" of it
+ * (systemd.exec(5)); a child whose stderr was redirected keeps the variable
+ * but not the stream, so both are compared. */
+static int
+stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (!v || sscanf(v, "%llu:%llu%c", &dev, &ino, &end) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void
+st_log_stderr(int level, const char *module, const char *line)
+{
+	char text[2200], *p;
+	struct timespec ts;
+	struct tm tm;
+
+	if (level < ST_LOG_ERR)
+		level = ST_LOG_ERR;
+	if (level > ST_LOG_DEBUG)
+		level = ST_LOG_DEBUG;
+	/* One record per line: a line feed inside would start a line without a level. */
+	snprintf(text, sizeof(text), "%s", line);
+	for (p = text; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (stderr_is_journal()) {
+		fprintf(stderr, "<%d>[%s] %s\n", level, module, text);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s [%s] %s\n", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, st_log_level_name(level), module, text);
 }
 
 void
@@ -44,19 +92,38 @@ st_log_enabled(void)
 	return atomic_load(&log_handler) != NULL;
 }
 
-void
-st_log(const char *module, const char *fmt, ...)
+static void st_vlog(int level, const char *module, const char *fmt, va_list ap) ST_PRINTF(3, 0);
+
+static void
+st_vlog(int level, const char *module, const char *fmt, va_list ap)
 {
 	st_log_handler *h = atomic_load(&log_handler);
 	char line[2048];
-	va_list ap;
 
 	if (!h)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
+	h(level, module, line);
+}
+
+void
+st_log(const char *module, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	st_vlog(ST_LOG_DEBUG, module, fmt, ap);
 	va_end(ap);
-	h(module, line);
+}
+
+void
+st_logl(int level, const char *module, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	st_vlog(level, module, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -74,11 +141,11 @@ st_log_hex(const char *module, const char *what, const void *p, size_t len)
 
 		st_hex(b + off, n, hex);
 		snprintf(line, sizeof(line), "%.100s %04zx: %s", what, off, hex);
-		h(module, line);
+		h(ST_LOG_DEBUG, module, line);
 	}
 	if (len == 0) {
 		snprintf(line, sizeof(line), "%.100s (empty)", what);
-		h(module, line);
+		h(ST_LOG_DEBUG, module, line);
 	}
 }
 

@@ -1,4 +1,9 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,11 +45,11 @@ static char logged[4096];
 static unsigned nlogged;
 
 static void
-capture(const char *module, const char *line)
+capture(int level, const char *module, const char *line)
 {
 	size_t n = strlen(logged);
 
-	snprintf(logged + n, sizeof(logged) - n, "%s|%s\n", module, line);
+	snprintf(logged + n, sizeof(logged) - n, "%d|%s|%s\n", level, module, line);
 	nlogged++;
 }
 
@@ -62,11 +67,11 @@ START_TEST(test_log_handler)
 	st_log_hex("jig", "tx", bytes, sizeof(bytes));
 	st_log_hex("jig", "rx", bytes, 0);
 	ck_assert_uint_eq(nlogged, 4);
-	ck_assert_str_eq(logged, "jig|tcp:x: retransmitting seq 7\n"
-	    "jig|tx 0000: a501000000000000000000000000000000000000000000000000000000000000"
+	ck_assert_str_eq(logged, "7|jig|tcp:x: retransmitting seq 7\n"
+	    "7|jig|tx 0000: a501000000000000000000000000000000000000000000000000000000000000"
 	    "0000000000000000000000000000000000000000000000000000000000000000\n"
-	    "jig|tx 0040: 000000000000\n"
-	    "jig|rx (empty)\n");
+	    "7|jig|tx 0040: 000000000000\n"
+	    "7|jig|rx (empty)\n");
 	st_log_set_handler(NULL);
 	st_log("jig", "dropped");
 	ck_assert_uint_eq(nlogged, 4);
@@ -82,6 +87,61 @@ START_TEST(test_log_handler)
 }
 END_TEST
 
+/* st_log_stderr's lines, with stderr sent to a file: a UTC timestamp with
+ * milliseconds and the level; with JOURNAL_STREAM naming that file (as
+ * systemd sets it), a syslog priority prefix instead; JOURNAL_STREAM naming
+ * another stream (a redirected child) changes nothing. */
+START_TEST(test_log_stderr_format)
+{
+	char *dir = tu_tmpdir("log"), path[4200], js[64], *text;
+	int fd, saved;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/stderr", dir);
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	fflush(stderr);
+	ck_assert_int_ge(saved = dup(STDERR_FILENO), 0);
+	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	unsetenv("JOURNAL_STREAM");
+	st_log_set_handler(st_log_stderr);
+	st_log("jig", "frame %u", 1u);
+	st_logl(ST_LOG_WARNING, "metrics", "cannot write\nsecond line");
+	setenv("JOURNAL_STREAM", "1:2", 1);
+	st_logl(ST_LOG_ERR, "hsm", "not the journal");
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	st_logl(ST_LOG_ERR, "hsm", "token gone");
+	st_log("jig", "frame %u", 2u);
+	st_logl(ST_LOG_INFO, "audit", "sealed");
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fd);
+	st_log_set_handler(NULL);
+	unsetenv("JOURNAL_STREAM");
+	ck_assert_ptr_nonnull(text = tu_slurp(path, NULL));
+	{
+		static const char *const want[] = {
+			"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z debug \\[jig\\] frame 1\n"
+			"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z warning \\[metrics\\] cannot write second line\n"
+			"[0-9-]{10}T[0-9:.]{12}Z error \\[hsm\\] not the journal\n"
+			"<3>\\[hsm\\] token gone\n"
+			"<7>\\[jig\\] frame 2\n"
+			"<6>\\[audit\\] sealed\n$",
+		};
+		regex_t re;
+
+		ck_assert_int_eq(regcomp(&re, want[0], REG_EXTENDED), 0);
+		ck_assert_msg(regexec(&re, text, 0, NULL, 0) == 0, "log lines:\n%s", text);
+		regfree(&re);
+	}
+	free(text);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -91,6 +151,7 @@ main(void)
 	tcase_add_test(tc, test_prefix_chain);
 	tcase_add_test(tc, test_errno_and_openssl);
 	tcase_add_test(tc, test_log_handler);
+	tcase_add_test(tc, test_log_stderr_format);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
