@@ -95,7 +95,7 @@ try:
 
     # station(1) documents every command and subcommand the program has.
     top = run([station, "--help"]).stdout
-    commands = re.findall(r"^  ([a-z][a-z-]*)  ", top, re.M)
+    commands = re.findall(r"^  ([a-z][a-z-]*) +\S", top, re.M)
     result(len(commands) >= 8, "station --help lists the commands", top)
     missing = []
     for c in commands:
@@ -107,7 +107,7 @@ try:
     result(not missing, "station(1) has a section for every command and subcommand",
            "missing (add them to docs/man/station.1): " + ", ".join(missing))
     reg = d(os.path.join(bindir, "station-registry"))
-    regcmds = re.findall(r"^  ([a-z][a-z-]*)  ", run([reg, "--help"]).stdout, re.M)
+    regcmds = re.findall(r"^  ([a-z][a-z-]*) +\S", run([reg, "--help"]).stdout, re.M)
     missing = [c for c in regcmds if not re.search(r"^   " + c + r"\b", pages["station-registry"], re.M)]
     result(regcmds and not missing, "station-registry(1) has a section for every command",
            "missing (add them to docs/man/station-registry.1): " + ", ".join(missing))
