@@ -13,7 +13,6 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
-#include <openssl/param_build.h>
 #include <openssl/x509.h>
 
 #include <tss2/tss2_esys.h>
@@ -21,6 +20,7 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include "eckey.h"
 #include "tpmdut.h"
 
 typedef struct tpm_ctx {
@@ -651,28 +651,9 @@ out:
 static EVP_PKEY *
 ecc_public(const TPM2B_PUBLIC *pub)
 {
-	OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	EVP_PKEY *k = NULL;
-	uint8_t point[65];
 	const TPMS_ECC_POINT *q = &pub->publicArea.unique.ecc;
 
-	if (q->x.size != 32 || q->y.size != 32 || !b || !c)
-		goto out;
-	point[0] = 4;
-	memcpy(point + 1, q->x.buffer, 32);
-	memcpy(point + 33, q->y.buffer, 32);
-	if (!OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)) ||
-	    !(params = OSSL_PARAM_BLD_to_param(b)) || EVP_PKEY_fromdata_init(c) <= 0 ||
-	    EVP_PKEY_fromdata(c, &k, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		k = NULL;
-out:
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(b);
-	EVP_PKEY_CTX_free(c);
-	return k;
+	return st_ec_public_key(NID_X9_62_prime256v1, q->x.buffer, q->x.size, q->y.buffer, q->y.size);
 }
 
 /* PKCS#10 for the IDevID key, signed by it in the TPM (TPM2_Sign over the
