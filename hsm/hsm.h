@@ -156,6 +156,14 @@ typedef struct hsm_leaf_profile {
 	size_t n_eku;
 	const char *serial_hex;    /* certificate serial chosen in advance with hsm_serial_new(), so
 	                            * the journal can name it before signing; NULL = a fresh one */
+	/* hardwareModuleName (RFC 4108) in the SAN: hwType OID (dotted) and
+	 * hwSerialNum (the attested device serial); NULL = none. */
+	const char *hw_type;
+	const char *hw_serial;
+	/* A key attested by other means than a CSR (a TPM's IAK, which as a
+	 * restricted key cannot sign one): certified instead of the CSR's key,
+	 * with hsm_issue_leaf's csr NULL.  EC P-256 or P-384, named curve. */
+	EVP_PKEY *subject_key;
 } hsm_leaf_profile;
 
 #define HSM_SERIAL_HEX_MAX 33
@@ -164,7 +172,8 @@ typedef struct hsm_leaf_profile {
 int hsm_serial_new(char hex[HSM_SERIAL_HEX_MAX], st_err *err);
 
 /* Issue a leaf certificate signed by ca_key (whose certificate is ca_cert):
- * re-verifies the CSR (hsm_csr_verify) and takes only its public key.
+ * re-verifies the CSR (hsm_csr_verify) and takes only its public key (or,
+ * with csr NULL, certifies profile->subject_key).
  * Always: v3, a positive serial of 64 to 127 bits (profile->serial_hex, or
  * a fresh random one), subject and SAN from the
  * profile, keyUsage digitalSignature (critical), basicConstraints CA:FALSE

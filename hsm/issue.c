@@ -306,15 +306,80 @@ out:
 	return ret;
 }
 
+/* RFC 4108 section 5: HardwareModuleName ::= SEQUENCE { hwType OBJECT
+ * IDENTIFIER, hwSerialNum OCTET STRING }, an otherName of type
+ * id-on-hardwareModuleName (1.3.6.1.5.5.7.8.4).  Encoded by hand with
+ * OpenSSL's primitives: a short fixed structure. */
+static int
+add_hw_module_name(GENERAL_NAMES *gens, const char *type, const char *serial, st_err *err)
+{
+	ASN1_OBJECT *hw = OBJ_txt2obj(type, 1), *on = OBJ_txt2obj("1.3.6.1.5.5.7.8.4", 1);
+	ASN1_TYPE *val = ASN1_TYPE_new();
+	ASN1_STRING *seq = ASN1_STRING_new();
+	GENERAL_NAME *g = GENERAL_NAME_new();
+	unsigned char *oid = NULL, *buf = NULL, *p;
+	int oid_len, body, total, ret = -1;
+	size_t slen = serial ? strlen(serial) : 0;
+
+	if (!hw || !serial || !slen || slen > 64) {
+		st_err_set(err, ST_E_CONFIG, "profile: hardwareModuleName needs a hwType OID and a serial");
+		goto out;
+	}
+	if (!on || !val || !seq || !g || (oid_len = i2d_ASN1_OBJECT(hw, &oid)) <= 0) {
+		st_err_openssl(err, ST_E_NOMEM, "hardwareModuleName");
+		goto out;
+	}
+	body = oid_len + 2 + (int)slen; /* OCTET STRING of at most 64 bytes: short form length */
+	total = ASN1_object_size(1, body, V_ASN1_SEQUENCE);
+	if (total <= 0 || !(buf = OPENSSL_malloc((size_t)total))) {
+		st_err_openssl(err, ST_E_NOMEM, "hardwareModuleName");
+		goto out;
+	}
+	p = buf;
+	ASN1_put_object(&p, 1, body, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memcpy(p, oid, (size_t)oid_len);
+	p += oid_len;
+	*p++ = V_ASN1_OCTET_STRING;
+	*p++ = (unsigned char)slen;
+	memcpy(p, serial, slen);
+	if (!ASN1_STRING_set(seq, buf, total)) {
+		st_err_openssl(err, ST_E_NOMEM, "hardwareModuleName");
+		goto out;
+	}
+	ASN1_TYPE_set(val, V_ASN1_SEQUENCE, seq);
+	seq = NULL; /* owned by val */
+	if (!GENERAL_NAME_set0_othername(g, on, val)) {
+		st_err_openssl(err, ST_E_NOMEM, "hardwareModuleName");
+		goto out;
+	}
+	on = NULL;
+	val = NULL; /* owned by g */
+	if (!sk_GENERAL_NAME_push(gens, g)) {
+		st_err_openssl(err, ST_E_NOMEM, "hardwareModuleName");
+		goto out;
+	}
+	g = NULL; /* owned by gens */
+	ret = 0;
+out:
+	GENERAL_NAME_free(g);
+	ASN1_STRING_free(seq);
+	ASN1_TYPE_free(val);
+	ASN1_OBJECT_free(on);
+	ASN1_OBJECT_free(hw);
+	OPENSSL_free(oid);
+	OPENSSL_free(buf);
+	return ret;
+}
+
 /* The certificate gets the CSR's public key.  OpenSSL 3.0 encodes a
  * provider key's SubjectPublicKeyInfo through its encoder and decoder
  * machinery (~200 us, far more than the signature); the legacy EC_KEY route
  * takes ~5 us and leaves the certificate with its key decoded, exactly as
  * d2i_X509 would.  hsm_csr_verify admitted only named EC curves. */
 static int
-set_pubkey(X509 *x, X509_REQ *csr, st_err *err)
+set_pubkey(X509 *x, EVP_PKEY *pub, st_err *err)
 {
-	EC_KEY *ec = EVP_PKEY_get1_EC_KEY(X509_REQ_get0_pubkey(csr));
+	EC_KEY *ec = EVP_PKEY_get1_EC_KEY(pub);
 	EVP_PKEY *legacy = EVP_PKEY_new();
 	int ret = -1;
 
@@ -390,7 +455,7 @@ add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
 		st_err_openssl(err, ST_E_INTERNAL, "authorityKeyIdentifier");
 		goto out;
 	}
-	if (p->n_san) {
+	if (p->n_san || p->hw_type) {
 		if (!(san = sk_GENERAL_NAME_new_null())) {
 			st_err_openssl(err, ST_E_NOMEM, "SAN");
 			goto out;
@@ -398,6 +463,8 @@ add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
 		for (i = 0; i < p->n_san; i++)
 			if (add_san(san, p->san[i], err) < 0)
 				goto out;
+		if (p->hw_type && add_hw_module_name(san, p->hw_type, p->hw_serial, err) < 0)
+			goto out;
 		if (X509_add1_ext_i2d(x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT) != 1) {
 			st_err_openssl(err, ST_E_INTERNAL, "SAN");
 			goto out;
@@ -447,8 +514,8 @@ hsm_leaf_build(EVP_PKEY *ca_pkey, const EVP_MD *md, X509 *ca_cert, X509_REQ *csr
 	*out = NULL;
 	if (!profile || !ca_cert)
 		return st_err_set(err, ST_E_INTERNAL, "issue: no profile or CA certificate");
-	if (csr_check(csr, 1, err) < 0)
-		return -1;
+	if (csr ? csr_check(csr, 1, err) < 0 : !profile->subject_key || check_leaf_key(profile->subject_key, err) < 0)
+		return csr || profile->subject_key ? -1 : st_err_set(err, ST_E_INTERNAL, "issue: no CSR and no key");
 	if (!(x = X509_new())) {
 		st_err_openssl(err, ST_E_NOMEM, "certificate");
 		goto out;
@@ -457,7 +524,7 @@ hsm_leaf_build(EVP_PKEY *ca_pkey, const EVP_MD *md, X509 *ca_cert, X509_REQ *csr
 		st_err_openssl(err, ST_E_INTERNAL, "certificate");
 		goto out;
 	}
-	if (set_pubkey(x, csr, err) < 0 || set_serial(x, profile->serial_hex, err) < 0 ||
+	if (set_pubkey(x, csr ? X509_REQ_get0_pubkey(csr) : profile->subject_key, err) < 0 || set_serial(x, profile->serial_hex, err) < 0 ||
 	    set_subject(x, profile, err) < 0 || set_validity(x, profile, err) < 0 ||
 	    add_extensions(x, ca_cert, profile, err) < 0)
 		goto out;
