@@ -376,25 +376,57 @@ read_attestation_model(walk *w, const ynode *se)
 	}
 }
 
+/* tpm2: TPM_PT_FIRMWARE_VERSION_1 as TPM tools show it, "MAJOR.MINOR"
+ * (the upper and lower 16 bits). */
+static int
+parse_tpm_firmware(const char *s, uint32_t *out)
+{
+	unsigned long major, minor;
+	char *end;
+
+	if (*s < '0' || *s > '9' || (major = strtoul(s, &end, 10)) > 65535 || end - s > 5 || *end != '.')
+		return -1;
+	s = end + 1;
+	if (*s < '0' || *s > '9' || (minor = strtoul(s, &end, 10)) > 65535 || end - s > 5 || *end)
+		return -1;
+	*out = (uint32_t)(major << 16 | minor);
+	return 0;
+}
+
 static void
 read_se(walk *w, const ynode *root)
 {
 	static const char *const keys[] = {
-		"models", "min_firmware", "key_slot", "key_algorithm", "vendor_root", "lifecycle", "lock_receipt",
-		"attestation_model", NULL,
+		"family", "models", "manufacturers", "min_firmware", "key_slot", "key_algorithm", "vendor_root", "lifecycle",
+		"lock_receipt", "attestation_model", NULL,
 	};
+	static const char *const families[] = { "applet", "tpm2", NULL };
 	static const char *const algs[] = { "p256", "p384", NULL };
 	static const char *const lifecycles[] = { "factory", NULL };
 	char path[RECIPE_PATH_MAX], sub[RECIPE_PATH_MAX];
 	const ynode *m = section(w, root, "", "se", true, keys, NULL, path), *l, *v;
+	const char *list_key;
 	char *fw = NULL;
 	long slot;
 	size_t i, j;
-	int k;
+	int k, tpm;
 
 	if (!m)
 		return;
-	if ((l = list(w, m, "se", "models", true, 1, 16, path))) {
+	if (rc_get_enum(w->c, m, "se", "family", false, families, &k) == 0)
+		w->r->se.family = k == 1 ? RECIPE_FAMILY_TPM2 : RECIPE_FAMILY_APPLET;
+	tpm = w->r->se.family == RECIPE_FAMILY_TPM2;
+	/* A TPM has a manufacturer, not an SE model; its keys live at fixed
+	 * handles, not in slots (PROTOCOL.md section 11). */
+	list_key = tpm ? "manufacturers" : "models";
+	if ((v = rc_get(m, tpm ? "models" : "manufacturers")))
+		rc_err(w->c, v->kline, v->kcol, tpm ? "se.models" : "se.manufacturers",
+		    tpm ? "family tpm2 names TPM manufacturers (se.manufacturers), not SE models" :
+		          "se.manufacturers is for family tpm2; an SE lists se.models");
+	if (tpm && (v = rc_get(m, "key_slot")))
+		rc_err(w->c, v->kline, v->kcol, "se.key_slot",
+		    "family tpm2 has no key slots: the IAK and IDevID live at fixed persistent handles");
+	if ((l = list(w, m, "se", list_key, true, 1, 16, path))) {
 		if (!(w->r->se.models = calloc(l->n, sizeof(char *)))) {
 			rc_err(w->c, l->line, l->col, path, "out of memory");
 			return;
@@ -406,8 +438,8 @@ read_se(walk *w, const ynode *root)
 				if (strcmp(w->r->se.models[j], w->r->se.models[w->r->se.n_models]) == 0)
 					break;
 			if (j < w->r->se.n_models) {
-				rc_err(w->c, l->kids[i]->line, l->kids[i]->col, sub, "model \"%s\" is listed twice",
-				    w->r->se.models[j]);
+				rc_err(w->c, l->kids[i]->line, l->kids[i]->col, sub, "%s \"%s\" is listed twice",
+				    tpm ? "manufacturer" : "model", w->r->se.models[j]);
 				free(w->r->se.models[w->r->se.n_models]);
 				w->r->se.models[w->r->se.n_models] = NULL;
 				continue;
@@ -416,18 +448,32 @@ read_se(walk *w, const ynode *root)
 		}
 	}
 	if (rc_get_str(w->c, m, "se", "min_firmware", true, 32, &fw) == 0 &&
-	    parse_firmware(fw, &w->r->se.min_firmware) < 0) {
+	    (tpm ? parse_tpm_firmware(fw, &w->r->se.min_firmware) : parse_firmware(fw, &w->r->se.min_firmware)) < 0) {
 		v = rc_get(m, "min_firmware");
-		rc_err(w->c, v->line, v->col, "se.min_firmware",
-		    "expected MAJOR.MINOR.PATCH (major and minor 0..255, patch 0..65535), got \"%s\"", fw);
+		if (tpm)
+			rc_err(w->c, v->line, v->col, "se.min_firmware",
+			    "expected MAJOR.MINOR of TPM_PT_FIRMWARE_VERSION_1 (each 0..65535), got \"%s\"", fw);
+		else
+			rc_err(w->c, v->line, v->col, "se.min_firmware",
+			    "expected MAJOR.MINOR.PATCH (major and minor 0..255, patch 0..65535), got \"%s\"", fw);
 	}
 	free(fw);
 	if (rc_get_int(w->c, m, "se", "key_slot", false, 0, 15, &slot) == 0)
 		w->r->se.key_slot = (int)slot;
-	if (rc_get_enum(w->c, m, "se", "key_algorithm", false, algs, &k) == 0)
+	if (rc_get_enum(w->c, m, "se", "key_algorithm", false, algs, &k) == 0) {
 		w->r->se.key_alg = k == 0 ? RECIPE_ALG_P256 : RECIPE_ALG_P384;
+		if (tpm && k != 0) {
+			v = rc_get(m, "key_algorithm");
+			rc_err(w->c, v->line, v->col, "se.key_algorithm",
+			    "family tpm2: the IAK and IDevID templates are ECC P-256 (p256)");
+		}
+	}
 	get_file(w, m, "se", "vendor_root", true, F_CA_BUNDLE, &w->r->se.vendor_root);
-	read_attestation_model(w, m);
+	if (!tpm)
+		read_attestation_model(w, m);
+	else if ((v = rc_get(m, "attestation_model")))
+		rc_err(w->c, v->kline, v->kcol, "se.attestation_model",
+		    "family tpm2: a TPM's EK certificate names no model; se.manufacturers is checked against the TPM");
 	v = rc_get(m, "lifecycle");
 	if (v && v->kind == YN_SCALAR && !v->bad &&
 	    (strcmp(v->text, "provisioned") == 0 || strcmp(v->text, "rework") == 0))
@@ -551,7 +597,8 @@ read_hsm(walk *w, const ynode *root)
 static void
 read_certificate(walk *w, const ynode *root)
 {
-	static const char *const keys[] = { "subject", "san", "validity_days", "not_after", "extended_key_usage", NULL };
+	static const char *const keys[] = { "subject", "san", "validity_days", "not_after", "extended_key_usage",
+		"hardware_module_type", NULL };
 	static const rkey_note notes[] = {
 		{ "key_usage", "key usage is fixed: digitalSignature (critical); remove this key" },
 		{ "keyUsage", "key usage is fixed: digitalSignature (critical); remove this key" },
@@ -635,6 +682,18 @@ read_certificate(walk *w, const ynode *root)
 			rc_err(w->c, na->line, na->col, "certificate.not_after",
 			    "%s is in the past: every certificate would be issued expired", date);
 		ASN1_TIME_free(t);
+	}
+	if (rc_get_str(w->c, m, "certificate", "hardware_module_type", false, 128, &r->certificate.hw_type) == 0) {
+		ASN1_OBJECT *obj = OBJ_txt2obj(r->certificate.hw_type, 1);
+
+		if (!obj) {
+			const ynode *t = rc_get(m, "hardware_module_type");
+
+			rc_err(w->c, t->line, t->col, "certificate.hardware_module_type",
+			    "expected a dotted OID (the hwType of RFC 4108's hardwareModuleName), got \"%s\"",
+			    r->certificate.hw_type);
+		}
+		ASN1_OBJECT_free(obj);
 	}
 	if ((l = list(w, m, "certificate", "extended_key_usage", false, 0, 6, path)))
 		for (i = 0; i < l->n; i++) {
@@ -808,6 +867,7 @@ recipe_free(recipe *r)
 		free(r->certificate.san[i].tpl);
 	free(r->certificate.san);
 	free(r->certificate.not_after);
+	free(r->certificate.hw_type);
 	free(r->audit.dir);
 	free(r->audit.station_id);
 	for (i = 0; i < r->rework.n_intermediates; i++)

@@ -43,6 +43,8 @@ const char *recipe_cmd_name(int code);
 
 enum recipe_key_alg { RECIPE_ALG_P256 = 1, RECIPE_ALG_P384 = 2 }; /* = PROTOCOL.md KEYGEN algorithm */
 enum recipe_san_type { RECIPE_SAN_URI = 1, RECIPE_SAN_DNS = 2 };
+/* se.family: the kind of secure element (SCHEMA.md). */
+enum recipe_se_family { RECIPE_FAMILY_APPLET = 0, RECIPE_FAMILY_TPM2 = 1 };
 enum recipe_pin_source { RECIPE_PIN_ENV = 1, RECIPE_PIN_FILE = 2, RECIPE_PIN_PROMPT = 3 };
 
 /* Extended key usages (bit mask); recipe_eku_name() gives OpenSSL's short name. */
@@ -82,9 +84,11 @@ typedef struct recipe {
 		int retries;
 	} jig;
 	struct {
-		char **models;       /* allowed SE models, exact match */
+		int family;          /* enum recipe_se_family */
+		char **models;       /* allowed SE models, exact match; tpm2: allowed TPM manufacturers */
 		size_t n_models;
-		uint32_t min_firmware; /* major << 24 | minor << 16 | patch, as SE_INFO encodes it */
+		uint32_t min_firmware; /* major << 24 | minor << 16 | patch, as SE_INFO encodes it;
+		                          tpm2: TPM_PT_FIRMWARE_VERSION_1, major << 16 | minor */
 		int key_slot;        /* 0..15 */
 		int key_alg;         /* enum recipe_key_alg */
 		char *vendor_root;   /* PEM bundle: SE vendor root (+ vendor intermediates) */
@@ -117,6 +121,7 @@ typedef struct recipe {
 		int validity_days;   /* > 0, or 0 when not_after is set */
 		char *not_after;     /* RECIPE_NO_EXPIRY or NULL */
 		unsigned eku;        /* enum recipe_eku bits, 0 = no extendedKeyUsage */
+		char *hw_type;       /* hardwareModuleName hwType OID (RFC 4108), or NULL: no such SAN */
 	} certificate;            /* keyUsage is always digitalSignature (critical) */
 	struct {
 		long max_per_shift;     /* certificates between two releases, over the whole journal */
