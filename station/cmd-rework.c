@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "recipe.h"
 #include "rework.h"
 
 static void
@@ -99,6 +100,15 @@ cmd_rework_main(int argc, char **argv)
 		goto out;
 	}
 	cli_station_warnings("rework", st);
+	if (st->family == RECIPE_FAMILY_TPM2) {
+		/* Rework proves the old identity and retires it; a TPM can prove its
+		 * IDevID (TPM2_Sign) but has no authenticated retire short of its
+		 * owner clearing it: refused rather than weakened (README "TPM 2.0
+		 * devices"). */
+		fprintf(stderr, "station rework: the recipe is for TPM devices (se.family tpm2), which station rework does "
+		    "not handle: a TPM identity cannot be retired with the guarantees rework gives an SE\n");
+		goto out;
+	}
 	if (!st->rcp->rework.authorizers) {
 		fprintf(stderr, "station rework: the recipe names no rework.authorizers (the certificates that may sign "
 		    "rework authorizations): this station cannot rework\n");

@@ -61,6 +61,7 @@ struct worker {
 	double trouble_since;
 	char trouble[1200];    /* the condition last told the operator ("" = none) */
 	int open_failed;       /* the last attempt could not open the jig */
+	uint32_t caps;        /* the jig's HELLO capabilities */
 	jig_msg req, resp;
 	uint8_t spoke;        /* the highest protocol version this jig negotiated in this run: never less again */
 	pthread_t thread;
@@ -88,6 +89,7 @@ struct dev {
 	history_device prior;
 	int has_prior;
 	int resumed;
+	struct tpm_state *tpm; /* a TPM device's session (tpm-steps.c), NULL for an SE */
 };
 
 /* engine.c: the run's state, shared by the workers. */
@@ -142,6 +144,13 @@ int eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t l
  * *details: what the "lock" record says. */
 int eng_lock(struct worker *w, struct dev *d, const uint8_t *cert, size_t cert_len, json_t **details);
 int eng_cert_serial_hex(X509 *cert, char out[41]);
+
+/* tpm-steps.c: a TPM 2.0 device (recipe se.family tpm2).  tpm_identify is
+ * the TPM's SE_INFO (TPM_INFO, filling d->info); tpm_provision its factory
+ * path (0 pass, 1 stopped before signing, -1 failed). */
+int tpm_identify(struct worker *w, struct dev *d, st_err *err);
+int tpm_provision(struct worker *w, struct dev *d);
+void tpm_state_free(struct tpm_state *t);
 
 /* keys.c: the keys offered in this run (before workers start); a key
  * KEYGEN answered must be new to the journal's history and to this run

@@ -152,6 +152,9 @@ provision(struct worker *w, struct dev *d)
 	station *st = w->eng->st;
 	int keep;
 
+	if (st->family == RECIPE_FAMILY_TPM2)
+		return tpm_provision(w, d);
+
 	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
 	char fw[32];
 
@@ -228,6 +231,12 @@ eng_open_jig(struct worker *w, st_err *err)
 	}
 	if (jig_client_version(w->client) > w->spoke)
 		w->spoke = jig_client_version(w->client);
+	w->caps = w->resp.u.hello.capabilities;
+	if (st->family == RECIPE_FAMILY_TPM2 && !(w->caps & JIG_CAP_TPM)) {
+		eng_drop_client(w);
+		return st_err_set(err, ST_E_CONFIG, "jig %s: the recipe is for TPM devices (se.family tpm2) and this jig "
+		    "does not offer the TPM commands (HELLO capability bit 3)", w->uri);
+	}
 	if (eng_v11(w) && w->resp.u.hello.nrates > 0) {
 		/* A serial jig: the highest rate it lists, confirm-or-revert. */
 		uint32_t baud = w->resp.u.hello.rates[w->resp.u.hello.nrates - 1];
@@ -277,7 +286,10 @@ eng_wait_device(struct worker *w, struct dev *d, st_err *err)
 	int noted = 0, powered_on = 0;
 
 	while (!eng_stopping(w->eng) && !done_claiming(w->eng)) {
-		if (eng_call(w, JIG_CMD_SE_INFO, err) == 0) {
+		if (w->eng->st->family == RECIPE_FAMILY_TPM2) {
+			if (tpm_identify(w, d, err) == 0)
+				return 0;
+		} else if (eng_call(w, JIG_CMD_SE_INFO, err) == 0) {
 			d->info = w->resp.u.se_info;
 			jig_fine(w);
 			return 0;
@@ -393,6 +405,8 @@ jig_trouble(struct worker *w, const char *what)
 void
 eng_dev_clear(struct dev *d)
 {
+	tpm_state_free(d->tpm);
+	d->tpm = NULL;
 	EVP_PKEY_free(d->attest_key);
 	X509_REQ_free(d->csr);
 	X509_free(d->cert);
@@ -500,6 +514,7 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&e->lock);
 		eng_dev_clear(d);
 	}
+	tpm_state_free(d->tpm); /* a device identified but not claimed */
 	free(d);
 	eng_drop_client(w);
 	pthread_mutex_lock(&e->lock);

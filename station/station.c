@@ -186,8 +186,11 @@ station_cert_serial(char hex[41])
 	return 0;
 }
 
-int
-station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *serial_hex, X509 **out, st_err *err)
+/* The recipe's profile for the device info describes: the CSR's key, or
+ * (iak) the key given. */
+static int
+issue(station *st, X509_REQ *csr, EVP_PKEY *iak, const jig_se_info *info, const char *serial_hex, X509 **out,
+    st_err *err)
 {
 	const recipe *r = st->rcp;
 	recipe_facts facts;
@@ -233,11 +236,18 @@ station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *s
 	p.n_san = r->certificate.n_san;
 	p.validity_days = (unsigned)r->certificate.validity_days;
 	p.not_after = r->certificate.not_after;
-	for (bit = 1; bit & RECIPE_EKU_ALL; bit <<= 1)
-		if ((r->certificate.eku & bit) && p.n_eku < sizeof(eku) / sizeof(eku[0]))
-			eku[p.n_eku++] = recipe_eku_name(bit);
+	if (iak) {
+		eku[p.n_eku++] = "2.23.133.8.3"; /* tcg-kp-AIKCertificate: an attestation key's certificate */
+		p.subject_key = iak;
+	} else {
+		for (bit = 1; bit & RECIPE_EKU_ALL; bit <<= 1)
+			if ((r->certificate.eku & bit) && p.n_eku < sizeof(eku) / sizeof(eku[0]))
+				eku[p.n_eku++] = recipe_eku_name(bit);
+	}
 	p.eku = eku;
 	p.serial_hex = serial_hex;
+	p.hw_type = r->certificate.hw_type;
+	p.hw_serial = info->serial;
 	if (hsm_issue_leaf(st->ca_key, st->ca_cert, csr, &p, out, err) < 0) {
 		st_err_prefix(err, "HSM: issue with \"%s\"", r->hsm.intermediate_key);
 		goto out;
@@ -247,6 +257,19 @@ out:
 	for (i = 0; i < sizeof(san) / sizeof(san[0]); i++)
 		free(san[i]);
 	return ret;
+}
+
+int
+station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *serial_hex, X509 **out, st_err *err)
+{
+	return issue(st, csr, NULL, info, serial_hex, out, err);
+}
+
+int
+station_issue_iak(station *st, EVP_PKEY *key, const jig_se_info *info, const char *serial_hex, X509 **out,
+    st_err *err)
+{
+	return issue(st, NULL, key, info, serial_hex, out, err);
 }
 
 int
@@ -324,6 +347,7 @@ station_close(station *st)
 	sk_X509_pop_free(st->ca_chain, X509_free);
 	sv_trust_free(st->vendor_trust);
 	chain_cache_free(st->chains);
+	sk_X509_pop_free(st->tpm_vendor, X509_free);
 	hsm_key_free(st->ca_key);
 	hsm_key_free(st->tool_key);
 	hsm_key_free(st->audit_key);
@@ -448,6 +472,11 @@ station_open(const char *recipe_path, const char *operator_name, int flags, int 
 	if (load_recipe(st, recipe_path, require_signed, trust_pem, err) < 0)
 		goto fail;
 	settings_from_recipe(st);
+	st->family = st->rcp->se.family;
+	if (st->family == RECIPE_FAMILY_TPM2 && !(st->tpm_vendor = st_x509_chain_load(st->rcp->se.vendor_root, err))) {
+		st_err_prefix(err, "se.vendor_root");
+		goto fail;
+	}
 	{
 		const struct recipe_attestation_model *am = &st->rcp->se.attestation_model;
 		sv_model_rule rule = { .subject_nid = am->subject_nid, .prefix = am->prefix, .suffix = am->suffix,

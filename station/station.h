@@ -41,6 +41,8 @@ typedef struct station {
 	STACK_OF(X509) *ca_chain;   /* intermediate's issuers, for bundles */
 	struct sv_trust *vendor_trust; /* the recipe's SE vendor roots, and intermediates verified up to them */
 	struct chain_cache *chains;    /* vendor chains by digest (protocol 1.1), on disk beside the journal */
+	int family;                 /* RECIPE_FAMILY_*: the SE is an applet or a TPM 2.0 */
+	STACK_OF(X509) *tpm_vendor; /* family tpm2: se.vendor_root's certificates (roots and intermediates) */
 	/* journal and what it says */
 	audit_signer signer;        /* the audit key, sealing batches as they close */
 	audit_journal *journal;
@@ -91,6 +93,11 @@ int station_cert_serial(char hex[41]);
 /* Sign a leaf for a verified CSR of the SE described by info, per the
  * recipe's profile; counts against the quota (ST_E_QUOTA when exhausted). */
 int station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *serial_hex, X509 **out,
+    st_err *err);
+/* The same for a key attested otherwise (a TPM's IAK, tpm-steps.c): its
+ * certificate per the recipe's profile with the TCG's tcg-kp-AIKCertificate
+ * extended key usage instead of the recipe's. */
+int station_issue_iak(station *st, EVP_PKEY *key, const jig_se_info *info, const char *serial_hex, X509 **out,
     st_err *err);
 /* ---- quota.c: the quotas ---- */
 

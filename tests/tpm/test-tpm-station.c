@@ -1,0 +1,346 @@
+/* TPM 2.0 devices through `station run` (issue 18): software TPMs (swtpm,
+ * EK certificates from a throw-away TPM vendor CA) behind tpmdut, the
+ * station program with the test PKI and SoftHSM.  Five TPMs on a gang of
+ * two jigs get an IAK and an IDevID certificate each, checked with openssl
+ * and GnuTLS certtool, the IDevID key equal to the TPM's persistent key as
+ * tpm2-tools reads it; and each way a TPM device can lie fails with no
+ * certificate. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/sha.h>
+
+#include "recipe.h"
+#include "stutil.h"
+#include "tpmtest.h"
+
+#define MAX_TPMS 8
+
+static char *dir;
+static tu_tpm_ca ca, rogue;
+static char bundle[700];
+static tu_swtpm tpm[MAX_TPMS];
+static size_t ntpm;
+static pid_t duts[4];
+static size_t nduts;
+
+/* The shell command must succeed and, when want is given, say it. */
+static void ST_PRINTF(2, 3)
+sh_ok(const char *want, const char *fmt, ...)
+{
+	char *out = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = tu_vshf(&out, NULL, fmt, ap);
+	va_end(ap);
+	ck_assert_msg(rc == 0 && (!want || strstr(out, want)), "%s (exit %d): %s", fmt, rc, stu_tail(out));
+	free(out);
+}
+
+static void
+setup(void)
+{
+	char d2[600];
+
+	ck_assert_ptr_nonnull(dir = tu_tmpdir("tpm-station"));
+	ck_assert_int_eq(tu_tpm_ca_init(&ca, dir), 0);
+	snprintf(d2, sizeof(d2), "%s/rogue-ca", dir);
+	ck_assert_int_eq(mkdir(d2, 0700), 0);
+	ck_assert_int_eq(tu_tpm_ca_init(&rogue, d2), 0);
+	ntpm = nduts = 0;
+}
+
+static void
+teardown(void)
+{
+	size_t i;
+
+	for (i = 0; i < nduts; i++)
+		tu_tpmdut_stop(duts[i]);
+	for (i = 0; i < ntpm; i++)
+		tu_swtpm_stop(&tpm[i]);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* A new TPM manufactured by c, served by swtpm; returns its index. */
+static size_t
+new_tpm(const tu_tpm_ca *c)
+{
+	char state[700], *log = NULL;
+	size_t i = ntpm++;
+
+	ck_assert_uint_le(ntpm, MAX_TPMS);
+	snprintf(state, sizeof(state), "%s/tpm%zu", dir, i);
+	if (tu_tpm_manufacture(c, state, &log) < 0)
+		ck_abort_msg("swtpm_setup: %s", log ? log : "?");
+	free(log);
+	ck_assert_int_eq(tu_swtpm_start(&tpm[i], state), 0);
+	return i;
+}
+
+/* The vendor bundle the recipe trusts: our TPM vendor's root and issuer
+ * (made with the first TPM). */
+static void
+write_bundle(void)
+{
+	snprintf(bundle, sizeof(bundle), "%s/tpm-vendor.pem", dir);
+	sh_ok(NULL, "cat '%s' '%s' > '%s'", ca.root_pem, ca.issuer_pem, bundle);
+}
+
+static void
+tpm_recipe(stu_ws *w)
+{
+	char to[900];
+
+	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
+	    "  family: tpm2\n  manufacturers: [IBM]         # libtpms\n  min_firmware: 8217.0\n");
+	snprintf(to, sizeof(to), "  vendor_root: %s", bundle);
+	stu_recipe_edit(w, "  vendor_root: pki/se-vendor-root.pem", to);
+	stu_recipe_edit(w, "  validity_days: 3650\n", "  validity_days: 3650\n  hardware_module_type: 1.3.6.1.4.1.55555.1.1\n");
+}
+
+/* tpmdut serving the TPMs idx[0..n) with per-device extra options. */
+static void
+start_dut(const size_t *idx, size_t n, const char *const *extra, char *uri, size_t cap)
+{
+	const char *args[40];
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		args[k++] = "--tcti";
+		args[k++] = tpm[idx[i]].tcti;
+		if (extra && extra[2 * i]) {
+			args[k++] = extra[2 * i];
+			args[k++] = extra[2 * i + 1];
+		}
+	}
+	args[k] = NULL;
+	ck_assert_int_gt(duts[nduts] = tu_tpmdut_start(dir, uri, cap, args), 0);
+	nduts++;
+}
+
+/* The station's name for a TPM: "TPM" + the first 8 bytes of SHA-256 of
+ * its EK's TPM2B_PUBLIC, read here with tpm2-tools. */
+static void
+tpm_serial(size_t i, char out[20])
+{
+	char cmd[1400], path[700];
+	uint8_t h[32], *pub;
+	size_t len, k;
+
+	snprintf(path, sizeof(path), "%s/ek%zu.pub", dir, i);
+	snprintf(cmd, sizeof(cmd), "tpm2_readpublic -T '%s' -c 0x81010001 -o '%s' >/dev/null", tpm[i].tcti, path);
+	ck_assert_int_eq(tu_sh(cmd, NULL), 0);
+	ck_assert_ptr_nonnull(pub = (uint8_t *)tu_slurp(path, &len));
+	SHA256(pub, len, h);
+	free(pub);
+	strcpy(out, "TPM");
+	for (k = 0; k < 8; k++)
+		snprintf(out + 3 + 2 * k, 3, "%02X", h[k]);
+}
+
+START_TEST(five_tpms_on_two_jigs_get_both_certificates)
+{
+	static const size_t a[] = { 0, 1, 2 }, b[] = { 3, 4 };
+	char uri_a[300], uri_b[300], serial[20], iak[4300], idev[4300];
+	const char *jigs[2] = { uri_a, uri_b };
+	stu_ws *w;
+	stu_run r;
+	size_t i;
+
+	for (i = 0; i < 5; i++)
+		new_tpm(&ca);
+	write_bundle();
+	start_dut(a, 3, NULL, uri_a, sizeof(uri_a));
+	start_dut(b, 2, NULL, uri_b, sizeof(uri_b));
+	w = stu_ws_new(tu_pki);
+	tpm_recipe(w);
+	stu_station_start_jigs(w, jigs, 2, 5, 1, &r);
+	stu_station_wait(&r, 300);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 5);
+	/* tpmdut let go of every TPM when it released the device. */
+	for (i = 0; i < 5; i++) {
+		tpm_serial(i, serial);
+		ck_assert_msg(stu_event(&r, "passed", serial), "TPM %zu (%s) did not pass", i, serial);
+		snprintf(idev, sizeof(idev), "%s/certs/%s.pem", w->audit, serial);
+		snprintf(iak, sizeof(iak), "%s/certs/%s.iak.pem", w->audit, serial);
+		/* Both chain to the test root, for OpenSSL and for GnuTLS. */
+		sh_ok(NULL, "openssl verify -x509_strict -CAfile %s/root-ca.pem -untrusted %s/intermediate.pem %s %s", w->pki,
+		    w->pki, idev, iak);
+		sh_ok("Chain verification output: Verified", "cat %s %s/intermediate.pem > %s/chain.pem && certtool --verify "
+		    "--load-ca-certificate %s/root-ca.pem --infile %s/chain.pem && cat %s %s/intermediate.pem > %s/chain.pem && "
+		    "certtool --verify --load-ca-certificate %s/root-ca.pem --infile %s/chain.pem", idev, w->pki, dir, w->pki, dir, iak, w->pki, dir, w->pki, dir);
+		/* The IDevID certificate's key is the TPM's persistent key 0x81020001,
+		 * the IAK certificate's is 0x81020000, read by tpm2-tools. */
+		sh_ok(NULL, "tpm2_readpublic -T '%s' -c 0x81020001 -f pem -o %s/k1.pem >/dev/null && "
+		    "openssl x509 -in %s -noout -pubkey > %s/c1.pem && cmp %s/k1.pem %s/c1.pem && "
+		    "tpm2_readpublic -T '%s' -c 0x81020000 -f pem -o %s/k0.pem >/dev/null && "
+		    "openssl x509 -in %s -noout -pubkey > %s/c0.pem && cmp %s/k0.pem %s/c0.pem", tpm[i].tcti, dir, idev, dir, dir, dir, tpm[i].tcti, dir, iak, dir, dir, dir);
+		/* The profile: the device serial in the subject, hardwareModuleName
+		 * (RFC 4108) in the SAN, the IAK certificate's TCG EKU. */
+		sh_ok(serial, "openssl x509 -in %s -noout -subject -ext subjectAltName", idev);
+		{
+			char hw[80];
+			size_t k;
+
+			/* id-on-hardwareModuleName; hwSerialNum: OCTET STRING of the serial */
+			k = (size_t)snprintf(hw, sizeof(hw), "0413");
+			for (size_t c = 0; serial[c]; c++)
+				k += (size_t)snprintf(hw + k, sizeof(hw) - k, "%02x", (unsigned char)serial[c]);
+			sh_ok(NULL, "openssl x509 -in %s -outform DER | od -An -tx1 -v | tr -d ' \\n' > %s/der.hex && "
+			    "grep -q 06082b06010505070804 %s/der.hex && grep -q '%s' %s/der.hex && "
+			    "openssl x509 -in %s -outform DER | od -An -tx1 -v | tr -d ' \\n' | grep -q 0605678105080",
+			    idev, dir, dir, hw, dir, iak);
+		}
+		/* The certificates in the TPM's NV, locked. */
+		sh_ok(NULL, "tpm2_nvread -T '%s' 0x01400101 -o %s/nv.der && openssl x509 -inform DER -in "
+		    "%s/nv.der -out %s/nv.pem && openssl x509 -in %s -out %s/ref.pem && cmp %s/nv.pem %s/ref.pem && "
+		    "tpm2_nvreadpublic -T '%s' 0x01400100 | grep -q writelocked", tpm[i].tcti, dir, dir, dir, idev, dir, dir, dir, tpm[i].tcti);
+	}
+	stu_audit_verify(w);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+}
+END_TEST
+
+START_TEST(lying_tpm_devices_fail_with_no_certificate)
+{
+	static const char *const want_step[] = { "POSTURE", "VERIFY", "KEYGEN", "VERIFY", "VERIFY", "POSTURE" };
+	const char *extra[12] = { NULL };
+	char uri[300], serial[6][20];
+	size_t idx[6], i, other, done;
+	stu_journal j;
+	stu_ws *w;
+	stu_run r;
+
+	idx[5] = new_tpm(&ca); /* provisioned first, then presented again */
+	write_bundle();
+	start_dut(&idx[5], 1, NULL, uri, sizeof(uri));
+	w = stu_ws_new(tu_pki);
+	tpm_recipe(w);
+	stu_station_run(w, uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s", r.status, stu_tail(r.out));
+	stu_run_clear(&r);
+	stu_ws_free(w);
+	tu_tpmdut_stop(duts[--nduts]);
+
+	idx[0] = new_tpm(&rogue);  /* EK certificate from a vendor CA the recipe does not know */
+	idx[1] = new_tpm(&ca);     /* its IAK lives in another TPM */
+	other = new_tpm(&ca);
+	extra[2] = "--keys-tcti";
+	extra[3] = tpm[other].tcti;
+	idx[2] = new_tpm(&ca);     /* an IDevID made in software and imported */
+	extra[4] = "--fault";
+	extra[5] = "imported-idevid";
+	idx[3] = new_tpm(&ca);     /* TPMS_ATTEST with the previous nonce */
+	extra[6] = "--fault";
+	extra[7] = "stale-nonce";
+	idx[4] = new_tpm(&ca);     /* certified by another key than the IAK */
+	extra[8] = "--fault";
+	extra[9] = "certify-other-key";
+	start_dut(idx, 6, extra, uri, sizeof(uri));
+	w = stu_ws_new(tu_pki);
+	tpm_recipe(w);
+	stu_station_run(w, uri, 6, 1, &r);
+	ck_assert_msg(r.status == 1, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), 0);
+	ck_assert_uint_eq(stu_event_count(&r, "failed"), 6);
+	stu_journal_load(w->audit, &j);
+	for (i = 0, done = 0; i < 6; i++) {
+		json_t *ev;
+		char path[4400];
+		struct stat sb;
+		stu_ledger *l;
+
+		tpm_serial(idx[i], serial[i]);
+		ck_assert_msg((ev = stu_event(&r, "failed", serial[i])), "device %zu (%s): no failed event", i, serial[i]);
+		ck_assert_msg(strcmp(stu_str(ev, "step"), want_step[i]) == 0, "device %zu failed at %s, not %s: %s", i,
+		    stu_str(ev, "step"), want_step[i], stu_str(ev, "reason"));
+		ck_assert_ptr_nonnull(l = stu_journal_dev(&j, serial[i]));
+		ck_assert_msg(l->issued == 0, "device %zu: %u certificates issued", i, l->issued);
+		snprintf(path, sizeof(path), "%s/certs/%s.pem", w->audit, serial[i]);
+		ck_assert_int_ne(stat(path, &sb), 0);
+		snprintf(path, sizeof(path), "%s/certs/%s.iak.pem", w->audit, serial[i]);
+		ck_assert_int_ne(stat(path, &sb), 0);
+		done++;
+	}
+	ck_assert_uint_eq(done, 6);
+	ck_assert_uint_eq(j.n, 6);
+	stu_journal_clear(&j);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* The recipe's tpm2 family: what it takes and what it refuses, each error
+ * at its key. */
+static void
+recipe_expect(const char *from, const char *to, const char *path, const char *want)
+{
+	recipe_errors *errs = recipe_errors_new();
+	stu_ws *w = stu_ws_new(tu_pki);
+	recipe *r;
+	size_t i;
+	int found = 0;
+
+	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
+	    "  family: tpm2\n  manufacturers: [IBM]\n  min_firmware: 8217.0\n");
+	if (from)
+		stu_recipe_edit(w, from, to);
+	r = recipe_load(w->recipe, NULL, errs);
+	if (!path) {
+		ck_assert_msg(r != NULL, "%s", recipe_errors_count(errs) ? recipe_errors_get(errs, 0) : "?");
+		ck_assert_int_eq(r->se.family, RECIPE_FAMILY_TPM2);
+		ck_assert_uint_eq(r->se.n_models, 1);
+		ck_assert_str_eq(r->se.models[0], "IBM");
+		ck_assert_uint_eq(r->se.min_firmware, 8217u << 16);
+	} else {
+		ck_assert_ptr_null(r);
+		for (i = 0; i < recipe_errors_count(errs); i++)
+			if (strcmp(recipe_errors_path(errs, i), path) == 0 && strstr(recipe_errors_message(errs, i), want))
+				found = 1;
+		ck_assert_msg(found, "no error at %s saying \"%s\" (first: %s)", path, want,
+		    recipe_errors_count(errs) ? recipe_errors_get(errs, 0) : "none");
+	}
+	recipe_free(r);
+	recipe_errors_free(errs);
+	stu_ws_free(w);
+}
+
+START_TEST(tpm2_recipes_are_checked_key_by_key)
+{
+	recipe_expect(NULL, NULL, NULL, NULL);
+	recipe_expect("  manufacturers: [IBM]\n", "  manufacturers: [IBM]\n  models: [TSE-100]\n", "se.models",
+	    "family tpm2 names TPM manufacturers");
+	recipe_expect("  manufacturers: [IBM]\n", "  manufacturers: [IBM]\n  key_slot: 1\n", "se.key_slot",
+	    "no key slots");
+	recipe_expect("  min_firmware: 8217.0\n", "  min_firmware: 1.4.0\n", "se.min_firmware", "MAJOR.MINOR");
+	recipe_expect("  key_algorithm: p256\n", "  key_algorithm: p384\n", "se.key_algorithm", "ECC P-256");
+	recipe_expect("  family: tpm2\n", "", "se.manufacturers", "is for family tpm2");
+	recipe_expect("  validity_days: 3650\n", "  validity_days: 3650\n  hardware_module_type: not-an-oid\n",
+	    "certificate.hardware_module_type", "expected a dotted OID");
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("tpm-station");
+	TCase *tc = tcase_create("tpm-station");
+
+	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 400);
+	tcase_add_test(tc, five_tpms_on_two_jigs_get_both_certificates);
+	tcase_add_test(tc, lying_tpm_devices_fail_with_no_certificate);
+	tcase_add_test(tc, tpm2_recipes_are_checked_key_by_key);
+	suite_add_tcase(s, tc);
+	return tu_run_suite(s);
+}
