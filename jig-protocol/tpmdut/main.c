@@ -31,14 +31,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: tpmdut --tcti TCTI [--keys-tcti TCTI] [--fault NAME]... [--tcti TCTI ...]\n"
-	           "              [--listen tcp:HOST:PORT] [--port-file FILE] [--id N]\n"
+	           "              [--listen tcp:HOST:PORT] [--port-file FILE] [--id N] [--timing]\n"
 	           "  --tcti TCTI        a device of the panel, in order: its TPM (device:/dev/tpmrm0,\n"
 	           "                     swtpm:host=127.0.0.1,port=2321); the options below apply to the last one\n"
 	           "  --keys-tcti TCTI   test fault: the device's IAK and IDevID live in this other TPM\n"
 	           "  --fault NAME       test fault: imported-idevid, stale-nonce, certify-other-key\n"
 	           "  --listen URI       where to listen (default tcp:127.0.0.1:0, an ephemeral port)\n"
 	           "  --port-file FILE   write the bound URI there once listening\n"
-	           "  --id N             jig id tpmdut-N (default: the process id)\n");
+	           "  --id N             jig id tpmdut-N (default: the process id)\n"
+	           "  --timing           print \"timing DEVICE COMMAND MS\" for every TPM command\n");
 }
 
 /* One connection, until the station goes away or a signal. */
@@ -86,7 +87,7 @@ out:
 int
 main(int argc, char **argv)
 {
-	enum { O_TCTI = 1, O_KEYS, O_FAULT, O_LISTEN, O_PORT_FILE, O_ID, O_HELP, O_VERSION };
+	enum { O_TCTI = 1, O_KEYS, O_FAULT, O_LISTEN, O_PORT_FILE, O_ID, O_TIMING, O_HELP, O_VERSION };
 	static const struct option opts[] = {
 		{ "tcti", required_argument, NULL, O_TCTI },
 		{ "keys-tcti", required_argument, NULL, O_KEYS },
@@ -94,6 +95,7 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORT_FILE },
 		{ "id", required_argument, NULL, O_ID },
+		{ "timing", no_argument, NULL, O_TIMING },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -105,7 +107,7 @@ main(int argc, char **argv)
 	size_t ndevs = 0;
 	struct sigaction sa;
 	tpmdut *t = NULL;
-	int o, fd = -1, lfd = -1, ret = 2, one = 1;
+	int o, fd = -1, lfd = -1, ret = 2, one = 1, timing = 0;
 	unsigned long v;
 	st_err err;
 
@@ -149,6 +151,7 @@ main(int argc, char **argv)
 			}
 			id = (unsigned)v;
 			break;
+		case O_TIMING: timing = 1; break;
 		case O_VERSION: printf("tpmdut %s\n", STATION_VERSION); return 0;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -173,6 +176,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "tpmdut: --port-file: %s\n", err.msg);
 		goto out;
 	}
+	tpmdut_set_timing(t, timing);
 	printf("tpmdut: listening on %s, %zu device%s\n", bound, ndevs, ndevs == 1 ? "" : "s");
 	fflush(stdout);
 	ret = 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "station-config.h"
 #include "tpmdut.h"
@@ -30,6 +31,7 @@ struct tpmdut {
 	size_t ndevs, cur;   /* devs[cur] is in the jig while cur < ndevs */
 	tpm_dev *dev;        /* its TPM, opened when it came in */
 	int powered;
+	int timing;
 	uint8_t version;     /* negotiated; 0 before HELLO */
 	uint8_t prev_nonce[JIG_NONCE_LEN]; /* the last TPM_CERTIFY nonce, for the stale-nonce fault */
 	int cache_valid;
@@ -59,6 +61,12 @@ tpmdut_new(unsigned id, const tpmdut_device_cfg *devs, size_t ndevs, st_err *err
 	}
 	t->powered = ndevs > 0;
 	return t;
+}
+
+void
+tpmdut_set_timing(tpmdut *t, int on)
+{
+	t->timing = on;
 }
 
 void
@@ -165,9 +173,11 @@ static void
 tpm_command(tpmdut *t, const jig_msg *req, jig_msg *m)
 {
 	uint8_t cmd = req->type;
+	struct timespec t0, t1;
 	st_err e;
 	int rc = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!present(t)) {
 		error_msg(m, cmd, JIG_E_NO_DUT, "no device in the jig");
 		return;
@@ -215,6 +225,12 @@ tpm_command(tpmdut *t, const jig_msg *req, jig_msg *m)
 	}
 	if (rc < 0)
 		tpm_error(m, cmd, &e);
+	if (t->timing) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("timing %zu %s %.3f\n", t->cur + 1, jig_cmd_name(cmd),
+		    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		fflush(stdout);
+	}
 }
 
 int

@@ -40,6 +40,9 @@ typedef struct tpmdut_device_cfg {
 typedef struct tpmdut tpmdut;
 
 tpmdut *tpmdut_new(unsigned id, const tpmdut_device_cfg *devs, size_t ndevs, st_err *err);
+/* Print "timing DEVICE COMMAND MS" on stdout for every TPM command: how
+ * long the TPM side took (the benchmark reads it). */
+void tpmdut_set_timing(tpmdut *t, int on);
 void tpmdut_free(tpmdut *t);
 /* One request frame in, one response frame out (cap >= JIG_MAX_FRAME). */
 int tpmdut_handle(tpmdut *t, const uint8_t *req, size_t len, uint8_t *resp, size_t cap, size_t *resp_len, st_err *err);

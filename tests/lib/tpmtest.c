@@ -203,7 +203,7 @@ tu_swtpm_stop(tu_swtpm *t)
 }
 
 pid_t
-tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *args)
+tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *args, char *log, size_t log_cap)
 {
 	const char *exe = getenv("TPMDUT_EXE");
 	char portfile[600], logfile[620], *text = NULL, *argv[80];
@@ -219,6 +219,8 @@ tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *a
 	close(fd);
 	unlink(portfile);
 	snprintf(logfile, sizeof(logfile), "%s.log", portfile);
+	if (log)
+		snprintf(log, log_cap, "%s", logfile);
 	argv[n++] = (char *)exe;
 	argv[n++] = (char *)"--port-file";
 	argv[n++] = portfile;

@@ -38,8 +38,9 @@ void tu_swtpm_stop(tu_swtpm *t);
 
 /* tpmdut ($TPMDUT_EXE) serving a panel: args are its device options
  * (--tcti T [--fault F]...), NULL-terminated.  Writes the jig URI into uri
- * and returns the pid (stop it with tu_tpmdut_stop), or -1. */
-pid_t tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *args);
+ * and returns the pid (stop it with tu_tpmdut_stop), or -1.  Its output
+ * goes to a file in dir, whose path goes into log (when not NULL). */
+pid_t tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *args, char *log, size_t log_cap);
 void tu_tpmdut_stop(pid_t pid);
 
 #endif

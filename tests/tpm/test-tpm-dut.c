@@ -37,7 +37,7 @@ start(const char *const *extra)
 
 	for (i = 0; extra && extra[i]; i++)
 		args[2 + i] = extra[i];
-	ck_assert_int_gt(dut = tu_tpmdut_start(dir, uri, sizeof(uri), args), 0);
+	ck_assert_int_gt(dut = tu_tpmdut_start(dir, uri, sizeof(uri), args, NULL, 0), 0);
 	ck_assert_msg(jig_transport_open(uri, &t, &err) == 0, "%s", err.msg);
 	ck_assert_ptr_nonnull(client = jig_client_new(t));
 	ck_assert_msg(jig_client_hello(client, &resp, &err) == 0, "%s", err.msg);

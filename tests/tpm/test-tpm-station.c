@@ -121,7 +121,7 @@ start_dut(const size_t *idx, size_t n, const char *const *extra, char *uri, size
 		}
 	}
 	args[k] = NULL;
-	ck_assert_int_gt(duts[nduts] = tu_tpmdut_start(dir, uri, cap, args), 0);
+	ck_assert_int_gt(duts[nduts] = tu_tpmdut_start(dir, uri, cap, args, NULL, 0), 0);
 	nduts++;
 }
 
