@@ -329,6 +329,24 @@ START_TEST(tpm2_recipes_are_checked_key_by_key)
 }
 END_TEST
 
+/* Rework of a TPM device is refused, saying why, before any jig is touched. */
+START_TEST(rework_of_tpm_devices_is_refused)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	char *out = NULL;
+	int rc;
+
+	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
+	    "  family: tpm2\n  manufacturers: [IBM]\n  min_firmware: 8217.0\n");
+	rc = tu_station(&out, "rework", "--recipe", w->recipe, "--jig", "tcp:127.0.0.1:1", "--authorization",
+	    "/nonexistent/token", NULL);
+	ck_assert_msg(rc == 2 && strstr(out, "se.family tpm2") && strstr(out, "cannot be retired"), "exit %d: %s", rc,
+	    out);
+	free(out);
+	stu_ws_free(w);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -341,6 +359,7 @@ main(void)
 	tcase_add_test(tc, five_tpms_on_two_jigs_get_both_certificates);
 	tcase_add_test(tc, lying_tpm_devices_fail_with_no_certificate);
 	tcase_add_test(tc, tpm2_recipes_are_checked_key_by_key);
+	tcase_add_test(tc, rework_of_tpm_devices_is_refused);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
