@@ -71,6 +71,7 @@ START_TEST(bench)
 	w = stu_ws_new(tu_pki);
 	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
 	    "  family: tpm2\n  manufacturers: [IBM]\n  min_firmware: 8217.0\n");
+	stu_recipe_edit(w, "  attestation_model:\n    subject: CN=${se.model} attestation\n", "");
 	snprintf(to, sizeof(to), "  vendor_root: %s", bundle);
 	stu_recipe_edit(w, "  vendor_root: pki/se-vendor-root.pem", to);
 	stu_station_run(w, uri, n_dev, 1, &r);

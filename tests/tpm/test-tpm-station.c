@@ -100,6 +100,7 @@ tpm_recipe(stu_ws *w)
 
 	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
 	    "  family: tpm2\n  manufacturers: [IBM]         # libtpms\n  min_firmware: 8217.0\n");
+	stu_recipe_edit(w, "  attestation_model:\n    subject: CN=${se.model} attestation\n", "");
 	snprintf(to, sizeof(to), "  vendor_root: %s", bundle);
 	stu_recipe_edit(w, "  vendor_root: pki/se-vendor-root.pem", to);
 	stu_recipe_edit(w, "  validity_days: 3650\n", "  validity_days: 3650\n  hardware_module_type: 1.3.6.1.4.1.55555.1.1\n");
@@ -292,6 +293,7 @@ recipe_expect(const char *from, const char *to, const char *path, const char *wa
 
 	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
 	    "  family: tpm2\n  manufacturers: [IBM]\n  min_firmware: 8217.0\n");
+	stu_recipe_edit(w, "  attestation_model:\n    subject: CN=${se.model} attestation\n", "");
 	if (from)
 		stu_recipe_edit(w, from, to);
 	r = recipe_load(w->recipe, NULL, errs);
@@ -338,6 +340,7 @@ START_TEST(rework_of_tpm_devices_is_refused)
 
 	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
 	    "  family: tpm2\n  manufacturers: [IBM]\n  min_firmware: 8217.0\n");
+	stu_recipe_edit(w, "  attestation_model:\n    subject: CN=${se.model} attestation\n", "");
 	rc = tu_station(&out, "rework", "--recipe", w->recipe, "--jig", "tcp:127.0.0.1:1", "--authorization",
 	    "/nonexistent/token", NULL);
 	ck_assert_msg(rc == 2 && strstr(out, "se.family tpm2") && strstr(out, "cannot be retired"), "exit %d: %s", rc,
