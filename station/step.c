@@ -11,6 +11,7 @@ static const step_def steps[] = {
 	{ STEP_KEYGEN, "KEYGEN", 1 },
 	{ STEP_CSR, "CSR", 0 },
 	{ STEP_VERIFY, "VERIFY", 1 },
+	{ STEP_ACTIVATE, "VERIFY", 1 },
 	{ STEP_JOURNAL, "JOURNAL", 0 },
 	{ STEP_ISSUING, "JOURNAL", 0 },
 	{ STEP_QUOTA, "JOURNAL", 0 },

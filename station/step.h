@@ -14,6 +14,7 @@
 #define STEP_KEYGEN "keygen"
 #define STEP_CSR "csr"
 #define STEP_VERIFY "verify"
+#define STEP_ACTIVATE "activate"  /* TPM: the IAK's credential activation (verify) */
 #define STEP_JOURNAL "journal"    /* the quota and the "issuing" record before the HSM signs */
 #define STEP_SIGN "sign"
 #define STEP_INSTALL "install"

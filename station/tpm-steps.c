@@ -16,6 +16,7 @@
 #include <tss2/tss2_tpm2_types.h>
 
 #include "engine-int.h"
+#include "step.h"
 #include "hsm.h"
 #include "recipe.h"
 #include "tpm-verify.h"
@@ -138,22 +139,22 @@ posture(struct worker *w, struct dev *d)
 	uint32_t fw = d->info.firmware, min = r->se.min_firmware;
 	size_t i;
 
-	d->step = "POSTURE";
+	d->step = "posture";
 	ui_step(w->eng->u, w->idx, d->step);
 	for (i = 0; i < r->se.n_models; i++)
 		if (strcmp(r->se.models[i], d->info.model) == 0)
 			break;
 	if (i == r->se.n_models) {
 		st_err_set(&d->err, ST_E_STATE, "TPM manufacturer \"%s\" is not one the recipe allows", d->info.model);
-		return eng_fail(d, "POSTURE", ADV_WRONG_PART);
+		return eng_fail(d, "posture", ADV_WRONG_PART);
 	}
 	if (fw < min) {
 		st_err_set(&d->err, ST_E_STATE, "TPM firmware %u.%u is older than the recipe's minimum %u.%u", fw >> 16,
 		    fw & 0xffff, min >> 16, min & 0xffff);
-		return eng_fail(d, "POSTURE", ADV_WRONG_PART);
+		return eng_fail(d, "posture", ADV_WRONG_PART);
 	}
 	if (tv_public_parse(t->ti.ek_public.data, t->ti.ek_public.len, "EK public area", &t->ek, &d->err) < 0)
-		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, "posture", ADV_QUARANTINE);
 	/* The EK certificate: the one that certifies this EK and chains to a
 	 * vendor root of the recipe. */
 	for (i = 0; i < t->ti.n_ekcerts && !t->ek_cert; i++) {
@@ -169,13 +170,13 @@ posture(struct worker *w, struct dev *d)
 		if (tv_check_ek(&t->ek, x, &e) < 0 || tv_check_ek_chain(x, st->tpm_vendor, &e) < 0) {
 			d->err = e;
 			X509_free(x);
-			return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+			return eng_fail(d, "posture", ADV_QUARANTINE);
 		}
 		t->ek_cert = x;
 	}
 	if (!t->ek_cert) {
 		st_err_set(&d->err, ST_E_VERIFY, "no RSA EK certificate among the %zu the TPM holds", t->ti.n_ekcerts);
-		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, "posture", ADV_QUARANTINE);
 	}
 	return 0;
 }
@@ -191,28 +192,28 @@ keygen(struct worker *w, struct dev *d)
 	size_t len = 0;
 	char hex[65], ihex[65];
 
-	d->step = "KEYGEN";
+	d->step = "keygen";
 	ui_step(w->eng->u, w->idx, d->step);
 	w->req.u.tpm_keygen_req.flags = 0; /* always new keys: a resumed device gets new ones, its old
 	                                      certificate is revoked (superseded) */
-	if (call(w, d, JIG_CMD_TPM_KEYGEN, "KEYGEN") < 0)
+	if (call(w, d, JIG_CMD_TPM_KEYGEN, "keygen") < 0)
 		return -1;
 	if (tv_public_parse(w->resp.u.tpm_keys.iak.data, w->resp.u.tpm_keys.iak.len, "IAK public area", &t->iak, &d->err) < 0 ||
 	    tv_public_parse(w->resp.u.tpm_keys.idevid.data, w->resp.u.tpm_keys.idevid.len, "IDevID public area", &t->idevid,
 	        &d->err) < 0 ||
 	    tv_check_key(&t->iak, 1, st->curve_nid, "IAK", &d->err) < 0 ||
 	    tv_check_key(&t->idevid, 0, st->curve_nid, "IDevID", &d->err) < 0)
-		return eng_fail(d, "KEYGEN", ADV_QUARANTINE);
+		return eng_fail(d, "keygen", ADV_QUARANTINE);
 	if (!(t->iak_key = tv_pkey(&t->iak, &d->err)) || tv_spki(&t->iak, &spki, &len, &d->err) < 0)
-		return eng_fail(d, "KEYGEN", ADV_QUARANTINE);
+		return eng_fail(d, "keygen", ADV_QUARANTINE);
 	st_sha256(spki, len, hi);
 	OPENSSL_free(spki);
 	if (tv_spki(&t->idevid, &spki, &len, &d->err) < 0)
-		return eng_fail(d, "KEYGEN", ADV_QUARANTINE);
+		return eng_fail(d, "keygen", ADV_QUARANTINE);
 	if (len > JIG_BLOB_MAX) {
 		OPENSSL_free(spki);
 		st_err_set(&d->err, ST_E_INTERNAL, "IDevID key too large");
-		return eng_fail(d, "KEYGEN", ADV_ENGINEERING);
+		return eng_fail(d, "keygen", ADV_ENGINEERING);
 	}
 	memcpy(d->pubkey.data, spki, len); /* what the IDevID certificate certifies */
 	d->pubkey.len = len;
@@ -235,20 +236,20 @@ activate(struct worker *w, struct dev *d)
 	int ret = -1;
 
 	/* Credential activation is part of the attestation gate: VERIFY. */
-	d->step = "VERIFY";
+	d->step = "verify";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (RAND_bytes(secret, sizeof(secret)) != 1) {
 		st_err_openssl(&d->err, ST_E_CRYPTO, "credential secret");
-		return eng_fail(d, "VERIFY", ADV_ENGINEERING);
+		return eng_fail(d, "verify", ADV_ENGINEERING);
 	}
 	if (tv_name(&t->iak, name, &d->err) < 0) {
-		eng_fail(d, "VERIFY", ADV_QUARANTINE);
+		eng_fail(d, "verify", ADV_QUARANTINE);
 		goto out;
 	}
 	if (tv_make_credential(&t->ek, X509_get0_pubkey(t->ek_cert), name, secret, sizeof(secret),
 	        w->req.u.tpm_activate_req.credential.data, JIG_BLOB_MAX, &w->req.u.tpm_activate_req.credential.len,
 	        w->req.u.tpm_activate_req.secret.data, JIG_BLOB_MAX, &w->req.u.tpm_activate_req.secret.len, &d->err) < 0) {
-		eng_fail(d, "VERIFY", ADV_ENGINEERING);
+		eng_fail(d, "verify", ADV_ENGINEERING);
 		goto out;
 	}
 	if (eng_call(w, JIG_CMD_TPM_ACTIVATE, &d->err) < 0) {
@@ -256,14 +257,14 @@ activate(struct worker *w, struct dev *d)
 		 * no IAK of that EK: the hard gate, not a communication problem. */
 		if (!eng_is_link_error(&d->err))
 			st_err_prefix(&d->err, "credential activation failed (the IAK is not in the TPM of the verified EK)");
-		eng_fail(d, "VERIFY", eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_QUARANTINE);
+		eng_fail(d, "verify", eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_QUARANTINE);
 		goto out;
 	}
 	if (tv_check_activation(w->resp.u.tpm_secret.data, w->resp.u.tpm_secret.len, secret, sizeof(secret), &d->err) < 0) {
-		eng_fail(d, "VERIFY", ADV_QUARANTINE);
+		eng_fail(d, "verify", ADV_QUARANTINE);
 		goto out;
 	}
-	ret = eng_journal(w, d, "activate", "ok", NULL);
+	ret = eng_journal(w, d, STEP_ACTIVATE, "ok", NULL);
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
 	return ret;
@@ -279,30 +280,30 @@ certify(struct worker *w, struct dev *d)
 	X509_REQ *csr = NULL;
 	int ret = -1;
 
-	d->step = "CSR";
+	d->step = "csr";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
 		st_err_openssl(&d->err, ST_E_CRYPTO, "nonce");
-		return eng_fail(d, "CSR", ADV_ENGINEERING);
+		return eng_fail(d, "csr", ADV_ENGINEERING);
 	}
 	memcpy(w->req.u.tpm_certify_req.nonce, nonce, sizeof(nonce));
-	if (call(w, d, JIG_CMD_TPM_CERTIFY, "CSR") < 0)
+	if (call(w, d, JIG_CMD_TPM_CERTIFY, "csr") < 0)
 		return -1;
-	d->step = "VERIFY";
+	d->step = "verify";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (tv_check_certify(w->resp.u.tpm_certify.attest.data, w->resp.u.tpm_certify.attest.len,
 	        w->resp.u.tpm_certify.signature.data, w->resp.u.tpm_certify.signature.len, &t->iak, &t->idevid, nonce,
 	        sizeof(nonce), &d->err) < 0)
-		return eng_fail(d, "VERIFY", ADV_QUARANTINE);
+		return eng_fail(d, "verify", ADV_QUARANTINE);
 	if (!(csr = hsm_csr_from_der(w->resp.u.tpm_certify.csr.data, w->resp.u.tpm_certify.csr.len, &d->err)) ||
 	    hsm_csr_verify(csr, &d->err) < 0 || !(idevid = tv_pkey(&t->idevid, &d->err))) {
-		st_err_prefix(&d->err, "CSR");
-		eng_fail(d, "VERIFY", ADV_QUARANTINE);
+		st_err_prefix(&d->err, "csr");
+		eng_fail(d, "verify", ADV_QUARANTINE);
 		goto out;
 	}
 	if (EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), idevid) != 1) {
 		st_err_set(&d->err, ST_E_VERIFY, "the CSR is for another key than the certified IDevID");
-		eng_fail(d, "VERIFY", ADV_QUARANTINE);
+		eng_fail(d, "verify", ADV_QUARANTINE);
 		goto out;
 	}
 	d->csr = csr;
@@ -330,38 +331,38 @@ sign_iak(struct worker *w, struct dev *d)
 	X509 *cert = NULL;
 	int ret = -1;
 
-	d->step = "JOURNAL";
+	d->step = "journal";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_quota_take(st, &d->err) < 0) {
 		eng_journal(w, d, "quota", "fail", json_pack("{s:s}", "error", d->err.msg));
 		if (d->err.code == ST_E_QUOTA)
 			eng_set_stop(w->eng, RUN_STOP_QUOTA, d->err.msg);
-		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+		return eng_fail(d, "journal", ADV_ENGINEERING);
 	}
 	if (station_cert_serial(serial) < 0 || tv_spki(&t->iak, &spki, &len, &d->err) < 0) {
 		st_err_set(&d->err, ST_E_CRYPTO, "no random serial number");
-		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
+		return eng_fail(d, "journal", ADV_ENGINEERING);
 	}
 	st_sha256(spki, len, h);
 	OPENSSL_free(spki);
 	st_hex(h, 32, hex);
 	if (eng_journal(w, d, "issuing", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "pubkey_sha256", hex,
 	        "role", "iak")) < 0)
-		return eng_fail(d, "JOURNAL", ADV_ENGINEERING);
-	d->step = "SIGN";
+		return eng_fail(d, "journal", ADV_ENGINEERING);
+	d->step = "sign";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (station_issue_iak(st, t->iak_key, &d->info, serial, &cert, &d->err) < 0) {
 		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
-		return eng_fail(d, "SIGN", ADV_ENGINEERING);
+		return eng_fail(d, "sign", ADV_ENGINEERING);
 	}
 	if (eng_cert_serial_hex(cert, got) < 0 || strcmp(got, serial) != 0) {
 		st_err_set(&d->err, ST_E_CRYPTO, "the HSM issued serial %s, the journal announced %s", got, serial);
-		eng_fail(d, "SIGN", ADV_ENGINEERING);
+		eng_fail(d, "sign", ADV_ENGINEERING);
 		goto out;
 	}
 	snprintf(t->iak_serial, sizeof(t->iak_serial), "%s", serial);
 	if (eng_journal(w, d, "issued", "ok", cert_json(cert, serial, "iak")) < 0) {
-		fail_tpm(w, d, "SIGN", ADV_ENGINEERING);
+		fail_tpm(w, d, "sign", ADV_ENGINEERING);
 		goto out;
 	}
 	{
@@ -370,14 +371,14 @@ sign_iak(struct worker *w, struct dev *d)
 		snprintf(name, sizeof(name), "%s.iak", d->info.serial);
 		if (station_save_cert(st, name, cert, &d->err) < 0) {
 			eng_stop_write(w->eng, &d->err);
-			fail_tpm(w, d, "SIGN", ADV_DISK);
+			fail_tpm(w, d, "sign", ADV_DISK);
 			goto out;
 		}
 	}
 	/* INSTALL takes it from here. */
 	if (i2d_X509(cert, NULL) > JIG_BLOB_MAX) {
 		st_err_set(&d->err, ST_E_CONFIG, "IAK certificate exceeds the protocol's %d bytes", JIG_BLOB_MAX);
-		fail_tpm(w, d, "SIGN", ADV_ENGINEERING);
+		fail_tpm(w, d, "sign", ADV_ENGINEERING);
 		goto out;
 	}
 	{
@@ -399,15 +400,15 @@ nv_put(struct worker *w, struct dev *d, uint8_t which, const uint8_t *der, size_
 		memcpy(w->req.u.tpm_nv_write_req.data.data, der, len);
 		w->req.u.tpm_nv_write_req.data.len = len;
 	}
-	if (call(w, d, JIG_CMD_TPM_NV_WRITE, "INSTALL") < 0)
+	if (call(w, d, JIG_CMD_TPM_NV_WRITE, "install") < 0)
 		return -1;
 	w->req.u.tpm_nv_req.which = which;
-	if (call(w, d, JIG_CMD_TPM_NV_READ, "INSTALL") < 0)
+	if (call(w, d, JIG_CMD_TPM_NV_READ, "install") < 0)
 		return -1;
 	if (w->resp.u.tpm_nv.data.len != len || memcmp(w->resp.u.tpm_nv.data.data, der, len) != 0) {
 		st_err_set(&d->err, ST_E_VERIFY, "%s certificate read back from NV differs from the one written (%zu bytes "
 		    "read, %zu written)", which == JIG_TPM_NV_IAK ? "IAK" : "IDevID", w->resp.u.tpm_nv.data.len, len);
-		return fail_tpm(w, d, "INSTALL", ADV_SCRAP);
+		return fail_tpm(w, d, "install", ADV_SCRAP);
 	}
 	return 0;
 }
@@ -415,11 +416,11 @@ nv_put(struct worker *w, struct dev *d, uint8_t which, const uint8_t *der, size_
 static int
 install(struct worker *w, struct dev *d, uint8_t *iak_der, size_t iak_len)
 {
-	d->step = "INSTALL";
+	d->step = "install";
 	ui_step(w->eng->u, w->idx, d->step);
 	if ((size_t)d->cert_len > JIG_BLOB_MAX) {
 		st_err_set(&d->err, ST_E_CONFIG, "certificate of %d bytes exceeds the protocol's %d", d->cert_len, JIG_BLOB_MAX);
-		return fail_tpm(w, d, "INSTALL", ADV_ENGINEERING);
+		return fail_tpm(w, d, "install", ADV_ENGINEERING);
 	}
 	if (nv_put(w, d, JIG_TPM_NV_IAK, iak_der, iak_len) < 0 ||
 	    nv_put(w, d, JIG_TPM_NV_IDEVID, d->cert_der, (size_t)d->cert_len) < 0)
@@ -427,8 +428,7 @@ install(struct worker *w, struct dev *d, uint8_t *iak_der, size_t iak_len)
 	d->tpm->iak_installed = 1;
 	if (eng_journal(w, d, "install", "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial, "iak_cert_serial",
 	        d->tpm->iak_serial)) < 0)
-		return eng_fail(d, "INSTALL", ADV_ENGINEERING);
-	eng_index_update(w, d, DEV_SEEN, 1, 1);
+		return eng_fail(d, "install", ADV_ENGINEERING);
 	return 0;
 }
 
@@ -438,19 +438,19 @@ lock(struct worker *w, struct dev *d)
 	const uint32_t want = TPMA_NV_WRITTEN | TPMA_NV_WRITELOCKED | TPMA_NV_WRITEDEFINE;
 	int i;
 
-	d->step = "LOCK";
+	d->step = "lock";
 	ui_step(w->eng->u, w->idx, d->step);
 	if (!w->eng->st->lock)
 		return eng_journal(w, d, "lock", "skipped", json_pack("{s:s}", "reason", "engineering mode: lock: false"));
 	if (eng_journal(w, d, "locking", "ok", NULL) < 0)
-		return eng_fail(d, "LOCK", ADV_ENGINEERING);
-	if (call(w, d, JIG_CMD_TPM_LOCK, "LOCK") < 0)
+		return eng_fail(d, "lock", ADV_ENGINEERING);
+	if (call(w, d, JIG_CMD_TPM_LOCK, "lock") < 0)
 		return -1;
 	for (i = 0; i < 2; i++)
 		if ((w->resp.u.tpm_lock.attrs[i] & want) != want) {
 			st_err_set(&d->err, ST_E_VERIFY, "%s certificate index reports attributes 0x%08x after TPM_LOCK: not "
 			    "written, write-locked and WRITEDEFINE", i ? "IDevID" : "IAK", w->resp.u.tpm_lock.attrs[i]);
-			return eng_fail(d, "LOCK", ADV_SCRAP);
+			return eng_fail(d, "lock", ADV_SCRAP);
 		}
 	return eng_journal(w, d, "lock", "ok", json_pack("{s:s}", "lifecycle", "provisioned"));
 }
@@ -463,28 +463,28 @@ tpm_provision(struct worker *w, struct dev *d)
 	size_t iak_len;
 	char fw[32], ek_hex[65] = "";
 
-	d->has_prior = devindex_get(st->index, d->info.serial, &d->prior) == 0;
+	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
 	snprintf(fw, sizeof(fw), "%u.%u", d->info.firmware >> 16, d->info.firmware & 0xffff);
 	if (d->tpm->ti.n_ekcerts)
 		st_sha256_hex(d->tpm->ti.ek_certs[0].data, d->tpm->ti.ek_certs[0].len, ek_hex);
 	if (eng_journal(w, d, "identify", "ok", json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "family", "tpm2", "model",
 	        d->info.model, "vendor", d->tpm->ti.vendor, "firmware", fw, "lifecycle",
 	        jig_lifecycle_name(d->info.lifecycle), "ek_cert_sha256", ek_hex)) < 0)
-		return eng_fail(d, "IDENTIFY", ADV_ENGINEERING);
+		return eng_fail(d, "identify", ADV_ENGINEERING);
 	if (posture(w, d) < 0)
 		return -1;
 	if (d->info.lifecycle == JIG_LC_PROVISIONED) {
 		st_err_set(&d->err, ST_E_STATE, "the TPM is already provisioned (its identity certificates are written and "
-		    "locked)%s", d->has_prior && d->prior.state == DEV_PASSED ? "; this station provisioned it before" : "");
-		return eng_fail(d, "POSTURE", ADV_LOCKED);
+		    "locked)%s", d->has_prior && d->prior.state == HISTORY_PASSED ? "; this station provisioned it before" : "");
+		return eng_fail(d, "posture", ADV_LOCKED);
 	}
-	if (d->has_prior && d->prior.state == DEV_PASSED) {
+	if (d->has_prior && d->prior.state == HISTORY_PASSED) {
 		st_err_set(&d->err, ST_E_STATE, "the journal shows TPM %s provisioned already, yet its certificate indices are "
 		    "not locked (deleted by someone with owner authorization?)", d->info.serial);
-		return eng_fail(d, "POSTURE", ADV_QUARANTINE);
+		return eng_fail(d, "posture", ADV_QUARANTINE);
 	}
 	if (eng_journal(w, d, "posture", "ok", NULL) < 0)
-		return eng_fail(d, "POSTURE", ADV_ENGINEERING);
+		return eng_fail(d, "posture", ADV_ENGINEERING);
 	if (eng_stopping(w->eng))
 		return 1;
 	/* No tool authentication: a TPM does not authenticate the station
