@@ -705,8 +705,10 @@ cmd_audit_report(int argc, char **argv)
 	}
 	for (i = 0; i < r.nbatches; i++)
 		r.batches[i].signer = seal_signer(r.path, r.batches[i].name);
-	qsort(r.hours, r.nhours, sizeof(*r.hours), hour_cmp);
-	qsort(r.failures.v, r.failures.n, sizeof(*r.failures.v), count_cmp);
+	if (r.nhours)
+		qsort(r.hours, r.nhours, sizeof(*r.hours), hour_cmp);
+	if (r.failures.n)
+		qsort(r.failures.v, r.failures.n, sizeof(*r.failures.v), count_cmp);
 	print_text(&r, verified);
 	if (html) {
 		if (write_html(&r, verified, ok || (!trust && !ar->n_problems), html, &err) < 0) {

@@ -538,10 +538,11 @@ stu_format_has(const char *list, const char *name)
 void
 stu_format_load(stu_format *f)
 {
-	char *text = tu_slurp(tu_src("audit/FORMAT.md"), NULL), *line, *nl;
+	char *path = tu_src("audit/FORMAT.md"), *text = tu_slurp(path, NULL), *line, *nl;
 	enum { NONE, STEPS, LIBSTEPS, RESULTS, DETAILS } table = NONE;
 	size_t us = 0, ur = 0, ud = 0;
 
+	free(path);
 	ck_assert_msg(text != NULL, "cannot read audit/FORMAT.md");
 	memset(f, 0, sizeof(*f));
 	for (line = text; *line; line = nl + 1) {
