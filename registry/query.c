@@ -8,6 +8,7 @@
 
 #include "cms.h"
 #include "registry.h"
+#include "revlist.h"
 
 #define TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -187,7 +188,8 @@ out:
 #define CERT_USAGE                                                                                   \
 	"usage: station-registry [--db URI] [--json] certificate SERIAL\n"                                \
 	"\n"                                                                                             \
-	"One certificate serial (hex): which issuer, device and station, and whether any\n"             \
+	"One certificate serial, spelt as the station takes it (0C5F4E73, c5f4e73,\n"                  \
+	"0x0c5f4e73, 0c:5f:4e:73): which issuer, device and station, and whether any\n"                \
 	"station revoked it.  More than one line means the serial was issued more than once.\n"          \
 	"Exit: 0 known, 1 not in the registry, 2 usage or configuration error.\n"
 
@@ -204,15 +206,18 @@ cmd_certificate(struct reg *r, int argc, char **argv)
 	if ((ret = read_opts(r, argc, argv, CERT_USAGE, 1)) >= 0)
 		return ret;
 	ret = EXIT_FAIL;
-	/* Serials are journaled as lower-case hex without leading zeros. */
-	serial = strdup(argv[optind]);
-	if (!serial)
+	/* Any spelling the station takes (0C5F4E73, c5f4e73, 0x.., colons) into
+	 * the registry's: OpenSSL's whole bytes, in lower case. */
+	if (!(serial = malloc(41)))
 		goto out;
+	if (revlist_serial_parse(argv[optind], serial, &err) < 0) {
+		fprintf(stderr, "station-registry certificate: %s\n", err.msg);
+		ret = EXIT_USAGE;
+		goto out;
+	}
 	for (i = 0; serial[i]; i++)
 		serial[i] = (char)tolower((unsigned char)serial[i]);
 	p[0] = serial;
-	while (p[0][0] == '0' && p[0][1])
-		p[0]++;
 	if (reg_connect(r, &err) < 0) {
 		fprintf(stderr, "station-registry certificate: %s\n", err.msg);
 		ret = EXIT_USAGE;

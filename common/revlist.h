@@ -1,7 +1,7 @@
-/* Certificate serials as the station spells them.  (What the journal says
- * about each certificate is the history's: history.h.) */
-#ifndef STATION_REVLIST_H
-#define STATION_REVLIST_H
+/* Certificate serials as the station and the registry spell them.  (What the journal says
+ * about each certificate is station/history.h's.) */
+#ifndef ST_REVLIST_H
+#define ST_REVLIST_H
 
 #include <stddef.h>
 
