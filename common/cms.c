@@ -227,6 +227,28 @@ st_x509_load(const char *pem_path, st_err *err)
 	return cert;
 }
 
+static int
+key_id_hex(const ASN1_OCTET_STRING *id, char out[ST_KEY_ID_HEX])
+{
+	out[0] = '\0';
+	if (!id || ASN1_STRING_length(id) < 1 || ASN1_STRING_length(id) > 32)
+		return -1;
+	st_hex(ASN1_STRING_get0_data(id), (size_t)ASN1_STRING_length(id), out);
+	return 0;
+}
+
+int
+st_x509_ski_hex(X509 *cert, char out[ST_KEY_ID_HEX])
+{
+	return key_id_hex(cert ? X509_get0_subject_key_id(cert) : NULL, out);
+}
+
+int
+st_x509_aki_hex(X509 *cert, char out[ST_KEY_ID_HEX])
+{
+	return key_id_hex(cert ? X509_get0_authority_key_id(cert) : NULL, out);
+}
+
 void
 st_x509_subject(X509 *cert, char *buf, size_t len)
 {

@@ -31,6 +31,12 @@ X509_STORE *st_x509_store_load(const char *pem_path, st_err *err);
 STACK_OF(X509) *st_x509_chain_load(const char *pem_path, st_err *err);
 /* The first certificate of a PEM file. */
 X509 *st_x509_load(const char *pem_path, st_err *err);
+/* Key identifiers as lower-case hex (at most 32 bytes, into out[65]): the
+ * certificate's own subjectKeyIdentifier, and the authorityKeyIdentifier
+ * naming its issuer's key.  -1 (out "") when it has none. */
+#define ST_KEY_ID_HEX 65
+int st_x509_ski_hex(X509 *cert, char out[ST_KEY_ID_HEX]);
+int st_x509_aki_hex(X509 *cert, char out[ST_KEY_ID_HEX]);
 /* One-line subject, e.g. "O=Station Test, CN=Audit Seal 1" into buf. */
 void st_x509_subject(X509 *cert, char *buf, size_t len);
 

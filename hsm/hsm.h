@@ -164,6 +164,9 @@ typedef struct hsm_leaf_profile {
 	 * restricted key cannot sign one): certified instead of the CSR's key,
 	 * with hsm_issue_leaf's csr NULL.  EC P-256 or P-384, named curve. */
 	EVP_PKEY *subject_key;
+	/* cRLDistributionPoints: one distribution point with this URI as its
+	 * fullName (RFC 5280 4.2.1.13); NULL = none. */
+	const char *crl_url;
 } hsm_leaf_profile;
 
 #define HSM_SERIAL_HEX_MAX 33

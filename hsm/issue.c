@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -417,6 +418,52 @@ hsm_aki_new(X509 *ca_cert, st_err *err)
 	return aki;
 }
 
+/* cRLDistributionPoints: one point, its fullName the URI, no reasons, no
+ * cRLIssuer (the certificate's issuer signs the CRL). */
+static int
+add_crl_dp(X509 *x, const char *url, st_err *err)
+{
+	CRL_DIST_POINTS *dps = NULL;
+	DIST_POINT *dp = NULL;
+	GENERAL_NAMES *names = NULL;
+	char *entry = NULL;
+	int ret = -1;
+
+	if (asprintf(&entry, "URI:%s", url) < 0) {
+		entry = NULL;
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (!(names = sk_GENERAL_NAME_new_null()) || !(dps = sk_DIST_POINT_new_null()) || !(dp = DIST_POINT_new()) ||
+	    !(dp->distpoint = DIST_POINT_NAME_new())) {
+		st_err_openssl(err, ST_E_NOMEM, "cRLDistributionPoints");
+		goto out;
+	}
+	if (add_san(names, entry, err) < 0) {
+		st_err_prefix(err, "cRLDistributionPoints");
+		goto out;
+	}
+	dp->distpoint->type = 0; /* fullName */
+	dp->distpoint->name.fullname = names;
+	names = NULL; /* owned by dp */
+	if (!sk_DIST_POINT_push(dps, dp)) {
+		st_err_openssl(err, ST_E_NOMEM, "cRLDistributionPoints");
+		goto out;
+	}
+	dp = NULL; /* owned by dps */
+	if (X509_add1_ext_i2d(x, NID_crl_distribution_points, dps, 0, X509V3_ADD_DEFAULT) != 1) {
+		st_err_openssl(err, ST_E_INTERNAL, "cRLDistributionPoints");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(entry);
+	GENERAL_NAMES_free(names);
+	DIST_POINT_free(dp);
+	CRL_DIST_POINTS_free(dps);
+	return ret;
+}
+
 static int
 add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
 {
@@ -470,6 +517,8 @@ add_extensions(X509 *x, X509 *ca_cert, const hsm_leaf_profile *p, st_err *err)
 			goto out;
 		}
 	}
+	if (p->crl_url && add_crl_dp(x, p->crl_url, err) < 0)
+		goto out;
 	if (p->n_eku) {
 		if (!(eku = sk_ASN1_OBJECT_new_null())) {
 			st_err_openssl(err, ST_E_NOMEM, "extendedKeyUsage");

@@ -598,7 +598,7 @@ static void
 read_certificate(walk *w, const ynode *root)
 {
 	static const char *const keys[] = { "subject", "san", "validity_days", "not_after", "extended_key_usage",
-		"hardware_module_type", NULL };
+		"hardware_module_type", "crl_url", NULL };
 	static const rkey_note notes[] = {
 		{ "key_usage", "key usage is fixed: digitalSignature (critical); remove this key" },
 		{ "keyUsage", "key usage is fixed: digitalSignature (critical); remove this key" },
@@ -694,6 +694,23 @@ read_certificate(walk *w, const ynode *root)
 			    r->certificate.hw_type);
 		}
 		ASN1_OBJECT_free(obj);
+	}
+	if (rc_get_str(w->c, m, "certificate", "crl_url", false, 512, &r->certificate.crl_url) == 0) {
+		const char *u = r->certificate.crl_url, *bad = u + strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789-._~:/?#[]@!$&'()*+,;=%");
+		const ynode *t = rc_get(m, "crl_url");
+
+		/* RFC 5280 4.2.1.13: an http or ldap URI; https would need the
+		 * very certificate checking the CRL is for (RFC 5280 8). */
+		if (strncmp(u, "http://", 7) != 0 && strncmp(u, "ldap://", 7) != 0)
+			rc_err(w->c, t->line, t->col, "certificate.crl_url",
+			    "expected an http:// (or ldap://) URI where relying parties fetch the CRL, got \"%.60s\"%s", u,
+			    strncmp(u, "https://", 8) == 0 ? ": a CRL is signed, serve it over plain http (RFC 5280 8)" : "");
+		else if (*bad)
+			rc_err(w->c, t->line, t->col, "certificate.crl_url",
+			    "byte %zu is not allowed in a URI (RFC 3986): percent-encode it", (size_t)(bad - u) + 1);
+		else if (!u[7] || u[7] == '/')
+			rc_err(w->c, t->line, t->col, "certificate.crl_url", "no host after \"%.7s\"", u);
 	}
 	if ((l = list(w, m, "certificate", "extended_key_usage", false, 0, 6, path)))
 		for (i = 0; i < l->n; i++) {
@@ -868,6 +885,7 @@ recipe_free(recipe *r)
 	free(r->certificate.san);
 	free(r->certificate.not_after);
 	free(r->certificate.hw_type);
+	free(r->certificate.crl_url);
 	free(r->audit.dir);
 	free(r->audit.station_id);
 	for (i = 0; i < r->rework.n_intermediates; i++)

@@ -122,6 +122,7 @@ typedef struct recipe {
 		char *not_after;     /* RECIPE_NO_EXPIRY or NULL */
 		unsigned eku;        /* enum recipe_eku bits, 0 = no extendedKeyUsage */
 		char *hw_type;       /* hardwareModuleName hwType OID (RFC 4108), or NULL: no such SAN */
+		char *crl_url;       /* cRLDistributionPoints URI (http:// or ldap://), or NULL: none */
 	} certificate;            /* keyUsage is always digitalSignature (critical) */
 	struct {
 		long max_per_shift;     /* certificates between two releases, over the whole journal */

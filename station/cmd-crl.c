@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "cli.h"
+#include "cms.h"
 #include "commands.h"
 #include "hsm.h"
 #include "recipe.h"
@@ -93,10 +95,13 @@ out:
 	return ret;
 }
 
-/* Every certificate the journal revoked (or closed out), for the CRL. */
+/* Every certificate the journal revoked (or closed out) that this issuer
+ * signed (or announced), for its CRL; others counts those of other issuers. */
 struct revoked {
 	history_cert *v;
-	size_t n;
+	size_t n, others;
+	const char *issuer_key_id;
+	int recipe_issuer;   /* the issuer is the recipe's intermediate */
 };
 
 static int
@@ -104,8 +109,38 @@ collect_revoked(const history_cert *c, void *ctx)
 {
 	struct revoked *r = ctx;
 
-	if (c->revoked)
+	if (!c->revoked)
+		return 0;
+	/* A serial whose issuer the journal does not name (announced before
+	 * issue 15 and never issued) goes on the recipe intermediate's CRL,
+	 * as it did before there were several. */
+	if (c->issuer_key_id[0] ? strcmp(c->issuer_key_id, r->issuer_key_id) == 0 : r->recipe_issuer)
 		r->v[r->n++] = *c;
+	else
+		r->others++;
+	return 0;
+}
+
+/* --issuer CERT --issuer-key LABEL: a retired intermediate, its key still
+ * in the token; the recipe's intermediate otherwise. */
+static int
+issuer_load(station *st, const char *cert_path, const char *label, hsm_key **key, X509 **cert, st_err *err)
+{
+	if (!cert_path) {
+		*key = st->ca_key;
+		*cert = st->ca_cert;
+		return 0;
+	}
+	if (!(*cert = st_x509_load(cert_path, err)))
+		return st_err_prefix(err, "--issuer %s", cert_path);
+	if (X509_check_ca(*cert) < 1) {
+		X509_free(*cert);
+		*cert = NULL;
+		return st_err_set(err, ST_E_CONFIG, "--issuer %s: not a CA certificate: give the retired intermediate's",
+		    cert_path);
+	}
+	if (!(*key = hsm_key_find(st->hsm, label, err)))
+		return st_err_prefix(err, "--issuer-key");
 	return 0;
 }
 
@@ -114,13 +149,15 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station crl --recipe FILE --out FILE [--next-update-days N] [--der] [--revocations FILE]\n"
-	    "                   [--operator NAME] [--require-signed] [--trust PEM]\n"
+	    "                   [--issuer CERT --issuer-key LABEL] [--operator NAME] [--require-signed] [--trust PEM]\n"
 	    "                   " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
-	    "Write an X.509 v2 CRL, signed by the intermediate in the HSM, listing every certificate\n"
-	    "the journal records as revoked (station revoke, rework, abandoned issuance). Each CRL\n"
-	    "gets the next CRL number, recorded in the journal. nextUpdate: --next-update-days, else\n"
-	    "the recipe's rework.crl_next_update_days.\n"
+	    "Write an X.509 v2 CRL, signed by the recipe's intermediate in the HSM, listing every\n"
+	    "certificate it signed that the journal records as revoked (station revoke, rework,\n"
+	    "abandoned issuance). Each issuer's CRLs are numbered on their own, recorded in the journal.\n"
+	    "nextUpdate: --next-update-days, else the recipe's rework.crl_next_update_days.\n"
+	    "--issuer CERT --issuer-key LABEL: the CRL of another intermediate whose certificates the\n"
+	    "journal holds (one retired by a rollover), signed by its key LABEL in the token.\n"
 	    "--revocations FILE adds the fleet's revocations for this intermediate, as written by\n"
 	    "'station-registry revocations --issuer intermediate.pem', so one CRL covers every station.\n"
 	    "--require-signed refuses a recipe without a valid signature; --trust PEM names its signers\n"
@@ -141,11 +178,17 @@ cmd_crl_main(int argc, char **argv)
 		{ "revocations", required_argument, NULL, 'R' },
 		{ "require-signed", no_argument, NULL, 'S' },
 		{ "trust", required_argument, NULL, 't' },
+		{ "issuer", required_argument, NULL, 'I' },
+		{ "issuer-key", required_argument, NULL, 'K' },
 		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *out_path = NULL, *operator_name = NULL, *revs_path = NULL, *trust = NULL;
+	const char *issuer_path = NULL, *issuer_label = NULL;
+	hsm_key *issuer_key = NULL;
+	X509 *issuer = NULL;
+	char kid[ST_KEY_ID_HEX], subject[512];
 	int require_signed = 0;
 	fleet_rev *fleet = NULL;
 	size_t nfleet = 0;
@@ -192,6 +235,8 @@ cmd_crl_main(int argc, char **argv)
 		case 'R': revs_path = optarg; break;
 		case 'S': require_signed = 1; break;
 		case 't': trust = optarg; break;
+		case 'I': issuer_path = optarg; break;
+		case 'K': issuer_label = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -201,6 +246,11 @@ cmd_crl_main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!issuer_path != !issuer_label) {
+		fprintf(stderr, "station crl: --issuer CERT and --issuer-key LABEL go together (the intermediate's "
+		    "certificate and its key in the token)\n");
+		return EXIT_USAGE;
+	}
 	operator_name = cli_operator(operator_name);
 	if (station_open(recipe_path, operator_name, STATION_OPEN_HSM | STATION_OPEN_JOURNAL, require_signed, trust, &pin,
 	        &st, &err) < 0) {
@@ -208,13 +258,25 @@ cmd_crl_main(int argc, char **argv)
 		goto out;
 	}
 	cli_station_warnings("crl", st);
-	crl_number = history_last_crl_number(st->history) + 1;
+	if (issuer_load(st, issuer_path, issuer_label, &issuer_key, &issuer, &err) < 0) {
+		fprintf(stderr, "station crl: %s\n", err.msg);
+		goto out;
+	}
+	if (st_x509_ski_hex(issuer, kid) < 0) {
+		fprintf(stderr, "station crl: the issuer's certificate has no subjectKeyIdentifier: its certificates "
+		    "cannot be told from another issuer's\n");
+		goto out;
+	}
+	st_x509_subject(issuer, subject, sizeof(subject));
+	rv.issuer_key_id = kid;
+	rv.recipe_issuer = X509_cmp(issuer, st->ca_cert) == 0;
+	crl_number = history_last_crl_number(st->history, kid) + 1;
 	if (!(rv.v = calloc(history_cert_count(st->history) + 1, sizeof(*rv.v))) ||
 	    history_foreach_cert(st->history, collect_revoked, &rv) != 0)
 		goto out;
 	if (days < 0)
 		days = st->rcp->rework.crl_next_update_days;
-	if (revs_path && fleet_load(revs_path, st->ca_cert, &fleet, &nfleet, &err) < 0) {
+	if (revs_path && fleet_load(revs_path, issuer, &fleet, &nfleet, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
 	}
@@ -238,7 +300,7 @@ cmd_crl_main(int argc, char **argv)
 			entries[n].reason = HSM_CRL_UNSPECIFIED;
 		n++;
 	}
-	if (hsm_crl_sign(st->ca_key, st->ca_cert, entries, n, now, now + days * 86400, crl_number, &crl,
+	if (hsm_crl_sign(issuer_key, issuer, entries, n, now, now + days * 86400, crl_number, &crl,
 	        &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
@@ -251,14 +313,18 @@ cmd_crl_main(int argc, char **argv)
 	st_sha256(bytes, (size_t)len, digest);
 	st_hex(digest, sizeof(digest), hex);
 	/* The journal names the CRL before it leaves the station. */
-	if (station_journal(st, NULL, NULL, STEP_CRL, "ok", json_pack("{s:I,s:i,s:s,s:s}", "crl_number",
-	        (json_int_t)crl_number, "entries", (int)n, "sha256", hex, "file", out_path), 0, &err) < 0 ||
+	if (station_journal(st, NULL, NULL, STEP_CRL, "ok", json_pack("{s:I,s:i,s:s,s:s,s:s,s:s}", "crl_number",
+	        (json_int_t)crl_number, "entries", (int)n, "sha256", hex, "file", out_path, "issuer", subject,
+	        "issuer_key_id", kid), 0, &err) < 0 ||
 	    st_file_write_atomic(out_path, bytes, (size_t)len, 0644, &err) < 0) {
 		fprintf(stderr, "station crl: %s\n", err.msg);
 		goto out;
 	}
-	printf("wrote %s: CRL number %llu, %zu revoked certificate%s, next update in %ld days\n", out_path,
-	    (unsigned long long)crl_number, n, n == 1 ? "" : "s", days);
+	printf("wrote %s: CRL number %llu of %s, %zu revoked certificate%s, next update in %ld days\n", out_path,
+	    (unsigned long long)crl_number, subject, n, n == 1 ? "" : "s", days);
+	if (rv.others)
+		printf("note: %zu revoked certificate%s of another issuer %s not on it: sign that issuer's CRL with "
+		    "--issuer CERT --issuer-key LABEL\n", rv.others, rv.others == 1 ? "" : "s", rv.others == 1 ? "is" : "are");
 	ret = EXIT_OK;
 out:
 	BIO_free(bio);
@@ -266,6 +332,10 @@ out:
 	free(entries);
 	free(fleet);
 	free(rv.v);
+	if (issuer_path) {
+		hsm_key_free(issuer_key);
+		X509_free(issuer);
+	}
 	station_close(st);
 	return ret;
 }

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "cms.h"
 #include "history.h"
 #include "revlist.h"
 
@@ -25,6 +26,7 @@ struct hcert {
 	uint8_t serial_len;
 	uint8_t flags;
 	uint8_t reason;      /* index in h->reasons */
+	uint8_t issuer;      /* index + 1 in h->issuers; 0: not known */
 	uint32_t dev;        /* index in h->devs */
 	uint32_t next;       /* the device's next certificate, index + 1 */
 	uint32_t batch;      /* where its "issued" record is */
@@ -57,6 +59,7 @@ struct table {
 };
 
 #define MAX_REASONS 32
+#define MAX_ISSUERS 16 /* intermediates one journal has seen (a rollover adds one) */
 
 struct history {
 	pthread_mutex_t lock;
@@ -71,7 +74,11 @@ struct history {
 	struct table dev_tab, cert_tab, key_tab;
 	char reasons[MAX_REASONS][40];
 	unsigned nreasons;
-	uint64_t last_crl;
+	uint64_t last_crl;         /* the highest CRL number of any issuer */
+	uint64_t legacy_crl;       /* of "crl" records that name no issuer (journals before issue 15) */
+	char issuers[MAX_ISSUERS][ST_KEY_ID_HEX]; /* key identifiers, lower-case hex */
+	uint64_t issuer_crl[MAX_ISSUERS];
+	unsigned nissuers;
 	unsigned cur_batch, cur_batch_issued;
 };
 
@@ -376,12 +383,32 @@ decode_cert(const char *b64, uint8_t **der, size_t *len)
 	return 0;
 }
 
-/* An "issued" record of a journal that has no "issuing" record for it:
- * the key's digest from the certificate itself. */
+/* The index + 1 of an issuer's key identifier (added when new); 0 when
+ * kid is not one or the table is full. */
+static uint8_t
+issuer_index(history *h, const char *kid)
+{
+	unsigned i;
+
+	if (!kid || !*kid || strlen(kid) >= ST_KEY_ID_HEX || kid[strspn(kid, "0123456789abcdef")])
+		return 0;
+	for (i = 0; i < h->nissuers; i++)
+		if (strcmp(h->issuers[i], kid) == 0)
+			return (uint8_t)(i + 1);
+	if (h->nissuers == MAX_ISSUERS)
+		return 0;
+	snprintf(h->issuers[h->nissuers], sizeof(h->issuers[0]), "%s", kid);
+	return (uint8_t)++h->nissuers;
+}
+
+/* An "issued" record of a journal that has no "issuing" record for it, or
+ * one that named no issuer: the key's digest and the issuer's key
+ * identifier (AKI) from the certificate itself. */
 static void
-pubkey_from_cert(history *h, struct hcert *c, const char *b64)
+facts_from_cert(history *h, struct hcert *c, const char *b64)
 {
 	uint8_t *der = NULL, *spki = NULL, d[32];
+	char kid[ST_KEY_ID_HEX];
 	const unsigned char *p;
 	size_t len;
 	X509 *x;
@@ -390,10 +417,13 @@ pubkey_from_cert(history *h, struct hcert *c, const char *b64)
 	if (!b64 || decode_cert(b64, &der, &len) < 0)
 		return;
 	p = der;
-	if ((x = d2i_X509(NULL, &p, (long)len)) && (n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki)) > 0) {
+	if ((x = d2i_X509(NULL, &p, (long)len)) && !(c->flags & HC_PUBKEY) &&
+	    (n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki)) > 0) {
 		st_sha256(spki, (size_t)n, d);
 		set_pubkey(h, c, d);
 	}
+	if (x && st_x509_aki_hex(x, kid) == 0)
+		c->issuer = issuer_index(h, kid);
 	OPENSSL_free(spki);
 	X509_free(x);
 	free(der);
@@ -450,9 +480,15 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 	}
 	if (strcmp(rec->step, "crl") == 0) {
 		json_t *v = json_object_get(rec->details, "crl_number");
+		uint8_t ix = issuer_index(h, detail(rec, "issuer_key_id"));
+		uint64_t *last = ix ? &h->issuer_crl[ix - 1] : &h->legacy_crl;
 
-		if (json_is_integer(v) && json_integer_value(v) > 0 && (uint64_t)json_integer_value(v) > h->last_crl)
-			h->last_crl = (uint64_t)json_integer_value(v);
+		if (json_is_integer(v) && json_integer_value(v) > 0) {
+			if ((uint64_t)json_integer_value(v) > h->last_crl)
+				h->last_crl = (uint64_t)json_integer_value(v);
+			if ((uint64_t)json_integer_value(v) > *last)
+				*last = (uint64_t)json_integer_value(v);
+		}
 		return 0;
 	}
 	if (!rec->device)
@@ -468,6 +504,8 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 		d = &h->devs[di];
 		if (hex32(detail(rec, "pubkey_sha256"), pub) == 0 && set_pubkey(h, c, pub) < 0)
 			return -1;
+		if (!c->issuer)
+			c->issuer = issuer_index(h, detail(rec, "issuer_key_id"));
 	} else if (strcmp(rec->step, "issued") == 0 && has_sn) {
 		if (!(c = cert_add(h, sn, len, d)))
 			return -1;
@@ -477,8 +515,8 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 			c->flags |= HC_ISSUED;
 			c->batch = batch;
 			c->seq = rec->seq;
-			if (!(c->flags & HC_PUBKEY))
-				pubkey_from_cert(h, c, detail(rec, "cert"));
+			if (!(c->flags & HC_PUBKEY) || !c->issuer)
+				facts_from_cert(h, c, detail(rec, "cert"));
 			if (c->dev == di)
 				d->issued++;
 			if (!(c->flags & HC_REVOKED))
@@ -594,6 +632,8 @@ cert_copy(const history *h, const struct hcert *c, history_cert *out)
 	snprintf(out->reason, sizeof(out->reason), "%s", h->reasons[c->reason]);
 	out->has_pubkey = (c->flags & HC_PUBKEY) != 0;
 	memcpy(out->pubkey_sha256, c->pubkey, 32);
+	if (c->issuer)
+		snprintf(out->issuer_key_id, sizeof(out->issuer_key_id), "%s", h->issuers[c->issuer - 1]);
 }
 
 static void
@@ -727,12 +767,19 @@ history_cert_count(history *h)
 }
 
 uint64_t
-history_last_crl_number(history *h)
+history_last_crl_number(history *h, const char *issuer_key_id)
 {
 	uint64_t n;
+	unsigned i;
 
 	pthread_mutex_lock(&h->lock);
 	n = h->last_crl;
+	if (issuer_key_id) {
+		n = h->legacy_crl;
+		for (i = 0; i < h->nissuers; i++)
+			if (strcmp(h->issuers[i], issuer_key_id) == 0 && h->issuer_crl[i] > n)
+				n = h->issuer_crl[i];
+	}
 	pthread_mutex_unlock(&h->lock);
 	return n;
 }

@@ -54,6 +54,10 @@ typedef struct history_cert {
 	char reason[40];             /* RFC 5280 name */
 	int has_pubkey;
 	uint8_t pubkey_sha256[32];
+	/* Who signed it: the issuer's key identifier (lower-case hex, its
+	 * certificate's AKI), from the "issuing" record or the certificate;
+	 * "" when the journal does not say (before issue 15, never issued). */
+	char issuer_key_id[65];
 } history_cert;
 
 history *history_new(void);
@@ -82,8 +86,10 @@ int history_foreach_device_cert(history *h, const char *serial, int (*cb)(const 
 int history_foreach_device(history *h, int (*cb)(const history_device *d, void *ctx), void *ctx);
 size_t history_device_count(history *h);
 size_t history_cert_count(history *h);
-/* The highest "crl" record's crl_number (0: none). */
-uint64_t history_last_crl_number(history *h);
+/* The highest crl_number of the "crl" records of the issuer with this key
+ * identifier (lower-case hex), or of records naming none (journals before
+ * issue 15); issuer_key_id NULL: of any "crl" record.  0: none. */
+uint64_t history_last_crl_number(history *h, const char *issuer_key_id);
 /* The seq of a completed rework ("done" "pass") of the SE under this
  * signed authorization id; 0 when there is none (a token is good for one). */
 uint64_t history_authorization_used(history *h, const char *serial, const char *authorization);

@@ -133,6 +133,7 @@ open_hsm(station *st, const cli_pin *pin_opt, st_err *err)
 		return st_err_prefix(err, "HSM");
 	if (r->hsm.chain && !(st->ca_chain = st_x509_chain_load(r->hsm.chain, err)))
 		return -1;
+	st_x509_ski_hex(st->ca_cert, st->ca_key_id); /* issuing needs it: hsm_aki_new says so */
 	return 0;
 }
 
@@ -248,6 +249,7 @@ issue(station *st, X509_REQ *csr, EVP_PKEY *iak, const jig_se_info *info, const 
 	p.serial_hex = serial_hex;
 	p.hw_type = r->certificate.hw_type;
 	p.hw_serial = info->serial;
+	p.crl_url = r->certificate.crl_url;
 	if (hsm_issue_leaf(st->ca_key, st->ca_cert, csr, &p, out, err) < 0) {
 		st_err_prefix(err, "HSM: issue with \"%s\"", r->hsm.intermediate_key);
 		goto out;

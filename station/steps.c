@@ -399,8 +399,8 @@ eng_step_sign(struct worker *w, struct dev *d)
 		char hex[65];
 
 		st_hex(h, 32, hex);
-		if (eng_journal(w, d, STEP_ISSUING, "ok", json_pack("{s:s,s:s}", "cert_serial", d->cert_serial,
-		        "pubkey_sha256", hex)) < 0)
+		if (eng_journal(w, d, STEP_ISSUING, "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", d->cert_serial,
+		        "pubkey_sha256", hex, "issuer_key_id", st->ca_key_id)) < 0)
 			return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
 	}
 

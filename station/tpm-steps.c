@@ -346,8 +346,8 @@ sign_iak(struct worker *w, struct dev *d)
 	st_sha256(spki, len, h);
 	OPENSSL_free(spki);
 	st_hex(h, 32, hex);
-	if (eng_journal(w, d, "issuing", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "pubkey_sha256", hex,
-	        "role", "iak")) < 0)
+	if (eng_journal(w, d, "issuing", "ok", json_pack("{s:s,s:s,s:s,s:s}", "cert_serial", serial, "pubkey_sha256", hex,
+	        "issuer_key_id", st->ca_key_id, "role", "iak")) < 0)
 		return eng_fail(d, "journal", ADV_ENGINEERING);
 	d->step = "sign";
 	ui_step(w->eng->u, w->idx, d->step);

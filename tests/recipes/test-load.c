@@ -277,6 +277,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(r->certificate.validity_days, 365);
 	ck_assert_ptr_null(r->certificate.not_after);
 	ck_assert_uint_eq(r->certificate.eku, 0);
+	ck_assert_ptr_null(r->certificate.crl_url);
 	ck_assert_int_eq(r->quota.max_per_shift, 100);
 	ck_assert_ptr_null(r->quota.release_signers);
 	ck_assert_int_eq(r->quota.max_per_run, 1000);
@@ -347,6 +348,7 @@ START_TEST(test_full_roundtrip)
 	ck_assert_int_eq(r->certificate.validity_days, 0);
 	ck_assert_str_eq(r->certificate.not_after, "99991231235959Z");
 	ck_assert_uint_eq(r->certificate.eku, RECIPE_EKU_ALL);
+	ck_assert_str_eq(r->certificate.crl_url, "http://pki.example.com/crl/manufacturing-ca-1.crl");
 	ck_assert_int_eq(r->quota.max_per_shift, 5000);
 	assert_path(r->quota.release_signers, "pki/audit.pem");
 	ck_assert_int_eq(r->quota.max_per_run, 20000);

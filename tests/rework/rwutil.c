@@ -218,6 +218,12 @@ rw_openssl_crl_verify(const char *path, const char *ca, char **out)
 int
 rw_openssl_verify_crl(stu_ws *w, const char *crl, const char *cert, char **out)
 {
+	return rw_openssl_verify_crl_by(w, "intermediate.pem", crl, cert, out);
+}
+
+int
+rw_openssl_verify_crl_by(stu_ws *w, const char *issuer, const char *crl, const char *cert, char **out)
+{
 	char bundle[4200], inter[4200], root[4200];
 	char *a = NULL, *b = NULL, *c = NULL, *text = NULL;
 	char *argv[] = { (char *)"openssl", (char *)"verify", (char *)"-crl_check", (char *)"-CAfile", bundle,
@@ -225,7 +231,7 @@ rw_openssl_verify_crl(stu_ws *w, const char *crl, const char *cert, char **out)
 	FILE *f;
 
 	snprintf(bundle, sizeof(bundle), "%s/crl-bundle.pem", w->dir);
-	snprintf(inter, sizeof(inter), "%s/intermediate.pem", w->pki);
+	snprintf(inter, sizeof(inter), "%s/%s", w->pki, issuer);
 	snprintf(root, sizeof(root), "%s/root-ca.pem", w->pki);
 	ck_assert_ptr_nonnull(a = tu_slurp(inter, NULL));
 	ck_assert_ptr_nonnull(b = tu_slurp(root, NULL));

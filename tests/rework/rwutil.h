@@ -50,6 +50,8 @@ int rw_openssl_crl_verify(const char *path, const char *ca, char **out);
 /* `openssl verify -crl_check -CAfile (intermediate + root + CRL) CERT`:
  * the exit status, the output in *out. */
 int rw_openssl_verify_crl(stu_ws *w, const char *crl, const char *cert, char **out);
+/* The same with the test PKI's intermediate of that file name. */
+int rw_openssl_verify_crl_by(stu_ws *w, const char *issuer, const char *crl, const char *cert, char **out);
 
 /* ---- the journal --------------------------------------------------------------- */
 

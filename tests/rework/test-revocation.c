@@ -425,6 +425,162 @@ START_TEST(test_revoke_cli)
 }
 END_TEST
 
+
+/* The URI of a certificate's one cRLDistributionPoint ("" when it has none). */
+static void
+cert_crl_url(const char *path, char *url, size_t cap)
+{
+	CRL_DIST_POINTS *dps;
+	DIST_POINT *dp;
+	GENERAL_NAME *g;
+	FILE *f;
+	X509 *x;
+
+	url[0] = '\0';
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert_ptr_nonnull(x = PEM_read_X509(f, NULL, NULL, NULL));
+	fclose(f);
+	if ((dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL))) {
+		ck_assert_int_eq(sk_DIST_POINT_num(dps), 1);
+		dp = sk_DIST_POINT_value(dps, 0);
+		ck_assert_ptr_nonnull(dp->distpoint);
+		ck_assert_int_eq(dp->distpoint->type, 0);
+		ck_assert_int_eq(sk_GENERAL_NAME_num(dp->distpoint->name.fullname), 1);
+		g = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+		ck_assert_int_eq(g->type, GEN_URI);
+		snprintf(url, cap, "%.*s", ASN1_STRING_length(g->d.uniformResourceIdentifier),
+		    (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier));
+		CRL_DIST_POINTS_free(dps);
+	}
+	X509_free(x);
+}
+
+/* An intermediate rollover in the middle of a journal: devices 1 and 2 get
+ * certificates of intermediate 1, then the recipe names intermediate 2
+ * (and a CRL distribution point) for devices 3 and 4.  Each intermediate's
+ * CRL lists the revoked certificates it signed and no other, numbered on
+ * its own; the retired one signs with --issuer; openssl checks each leaf
+ * against its issuer's CRL. */
+START_TEST(test_rollover)
+{
+	static const char *url = "http://crl.example.com/station-test-ca-2.crl";
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim;
+	jigsim_config c;
+	char se[4][JIG_STR_MAX + 1], sn[4][64], *path[4], crl_new[4200], crl_old[4200], old_cert[4200], got[4300];
+	char *out = NULL;
+	json_t *recs, *rec;
+	X509_CRL *x;
+	stu_run r;
+	size_t i, at;
+	int rc;
+
+	jigsim_config_init(&c);
+	c.devices = 4;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_run(w, sim->uri, 2, 0, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s", r.status, stu_tail(r.err));
+	stu_run_clear(&r);
+	stu_recipe_edit(w, "    key: intermediate\n    cert: pki/intermediate.pem",
+	    "    key: intermediate2\n    cert: pki/intermediate2.pem");
+	stu_recipe_edit(w, "  validity_days: 3650\n", "  validity_days: 3650\n  crl_url: http://crl.example.com/station-test-ca-2.crl\n");
+	stu_station_run(w, sim->uri, 2, 0, &r);
+	ck_assert_msg(r.status == 0, "station run after the rollover: exit %d\n%s", r.status, stu_tail(r.err));
+	stu_run_clear(&r);
+	for (i = 0; i < 4; i++) {
+		device_serial(sim, (unsigned)i + 1, se[i]);
+		path[i] = station_cert(w, se[i], sn[i]);
+		cert_crl_url(path[i], got, sizeof(got));
+		ck_assert_str_eq(got, i < 2 ? "" : url);
+	}
+	rc = station_revoke(w, &out, "--device", se[0], "--reason", "keyCompromise");
+	expect(rc, out, 0, sn[0], "of intermediate 1's certificate");
+	rc = station_revoke(w, &out, "--device", se[2], "--reason", "superseded");
+	expect(rc, out, 0, sn[2], "of intermediate 2's certificate");
+	for (i = 0; i < 4; i += 2) { /* revoked: moved to certs/revoked/ */
+		free(path[i]);
+		path[i] = stu_cert_path(w, se[i]);
+	}
+
+	/* The current intermediate's CRL: its own revocation only, number 1. */
+	snprintf(crl_new, sizeof(crl_new), "%s/ca2.crl", w->dir);
+	snprintf(crl_old, sizeof(crl_old), "%s/ca1.crl", w->dir);
+	snprintf(old_cert, sizeof(old_cert), "%s/intermediate.pem", tu_pki);
+	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl_new, NULL);
+	ck_assert_msg(rc == 0 && strstr(out, "CN = Station Test Manufacturing CA 2") &&
+	    strstr(out, "note: 1 revoked certificate of another issuer is not on it"), "station crl: exit %d\n%s", rc,
+	    stu_tail(out));
+	free(out);
+	x = rw_crl_load(crl_new, 0);
+	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)), 1);
+	ck_assert_int_eq(rw_crl_reason(x, sn[2]), CRL_REASON_SUPERSEDED);
+	ck_assert_int_eq(rw_crl_number(x), 1);
+	X509_CRL_free(x);
+
+	/* The retired one signs its own, with its own numbers. */
+	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl_old, "--issuer", old_cert, NULL);
+	expect(rc, out, 2, "--issuer CERT and --issuer-key LABEL go together", "crl --issuer without --issuer-key");
+	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl_old, "--issuer", old_cert, "--issuer-key",
+	    "intermediate2", NULL);
+	ck_assert_msg(rc == 2, "station crl with another intermediate's key: exit %d\n%s", rc, stu_tail(out));
+	free(out);
+	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl_old, "--issuer", w->recipe, "--issuer-key",
+	    "intermediate", NULL);
+	ck_assert_msg(rc == 2 && strstr(out, "--issuer"), "station crl --issuer RECIPE: exit %d\n%s", rc, stu_tail(out));
+	free(out);
+	snprintf(got, sizeof(got), "--issuer=%s", old_cert);
+	rw_crl(w, crl_old, got, "--issuer-key=intermediate");
+	rw_crl(w, crl_old, got, "--issuer-key=intermediate");
+	x = rw_crl_load(crl_old, 0);
+	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)), 1);
+	ck_assert_int_eq(rw_crl_reason(x, sn[0]), CRL_REASON_KEY_COMPROMISE);
+	ck_assert_int_eq(rw_crl_number(x), 2);
+	X509_CRL_free(x);
+	rw_crl(w, crl_new, NULL, NULL);
+	x = rw_crl_load(crl_new, 0);
+	ck_assert_int_eq(rw_crl_number(x), 2);
+	X509_CRL_free(x);
+
+	/* openssl: each CRL verifies under its issuer, and rejects its revoked
+	 * leaf while its issuer's live one passes. */
+	ck_assert_msg(rw_openssl_crl_verify(crl_old, old_cert, &out), "openssl crl -verify (CA 1):\n%s", stu_tail(out));
+	free(out);
+	snprintf(got, sizeof(got), "%s/intermediate2.pem", tu_pki);
+	ck_assert_msg(rw_openssl_crl_verify(crl_new, got, &out), "openssl crl -verify (CA 2):\n%s", stu_tail(out));
+	free(out);
+	ck_assert_msg(!rw_openssl_crl_verify(crl_new, old_cert, &out), "CA 2's CRL verified as CA 1's:\n%s",
+	    stu_tail(out));
+	free(out);
+	for (i = 0; i < 4; i++) {
+		rc = rw_openssl_verify_crl_by(w, i < 2 ? "intermediate.pem" : "intermediate2.pem", i < 2 ? crl_old : crl_new,
+		    path[i], &out);
+		if (i % 2 == 0)
+			ck_assert_msg(rc != 0 && strstr(out, "certificate revoked"), "openssl verify -crl_check of device %zu: "
+			    "exit %d\n%s", i + 1, rc, stu_tail(out));
+		else
+			ck_assert_msg(rc == 0 && strstr(out, ": OK"), "openssl verify -crl_check of device %zu: exit %d\n%s",
+			    i + 1, rc, stu_tail(out));
+		free(out);
+	}
+
+	/* The journal names the issuer of every serial and every CRL. */
+	recs = rw_records(w, NULL);
+	for (at = 0, i = 0; (rec = rw_record(recs, at, "issuing", "ok", &at)); at++, i++)
+		ck_assert_uint_eq(strlen(rw_detail(rec, "issuer_key_id")), 40);
+	ck_assert_uint_eq(i, 4);
+	ck_assert_str_ne(rw_detail(rw_record(recs, 0, "issuing", "ok", NULL), "issuer_key_id"),
+	    rw_detail(rw_record(recs, 0, "crl", "ok", NULL), "issuer_key_id"));
+	ck_assert_uint_eq(rw_count(recs, "crl", "ok"), 4);
+	json_decref(recs);
+	stu_audit_verify(w);
+
+	for (i = 0; i < 4; i++)
+		free(path[i]);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -436,6 +592,7 @@ suite(void)
 	tcase_add_test(tc, test_abandoned);
 	tcase_add_test(tc, test_revoke_cli);
 	tcase_add_test(tc, test_announced_closed_out);
+	tcase_add_test(tc, test_rollover);
 	suite_add_tcase(s, tc);
 	return s;
 }
