@@ -12,6 +12,7 @@
 #include "cms.h"
 #include "history.h"
 #include "revlist.h"
+#include "step.h"
 
 enum {
 	HC_ISSUED = 1,
@@ -52,6 +53,12 @@ struct hauth {
 	uint64_t seq;        /* its "done" "pass" record */
 };
 
+/* A "quota-release" record (few: a list): {"time", "station", "details"}. */
+struct hrelease {
+	json_t *rec;
+	unsigned issuing_before; /* "issuing" records before it */
+};
+
 /* Open addressing over index + 1 (0 = empty); capacity a power of two. */
 struct table {
 	uint32_t *slot;
@@ -71,6 +78,9 @@ struct history {
 	size_t names_len, names_cap;
 	struct hauth *auths;
 	size_t nauths, auths_cap;
+	struct hrelease *releases;
+	size_t nreleases, releases_cap;
+	unsigned issuing;    /* "issuing" records, any result */
 	struct table dev_tab, cert_tab, key_tab;
 	char reasons[MAX_REASONS][40];
 	unsigned nreasons;
@@ -115,6 +125,9 @@ history_free(history *h)
 	free(h->certs);
 	free(h->names);
 	free(h->auths);
+	for (size_t i = 0; i < h->nreleases; i++)
+		json_decref(h->releases[i].rec);
+	free(h->releases);
 	free(h->dev_tab.slot);
 	free(h->cert_tab.slot);
 	free(h->key_tab.slot);
@@ -491,6 +504,21 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 		}
 		return 0;
 	}
+	if (strcmp(rec->step, STEP_QUOTA_RELEASE) == 0) {
+		struct hrelease *r;
+
+		if (grow((void **)&h->releases, &h->releases_cap, h->nreleases, sizeof(*h->releases)) < 0)
+			return -1;
+		r = &h->releases[h->nreleases];
+		if (!(r->rec = json_pack("{s:s,s:s,s:O}", "time", rec->time ? rec->time : "", "station",
+		          rec->station ? rec->station : "", "details", rec->details)))
+			return -1;
+		r->issuing_before = h->issuing;
+		h->nreleases++;
+		return 0;
+	}
+	if (strcmp(rec->step, STEP_ISSUING) == 0)
+		h->issuing++;
 	if (!rec->device)
 		return 0;
 	if (!(d = dev_add(h, rec->device)))
@@ -798,6 +826,39 @@ history_authorization_used(history *h, const char *serial, const char *authoriza
 				seq = h->auths[i].seq;
 	pthread_mutex_unlock(&h->lock);
 	return seq;
+}
+
+int
+history_foreach_release(history *h, int (*cb)(const history_release *r, void *ctx), void *ctx)
+{
+	history_release r;
+	size_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (i = 0; i < h->nreleases && rc == 0; i++) {
+		json_t *o = h->releases[i].rec;
+
+		r.number = (unsigned)i + 1;
+		r.time = json_string_value(json_object_get(o, "time"));
+		r.station = json_string_value(json_object_get(o, "station"));
+		r.details = json_object_get(o, "details");
+		r.issuing_after = h->issuing - h->releases[i].issuing_before;
+		rc = cb(&r, ctx);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+unsigned
+history_issuing_count(history *h)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&h->lock);
+	n = h->issuing;
+	pthread_mutex_unlock(&h->lock);
+	return n;
 }
 
 unsigned

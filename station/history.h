@@ -93,6 +93,20 @@ uint64_t history_last_crl_number(history *h, const char *issuer_key_id);
 /* The seq of a completed rework ("done" "pass") of the SE under this
  * signed authorization id; 0 when there is none (a token is good for one). */
 uint64_t history_authorization_used(history *h, const char *serial, const char *authorization);
+/* One "quota-release" record (the shift quota's, quota.c); borrowed for
+ * the callback. */
+typedef struct history_release {
+	unsigned number;             /* the number-th quota-release record of the journal, from 1 */
+	const char *time, *station;  /* the record's ("" when it has none) */
+	json_t *details;             /* its details object */
+	unsigned issuing_after;      /* "issuing" records (any result) after it */
+} history_release;
+
+/* Every "quota-release" record in journal order, the same way as
+ * history_foreach_cert. */
+int history_foreach_release(history *h, int (*cb)(const history_release *r, void *ctx), void *ctx);
+/* "issuing" records (any result) in the whole journal. */
+unsigned history_issuing_count(history *h);
 /* "issued" records in batch number batch (for the per-batch quota). */
 unsigned history_issued_in_batch(history *h, unsigned batch);
 /* The DER of an issued certificate, read back from its "issued" record in

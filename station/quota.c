@@ -7,7 +7,9 @@
  * authorization role.  A release is a journal
  * record carrying that signature over a domain-tagged statement naming the
  * station and the shift it opens; the station verifies it again every time
- * it reads the journal, and takes no record's word for it. */
+ * it reads the journal, and takes no record's word for it.  The journal's
+ * releases and "issuing" records come from the history (history.h), the one
+ * reader of the journal. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "hsm.h"
 #include "recipe.h"
 #include "station.h"
+#include "step.h"
 #include "verify.h"
 
 #define RELEASE_TAG "station-quota-release-v1"
@@ -77,12 +80,12 @@ signer_by_sha256(STACK_OF(X509) *signers, const char *hex)
 	return NULL;
 }
 
-/* Release record number `shift` holds when it says so and its signature
- * verifies with a certificate the recipe lists now. */
+/* Release number `shift` holds when it says so and its signature verifies
+ * with a certificate the recipe lists now. */
 static int
-release_valid(STACK_OF(X509) *signers, const audit_record *rec, unsigned shift)
+release_valid(STACK_OF(X509) *signers, const history_release *rel)
 {
-	json_t *d = rec->details;
+	json_t *d = rel->details;
 	const char *reason = json_string_value(json_object_get(d, "reason")),
 		   *sig64 = json_string_value(json_object_get(d, "signature"));
 	json_int_t n = json_integer_value(json_object_get(d, "release"));
@@ -92,8 +95,9 @@ release_valid(STACK_OF(X509) *signers, const audit_record *rec, unsigned shift)
 	int siglen, ok = 0;
 	st_err err;
 
-	if (!signers || !signer || !reason || !sig64 || !rec->station || n != (json_int_t)shift ||
-	    st_x509_check_role(signer, ST_ROLE_AUTHORIZE, &err) < 0 || !(msg = statement(rec->station, shift, reason, &len)))
+	if (!signers || !signer || !reason || !sig64 || !rel->station || !*rel->station ||
+	    n != (json_int_t)rel->number || st_x509_check_role(signer, ST_ROLE_AUTHORIZE, &err) < 0 ||
+	    !(msg = statement(rel->station, rel->number, reason, &len)))
 		goto out;
 	sl = strlen(sig64);
 	if (!(sig = malloc(sl + 1)) || (siglen = EVP_DecodeBlock(sig, (const unsigned char *)sig64, (int)sl)) <= 0)
@@ -111,48 +115,39 @@ out:
 
 struct shift_scan {
 	STACK_OF(X509) *signers; /* NULL: no release can hold */
-	unsigned releases;       /* quota-release records so far */
 	station *st;
 };
 
+/* The last release that holds opens the shift; what was issued after it counts. */
 static int
-on_record(const audit_record *rec, void *ctx)
+on_release(const history_release *rel, void *ctx)
 {
 	struct shift_scan *s = ctx;
 	station *st = s->st;
 
-	if (strcmp(rec->step, STATION_STEP_QUOTA_RELEASE) == 0) {
-		s->releases++;
-		if (release_valid(s->signers, rec, s->releases)) {
-			st->shift_no = s->releases;
-			st->shift_issued = 0;
-			snprintf(st->shift_since, sizeof(st->shift_since), "%s", rec->time ? rec->time : "");
-		}
-	} else if (strcmp(rec->step, "issuing") == 0) {
-		st->shift_issued++;
+	st->shift_releases = rel->number;
+	if (release_valid(s->signers, rel)) {
+		st->shift_no = rel->number;
+		st->shift_issued = rel->issuing_after;
+		snprintf(st->shift_since, sizeof(st->shift_since), "%s", rel->time);
 	}
 	return 0;
 }
 
-int
-station_quota_load(station *st, st_err *err)
+void
+station_quota_load(station *st)
 {
 	struct shift_scan s = { .st = st };
 	st_err ignored;
-	int rc;
 
 	st->shift_no = 0;
-	st->shift_issued = 0;
+	st->shift_issued = history_issuing_count(st->history);
 	st->shift_since[0] = '\0';
 	st->shift_releases = 0;
 	if (st->rcp->quota.release_signers)
 		s.signers = load_signers(st, &ignored);
-	rc = audit_scan(st->rcp->audit.dir, on_record, &s, err);
-	st->shift_releases = s.releases;
+	history_foreach_release(st->history, on_release, &s);
 	sk_X509_pop_free(s.signers, X509_free);
-	if (rc != 0)
-		return st_err_prefix(err, "shift quota: audit journal %s", st->rcp->audit.dir);
-	return 0;
 }
 
 static int
@@ -246,7 +241,7 @@ station_quota_release(station *st, hsm_key *key, const char *reason, char *signe
 		goto out;
 	}
 	EVP_EncodeBlock((unsigned char *)b64, sig, (int)sig_len);
-	if (station_journal(st, NULL, NULL, STATION_STEP_QUOTA_RELEASE, "ok",
+	if (station_journal(st, NULL, NULL, STEP_QUOTA_RELEASE, "ok",
 	        json_pack("{s:i,s:s,s:s,s:s,s:i,s:i,s:s}", "release", (json_int_t)shift, "reason", reason, "signer",
 	            subject, "signer_sha256", h, "issued_in_last_shift", (json_int_t)st->shift_issued, "max_per_shift",
 	            (json_int_t)st->quota_shift, "signature", b64),

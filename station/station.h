@@ -102,14 +102,14 @@ int station_issue_iak(station *st, EVP_PKEY *key, const jig_se_info *info, const
     st_err *err);
 /* ---- quota.c: the quotas ---- */
 
-#define STATION_STEP_QUOTA_RELEASE "quota-release" /* a signed release of the shift quota */
 /* Reserve one issuance from the run's and the shift's quota (ST_E_QUOTA
  * when either is used up). */
 int station_quota_take(station *st, st_err *err);
 /* ST_E_QUOTA when the shift quota is used up: nothing may be issued. */
 int station_quota_check(station *st, st_err *err);
-/* Count the shift from the journal (station_open does, with the journal). */
-int station_quota_load(station *st, st_err *err);
+/* Count the shift from the journal's history (station_open does, once the
+ * history is loaded). */
+void station_quota_load(station *st);
 /* Sign a release of the shift quota with key, which must belong to a
  * certificate of quota.release_signers (ST_E_VERIFY otherwise), and journal
  * it; signer gets the certificate's subject. */

@@ -33,6 +33,7 @@
 #define STEP_REWORK_START "rework-start"
 #define STEP_REWORK_AUTH "rework-auth"
 #define STEP_CRL "crl"
+#define STEP_QUOTA_RELEASE "quota-release" /* a station record: a signed release of the shift quota */
 
 typedef struct step_def {
 	const char *name;    /* journal and --json spelling */

@@ -289,6 +289,69 @@ START_TEST(test_revoke_and_rework)
 }
 END_TEST
 
+struct rel_seen {
+	unsigned n, number[4], issuing_after[4];
+	char reason[4][32], station[4][32];
+	int has_time[4];
+};
+
+static int
+on_release(const history_release *r, void *ctx)
+{
+	struct rel_seen *s = ctx;
+	const char *reason = json_string_value(json_object_get(r->details, "reason"));
+
+	ck_assert_uint_lt(s->n, 4);
+	s->number[s->n] = r->number;
+	s->issuing_after[s->n] = r->issuing_after;
+	snprintf(s->reason[s->n], sizeof(s->reason[0]), "%s", reason ? reason : "(none)");
+	snprintf(s->station[s->n], sizeof(s->station[0]), "%s", r->station);
+	s->has_time[s->n] = r->time && *r->time;
+	s->n++;
+	return 0;
+}
+
+/* The shift quota's view (quota.c): every "issuing" record, whatever its
+ * result or device, and each "quota-release" record with what came after
+ * it, a malformed one included (quota.c judges it, not the history). */
+START_TEST(test_quota_releases)
+{
+	struct jw w;
+	struct rel_seen s;
+	history *h;
+
+	jw_open(&w, 0);
+	rec(&w, "SE-Q", "issuing", "ok", json_pack("{s:s}", "cert_serial", "11"));
+	rec(&w, "SE-Q", "issuing", "fail", json_pack("{s:s}", "error", "HSM lost"));
+	rec(&w, NULL, "quota-release", "ok", json_pack("{s:i,s:s}", "release", 1, "reason", "shift 2"));
+	rec(&w, "SE-Q", "issuing", "ok", json_pack("{s:s}", "cert_serial", "12"));
+	rec(&w, NULL, "quota-release", "ok", json_pack("{s:s}", "release", "two")); /* malformed: kept, counted */
+	rec(&w, NULL, "issuing", "ok", NULL);
+	h = reload(&w);
+	ck_assert_uint_eq(history_issuing_count(h), 4);
+	ck_assert_uint_eq(history_issuing_count(w.live), 4);
+	memset(&s, 0, sizeof(s));
+	history_foreach_release(h, on_release, &s);
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_uint_eq(s.number[0], 1);
+	ck_assert_uint_eq(s.issuing_after[0], 2);
+	ck_assert_str_eq(s.reason[0], "shift 2");
+	ck_assert_str_eq(s.station[0], "station-h");
+	ck_assert(s.has_time[0]);
+	ck_assert_uint_eq(s.number[1], 2);
+	ck_assert_uint_eq(s.issuing_after[1], 1);
+	ck_assert_str_eq(s.reason[1], "(none)");
+	/* Applied records carry no station or time: "" rather than NULL. */
+	memset(&s, 0, sizeof(s));
+	history_foreach_release(w.live, on_release, &s);
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_str_eq(s.station[0], "");
+	ck_assert(!s.has_time[0]);
+	history_free(h);
+	jw_close(&w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -297,6 +360,7 @@ suite(void)
 
 	tcase_add_test(tc, test_factory_life);
 	tcase_add_test(tc, test_revoke_and_rework);
+	tcase_add_test(tc, test_quota_releases);
 	suite_add_tcase(s, tc);
 	return s;
 }
