@@ -20,6 +20,7 @@ enum {
 	HC_UNISSUED = 4,
 	HC_REVOKED = 8,
 	HC_PUBKEY = 16,
+	HC_RETIRED = 32,
 };
 
 struct hcert {
@@ -581,6 +582,7 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 				return -1;
 			d = &h->devs[di];
 			d->retired = (uint32_t)(c - h->certs) + 1;
+			c->flags |= HC_RETIRED;
 		}
 	}
 	if (strcmp(rec->step, AUDIT_STEP_DONE) == 0) {
@@ -662,6 +664,98 @@ cert_copy(const history *h, const struct hcert *c, history_cert *out)
 	memcpy(out->pubkey_sha256, c->pubkey, 32);
 	if (c->issuer)
 		snprintf(out->issuer_key_id, sizeof(out->issuer_key_id), "%s", h->issuers[c->issuer - 1]);
+	out->retired = (c->flags & HC_RETIRED) != 0;
+}
+
+const char *
+history_cert_status(const history_cert *c)
+{
+	if (c->unissued)
+		return "unissued";
+	if (c->revoked)
+		return c->retired ? "superseded-by-rework" : "revoked";
+	if (!c->issued)
+		return "announced";
+	return c->installed ? "live" : "issued";
+}
+
+/* ---- one SE's records, for `station device` ---- */
+
+struct events {
+	int (*cb)(const history_event *e, void *ctx);
+	void *ctx;
+};
+
+/* The details worth words, in the order they are told; label NULL: the
+ * value alone.  A rework writes its context (why, who, under which
+ * authorization, the certificates) on each of its records: told once, on
+ * the record where it happens (step; NULL: rework-start). */
+static const struct {
+	const char *name, *label, *rework_step;
+} told[] = {
+	{ "error", NULL, "" }, { "reason", "reason", STEP_REVOKE }, { "why", NULL, "" }, { "model", "model", "" },
+	{ "firmware", "firmware", "" }, { "lifecycle", "lifecycle", "" }, { "receipt", "lock receipt", "" },
+	{ "revoked_by", "revoked by", "" }, { "authorized_by", "authorized by", NULL },
+	{ "authorization", "authorization", NULL }, { "note", "note", NULL },
+	{ "old_cert_serial", "old certificate", STEP_RETIRE }, { "new_cert_serial", "new certificate", STEP_DONE },
+};
+
+static void
+what_add(char *buf, size_t cap, const char *label, const char *value)
+{
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, cap - n, "%s%s%s%s", n ? "; " : "", label ? label : "", label ? " " : "", value);
+}
+
+static int
+on_device_record(const audit_record *rec, void *ctx)
+{
+	struct events *x = ctx;
+	history_event e;
+	size_t i;
+
+	memset(&e, 0, sizeof(e));
+	e.seq = rec->seq;
+	e.batch = rec->batch ? rec->batch : "";
+	e.time = rec->time ? rec->time : "";
+	e.jig = rec->jig ? rec->jig : "";
+	e.operator_name = rec->operator_name ? rec->operator_name : "";
+	e.step = rec->step;
+	e.result = rec->result;
+	e.details = rec->details;
+	if (detail(rec, "cert_serial"))
+		revlist_canon(detail(rec, "cert_serial"), e.cert_serial);
+	e.rework = json_is_true(json_object_get(rec->details, "rework"));
+	for (i = 0; i < sizeof(told) / sizeof(told[0]); i++) {
+		const char *v = detail(rec, told[i].name), *only = told[i].rework_step;
+		char canon[41];
+
+		if (!v || !*v)
+			continue;
+		if (e.rework && strcmp(rec->step, STEP_REWORK_START) != 0 && (!only || (*only && strcmp(rec->step, only))))
+			continue; /* the rework's context, told where it happens */
+		if (strstr(told[i].name, "cert_serial")) {
+			revlist_canon(v, canon);
+			v = canon;
+		}
+		what_add(e.what, sizeof(e.what), told[i].label, v);
+	}
+	if (json_is_true(json_object_get(rec->details, "unissued")))
+		what_add(e.what, sizeof(e.what), NULL, "never issued: no certificate with this serial left the station");
+	if (json_is_true(json_object_get(rec->details, "resumed")))
+		what_add(e.what, sizeof(e.what), NULL, "resumed: took up the certificate issued before");
+	e.advice = detail(rec, "advice") ? detail(rec, "advice") : "";
+	return x->cb(&e, x->ctx);
+}
+
+int
+history_device_events(const char *dir, const char *serial, int (*cb)(const history_event *e, void *ctx), void *ctx,
+    st_err *err)
+{
+	struct events x = { cb, ctx };
+
+	return audit_find_device(dir, serial, on_device_record, &x, err);
 }
 
 static void

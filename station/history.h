@@ -58,6 +58,7 @@ typedef struct history_cert {
 	 * certificate's AKI), from the "issuing" record or the certificate;
 	 * "" when the journal does not say (before issue 15, never issued). */
 	char issuer_key_id[65];
+	int retired;                 /* a rework retired it (a "retire" record names it) */
 } history_cert;
 
 history *history_new(void);
@@ -93,6 +94,35 @@ uint64_t history_last_crl_number(history *h, const char *issuer_key_id);
 /* The seq of a completed rework ("done" "pass") of the SE under this
  * signed authorization id; 0 when there is none (a token is good for one). */
 uint64_t history_authorization_used(history *h, const char *serial, const char *authorization);
+/* What became of a certificate, one word (`station device`, --json):
+ * "live" (issued, installed, not revoked), "issued" (not installed, not
+ * revoked), "announced" (an "issuing" record only: the station stopped while
+ * the HSM signed; the next run closes it out), "unissued" (closed out: never
+ * left the station, on the CRL), "superseded-by-rework" (retired by a rework
+ * and revoked), "revoked" (reason in c->reason). */
+const char *history_cert_status(const history_cert *c);
+
+/* One journal record about an SE, as `station device` tells it; borrowed
+ * for the callback. */
+typedef struct history_event {
+	uint64_t seq;
+	const char *batch;           /* "batch-000002.jsonl" */
+	const char *time, *jig, *operator_name; /* "" when the record has none */
+	const char *step, *result;
+	char cert_serial[41];        /* the certificate it is about, OpenSSL's spelling; "" none */
+	char what[512];              /* what else it says, in words ("" nothing): the error, a
+	                                revocation's reason, the SE's facts, who authorized ... */
+	const char *advice;          /* what the operator was told to do; "" none */
+	int rework;                  /* a record of a rework */
+	json_t *details;             /* the record's details */
+} history_event;
+
+/* The records of SE serial in journal order, read from the journal in dir
+ * (chain checked, as history_load does); stops when cb returns non-zero
+ * (returned); -1 with err when the journal cannot be read. */
+int history_device_events(const char *dir, const char *serial, int (*cb)(const history_event *e, void *ctx),
+    void *ctx, st_err *err);
+
 /* One "quota-release" record (the shift quota's, quota.c); borrowed for
  * the callback. */
 typedef struct history_release {
