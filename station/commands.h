@@ -20,6 +20,7 @@ int cmd_revoke_main(int argc, char **argv);
 int cmd_crl_main(int argc, char **argv);
 int cmd_authorize_main(int argc, char **argv);
 int cmd_quota_main(int argc, char **argv);
+int cmd_device_main(int argc, char **argv);
 /* station audit report (cmd-audit-report.c), a sub-command of audit. */
 int cmd_audit_report(int argc, char **argv);
 

@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "revoke", cmd_revoke_main, "record the revocation of a certificate or device" },
 	{ "quota", cmd_quota_main, "where the shift quota stands; its signed release" },
 	{ "crl", cmd_crl_main, "write a CRL signed by the intermediate" },
+	{ "device", cmd_device_main, "one device's history and certificates from the local journal" },
 };
 
 int
