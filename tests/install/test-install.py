@@ -148,6 +148,11 @@ try:
     result(set(got) == {"--recipe", "--require-signed"}, "completion: station run --re<TAB>", f"{got} {err}")
     got, err = complete("station", "audit", "verify", "--")
     result("--ca" in got and "--recipe" not in got, "completion: options of a subcommand", f"{got} {err}")
+    got, err = complete("station", "device", "--")
+    result({"--recipe", "--dir", "--json"} <= set(got), "completion: station device --<TAB>", f"{got} {err}")
+    got, err = complete("station", "device", "--dir", "")
+    result("--json" not in got and not err, "completion: station device --dir <TAB> completes a folder",
+           f"{got} {err}")
     got, err = complete("station", "revoke", "--reason", "key")
     result(got == ["keyCompromise"], "completion: revocation reasons", f"{got} {err}")
     got, err = complete("station-registry", "--db", "postgresql:///x", "")
