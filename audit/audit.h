@@ -193,6 +193,13 @@ typedef struct audit_report {
  * journal failed verification (details in *report), other codes when PATH
  * cannot be read at all.  *report (may be NULL) is allocated either way. */
 int audit_verify(const char *path, X509_STORE *trust, audit_report **report, st_err *err);
+/* The same, calling cb for every record whose place in the hash chain has
+ * verified, in order, as it goes: a reader that needs every record reads the
+ * journal once.  Seals and the manifest are checked after the records they
+ * cover, so cb's records count only when this returns 0.  When cb returns
+ * non-zero, verification stops and that value is returned. */
+int audit_verify_each(const char *path, X509_STORE *trust, audit_record_cb cb, void *ctx, audit_report **report,
+    st_err *err);
 /* Check the records of one batch file's bytes on their own: the first
  * record's seq and prev are taken as given, the rest must chain.  name is
  * used in messages.  0 when all hold, -1 (ST_E_VERIFY) otherwise. */

@@ -294,6 +294,13 @@ out:
 int
 audit_verify(const char *path, X509_STORE *trust, audit_report **report, st_err *err)
 {
+	return audit_verify_each(path, trust, NULL, NULL, report, err);
+}
+
+int
+audit_verify_each(const char *path, X509_STORE *trust, audit_record_cb cb, void *ctx, audit_report **report,
+    st_err *err)
+{
 	audit_report *r = NULL;
 	unsigned *nums = NULL;
 	size_t n = 0, i;
@@ -364,7 +371,12 @@ audit_verify(const char *path, X509_STORE *trust, audit_report **report, st_err 
 			chain_ok = 0;
 		}
 		if (chain_ok) {
-			audit_walk_batch(name, buf, len, &c, &w, NULL, NULL);
+			if ((ret = audit_walk_batch(name, buf, len, &c, &w, cb, ctx)) != 0) {
+				audit_walk_clear(&w);
+				free(buf);
+				goto out;
+			}
+			ret = -1;
 			if (w.bad) {
 				broken(r, w.msg);
 				chain_ok = 0;
