@@ -3,9 +3,13 @@
  * the same key with another hash is a fork: refused, and an alarm raised. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/bn.h>
 #include <openssl/x509.h>
 
@@ -81,14 +85,50 @@ tb_u64(struct tbuf *b, uint64_t v, int last)
 	tb_field(b, n, last);
 }
 
+/* Where one record's rows start in the COPY streams. */
+struct row {
+	uint64_t seq;
+	size_t off;
+};
+
+struct rows {
+	struct row *v;
+	size_t n, cap;
+	int oom;
+};
+
 struct load {
 	char station[256];
 	int mixed;           /* records of more than one station */
 	char mixed_what[600];
-	uint64_t records, certs, revs;
+	uint64_t first_seq, records;
+	char (*hash)[65];    /* every record's hash (hex), by seq - first_seq */
+	size_t hash_cap;
 	struct tbuf rec, cert, rev;
+	struct rows rec_rows, cert_rows, rev_rows; /* the lines of each stream, by seq */
 	char problem[600];   /* a record the registry cannot take, though it verified */
 };
+
+static void
+rows_add(struct rows *r, uint64_t seq, size_t off)
+{
+	struct row *nv;
+	size_t cap;
+
+	if (r->oom)
+		return;
+	if (r->n == r->cap) {
+		cap = r->cap ? r->cap * 2 : 1024;
+		if (!(nv = realloc(r->v, cap * sizeof(*nv)))) {
+			r->oom = 1;
+			return;
+		}
+		r->v = nv;
+		r->cap = cap;
+	}
+	r->v[r->n].seq = seq;
+	r->v[r->n++].off = off;
+}
 
 static void
 asn1_time_text(const ASN1_TIME *t, char *out, size_t n)
@@ -102,6 +142,69 @@ asn1_time_text(const ASN1_TIME *t, char *out, size_t n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* What the registry reads of a certificate, decoded with a template of its
+ * own: d2i_X509 also decodes the public key through OpenSSL 3's decoder
+ * framework, which cost more than everything else ingest does (about 2
+ * million instructions a certificate).  The key is only hashed here. */
+typedef struct {
+	X509_ALGOR *algor;
+	ASN1_BIT_STRING *key;
+} REG_SPKI;
+
+typedef struct {
+	ASN1_INTEGER *version;
+	ASN1_INTEGER *serial;
+	X509_ALGOR *sig_alg;
+	X509_NAME *issuer;
+	X509_VAL *validity;
+	X509_NAME *subject;
+	REG_SPKI *spki;
+	ASN1_BIT_STRING *issuer_uid, *subject_uid;
+	STACK_OF(X509_EXTENSION) *extensions;
+} REG_TBS;
+
+typedef struct {
+	REG_TBS *tbs;
+	X509_ALGOR *sig_alg;
+	ASN1_BIT_STRING *sig;
+} REG_CERT;
+
+ASN1_SEQUENCE(REG_SPKI) = {
+	ASN1_SIMPLE(REG_SPKI, algor, X509_ALGOR),
+	ASN1_SIMPLE(REG_SPKI, key, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(REG_SPKI)
+
+ASN1_SEQUENCE(REG_TBS) = {
+	ASN1_EXP_OPT(REG_TBS, version, ASN1_INTEGER, 0),
+	ASN1_SIMPLE(REG_TBS, serial, ASN1_INTEGER),
+	ASN1_SIMPLE(REG_TBS, sig_alg, X509_ALGOR),
+	ASN1_SIMPLE(REG_TBS, issuer, X509_NAME),
+	ASN1_SIMPLE(REG_TBS, validity, X509_VAL),
+	ASN1_SIMPLE(REG_TBS, subject, X509_NAME),
+	ASN1_SIMPLE(REG_TBS, spki, REG_SPKI),
+	ASN1_IMP_OPT(REG_TBS, issuer_uid, ASN1_BIT_STRING, 1),
+	ASN1_IMP_OPT(REG_TBS, subject_uid, ASN1_BIT_STRING, 2),
+	ASN1_EXP_SEQUENCE_OF_OPT(REG_TBS, extensions, X509_EXTENSION, 3),
+} static_ASN1_SEQUENCE_END(REG_TBS)
+
+ASN1_SEQUENCE(REG_CERT) = {
+	ASN1_SIMPLE(REG_CERT, tbs, REG_TBS),
+	ASN1_SIMPLE(REG_CERT, sig_alg, X509_ALGOR),
+	ASN1_SIMPLE(REG_CERT, sig, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(REG_CERT)
+
+static void
+name_text(const X509_NAME *name, char *out, size_t n)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	int len = 0;
+
+	if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
+		len = BIO_read(bio, out, (int)n - 1);
+	out[len > 0 ? len : 0] = 0;
+	BIO_free(bio);
+}
+
 /* The certificate an "issued" record carries (details.cert, base64 DER). */
 static int
 load_cert(struct load *ld, const audit_record *rec)
@@ -109,11 +212,9 @@ load_cert(struct load *ld, const audit_record *rec)
 	const char *b64 = json_string_value(json_object_get(rec->details, "cert"));
 	unsigned char *der = NULL, h[32];
 	const unsigned char *p;
-	char issuer[1024] = "", subject[1024] = "", nb[32], na[32], hex[65], pkhex[65], *serial = NULL;
-	const ASN1_BIT_STRING *pk;
-	X509 *x = NULL;
+	char issuer[1024], subject[1024], nb[32], na[32], hex[65], pkhex[65], *serial = NULL;
+	REG_CERT *x = NULL;
 	BIGNUM *bn = NULL;
-	BIO *bio = NULL;
 	size_t n, i;
 	int len, ret = -1;
 
@@ -127,37 +228,22 @@ load_cert(struct load *ld, const audit_record *rec)
 		n--;
 	}
 	p = der;
-	if (!(x = d2i_X509(NULL, &p, len)))
+	if (!(x = (REG_CERT *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(REG_CERT))) || p != der + len)
 		goto bad;
-	if ((bio = BIO_new(BIO_s_mem()))) {
-		X509_NAME_print_ex(bio, X509_get_issuer_name(x), 0, XN_FLAG_RFC2253);
-		len = BIO_read(bio, issuer, sizeof(issuer) - 1);
-		issuer[len > 0 ? len : 0] = 0;
-		BIO_free(bio);
-	}
-	if ((bio = BIO_new(BIO_s_mem()))) {
-		X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
-		len = BIO_read(bio, subject, sizeof(subject) - 1);
-		subject[len > 0 ? len : 0] = 0;
-	}
-	if (!(bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) || !(serial = BN_bn2hex(bn)))
+	name_text(x->tbs->issuer, issuer, sizeof(issuer));
+	name_text(x->tbs->subject, subject, sizeof(subject));
+	if (!(bn = ASN1_INTEGER_to_BN(x->tbs->serial, NULL)) || !(serial = BN_bn2hex(bn)))
 		goto bad;
 	for (i = 0; serial[i]; i++)
 		serial[i] = (char)(serial[i] >= 'A' && serial[i] <= 'F' ? serial[i] - 'A' + 'a' : serial[i]);
-	asn1_time_text(X509_get0_notBefore(x), nb, sizeof(nb));
-	asn1_time_text(X509_get0_notAfter(x), na, sizeof(na));
-	{
-		unsigned char *d2 = NULL;
-
-		len = i2d_X509(x, &d2);
-		st_sha256(d2, (size_t)len, h);
-		OPENSSL_free(d2);
-	}
+	asn1_time_text(x->tbs->validity->notBefore, nb, sizeof(nb));
+	asn1_time_text(x->tbs->validity->notAfter, na, sizeof(na));
+	st_sha256(der, (size_t)len, h);
 	st_hex(h, 32, hex);
 	/* The key's bytes (an EC point) hash as the keygen record's pubkey_sha256 does. */
-	pk = X509_get0_pubkey_bitstr(x);
-	st_sha256(pk ? pk->data : (const unsigned char *)"", pk ? (size_t)pk->length : 0, h);
+	st_sha256(x->tbs->spki->key->data, (size_t)x->tbs->spki->key->length, h);
 	st_hex(h, 32, pkhex);
+	rows_add(&ld->cert_rows, rec->seq, ld->cert.len);
 	tb_field(&ld->cert, rec->station, 0);
 	tb_u64(&ld->cert, rec->seq, 0);
 	tb_field(&ld->cert, rec->device ? rec->device : "", 0);
@@ -169,17 +255,15 @@ load_cert(struct load *ld, const audit_record *rec)
 	tb_field(&ld->cert, hex, 0);
 	tb_field(&ld->cert, pkhex, 0);
 	tb_field(&ld->cert, rec->time, 1);
-	ld->certs++;
 	ret = 0;
 	goto out;
 bad:
 	snprintf(ld->problem, sizeof(ld->problem), "%s:%u: seq %" PRIu64 ": details.cert is not a base64 DER certificate",
 	    rec->batch, rec->line, rec->seq);
 out:
-	BIO_free(bio);
 	OPENSSL_free(serial);
 	BN_free(bn);
-	X509_free(x);
+	ASN1_item_free((ASN1_VALUE *)x, ASN1_ITEM_rptr(REG_CERT));
 	free(der);
 	return ret;
 }
@@ -198,8 +282,22 @@ load_record(const audit_record *rec, void *ctx)
 		snprintf(ld->mixed_what, sizeof(ld->mixed_what), "%s:%u: seq %" PRIu64 ": station '%s' after '%s'", rec->batch,
 		    rec->line, rec->seq, rec->station, ld->station);
 	}
+	if (!ld->records)
+		ld->first_seq = rec->seq;
+	if (ld->records == ld->hash_cap) {
+		size_t cap = ld->hash_cap ? ld->hash_cap * 2 : 1024;
+		char(*nh)[65] = realloc(ld->hash, cap * sizeof(*nh));
+
+		if (!nh)
+			return -1;
+		ld->hash = nh;
+		ld->hash_cap = cap;
+	}
+	/* The walk checked the chain: seqs follow one another from the first. */
+	snprintf(ld->hash[ld->records], sizeof(ld->hash[0]), "%s", rec->hash);
 	if (!(details = json_dumps(rec->details, JSON_COMPACT)))
 		return -1;
+	rows_add(&ld->rec_rows, rec->seq, ld->rec.len);
 	tb_field(&ld->rec, rec->station, 0);
 	tb_u64(&ld->rec, rec->seq, 0);
 	tb_field(&ld->rec, rec->hash, 0);
@@ -218,12 +316,13 @@ load_record(const audit_record *rec, void *ctx)
 		return -1;
 	serial = json_string_value(json_object_get(rec->details, "cert_serial"));
 	if (strcmp(rec->step, "revoke") == 0 && strcmp(rec->result, "ok") == 0 && serial) {
-		tb_field(&ld->rev, rec->station, 0);
-		tb_u64(&ld->rev, rec->seq, 0);
 		BIGNUM *rbn = NULL;
 		char *rs = NULL;
 		size_t k;
 
+		rows_add(&ld->rev_rows, rec->seq, ld->rev.len);
+		tb_field(&ld->rev, rec->station, 0);
+		tb_u64(&ld->rev, rec->seq, 0);
 		tb_field(&ld->rev, rec->device, 0);
 		/* The journal's spelling (OpenSSL's now, lower case without leading
 		 * zeros before) into the one load_cert gives certificates. */
@@ -236,87 +335,305 @@ load_record(const audit_record *rec, void *ctx)
 		tb_field(&ld->rev, json_string_value(json_object_get(rec->details, "reason")) ?
 		        json_string_value(json_object_get(rec->details, "reason")) : "unspecified", 0);
 		tb_field(&ld->rev, rec->time, 1);
-		ld->revs++;
 	}
-	return ld->rec.oom || ld->cert.oom || ld->rev.oom ? -1 : 0;
+	return ld->rec.oom || ld->cert.oom || ld->rev.oom || ld->rec_rows.oom || ld->cert_rows.oom || ld->rev_rows.oom ? -1 :
+	                                                                                                                   0;
 }
 
+/* A range of seqs [lo, hi]. */
+struct span {
+	uint64_t lo, hi;
+};
+
 static int
-copy_in(struct reg *r, const char *sql, const struct tbuf *b, st_err *err)
+copy_start(struct reg *r, const char *sql, st_err *err)
 {
 	PGresult *res = PQexec(r->conn, sql);
 	int ok = PQresultStatus(res) == PGRES_COPY_IN;
 
 	PQclear(res);
-	if (!ok)
-		return st_err_set(err, ST_E_IO, "database: COPY: %s", PQerrorMessage(r->conn));
-	if ((b->len && PQputCopyData(r->conn, b->p, (int)b->len) != 1) || PQputCopyEnd(r->conn, NULL) != 1)
+	return ok ? 0 : st_err_set(err, ST_E_IO, "database: COPY: %s", PQerrorMessage(r->conn));
+}
+
+static int
+copy_end(struct reg *r, st_err *err)
+{
+	PGresult *res;
+	int ok;
+
+	if (PQputCopyEnd(r->conn, NULL) != 1)
 		return st_err_set(err, ST_E_IO, "database: COPY: %s", PQerrorMessage(r->conn));
 	res = PQgetResult(r->conn);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	PQclear(res);
 	while ((res = PQgetResult(r->conn)))
 		PQclear(res);
-	if (!ok)
-		return st_err_set(err, ST_E_IO, "database: COPY: %s", PQerrorMessage(r->conn));
-	return 0;
+	return ok ? 0 : st_err_set(err, ST_E_IO, "database: COPY: %s", PQerrorMessage(r->conn));
 }
 
-/* Alarms for everything the new records touch.  Each INSERT names its kind
- * once; (kind, subject) is unique, so an alarm is raised once. */
+/* COPY the lines of b whose seq is in one of the new spans, each after
+ * prefix (the bundle id for records, "" otherwise). */
+static int
+copy_new(struct reg *r, const char *sql, const struct tbuf *b, const struct rows *rows, const struct span *nw, size_t nn,
+    const char *prefix, st_err *err)
+{
+	size_t i, k = 0, plen = strlen(prefix), end;
+
+	if (copy_start(r, sql, err) < 0)
+		return -1;
+	for (i = 0; i < rows->n; i++) {
+		while (k < nn && nw[k].hi < rows->v[i].seq)
+			k++;
+		if (k == nn)
+			break;
+		if (rows->v[i].seq < nw[k].lo)
+			continue;
+		end = i + 1 < rows->n ? rows->v[i + 1].off : b->len;
+		if ((plen && PQputCopyData(r->conn, prefix, (int)plen) != 1) ||
+		    PQputCopyData(r->conn, b->p + rows->v[i].off, (int)(end - rows->v[i].off)) != 1)
+			return st_err_set(err, ST_E_IO, "database: COPY: %s", PQerrorMessage(r->conn));
+	}
+	return copy_end(r, err);
+}
+
+/* The new records, certificates and revocations: the station's rows in the
+ * seq range the bundle added ($1 station, $2 and $3 the range; a range that
+ * fills a gap may hold older rows too, which only means they are looked at
+ * again). */
+#define NEW_ROWS                                                                                     \
+	"WITH n AS (SELECT * FROM records WHERE station = $1 AND seq BETWEEN $2 AND $3),"                \
+	" nc AS (SELECT * FROM certificates WHERE station = $1 AND seq BETWEEN $2 AND $3),"             \
+	" nr AS (SELECT * FROM revocations WHERE station = $1 AND seq BETWEEN $2 AND $3),"              \
+	" nd AS (SELECT DISTINCT device FROM n WHERE step = 'done' AND result IN ('pass', 'ok')"         \
+	"  AND coalesce(details->>'rework', 'false') <> 'true') "
+
+/* Alarms for everything the new records touch, each query reaching the
+ * older rows through an index from the new ones.  (kind, subject) is
+ * unique, so an alarm is raised once. */
 static const char *const alarm_sql[] = {
 	/* One SE serial provisioned (a "done" that is not a rework) at two stations. */
-	"INSERT INTO alarms (kind, subject, detail)"
+	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
 	" SELECT 'device-two-stations', device, 'SE ' || device || ' provisioned at ' || string_agg(DISTINCT station, ', ')"
-	" FROM records WHERE device IN (SELECT DISTINCT device FROM in_records WHERE device IS NOT NULL)"
+	" FROM records WHERE device IN (SELECT device FROM nd)"
 	"  AND step = 'done' AND result IN ('pass', 'ok') AND coalesce(details->>'rework', 'false') <> 'true'"
 	" GROUP BY device HAVING count(DISTINCT station) > 1"
 	" ON CONFLICT (kind, subject) DO NOTHING",
 	/* Provisioned twice at one station with no rework between. */
-	"INSERT INTO alarms (kind, subject, detail)"
+	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
 	" SELECT DISTINCT 'device-twice', p.device || '@' || p.station,"
 	"  'SE ' || p.device || ' provisioned twice at ' || p.station || ' (seq ' || p.prev || ' and ' || p.seq || ') without a rework between'"
 	" FROM (SELECT station, device, seq, lag(seq) OVER (PARTITION BY station, device ORDER BY seq) AS prev FROM records"
-	"  WHERE device IN (SELECT DISTINCT device FROM in_records WHERE device IS NOT NULL)"
+	"  WHERE device IN (SELECT device FROM nd)"
 	"   AND step = 'done' AND result IN ('pass', 'ok') AND coalesce(details->>'rework', 'false') <> 'true') p"
 	" WHERE p.prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM records w WHERE w.station = p.station AND w.device = p.device"
 	"  AND w.seq > p.prev AND w.seq < p.seq AND w.details->>'rework' = 'true')"
 	" ON CONFLICT (kind, subject) DO NOTHING",
 	/* One public key under two SE serials: the keygen records and the certificates. */
-	"INSERT INTO alarms (kind, subject, detail)"
+	NEW_ROWS ", nk AS (SELECT details->>'pubkey_sha256' AS pk FROM n WHERE step = 'keygen'"
+	"  UNION SELECT pubkey_sha256 FROM nc)"
+	" INSERT INTO alarms (kind, subject, detail)"
 	" SELECT 'pubkey-two-serials', k.pk, 'public key ' || k.pk || ' under SE serials ' || string_agg(DISTINCT k.device, ', ')"
-	" FROM (SELECT device, details->>'pubkey_sha256' AS pk FROM records WHERE step = 'keygen' AND details ? 'pubkey_sha256'"
-	"  UNION SELECT device, pubkey_sha256 FROM certificates) k"
-	" WHERE k.pk IN (SELECT details->>'pubkey_sha256' FROM in_records WHERE step = 'keygen'"
-	"  UNION SELECT pubkey_sha256 FROM in_certs)"
+	" FROM (SELECT device, details->>'pubkey_sha256' AS pk FROM records"
+	"   WHERE step = 'keygen' AND (details->>'pubkey_sha256') IN (SELECT pk FROM nk)"
+	"  UNION SELECT device, pubkey_sha256 FROM certificates WHERE pubkey_sha256 IN (SELECT pk FROM nk)) k"
 	" GROUP BY k.pk HAVING count(DISTINCT k.device) > 1"
 	" ON CONFLICT (kind, subject) DO NOTHING",
 	/* One SE attestation certificate under two serials (identify details.attestation_sha256). */
-	"INSERT INTO alarms (kind, subject, detail)"
+	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
 	" SELECT 'attestation-two-serials', details->>'attestation_sha256',"
 	"  'attestation certificate ' || (details->>'attestation_sha256') || ' under SE serials ' || string_agg(DISTINCT device, ', ')"
-	" FROM records WHERE step = 'identify' AND details->>'attestation_sha256' IN"
-	"  (SELECT details->>'attestation_sha256' FROM in_records WHERE step = 'identify')"
+	" FROM records WHERE step = 'identify' AND (details->>'attestation_sha256') IN"
+	"  (SELECT details->>'attestation_sha256' FROM n WHERE step = 'identify')"
 	" GROUP BY details->>'attestation_sha256' HAVING count(DISTINCT device) > 1"
 	" ON CONFLICT (kind, subject) DO NOTHING",
 	/* One issuer + certificate serial twice. */
-	"INSERT INTO alarms (kind, subject, detail)"
+	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
 	" SELECT 'cert-serial-twice', issuer || ' / ' || serial,"
 	"  'certificate serial ' || serial || ' of ' || issuer || ' issued ' || count(*) || ' times: '"
 	"  || string_agg(device || ' at ' || station || ' seq ' || seq, ', ' ORDER BY station, seq)"
-	" FROM certificates WHERE (issuer, serial) IN (SELECT issuer, serial FROM in_certs)"
+	" FROM certificates WHERE (issuer, serial) IN (SELECT issuer, serial FROM nc)"
 	" GROUP BY issuer, serial HAVING count(*) > 1"
 	" ON CONFLICT (kind, subject) DO NOTHING",
 	/* Revoked at one station, live according to the station that issued it. */
-	"INSERT INTO alarms (kind, subject, detail)"
+	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
 	" SELECT DISTINCT ON (c.serial, c.station) 'revoked-live', c.serial || '@' || c.station,"
 	"  'certificate ' || c.serial || ' (SE ' || c.device || ') revoked at ' || v.station || ' but live at ' || c.station"
 	" FROM certificates c JOIN revocations v ON v.serial = c.serial AND v.station <> c.station"
-	" WHERE (c.serial IN (SELECT serial FROM in_certs) OR c.serial IN (SELECT serial FROM in_revs))"
+	" WHERE (c.serial IN (SELECT serial FROM nc) OR c.serial IN (SELECT serial FROM nr))"
 	"  AND NOT EXISTS (SELECT 1 FROM revocations w WHERE w.serial = c.serial AND w.station = c.station)"
 	" ON CONFLICT (kind, subject) DO NOTHING",
 };
 
+static int
+cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sort and merge the spans in place; returns how many remain. */
+static size_t
+merge_spans(struct span *v, size_t n)
+{
+	size_t i, k = 0;
+
+	qsort(v, n, sizeof(*v), cmp_span);
+	for (i = 0; i < n; i++) {
+		if (k && v[i].lo <= v[k - 1].hi + 1) {
+			if (v[i].hi > v[k - 1].hi)
+				v[k - 1].hi = v[i].hi;
+		} else {
+			v[k++] = v[i];
+		}
+	}
+	return k;
+}
+
+/* Which of the bundle's records the registry already holds, checked to be
+ * the same records.  Every seq the registry holds came with a bundle
+ * (bundles.first_seq..last_seq), and each bundle is one hash chain: where an
+ * earlier bundle [c, d] overlaps this one [a, b], the two agree on all of
+ * [max(a,c), min(b,d)] exactly when they agree on the record at min(b,d).
+ * So one hash per earlier bundle proves the overlap, or shows a fork.
+ * Fills *held (merged, sorted); -1 on a database error; 1 on a fork (oc). */
+static int
+held_spans(struct reg *r, struct load *ld, struct span **held, size_t *nheld, struct reg_outcome *oc, st_err *err)
+{
+	uint64_t a = ld->first_seq, b = ld->first_seq + ld->records - 1, pt;
+	const char *p[2];
+	PGresult *res = NULL;
+	struct span *v = NULL;
+	char *pts = NULL;
+	size_t n, i, len = 0;
+	int ret = -1, nt;
+
+	*held = NULL;
+	*nheld = 0;
+	p[0] = ld->station;
+	if (!(res = reg_query(r, "SELECT first_seq, last_seq FROM bundles WHERE station = $1", 1, p, err)))
+		goto out;
+	nt = PQntuples(res);
+	if (!(v = calloc((size_t)nt + 1, sizeof(*v))) || !(pts = malloc((size_t)nt * 24 + 3)))
+		goto oom;
+	pts[len++] = '{';
+	for (i = 0, n = 0; i < (size_t)nt; i++) {
+		v[n].lo = strtoull(PQgetvalue(res, (int)i, 0), NULL, 10);
+		v[n].hi = strtoull(PQgetvalue(res, (int)i, 1), NULL, 10);
+		if (v[n].lo > b || v[n].hi < a)
+			continue;
+		pt = v[n].hi < b ? v[n].hi : b;
+		len += (size_t)sprintf(pts + len, "%s%" PRIu64, len > 1 ? "," : "", pt);
+		n++;
+	}
+	pts[len++] = '}';
+	pts[len] = 0;
+	PQclear(res);
+	res = NULL;
+	if (n) {
+		p[1] = pts;
+		if (!(res = reg_query(r, "SELECT seq, hash FROM records WHERE station = $1 AND seq = ANY ($2::bigint[])", 2, p,
+		          err)))
+			goto out;
+		for (i = 0; i < (size_t)PQntuples(res); i++) {
+			uint64_t seq = strtoull(PQgetvalue(res, (int)i, 0), NULL, 10);
+			const char *have = PQgetvalue(res, (int)i, 1), *mine = ld->hash[seq - a];
+
+			if (strcmp(have, mine) != 0) {
+				/* Name the first record that differs: it is where the two
+				 * journals parted. */
+				char lo[24], hi[24];
+				const char *q[3] = { ld->station, lo, hi };
+
+				PQclear(res);
+				snprintf(lo, sizeof(lo), "%" PRIu64, a);
+				snprintf(hi, sizeof(hi), "%" PRIu64, b);
+				if (!(res = reg_query(r,
+				          "SELECT seq, hash FROM records WHERE station = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq", 3, q,
+				          err)))
+					goto out;
+				for (i = 0; i < (size_t)PQntuples(res); i++) {
+					seq = strtoull(PQgetvalue(res, (int)i, 0), NULL, 10);
+					have = PQgetvalue(res, (int)i, 1);
+					mine = ld->hash[seq - a];
+					if (strcmp(have, mine) != 0)
+						break;
+				}
+				oc->refused = 1;
+				snprintf(oc->reason, sizeof(oc->reason),
+				    "fork: station %s seq %" PRIu64 " is already in the registry with hash %.16s..., this bundle has "
+				    "%.16s...; two journals claim the same records: find out which station's journal was copied or "
+				    "rewritten",
+				    ld->station, seq, have, mine);
+				ret = 1;
+				goto out;
+			}
+		}
+	}
+	*nheld = merge_spans(v, n);
+	*held = v;
+	v = NULL;
+	ret = 0;
+	goto out;
+oom:
+	st_err_set(err, ST_E_NOMEM, "out of memory");
+out:
+	PQclear(res);
+	free(pts);
+	free(v);
+	return ret;
+}
+
+/* [a, b] less the held spans (sorted, merged) into nw; returns the count. */
+static size_t
+new_spans(uint64_t a, uint64_t b, const struct span *held, size_t nheld, struct span *nw)
+{
+	size_t i, n = 0;
+	uint64_t at = a;
+
+	for (i = 0; i < nheld && at <= b; i++) {
+		if (held[i].hi < at)
+			continue;
+		if (held[i].lo > at)
+			nw[n++] = (struct span){ at, held[i].lo - 1 < b ? held[i].lo - 1 : b };
+		at = held[i].hi + 1;
+	}
+	if (at <= b)
+		nw[n++] = (struct span){ at, b };
+	return n;
+}
+
+/* What the station's sequence still misses, from its bundles' ranges. */
+static int
+report_gaps(struct reg *r, const char *station, struct reg_outcome *oc, st_err *err)
+{
+	const char *p[1] = { station };
+	PGresult *res = reg_query(r, "SELECT first_seq, last_seq FROM bundles WHERE station = $1", 1, p, err);
+	struct span *v;
+	size_t n, i;
+	uint64_t at = 1;
+
+	if (!res)
+		return -1;
+	n = (size_t)PQntuples(res);
+	if (!(v = calloc(n + 1, sizeof(*v)))) {
+		PQclear(res);
+		return st_err_set(err, ST_E_NOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		v[i].lo = strtoull(PQgetvalue(res, (int)i, 0), NULL, 10);
+		v[i].hi = strtoull(PQgetvalue(res, (int)i, 1), NULL, 10);
+	}
+	PQclear(res);
+	n = merge_spans(v, n);
+	for (i = 0; i < n && json_array_size(oc->gaps) < 100; i++) {
+		if (v[i].lo > at)
+			json_array_append_new(oc->gaps, json_pack("[I,I]", (json_int_t)at, (json_int_t)(v[i].lo - 1)));
+		at = v[i].hi + 1;
+	}
+	free(v);
+	return 0;
+}
 
 static int64_t
 count_of(struct reg *r, const char *sql, int n, const char *const *params, st_err *err)
@@ -336,13 +653,16 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
     st_err *err)
 {
 	const char *p[8];
-	char n1[24], n2[24], n3[24], n4[24];
+	char n1[24], n2[24], n3[24], n4[24], prefix[32];
 	PGresult *res = NULL;
-	int64_t before, after, bundle;
-	size_t i;
-	int ret = -1, nt;
+	struct span *held = NULL, *nw = NULL;
+	size_t nheld = 0, nn, i;
+	uint64_t fresh = 0;
+	int64_t bundle;
+	int ret = -1, rc;
 
-	/* One ingest at a time: the alarm queries must see every committed record. */
+	/* One ingest at a time: the fork check and the alarm queries must see
+	 * every committed record. */
 	if (reg_exec(r, "BEGIN; SELECT pg_advisory_xact_lock(5252002)", err) < 0)
 		goto out;
 	p[0] = ld->station;
@@ -351,36 +671,9 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
 	oc->new_station = PQntuples(res) == 0;
 	PQclear(res);
 	res = NULL;
-	if (reg_exec(r,
-	        "CREATE TEMP TABLE in_records (LIKE records) ON COMMIT DROP;"
-	        "ALTER TABLE in_records ALTER COLUMN bundle DROP NOT NULL;"
-	        "CREATE TEMP TABLE in_certs (LIKE certificates) ON COMMIT DROP;"
-	        "CREATE TEMP TABLE in_revs (LIKE revocations) ON COMMIT DROP",
-	        err) < 0 ||
-	    copy_in(r,
-	        "COPY in_records (station, seq, hash, time, operator, recipe, jig, device, step, result, engineering, details)"
-	        " FROM STDIN",
-	        &ld->rec, err) < 0 ||
-	    copy_in(r,
-	        "COPY in_certs (station, seq, device, issuer, serial, subject, not_before, not_after, cert_sha256,"
-	        " pubkey_sha256, time) FROM STDIN",
-	        &ld->cert, err) < 0 ||
-	    copy_in(r, "COPY in_revs (station, seq, device, serial, reason, time) FROM STDIN", &ld->rev, err) < 0)
+	if ((rc = held_spans(r, ld, &held, &nheld, oc, err)) < 0)
 		goto out;
-	/* A fork: the same (station, seq) already holds another record. */
-	if (!(res = reg_query(r,
-	          "SELECT i.seq, r.hash, i.hash FROM in_records i JOIN records r ON r.station = i.station AND r.seq = i.seq"
-	          " WHERE r.hash <> i.hash ORDER BY i.seq LIMIT 1",
-	          0, NULL, err)))
-		goto out;
-	if (PQntuples(res)) {
-		oc->refused = 1;
-		snprintf(oc->reason, sizeof(oc->reason),
-		    "fork: station %s seq %s is already in the registry with hash %.16s..., this bundle has %.16s...; "
-		    "two journals claim the same records: find out which station's journal was copied or rewritten",
-		    ld->station, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
-		PQclear(res);
-		res = NULL;
+	if (rc > 0) {
 		/* The alarm outlives the refused load: raise it in its own transaction. */
 		if (reg_exec(r, "ROLLBACK", err) < 0)
 			goto out;
@@ -394,25 +687,27 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
 		ret = 0;
 		goto out;
 	}
-	PQclear(res);
-	res = NULL;
-	if ((oc->new_records = count_of(r,
-	         "SELECT count(*) FROM in_records i WHERE NOT EXISTS"
-	         " (SELECT 1 FROM records r WHERE r.station = i.station AND r.seq = i.seq)",
-	         0, NULL, err)) < 0)
+	if (!(nw = calloc(nheld + 1, sizeof(*nw)))) {
+		st_err_set(err, ST_E_NOMEM, "out of memory");
 		goto out;
-	if (oc->new_records > 0) {
+	}
+	nn = new_spans(ld->first_seq, ld->first_seq + ld->records - 1, held, nheld, nw);
+	for (i = 0; i < nn; i++)
+		fresh += nw[i].hi - nw[i].lo + 1;
+	oc->new_records = (long long)fresh;
+	if (fresh) {
 		if (oc->new_station) {
 			p[0] = ld->station;
 			p[1] = rep->signer;
 			if (!(res = reg_query(r, "INSERT INTO stations (station, signer) VALUES ($1, $2)", 2, p, err)))
 				goto out;
 			PQclear(res);
+			res = NULL;
 		}
 		snprintf(n1, sizeof(n1), "%" PRIu64, rep->first_seq);
 		snprintf(n2, sizeof(n2), "%" PRIu64, rep->last_seq);
 		snprintf(n3, sizeof(n3), "%" PRIu64, ld->records);
-		snprintf(n4, sizeof(n4), "%lld", oc->new_records);
+		snprintf(n4, sizeof(n4), "%" PRIu64, fresh);
 		p[0] = ld->station;
 		p[1] = n1;
 		p[2] = n2;
@@ -425,50 +720,39 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
 		         " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
 		         7, p, err)) < 0)
 			goto out;
-		snprintf(n1, sizeof(n1), "%" PRId64, bundle);
-		p[0] = n1;
-		if (!(res = reg_query(r,
-		          "INSERT INTO records SELECT station, seq, hash, time, operator, recipe, jig, device, step, result,"
-		          " engineering, details, $1 FROM in_records ON CONFLICT DO NOTHING",
-		          1, p, err)))
+		snprintf(prefix, sizeof(prefix), "%" PRId64 "\t", bundle);
+		if (copy_new(r,
+		        "COPY records (bundle, station, seq, hash, time, operator, recipe, jig, device, step, result, engineering,"
+		        " details) FROM STDIN",
+		        &ld->rec, &ld->rec_rows, nw, nn, prefix, err) < 0 ||
+		    copy_new(r,
+		        "COPY certificates (station, seq, device, issuer, serial, subject, not_before, not_after, cert_sha256,"
+		        " pubkey_sha256, time) FROM STDIN",
+		        &ld->cert, &ld->cert_rows, nw, nn, "", err) < 0 ||
+		    copy_new(r, "COPY revocations (station, seq, device, serial, reason, time) FROM STDIN", &ld->rev,
+		        &ld->rev_rows, nw, nn, "", err) < 0)
 			goto out;
-		PQclear(res);
-		res = NULL;
-		if (reg_exec(r,
-		        "INSERT INTO certificates SELECT * FROM in_certs ON CONFLICT DO NOTHING;"
-		        "INSERT INTO revocations SELECT * FROM in_revs ON CONFLICT DO NOTHING",
-		        err) < 0)
-			goto out;
-		if ((before = count_of(r, "SELECT count(*) FROM alarms", 0, NULL, err)) < 0)
-			goto out;
-		for (i = 0; i < sizeof(alarm_sql) / sizeof(alarm_sql[0]); i++)
-			if (reg_exec(r, alarm_sql[i], err) < 0) {
+		snprintf(n1, sizeof(n1), "%" PRIu64, nw[0].lo);
+		snprintf(n2, sizeof(n2), "%" PRIu64, nw[nn - 1].hi);
+		p[1] = n1;
+		p[2] = n2;
+		for (i = 0; i < sizeof(alarm_sql) / sizeof(alarm_sql[0]); i++) {
+			if (!(res = reg_query(r, alarm_sql[i], 3, p, err))) {
 				st_err_prefix(err, "alarm query %zu", i + 1);
 				goto out;
 			}
-		if ((after = count_of(r, "SELECT count(*) FROM alarms", 0, NULL, err)) < 0)
-			goto out;
-		oc->new_alarms = after - before;
+			oc->new_alarms += strtoll(PQcmdTuples(res), NULL, 10);
+			PQclear(res);
+			res = NULL;
+		}
 	}
-	/* What the station's sequence still misses. */
-	p[0] = ld->station;
-	if (!(res = reg_query(r,
-	          "SELECT lo, hi FROM (SELECT 1 AS lo, min(seq) - 1 AS hi FROM records WHERE station = $1"
-	          " UNION ALL SELECT seq + 1, nxt - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS nxt"
-	          "  FROM records WHERE station = $1) s WHERE nxt > seq + 1) g WHERE hi >= lo ORDER BY lo LIMIT 100",
-	          1, p, err)))
-		goto out;
-	nt = PQntuples(res);
-	for (i = 0; i < (size_t)nt; i++)
-		json_array_append_new(oc->gaps, json_pack("[I,I]", (json_int_t)strtoll(PQgetvalue(res, (int)i, 0), NULL, 10),
-		                                    (json_int_t)strtoll(PQgetvalue(res, (int)i, 1), NULL, 10)));
-	PQclear(res);
-	res = NULL;
-	if (reg_exec(r, "COMMIT", err) < 0)
+	if (report_gaps(r, ld->station, oc, err) < 0 || reg_exec(r, "COMMIT", err) < 0)
 		goto out;
 	ret = 0;
 out:
 	PQclear(res);
+	free(held);
+	free(nw);
 	if (ret < 0 && r->conn && PQstatus(r->conn) == CONNECTION_OK)
 		PQclear(PQexec(r->conn, "ROLLBACK"));
 	return ret;
@@ -496,66 +780,141 @@ scan_cb_stop(const audit_record *rec, void *ctx)
 	return load_record(rec, ctx) < 0 ? 1 : 0;
 }
 
+/* One bundle, verified and made ready to load (or refused: oc). */
+struct prep {
+	const char *path;
+	struct load ld;
+	audit_report *rep;
+	char mhex[65];
+	struct reg_outcome oc;
+	int ready;
+};
+
+static void
+refuse(struct prep *pp, const char *fmt, ...) ST_PRINTF(2, 3);
+
+static void
+refuse(struct prep *pp, const char *fmt, ...)
+{
+	va_list ap;
+
+	pp->oc.refused = 1;
+	va_start(ap, fmt);
+	vsnprintf(pp->oc.reason, sizeof(pp->oc.reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Verify the bundle completely, collecting its rows; touches no database.
+ * Safe to run for several bundles at once (trust is only read). */
+static void
+prepare(struct prep *pp, X509_STORE *trust)
+{
+	const audit_report *rep;
+	int rc;
+	st_err verr;
+
+	/* One pass: the records are collected for COPY as they verify, and
+	 * count only if everything (seals, manifest) verifies after them. */
+	rc = audit_verify_each(pp->path, trust, scan_cb_stop, &pp->ld, &pp->rep, &verr);
+	rep = pp->rep;
+	if (pp->ld.mixed)
+		refuse(pp, "one bundle holds one station's journal: %s", pp->ld.mixed_what);
+	else if (rc > 0)
+		refuse(pp, "%s", pp->ld.problem[0] ? pp->ld.problem : "out of memory");
+	else if (rc < 0 && verr.code != ST_E_VERIFY)
+		refuse(pp, "cannot verify: %s", verr.msg);
+	else if (rep->n_problems)
+		refuse(pp, "verification failed (%zu problem%s): %s", rep->n_problems, rep->n_problems == 1 ? "" : "s",
+		    rep->first_broken ? rep->first_broken : rep->problems[0]);
+	else if (!rep->bundle)
+		refuse(pp, "not an export bundle (no manifest.json): ingest what 'station audit export' writes, not a live "
+		           "journal");
+	else if (!rep->records)
+		refuse(pp, "the bundle holds no records");
+	else if (rep->sealed != rep->batches || pp->ld.records != rep->records)
+		refuse(pp, "not every batch carries a verified seal");
+	else if (manifest_digest(pp->path, pp->mhex, &verr) < 0)
+		refuse(pp, "%s", verr.msg);
+}
+
+static void
+prep_clear(struct prep *pp)
+{
+	audit_report_free(pp->rep);
+	free(pp->ld.rec.p);
+	free(pp->ld.cert.p);
+	free(pp->ld.rev.p);
+	free(pp->ld.rec_rows.v);
+	free(pp->ld.cert_rows.v);
+	free(pp->ld.rev_rows.v);
+	free(pp->ld.hash);
+	pp->rep = NULL;
+	memset(&pp->ld, 0, sizeof(pp->ld));
+}
+
 int
 reg_ingest_bundle(struct reg *r, const char *path, X509_STORE *trust, struct reg_outcome *oc, st_err *err)
 {
-	audit_report *rep = NULL;
-	struct load ld;
-	char mhex[65];
-	int ret = -1, rc;
-	st_err verr;
+	struct prep pp;
+	int ret = 0;
 
-	memset(&ld, 0, sizeof(ld));
-	if (audit_verify(path, trust, &rep, &verr) < 0 && verr.code != ST_E_VERIFY) {
-		oc->refused = 1;
-		snprintf(oc->reason, sizeof(oc->reason), "cannot verify: %s", verr.msg);
-		ret = 0;
-		goto out;
-	}
-	if (rep->n_problems) {
-		oc->refused = 1;
-		snprintf(oc->reason, sizeof(oc->reason), "verification failed (%zu problem%s): %s", rep->n_problems,
-		    rep->n_problems == 1 ? "" : "s", rep->first_broken ? rep->first_broken : rep->problems[0]);
-		ret = 0;
-		goto out;
-	}
-	if (!rep->bundle) {
-		oc->refused = 1;
-		snprintf(oc->reason, sizeof(oc->reason),
-		    "not an export bundle (no manifest.json): ingest what 'station audit export' writes, not a live journal");
-		ret = 0;
-		goto out;
-	}
-	if (!rep->records || rep->sealed != rep->batches) {
-		oc->refused = 1;
-		snprintf(oc->reason, sizeof(oc->reason), "%s",
-		    !rep->records ? "the bundle holds no records" : "not every batch carries a verified seal");
-		ret = 0;
-		goto out;
-	}
-	if (manifest_digest(path, mhex, &verr) < 0) {
-		oc->refused = 1;
-		snprintf(oc->reason, sizeof(oc->reason), "%s", verr.msg);
-		ret = 0;
-		goto out;
-	}
-	rc = audit_scan(path, scan_cb_stop, &ld, &verr);
-	if (rc != 0 || ld.mixed || ld.problem[0] || ld.rec.oom) {
-		oc->refused = 1;
-		snprintf(oc->reason, sizeof(oc->reason), "%s",
-		    ld.mixed ? ld.mixed_what : ld.problem[0] ? ld.problem : ld.rec.oom ? "out of memory" : verr.msg);
-		if (ld.mixed)
-			snprintf(oc->reason, sizeof(oc->reason), "one bundle holds one station's journal: %s", ld.mixed_what);
-		ret = 0;
-		goto out;
-	}
-	ret = load_db(r, &ld, rep, mhex, oc, err);
-out:
-	audit_report_free(rep);
-	free(ld.rec.p);
-	free(ld.cert.p);
-	free(ld.rev.p);
+	memset(&pp, 0, sizeof(pp));
+	pp.path = path;
+	pp.oc = *oc;
+	prepare(&pp, trust);
+	if (!pp.oc.refused)
+		ret = load_db(r, &pp.ld, pp.rep, pp.mhex, &pp.oc, err);
+	*oc = pp.oc;
+	prep_clear(&pp);
 	return ret;
+}
+
+/* Several bundles: verifying one costs more than loading it, so worker
+ * threads verify the next bundles while this thread loads, in order, one
+ * transaction each (what is loaded, and when a bundle is refused, is the
+ * same as one at a time). */
+struct pipeline {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct prep *jobs;
+	size_t n, next, loaded, ahead;
+	int stop;
+	X509_STORE *trust;
+};
+
+static void *
+verifier(void *arg)
+{
+	struct pipeline *pl = arg;
+	size_t i;
+
+	for (;;) {
+		pthread_mutex_lock(&pl->mu);
+		while (!pl->stop && pl->next < pl->n && pl->next >= pl->loaded + pl->ahead)
+			pthread_cond_wait(&pl->cv, &pl->mu);
+		if (pl->stop || pl->next >= pl->n) {
+			pthread_mutex_unlock(&pl->mu);
+			return NULL;
+		}
+		i = pl->next++;
+		pthread_mutex_unlock(&pl->mu);
+		prepare(&pl->jobs[i], pl->trust);
+		pthread_mutex_lock(&pl->mu);
+		pl->jobs[i].ready = 1;
+		pthread_cond_broadcast(&pl->cv);
+		pthread_mutex_unlock(&pl->mu);
+	}
+}
+
+static unsigned
+verifier_count(size_t bundles)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = cpus > 1 ? (unsigned)cpus : 1;
+
+	if (n > 8)
+		n = 8;
+	return bundles < n ? (unsigned)bundles : n;
 }
 
 static void
@@ -585,8 +944,11 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 	const char *ca = NULL;
 	X509_STORE *trust = NULL;
 	json_t *all = json_array();
-	size_t gi;
-	int c, i, ret = EXIT_USAGE, refused = 0;
+	struct pipeline pl;
+	pthread_t threads[8];
+	unsigned nthreads, t;
+	size_t gi, k;
+	int c, ret = EXIT_USAGE, refused = 0;
 	st_err err;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -610,40 +972,89 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 		fprintf(stderr, "station-registry ingest: %s\n", err.msg);
 		goto out;
 	}
-	for (i = optind; i < argc; i++) {
-		struct reg_outcome oc;
-
-		memset(&oc, 0, sizeof(oc));
-		oc.gaps = json_array();
-		if (reg_ingest_bundle(r, argv[i], trust, &oc, &err) < 0) {
-			fprintf(stderr, "station-registry ingest: %s: %s; nothing of it was loaded (the transaction rolled back): run ingest again\n",
-			    argv[i], err.msg);
-			json_decref(oc.gaps);
-			ret = EXIT_FAIL;
-			goto out;
-		}
-		refused |= oc.refused;
-		if (r->json) {
-			json_array_append_new(all, oc.refused ?
-			        json_pack("{s:s,s:s,s:s}", "bundle", argv[i], "status", "refused", "reason", oc.reason) :
-			        json_pack("{s:s,s:s,s:b,s:I,s:I,s:O}", "bundle", argv[i], "status",
-			            oc.new_records ? "loaded" : "already-ingested", "new_station", oc.new_station, "new_records",
-			            (json_int_t)oc.new_records, "new_alarms", (json_int_t)oc.new_alarms, "gaps", oc.gaps));
-		} else if (oc.refused) {
-			printf("%s: REFUSED: %s\n", argv[i], oc.reason);
-		} else {
-			printf("%s: %s: %lld new record%s%s", argv[i], oc.new_records ? "loaded" : "already ingested",
-			    oc.new_records, oc.new_records == 1 ? "" : "s", oc.new_station && oc.new_records ? ", new station" : "");
-			if (oc.new_alarms)
-				printf(", %lld new alarm%s (station-registry alarms)", oc.new_alarms, oc.new_alarms == 1 ? "" : "s");
-			printf("\n");
-			for (gi = 0; gi < json_array_size(oc.gaps); gi++)
-				printf("  gap: seq %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT " not ingested yet\n",
-				    json_integer_value(json_array_get(json_array_get(oc.gaps, gi), 0)),
-				    json_integer_value(json_array_get(json_array_get(oc.gaps, gi), 1)));
-		}
-		json_decref(oc.gaps);
+	memset(&pl, 0, sizeof(pl));
+	pl.n = (size_t)(argc - optind);
+	if (!(pl.jobs = calloc(pl.n, sizeof(*pl.jobs)))) {
+		fprintf(stderr, "station-registry ingest: out of memory\n");
+		ret = EXIT_FAIL;
+		goto out;
 	}
+	pthread_mutex_init(&pl.mu, NULL);
+	pthread_cond_init(&pl.cv, NULL);
+	pl.trust = trust;
+	for (k = 0; k < pl.n; k++)
+		pl.jobs[k].path = argv[optind + (int)k];
+	nthreads = verifier_count(pl.n);
+	pl.ahead = nthreads;
+	for (t = 0; t < nthreads; t++)
+		if (pthread_create(&threads[t], NULL, verifier, &pl) != 0)
+			break;
+	nthreads = t;
+	for (k = 0; k < pl.n; k++) {
+		struct prep *pp = &pl.jobs[k];
+		const char *path = pp->path;
+		struct reg_outcome *oc = &pp->oc;
+
+		pthread_mutex_lock(&pl.mu);
+		if (!nthreads && pl.next == k) { /* no thread could start: verify here */
+			pl.next++;
+			pthread_mutex_unlock(&pl.mu);
+			prepare(pp, trust);
+			pthread_mutex_lock(&pl.mu);
+			pp->ready = 1;
+		}
+		while (!pp->ready)
+			pthread_cond_wait(&pl.cv, &pl.mu);
+		pthread_mutex_unlock(&pl.mu);
+		oc->gaps = json_array();
+		if (!oc->refused && load_db(r, &pp->ld, pp->rep, pp->mhex, oc, &err) < 0) {
+			fprintf(stderr, "station-registry ingest: %s: %s; nothing of it was loaded (the transaction rolled back): run ingest again\n",
+			    path, err.msg);
+			json_decref(oc->gaps);
+			ret = EXIT_FAIL;
+			break;
+		}
+		refused |= oc->refused;
+		if (r->json) {
+			json_array_append_new(all, oc->refused ?
+			        json_pack("{s:s,s:s,s:s}", "bundle", path, "status", "refused", "reason", oc->reason) :
+			        json_pack("{s:s,s:s,s:b,s:I,s:I,s:O}", "bundle", path, "status",
+			            oc->new_records ? "loaded" : "already-ingested", "new_station", oc->new_station, "new_records",
+			            (json_int_t)oc->new_records, "new_alarms", (json_int_t)oc->new_alarms, "gaps", oc->gaps));
+		} else if (oc->refused) {
+			printf("%s: REFUSED: %s\n", path, oc->reason);
+		} else {
+			printf("%s: %s: %lld new record%s%s", path, oc->new_records ? "loaded" : "already ingested",
+			    oc->new_records, oc->new_records == 1 ? "" : "s", oc->new_station && oc->new_records ? ", new station" : "");
+			if (oc->new_alarms)
+				printf(", %lld new alarm%s (station-registry alarms)", oc->new_alarms, oc->new_alarms == 1 ? "" : "s");
+			printf("\n");
+			for (gi = 0; gi < json_array_size(oc->gaps); gi++)
+				printf("  gap: seq %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT " not ingested yet\n",
+				    json_integer_value(json_array_get(json_array_get(oc->gaps, gi), 0)),
+				    json_integer_value(json_array_get(json_array_get(oc->gaps, gi), 1)));
+		}
+		fflush(stdout);
+		json_decref(oc->gaps);
+		prep_clear(pp);
+		pthread_mutex_lock(&pl.mu);
+		pl.loaded++;
+		pthread_cond_broadcast(&pl.cv);
+		pthread_mutex_unlock(&pl.mu);
+	}
+	pthread_mutex_lock(&pl.mu);
+	pl.stop = 1;
+	pthread_cond_broadcast(&pl.cv);
+	pthread_mutex_unlock(&pl.mu);
+	for (t = 0; t < nthreads; t++)
+		pthread_join(threads[t], NULL);
+	for (k = 0; k < pl.n; k++)
+		prep_clear(&pl.jobs[k]);
+	free(pl.jobs);
+	pthread_cond_destroy(&pl.cv);
+	pthread_mutex_destroy(&pl.mu);
+	if (ret == EXIT_FAIL)
+		goto out;
 	if (r->json) {
 		reg_print_json(json_pack("{s:O}", "bundles", all));
 	}

@@ -37,19 +37,31 @@ START_TEST(test_init_creates_and_is_idempotent)
 
 	rc = reg(pg.conninfo, &out, "init", NULL);
 	ck_assert_msg(rc == 0, "init failed (%d): %s", rc, out);
-	ck_assert_msg(strstr(out, "applied 0001-schema") && strstr(out, "schema at version 1"), "%s", out);
+	ck_assert_msg(strstr(out, "applied 0001-schema") && strstr(out, "applied 0002-alarm-indexes") && strstr(out, "schema at version 2"), "%s", out);
 	free(out);
 	rc = pgtu_psql(&pg, "SELECT version || ':' || name FROM schema_version ORDER BY version", &out);
 	ck_assert_int_eq(rc, 0);
-	ck_assert_str_eq(out, "1:schema\n");
+	ck_assert_str_eq(out, "1:schema\n2:alarm-indexes\n");
 	free(out);
 	/* Again: nothing to do. */
 	rc = reg(pg.conninfo, &out, "--json", "init");
 	ck_assert_msg(rc == 0, "second init failed (%d): %s", rc, out);
-	ck_assert_msg(strstr(out, "\"from_version\":1") && strstr(out, "\"applied\":[]"), "%s", out);
+	ck_assert_msg(strstr(out, "\"from_version\":2") && strstr(out, "\"applied\":[]"), "%s", out);
 	free(out);
 	rc = pgtu_psql(&pg, "SELECT count(*) FROM schema_version", &out);
-	ck_assert_str_eq(out, "1\n");
+	ck_assert_str_eq(out, "2\n");
+	free(out);
+	/* A database at version 1 (made by an earlier program) is migrated. */
+	rc = pgtu_psql(&pg, "DELETE FROM schema_version WHERE version = 2; DROP INDEX records_keygen_pubkey, "
+	                    "records_identify_attestation", &out);
+	ck_assert_int_eq(rc, 0);
+	free(out);
+	rc = reg(pg.conninfo, &out, "--json", "init");
+	ck_assert_msg(rc == 0 && strstr(out, "\"from_version\":1") && strstr(out, "\"name\":\"alarm-indexes\""), "(%d) %s", rc, out);
+	free(out);
+	rc = pgtu_psql(&pg, "SELECT count(*) FROM pg_indexes WHERE indexname IN ('records_keygen_pubkey', "
+	                    "'records_identify_attestation')", &out);
+	ck_assert_str_eq(out, "2\n");
 	free(out);
 }
 END_TEST
