@@ -7,10 +7,10 @@
 #include <openssl/x509.h>
 
 #include "cms.h"
+#include "queries.h"
 #include "registry.h"
 #include "revlist.h"
 
-#define TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* Journal text (device serials, jig URIs, errors) may hold anything a jig
  * sent: never raw to a terminal. */
@@ -93,13 +93,7 @@ rows_json(PGresult *res)
 	return a;
 }
 
-static const char cert_sql[] =
-	"SELECT c.serial, c.issuer, c.subject, c.device, c.station, c.seq, " TIME_SQL("c.time") " AS issued_at, "
-	TIME_SQL("c.not_after") " AS not_after, c.cert_sha256, c.pubkey_sha256,"
-	" CASE WHEN v.serial IS NULL THEN 'live' ELSE 'revoked' END AS status, v.station AS revoked_at_station,"
-	" v.reason AS revocation_reason, " TIME_SQL("v.time") " AS revoked_at"
-	" FROM certificates c LEFT JOIN LATERAL (SELECT * FROM revocations w WHERE w.serial = c.serial"
-	"  ORDER BY w.time LIMIT 1) v ON true";
+static const char cert_sql[] = CERT_SQL;
 
 static void
 print_certs(PGresult *res)
@@ -129,7 +123,6 @@ cmd_device(struct reg *r, int argc, char **argv)
 {
 	const char *p[1];
 	PGresult *recs = NULL, *certs = NULL, *alarms = NULL;
-	char *sql = NULL;
 	int ret, i, stations;
 	st_err err;
 
@@ -141,17 +134,8 @@ cmd_device(struct reg *r, int argc, char **argv)
 		fprintf(stderr, "station-registry device: %s\n", err.msg);
 		return EXIT_USAGE;
 	}
-	if (asprintf(&sql, "%s WHERE c.device = $1 ORDER BY c.time, c.station, c.seq", cert_sql) < 0)
-		goto out;
-	if (!(recs = reg_query(r,
-	          "SELECT station, seq, " TIME_SQL("time") " AS time, step, result, jig, operator, details FROM records"
-	          " WHERE device = $1 ORDER BY time, station, seq",
-	          1, p, &err)) ||
-	    !(certs = reg_query(r, sql, 1, p, &err)) ||
-	    !(alarms = reg_query(r,
-	          "SELECT id, kind, detail FROM alarms WHERE cleared_at IS NULL AND (subject = $1 OR subject LIKE $1 || '@%'"
-	          " OR detail LIKE '%SE ' || $1 || '%' OR detail LIKE '%serials%' || $1 || '%') ORDER BY id",
-	          1, p, &err))) {
+	if (!(recs = reg_query(r, DEVICE_RECORDS_SQL, 1, p, &err)) || !(certs = reg_query(r, DEVICE_CERTS_SQL, 1, p, &err)) ||
+	    !(alarms = reg_query(r, DEVICE_ALARMS_SQL, 1, p, &err))) {
 		fprintf(stderr, "station-registry device: %s\n", err.msg);
 		goto out;
 	}
@@ -178,7 +162,6 @@ cmd_device(struct reg *r, int argc, char **argv)
 	}
 	ret = PQntuples(recs) ? EXIT_OK : EXIT_FAIL;
 out:
-	free(sql);
 	PQclear(recs);
 	PQclear(certs);
 	PQclear(alarms);
