@@ -669,8 +669,28 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
 	if (!(res = reg_query(r, "SELECT signer FROM stations WHERE station = $1", 1, p, err)))
 		goto out;
 	oc->new_station = PQntuples(res) == 0;
+	/* A station is enrolled with the subject of the audit key that seals
+	 * its journal: another station's key (it chains to the same root) must
+	 * not write this station's records. */
+	if (oc->new_station && !r->enroll)
+		snprintf(oc->reason, sizeof(oc->reason),
+		    "station %.200s is not enrolled in the registry: enroll it once with 'station-registry stations add %.200s "
+		    "--cert AUDIT.pem' (the audit certificate that seals its journal: the first certificate of the bundle's "
+		    "audit-chain.pem), or ingest with --enroll to enroll it with this bundle's signer (%.200s)",
+		    ld->station, ld->station, rep->signer);
+	else if (!oc->new_station && strcmp(PQgetvalue(res, 0, 0), rep->signer) != 0)
+		snprintf(oc->reason, sizeof(oc->reason),
+		    "station %.200s is enrolled with audit key %.200s, but this bundle is sealed by %.200s: another station's "
+		    "key cannot write its records (if the station's audit certificate was renewed under another subject, "
+		    "enrol the new one with 'station-registry stations add %.200s --cert NEW.pem --replace')",
+		    ld->station, PQgetvalue(res, 0, 0), rep->signer, ld->station);
 	PQclear(res);
 	res = NULL;
+	if (oc->reason[0]) {
+		oc->refused = 1;
+		ret = reg_exec(r, "ROLLBACK", err);
+		goto out;
+	}
 	if ((rc = held_spans(r, ld, &held, &nheld, oc, err)) < 0)
 		goto out;
 	if (rc > 0) {
@@ -920,13 +940,16 @@ verifier_count(size_t bundles)
 static void
 ingest_usage(FILE *f)
 {
-	fprintf(f, "usage: station-registry [--db URI] [--json] ingest --ca ROOT.pem BUNDLE...\n"
+	fprintf(f, "usage: station-registry [--db URI] [--json] ingest --ca ROOT.pem [--enroll] BUNDLE...\n"
 	           "\n"
 	           "Verify each export bundle completely (seals up to ROOT.pem, the hash chain, the\n"
 	           "manifest), then load it in one transaction.  A bundle that does not verify is\n"
 	           "refused with the reason.  Ingesting a bundle again, or overlapping bundles,\n"
 	           "changes nothing; the same station and seq with another record is a fork: refused,\n"
 	           "and an alarm raised.  Gaps in a station's sequence are reported.\n"
+	           "A station must be enrolled (station-registry stations add), and its bundles sealed\n"
+	           "by the audit key it was enrolled with; --enroll enrolls an unknown station with\n"
+	           "its bundle's signer.\n"
 	           "Exit: 0 every bundle loaded (or was already there), 1 one was refused, 2 usage or\n"
 	           "configuration error (no database, bad --ca).\n");
 }
@@ -934,10 +957,11 @@ ingest_usage(FILE *f)
 int
 cmd_ingest(struct reg *r, int argc, char **argv)
 {
-	enum { O_CA = 1, O_JSON, O_HELP };
+	enum { O_CA = 1, O_JSON, O_ENROLL, O_HELP };
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, O_CA },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "enroll", no_argument, NULL, O_ENROLL },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -955,6 +979,7 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 		switch (c) {
 		case O_CA: ca = optarg; break;
 		case O_JSON: r->json = 1; break;
+		case O_ENROLL: r->enroll = 1; break;
 		case 'h':
 		case O_HELP: ingest_usage(stdout); ret = EXIT_OK; goto out;
 		default: ingest_usage(stderr); goto out;

@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{ "device", cmd_device, "a device's history across stations (device SERIAL)" },
 	{ "certificate", cmd_certificate, "one certificate, where it was issued and its status" },
 	{ "alarms", cmd_alarms, "open alarms; exit 1 while any is open" },
+	{ "stations", cmd_stations, "enrolled stations and their audit keys (stations add STATION --cert AUDIT.pem)" },
 	{ "watch", cmd_watch, "ingest every bundle delivered to a spool folder (watch --ca ROOT.pem DIR)" },
 	{ "report", cmd_report, "per station and day: devices, yield, failures, revocations" },
 	{ "revocations", cmd_revocations, "every revocation of one issuer, for station crl --revocations" },

@@ -508,3 +508,113 @@ out:
 	PQclear(fails);
 	return ret;
 }
+
+#define STATIONS_USAGE                                                                               \
+	"usage: station-registry [--db URI] [--json] stations\n"                                          \
+	"       station-registry [--db URI] stations add STATION --cert AUDIT.pem [--replace]\n"         \
+	"\n"                                                                                             \
+	"The enrolled stations and the audit key (its certificate's subject) each one's\n"              \
+	"bundles must be sealed by.  'add' enrolls a station with the audit certificate that\n"         \
+	"seals its journal (it must carry the audit seal role); --replace changes an enrolled\n"        \
+	"station's key, after its audit certificate was renewed under another subject (only\n"         \
+	"the registry's owner may: the ingest role can enroll, not re-key; the read role neither).\n"  \
+	"Exit: 0 done, 1 the database refused, 2 usage or configuration error.\n"
+
+static int
+stations_add(struct reg *r, int argc, char **argv)
+{
+	enum { O_CERT = 1, O_REPLACE, O_HELP };
+	static const struct option opts[] = {
+		{ "cert", required_argument, NULL, O_CERT },
+		{ "replace", no_argument, NULL, O_REPLACE },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cert = NULL, *p[2];
+	char subject[256];
+	PGresult *res = NULL;
+	X509 *x = NULL;
+	int c, replace = 0, ret = EXIT_USAGE;
+	st_err err;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_CERT: cert = optarg; break;
+		case O_REPLACE: replace = 1; break;
+		case 'h':
+		case O_HELP: printf("%s", STATIONS_USAGE); return EXIT_OK;
+		default: fprintf(stderr, "%s", STATIONS_USAGE); return EXIT_USAGE;
+		}
+	}
+	if (!cert || argc - optind != 1 || !argv[optind][0]) {
+		fprintf(stderr, "%s", STATIONS_USAGE);
+		return EXIT_USAGE;
+	}
+	if (!(x = st_x509_load(cert, &err)) || st_x509_check_role(x, ST_ROLE_AUDIT_SEAL, &err) < 0) {
+		fprintf(stderr, "station-registry stations add: --cert %s: %s\n", cert, err.msg);
+		goto out;
+	}
+	st_x509_subject(x, subject, sizeof(subject));
+	if (reg_connect(r, &err) < 0) {
+		fprintf(stderr, "station-registry stations add: %s\n", err.msg);
+		goto out;
+	}
+	p[0] = argv[optind];
+	p[1] = subject;
+	ret = EXIT_FAIL;
+	if (!(res = reg_query(r,
+	          replace ? "UPDATE stations SET signer = $2 WHERE station = $1" :
+	                    "INSERT INTO stations (station, signer) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+	          2, p, &err))) {
+		fprintf(stderr, "station-registry stations add: %s\n", err.msg);
+		goto out;
+	}
+	if (strcmp(PQcmdTuples(res), "1") != 0) {
+		fprintf(stderr, "station-registry stations add: station %s is %s: %s\n", safe(p[0]),
+		    replace ? "not enrolled" : "enrolled already",
+		    replace ? "enroll it without --replace" : "--replace changes its audit key");
+		goto out;
+	}
+	printf("station %s enrolled: its bundles must be sealed by %s\n", safe(p[0]), safe(subject));
+	ret = EXIT_OK;
+out:
+	PQclear(res);
+	X509_free(x);
+	return ret;
+}
+
+int
+cmd_stations(struct reg *r, int argc, char **argv)
+{
+	PGresult *res = NULL;
+	int ret, i;
+	st_err err;
+
+	if (argc > 1 && strcmp(argv[1], "add") == 0)
+		return stations_add(r, argc - 1, argv + 1);
+	if ((ret = read_opts(r, argc, argv, STATIONS_USAGE, 0)) >= 0)
+		return ret;
+	if (reg_connect(r, &err) < 0) {
+		fprintf(stderr, "station-registry stations: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (!(res = reg_query(r,
+	          "SELECT s.station, s.signer, " TIME_SQL("s.first_seen") " AS enrolled,"
+	          " coalesce((SELECT max(last_seq) FROM bundles b WHERE b.station = s.station), 0) AS last_seq"
+	          " FROM stations s ORDER BY s.station",
+	          0, NULL, &err))) {
+		fprintf(stderr, "station-registry stations: %s\n", err.msg);
+		return EXIT_FAIL;
+	}
+	if (r->json) {
+		reg_print_json(json_pack("{s:o}", "stations", rows_json(res)));
+	} else {
+		for (i = 0; i < PQntuples(res); i++)
+			printf("%s  sealed by %s  enrolled %s  up to seq %s\n", safe(PQgetvalue(res, i, 0)),
+			    safe(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		if (!PQntuples(res))
+			printf("no station is enrolled: station-registry stations add STATION --cert AUDIT.pem\n");
+	}
+	PQclear(res);
+	return EXIT_OK;
+}

@@ -24,6 +24,7 @@ extern const struct reg_migration reg_migrations[]; /* generated from migrations
 struct reg {
 	const char *db; /* --db URI or NULL: libpq's PG* environment */
 	int json;       /* --json */
+	int enroll;     /* ingest, watch --enroll: an unknown station is enrolled with its bundle's signer */
 	PGconn *conn;
 };
 
@@ -61,5 +62,6 @@ int cmd_alarms(struct reg *r, int argc, char **argv);
 int cmd_revocations(struct reg *r, int argc, char **argv);
 int cmd_report(struct reg *r, int argc, char **argv);
 int cmd_watch(struct reg *r, int argc, char **argv);
+int cmd_stations(struct reg *r, int argc, char **argv);
 
 #endif

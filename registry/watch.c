@@ -154,21 +154,23 @@ watch_round(struct reg *r, const char *dir, X509_STORE *trust, int *errors)
 }
 
 #define WATCH_USAGE                                                                                  \
-	"usage: station-registry [--db URI] watch --ca ROOT.pem [--interval S] [--once] DIR\n"            \
+	"usage: station-registry [--db URI] watch --ca ROOT.pem [--interval S] [--once] [--enroll] DIR\n" \
 	"\n"                                                                                             \
 	"Ingest every bundle folder delivered to DIR (skipping names that start with '.' or end\n"      \
 	"in '.partial': upload under such a name, then rename).  Each bundle moves to DIR/done/,\n"     \
 	"or, refused, to DIR/rejected/ with NAME.reason.  After a database error the bundle stays\n"    \
 	"and is retried.  Polls every --interval seconds (5) until SIGTERM; --once makes one pass.\n"   \
 	"Exit: 0 (with --once: every bundle loaded), 1 a bundle was refused or the database\n"          \
-	"failed (--once), 2 usage or configuration error.\n"
+	"failed (--once), 2 usage or configuration error.  --enroll: as ingest --enroll (an unknown\n"   \
+	"station's bundle is refused without it).\n"
 
 int
 cmd_watch(struct reg *r, int argc, char **argv)
 {
-	enum { O_CA = 1, O_INTERVAL, O_ONCE, O_HELP };
+	enum { O_CA = 1, O_INTERVAL, O_ONCE, O_ENROLL, O_HELP };
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, O_CA },
+		{ "enroll", no_argument, NULL, O_ENROLL },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "once", no_argument, NULL, O_ONCE },
 		{ "help", no_argument, NULL, O_HELP },
@@ -194,6 +196,7 @@ cmd_watch(struct reg *r, int argc, char **argv)
 			}
 			break;
 		case O_ONCE: once = 1; break;
+		case O_ENROLL: r->enroll = 1; break;
 		case 'h':
 		case O_HELP: printf("%s", WATCH_USAGE); return EXIT_OK;
 		default: fprintf(stderr, "%s", WATCH_USAGE); return EXIT_USAGE;

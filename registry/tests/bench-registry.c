@@ -181,7 +181,7 @@ START_TEST(bench)
 		args = tmp;
 	}
 	t_gen = now_s() - t0;
-	ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' ingest --ca '%s/root-ca.pem' %s", getenv("STATION_REGISTRY_EXE"),
+	ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' ingest --enroll --ca '%s/root-ca.pem' %s", getenv("STATION_REGISTRY_EXE"),
 	                     pg.conninfo, tu_pki, args),
 	    -1);
 	t0 = now_s();

@@ -202,5 +202,5 @@ regtu_reg(const char *db, char **out, const char *fmt, ...)
 int
 regtu_ingest(const char *db, const char *bundle, char **out)
 {
-	return regtu_reg(db, out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, bundle);
+	return regtu_reg(db, out, "ingest --enroll --ca '%s/root-ca.pem' '%s'", tu_pki, bundle);
 }

@@ -88,7 +88,7 @@ START_TEST(test_load_idempotent_overlap)
 	/* A later export overlaps the first: only the new records load. */
 	regtu_provision(&st, "SE-0003", "0a03", NULL, 0); /* a leading zero byte */
 	b2 = regtu_export(&st);
-	rc = regtu_reg(db, &out, "--json ingest --ca '%s/root-ca.pem' '%s'", tu_pki, b2);
+	rc = regtu_reg(db, &out, "--json ingest --enroll --ca '%s/root-ca.pem' '%s'", tu_pki, b2);
 	ck_assert_msg(rc == 0 && strstr(out, "\"status\":\"loaded\"") && strstr(out, "\"new_records\":6") &&
 	        strstr(out, "\"new_station\":false") && strstr(out, "\"gaps\":[]"),
 	    "(%d) %s", rc, out);
@@ -173,6 +173,85 @@ START_TEST(test_fork_refused_with_alarm)
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE device = 'SE-0999'"), 0);
 	regtu_station_close(&a);
 	regtu_station_close(&copy);
+	tu_rmtree(b1);
+	tu_rmtree(b2);
+	free(b1);
+	free(b2);
+	free(s1);
+	free(s2);
+	free(db);
+	free(admin);
+}
+END_TEST
+
+/* A station's bundles must be sealed by the audit key it is enrolled with:
+ * an unknown station is refused unless --enroll, and another station's key
+ * (it chains to the same root) cannot write its records. */
+START_TEST(test_station_enrollment)
+{
+	char *admin, *db = regtu_fresh_db(&pg, "t_enrol", &admin), *out = NULL, *b1, *b2, *s1, *s2;
+	regtu_station a, other;
+	int rc;
+
+	regtu_station_open(&a, "line-e", "seal-a");
+	regtu_provision(&a, "SE-0E01", "e001", NULL, 0);
+	b1 = regtu_export(&a);
+	s1 = db_state(admin);
+	rc = regtu_reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, b1);
+	ck_assert_msg(rc == 1 && strstr(out, "REFUSED: station line-e is not enrolled in the registry") &&
+	        strstr(out, "stations add line-e --cert AUDIT.pem") && strstr(out, "CN = Test seal-a"),
+	    "(%d) %s", rc, out);
+	free(out);
+	s2 = db_state(admin);
+	ck_assert_str_eq(s1, s2);
+	free(s2);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM stations"), 0);
+	rc = regtu_reg(db, &out, "stations");
+	ck_assert_msg(rc == 0 && strstr(out, "no station is enrolled"), "(%d) %s", rc, out);
+	free(out);
+	/* Only a certificate with the audit seal role enrolls a station. */
+	rc = regtu_reg(db, &out, "stations add line-e --cert '%s/intermediate.pem'", tu_pki);
+	ck_assert_msg(rc == 2 && strstr(out, "--cert"), "(%d) %s", rc, out);
+	free(out);
+	rc = regtu_reg(db, &out, "stations add line-e");
+	ck_assert_msg(rc == 2 && strstr(out, "usage"), "(%d) %s", rc, out);
+	free(out);
+	rc = regtu_reg(db, &out, "stations add line-e --cert '%s/seal-a.pem'", tu_pki);
+	ck_assert_msg(rc == 0 && strstr(out, "station line-e enrolled") && strstr(out, "CN = Test seal-a"), "(%d) %s", rc, out);
+	free(out);
+	rc = regtu_reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s'", tu_pki, b1);
+	ck_assert_msg(rc == 0 && strstr(out, "loaded: 6 new records"), "(%d) %s", rc, out);
+	free(out);
+	/* Another station's audit key claims line-e. */
+	regtu_station_open(&other, "line-e", "seal-b");
+	regtu_provision(&other, "SE-0E99", "e099", NULL, 0);
+	regtu_provision(&other, "SE-0E98", "e098", NULL, 0);
+	b2 = regtu_export(&other);
+	s1 = db_state(admin);
+	rc = regtu_reg(db, &out, "ingest --enroll --ca '%s/root-ca.pem' '%s'", tu_pki, b2);
+	ck_assert_msg(rc == 1 && strstr(out, "REFUSED: station line-e is enrolled with audit key") &&
+	        strstr(out, "sealed by") && strstr(out, "CN = Test seal-b"),
+	    "(%d) %s", rc, out);
+	free(out);
+	s2 = db_state(admin);
+	ck_assert_str_eq(s1, s2);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE device = 'SE-0E99'"), 0);
+	rc = regtu_reg(db, &out, "--json stations");
+	ck_assert_msg(rc == 0 && strstr(out, "\"station\":\"line-e\"") && strstr(out, "\"last_seq\":\"6\""), "(%d) %s", rc,
+	    out);
+	free(out);
+	/* Enrolled already; re-keying is the owner's, not the ingest role's. */
+	rc = regtu_reg(db, &out, "stations add line-e --cert '%s/seal-b.pem'", tu_pki);
+	ck_assert_msg(rc == 1 && strstr(out, "enrolled already"), "(%d) %s", rc, out);
+	free(out);
+	rc = regtu_reg(db, &out, "stations add line-e --cert '%s/seal-b.pem' --replace", tu_pki);
+	ck_assert_msg(rc == 1 && strstr(out, "permission denied"), "(%d) %s", rc, out);
+	free(out);
+	rc = regtu_reg(admin, &out, "stations add line-e --cert '%s/seal-b.pem' --replace", tu_pki);
+	ck_assert_msg(rc == 0 && strstr(out, "CN = Test seal-b"), "(%d) %s", rc, out);
+	free(out);
+	regtu_station_close(&a);
+	regtu_station_close(&other);
 	tu_rmtree(b1);
 	tu_rmtree(b2);
 	free(b1);
@@ -309,7 +388,7 @@ START_TEST(test_alarms)
 	free(ba);
 	ba = regtu_export(&a);
 	bb = regtu_export(&b);
-	rc = regtu_reg(db, &out, "ingest --ca '%s/root-ca.pem' '%s' '%s'", tu_pki, ba, bb);
+	rc = regtu_reg(db, &out, "ingest --enroll --ca '%s/root-ca.pem' '%s' '%s'", tu_pki, ba, bb);
 	ck_assert_msg(rc == 0 && strstr(out, "new alarm"), "(%d) %s", rc, out);
 	free(out);
 	ck_assert_int_eq(has_alarm(admin, "device-two-stations"), 1);
@@ -423,7 +502,7 @@ START_TEST(test_database_down_mid_ingest)
 			usleep(50 * 1000);
 		free(cmd);
 		ck_assert_int_ne(asprintf(&cmd,
-		                     "'%s' --db '%s' ingest --ca '%s/root-ca.pem' '%s' > '%s/ingest.out' 2>&1; echo $? > '%s/ingest.rc'",
+		                     "'%s' --db '%s' ingest --enroll --ca '%s/root-ca.pem' '%s' > '%s/ingest.out' 2>&1; echo $? > '%s/ingest.rc'",
 		                     getenv("STATION_REGISTRY_EXE"), db, tu_pki, b2, dir, dir),
 		    -1);
 		pid = fork();
@@ -503,8 +582,8 @@ START_TEST(test_two_ingesters_at_once)
 		free(cmd);
 		ck_assert_int_ne(asprintf(&cmd,
 		                     "r='%s'; ca='%s/root-ca.pem'; db='%s'; "
-		                     "\"$r\" --db \"$db\" ingest --ca \"$ca\" '%s' & a=$!; "
-		                     "\"$r\" --db \"$db\" ingest --ca \"$ca\" '%s' & b=$!; "
+		                     "\"$r\" --db \"$db\" ingest --enroll --ca \"$ca\" '%s' & a=$!; "
+		                     "\"$r\" --db \"$db\" ingest --enroll --ca \"$ca\" '%s' & b=$!; "
 		                     "wait $a || exit 1; wait $b || exit 1",
 		                     getenv("STATION_REGISTRY_EXE"), tu_pki, db, x, y),
 		    -1);
@@ -548,7 +627,7 @@ START_TEST(test_watch_spool)
 	    -1);
 	ck_assert_int_eq(tu_sh(cmd, NULL), 0);
 	free(cmd);
-	rc = regtu_reg(db, &out, "watch --ca '%s/root-ca.pem' --once '%s'", tu_pki, spool);
+	rc = regtu_reg(db, &out, "watch --enroll --ca '%s/root-ca.pem' --once '%s'", tu_pki, spool);
 	ck_assert_msg(rc == 1 && strstr(out, "good: loaded") && strstr(out, "bad: REFUSED"), "(%d) %s", rc, out);
 	free(out);
 	ck_assert(atu_exists(spool, "done/good/manifest.json"));
@@ -561,7 +640,7 @@ START_TEST(test_watch_spool)
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM records WHERE device = 'SE-0601'"), 5);
 	/* As a service: a bundle renamed into place is taken within a round; SIGTERM ends it with 0. */
 	ck_assert_int_ne(asprintf(&cmd,
-	                     "'%s' --db '%s' watch --ca '%s/root-ca.pem' --interval 1 '%s' > '%s/.log' 2>&1 & p=$!; "
+	                     "'%s' --db '%s' watch --enroll --ca '%s/root-ca.pem' --interval 1 '%s' > '%s/.log' 2>&1 & p=$!; "
 	                     "mv '%s/late.partial' '%s/late'; i=0; while [ ! -e '%s/done/late' ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
 	                     "kill -TERM $p; wait $p",
 	                     getenv("STATION_REGISTRY_EXE"), db, tu_pki, spool, spool, spool, spool, spool),
@@ -593,6 +672,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, cluster_setup, cluster_teardown);
 	tcase_add_test(tc, test_load_idempotent_overlap);
 	tcase_add_test(tc, test_fork_refused_with_alarm);
+	tcase_add_test(tc, test_station_enrollment);
 	tcase_add_test(tc, test_bad_bundles_refused);
 	tcase_add_test(tc, test_alarms);
 	tcase_add_test(tc, test_database_down_mid_ingest);
