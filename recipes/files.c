@@ -46,6 +46,32 @@ rc_file_readable(const char *path, st_err *err)
 	return ret;
 }
 
+static const char *
+file_kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a folder" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" :
+	    S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+int
+recipe_metrics_file_check(const char *path, st_err *err)
+{
+	const char *base = strrchr(path, '/');
+	size_t n;
+	struct stat st;
+
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return st_err_set(err, ST_E_CONFIG, "%s is %s: the metrics file is replaced by rename (a new file beside "
+		    "it, then renamed over it), so it must be a regular file or not exist yet; name a FILE.prom in "
+		    "node_exporter's textfile folder", path, file_kind(st.st_mode));
+	if (n <= 5 || strcmp(base + n - 5, ".prom") != 0)
+		return st_err_set(err, ST_E_CONFIG, "%s: the name must end in .prom (node_exporter's textfile collector "
+		    "reads only *.prom files)", path);
+	return 0;
+}
+
 /* Every certificate in a PEM file; NULL (and err) when the file cannot be
  * read, holds none, or has a block that does not parse. */
 static STACK_OF(X509) *

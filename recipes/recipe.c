@@ -107,7 +107,7 @@ list(walk *w, const ynode *map, const char *parent, const char *key, bool requir
 	return v;
 }
 
-enum { F_READABLE, F_CERT_ONE, F_CA_BUNDLE, F_CA_ONE, F_CERTS, F_NONE };
+enum { F_READABLE, F_CERT_ONE, F_CA_BUNDLE, F_CA_ONE, F_CERTS, F_NONE, F_METRICS };
 
 /* Check the file a node names; report at the node. */
 static int
@@ -122,6 +122,7 @@ check_file(walk *w, const ynode *v, const char *path, const char *file, int kind
 	case F_CA_BUNDLE: rc = rc_cert_file(file, RC_CERT_CA, &err); break;
 	case F_CA_ONE: rc = rc_cert_file(file, RC_CERT_ONE | RC_CERT_CA, &err); break;
 	case F_CERTS: rc = rc_cert_file(file, 0, &err); break;
+	case F_METRICS: rc = recipe_metrics_file_check(file, &err); break;
 	default: break;
 	}
 	if (rc < 0)
@@ -791,6 +792,20 @@ read_audit(walk *w, const ynode *root)
 	}
 }
 
+/* The file station run writes for node_exporter's textfile collector: it
+ * need not exist yet (the run makes it), but what is there must be a file. */
+static void
+read_metrics(walk *w, const ynode *root)
+{
+	static const char *const keys[] = { "file", NULL };
+	char path[RECIPE_PATH_MAX];
+	const ynode *m = section(w, root, "", "metrics", false, keys, NULL, path);
+
+	if (!m)
+		return;
+	get_file(w, m, "metrics", "file", true, F_METRICS, &w->r->metrics.file);
+}
+
 static void
 read_rework(walk *w, const ynode *root)
 {
@@ -888,6 +903,7 @@ recipe_free(recipe *r)
 	free(r->certificate.crl_url);
 	free(r->audit.dir);
 	free(r->audit.station_id);
+	free(r->metrics.file);
 	for (i = 0; i < r->rework.n_intermediates; i++)
 		free(r->rework.intermediates[i]);
 	free(r->rework.intermediates);
@@ -939,7 +955,8 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
     recipe_errors *errs)
 {
 	static const char *const top[] = {
-		"recipe", "product", "jig", "se", "hsm", "certificate", "quota", "lifecycle", "audit", "rework", NULL,
+		"recipe", "product", "jig", "se", "hsm", "certificate", "quota", "lifecycle", "audit", "metrics", "rework",
+		NULL,
 	};
 	rctx c = { name, data, len, errs, 0 };
 	walk w = { &c, NULL, opts ? opts->root : NULL };
@@ -977,6 +994,7 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 	read_quota(&w, root);
 	read_lifecycle(&w, root);
 	read_audit(&w, root);
+	read_metrics(&w, root);
 	read_rework(&w, root);
 	/* Rework accepts our own intermediate unless the recipe lists others. */
 	if (!rc_get(rc_get(root, "rework"), "intermediates") && r->hsm.intermediate_cert) {

@@ -135,6 +135,9 @@ typedef struct recipe {
 	} lifecycle;
 	struct { char *dir; long batch_size; char *station_id; } audit;
 	struct {
+		char *file;          /* the metrics file `station run` writes (*.prom), or NULL: none */
+	} metrics;
+	struct {
 		char **intermediates;   /* our intermediates' certificates that rework accepts */
 		size_t n_intermediates;
 		bool allow_foreign_devices;
@@ -158,6 +161,10 @@ recipe *recipe_load(const char *path, const recipe_load_opts *opts, recipe_error
 recipe *recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_load_opts *opts,
     recipe_errors *errs);
 void recipe_free(recipe *r);
+/* A metrics file `station run` may write (metrics.file, --metrics): named
+ * *.prom (what node_exporter's textfile collector reads), and a regular file
+ * or nothing yet, since it is replaced by rename.  ST_E_CONFIG saying why. */
+int recipe_metrics_file_check(const char *path, st_err *err);
 
 /* ---- templates ------------------------------------------------------------ */
 

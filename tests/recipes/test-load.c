@@ -281,6 +281,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(r->quota.max_per_shift, 100);
 	ck_assert_ptr_null(r->quota.release_signers);
 	ck_assert_int_eq(r->quota.max_per_run, 1000);
+	ck_assert_ptr_null(r->metrics.file);
 	ck_assert(r->lifecycle.lock);
 	ck_assert(!r->lifecycle.engineering);
 	assert_path(r->audit.dir, "audit");
@@ -357,6 +358,7 @@ START_TEST(test_full_roundtrip)
 	assert_path(r->audit.dir, "var/lib/station-full/journal");
 	ck_assert_int_eq(r->audit.batch_size, 4096);
 	ck_assert_str_eq(r->audit.station_id, "line-b.station_2");
+	assert_path(r->metrics.file, "var/lib/prometheus/node-exporter/station.prom");
 	ck_assert_uint_eq(r->rework.n_intermediates, 2);
 	assert_path(r->rework.intermediates[0], "pki/intermediate.pem");
 	assert_path(r->rework.intermediates[1], "pki/root-ca.pem");
