@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "engine.h"
+#include "metrics.h"
 #include "recipe.h"
 #include "station.h"
 #include "step.h"
@@ -73,7 +74,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station run --recipe FILE [--jig URI]... [--count N] [--operator NAME] [--json]\n"
-	    "                   [--require-signed] [--trust PEM]\n"
+	    "                   [--require-signed] [--trust PEM] [--metrics FILE.prom]\n"
 	    "                   " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Provision every device presented on the jigs: identify, check posture, authenticate,\n"
@@ -87,6 +88,8 @@ usage(FILE *f)
 	    "  --json             one JSON event per line on stdout, for MES integration\n"
 	    "  --require-signed   refuse a recipe without a valid signature (see station recipe sign)\n"
 	    "  --trust PEM        trust anchors for recipe signatures\n"
+	    "  --metrics FILE     write the run's metrics there after every device, for node_exporter's\n"
+	    "                     textfile collector (default: the recipe's metrics.file; see station(1))\n"
 	    CLI_PIN_HELP
 	    "\n"
 	    "Exit: 0 every device passed and --count was reached (without --count: stopped by Ctrl-C),\n"
@@ -197,17 +200,19 @@ cmd_run_main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "require-signed", no_argument, NULL, 'S' },
 		{ "trust", required_argument, NULL, 't' },
+		{ "metrics", required_argument, NULL, 'm' },
 		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *recipe_path = NULL, *operator_name = NULL, *trust = NULL;
+	const char *recipe_path = NULL, *operator_name = NULL, *trust = NULL, *metrics_file = NULL;
 	const char **jigs = NULL;
 	size_t njigs = 0;
 	unsigned long count = 0;
 	int json = 0, require_signed = 0, c, pc, ret = EXIT_USAGE;
 	cli_pin pin = { 0 };
 	station *st = NULL;
+	metrics *m = NULL;
 	ui *u = NULL;
 	engine_result res;
 	struct sigaction sa;
@@ -255,6 +260,9 @@ cmd_run_main(int argc, char **argv)
 		case 't':
 			trust = optarg;
 			break;
+		case 'm':
+			metrics_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			ret = EXIT_OK;
@@ -287,6 +295,15 @@ cmd_run_main(int argc, char **argv)
 			goto out;
 		jigs[njigs++] = def;
 	}
+	/* The metrics file is written once before any device, so a path that
+	 * cannot be written stops the run here rather than on the first device. */
+	if (!metrics_file)
+		metrics_file = st->rcp->metrics.file;
+	if (metrics_file && (!(m = metrics_new(metrics_file, njigs, jigs, &err)) || metrics_update(m, st, 1, &err) < 0)) {
+		fprintf(stderr, "station run: %s%s\n", m ? "" : "--metrics or metrics.file: ", err.msg);
+		goto out;
+	}
+	st->metrics = m;
 	if (!(u = ui_new(ui_mode_for(stdout, json), stdout, njigs, jigs))) {
 		fprintf(stderr, "station run: out of memory\n");
 		goto out;
@@ -315,6 +332,7 @@ cmd_run_main(int argc, char **argv)
 		/* The workers are still running: say how it ended and leave, as a
 		 * crash would (the journal recovers its tail, devices resume). */
 		ui_summary(u, run_end_name(res.end), run_end_text(res.end), NULL);
+		metrics_update(m, st, 0, &err);
 		_exit(EXIT_STOPPED);
 	}
 
@@ -339,10 +357,13 @@ cmd_run_main(int argc, char **argv)
 	}
 	if (res.fatal)
 		fprintf(stderr, "station run: %s: %s\n", run_end_text(res.end), res.fatal_msg);
+	if (metrics_update(m, st, 0, &err) < 0)
+		fprintf(stderr, "station run: warning: %s\n", err.msg);
 	ret = exit_for(&res, count);
 out:
 	ui_free(u);
 	station_close(st);
+	metrics_free(m);
 	free(jigs);
 	return ret;
 }

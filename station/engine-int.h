@@ -41,6 +41,7 @@ struct engine {
 	struct worker *workers; /* all of them, to see which SE each is working on */
 	size_t nworkers;
 	struct keyset *keys;    /* keys certified or offered (keys.c; under lock) */
+	int metrics_failing;    /* the last metrics write failed (the operator was told; under lock) */
 };
 
 #define ENG_BAUD_CONFIRM_MS 500 /* SET_BAUD: how long the jig waits for a frame at the new rate */
@@ -123,6 +124,9 @@ void eng_report_fail(struct worker *w, struct dev *d, const char *step);
 /* jig_client's retry hook (ctx: the worker): the jig's status line and a
  * retry event. */
 void eng_on_retry(void *ctx, uint8_t cmd, int attempt, int attempts, const char *why);
+/* What kind of failure, as a stable name for --json (the schema's "code")
+ * and the metrics' reason label. */
+const char *eng_failure_code(const st_err *err);
 /* Mark the device failed at step with advice; returns -1. */
 int eng_fail(struct dev *d, const char *step, enum advice adv);
 

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "engine-int.h"
+#include "metrics.h"
 #include "step.h"
 #include "recipe.h"
 
@@ -232,6 +233,8 @@ eng_open_jig(struct worker *w, st_err *err)
 	if (jig_client_version(w->client) > w->spoke)
 		w->spoke = jig_client_version(w->client);
 	w->caps = w->resp.u.hello.capabilities;
+	metrics_jig(st->metrics, w->idx, w->resp.u.hello.jig_id, w->resp.u.hello.firmware,
+	    jig_version_name(jig_client_version(w->client)));
 	if (st->family == RECIPE_FAMILY_TPM2 && !(w->caps & JIG_CAP_TPM)) {
 		eng_drop_client(w);
 		return st_err_set(err, ST_E_CONFIG, "jig %s: the recipe is for TPM devices (se.family tpm2) and this jig "
@@ -402,6 +405,41 @@ jig_trouble(struct worker *w, const char *what)
 	return 0;
 }
 
+/* The device is done (passed, or failed at step), found in the jig at t0:
+ * count it. */
+static void
+device_done(struct worker *w, struct dev *d, int passed, const char *step, double t0)
+{
+	metrics_device(w->eng->st->metrics, w->idx, passed, step, passed ? NULL : eng_failure_code(&d->err),
+	    metrics_now() - t0);
+}
+
+/* Rewrite the metrics file, once the jig has its device back (the next
+ * one need not wait for the fsync).  A write that fails is told once, and
+ * again after one that worked; the run goes on (the journal, not the
+ * dashboard, is the record). */
+static void
+metrics_write(struct worker *w)
+{
+	struct engine *e = w->eng;
+	st_err err;
+	int rc, tell;
+
+	if (!e->st->metrics)
+		return;
+	rc = metrics_update(e->st->metrics, e->st, 1, &err);
+	pthread_mutex_lock(&e->lock);
+	tell = rc < 0 && !e->metrics_failing;
+	e->metrics_failing = rc < 0;
+	pthread_mutex_unlock(&e->lock);
+	if (tell) {
+		char note[1200];
+
+		snprintf(note, sizeof(note), "%.1000s (the run goes on; the dashboard shows old counts)", err.msg);
+		ui_jig_note(e->u, w->idx, note);
+	}
+}
+
 void
 eng_dev_clear(struct dev *d)
 {
@@ -454,6 +492,7 @@ worker_main(void *arg)
 		return NULL;
 	}
 	while (!eng_stopping(e) && !done_claiming(e)) {
+		double t0;
 		int rc;
 
 		if (!w->client) {
@@ -483,15 +522,18 @@ worker_main(void *arg)
 		}
 		if (!claim(e))
 			break;
+		t0 = metrics_now();
 		ui_device_start(e->u, w->idx, d->info.serial);
 		rc = take_serial(w, d) < 0 ? -1 : provision(w, d);
 		if (rc == 0) {
 			if (eng_journal(w, d, STEP_DONE, "pass", json_pack("{s:s,s:b}", "cert_serial", d->cert_serial, "resumed",
 			        d->resumed)) >= 0) {
 				ui_pass(e->u, w->idx, d->info.serial, d->cert_serial, d->resumed);
+				device_done(w, d, 1, NULL, t0);
 				eng_release(w, &err);
 			} else {
 				eng_report_fail(w, d, STEP_DONE);
+				device_done(w, d, 0, STEP_DONE, t0);
 			}
 		} else if (rc > 0) {
 			/* Stopped (Ctrl-C) before anything was signed: the device stays
@@ -502,6 +544,7 @@ worker_main(void *arg)
 			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
 			    advice_text[d->advice]));
 			eng_report_fail(w, d, d->step);
+			device_done(w, d, 0, d->step, t0);
 			if (eng_is_link_error(&d->err))
 				eng_drop_client(w);
 			if (w->client)
@@ -509,6 +552,8 @@ worker_main(void *arg)
 			else
 				w->pending_release = 1;
 		}
+		if (rc <= 0)
+			metrics_write(w);
 		pthread_mutex_lock(&e->lock);
 		w->active[0] = '\0';
 		pthread_mutex_unlock(&e->lock);

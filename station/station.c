@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "cms.h"
 #include "hsm.h"
+#include "metrics.h"
 #include "recipe.h"
 #include "revlist.h"
 #include "station.h"
@@ -171,8 +172,11 @@ station_posture(station *st, const jig_se_info *info, st_err *err)
 int
 station_tool_sign(station *st, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len, st_err *err)
 {
+	double t0 = metrics_now();
+
 	if (hsm_sign(st->tool_key, msg, len, sig, sig_len, err) < 0)
 		return st_err_prefix(err, "HSM: tool key \"%s\"", st->rcp->hsm.tool_key);
+	metrics_hsm_sign(st->metrics, METRICS_KEY_TOOL, metrics_now() - t0);
 	return 0;
 }
 
@@ -202,6 +206,7 @@ issue(station *st, X509_REQ *csr, EVP_PKEY *iak, const jig_se_info *info, const 
 	size_t i;
 	unsigned bit;
 	int ret = -1;
+	double t0;
 
 	memset(&p, 0, sizeof(p));
 	recipe_facts_init(&facts, r, info->serial, info->model);
@@ -250,10 +255,12 @@ issue(station *st, X509_REQ *csr, EVP_PKEY *iak, const jig_se_info *info, const 
 	p.hw_type = r->certificate.hw_type;
 	p.hw_serial = info->serial;
 	p.crl_url = r->certificate.crl_url;
+	t0 = metrics_now();
 	if (hsm_issue_leaf(st->ca_key, st->ca_cert, csr, &p, out, err) < 0) {
 		st_err_prefix(err, "HSM: issue with \"%s\"", r->hsm.intermediate_key);
 		goto out;
 	}
+	metrics_hsm_sign(st->metrics, METRICS_KEY_INTERMEDIATE, metrics_now() - t0);
 	ret = 0;
 out:
 	for (i = 0; i < sizeof(san) / sizeof(san[0]); i++)

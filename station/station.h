@@ -56,6 +56,7 @@ typedef struct station {
 	 * certificates announced ("issuing") since it. */
 	unsigned shift_releases, shift_no, shift_issued;
 	char shift_since[40];
+	struct metrics *metrics;    /* station run's metrics file (metrics.h), or NULL; not owned */
 } station;
 
 enum station_open_flags {

@@ -35,9 +35,8 @@ const char *const advice_name[] = {
 	[ADV_FACTORY] = "not-provisioned", [ADV_DISK] = "leave-in-jig",
 };
 
-/* What kind of failure, as a stable name for --json (the schema's "code"). */
-static const char *
-failure_code(const st_err *err)
+const char *
+eng_failure_code(const st_err *err)
 {
 	static const char *const names[] = {
 		[ST_OK] = "unknown", [ST_E_IO] = "io", [ST_E_TIMEOUT] = "timeout", [ST_E_DISCONNECTED] = "disconnected",
@@ -57,7 +56,7 @@ eng_report_fail(struct worker *w, struct dev *d, const char *step)
 	ui_failure f = {
 		.serial = d->info.serial,
 		.step = step,
-		.code = failure_code(&d->err),
+		.code = eng_failure_code(&d->err),
 		.jig_error = d->err.code == ST_E_REMOTE ? jig_error_name((uint16_t)d->err.remote) : NULL,
 		.disposition = advice_name[d->advice],
 		/* a certificate was signed for it (it may be revoked at the end) */

@@ -228,9 +228,12 @@ void
 stu_station_start_jigs(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count, int json, stu_run *r)
 {
 	char countbuf[32];
-	char **argv = calloc(2 * njigs + 16, sizeof(*argv));
-	size_t n = 0, i;
+	size_t n = 0, i, nextra = 0;
+	char **argv;
 
+	while (w->extra && w->extra[nextra])
+		nextra++;
+	argv = calloc(2 * njigs + nextra + 16, sizeof(*argv));
 	ck_assert_ptr_nonnull(argv);
 	memset(r, 0, sizeof(*r));
 	w->runs++;
@@ -253,6 +256,8 @@ stu_station_start_jigs(stu_ws *w, const char *const *jigs, size_t njigs, unsigne
 	argv[n++] = (char *)"stu";
 	if (json)
 		argv[n++] = (char *)"--json";
+	for (i = 0; i < nextra; i++)
+		argv[n++] = (char *)w->extra[i];
 	argv[n] = NULL;
 	r->json = json;
 	r->start_s = stu_now();

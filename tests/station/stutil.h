@@ -21,6 +21,7 @@ typedef struct stu_ws {
 	char recipe[4096];   /* W/demo.yaml, a copy of recipes/examples/demo.yaml */
 	char audit[4096];    /* W/audit, the recipe's audit.dir */
 	unsigned runs;       /* station runs so far (names their output files) */
+	const char *const *extra; /* more arguments for the next station runs (NULL-terminated), or NULL */
 } stu_ws;
 
 stu_ws *stu_ws_new(const char *pki);
