@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "stutil.h"
 
 /* `promtool check metrics < path` must pass with nothing to say. */
@@ -244,6 +245,29 @@ START_TEST(test_refused)
 }
 END_TEST
 
+/* promtool reads a file whose jig strings are hostile as the samples we
+ * wrote (test-metrics.c checks each value read back). */
+START_TEST(test_hostile_strings_promtool)
+{
+	const char *uris[] = { "tcp:h:1\"} 1\nstation_jig_info{jig=\"x", "serial:/dev/tty\\USB0\x1b[31m\xff" };
+	char *dir = tu_tmpdir("metrics"), path[4200];
+	metrics *m;
+	st_err err;
+
+	snprintf(path, sizeof(path), "%s/hostile.prom", dir);
+	ck_assert_msg((m = metrics_new(path, 2, uris, &err)) != NULL, "%s", err.msg);
+	metrics_jig(m, 0, "jig\"}\n# TYPE x counter\nx 1", "fw\\", "1.1");
+	metrics_jig(m, 1, "\x7f\x80", "\n", "1.0");
+	metrics_device(m, 0, 0, "verify\n\"", "\\\"", 0.5);
+	metrics_device(m, 1, 1, NULL, NULL, 0.7);
+	ck_assert_msg(metrics_update(m, NULL, 1, &err) == 0, "%s", err.msg);
+	promtool_check(path);
+	metrics_free(m);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -256,6 +280,7 @@ main(void)
 	tcase_add_test(tc, test_counts);
 	tcase_add_test(tc, test_updated_per_device);
 	tcase_add_test(tc, test_refused);
+	tcase_add_test(tc, test_hostile_strings_promtool);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
