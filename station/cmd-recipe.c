@@ -102,6 +102,8 @@ print_summary(const recipe *r, const char *sig_status)
 		printf("lifecycle    production, SE locked after provisioning\n");
 	printf("audit        %s, batches of %ld devices, station %s\n", r->audit.dir, r->audit.batch_size,
 	    r->audit.station_id);
+	if (r->metrics.file)
+		printf("metrics      %s, rewritten after every device (node_exporter textfile)\n", r->metrics.file);
 	printf("rework       %zu accepted intermediate%s, foreign devices %s, CRL next update %d days\n",
 	    r->rework.n_intermediates, r->rework.n_intermediates == 1 ? "" : "s",
 	    r->rework.allow_foreign_devices ? "allowed" : "refused", r->rework.crl_next_update_days);

@@ -479,6 +479,7 @@ START_TEST(test_example_production)
 	ck_assert_uint_eq(r->certificate.n_san, 2);
 	ck_assert_uint_eq(r->rework.n_intermediates, 2);
 	ck_assert_int_eq(r->quota.max_per_shift, 250);
+	ck_assert_str_eq(r->metrics.file + strlen(root), "/var/lib/prometheus/node-exporter/station.prom");
 	recipe_free(r);
 	/* Without the copy, every file it names is reported. */
 	ck_assert_int_ne(asprintf(&cmd, "%s/empty-root", root), -1);
