@@ -376,6 +376,19 @@ tu_pki_teardown(void)
 	tu_pki = NULL;
 }
 
+void
+tu_promtool_check(const char *path)
+{
+	const char *promtool = getenv("PROMTOOL");
+	char *out = NULL;
+	int rc;
+
+	ck_assert_msg(promtool && *promtool, "PROMTOOL is not set (meson test sets it; apt-get install prometheus)");
+	rc = tu_shf(&out, "'%s' check metrics < '%s'", promtool, path);
+	ck_assert_msg(rc == 0 && (!out || !*out), "promtool check metrics %s: exit %d\n%s", path, rc, out ? out : "");
+	free(out);
+}
+
 char *
 tu_slurp(const char *path, size_t *len)
 {

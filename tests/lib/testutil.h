@@ -66,6 +66,9 @@ void tu_cert_serial_hex(const X509 *x, char out[TU_SERIAL_HEX_MAX]);
 void tu_der_serial_hex(const uint8_t *der, size_t len, char out[TU_SERIAL_HEX_MAX]);
 /* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
 char *tu_slurp(const char *path, size_t *len);
+/* `$PROMTOOL check metrics < path` passes with nothing to say (the test
+ * fails otherwise, or when meson test did not set PROMTOOL). */
+void tu_promtool_check(const char *path);
 /* ---- benchmarks ---- */
 /* VmHWM (peak RSS) of a running process in kB; -1 once it is gone (or a
  * zombie).  Sample it until the process exits: wait4's ru_maxrss would not

@@ -121,8 +121,8 @@ START_TEST(test_label_roundtrip)
 }
 END_TEST
 
-/* What a hostile jig id becomes in the file: count the samples of
- * station_jig_info and read their labels back. */
+/* What hostile jig strings become in the file: count the samples, read
+ * the jig ids back, and have promtool read it. */
 START_TEST(test_file_with_hostile_jigs)
 {
 	const char *uris[] = { "tcp:127.0.0.1:1\"} 1\nstation_jig_info{jig=\"evil", "serial:/dev/tty\\USB0\x1b[31m" };
@@ -179,6 +179,8 @@ START_TEST(test_file_with_hostile_jigs)
 	ck_assert_uint_eq(infos, 2);
 	/* 2 info + 4 device counts + 2 failure rows + yield + 2 x 15 cycle + 2 x 14 HSM + in progress + start */
 	ck_assert_uint_eq(samples, 2 + 4 + 2 + 1 + 2 * 15 + 2 * 14 + 2);
+	/* and promtool reads it as these samples, nothing more */
+	tu_promtool_check(path);
 	free(text);
 	metrics_free(m);
 	tu_rmtree(dir);

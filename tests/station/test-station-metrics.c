@@ -12,22 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "metrics.h"
 #include "stutil.h"
-
-/* `promtool check metrics < path` must pass with nothing to say. */
-static void
-promtool_check(const char *path)
-{
-	const char *promtool = getenv("PROMTOOL");
-	char *out = NULL;
-	int rc;
-
-	ck_assert_msg(promtool && *promtool, "PROMTOOL is not set (meson test sets it; apt-get install prometheus)");
-	rc = tu_shf(&out, "'%s' check metrics < '%s'", promtool, path);
-	ck_assert_msg(rc == 0 && (!out || !*out), "promtool check metrics %s: exit %d\n%s", path, rc, out ? out : "");
-	free(out);
-}
 
 /* The value of the sample `series` (name and labels exactly as written),
  * or -1 when the file has no such line. */
@@ -97,7 +82,7 @@ START_TEST(test_counts)
 	ck_assert_uint_eq(stu_event_count(&r, "passed"), 2);
 	ck_assert_uint_eq(stu_event_count(&r, "failed"), 2);
 	stu_run_clear(&r);
-	promtool_check(file);
+	tu_promtool_check(file);
 	text = read_metrics(file);
 	ASSERT_SAMPLE(text, jig_sample(text, "station_devices_total", sim->uri, ",result=\"pass\""), 2);
 	ASSERT_SAMPLE(text, jig_sample(text, "station_devices_total", sim->uri, ",result=\"fail\""), 2);
@@ -134,7 +119,7 @@ START_TEST(test_counts)
 	stu_station_run(w, sim->uri, 2, 1, &r);
 	ck_assert_msg(r.status == 1, "station run 2: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
 	stu_run_clear(&r);
-	promtool_check(second);
+	tu_promtool_check(second);
 	text2 = read_metrics(second);
 	ASSERT_SAMPLE(text2, jig_sample(text2, "station_devices_total", sim->uri, ",result=\"pass\""), 1);
 	ASSERT_SAMPLE(text2, jig_sample(text2, "station_devices_total", sim->uri, ",result=\"fail\""), 1);
@@ -180,7 +165,7 @@ START_TEST(test_updated_per_device)
 	}
 	ck_assert_msg(done == 2, "the metrics file never showed 2 devices passed:\n%s", text ? text : "(none)");
 	ASSERT_SAMPLE(text, sample(text, "station_run_in_progress"), 1);
-	promtool_check(file);
+	tu_promtool_check(file);
 	kill(r.pid, SIGINT);
 	stu_station_wait(&r, 60);
 	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
@@ -190,7 +175,7 @@ START_TEST(test_updated_per_device)
 	ASSERT_SAMPLE(text, sample(text, "station_run_in_progress"), 0);
 	ASSERT_SAMPLE(text, jig_sample(text, "station_devices_total", sim->uri, ",result=\"pass\""), 2);
 	ASSERT_SAMPLE(text, sample(text, "station_yield_ratio"), 1);
-	promtool_check(file);
+	tu_promtool_check(file);
 	free(text);
 	stu_sim_stop(sim);
 	stu_ws_free(w);
@@ -245,29 +230,6 @@ START_TEST(test_refused)
 }
 END_TEST
 
-/* promtool reads a file whose jig strings are hostile as the samples we
- * wrote (test-metrics.c checks each value read back). */
-START_TEST(test_hostile_strings_promtool)
-{
-	const char *uris[] = { "tcp:h:1\"} 1\nstation_jig_info{jig=\"x", "serial:/dev/tty\\USB0\x1b[31m\xff" };
-	char *dir = tu_tmpdir("metrics"), path[4200];
-	metrics *m;
-	st_err err;
-
-	snprintf(path, sizeof(path), "%s/hostile.prom", dir);
-	ck_assert_msg((m = metrics_new(path, 2, uris, &err)) != NULL, "%s", err.msg);
-	metrics_jig(m, 0, "jig\"}\n# TYPE x counter\nx 1", "fw\\", "1.1");
-	metrics_jig(m, 1, "\x7f\x80", "\n", "1.0");
-	metrics_device(m, 0, 0, "verify\n\"", "\\\"", 0.5);
-	metrics_device(m, 1, 1, NULL, NULL, 0.7);
-	ck_assert_msg(metrics_update(m, NULL, 1, &err) == 0, "%s", err.msg);
-	promtool_check(path);
-	metrics_free(m);
-	tu_rmtree(dir);
-	free(dir);
-}
-END_TEST
-
 int
 main(void)
 {
@@ -280,7 +242,6 @@ main(void)
 	tcase_add_test(tc, test_counts);
 	tcase_add_test(tc, test_updated_per_device);
 	tcase_add_test(tc, test_refused);
-	tcase_add_test(tc, test_hostile_strings_promtool);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
