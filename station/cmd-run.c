@@ -301,6 +301,8 @@ cmd_run_main(int argc, char **argv)
 		metrics_file = st->rcp->metrics.file;
 	if (metrics_file && (!(m = metrics_new(metrics_file, njigs, jigs, &err)) || metrics_update(m, st, 1, &err) < 0)) {
 		fprintf(stderr, "station run: %s%s\n", m ? "" : "--metrics or metrics.file: ", err.msg);
+		metrics_free(m);
+		m = NULL;
 		goto out;
 	}
 	st->metrics = m;
@@ -357,10 +359,11 @@ cmd_run_main(int argc, char **argv)
 	}
 	if (res.fatal)
 		fprintf(stderr, "station run: %s: %s\n", run_end_text(res.end), res.fatal_msg);
-	if (metrics_update(m, st, 0, &err) < 0)
-		fprintf(stderr, "station run: warning: %s\n", err.msg);
 	ret = exit_for(&res, count);
 out:
+	/* However the run ended, the dashboard sees it is over. */
+	if (m && metrics_update(m, st, 0, &err) < 0)
+		fprintf(stderr, "station run: warning: %s\n", err.msg);
 	ui_free(u);
 	station_close(st);
 	metrics_free(m);
