@@ -386,3 +386,67 @@ gang_port_connections(gang_port *p)
 	pthread_mutex_unlock(&p->lock);
 	return n;
 }
+
+stu_ws *
+gang_ws_module(const char *pki, const char *module)
+{
+	stu_ws *w = stu_ws_new(pki);
+	char to[600];
+
+	snprintf(to, sizeof(to), "  module: %s\n", module);
+	stu_recipe_edit(w, "  # module: omitted, the SoftHSM default\n", to);
+	return w;
+}
+
+void
+gang_sims_start(const char *pki, size_t n, unsigned per_jig, unsigned cmd_ms, stu_sim **sim, const char **uris)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		jigsim_config c;
+
+		jigsim_config_init(&c);
+		c.id = (unsigned)i + 1;
+		c.devices = per_jig;
+		c.cmd_ms = cmd_ms;
+		sim[i] = stu_sim_start(pki, &c);
+		uris[i] = sim[i]->uri;
+	}
+}
+
+void
+gang_provision_and_sign(stu_ws *w, stu_sim **sim, const char **uris, size_t njigs, unsigned per_jig)
+{
+	char crl[4200], root[4200], *text = NULL, **paths = NULL;
+	size_t npaths = 0, i;
+	unsigned k;
+	stu_run r;
+	int rc;
+
+	stu_station_start_jigs(w, uris, njigs, (unsigned)njigs * per_jig, 1, &r);
+	stu_station_wait(&r, 200);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_uint_eq(stu_event_count(&r, "passed"), njigs * per_jig);
+	for (i = 0; i < njigs; i++)
+		for (k = 1; k <= per_jig; k++)
+			stu_check_device_cert(w, sim[i]->s, k, &paths, &npaths);
+	stu_openssl_verify(w, paths, npaths);
+	for (i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	stu_run_clear(&r);
+
+	rc = tu_station(&text, "audit", "seal", "--recipe", w->recipe, NULL);
+	stu_cmd_ok("audit seal", "sealed by", rc, text);
+	stu_audit_verify(w);
+	snprintf(crl, sizeof(crl), "%s/line.crl", w->dir);
+	rc = tu_station(&text, "crl", "--recipe", w->recipe, "--out", crl, NULL);
+	stu_cmd_ok("crl", NULL, rc, text);
+	stu_sh_ok("verify OK", "openssl crl -in '%s' -CAfile '%s/chain.pem' -noout 2>&1", crl, w->pki);
+	rc = tu_station(&text, "recipe", "sign", w->recipe, "--key-label", "engineering", NULL);
+	stu_cmd_ok("recipe sign", NULL, rc, text);
+	snprintf(root, sizeof(root), "%s/root-ca.pem", w->pki);
+	rc = tu_station(&text, "recipe", "check", w->recipe, "--trust", root, NULL);
+	stu_cmd_ok("recipe check", "signed by", rc, text);
+}

@@ -15,6 +15,19 @@ jigsim *gang_core_new(const char *pki, const jigsim_config *c);
  * a panel of one device this leaves an empty jig. */
 void gang_core_release(jigsim *s);
 
+/* A workspace whose recipe names this PKCS#11 module (another HSM than the
+ * SoftHSM default), the test PKI that goes with its token in pki. */
+stu_ws *gang_ws_module(const char *pki, const char *module);
+/* n jigsims on threads (ids 1..n), per_jig devices each, cmd_ms per
+ * command; their URIs in uris (for stu_station_start_jigs). */
+void gang_sims_start(const char *pki, size_t n, unsigned per_jig, unsigned cmd_ms, stu_sim **sim, const char **uris);
+/* A gang of njigs jigs provisions all their per_jig devices in one
+ * `station run` (each certificate checked, and verified by openssl); then
+ * every other command that signs in the HSM: `station audit seal` (+ audit
+ * verify), `station crl` (verified by openssl), `station recipe sign` and
+ * `recipe check --trust` the test root. */
+void gang_provision_and_sign(stu_ws *w, stu_sim **sim, const char **uris, size_t njigs, unsigned per_jig);
+
 typedef struct gang_port gang_port;
 
 /* Listen on tcp:127.0.0.1:0 and serve each connection, one at a time, with

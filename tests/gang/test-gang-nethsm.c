@@ -14,88 +14,22 @@
 
 enum { NJIGS = 4 };
 
-static stu_ws *
-nethsm_ws(void)
-{
-	stu_ws *w = stu_ws_new(tu_pki);
-
-	stu_recipe_edit(w, "  # module: omitted, the SoftHSM default\n", "  module: " TU_P11KIT_CLIENT "\n");
-	return w;
-}
-
-static void
-sims_start(stu_sim **sim, const char **uris, unsigned per_jig, unsigned cmd_ms)
-{
-	size_t i;
-
-	for (i = 0; i < NJIGS; i++) {
-		jigsim_config c;
-
-		jigsim_config_init(&c);
-		c.id = (unsigned)i + 1;
-		c.devices = per_jig;
-		c.cmd_ms = cmd_ms;
-		sim[i] = stu_sim_start(tu_pki, &c);
-		uris[i] = sim[i]->uri;
-	}
-}
-
-static void
-cmd_ok(const char *what, int rc, char *text)
-{
-	ck_assert_msg(rc == 0, "%s: exit %d:\n%s", what, rc, stu_tail(text ? text : ""));
-	free(text);
-}
-
 /* Four jigs, twenty devices, then seal, CRL and recipe signature: every
  * signature made in the token behind the socket. */
 START_TEST(test_gang_through_p11kit_server)
 {
 	enum { PER_JIG = 5 };
-	stu_ws *w = nethsm_ws();
+	stu_ws *w = gang_ws_module(tu_pki, TU_P11KIT_CLIENT);
 	pid_t server = tu_p11kit_server_start(w->dir, "station-test");
 	stu_sim *sim[NJIGS];
 	const char *uris[NJIGS];
-	char crl[4096], sig[4200], *text = NULL;
-	int rc;
-	char **paths = NULL;
-	size_t npaths = 0, i;
-	unsigned k;
-	stu_run r;
-	struct stat st;
+	size_t i;
 
-	sims_start(sim, uris, PER_JIG, 0);
-	stu_station_start_jigs(w, uris, NJIGS, NJIGS * PER_JIG, 1, &r);
-	stu_station_wait(&r, 150);
-	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
-	ck_assert_uint_eq(stu_event_count(&r, "passed"), NJIGS * PER_JIG);
-	for (i = 0; i < NJIGS; i++)
-		for (k = 1; k <= PER_JIG; k++)
-			stu_check_device_cert(w, sim[i]->s, k, &paths, &npaths);
-	stu_openssl_verify(w, paths, npaths);
-
-	rc = tu_station(&text, "audit", "seal", "--recipe", w->recipe, NULL);
-	cmd_ok("audit seal", rc, text);
-	stu_audit_verify(w);
-	snprintf(crl, sizeof(crl), "%s/line.crl", w->dir);
-	rc = tu_station(&text, "crl", "--recipe", w->recipe, "--out", crl, NULL);
-	cmd_ok("crl", rc, text);
-	ck_assert_int_eq(stat(crl, &st), 0);
-	ck_assert_int_gt(st.st_size, 100);
-	rc = tu_station(&text, "recipe", "sign", w->recipe, "--key-label", "engineering", NULL);
-	cmd_ok("recipe sign", rc, text);
-	snprintf(sig, sizeof(sig), "%s.sig", w->recipe);
-	ck_assert_int_eq(stat(sig, &st), 0);
-	rc = tu_station(&text, "recipe", "check", w->recipe, NULL);
-	cmd_ok("recipe check", rc, text);
-
+	gang_sims_start(tu_pki, NJIGS, PER_JIG, 0, sim, uris);
+	gang_provision_and_sign(w, sim, uris, NJIGS, PER_JIG);
 	tu_p11kit_server_stop(server);
 	for (i = 0; i < NJIGS; i++)
 		stu_sim_stop(sim[i]);
-	for (i = 0; i < npaths; i++)
-		free(paths[i]);
-	free(paths);
-	stu_run_clear(&r);
 	stu_ws_free(w);
 }
 END_TEST
@@ -107,7 +41,7 @@ END_TEST
 START_TEST(test_server_killed_mid_run)
 {
 	enum { PER_JIG = 12 };
-	stu_ws *w = nethsm_ws();
+	stu_ws *w = gang_ws_module(tu_pki, TU_P11KIT_CLIENT);
 	pid_t server = tu_p11kit_server_start(w->dir, "station-test");
 	stu_sim *sim[NJIGS];
 	const char *uris[NJIGS];
@@ -118,7 +52,7 @@ START_TEST(test_server_killed_mid_run)
 	stu_ledger *l;
 	stu_run r;
 
-	sims_start(sim, uris, PER_JIG, 20);
+	gang_sims_start(tu_pki, NJIGS, PER_JIG, 20, sim, uris);
 	stu_station_start_jigs(w, uris, NJIGS, NJIGS * PER_JIG, 1, &r);
 	ck_assert_int_eq(gang_wait_output(&r, 120, "\"passed\"", NULL), 0);
 	tu_p11kit_server_stop(server);

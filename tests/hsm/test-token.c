@@ -556,6 +556,9 @@ START_TEST(test_p11kit_proxy)
 {
 	char *dir = tu_make_pki();
 
+	/* The proxy loads every module registered with p11-kit: tpm2-pkcs11's
+	 * (scripts/deps installs it) creates its store in $HOME unless told. */
+	setenv("TPM2_PKCS11_STORE", dir, 1);
 	use_token_through(dir, P11KIT_PROXY);
 	/* and again in the same process: close really closed */
 	use_token_through(dir, P11KIT_PROXY);

@@ -182,24 +182,31 @@ tu_swtpm_start(tu_swtpm *t, const char *statedir)
 	return -1;
 }
 
-void
-tu_swtpm_stop(tu_swtpm *t)
+/* SIGTERM, then SIGKILL after 2 s; reaped; a no-op when not running. */
+static void
+stop_child(pid_t *pid)
 {
 	int i, status;
 
-	if (t->pid <= 0)
+	if (*pid <= 0)
 		return;
-	kill(t->pid, SIGTERM);
+	kill(*pid, SIGTERM);
 	for (i = 0; i < 200; i++) {
-		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
-			t->pid = 0;
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = 0;
 			return;
 		}
 		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
 	}
-	kill(t->pid, SIGKILL);
-	waitpid(t->pid, &status, 0);
-	t->pid = 0;
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &status, 0);
+	*pid = 0;
+}
+
+void
+tu_swtpm_stop(tu_swtpm *t)
+{
+	stop_child(&t->pid);
 }
 
 pid_t
@@ -271,4 +278,73 @@ tu_tpmdut_stop(pid_t pid)
 		return;
 	kill(pid, SIGTERM);
 	waitpid(pid, &status, 0);
+}
+
+/* fork + exec argv with its output in logfile; the child dies with us. */
+static pid_t
+spawn_logged(char *const argv[], const char *logfile)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	{
+		int lfd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (lfd >= 0) {
+			dup2(lfd, 1);
+			dup2(lfd, 2);
+		}
+	}
+	execvp(argv[0], argv);
+	_exit(127);
+}
+
+int
+tu_tabrmd_start(tu_tabrmd *t, const char *dir, const tu_swtpm *tpm)
+{
+	char addr[600], busopt[620], tcti[100], log[600];
+	int i, rc = -1;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(addr, sizeof(addr), "unix:path=%s/session-bus", dir);
+	snprintf(busopt, sizeof(busopt), "--address=%s", addr);
+	snprintf(log, sizeof(log), "%s/dbus-daemon.log", dir);
+	{
+		char *argv[] = { (char *)"dbus-daemon", (char *)"--session", (char *)"--nofork", (char *)"--nopidfile",
+			busopt, NULL };
+
+		if ((t->bus = spawn_logged(argv, log)) < 0)
+			return -1;
+	}
+	setenv("DBUS_SESSION_BUS_ADDRESS", addr, 1);
+	snprintf(tcti, sizeof(tcti), "--tcti=%s", tpm->tcti);
+	snprintf(log, sizeof(log), "%s/tpm2-abrmd.log", dir);
+	/* The bus may not listen yet: tpm2-abrmd exits when it cannot connect. */
+	for (i = 0; i < 500 && rc != 0; i++) { /* 10 s */
+		char *argv[] = { (char *)"tpm2-abrmd", (char *)"--session", (char *)"--allow-root", (char *)"--flush-all",
+			tcti, NULL };
+		int status;
+
+		if (t->rm <= 0 && (t->rm = spawn_logged(argv, log)) < 0)
+			break;
+		nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
+		if (waitpid(t->rm, &status, WNOHANG) == t->rm)
+			t->rm = 0;
+		else
+			rc = tu_sh("tpm2_getcap -T " TU_TABRMD_TCTI " properties-fixed >/dev/null 2>&1", NULL) == 0 ? 0 : -1;
+	}
+	if (rc != 0)
+		tu_tabrmd_stop(t);
+	return rc;
+}
+
+void
+tu_tabrmd_stop(tu_tabrmd *t)
+{
+	stop_child(&t->rm);
+	stop_child(&t->bus);
 }

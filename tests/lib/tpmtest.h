@@ -43,4 +43,19 @@ void tu_swtpm_stop(tu_swtpm *t);
 pid_t tu_tpmdut_start(const char *dir, char *uri, size_t uri_cap, const char *const *args, char *log, size_t log_cap);
 void tu_tpmdut_stop(pid_t pid);
 
+/* A TPM resource manager in front of a swtpm, as tpm2-pkcs11 needs (a
+ * bare TPM holds three loaded objects; tpm2-pkcs11 and tpm2_ptool keep
+ * more): a private D-Bus session bus in dir (dbus-daemon) and tpm2-abrmd
+ * on it.  Sets DBUS_SESSION_BUS_ADDRESS for this process and its children;
+ * the TCTI to use is then "tabrmd:bus_type=session".  Both die with their
+ * parent.  Returns 0 once tpm2-abrmd answers, or -1 (the logs in dir). */
+typedef struct tu_tabrmd {
+	pid_t bus, rm;
+} tu_tabrmd;
+
+#define TU_TABRMD_TCTI "tabrmd:bus_type=session"
+
+int tu_tabrmd_start(tu_tabrmd *t, const char *dir, const tu_swtpm *tpm);
+void tu_tabrmd_stop(tu_tabrmd *t);
+
 #endif

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -786,3 +787,26 @@ stu_openssl_verify(stu_ws *w, char **paths, size_t n)
 	free(argv);
 }
 
+
+void
+stu_sh_ok(const char *want, const char *fmt, ...)
+{
+	char *out = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = tu_vshf(&out, NULL, fmt, ap);
+	va_end(ap);
+	ck_assert_msg(rc == 0 && (!want || (out && strstr(out, want))), "%s (exit %d): %s", fmt, rc, stu_tail(out ? out : ""));
+	free(out);
+}
+
+void
+stu_cmd_ok(const char *what, const char *want, int rc, char *text)
+{
+	const char *t = text ? text : "";
+
+	ck_assert_msg(rc == 0 && (!want || strstr(t, want)), "%s: exit %d:\n%s", what, rc, stu_tail(t));
+	free(text);
+}

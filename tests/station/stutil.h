@@ -151,6 +151,12 @@ void stu_check_device_cert(stu_ws *w, jigsim *s, unsigned index, char ***paths, 
  * intermediate untrusted. */
 void stu_openssl_verify(stu_ws *w, char **paths, size_t n);
 
+/* The printf-formatted shell command must exit 0 and, when want is not
+ * NULL, say it (on stdout or stderr); the test fails otherwise. */
+void stu_sh_ok(const char *want, const char *fmt, ...) ST_PRINTF(2, 3);
+/* A station command's result (rc, its output, freed here): exit 0 and,
+ * when want is not NULL, that text in its output. */
+void stu_cmd_ok(const char *what, const char *want, int rc, char *text);
 
 double stu_now(void);
 void stu_sleep_ms(unsigned ms);

@@ -5,7 +5,6 @@
  * and GnuTLS certtool, the IDevID key equal to the TPM's persistent key as
  * tpm2-tools reads it; and each way a TPM device can lie fails with no
  * certificate. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,21 +25,6 @@ static tu_swtpm tpm[MAX_TPMS];
 static size_t ntpm;
 static pid_t duts[4];
 static size_t nduts;
-
-/* The shell command must succeed and, when want is given, say it. */
-static void ST_PRINTF(2, 3)
-sh_ok(const char *want, const char *fmt, ...)
-{
-	char *out = NULL;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = tu_vshf(&out, NULL, fmt, ap);
-	va_end(ap);
-	ck_assert_msg(rc == 0 && (!want || strstr(out, want)), "%s (exit %d): %s", fmt, rc, stu_tail(out));
-	free(out);
-}
 
 static void
 setup(void)
@@ -90,7 +74,7 @@ static void
 write_bundle(void)
 {
 	snprintf(bundle, sizeof(bundle), "%s/tpm-vendor.pem", dir);
-	sh_ok(NULL, "cat '%s' '%s' > '%s'", ca.root_pem, ca.issuer_pem, bundle);
+	stu_sh_ok(NULL, "cat '%s' '%s' > '%s'", ca.root_pem, ca.issuer_pem, bundle);
 }
 
 static void
@@ -173,20 +157,20 @@ START_TEST(five_tpms_on_two_jigs_get_both_certificates)
 		snprintf(idev, sizeof(idev), "%s/certs/%s.pem", w->audit, serial);
 		snprintf(iak, sizeof(iak), "%s/certs/%s.iak.pem", w->audit, serial);
 		/* Both chain to the test root, for OpenSSL and for GnuTLS. */
-		sh_ok(NULL, "openssl verify -x509_strict -CAfile %s/root-ca.pem -untrusted %s/intermediate.pem %s %s", w->pki,
+		stu_sh_ok(NULL, "openssl verify -x509_strict -CAfile %s/root-ca.pem -untrusted %s/intermediate.pem %s %s", w->pki,
 		    w->pki, idev, iak);
-		sh_ok("Chain verification output: Verified", "cat %s %s/intermediate.pem > %s/chain.pem && certtool --verify "
+		stu_sh_ok("Chain verification output: Verified", "cat %s %s/intermediate.pem > %s/chain.pem && certtool --verify "
 		    "--load-ca-certificate %s/root-ca.pem --infile %s/chain.pem && cat %s %s/intermediate.pem > %s/chain.pem && "
 		    "certtool --verify --load-ca-certificate %s/root-ca.pem --infile %s/chain.pem", idev, w->pki, dir, w->pki, dir, iak, w->pki, dir, w->pki, dir);
 		/* The IDevID certificate's key is the TPM's persistent key 0x81020001,
 		 * the IAK certificate's is 0x81020000, read by tpm2-tools. */
-		sh_ok(NULL, "tpm2_readpublic -T '%s' -c 0x81020001 -f pem -o %s/k1.pem >/dev/null && "
+		stu_sh_ok(NULL, "tpm2_readpublic -T '%s' -c 0x81020001 -f pem -o %s/k1.pem >/dev/null && "
 		    "openssl x509 -in %s -noout -pubkey > %s/c1.pem && cmp %s/k1.pem %s/c1.pem && "
 		    "tpm2_readpublic -T '%s' -c 0x81020000 -f pem -o %s/k0.pem >/dev/null && "
 		    "openssl x509 -in %s -noout -pubkey > %s/c0.pem && cmp %s/k0.pem %s/c0.pem", tpm[i].tcti, dir, idev, dir, dir, dir, tpm[i].tcti, dir, iak, dir, dir, dir);
 		/* The profile: the device serial in the subject, hardwareModuleName
 		 * (RFC 4108) in the SAN, the IAK certificate's TCG EKU. */
-		sh_ok(serial, "openssl x509 -in %s -noout -subject -ext subjectAltName", idev);
+		stu_sh_ok(serial, "openssl x509 -in %s -noout -subject -ext subjectAltName", idev);
 		{
 			char hw[80];
 			size_t k;
@@ -195,13 +179,13 @@ START_TEST(five_tpms_on_two_jigs_get_both_certificates)
 			k = (size_t)snprintf(hw, sizeof(hw), "0413");
 			for (size_t c = 0; serial[c]; c++)
 				k += (size_t)snprintf(hw + k, sizeof(hw) - k, "%02x", (unsigned char)serial[c]);
-			sh_ok(NULL, "openssl x509 -in %s -outform DER | od -An -tx1 -v | tr -d ' \\n' > %s/der.hex && "
+			stu_sh_ok(NULL, "openssl x509 -in %s -outform DER | od -An -tx1 -v | tr -d ' \\n' > %s/der.hex && "
 			    "grep -q 06082b06010505070804 %s/der.hex && grep -q '%s' %s/der.hex && "
 			    "openssl x509 -in %s -outform DER | od -An -tx1 -v | tr -d ' \\n' | grep -q 0605678105080",
 			    idev, dir, dir, hw, dir, iak);
 		}
 		/* The certificates in the TPM's NV, locked. */
-		sh_ok(NULL, "tpm2_nvread -T '%s' 0x01400101 -o %s/nv.der && openssl x509 -inform DER -in "
+		stu_sh_ok(NULL, "tpm2_nvread -T '%s' 0x01400101 -o %s/nv.der && openssl x509 -inform DER -in "
 		    "%s/nv.der -out %s/nv.pem && openssl x509 -in %s -out %s/ref.pem && cmp %s/nv.pem %s/ref.pem && "
 		    "tpm2_nvreadpublic -T '%s' 0x01400100 | grep -q writelocked", tpm[i].tcti, dir, dir, dir, idev, dir, dir, dir, tpm[i].tcti);
 	}
