@@ -227,6 +227,7 @@ START_TEST(test_station_enrollment)
 	regtu_provision(&other, "SE-0E99", "e099", NULL, 0);
 	regtu_provision(&other, "SE-0E98", "e098", NULL, 0);
 	b2 = regtu_export(&other);
+	free(s1);
 	s1 = db_state(admin);
 	rc = regtu_reg(db, &out, "ingest --enroll --ca '%s/root-ca.pem' '%s'", tu_pki, b2);
 	ck_assert_msg(rc == 1 && strstr(out, "REFUSED: station line-e is enrolled with audit key") &&
