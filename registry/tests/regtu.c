@@ -12,6 +12,7 @@
 #include "cms.h"
 
 unsigned regtu_batch_devices = 4;
+const char *regtu_attest_as;
 static EVP_PKEY *ca_key;
 static X509_NAME *ca_name;
 
@@ -126,7 +127,7 @@ regtu_provision(regtu_station *s, const char *device, const char *serial, EVP_PK
 	X509_PUBKEY *xpk = NULL;
 	const unsigned char *pt;
 	unsigned char h[32];
-	char pkhex[65], certhex[65], *b64;
+	char pkhex[65], certhex[65], attest[65], *b64;
 	int ptlen;
 
 	if (!key)
@@ -138,8 +139,11 @@ regtu_provision(regtu_station *s, const char *device, const char *serial, EVP_PK
 	st_hex(h, 32, pkhex);
 	X509_PUBKEY_free(xpk);
 	b64 = make_cert_b64(device, serial, key, certhex);
-	append(s, device, "identify", "ok", json_pack("{s:s,s:s,s:s}", "model", "TEST-SE", "firmware", "1.2.3", "lifecycle",
-	                                        "blank"), rework);
+	/* The SE's attestation certificate, as identify journals its hash: one per SE. */
+	st_sha256_hex(regtu_attest_as ? regtu_attest_as : device, strlen(regtu_attest_as ? regtu_attest_as : device),
+	    attest);
+	append(s, device, "identify", "ok", json_pack("{s:s,s:s,s:s,s:s}", "model", "TEST-SE", "firmware", "1.2.3",
+	                                        "lifecycle", "blank", "attestation_sha256", attest), rework);
 	append(s, device, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", pkhex, "slot", 0, "kept", 0), rework);
 	append(s, device, "issuing", "ok", json_pack("{s:s}", "cert_serial", serial), rework);
 	append(s, device, "issued", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "cert_sha256", certhex, "cert",

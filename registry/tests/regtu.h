@@ -23,6 +23,9 @@ void regtu_station_close(regtu_station *s);
 /* identify, keygen, issuing, issued (with a certificate of serial, issued by
  * the test intermediate's name, for key or a fresh key when NULL), done.
  * rework: every record carries the rework details. */
+/* When set, regtu_provision journals that SE's attestation certificate
+ * instead of the device's own: one attestation certificate under two serials. */
+extern const char *regtu_attest_as;
 void regtu_provision(regtu_station *s, const char *device, const char *serial, EVP_PKEY *key, int rework);
 /* A revoke record for the certificate serial of device. */
 void regtu_revoke(regtu_station *s, const char *device, const char *serial);

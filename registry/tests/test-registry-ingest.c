@@ -386,6 +386,10 @@ START_TEST(test_alarms)
 	regtu_revoke(&b, "SE-OK", "a001");
 	regtu_provision(&b, "SE-TWICE", "b020", NULL, 0);
 	regtu_provision(&b, "SE-TWICE", "b021", NULL, 0);
+	regtu_provision(&a, "SE-AT1", "a030", NULL, 0);
+	regtu_attest_as = "SE-AT1"; /* SE-AT1's attestation certificate, now under another serial */
+	regtu_provision(&b, "SE-AT2", "b030", NULL, 0);
+	regtu_attest_as = NULL;
 	free(ba);
 	ba = regtu_export(&a);
 	bb = regtu_export(&b);
@@ -397,6 +401,9 @@ START_TEST(test_alarms)
 	ck_assert_int_eq(has_alarm(admin, "cert-serial-twice"), 1);
 	ck_assert_int_eq(has_alarm(admin, "revoked-live"), 1);
 	ck_assert_int_eq(has_alarm(admin, "device-twice"), 1);
+	ck_assert_int_eq(has_alarm(admin, "attestation-two-serials"), 1);
+	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms WHERE kind = 'attestation-two-serials' AND "
+	                                "detail LIKE '%under SE serials SE-AT1, SE-AT2'"), 1);
 	ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms WHERE subject LIKE '%SE-RW%'"), 0);
 	rc = regtu_reg(db, &out, "alarms");
 	ck_assert_msg(rc == 1 && strstr(out, "device-two-stations") && strstr(out, "SE-OK provisioned at site1-a, site2-b"),
