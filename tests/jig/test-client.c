@@ -236,8 +236,12 @@ START_TEST(test_always_corrupt)
 	jig_client_set_retries(client, 1);
 	ck_assert_int_eq(jig_client_hello(client, &m, &err), -1);
 	ck_assert_int_eq(err.code, ST_E_PROTO);
-	ck_assert_msg(strncmp(err.msg, "jig mem:a: HELLO: no valid answer after 1 retries: 2 corrupt replies (last: bad frame checksum",
-	    90) == 0, "%s", err.msg);
+	/* The last bad frame is the corrupted reply's checksum, or, when the two
+	 * replies arrive in one read, what the resynchronisation found inside
+	 * the corrupted bytes (a header with another version byte). */
+	ck_assert_msg(strncmp(err.msg, "jig mem:a: HELLO: no valid answer after 1 retries: 2 corrupt replies (last: ", 76) == 0 &&
+	        (strstr(err.msg, "bad frame checksum") || strstr(err.msg, "frame version")),
+	    "%s", err.msg);
 	stop();
 }
 END_TEST
