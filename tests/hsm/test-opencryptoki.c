@@ -43,6 +43,7 @@
 
 #include "audit.h"
 #include "hsm-tu.h"
+#include "tpmtest.h"
 
 #define OCK_MODULE "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so"
 #define OCK_SLOTD "/usr/sbin/pkcsslotd"
@@ -384,17 +385,18 @@ START_TEST(test_issue_and_crl)
 }
 END_TEST
 
-/* The demo recipe pointed at openCryptoki, beside the PKI. */
+/* A demo recipe (recipes/examples/NAME) pointed at openCryptoki, beside
+ * the PKI. */
 static char *
-ock_recipe(const char *dir)
+ock_recipe(const char *dir, const char *name)
 {
 	char *cmd = NULL, *path = NULL;
 
 	ck_assert_int_ne(asprintf(&path, "%s/line.yaml", dir), -1);
 	ck_assert_int_ne(asprintf(&cmd,
 	                     "ln -s '%s' '%s/pki' && sed 's|  # module: omitted, the SoftHSM default|  module: %s|' "
-	                     "'%s/recipes/examples/demo.yaml' > '%s' && grep -q 'module: %s' '%s'",
-	                     pki, dir, OCK_MODULE, getenv("STATION_SOURCE_ROOT"), path, OCK_MODULE, path), -1);
+	                     "'%s/recipes/examples/%s' > '%s' && grep -q 'module: %s' '%s'",
+	                     pki, dir, OCK_MODULE, getenv("STATION_SOURCE_ROOT"), name, path, OCK_MODULE, path), -1);
 	sh_ok(cmd);
 	free(cmd);
 	return path;
@@ -404,7 +406,7 @@ ock_recipe(const char *dir)
  * the station program with openCryptoki as its HSM. */
 START_TEST(test_station_commands)
 {
-	char *dir = tu_tmpdir("ock-station"), *recipe = ock_recipe(dir), *out = NULL;
+	char *dir = tu_tmpdir("ock-station"), *recipe = ock_recipe(dir, "demo.yaml"), *out = NULL;
 	char journal[4200];
 	audit_config cfg = { "station-ock", "carol", "0123abcd", 0, 0, NULL };
 	audit_journal *j;
@@ -441,6 +443,68 @@ START_TEST(test_station_commands)
 	ck_assert_msg(rc == 0 && strstr(out, "signed by") && strstr(out, "Engineering"), "station recipe check: exit %d: %s",
 	    rc, out);
 	free(out);
+	free(recipe);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* openCryptoki provisions devices: TPM 2.0 devices (swtpm behind tpmdut),
+ * which take no tool authentication, so nothing needs ECDSA from the
+ * token: each TPM's IDevID and IAK certificates (EC P-256 keys in the TPM)
+ * are signed by the RSA 3072 intermediate in openCryptoki, the journal
+ * sealed with its RSA audit key.  (An SE device cannot be: its tool
+ * authentication is ECDSA P-256.) */
+START_TEST(test_station_run_tpm_devices)
+{
+	enum { NTPM = 2 };
+	char *dir = tu_tmpdir("ock-tpm"), *recipe = ock_recipe(dir, "demo-tpm.yaml"), *out = NULL;
+	char state[4200], uri[300];
+	const char *args[2 * NTPM + 1];
+	tu_tpm_ca ca;
+	tu_swtpm tpm[NTPM];
+	pid_t dut;
+	size_t i;
+	int rc;
+
+	ck_assert_int_eq(tu_tpm_ca_init(&ca, dir), 0);
+	for (i = 0; i < NTPM; i++) {
+		snprintf(state, sizeof(state), "%s/tpm%zu", dir, i);
+		if (tu_tpm_manufacture(&ca, state, &out) < 0)
+			ck_abort_msg("swtpm_setup: %s", out ? out : "?");
+		free(out);
+		out = NULL;
+		ck_assert_int_eq(tu_swtpm_start(&tpm[i], state), 0);
+		args[2 * i] = "--tcti";
+		args[2 * i + 1] = tpm[i].tcti;
+	}
+	args[2 * NTPM] = NULL;
+	/* The recipe's vendor_root, beside it: the TPM vendor's root and issuer. */
+	ck_assert_int_eq(ht_sh(dir, &out, "cat '%s' '%s' > tpm-vendor.pem", ca.root_pem, ca.issuer_pem), 0);
+	free(out);
+	ck_assert_int_gt(dut = tu_tpmdut_start(dir, uri, sizeof(uri), args, NULL, 0), 0);
+
+	rc = station(&out, "run --recipe '%s' --jig '%s' --count %d --operator carol", recipe, uri, NTPM);
+	ck_assert_msg(rc == 0 && strstr(out, "RUN PASSED  passed 2, failed 0"), "station run: exit %d: %s", rc, out);
+	free(out);
+	/* Two certificates per TPM, EC keys signed with RSA, each chaining to the
+	 * test root through the openCryptoki intermediate. */
+	ck_assert_msg(ht_sh(dir, &out, "set -e; n=0; for c in audit/certs/*.pem; do "
+	    "openssl verify -x509_strict -CAfile pki/root-ca.pem -untrusted pki/intermediate.pem \"$c\"; "
+	    "openssl x509 -in \"$c\" -noout -text | grep -q 'Signature Algorithm: sha256WithRSAEncryption'; "
+	    "openssl x509 -in \"$c\" -noout -text | grep -q 'ASN1 OID: prime256v1'; n=$((n+1)); done; echo \"certs=$n\"") == 0 &&
+	    strstr(out, "certs=4"), "%s", out);
+	free(out);
+	rc = station(&out, "audit seal --recipe '%s'", recipe);
+	ck_assert_msg(rc == 0 && strstr(out, "sealed by"), "station audit seal: exit %d: %s", rc, out);
+	free(out);
+	rc = station(&out, "audit verify '%s/audit' --ca '%s/root-ca.pem'", dir, pki);
+	ck_assert_msg(rc == 0 && strstr(out, "seal"), "station audit verify: exit %d: %s", rc, out);
+	free(out);
+
+	tu_tpmdut_stop(dut);
+	for (i = 0; i < NTPM; i++)
+		tu_swtpm_stop(&tpm[i]);
 	free(recipe);
 	tu_rmtree(dir);
 	free(dir);
@@ -495,6 +559,7 @@ main(int argc, char **argv)
 	tcase_add_test(tc, test_hsm_check);
 	tcase_add_test(tc, test_issue_and_crl);
 	tcase_add_test(tc, test_station_commands);
+	tcase_add_test(tc, test_station_run_tpm_devices);
 	tcase_add_test(tc, test_extractable_refused);
 	suite_add_tcase(s, tc);
 	rc = tu_run_suite(s);
