@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -303,6 +304,21 @@ spawn_logged(char *const argv[], const char *logfile)
 	_exit(127);
 }
 
+static int
+can_connect_unix(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	int fd, ok;
+
+	if (len >= sizeof(a.sun_path) || (fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return 0;
+	memcpy(a.sun_path, path, len + 1);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
 int
 tu_tabrmd_start(tu_tabrmd *t, const char *dir, const tu_swtpm *tpm)
 {
@@ -321,14 +337,19 @@ tu_tabrmd_start(tu_tabrmd *t, const char *dir, const tu_swtpm *tpm)
 			return -1;
 	}
 	setenv("DBUS_SESSION_BUS_ADDRESS", addr, 1);
+	/* tpm2-abrmd started before the bus listens stays up without its name:
+	 * wait for the socket first. */
+	for (i = 0; i < 1000 && !can_connect_unix(addr + strlen("unix:path=")); i++) /* 20 s */
+		nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
 	snprintf(tcti, sizeof(tcti), "--tcti=%s", tpm->tcti);
 	snprintf(log, sizeof(log), "%s/tpm2-abrmd.log", dir);
-	/* The bus may not listen yet: tpm2-abrmd exits when it cannot connect. */
-	for (i = 0; i < 500 && rc != 0; i++) { /* 10 s */
+	for (i = 0; i < 1000 && rc != 0; i++) { /* 20 s, and as long as tpm2_getcap takes */
 		char *argv[] = { (char *)"tpm2-abrmd", (char *)"--session", (char *)"--allow-root", (char *)"--flush-all",
 			tcti, NULL };
 		int status;
 
+		if (i % 250 == 249) /* up, but not answering (no name on the bus?): again */
+			stop_child(&t->rm);
 		if (t->rm <= 0 && (t->rm = spawn_logged(argv, log)) < 0)
 			break;
 		nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
