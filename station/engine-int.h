@@ -131,6 +131,7 @@ const char *eng_failure_code(const st_err *err);
 int eng_fail(struct dev *d, const char *step, enum advice adv);
 
 /* steps.c: the steps, in the order the factory path walks them. */
+int eng_step_identify(struct worker *w, struct dev *d);
 int eng_step_posture(struct worker *w, struct dev *d);
 int eng_step_auth(struct worker *w, struct dev *d);
 int eng_step_keygen(struct worker *w, struct dev *d, int keep);

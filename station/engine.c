@@ -157,14 +157,7 @@ provision(struct worker *w, struct dev *d)
 		return tpm_provision(w, d);
 
 	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
-	char fw[32];
-
-	snprintf(fw, sizeof(fw), "%u.%u.%u", d->info.firmware >> 24, (d->info.firmware >> 16) & 0xff,
-	    d->info.firmware & 0xffff);
-	if (eng_journal(w, d, STEP_IDENTIFY, "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
-	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
-		return eng_fail(d, STEP_IDENTIFY, ADV_ENGINEERING);
-	if (eng_step_posture(w, d) < 0)
+	if (eng_step_identify(w, d) < 0 || eng_step_posture(w, d) < 0)
 		return -1;
 	if (d->info.lifecycle == JIG_LC_PROVISIONED)
 		return resume_locked(w, d);

@@ -172,13 +172,8 @@ prove_identity(struct worker *w, struct dev *d, X509 *cert)
 static int
 identify_posture(struct worker *w, struct dev *d)
 {
-	char fw[32];
-
-	snprintf(fw, sizeof(fw), "%u.%u.%u", d->info.firmware >> 24, (d->info.firmware >> 16) & 0xff,
-	    d->info.firmware & 0xffff);
-	if (eng_journal(w, d, STEP_IDENTIFY, "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
-	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
-		return eng_fail(d, STEP_IDENTIFY, ADV_ENGINEERING);
+	if (eng_step_identify(w, d) < 0)
+		return -1;
 	EVP_PKEY_free(d->attest_key);
 	d->attest_key = NULL;
 	if (eng_step_posture(w, d) < 0)
@@ -199,10 +194,13 @@ same_se(const jig_se_info *before, const jig_se_info *after, st_err *err)
 		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports another serial than before");
 	if (strcmp(before->model, after->model) != 0)
 		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports another model than before");
-	if (before->firmware != after->firmware)
-		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports firmware %u.%u.%u, before it was %u.%u.%u",
-		    after->firmware >> 24, (after->firmware >> 16) & 0xff, after->firmware & 0xffff, before->firmware >> 24,
-		    (before->firmware >> 16) & 0xff, before->firmware & 0xffff);
+	if (before->firmware != after->firmware) {
+		char fa[JIG_FW_TEXT_MAX], fb[JIG_FW_TEXT_MAX];
+
+		jig_fw_format(after->firmware, fa);
+		jig_fw_format(before->firmware, fb);
+		return st_err_set(err, ST_E_VERIFY, "after RETIRE the SE reports firmware %s, before it was %s", fa, fb);
+	}
 	/* Protocol 1.1 names the vendor chain by digest: the digests and the
 	 * attestation certificate are compared (before holds the chain too). */
 	if (before->chain_by_digest != after->chain_by_digest ||

@@ -163,9 +163,13 @@ station_posture(station *st, const jig_se_info *info, st_err *err)
 		return st_err_set(err, ST_E_STATE, "SE model \"%s\" is not one recipe %s allows (%s): wrong recipe for "
 		    "this part?", info->model, r->recipe.name, allowed);
 	}
-	if (fw < min)
-		return st_err_set(err, ST_E_STATE, "SE firmware %u.%u.%u is older than the recipe's minimum %u.%u.%u",
-		    fw >> 24, (fw >> 16) & 0xff, fw & 0xffff, min >> 24, (min >> 16) & 0xff, min & 0xffff);
+	if (fw < min) {
+		char fs[JIG_FW_TEXT_MAX], ms[JIG_FW_TEXT_MAX];
+
+		jig_fw_format(fw, fs);
+		jig_fw_format(min, ms);
+		return st_err_set(err, ST_E_STATE, "SE firmware %s is older than the recipe's minimum %s", fs, ms);
+	}
 	return 0;
 }
 

@@ -183,6 +183,20 @@ resolve_chain(struct worker *w, struct dev *d, int *from)
 	return 0;
 }
 
+/* IDENTIFY: what the SE says it is, journalled the same on the factory
+ * and the rework path. */
+int
+eng_step_identify(struct worker *w, struct dev *d)
+{
+	char fw[JIG_FW_TEXT_MAX];
+
+	jig_fw_format(d->info.firmware, fw);
+	if (eng_journal(w, d, STEP_IDENTIFY, "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
+	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
+		return eng_fail(d, STEP_IDENTIFY, ADV_ENGINEERING);
+	return 0;
+}
+
 int
 eng_step_posture(struct worker *w, struct dev *d)
 {
