@@ -98,18 +98,18 @@ child_main(const char *dir, int fd, unsigned round)
 
 /* The last batch file and where its last complete line ends. */
 static unsigned
-last_batch(const char *dir, char name[64])
+last_batch(const char *dir, char name[AUDIT_NAME_MAX])
 {
 	unsigned n = 0;
 
 	for (;;) {
-		char next[64];
+		char next[AUDIT_NAME_MAX];
 
-		snprintf(next, sizeof(next), "batch-%06u.jsonl", n + 1);
+		audit_batch_name(n + 1, next);
 		if (!atu_exists(dir, next))
 			break;
 		n++;
-		snprintf(name, 64, "%s", next);
+		snprintf(name, AUDIT_NAME_MAX, "%s", next);
 	}
 	return n;
 }
@@ -169,7 +169,7 @@ START_TEST(test_sigkill)
 		uint32_t msg[4];
 		unsigned want, have;
 		ssize_t got;
-		char name[64] = "", *buf = NULL;
+		char name[AUDIT_NAME_MAX] = "", *buf = NULL;
 		size_t len = 0, tail_off = 0;
 		audit_journal *j;
 		audit_status st;

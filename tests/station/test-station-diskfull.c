@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "stutil.h"
 
 /* station run inside `unshare -rm sh -c SCRIPT`: SCRIPT mounts, runs the
@@ -142,10 +143,11 @@ START_TEST(test_seal_disk_full)
 	 * just the pages those bytes take, so the seal finds none. */
 	deadline = stu_now() + 90;
 	for (b = 1; !filled && b < 30 && stu_now() < deadline;) {
-		char path[4400];
+		char path[4400], name[AUDIT_NAME_MAX];
 		long tail;
 
-		snprintf(path, sizeof(path), "%s/batch-%06u.jsonl", w->audit, b);
+		audit_batch_name(b, name);
+		snprintf(path, sizeof(path), "%s/%s", w->audit, name);
 		free(text);
 		if (!(text = slurp_inside(&r, path, &len))) {
 			stu_sleep_ms(2);
