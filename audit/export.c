@@ -18,7 +18,7 @@
 
 struct export_batch {
 	unsigned num;
-	char sha256[65], seal_sha256[65];
+	char sha256[ST_SHA256_HEX_LEN + 1], seal_sha256[ST_SHA256_HEX_LEN + 1];
 	uint64_t first_seq, last_seq;
 	unsigned records, devices;
 };
@@ -107,7 +107,7 @@ out:
 }
 
 static int
-write_chain(const char *out, STACK_OF(X509) *certs, char sha[65], st_err *err)
+write_chain(const char *out, STACK_OF(X509) *certs, char sha[ST_SHA256_HEX_LEN + 1], st_err *err)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *p = NULL;
@@ -205,7 +205,7 @@ append_newline(char *text)
 }
 
 static int
-add_file(json_t *m, const char *name, const char sha[65])
+add_file(json_t *m, const char *name, const char sha[ST_SHA256_HEX_LEN + 1])
 {
 	return json_array_append_new(json_object_get(m, "files"), json_pack("{s:s, s:s}", "name", name, "sha256", sha));
 }
@@ -222,7 +222,7 @@ audit_export(const char *dir, const char *out, const audit_signer *signer, audit
 	struct audit_chain c;
 	STACK_OF(X509) *certs = NULL;
 	json_t *m = NULL;
-	char *text = NULL, sha[65];
+	char *text = NULL, sha[ST_SHA256_HEX_LEN + 1];
 	audit_export_info local;
 	int ret = -1;
 
@@ -316,7 +316,7 @@ audit_export(const char *dir, const char *out, const audit_signer *signer, audit
 		goto out;
 	}
 	for (i = 0; i < nb; i++) {
-		char name[AUDIT_NAME_MAX], seal[AUDIT_NAME_MAX + 8], bsha[65], ssha[65];
+		char name[AUDIT_NAME_MAX], seal[AUDIT_NAME_MAX + 8], bsha[ST_SHA256_HEX_LEN + 1], ssha[ST_SHA256_HEX_LEN + 1];
 		uint8_t *buf = NULL, *der = NULL;
 		size_t len = 0, der_len = 0;
 		struct dirent **q = NULL;

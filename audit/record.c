@@ -178,7 +178,7 @@ audit_record_encode(const struct audit_head *h, uint64_t seq, const uint8_t prev
     char **line, size_t *len, st_err *err)
 {
 	json_t *o = NULL;
-	char when[32], prev_hex[65], *text = NULL;
+	char when[32], prev_hex[ST_SHA256_HEX_LEN + 1], *text = NULL;
 	size_t n;
 	int ret = -1;
 
@@ -415,7 +415,7 @@ audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_
 		json_t *root = NULL;
 		audit_record rec;
 		uint8_t hash[32], prev[32];
-		char why[512], hash_hex[65], where[96];
+		char why[512], hash_hex[ST_SHA256_HEX_LEN + 1], where[96];
 
 		line++;
 		if (c->anchored)

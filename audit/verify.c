@@ -16,7 +16,7 @@
 /* What verify learned about one batch, for the manifest comparison. */
 struct batch_info {
 	unsigned num;
-	char sha256[65], seal_sha256[65];
+	char sha256[ST_SHA256_HEX_LEN + 1], seal_sha256[ST_SHA256_HEX_LEN + 1];
 	int have_seal;
 	int walked; /* the records were checked: the ranges below are known */
 	uint64_t first_seq, last_seq;
@@ -99,7 +99,7 @@ plain_name(const char *s)
 }
 
 static int
-file_sha256(const char *dir, const char *name, char out[65])
+file_sha256(const char *dir, const char *name, char out[ST_SHA256_HEX_LEN + 1])
 {
 	char *path = audit_path(dir, name);
 	uint8_t *buf = NULL;
@@ -228,7 +228,7 @@ check_manifest(const char *path, X509_STORE *trust, audit_report *r, const struc
 	json_array_foreach(files, i, e) {
 		const char *name = json_string_value(json_object_get(e, "name"));
 		const char *sha = json_string_value(json_object_get(e, "sha256"));
-		char have[65];
+		char have[ST_SHA256_HEX_LEN + 1];
 
 		if (!name || !sha || !plain_name(name)) {
 			PROBLEM(r, "%s: files[%zu]: needs a plain file name and sha256", AUDIT_MANIFEST, i);

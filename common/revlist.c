@@ -5,9 +5,9 @@
 #include "revlist.h"
 
 int
-revlist_serial_parse(const char *in, char out[41], st_err *err)
+revlist_serial_parse(const char *in, char out[ST_CERT_SERIAL_HEX_LEN + 1], st_err *err)
 {
-	char digits[41];
+	char digits[ST_CERT_SERIAL_HEX_LEN + 1];
 	const char *p = in;
 	size_t n = 0, lead;
 
@@ -20,9 +20,9 @@ revlist_serial_parse(const char *in, char out[41], st_err *err)
 			return st_err_set(err, ST_E_CONFIG, "certificate serial \"%.80s\": '%c' at offset %zu: expected hex "
 			    "digits, as in 0C5F4E73, 0c5f4e73, 0x0c5f4e73 or 0c:5f:4e:73", in,
 			    isprint((unsigned char)*p) ? *p : '?', (size_t)(p - in));
-		if (n == 40 && !(digits[0] == '0'))
+		if (n == ST_CERT_SERIAL_HEX_LEN && !(digits[0] == '0'))
 			return st_err_set(err, ST_E_CONFIG, "certificate serial \"%.80s\": more than 20 bytes", in);
-		if (n == 40)
+		if (n == ST_CERT_SERIAL_HEX_LEN)
 			memmove(digits, digits + 1, --n);
 		digits[n++] = (char)toupper((unsigned char)*p);
 	}
@@ -40,14 +40,14 @@ revlist_serial_parse(const char *in, char out[41], st_err *err)
 }
 
 void
-revlist_canon(const char *in, char out[41])
+revlist_canon(const char *in, char out[ST_CERT_SERIAL_HEX_LEN + 1])
 {
 	size_t n;
 
 	if (revlist_serial_parse(in, out, NULL) == 0)
 		return;
 	/* Not a serial: kept (upper-cased), so that it matches nothing real. */
-	for (n = 0; in[n] && n < 40; n++)
+	for (n = 0; in[n] && n < ST_CERT_SERIAL_HEX_LEN; n++)
 		out[n] = (char)toupper((unsigned char)in[n]);
 	out[n] = '\0';
 }

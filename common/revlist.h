@@ -12,10 +12,10 @@
  * which is OpenSSL's (`openssl x509 -serial`): upper-case hex, leading zeros
  * only to make whole bytes, at most 20 bytes.  -1 with err saying where and
  * why for anything else. */
-int revlist_serial_parse(const char *in, char out[41], st_err *err);
+int revlist_serial_parse(const char *in, char out[ST_CERT_SERIAL_HEX_LEN + 1], st_err *err);
 /* The same for a serial read from the journal (old journals spell them in
  * lower case without leading zeros).  Every serial the station writes or
  * compares goes through it. */
-void revlist_canon(const char *in, char out[41]);
+void revlist_canon(const char *in, char out[ST_CERT_SERIAL_HEX_LEN + 1]);
 
 #endif

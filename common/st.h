@@ -109,6 +109,7 @@ enum st_log_level {
 	ST_LOG_INFO = 6,
 	ST_LOG_DEBUG = 7,
 };
+#define ST_LOG_LINE_MAX 2048 /* a longer log line is cut */
 typedef void st_log_handler(int level, const char *module, const char *line);
 void st_log_set_handler(st_log_handler *h); /* NULL: logging off */
 /* One line on stderr: "2026-12-02T01:02:03.456Z debug [module] line" (UTC,
@@ -139,6 +140,9 @@ int st_file_write_atomic(const char *path, const void *p, size_t len, unsigned m
 int st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode, st_err *err);
 #define ST_SHA256_LEN 32
 #define ST_SHA256_HEX_LEN (2 * ST_SHA256_LEN) /* characters, without the NUL */
+/* A certificate serial (RFC 5280: at most 20 bytes) as hex: characters,
+ * without the NUL. */
+#define ST_CERT_SERIAL_HEX_LEN 40
 /* SHA-256 (the algorithm is fetched once per process: an implicit fetch on
  * every call costs as much as hashing a journal record). */
 void st_sha256(const void *p, size_t len, uint8_t out[ST_SHA256_LEN]);

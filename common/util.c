@@ -98,7 +98,7 @@ static void
 st_vlog(int level, const char *module, const char *fmt, va_list ap)
 {
 	st_log_handler *h = atomic_load(&log_handler);
-	char line[2048];
+	char line[ST_LOG_LINE_MAX];
 
 	if (!h)
 		return;

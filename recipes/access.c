@@ -28,9 +28,9 @@ size_t
 rc_distance(const char *a, const char *b, size_t cap)
 {
 	size_t la = strlen(a), lb = strlen(b), i, j, best;
-	size_t row[65];
+	size_t row[RC_DISTANCE_MAX + 1];
 
-	if (la > 64 || lb > 64)
+	if (la > RC_DISTANCE_MAX || lb > RC_DISTANCE_MAX)
 		return cap + 1;
 	for (j = 0; j <= lb; j++)
 		row[j] = j;

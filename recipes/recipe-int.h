@@ -91,7 +91,9 @@ int rc_get_bool(rctx *c, const ynode *map, const char *parent, const char *key, 
 int rc_get_enum(rctx *c, const ynode *map, const char *parent, const char *key, bool required,
     const char *const *names, int *out);
 
-/* Edit distance, for "did you mean" (capped: returns at most cap + 1). */
+/* Edit distance, for "did you mean" (capped: returns at most cap + 1;
+ * names longer than RC_DISTANCE_MAX are never alike). */
+#define RC_DISTANCE_MAX 64
 size_t rc_distance(const char *a, const char *b, size_t cap);
 
 /* ---- templates (template.c) ------------------------------------------------ */

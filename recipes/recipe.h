@@ -61,7 +61,7 @@ enum recipe_eku {
 const char *recipe_eku_name(unsigned bit);
 
 #define RECIPE_LIFECYCLE_FACTORY 1 /* = PROTOCOL.md lifecycle code */
-#define RECIPE_DIGEST_HEX 65
+#define RECIPE_DIGEST_HEX (ST_SHA256_HEX_LEN + 1) /* with the NUL */
 #define RECIPE_NO_EXPIRY "99991231235959Z" /* RFC 5280 4.1.2.5: no well-defined expiration */
 
 typedef struct recipe_san {

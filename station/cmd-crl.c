@@ -19,7 +19,7 @@
 
 /* One line of a fleet revocations file: SERIAL TIME REASON. */
 typedef struct fleet_rev {
-	char serial[41];
+	char serial[ST_CERT_SERIAL_HEX_LEN + 1];
 	time_t revoked_at;
 	char reason[40];
 } fleet_rev;
@@ -207,7 +207,7 @@ cmd_crl_main(int argc, char **argv)
 	long len = 0;
 	time_t now = time(NULL);
 	uint8_t digest[32];
-	char hex[65];
+	char hex[ST_SHA256_HEX_LEN + 1];
 	st_err err;
 
 	optind = 1;

@@ -68,7 +68,7 @@ cmd_revoke_main(int argc, char **argv)
 	const char *recipe_path = NULL, *cert_serial = NULL, *device = NULL, *reason = NULL, *operator_name = NULL, *trust = NULL, *authz_path = NULL;
 	authz *az = NULL;
 	int require_signed = 0;
-	char serial_buf[41];
+	char serial_buf[ST_CERT_SERIAL_HEX_LEN + 1];
 	station *st = NULL;
 	history_cert tc, *target = NULL;
 	int c, pc, ret = EXIT_USAGE;

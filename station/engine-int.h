@@ -86,7 +86,7 @@ struct dev {
 	X509 *cert;
 	uint8_t *cert_der;
 	int cert_len;
-	char cert_serial[41];
+	char cert_serial[ST_CERT_SERIAL_HEX_LEN + 1];
 	history_device prior;
 	int has_prior;
 	int resumed;
@@ -148,7 +148,7 @@ int eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t l
  * verified with the attestation key POSTURE verified (se.lock_receipt).
  * *details: what the "lock" record says. */
 int eng_lock(struct worker *w, struct dev *d, const uint8_t *cert, size_t cert_len, json_t **details);
-int eng_cert_serial_hex(X509 *cert, char out[41]);
+int eng_cert_serial_hex(X509 *cert, char out[ST_CERT_SERIAL_HEX_LEN + 1]);
 
 /* tpm-steps.c: a TPM 2.0 device (recipe se.family tpm2).  tpm_identify is
  * the TPM's SE_INFO (TPM_INFO, filling d->info); tpm_provision its factory

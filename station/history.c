@@ -262,14 +262,14 @@ dev_add(history *h, const char *serial)
 static int
 serial_bytes(const char *in, uint8_t out[20], uint8_t *len)
 {
-	char c[41];
+	char c[ST_CERT_SERIAL_HEX_LEN + 1];
 	size_t n, i;
 
 	if (!in)
 		return -1;
 	revlist_canon(in, c);
 	n = strlen(c);
-	if (n == 0 || n % 2 || n > 40)
+	if (n == 0 || n % 2 || n > ST_CERT_SERIAL_HEX_LEN)
 		return -1;
 	for (i = 0; i < n; i++)
 		if (!isxdigit((unsigned char)c[i]))
@@ -641,7 +641,7 @@ history_load(history *h, const char *dir, st_err *err)
 }
 
 static void
-serial_hex(const uint8_t *sn, uint8_t len, char out[41])
+serial_hex(const uint8_t *sn, uint8_t len, char out[ST_CERT_SERIAL_HEX_LEN + 1])
 {
 	st_hex(sn, len, out);
 	for (; *out; out++)
@@ -805,13 +805,13 @@ history_cert_get(history *h, const char *serial, history_cert *out)
 }
 
 int
-history_key_owner(history *h, const uint8_t pubkey_sha256[32], char owner[65])
+history_key_owner(history *h, const uint8_t pubkey_sha256[32], char owner[JIG_STR_MAX + 1])
 {
 	struct hcert *c;
 
 	pthread_mutex_lock(&h->lock);
 	if ((c = key_find(h, pubkey_sha256)))
-		snprintf(owner, 65, "%s", dev_name(h, &h->devs[c->dev]));
+		snprintf(owner, JIG_STR_MAX + 1, "%s", dev_name(h, &h->devs[c->dev]));
 	pthread_mutex_unlock(&h->lock);
 	return c ? 0 : -1;
 }
@@ -979,7 +979,7 @@ on_issued(const audit_record *rec, void *ctx)
 {
 	struct der_find *f = ctx;
 	const char *b64 = detail(rec, "cert"), *want = detail(rec, "cert_sha256");
-	char have[65], canon[41];
+	char have[ST_SHA256_HEX_LEN + 1], canon[ST_CERT_SERIAL_HEX_LEN + 1];
 
 	if (rec->seq != f->seq)
 		return 0;
@@ -1011,7 +1011,7 @@ history_cert_der(history *h, const char *dir, const char *serial, uint8_t **der,
 	struct hcert *c;
 	uint8_t sn[20], slen;
 	unsigned batch = 0, b;
-	char canon[41];
+	char canon[ST_CERT_SERIAL_HEX_LEN + 1];
 	int rc;
 
 	*der = NULL;

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "jig-codec.h"
 #include "st.h"
 
 typedef struct history history;
@@ -29,23 +30,23 @@ typedef enum history_state {
 
 /* One SE (a copy). */
 typedef struct history_device {
-	char serial[65];
+	char serial[JIG_STR_MAX + 1];
 	history_state state;
 	/* The live certificate: issued by us and not revoked. */
 	int has_cert;
-	char cert_serial[41];        /* OpenSSL's spelling */
+	char cert_serial[ST_CERT_SERIAL_HEX_LEN + 1]; /* OpenSSL's spelling */
 	uint8_t pubkey_sha256[32];   /* SHA-256 of its SubjectPublicKeyInfo DER */
 	int cert_installed;          /* an "install" "ok" record: read back equal from the SE */
 	/* A rework retired a certificate and has not finished ("done") since. */
 	int retiring;
-	char retired_serial[41];
+	char retired_serial[ST_CERT_SERIAL_HEX_LEN + 1];
 	unsigned issued, revoked;    /* certificates issued to it, and revoked */
 } history_device;
 
 /* One certificate serial the journal announced ("issuing") or holds. */
 typedef struct history_cert {
-	char serial[41];
-	char device[65];
+	char serial[ST_CERT_SERIAL_HEX_LEN + 1];
+	char device[JIG_STR_MAX + 1];
 	int issued;                  /* an "issued" record holds the certificate */
 	int installed;
 	int unissued;                /* announced, never issued: closed out and on the CRL */
@@ -76,7 +77,7 @@ int history_device_get(history *h, const char *serial, history_device *out);
 int history_cert_get(history *h, const char *serial, history_cert *out);
 /* The SE a public key (SHA-256 of its SPKI) was announced for, into owner;
  * 0 when found, -1 when no "issuing" record names it. */
-int history_key_owner(history *h, const uint8_t pubkey_sha256[32], char owner[65]);
+int history_key_owner(history *h, const uint8_t pubkey_sha256[32], char owner[JIG_STR_MAX + 1]);
 /* Every certificate in the order the journal first named it; stops when cb
  * returns non-zero (returned).  cb must not call into h. */
 int history_foreach_cert(history *h, int (*cb)(const history_cert *c, void *ctx), void *ctx);

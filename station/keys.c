@@ -64,7 +64,7 @@ eng_key_fresh(struct worker *w, struct dev *d, const uint8_t h[32], int keep)
 	struct engine *e = w->eng;
 	struct keyset *k;
 	const char *other = NULL;
-	char owner[65];
+	char owner[JIG_STR_MAX + 1];
 	int ret = -1, fatal = 0;
 	size_t i;
 

@@ -185,7 +185,7 @@ station_tool_sign(station *st, const uint8_t *msg, size_t len, uint8_t **sig, si
 }
 
 int
-station_cert_serial(char hex[41])
+station_cert_serial(char hex[ST_CERT_SERIAL_HEX_LEN + 1])
 {
 	char upper[HSM_SERIAL_HEX_MAX];
 

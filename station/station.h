@@ -91,7 +91,7 @@ int station_posture(station *st, const jig_se_info *info, st_err *err);
 int station_tool_sign(station *st, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len, st_err *err);
 /* Pick the serial of the next certificate: the "issuing" record names it
  * before the HSM signs, so no signed certificate is unknown to the journal. */
-int station_cert_serial(char hex[41]);
+int station_cert_serial(char hex[ST_CERT_SERIAL_HEX_LEN + 1]);
 /* Sign a leaf for a verified CSR of the SE described by info, per the
  * recipe's profile; counts against the quota (ST_E_QUOTA when exhausted). */
 int station_issue(station *st, X509_REQ *csr, const jig_se_info *info, const char *serial_hex, X509 **out,

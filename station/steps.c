@@ -259,7 +259,7 @@ eng_step_keygen(struct worker *w, struct dev *d, int keep)
 {
 	station *st = w->eng->st;
 	uint8_t h[32];
-	char hex[65];
+	char hex[ST_SHA256_HEX_LEN + 1];
 
 	d->step = STEP_KEYGEN;
 	ui_step(w->eng->u, w->idx, d->step);
@@ -317,7 +317,7 @@ set_cert(struct dev *d, X509 *cert)
 /* The certificate's serial number as OpenSSL spells it (the journal's key
  * for revocation). */
 int
-eng_cert_serial_hex(X509 *cert, char out[41])
+eng_cert_serial_hex(X509 *cert, char out[ST_CERT_SERIAL_HEX_LEN + 1])
 {
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *hex = bn ? BN_bn2hex(bn) : NULL;
@@ -336,7 +336,7 @@ static json_t *
 cert_details(struct dev *d)
 {
 	uint8_t h[32];
-	char hex[65];
+	char hex[ST_SHA256_HEX_LEN + 1];
 	char *b64 = malloc((size_t)(4 * ((d->cert_len + 2) / 3) + 1));
 	json_t *j;
 
@@ -409,7 +409,7 @@ eng_step_sign(struct worker *w, struct dev *d)
 		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
 	}
 	{
-		char hex[65];
+		char hex[ST_SHA256_HEX_LEN + 1];
 
 		st_hex(h, 32, hex);
 		if (eng_journal(w, d, STEP_ISSUING, "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", d->cert_serial,
@@ -427,7 +427,7 @@ eng_step_sign(struct worker *w, struct dev *d)
 	}
 	set_cert(d, cert);
 	{
-		char announced[41];
+		char announced[ST_CERT_SERIAL_HEX_LEN + 1];
 
 		/* The certificate must carry the serial the "issuing" record named. */
 		snprintf(announced, sizeof(announced), "%s", d->cert_serial);

@@ -26,7 +26,7 @@ struct tpm_state {
 	X509 *ek_cert;        /* the EK certificate that verified */
 	TPM2B_PUBLIC ek, iak, idevid;
 	EVP_PKEY *iak_key;
-	char iak_serial[41];  /* IAK certificate issued in this session ("" = none) */
+	char iak_serial[ST_CERT_SERIAL_HEX_LEN + 1]; /* IAK certificate issued in this session ("" = none) */
 	int iak_installed;
 };
 
@@ -92,7 +92,7 @@ cert_json(X509 *x, const char *serial, const char *role)
 	unsigned char *der = NULL;
 	int len = i2d_X509(x, &der);
 	char *b64 = len > 0 ? malloc((size_t)(4 * ((len + 2) / 3) + 1)) : NULL;
-	char hex[65];
+	char hex[ST_SHA256_HEX_LEN + 1];
 	json_t *j = NULL;
 
 	if (b64) {
@@ -190,7 +190,7 @@ keygen(struct worker *w, struct dev *d)
 	struct tpm_state *t = d->tpm;
 	uint8_t *spki = NULL, h[32], hi[32];
 	size_t len = 0;
-	char hex[65], ihex[65];
+	char hex[ST_SHA256_HEX_LEN + 1], ihex[ST_SHA256_HEX_LEN + 1];
 
 	d->step = "keygen";
 	ui_step(w->eng->u, w->idx, d->step);
@@ -327,7 +327,7 @@ sign_iak(struct worker *w, struct dev *d)
 	struct tpm_state *t = d->tpm;
 	uint8_t *spki = NULL, h[32];
 	size_t len = 0;
-	char serial[41], got[41], hex[65];
+	char serial[ST_CERT_SERIAL_HEX_LEN + 1], got[ST_CERT_SERIAL_HEX_LEN + 1], hex[ST_SHA256_HEX_LEN + 1];
 	X509 *cert = NULL;
 	int ret = -1;
 
@@ -461,7 +461,7 @@ tpm_provision(struct worker *w, struct dev *d)
 	station *st = w->eng->st;
 	uint8_t iak_der[JIG_BLOB_MAX];
 	size_t iak_len;
-	char fw[32], ek_hex[65] = "";
+	char fw[32], ek_hex[ST_SHA256_HEX_LEN + 1] = "";
 
 	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
 	snprintf(fw, sizeof(fw), "%u.%u", d->info.firmware >> 16, d->info.firmware & 0xffff);

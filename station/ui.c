@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "jig-codec.h"
 #include "st.h"
 #include "step.h"
 #include "ui.h"
@@ -18,10 +19,12 @@
 #define TTY_REDRAW_MS 100
 /* Distinct failing steps counted per jig for the end summary. */
 #define UI_MAX_FAIL_STEPS 16
+/* A permanent line (revocation, the end summary), before it is cut to the terminal. */
+#define UI_LINE_MAX 2048
 
 struct jig_line {
 	char name[128];
-	char serial[65];
+	char serial[JIG_STR_MAX + 1];
 	char step[32];
 	char last[96];
 	char retry[160];   /* the last retry of the device in progress ("" = none) */
@@ -731,7 +734,7 @@ ui_fail(ui *u, size_t jig, const char *serial, const char *step, const char *rea
 void
 ui_revoked(ui *u, const char *device, const char *cert_serial, const char *reason, const char *why)
 {
-	char cd[4 * 64 + 1], line[2048];
+	char cd[4 * 64 + 1], line[UI_LINE_MAX];
 
 	device = clean(device, cd, sizeof(cd));
 	pthread_mutex_lock(&u->lock);
@@ -820,7 +823,7 @@ void
 ui_summary(ui *u, const char *end, const char *how, const char *stopped)
 {
 	int completed = strcmp(end, "completed") == 0, run = strcmp(u->title, "RUN") == 0;
-	char rates[96], line[2048], fails[1024];
+	char rates[96], line[UI_LINE_MAX], fails[1024];
 	size_t i;
 
 	pthread_mutex_lock(&u->lock);
