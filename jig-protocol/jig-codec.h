@@ -274,6 +274,15 @@ int jig_msg_encode_v(uint8_t version, const jig_msg *m, uint8_t *payload, size_t
 int jig_msg_decode_v(uint8_t version, uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err);
 /* The same for a version-1 (protocol 1.0) frame. */
 int jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_err *err);
+/* ---- the jig's side: answers every jig builds the same way ---- */
+/* An ERROR answer to cmd: code and a printf-formatted message (cut to
+ * JIG_ERRMSG_MAX). */
+void jig_msg_error(jig_msg *m, uint8_t cmd, uint16_t code, const char *fmt, ...) ST_PRINTF(4, 5);
+/* The HELLO answer of a jig that speaks JIG_VERSION_MIN..max to the HELLO
+ * request req: 0 and m the response in the highest version both speak
+ * (max_payload JIG_MAX_PAYLOAD; the caller adds jig id, firmware,
+ * capabilities, rates), or -1 and m the UNSUPPORTED_VERSION error. */
+int jig_hello_answer(const jig_msg *req, uint8_t max, jig_msg *m);
 /* SHA-256 of a vendor chain (1.1): over u8 n || n x (u16 length || DER),
  * exactly the VENDOR_CHAIN response payload. */
 void jig_chain_digest(const jig_blob *certs, size_t n, uint8_t out[JIG_SHA256_LEN]);

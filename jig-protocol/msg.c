@@ -1,6 +1,7 @@
 /* Command codec (PROTOCOL.md section 4).  No I/O.  Every read goes through
  * st_rd_*; every field range is checked in one place (msg_check), which the
  * encoder runs too, so we never send what we would refuse to receive. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,6 +82,38 @@ void
 jig_fw_format(uint32_t fw, char out[JIG_FW_TEXT_MAX])
 {
 	snprintf(out, JIG_FW_TEXT_MAX, "%u.%u.%u", fw >> 24, (fw >> 16) & 0xff, fw & 0xffff);
+}
+
+void
+jig_msg_error(jig_msg *m, uint8_t cmd, uint16_t code, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(m, 0, sizeof(*m));
+	m->type = JIG_T_ERROR;
+	m->u.error.command = cmd;
+	m->u.error.code = code;
+	va_start(ap, fmt);
+	vsnprintf(m->u.error.message, sizeof(m->u.error.message), fmt, ap);
+	va_end(ap);
+}
+
+int
+jig_hello_answer(const jig_msg *req, uint8_t max, jig_msg *m)
+{
+	uint8_t lo = req->u.hello_req.min_version, hi = req->u.hello_req.max_version;
+	uint8_t v = hi < max ? hi : max;
+
+	if (v < lo || v < JIG_VERSION_MIN) {
+		jig_msg_error(m, JIG_CMD_HELLO, JIG_E_UNSUPPORTED_VERSION,
+		    "this jig speaks protocol versions %d..%u, the station offered %u..%u", JIG_VERSION_MIN, max, lo, hi);
+		return -1;
+	}
+	memset(m, 0, sizeof(*m));
+	m->type = JIG_CMD_HELLO | JIG_RESPONSE;
+	m->u.hello.version = v;
+	m->u.hello.max_payload = JIG_MAX_PAYLOAD;
+	return 0;
 }
 
 int

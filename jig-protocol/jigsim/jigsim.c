@@ -165,40 +165,15 @@ typedef struct reply {
 	unsigned switch_to, confirm_ms; /* SET_BAUD: after the answer has gone at the old rate */
 } reply;
 
-static void ST_PRINTF(4, 5)
-error_msg(jig_msg *m, uint8_t cmd, uint16_t code, const char *fmt, ...)
-{
-	va_list ap;
-
-	memset(m, 0, sizeof(*m));
-	m->type = JIG_T_ERROR;
-	m->u.error.command = cmd;
-	m->u.error.code = code;
-	va_start(ap, fmt);
-	vsnprintf(m->u.error.message, sizeof(m->u.error.message), fmt, ap);
-	va_end(ap);
-}
-
 static void
 hello(jigsim *s, const jig_msg *req, jig_msg *m)
 {
-	uint8_t lo = req->u.hello_req.min_version, hi = req->u.hello_req.max_version;
-	uint8_t v = hi < s->cfg.max_version ? hi : s->cfg.max_version;
-
-	if (v < lo || v < JIG_VERSION_MIN) {
-		error_msg(m, JIG_CMD_HELLO, JIG_E_UNSUPPORTED_VERSION,
-		    "this jig speaks protocol versions %d..%u, the station offered %u..%u", JIG_VERSION_MIN,
-		    s->cfg.max_version, lo, hi);
+	if (jig_hello_answer(req, s->cfg.max_version, m) < 0)
 		return;
-	}
-	s->version = v;
-	memset(m, 0, sizeof(*m));
-	m->type = JIG_CMD_HELLO | JIG_RESPONSE;
-	m->u.hello.version = v;
+	s->version = m->u.hello.version;
 	snprintf(m->u.hello.jig_id, sizeof(m->u.hello.jig_id), "jigsim-%u", s->cfg.id);
 	snprintf(m->u.hello.firmware, sizeof(m->u.hello.firmware), "jigsim %s", STATION_VERSION);
 	m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | JIG_CAP_REWORK;
-	m->u.hello.max_payload = JIG_MAX_PAYLOAD;
 	m->u.hello.nrates = (uint8_t)s->cfg.nrates;
 	memcpy(m->u.hello.rates, s->cfg.rates, s->cfg.nrates * sizeof(s->cfg.rates[0]));
 }
@@ -223,7 +198,7 @@ dut_power(jigsim *s, uint8_t action, jig_msg *m)
 		s->present = 0;
 		s->released++;
 		if (next_device(s, &e) < 0) {
-			error_msg(m, JIG_CMD_DUT_POWER, JIG_E_SE_FAILURE, "next DUT: %s", e.msg);
+			jig_msg_error(m, JIG_CMD_DUT_POWER, JIG_E_SE_FAILURE, "next DUT: %s", e.msg);
 			return;
 		}
 	}
@@ -261,9 +236,9 @@ execute(jigsim *s, const jig_msg *req, reply *r)
 		for (i = 0; i < s->cfg.nrates && s->cfg.rates[i] != req->u.baud_req.baud; i++)
 			;
 		if (!s->cfg.nrates) {
-			error_msg(m, req->type, JIG_E_BAD_REQUEST, "this jig has no serial line to switch (HELLO lists no rates)");
+			jig_msg_error(m, req->type, JIG_E_BAD_REQUEST, "this jig has no serial line to switch (HELLO lists no rates)");
 		} else if (i == s->cfg.nrates) {
-			error_msg(m, req->type, JIG_E_BAD_REQUEST, "%u baud is not a rate this jig lists", req->u.baud_req.baud);
+			jig_msg_error(m, req->type, JIG_E_BAD_REQUEST, "%u baud is not a rate this jig lists", req->u.baud_req.baud);
 		} else {
 			memset(m, 0, sizeof(*m));
 			m->type = JIG_CMD_SET_BAUD | JIG_RESPONSE;
@@ -274,11 +249,11 @@ execute(jigsim *s, const jig_msg *req, reply *r)
 	}
 	}
 	if (!d) {
-		error_msg(m, req->type, JIG_E_NO_DUT, "no DUT in the jig");
+		jig_msg_error(m, req->type, JIG_E_NO_DUT, "no DUT in the jig");
 		return;
 	}
 	if (!s->powered) {
-		error_msg(m, req->type, JIG_E_NO_DUT, "the DUT is powered off (DUT_POWER on first)");
+		jig_msg_error(m, req->type, JIG_E_NO_DUT, "the DUT is powered off (DUT_POWER on first)");
 		return;
 	}
 	if (req->type == JIG_CMD_GET_CSR && (d->se->faults & JIGSIM_F_DISCONNECT) &&
@@ -288,7 +263,7 @@ execute(jigsim *s, const jig_msg *req, reply *r)
 		return;
 	}
 	if ((code = se_command(&s->env, d->se, req, m, msg)) != 0)
-		error_msg(m, req->type, (uint16_t)code, "%s", msg);
+		jig_msg_error(m, req->type, (uint16_t)code, "%s", msg);
 }
 
 static unsigned
@@ -360,11 +335,11 @@ unsupported_slot(const jig_frame *f, jig_msg *m)
 		return 0;
 	st_rd_init(&rd, f->payload, f->len);
 	if (st_rd_u8(&rd, &slot) == 0 && slot > JIG_MAX_SLOT) {
-		error_msg(m, f->type, JIG_E_BAD_SLOT, "slot %u, the SE has slots 0..%d", slot, JIG_MAX_SLOT);
+		jig_msg_error(m, f->type, JIG_E_BAD_SLOT, "slot %u, the SE has slots 0..%d", slot, JIG_MAX_SLOT);
 		return 1;
 	}
 	if (f->type == JIG_CMD_KEYGEN && st_rd_u8(&rd, &alg) == 0 && alg != JIG_ALG_P256 && alg != JIG_ALG_P384) {
-		error_msg(m, f->type, JIG_E_BAD_SLOT, "algorithm %u not supported (1 P-256, 2 P-384)", alg);
+		jig_msg_error(m, f->type, JIG_E_BAD_SLOT, "algorithm %u not supported (1 P-256, 2 P-384)", alg);
 		return 1;
 	}
 	return 0;
@@ -391,12 +366,12 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	}
 	if (foreign_version(s, in, len, &type, &seq, &version)) {
 		if (type == JIG_CMD_HELLO)
-			error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "HELLO comes in a version-1 frame");
+			jig_msg_error(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "HELLO comes in a version-1 frame");
 		else if (s->version)
-			error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "protocol %s was negotiated, not %s",
+			jig_msg_error(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "protocol %s was negotiated, not %s",
 			    jig_version_name(s->version), jig_version_name(version));
 		else
-			error_msg(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "this jig speaks protocol versions %d..%u; "
+			jig_msg_error(&r->msg, type, JIG_E_UNSUPPORTED_VERSION, "this jig speaks protocol versions %d..%u; "
 			    "HELLO first", JIG_VERSION_MIN, s->cfg.max_version);
 		return encode(&r->msg, JIG_VERSION_MIN, seq, out, JIG_MAX_FRAME, out_len, err);
 	}
@@ -418,12 +393,12 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	r->delay_ms += latency_ms(s, f.type);
 
 	if (!jig_cmd_in_version(f.type, f.version))
-		error_msg(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x in protocol %s", f.type,
+		jig_msg_error(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x in protocol %s", f.type,
 		    jig_version_name(f.version));
 	else if (unsupported_slot(&f, &r->msg))
 		;
 	else if (jig_msg_decode_v(f.version, f.type, f.payload, f.len, &req, &e) < 0)
-		error_msg(&r->msg, f.type, JIG_E_BAD_REQUEST, "%s: %s", jig_cmd_name(f.type), e.msg);
+		jig_msg_error(&r->msg, f.type, JIG_E_BAD_REQUEST, "%s: %s", jig_cmd_name(f.type), e.msg);
 	else if (s->cfg.pause_cmd == f.type && !s->pause_done) {
 		s->pause_done = 1;
 		if (s->cfg.pause_after)
@@ -437,7 +412,7 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 			return 0;
 	}
 	if (encode(&r->msg, f.version, f.seq, out, JIG_MAX_FRAME, out_len, &e) < 0) {
-		error_msg(&r->msg, f.type, JIG_E_SE_FAILURE, "jig: %s", e.msg);
+		jig_msg_error(&r->msg, f.type, JIG_E_SE_FAILURE, "jig: %s", e.msg);
 		if (encode(&r->msg, f.version, f.seq, out, JIG_MAX_FRAME, out_len, err) < 0)
 			return -1;
 	}

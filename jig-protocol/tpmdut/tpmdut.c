@@ -3,7 +3,6 @@
  * station releases the current one.  Only the commands a TPM device has
  * are answered; the SE commands (SE_INFO, KEYGEN, GET_CSR...) get
  * UNKNOWN_COMMAND, as any command outside the capabilities HELLO gave. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,20 +91,6 @@ tpmdut_connection_reset(tpmdut *t)
 	t->version = 0;
 }
 
-static void ST_PRINTF(4, 5)
-error_msg(jig_msg *m, uint8_t cmd, uint16_t code, const char *fmt, ...)
-{
-	va_list ap;
-
-	memset(m, 0, sizeof(*m));
-	m->type = JIG_T_ERROR;
-	m->u.error.command = cmd;
-	m->u.error.code = code;
-	va_start(ap, fmt);
-	vsnprintf(m->u.error.message, sizeof(m->u.error.message), fmt, ap);
-	va_end(ap);
-}
-
 static int
 present(const tpmdut *t)
 {
@@ -115,23 +100,12 @@ present(const tpmdut *t)
 static void
 hello(tpmdut *t, const jig_msg *req, jig_msg *m)
 {
-	uint8_t lo = req->u.hello_req.min_version, hi = req->u.hello_req.max_version;
-	uint8_t v = hi < JIG_VERSION_MAX ? hi : JIG_VERSION_MAX;
-
-	if (v < lo || v < JIG_VERSION_MIN) {
-		error_msg(m, JIG_CMD_HELLO, JIG_E_UNSUPPORTED_VERSION,
-		    "this jig speaks protocol versions %d..%d, the station offered %u..%u", JIG_VERSION_MIN,
-		    JIG_VERSION_MAX, lo, hi);
+	if (jig_hello_answer(req, JIG_VERSION_MAX, m) < 0)
 		return;
-	}
-	t->version = v;
-	memset(m, 0, sizeof(*m));
-	m->type = JIG_CMD_HELLO | JIG_RESPONSE;
-	m->u.hello.version = v;
+	t->version = m->u.hello.version;
 	snprintf(m->u.hello.jig_id, sizeof(m->u.hello.jig_id), "tpmdut-%u", t->id);
 	snprintf(m->u.hello.firmware, sizeof(m->u.hello.firmware), "tpmdut %s", STATION_VERSION);
 	m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | JIG_CAP_TPM;
-	m->u.hello.max_payload = JIG_MAX_PAYLOAD;
 }
 
 static void
@@ -166,7 +140,7 @@ power(tpmdut *t, uint8_t action, jig_msg *m)
 static void
 tpm_error(jig_msg *m, uint8_t cmd, const st_err *e)
 {
-	error_msg(m, cmd, e->code == ST_E_REMOTE ? (uint16_t)e->remote : JIG_E_SE_FAILURE, "%s", e->msg);
+	jig_msg_error(m, cmd, e->code == ST_E_REMOTE ? (uint16_t)e->remote : JIG_E_SE_FAILURE, "%s", e->msg);
 }
 
 static void
@@ -179,11 +153,11 @@ tpm_command(tpmdut *t, const jig_msg *req, jig_msg *m)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!present(t)) {
-		error_msg(m, cmd, JIG_E_NO_DUT, "no device in the jig");
+		jig_msg_error(m, cmd, JIG_E_NO_DUT, "no device in the jig");
 		return;
 	}
 	if (!t->powered) {
-		error_msg(m, cmd, JIG_E_NO_DUT, "the device is not powered");
+		jig_msg_error(m, cmd, JIG_E_NO_DUT, "the device is not powered");
 		return;
 	}
 	st_err_clear(&e);
@@ -220,7 +194,7 @@ tpm_command(tpmdut *t, const jig_msg *req, jig_msg *m)
 		rc = tpm_dev_lock(t->dev, m->u.tpm_lock.attrs, &e);
 		break;
 	default:
-		error_msg(m, cmd, JIG_E_UNKNOWN_COMMAND, "no such command");
+		jig_msg_error(m, cmd, JIG_E_UNKNOWN_COMMAND, "no such command");
 		return;
 	}
 	if (rc < 0)
@@ -261,10 +235,10 @@ tpmdut_handle(tpmdut *t, const uint8_t *req, size_t len, uint8_t *resp, size_t c
 		goto out;
 	}
 	if (f->version != (t->version ? t->version : JIG_VERSION_MIN) && f->type != JIG_CMD_HELLO)
-		error_msg(m, f->type, JIG_E_UNSUPPORTED_VERSION, "frame version %u, negotiated %u", f->version,
+		jig_msg_error(m, f->type, JIG_E_UNSUPPORTED_VERSION, "frame version %u, negotiated %u", f->version,
 		    t->version ? t->version : JIG_VERSION_MIN);
 	else if (jig_msg_decode(f->type, f->payload, f->len, rq, &e) < 0)
-		error_msg(m, f->type, e.code == ST_E_NOTFOUND ? JIG_E_UNKNOWN_COMMAND : JIG_E_BAD_REQUEST, "%s", e.msg);
+		jig_msg_error(m, f->type, e.code == ST_E_NOTFOUND ? JIG_E_UNKNOWN_COMMAND : JIG_E_BAD_REQUEST, "%s", e.msg);
 	else if (f->type == JIG_CMD_HELLO)
 		hello(t, rq, m);
 	else if (f->type == JIG_CMD_DUT_STATUS)
@@ -274,13 +248,13 @@ tpmdut_handle(tpmdut *t, const uint8_t *req, size_t len, uint8_t *resp, size_t c
 	else if (f->type >= JIG_CMD_TPM_FIRST && f->type <= JIG_CMD_TPM_LAST)
 		tpm_command(t, rq, m);
 	else
-		error_msg(m, f->type, JIG_E_UNKNOWN_COMMAND, "%s: not a command of a TPM device", jig_cmd_name(f->type));
+		jig_msg_error(m, f->type, JIG_E_UNKNOWN_COMMAND, "%s: not a command of a TPM device", jig_cmd_name(f->type));
 	out->version = f->version;
 	out->type = m->type;
 	out->seq = f->seq;
 	if (jig_msg_encode(m, out->payload, sizeof(out->payload), &used, &e) < 0) {
 		/* Never send what the station would refuse: say why instead. */
-		error_msg(m, f->type, JIG_E_SE_FAILURE, "response does not encode: %.150s", e.msg);
+		jig_msg_error(m, f->type, JIG_E_SE_FAILURE, "response does not encode: %.150s", e.msg);
 		out->type = m->type;
 		if (jig_msg_encode(m, out->payload, sizeof(out->payload), &used, err) < 0)
 			goto out;
