@@ -866,26 +866,33 @@ history_foreach_device(history *h, int (*cb)(const history_device *d, void *ctx)
 	return rc;
 }
 
+/* The counters, read together under the lock. */
+struct totals {
+	size_t devs, certs;
+	unsigned batch, batch_issued;
+};
+
+static struct totals
+totals(history *h)
+{
+	struct totals t;
+
+	pthread_mutex_lock(&h->lock);
+	t = (struct totals){ h->ndevs, h->ncerts, h->cur_batch, h->cur_batch_issued };
+	pthread_mutex_unlock(&h->lock);
+	return t;
+}
+
 size_t
 history_device_count(history *h)
 {
-	size_t n;
-
-	pthread_mutex_lock(&h->lock);
-	n = h->ndevs;
-	pthread_mutex_unlock(&h->lock);
-	return n;
+	return totals(h).devs;
 }
 
 size_t
 history_cert_count(history *h)
 {
-	size_t n;
-
-	pthread_mutex_lock(&h->lock);
-	n = h->ncerts;
-	pthread_mutex_unlock(&h->lock);
-	return n;
+	return totals(h).certs;
 }
 
 uint64_t
@@ -958,12 +965,9 @@ history_issuing_count(history *h)
 unsigned
 history_issued_in_batch(history *h, unsigned batch)
 {
-	unsigned n;
+	struct totals t = totals(h);
 
-	pthread_mutex_lock(&h->lock);
-	n = h->cur_batch == batch ? h->cur_batch_issued : 0;
-	pthread_mutex_unlock(&h->lock);
-	return n;
+	return t.batch == batch ? t.batch_issued : 0;
 }
 
 struct der_find {
