@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,4 +543,28 @@ liar_stop(liar *l)
 	EVP_PKEY_free(l->vendor_key);
 	X509_free(l->vendor_cert);
 	free(l);
+}
+
+Suite *
+liar_suite(const char *name, const char *tcase, int timeout, TCase **tc)
+{
+	Suite *s = suite_create(name);
+
+	signal(SIGPIPE, SIG_IGN);
+	*tc = tcase_create(tcase);
+	tcase_add_unchecked_fixture(*tc, tu_pki_setup, tu_pki_teardown);
+	tcase_set_timeout(*tc, timeout);
+	suite_add_tcase(s, *tc);
+	return s;
+}
+
+void
+liar_test_end(stu_ws *w, stu_run *r, liar *l, stu_sim *honest, stu_sim *sim)
+{
+	stu_audit_verify(w);
+	stu_run_clear(r);
+	liar_stop(l);
+	stu_sim_stop(honest);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
 }

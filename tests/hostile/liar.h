@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "jigsim.h"
+#include "stutil.h"
 
 struct liar;
 
@@ -91,5 +92,14 @@ int liar_send(liar *l, int fd, const jig_frame *req, jig_msg *m);
  * 0, or -1 when jigsim answered nothing. */
 int liar_forward(liar *l, const jig_frame *req, jig_msg *m);
 void liar_stop(liar *l);
+
+/* ---- what the hostile suites share ---- */
+/* A suite of one test case (tcase) under one test PKI for the whole binary
+ * (tu_pki), with SIGPIPE ignored: the station and the liar hang up on each
+ * other.  Add the tests to *tc, then tu_run_suite. */
+Suite *liar_suite(const char *name, const char *tcase, int timeout, TCase **tc);
+/* The end of a liar test: the journal still verifies; the run, the liar,
+ * the jigsims (honest may be NULL) and the workspace go. */
+void liar_test_end(stu_ws *w, stu_run *r, liar *l, stu_sim *honest, stu_sim *sim);
 
 #endif

@@ -2,7 +2,6 @@
  * key slot with keys of its own.  Rework must not re-certify the retired key,
  * and one public key is never certified for two SE serials, whether the
  * first certificate is in this run or in the journal from an earlier one. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,14 +119,10 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("hostile-keys");
-	TCase *tc = tcase_create("keys");
+	TCase *tc;
+	Suite *s = liar_suite("hostile-keys", "keys", 180, &tc);
 
-	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 180);
 	tcase_add_loop_test(tc, test_rework_retired_key, 0, 2);
 	tcase_add_loop_test(tc, test_one_key_two_serials, 0, 2);
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

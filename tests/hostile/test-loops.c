@@ -152,25 +152,16 @@ START_TEST(test_loops)
 	 * no spinning. */
 	ck_assert_msg(took < 80, "%s: %.0f s", sc->name, took);
 	ck_assert_msg(requests < 400, "%s: %u requests to the liar", sc->name, requests);
-	stu_audit_verify(w);
-	stu_run_clear(&r);
-	liar_stop(l);
-	stu_sim_stop(honest);
-	stu_sim_stop(sim);
-	stu_ws_free(w);
+	liar_test_end(w, &r, l, honest, sim);
 }
 END_TEST
 
 int
 main(void)
 {
-	Suite *s = suite_create("hostile-loops");
-	TCase *tc = tcase_create("loops");
+	TCase *tc;
+	Suite *s = liar_suite("hostile-loops", "loops", 200, &tc);
 
-	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 200);
 	tcase_add_loop_test(tc, test_loops, 0, (int)(sizeof(cases) / sizeof(cases[0])));
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

@@ -6,7 +6,6 @@
  * certificate.  Both ways a recipe can say how the vendor names the model
  * are attacked: a subject attribute (the test vendor's "CN=MODEL
  * attestation") and a certificatePolicies OID per model. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -99,13 +98,9 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("hostile-model");
-	TCase *tc = tcase_create("model");
+	TCase *tc;
+	Suite *s = liar_suite("hostile-model", "model", 120, &tc);
 
-	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_model, 0, (int)(sizeof(cases) / sizeof(cases[0])));
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

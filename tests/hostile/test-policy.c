@@ -2,7 +2,6 @@
  * refuse (ecdsa-with-SHA1, or a P-256 key with explicit curve parameters)
  * is refused at VERIFY by the same function,
  * and fails that device only: the honest jig beside the liar goes on. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,25 +41,16 @@ START_TEST(test_sha1_csr_fails_one_device)
 	ck_assert_msg(stu_event(&r, "passed", a.serial) && stu_event(&r, "passed", b.serial),
 	    "the honest jig's devices did not both pass: exit %d\n%s", r.status, stu_tail(r.out));
 	ck_assert_msg(r.status == 1, "exit %d (one device failed, the run was not stopped)\n%s", r.status, stu_tail(r.err));
-	stu_audit_verify(w);
-	stu_run_clear(&r);
-	liar_stop(l);
-	stu_sim_stop(honest);
-	stu_sim_stop(sim);
-	stu_ws_free(w);
+	liar_test_end(w, &r, l, honest, sim);
 }
 END_TEST
 
 int
 main(void)
 {
-	Suite *s = suite_create("hostile-policy");
-	TCase *tc = tcase_create("policy");
+	TCase *tc;
+	Suite *s = liar_suite("hostile-policy", "policy", 120, &tc);
 
-	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_sha1_csr_fails_one_device, 0, 2);
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

@@ -5,7 +5,6 @@
  * with another SE's chain, a wrong read-back digest, a missing, replayed,
  * foreign or misdirected lock receipt, or a downgrade to 1.0 each fail the
  * device before PASS, and an SE that was never locked never passes. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,16 +333,12 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("hostile-protocol");
-	TCase *tc = tcase_create("protocol");
+	TCase *tc;
+	Suite *s = liar_suite("hostile-protocol", "protocol", 180, &tc);
 
-	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 180);
 	tcase_add_loop_test(tc, test_liar_11, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_loop_test(tc, test_v10_jig, 0, 2);
 	tcase_add_test(tc, test_v11_chain_cache);
 	tcase_add_loop_test(tc, test_baud, 0, 2);
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

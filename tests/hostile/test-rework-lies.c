@@ -5,7 +5,6 @@
  * with an attestation key the vendor CA certified, so only those re-checks
  * stand between it and a certificate.  An honest liar shows that the jig
  * itself is faithful: the same rework passes through it. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,13 +121,9 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("hostile-rework");
-	TCase *tc = tcase_create("lies");
+	TCase *tc;
+	Suite *s = liar_suite("hostile-rework", "lies", 180, &tc);
 
-	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 180);
 	tcase_add_loop_test(tc, test_rework_lies, 0, (int)(sizeof(cases) / sizeof(cases[0])));
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

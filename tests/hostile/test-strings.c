@@ -3,7 +3,6 @@
  * fails that jig's device and not the line, and no byte from a jig reaches
  * the station's output unescaped — not the serial, not an error text, not an
  * attestation certificate's subject. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,25 +75,16 @@ START_TEST(test_strings)
 			ck_assert_msg(stu_event(&r, "passed", a.serial) && stu_event(&r, "passed", b.serial), "%s: no passes",
 			    sc->name);
 	}
-	stu_audit_verify(w);
-	stu_run_clear(&r);
-	liar_stop(l);
-	stu_sim_stop(honest);
-	stu_sim_stop(sim);
-	stu_ws_free(w);
+	liar_test_end(w, &r, l, honest, sim);
 }
 END_TEST
 
 int
 main(void)
 {
-	Suite *s = suite_create("hostile-strings");
-	TCase *tc = tcase_create("strings");
+	TCase *tc;
+	Suite *s = liar_suite("hostile-strings", "strings", 120, &tc);
 
-	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_strings, 0, (int)(sizeof(cases) / sizeof(cases[0])));
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
