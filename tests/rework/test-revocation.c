@@ -167,33 +167,6 @@ START_TEST(test_abandoned)
 }
 END_TEST
 
-/* The records about one SE, in order, as {step, result, details}. */
-struct dev_records {
-	const char *device;
-	json_t *list;
-};
-
-static int
-on_dev_record(const audit_record *rec, void *ctx)
-{
-	struct dev_records *d = ctx;
-
-	if (rec->device && strcmp(rec->device, d->device) == 0)
-		json_array_append_new(d->list, json_pack("{s:s,s:s,s:O}", "step", rec->step, "result", rec->result,
-		    "details", rec->details));
-	return 0;
-}
-
-static json_t *
-device_records(stu_ws *w, const char *device)
-{
-	struct dev_records d = { device, json_array() };
-	st_err err;
-
-	ck_assert_msg(audit_scan(w->audit, on_dev_record, &d, &err) == 0, "journal: %s", err.msg);
-	return d.list;
-}
-
 /* A station killed between a device's "issuing" record and its "issued"
  * record (the HSM was signing) leaves a serial announced with no
  * certificate recorded.  The next run closes it out: a "revoke" record
@@ -249,7 +222,7 @@ START_TEST(test_announced_closed_out)
 	stu_run_clear(&r);
 
 	/* One close-out record, before the rerun's first device record. */
-	recs = device_records(w, info.serial);
+	recs = rw_records(w, info.serial);
 	for (i = 0; i < json_array_size(recs); i++) {
 		rec = json_array_get(recs, i);
 		if (strcmp(stu_str(rec, "step"), "revoke") == 0 &&
