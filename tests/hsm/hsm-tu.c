@@ -9,27 +9,6 @@
 #include "cms.h"
 #include "hsm-tu.h"
 
-char *
-ht_make_pki(const char *inter_alg)
-{
-	char *dir = tu_tmpdir("hsm-pki");
-	char *script = getenv("MAKE_TEST_PKI") ? strdup(getenv("MAKE_TEST_PKI")) : tu_src("fixtures/make-test-pki");
-	char *out = NULL, *conf = NULL;
-	char *argv[] = { script, dir, (char *)"--intermediate", (char *)inter_alg, NULL };
-	int rc;
-
-	ck_assert_ptr_nonnull(dir);
-	rc = tu_run(argv, &out);
-	ck_assert_msg(rc == 0, "make-test-pki --intermediate %s failed (%d): %s", inter_alg, rc, out ? out : "");
-	ck_assert_int_ne(asprintf(&conf, "%s/softhsm2.conf", dir), -1);
-	setenv("SOFTHSM2_CONF", conf, 1);
-	setenv("STATION_HSM_PIN", "123456", 1); /* test PIN, see fixtures/make-test-pki */
-	free(conf);
-	free(out);
-	free(script);
-	return dir;
-}
-
 hsm_ctx *
 ht_open(void)
 {

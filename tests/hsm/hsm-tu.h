@@ -8,9 +8,6 @@
 #include "hsm.h"
 #include "testutil.h"
 
-/* The test PKI with a chosen intermediate (ec256, ec384, rsa2048, rsa3072);
- * sets SOFTHSM2_CONF and STATION_HSM_PIN like tu_make_pki(). */
-char *ht_make_pki(const char *inter_alg);
 /* Open the test token with the PIN from $STATION_HSM_PIN; asserts. */
 hsm_ctx *ht_open(void);
 /* dir/name as a path (malloc'd). */

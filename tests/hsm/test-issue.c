@@ -144,7 +144,7 @@ check_leaf(X509 *leaf, X509 *inter, EVP_PKEY *leaf_key, const hsm_leaf_profile *
 START_TEST(test_issue_each_intermediate)
 {
 	const char *alg = inter_algs[_i];
-	char *dir = ht_make_pki(alg);
+	char *dir = tu_make_pki_alg(alg);
 	static const char *const curves[] = { "P-256", "P-384" };
 	hsm_ctx *ctx = ht_open();
 	X509 *inter = ht_cert(dir, "intermediate.pem");
@@ -537,7 +537,7 @@ issue_one(hsm_key *ca, X509 *inter, const char *serial)
 START_TEST(test_crl)
 {
 	const char *alg = inter_algs[_i];
-	char *dir = ht_make_pki(alg);
+	char *dir = tu_make_pki_alg(alg);
 	hsm_ctx *ctx = ht_open();
 	X509 *inter = ht_cert(dir, "intermediate.pem");
 	X509 *revoked, *good;

@@ -655,7 +655,7 @@ START_TEST(test_p11kit_client)
 	setenv("STATION_HSM_PIN", TEST_PIN, 1); /* the open above consumed it */
 	{
 		char *cert = ht_path(dir, "intermediate.pem"), *kl = NULL, *out = NULL;
-		char *argv[] = { (char *)getenv("STATION_EXE"), (char *)"hsm", (char *)"check", (char *)"--module",
+		char *argv[] = { (char *)tu_station_exe(), (char *)"hsm", (char *)"check", (char *)"--module",
 			(char *)TU_P11KIT_CLIENT, (char *)"--token", (char *)"station-test", (char *)"--key-label", NULL,
 			NULL };
 

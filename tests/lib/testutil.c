@@ -290,17 +290,20 @@ tu_p11kit_server_stop(pid_t pid)
 }
 
 char *
-tu_make_pki(void)
+tu_make_pki_alg(const char *inter_alg)
 {
 	char *dir = tu_tmpdir("pki");
 	char *script = getenv("MAKE_TEST_PKI") ? strdup(getenv("MAKE_TEST_PKI")) : tu_src("fixtures/make-test-pki");
 	char *out = NULL, *conf = NULL;
-	char *argv[] = { script, dir, NULL };
+	char *argv[] = { script, dir, (char *)"--intermediate", (char *)inter_alg, NULL };
 	int rc;
 
 	ck_assert_ptr_nonnull(dir);
+	if (!inter_alg)
+		argv[2] = NULL;
 	rc = tu_run(argv, &out);
-	ck_assert_msg(rc == 0, "make-test-pki failed (%d): %s", rc, out ? out : "");
+	ck_assert_msg(rc == 0, "make-test-pki %s%s failed (%d): %s", inter_alg ? "--intermediate " : "",
+	    inter_alg ? inter_alg : "", rc, out ? out : "");
 	ck_assert_int_ne(asprintf(&conf, "%s/softhsm2.conf", dir), -1);
 	setenv("SOFTHSM2_CONF", conf, 1);
 	setenv("STATION_HSM_PIN", "123456", 1); /* test PIN, see fixtures/make-test-pki */
@@ -309,6 +312,12 @@ tu_make_pki(void)
 	free(out);
 	free(script);
 	return dir;
+}
+
+char *
+tu_make_pki(void)
+{
+	return tu_make_pki_alg(NULL);
 }
 
 const char *

@@ -48,6 +48,9 @@ void tu_p11kit_server_stop(pid_t pid);
 /* Create the test PKI (fixtures/make-test-pki) in a fresh directory and
  * return it; sets SOFTHSM2_CONF and STATION_HSM_PIN for this process. */
 char *tu_make_pki(void);
+/* The same with a chosen intermediate (make-test-pki --intermediate:
+ * ec256, ec384, rsa2048, rsa3072). */
+char *tu_make_pki_alg(const char *inter_alg);
 /* One test PKI for a whole test binary: register tu_pki_setup and
  * tu_pki_teardown as an unchecked fixture; tu_pki is its directory. */
 extern char *tu_pki;
