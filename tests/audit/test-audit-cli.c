@@ -206,7 +206,7 @@ START_TEST(test_seal_refusals)
 
 		ck_assert_int_ne(asprintf(&cmd,
 		    "STATION_HSM_PIN=999999 '%s' audit seal --dir '%s' --token station-test --cert '%s/audit.pem'",
-		    getenv("STATION_EXE"), dir, pki), -1);
+		    tu_station_exe(), dir, pki), -1);
 		ck_assert_int_eq(tu_sh(cmd, &out), 2);
 		ck_assert_ptr_null(strstr(out, "999999"));
 		free(cmd);

@@ -128,7 +128,7 @@ static int
 cli_verify(const char *dir, char **out)
 {
 	char *root = tu_src("tests/audit/golden-root-ca.pem");
-	char *argv[] = { getenv("STATION_EXE"), (char *)"audit", (char *)"verify", (char *)dir, (char *)"--ca", root, NULL };
+	char *argv[] = { (char *)tu_station_exe(), (char *)"audit", (char *)"verify", (char *)dir, (char *)"--ca", root, NULL };
 	int rc;
 
 	ck_assert_ptr_nonnull(argv[0]);

@@ -404,7 +404,7 @@ run_on_terminal(stu_ws *w, const char *const *jigs, size_t njigs, unsigned count
 	ck_assert_int_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);
 	snprintf(countbuf, sizeof(countbuf), "%u", count);
 	snprintf(err_path, sizeof(err_path), "%s/tty.err", w->dir);
-	argv[n++] = getenv("STATION_EXE");
+	argv[n++] = (char *)tu_station_exe();
 	argv[n++] = (char *)"run";
 	argv[n++] = (char *)"--recipe";
 	argv[n++] = w->recipe;

@@ -80,8 +80,7 @@ run_station(const char *const *args, char **out)
 	int i, rc;
 
 	ck_assert_int_eq(jig_transport_tcp_listen("tcp:127.0.0.1:0", &s.lfd, bound, sizeof(bound), &err), 0);
-	argv[0] = getenv("STATION_EXE");
-	ck_assert_ptr_nonnull(argv[0]);
+	argv[0] = (char *)tu_station_exe();
 	argv[1] = (char *)"jig";
 	for (i = 0; args[i]; i++)
 		argv[i + 2] = strcmp(args[i], "URI") == 0 ? bound : (char *)args[i];
@@ -204,7 +203,7 @@ END_TEST
 START_TEST(test_info_unreachable_and_usage)
 {
 	char bound[128];
-	char *out = NULL, *exe = getenv("STATION_EXE");
+	char *out = NULL, *exe = (char *)tu_station_exe();
 	int lfd;
 	st_err err;
 
@@ -257,7 +256,7 @@ END_TEST
 
 START_TEST(test_list)
 {
-	char *exe = getenv("STATION_EXE"), *out = NULL;
+	char *exe = (char *)tu_station_exe(), *out = NULL;
 	json_error_t jerr;
 	json_t *j;
 

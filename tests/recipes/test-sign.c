@@ -48,7 +48,7 @@ sign_with_hsm(const char *path)
 {
 	char *out = NULL;
 	int rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering --cert '%s/engineering.pem'",
-	    getenv("STATION_EXE"), path, pki);
+	    tu_station_exe(), path, pki);
 
 	ck_assert_msg(rc == 0, "recipe sign failed (%d): %s", rc, out);
 	ck_assert_ptr_nonnull(strstr(out, ".sig: signed by"));
@@ -106,7 +106,7 @@ START_TEST(test_valid_signature)
 	ck_assert_msg(rc == 0, "openssl cms -verify: %s", out);
 	free(out);
 
-	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", tu_station_exe(), root, path);
 	ck_assert_msg(rc == 0, "recipe check (%d): %s", rc, out);
 	ck_assert_ptr_nonnull(strstr(out, "signature    signed by O = Station Test, CN = Station Test Recipe Engineering 1"));
 	ck_assert_ptr_nonnull(strstr(out, "recipe       demo-sensor 1.0.0"));
@@ -146,7 +146,7 @@ START_TEST(test_changed_byte_refused)
 	ck_assert_int_eq(recipe_policy_check(r, NULL, false, root, signer, sizeof(signer), &err), -1);
 	recipe_free(r);
 
-	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", tu_station_exe(), root, path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "signature    INVALID: "));
 	ck_assert_ptr_nonnull(strstr(out, "changed after signing"));
@@ -196,7 +196,7 @@ START_TEST(test_unknown_signer_refused)
 	ck_assert_msg(strstr(err.msg, "signed by O = Test SE Vendor, CN = Test SE Vendor Batch CA 7, who is not trusted") != NULL,
 	    "%s", err.msg);
 
-	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", tu_station_exe(), root, path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "who is not trusted"));
 	free(out);
@@ -258,7 +258,7 @@ START_TEST(test_wrong_role_refused)
 	r = load(path);
 	ck_assert_int_eq(recipe_policy_check(r, NULL, false, root, signer, sizeof(signer), &err), -1);
 	recipe_free(r);
-	rc = tu_shf(&out, "'%s' recipe check --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --trust '%s' '%s'", tu_station_exe(), root, path);
 	ck_assert_msg(rc == 2 && strstr(out, "does not hold the recipe signing role"), "%s", out);
 	free(out);
 
@@ -269,7 +269,7 @@ START_TEST(test_wrong_role_refused)
 
 	/* The audit key in the HSM cannot sign a recipe. */
 	rc = tu_shf(&out, "rm -f '%s.sig' && '%s' recipe sign '%s' --key-label audit --cert '%s/audit.pem'", path,
-	    getenv("STATION_EXE"), path, pki);
+	    tu_station_exe(), path, pki);
 	ck_assert_msg(rc == 2 && strstr(out, "Audit Seal 1 does not hold the recipe signing role"), "(%d) %s", rc, out);
 	free(out);
 	ck_assert_int_ne(tu_shf(NULL, "test -e '%s.sig'", path), 0);
@@ -302,11 +302,11 @@ START_TEST(test_missing_sig)
 	ck_assert_int_eq(recipe_policy_check(r, NULL, false, NULL, signer, sizeof(signer), &err), 0);
 	recipe_free(r);
 
-	rc = tu_shf(&out, "'%s' recipe check --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --trust '%s' '%s'", tu_station_exe(), root, path);
 	ck_assert_msg(rc == 0, "%s", out);
 	ck_assert_ptr_nonnull(strstr(out, "signature    unsigned"));
 	free(out);
-	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", getenv("STATION_EXE"), root, path);
+	rc = tu_shf(&out, "'%s' recipe check --require-signed --trust '%s' '%s'", tu_station_exe(), root, path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "is not signed"));
 	free(out);
@@ -333,7 +333,7 @@ START_TEST(test_station_config_requires)
 	ck_assert_ptr_nonnull(strstr(err.msg, "is not signed"));
 	recipe_free(r);
 
-	rc = tu_shf(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, getenv("STATION_EXE"), path);
+	rc = tu_shf(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, tu_station_exe(), path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "this station runs only signed recipes"));
 	free(out);
@@ -342,7 +342,7 @@ START_TEST(test_station_config_requires)
 	r = load(path);
 	ck_assert_msg(recipe_policy_check(r, c, false, NULL, signer, sizeof(signer), &err) == 0, "%s", err.msg);
 	recipe_free(r);
-	rc = tu_shf(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, getenv("STATION_EXE"), path);
+	rc = tu_shf(&out, "STATION_CONFIG='%s' '%s' recipe check '%s'", cfg, tu_station_exe(), path);
 	ck_assert_msg(rc == 0, "%s", out);
 	ck_assert_ptr_nonnull(strstr(out, "signed by"));
 	free(out);
@@ -377,7 +377,7 @@ START_TEST(test_cli_errors)
 	int rc;
 
 	ck_assert_int_eq(tu_shf(NULL, "cp '%s' '%s'", src, path), 0);
-	rc = tu_shf(&out, "'%s' recipe check '%s'", getenv("STATION_EXE"), path);
+	rc = tu_shf(&out, "'%s' recipe check '%s'", tu_station_exe(), path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, ":13:12: jig.retries: "));
 	ck_assert_ptr_nonnull(strstr(out, ":29:9: certificate.subject.CN: "));
@@ -385,7 +385,7 @@ START_TEST(test_cli_errors)
 	ck_assert_ptr_nonnull(strstr(out, "3 errors"));
 	free(out);
 	/* Signing refuses an invalid recipe, and says so. */
-	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering --cert '%s/engineering.pem'", getenv("STATION_EXE"),
+	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering --cert '%s/engineering.pem'", tu_station_exe(),
 	    path, pki);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "fix the recipe before signing"));
@@ -396,19 +396,19 @@ START_TEST(test_cli_errors)
 	/* A label that is not in the token is named in the error. */
 	free(path);
 	path = demo_copy("label.yaml");
-	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label no-such-key --cert '%s/engineering.pem'", getenv("STATION_EXE"),
+	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label no-such-key --cert '%s/engineering.pem'", tu_station_exe(),
 	    path, pki);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_ptr_nonnull(strstr(out, "no-such-key"));
 	free(out);
 	/* Usage. */
-	ck_assert_int_eq(tu_shf(&out, "'%s' recipe check --help", getenv("STATION_EXE")), 0);
+	ck_assert_int_eq(tu_shf(&out, "'%s' recipe check --help", tu_station_exe()), 0);
 	ck_assert_ptr_nonnull(strstr(out, "usage: station recipe check"));
 	free(out);
-	ck_assert_int_eq(tu_shf(&out, "'%s' recipe sign '%s'", getenv("STATION_EXE"), path), 2);
+	ck_assert_int_eq(tu_shf(&out, "'%s' recipe sign '%s'", tu_station_exe(), path), 2);
 	ck_assert_ptr_nonnull(strstr(out, "usage: station recipe sign"));
 	free(out);
-	ck_assert_int_eq(tu_shf(&out, "'%s' recipe frobnicate", getenv("STATION_EXE")), 2);
+	ck_assert_int_eq(tu_shf(&out, "'%s' recipe frobnicate", tu_station_exe()), 2);
 	free(out);
 	free(src);
 	free(path);
@@ -424,14 +424,14 @@ START_TEST(test_cert_from_token)
 	st_err err;
 	int rc;
 
-	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering", getenv("STATION_EXE"), path);
+	rc = tu_shf(&out, "'%s' recipe sign '%s' --key-label engineering", tu_station_exe(), path);
 	ck_assert_msg(rc == 0, "recipe sign failed (%d): %s", rc, out);
 	ck_assert_msg(strstr(out, ".sig: signed by") && strstr(out, "Recipe Engineering"), "%s", out);
 	free(out);
 	ck_assert_msg(recipe_signature_check(path, NULL, root, signer, sizeof(signer), &err) == 0, "%s", err.msg);
 	ck_assert_ptr_nonnull(strstr(signer, "Recipe Engineering"));
 	/* No certificate object and none in the recipe: say what to give. */
-	rc = tu_shf(&out, "rm -f '%s.sig' && '%s' recipe sign '%s' --key-label no-such-key", path, getenv("STATION_EXE"),
+	rc = tu_shf(&out, "rm -f '%s.sig' && '%s' recipe sign '%s' --key-label no-such-key", path, tu_station_exe(),
 	    path);
 	ck_assert_int_eq(rc, 2);
 	ck_assert_msg(strstr(out, "holds no certificate labelled \"no-such-key\"") && strstr(out, "give --cert"), "%s",

@@ -46,7 +46,7 @@ start_in_tmpfs(stu_ws *w, const char *mnt, const char *fill, const char *save, c
 	argv[n++] = (char *)"-c";
 	argv[n++] = script;
 	argv[n++] = (char *)mnt; /* $0 */
-	argv[n++] = (char *)getenv("STATION_EXE");
+	argv[n++] = (char *)tu_station_exe();
 	argv[n++] = (char *)"run";
 	argv[n++] = (char *)"--recipe";
 	argv[n++] = w->recipe;
