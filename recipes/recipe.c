@@ -856,6 +856,17 @@ read_rework(walk *w, const ynode *root)
 
 /* ---- load -------------------------------------------------------------------- */
 
+/* n strings and their array (NULL: none). */
+static void
+strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void
 recipe_free(recipe *r)
 {
@@ -870,16 +881,11 @@ recipe_free(recipe *r)
 	free(r->product.name);
 	free(r->product.organisation);
 	free(r->jig.uri);
-	for (i = 0; i < r->se.n_models; i++)
-		free(r->se.models[i]);
-	free(r->se.models);
+	strv_free(r->se.models, r->se.n_models);
 	free(r->se.vendor_root);
 	free(r->se.attestation_model.prefix);
 	free(r->se.attestation_model.suffix);
-	if (r->se.attestation_model.policies)
-		for (i = 0; i < r->se.n_models; i++)
-			free(r->se.attestation_model.policies[i]);
-	free(r->se.attestation_model.policies);
+	strv_free(r->se.attestation_model.policies, r->se.n_models);
 	free(r->quota.release_signers);
 	free(r->hsm.module);
 	free(r->hsm.token);
@@ -904,9 +910,7 @@ recipe_free(recipe *r)
 	free(r->audit.dir);
 	free(r->audit.station_id);
 	free(r->metrics.file);
-	for (i = 0; i < r->rework.n_intermediates; i++)
-		free(r->rework.intermediates[i]);
-	free(r->rework.intermediates);
+	strv_free(r->rework.intermediates, r->rework.n_intermediates);
 	free(r->rework.authorizers);
 	free(r);
 }
