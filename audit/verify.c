@@ -76,6 +76,16 @@ audit_report_free(audit_report *r)
 	free(r);
 }
 
+/* The report to the caller who asked for one, else freed. */
+static void
+report_give(audit_report *r, audit_report **report)
+{
+	if (report)
+		*report = r;
+	else
+		audit_report_free(r);
+}
+
 /* The seq of the first line of buf, or 0. */
 static uint64_t
 first_seq_of(const uint8_t *buf, size_t len)
@@ -416,11 +426,7 @@ audit_verify_each(const char *path, X509_STORE *trust, audit_record_cb cb, void 
 	}
 	ret = 0;
 out:
-	if (report) {
-		*report = r;
-		r = NULL;
-	}
-	audit_report_free(r);
+	report_give(r, report);
 	free(bi);
 	free(nums);
 	free(mpath);
@@ -456,10 +462,6 @@ audit_verify_buffer(const char *name, const void *buf, size_t len, audit_report 
 	}
 	ret = 0;
 out:
-	if (report) {
-		*report = r;
-		r = NULL;
-	}
-	audit_report_free(r);
+	report_give(r, report);
 	return ret;
 }
