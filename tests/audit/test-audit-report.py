@@ -11,30 +11,15 @@ usage: test-audit-report.py AUDIT_WRITER CHROMIUM FAKETIME ARTEFACT_DIR"""
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+from taptest import done, result, run  # noqa: E402 (tests/lib)
+
 writer, chromium, faketime, artefacts = sys.argv[1:5]
 station = os.environ["STATION_EXE"]
-n = 0
-failed = 0
-
-
-def result(ok, desc, detail=""):
-    global n, failed
-    n += 1
-    if not ok:
-        failed += 1
-    print(("ok" if ok else "not ok") + f" {n} - {desc}")
-    if not ok and detail:
-        for line in str(detail).rstrip().splitlines()[:60]:
-            print("# " + line)
-    sys.stdout.flush()
-
-
-def run(cmd, env=None, stdin=None, timeout=120):
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, input=stdin, timeout=timeout)
 
 
 def device(se, fail=None, error=None):
@@ -179,5 +164,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"1..{n}")
-sys.exit(1 if failed else 0)
+done()

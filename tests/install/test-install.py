@@ -9,30 +9,14 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+from taptest import done, result, run  # noqa: E402 (tests/lib)
+
 src, build = sys.argv[1], sys.argv[2]
-n = 0
-failed = 0
-
-
-def result(ok, desc, detail=""):
-    global n, failed
-    n += 1
-    if not ok:
-        failed += 1
-    print(("ok" if ok else "not ok") + f" {n} - {desc}")
-    if not ok and detail:
-        for line in str(detail).rstrip().splitlines()[:40]:
-            print("# " + line)
-    sys.stdout.flush()
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)
-
 
 tmp = tempfile.mkdtemp(prefix="station-install-")
 dest = os.path.join(tmp, "dest")
@@ -40,8 +24,7 @@ try:
     r = run(["meson", "install", "-C", build, "--destdir", dest, "--no-rebuild", "--quiet"])
     result(r.returncode == 0, "meson install --destdir", r.stdout + r.stderr)
     if r.returncode != 0:
-        print(f"1..{n}")
-        sys.exit(1)
+        done()
 
     opts = {o["name"]: o["value"] for o in json.loads(run(["meson", "introspect", "--buildoptions", build]).stdout)}
     prefix = opts["prefix"]
@@ -181,5 +164,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"1..{n}")
-sys.exit(1 if failed else 0)
+done()
