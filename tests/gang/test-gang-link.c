@@ -591,18 +591,15 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("gang-link");
-	TCase *tc = tcase_create("link");
+	TCase *tc;
+	Suite *s = tu_pki_suite("gang-link", "link", 240, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_jig_unplugged);
 	tcase_add_test(tc, test_se_moves_to_another_jig);
 	tcase_add_test(tc, test_terminal_display);
 	tcase_add_test(tc, test_terminal_no_color_dumb);
 	tcase_add_test(tc, test_clone_refused_every_time);
 	tcase_add_test(tc, test_clone_on_two_jigs_at_once);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

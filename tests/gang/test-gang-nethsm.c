@@ -110,14 +110,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("gang-nethsm");
-	TCase *tc = tcase_create("nethsm");
+	TCase *tc;
+	Suite *s = tu_pki_suite("gang-nethsm", "nethsm", 280, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 280);
 	tcase_add_test(tc, test_gang_through_p11kit_server);
 	tcase_add_test(tc, test_server_killed_mid_run);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

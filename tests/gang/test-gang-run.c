@@ -300,15 +300,12 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("gang-run");
-	TCase *tc = tcase_create("run");
+	TCase *tc;
+	Suite *s = tu_pki_suite("gang-run", "run", 240, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_four_jigs_one_faulty);
 	tcase_add_test(tc, test_count_is_total);
 	tcase_add_test(tc, test_quota_shared);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -548,14 +548,8 @@ liar_stop(liar *l)
 Suite *
 liar_suite(const char *name, const char *tcase, int timeout, TCase **tc)
 {
-	Suite *s = suite_create(name);
-
 	signal(SIGPIPE, SIG_IGN);
-	*tc = tcase_create(tcase);
-	tcase_add_unchecked_fixture(*tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(*tc, timeout);
-	suite_add_tcase(s, *tc);
-	return s;
+	return tu_pki_suite(name, tcase, timeout, tc);
 }
 
 void

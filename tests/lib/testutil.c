@@ -398,6 +398,18 @@ tu_promtool_check(const char *path)
 	free(out);
 }
 
+Suite *
+tu_pki_suite(const char *name, const char *tcase, int timeout, TCase **tc)
+{
+	Suite *s = suite_create(name);
+
+	*tc = tcase_create(tcase);
+	tcase_add_unchecked_fixture(*tc, tu_pki_setup, tu_pki_teardown);
+	tcase_set_timeout(*tc, timeout);
+	suite_add_tcase(s, *tc);
+	return s;
+}
+
 char *
 tu_slurp(const char *path, size_t *len)
 {

@@ -56,6 +56,9 @@ char *tu_make_pki_alg(const char *inter_alg);
 extern char *tu_pki;
 void tu_pki_setup(void);
 void tu_pki_teardown(void);
+/* A suite of one test case (tcase) under that one test PKI, with a timeout
+ * in seconds: add the tests to *tc, then tu_run_suite. */
+Suite *tu_pki_suite(const char *name, const char *tcase, int timeout, TCase **tc);
 /* The station program under test ($STATION_EXE, set by meson test); fails
  * the test when it is not set. */
 const char *tu_station_exe(void);

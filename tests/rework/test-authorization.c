@@ -236,15 +236,12 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("rework-authorization");
-	TCase *tc = tcase_create("authorization");
+	TCase *tc;
+	Suite *s = tu_pki_suite("rework-authorization", "authorization", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_used_once);
 	tcase_add_test(tc, test_revoke_needs_authorization);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -215,14 +215,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("rework-interrupted");
-	TCase *tc = tcase_create("interrupted");
+	TCase *tc;
+	Suite *s = tu_pki_suite("rework-interrupted", "interrupted", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_retire_reply_lost);
 	tcase_add_test(tc, test_install_fails);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -157,13 +157,10 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("rework-refused");
-	TCase *tc = tcase_create("refused");
+	TCase *tc;
+	Suite *s = tu_pki_suite("rework-refused", "refused", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_refused, 0, (int)(sizeof(cases) / sizeof(cases[0])));
-	suite_add_tcase(s, tc);
 	return s;
 }
 

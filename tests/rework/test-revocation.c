@@ -557,16 +557,13 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("rework-revocation");
-	TCase *tc = tcase_create("revocation");
+	TCase *tc;
+	Suite *s = tu_pki_suite("rework-revocation", "revocation", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_abandoned);
 	tcase_add_test(tc, test_revoke_cli);
 	tcase_add_test(tc, test_announced_closed_out);
 	tcase_add_test(tc, test_rollover);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -253,14 +253,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("rework");
-	TCase *tc = tcase_create("rework");
+	TCase *tc;
+	Suite *s = tu_pki_suite("rework", "rework", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_rework_ok);
 	tcase_add_loop_test(tc, test_foreign_device, 0, 2);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -149,14 +149,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("rework-who");
-	TCase *tc = tcase_create("who");
+	TCase *tc;
+	Suite *s = tu_pki_suite("rework-who", "who", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_operator_and_reason);
 	tcase_add_test(tc, test_require_signed_everywhere);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

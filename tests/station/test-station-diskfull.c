@@ -240,14 +240,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("station-diskfull");
-	TCase *tc = tcase_create("diskfull");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-diskfull", "diskfull", 150, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, test_certs_disk_full);
 	tcase_add_test(tc, test_seal_disk_full);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

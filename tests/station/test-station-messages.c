@@ -210,18 +210,15 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("station-messages");
-	TCase *tc = tcase_create("messages");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-messages", "messages", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_dash_h_everywhere);
 	tcase_add_test(tc, test_wrong_product);
 	tcase_add_test(tc, test_empty_pin);
 	tcase_add_test(tc, test_held_jig_and_journal);
 	tcase_add_test(tc, test_jig_info_unpowered);
 	tcase_add_test(tc, test_softhsm_conf);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

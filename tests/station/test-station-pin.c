@@ -244,17 +244,14 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("station-pin");
-	TCase *tc = tcase_create("pin");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-pin", "pin", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_pin_file_everywhere);
 	tcase_add_test(tc, test_pin_env_everywhere);
 	tcase_add_test(tc, test_pin_prompt_everywhere);
 	tcase_add_test(tc, test_one_source_only);
 	tcase_add_test(tc, test_recipe_pin_prompt);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

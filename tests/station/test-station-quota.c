@@ -207,14 +207,11 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("station-quota");
-	TCase *tc = tcase_create("quota");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-quota", "quota", 240, &tc);
 
 	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_shift_quota);
 	tcase_add_test(tc, test_no_release_signers);
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

@@ -386,16 +386,13 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("station-resume");
-	TCase *tc = tcase_create("resume");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-resume", "resume", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_kill_and_resume, 0, (int)(sizeof(boundaries) / sizeof(boundaries[0])));
 	tcase_add_test(tc, test_ctrl_c);
 	tcase_add_loop_test(tc, test_stop_reason, 0, (int)(sizeof(stop_cases) / sizeof(stop_cases[0])));
 	tcase_add_test(tc, test_completed);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

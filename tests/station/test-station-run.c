@@ -373,17 +373,14 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("station-run");
-	TCase *tc = tcase_create("run");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-run", "run", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_twenty_devices);
 	tcase_add_test(tc, test_json_events);
 	tcase_add_test(tc, test_exit_codes);
 	tcase_add_test(tc, test_fixed_not_after);
 	tcase_add_test(tc, test_no_core_dumps);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

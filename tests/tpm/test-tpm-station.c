@@ -337,16 +337,13 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("tpm-station");
-	TCase *tc = tcase_create("tpm-station");
+	TCase *tc;
+	Suite *s = tu_pki_suite("tpm-station", "tpm-station", 400, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 400);
 	tcase_add_test(tc, five_tpms_on_two_jigs_get_both_certificates);
 	tcase_add_test(tc, lying_tpm_devices_fail_with_no_certificate);
 	tcase_add_test(tc, tpm2_recipes_are_checked_key_by_key);
 	tcase_add_test(tc, rework_of_tpm_devices_is_refused);
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

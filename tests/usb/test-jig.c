@@ -438,12 +438,10 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("usb-jig");
-	TCase *tc = tcase_create("usb");
+	TCase *tc;
+	Suite *s = tu_pki_suite("usb-jig", "usb", 60, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_add_checked_fixture(tc, bed_setup, bed_teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_enumerate_in_process);
 	tcase_add_test(tc, test_station_list);
 	tcase_add_test(tc, test_station_list_recipe);
@@ -455,7 +453,6 @@ suite(void)
 	tcase_add_test(tc, test_run_five);
 	tcase_add_test(tc, test_run_timeout);
 	tcase_add_test(tc, test_run_unplug_and_return);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

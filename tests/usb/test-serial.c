@@ -320,12 +320,10 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("usb-serial");
-	TCase *tc = tcase_create("serial");
+	TCase *tc;
+	Suite *s = tu_pki_suite("usb-serial", "serial", 60, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
 	tcase_add_checked_fixture(tc, bed_setup, bed_teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_info);
 	tcase_add_test(tc, test_stable_name);
@@ -336,7 +334,6 @@ suite(void)
 	tcase_add_test(tc, test_run_five);
 	tcase_add_test(tc, test_run_five_with_garbage);
 	tcase_add_test(tc, test_run_config_error);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
