@@ -73,6 +73,21 @@ js_pki_free(js_pki *p)
 	free(p);
 }
 
+js_pki *js_test_pki;
+
+void
+js_pki_setup(void)
+{
+	js_test_pki = js_pki_new();
+}
+
+void
+js_pki_teardown(void)
+{
+	js_pki_free(js_test_pki);
+	js_test_pki = NULL;
+}
+
 void
 js_config(jigsim_config *c, const js_pki *p)
 {

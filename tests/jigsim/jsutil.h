@@ -22,6 +22,11 @@ typedef struct js_pki {
 
 js_pki *js_pki_new(void);
 void js_pki_free(js_pki *p);
+/* One js_pki for a whole test binary: register js_pki_setup and
+ * js_pki_teardown as an unchecked fixture; js_test_pki is it. */
+extern js_pki *js_test_pki;
+void js_pki_setup(void);
+void js_pki_teardown(void);
 /* Defaults plus the PKI's files. */
 void js_config(jigsim_config *c, const js_pki *p);
 

@@ -11,21 +11,6 @@
 #include "jigsim-int.h" /* only to find the keys the SE must never reveal */
 #include "jsutil.h"
 
-static js_pki *pki;
-
-static void
-pki_setup(void)
-{
-	pki = js_pki_new();
-}
-
-static void
-pki_teardown(void)
-{
-	js_pki_free(pki);
-	pki = NULL;
-}
-
 static jigsim *
 sim_new(unsigned faults, unsigned every, unsigned devices)
 {
@@ -33,7 +18,7 @@ sim_new(unsigned faults, unsigned every, unsigned devices)
 	jigsim *s;
 	st_err e;
 
-	js_config(&c, pki);
+	js_config(&c, js_test_pki);
 	c.faults = faults;
 	c.fault_every = every;
 	c.devices = devices;
@@ -83,7 +68,7 @@ authenticate(js_direct *d, jig_se_info *info)
 
 	se_info(d, info);
 	js_req(&req, JIG_CMD_AUTH_RESPONSE);
-	js_sign(pki->tool, JIG_TAG_TOOL_AUTH, info->serial, info->challenge, &req.u.signature);
+	js_sign(js_test_pki->tool, JIG_TAG_TOOL_AUTH, info->serial, info->challenge, &req.u.signature);
 	ok(d, &req, &resp);
 }
 
@@ -156,7 +141,7 @@ START_TEST(test_factory_conversation)
 	ck_assert_uint_eq(resp.u.hello.max_payload, JIG_MAX_PAYLOAD);
 
 	for (i = 1; i <= 3; i++) {
-		js_provision(js_direct_call, &d, pki, dev);
+		js_provision(js_direct_call, &d, js_test_pki, dev);
 		ck_assert_msg(dev->failed_at == 0, "device %d failed at %s (%d, %s)", i, jig_cmd_name(dev->failed_at),
 		    dev->code, js_verdict_name(dev->verdict));
 		/* A fresh SE each time: "SE" + 16 hex digits, the defaults, factory state. */
@@ -213,7 +198,7 @@ START_TEST(test_versions)
 	size_t n, got;
 	st_err e;
 
-	js_config(&c, pki);
+	js_config(&c, js_test_pki);
 	s = jigsim_new(&c, &e);
 	ck_assert_ptr_nonnull(s);
 	d = (js_direct){ .s = s };
@@ -315,13 +300,13 @@ START_TEST(test_preconditions)
 	/* A signature by another key fails and uses up the challenge. */
 	se_info(&d, &info);
 	js_req(&req, JIG_CMD_AUTH_RESPONSE);
-	js_sign(pki->ca_key, JIG_TAG_TOOL_AUTH, info.serial, info.challenge, &req.u.signature);
+	js_sign(js_test_pki->ca_key, JIG_TAG_TOOL_AUTH, info.serial, info.challenge, &req.u.signature);
 	fails(&d, &req, JIG_E_AUTH_FAILED);
-	js_sign(pki->tool, JIG_TAG_TOOL_AUTH, info.serial, info.challenge, &req.u.signature);
+	js_sign(js_test_pki->tool, JIG_TAG_TOOL_AUTH, info.serial, info.challenge, &req.u.signature);
 	fails(&d, &req, JIG_E_AUTH_FAILED);
 	/* The right key over the rework tag is not a tool signature either. */
 	se_info(&d, &info);
-	js_sign(pki->tool, JIG_TAG_REWORK, info.serial, info.challenge, &req.u.signature);
+	js_sign(js_test_pki->tool, JIG_TAG_REWORK, info.serial, info.challenge, &req.u.signature);
 	fails(&d, &req, JIG_E_AUTH_FAILED);
 
 	authenticate(&d, &info);
@@ -346,7 +331,7 @@ START_TEST(test_preconditions)
 		js_req(&csr, JIG_CMD_GET_CSR);
 		csr.u.csr_req.slot = 1;
 		ok(&d, &csr, &resp);
-		js_issue(pki, &resp.u.csr.csr, &req.u.install_req.cert);
+		js_issue(js_test_pki, &resp.u.csr.csr, &req.u.install_req.cert);
 	}
 	fails(&d, &req, JIG_E_BAD_REQUEST);
 	req.u.install_req.slot = 1;
@@ -499,7 +484,7 @@ START_TEST(test_rework)
 	EVP_PKEY *key;
 	jig_msg req, resp;
 
-	js_provision(js_direct_call, &d, pki, dev);
+	js_provision(js_direct_call, &d, js_test_pki, dev);
 	ck_assert_uint_eq(dev->failed_at, 0);
 	/* js_provision released it; take the next one through without release. */
 	ck_assert_int_eq(jigsim_device_get(s, 0, &di), 0);
@@ -509,7 +494,7 @@ START_TEST(test_rework)
 	js_req(&req, JIG_CMD_GET_CSR);
 	ok(&d, &req, &resp);
 	js_req(&req, JIG_CMD_INSTALL_CERT);
-	js_issue(pki, &resp.u.csr.csr, &dev->cert);
+	js_issue(js_test_pki, &resp.u.csr.csr, &dev->cert);
 	req.u.install_req.cert = dev->cert;
 	ok(&d, &req, &resp);
 	js_req(&req, JIG_CMD_RETIRE);
@@ -577,7 +562,7 @@ run_panel(jigsim *s, js_device *devs, int n)
 	int i;
 
 	for (i = 0; i < n; i++)
-		js_provision(js_direct_call, &d, pki, &devs[i]);
+		js_provision(js_direct_call, &d, js_test_pki, &devs[i]);
 }
 
 START_TEST(test_fault_every)
@@ -708,7 +693,7 @@ START_TEST(test_fault_slow_reply)
 	uint64_t t0;
 	st_err e;
 
-	js_config(&c, pki);
+	js_config(&c, js_test_pki);
 	c.faults = JIGSIM_F_SLOW_REPLY;
 	c.slow_ms = 1000;
 	ck_assert_ptr_nonnull(s = jigsim_new(&c, &e));
@@ -786,7 +771,7 @@ START_TEST(test_fault_unknown_vendor_names)
 	se_info(&d, &info);
 	q = info.certs[1].data;
 	ck_assert_ptr_nonnull(rogue = d2i_X509(NULL, &q, (long)info.certs[1].len));
-	ck_assert_ptr_nonnull(real = st_x509_load(pki->vendor_ca_cert, NULL));
+	ck_assert_ptr_nonnull(real = st_x509_load(js_test_pki->vendor_ca_cert, NULL));
 	/* Same names, different key. */
 	ck_assert_int_eq(X509_NAME_cmp(X509_get_subject_name(rogue), X509_get_subject_name(real)), 0);
 	ck_assert_int_eq(X509_NAME_cmp(X509_get_issuer_name(rogue), X509_get_issuer_name(real)), 0);
@@ -816,9 +801,9 @@ START_TEST(test_fault_already_locked)
 	ok(&d, &req, &resp);
 	q = resp.u.cert.data;
 	ck_assert_ptr_nonnull(x = d2i_X509(NULL, &q, (long)resp.u.cert.len));
-	ck_assert_int_ne(X509_check_issued(pki->ca_cert, x), X509_V_OK);
+	ck_assert_int_ne(X509_check_issued(js_test_pki->ca_cert, x), X509_V_OK);
 	{
-		X509 *vendor = st_x509_load(pki->vendor_ca_cert, NULL);
+		X509 *vendor = st_x509_load(js_test_pki->vendor_ca_cert, NULL);
 
 		ck_assert_int_ne(X509_check_issued(vendor, x), X509_V_OK);
 		X509_free(vendor);
@@ -841,7 +826,7 @@ START_TEST(test_latencies)
 	uint64_t t0;
 	st_err e;
 
-	js_config(&c, pki);
+	js_config(&c, js_test_pki);
 	c.keygen_ms = 150;
 	c.csr_ms = 120;
 	c.cmd_ms = 30;
@@ -862,7 +847,7 @@ START_TEST(test_latencies)
 	jigsim_free(s);
 
 	/* 19200 baud: SE_INFO's ~1 KiB answer takes half a second. */
-	js_config(&c, pki);
+	js_config(&c, js_test_pki);
 	c.baud = 19200;
 	ck_assert_ptr_nonnull(s = jigsim_new(&c, &e));
 	d.s = s;
@@ -924,7 +909,7 @@ START_TEST(test_no_private_key_leaves)
 
 	memset(&t, 0, sizeof(t));
 	t.s = sim_new(0, 0, 0);
-	js_provision(tap_call, &t, pki, dev);
+	js_provision(tap_call, &t, js_test_pki, dev);
 	ck_assert_uint_eq(dev->failed_at, 0);
 	ck_assert(t.have);
 	ck_assert_uint_gt(t.len, 2000);
@@ -962,7 +947,7 @@ START_TEST(test_pause)
 		jig_msg req, resp;
 		st_err e;
 
-		js_config(&c, pki);
+		js_config(&c, js_test_pki);
 		c.pause_cmd = JIG_CMD_KEYGEN;
 		c.pause_after = after;
 		c.on_pause = on_pause;
@@ -997,18 +982,18 @@ START_TEST(test_config_errors)
 	st_err e;
 	char *missing = NULL;
 
-	js_config(&c, pki);
+	js_config(&c, js_test_pki);
 	c.tool_pub = NULL;
 	ck_assert_ptr_null(jigsim_new(&c, &e));
 	ck_assert_int_eq(e.code, ST_E_CONFIG);
-	ck_assert_int_ne(asprintf(&missing, "%s/nothing.pem", pki->dir), -1);
-	js_config(&c, pki);
+	ck_assert_int_ne(asprintf(&missing, "%s/nothing.pem", js_test_pki->dir), -1);
+	js_config(&c, js_test_pki);
 	c.vendor_ca_cert = missing;
 	ck_assert_ptr_null(jigsim_new(&c, &e));
 	ck_assert_ptr_nonnull(strstr(e.msg, "nothing.pem"));
 	/* A CA key that is not the certificate's. */
-	js_config(&c, pki);
-	c.vendor_ca_cert = pki->vendor_root;
+	js_config(&c, js_test_pki);
+	c.vendor_ca_cert = js_test_pki->vendor_root;
 	ck_assert_ptr_null(jigsim_new(&c, &e));
 	ck_assert_ptr_nonnull(strstr(e.msg, "does not hold the key"));
 	ck_assert_uint_eq(jigsim_fault_parse("drop-reply"), JIGSIM_F_DROP_REPLY);
@@ -1023,7 +1008,7 @@ suite(void)
 	Suite *s = suite_create("jigsim-core");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, js_pki_setup, js_pki_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_factory_conversation, 0, 2);
 	tcase_add_test(tc, test_versions);

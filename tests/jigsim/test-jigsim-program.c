@@ -11,21 +11,6 @@
 
 #include "jsutil.h"
 
-static js_pki *pki;
-
-static void
-pki_setup(void)
-{
-	pki = js_pki_new();
-}
-
-static void
-pki_teardown(void)
-{
-	js_pki_free(pki);
-	pki = NULL;
-}
-
 typedef struct proc {
 	pid_t pid;
 	int out; /* its stdout */
@@ -114,11 +99,11 @@ START_TEST(test_program_panel)
 	st_err e;
 
 	ck_assert_ptr_nonnull(exe);
-	ck_assert_int_ne(asprintf(&port_file, "%s/jigsim.port", pki->dir), -1);
+	ck_assert_int_ne(asprintf(&port_file, "%s/jigsim.port", js_test_pki->dir), -1);
 	{
-		const char *argv[] = { exe, "--pki", pki->dir, "--tool-pub", pki->tool_pub, "--listen", "tcp:127.0.0.1:0",
-			"--port-file", port_file, "--devices", "2", "--serial-prefix", "LINE7-", "--model", "TSE-200",
-			"--firmware", "2.0.17", NULL };
+		const char *argv[] = { exe, "--pki", js_test_pki->dir, "--tool-pub", js_test_pki->tool_pub, "--listen",
+			"tcp:127.0.0.1:0", "--port-file", port_file, "--devices", "2", "--serial-prefix", "LINE7-", "--model",
+			"TSE-200", "--firmware", "2.0.17", NULL };
 
 		spawn(&p, (char *const *)argv);
 	}
@@ -131,12 +116,12 @@ START_TEST(test_program_panel)
 	c = connect_uri(from_file, &resp);
 	snprintf(jig_id, sizeof(jig_id), "jigsim-%d", (int)p.pid);
 	ck_assert_str_eq(resp.u.hello.jig_id, jig_id);
-	js_provision(js_client_call, c, pki, dev);
+	js_provision(js_client_call, c, js_test_pki, dev);
 	ck_assert_msg(dev->failed_at == 0, "failed at %s: %s", jig_cmd_name(dev->failed_at), dev->err.msg);
 	ck_assert_int_eq(strncmp(dev->info.serial, "LINE7-", 6), 0);
 	ck_assert_str_eq(dev->info.model, "TSE-200");
 	ck_assert_uint_eq(dev->info.firmware, 2u << 24 | 17u);
-	js_provision(js_client_call, c, pki, dev);
+	js_provision(js_client_call, c, js_test_pki, dev);
 	ck_assert_uint_eq(dev->failed_at, 0);
 	js_req(&req, JIG_CMD_SE_INFO);
 	ck_assert_int_eq(jig_client_call(c, &req, &resp, &e), -1);
@@ -161,7 +146,8 @@ START_TEST(test_program_pause)
 	int i;
 
 	{
-		const char *argv[] = { exe, "--pki", pki->dir, "--tool-pub", pki->tool_pub, "--pause", "KEYGEN:after", NULL };
+		const char *argv[] = { exe, "--pki", js_test_pki->dir, "--tool-pub", js_test_pki->tool_pub, "--pause",
+			"KEYGEN:after", NULL };
 
 		spawn(&p, (char *const *)argv);
 	}
@@ -175,7 +161,7 @@ START_TEST(test_program_pause)
 			strcpy(serial, info.u.se_info.serial);
 		ck_assert_str_eq(info.u.se_info.serial, serial);
 		js_req(&req, JIG_CMD_AUTH_RESPONSE);
-		js_sign(pki->tool, JIG_TAG_TOOL_AUTH, serial, info.u.se_info.challenge, &req.u.signature);
+		js_sign(js_test_pki->tool, JIG_TAG_TOOL_AUTH, serial, info.u.se_info.challenge, &req.u.signature);
 		ck_assert_int_eq(jig_client_call(c, &req, &resp, &e), 0);
 		js_req(&req, JIG_CMD_KEYGEN);
 		req.u.keygen_req.algorithm = JIG_ALG_P256;
@@ -201,7 +187,7 @@ START_TEST(test_program_usage)
 	char *exe = getenv("JIGSIM_EXE"), *out = NULL, *missing = NULL;
 
 	{
-		const char *argv[] = { exe, "--pki", pki->dir, "--fault", "gremlins", NULL };
+		const char *argv[] = { exe, "--pki", js_test_pki->dir, "--fault", "gremlins", NULL };
 
 		ck_assert_int_eq(tu_run((char *const *)argv, &out), 2);
 		ck_assert_ptr_nonnull(strstr(out, "gremlins"));
@@ -214,7 +200,7 @@ START_TEST(test_program_usage)
 		ck_assert_ptr_nonnull(strstr(out, "--pki"));
 		free(out);
 	}
-	ck_assert_int_ne(asprintf(&missing, "%s/missing", pki->dir), -1);
+	ck_assert_int_ne(asprintf(&missing, "%s/missing", js_test_pki->dir), -1);
 	{
 		const char *argv[] = { exe, "--pki", missing, NULL };
 
@@ -223,13 +209,13 @@ START_TEST(test_program_usage)
 		free(out);
 	}
 	{
-		const char *argv[] = { exe, "--pki", pki->dir, "--pause", "KEYGEN:during", NULL };
+		const char *argv[] = { exe, "--pki", js_test_pki->dir, "--pause", "KEYGEN:during", NULL };
 
 		ck_assert_int_eq(tu_run((char *const *)argv, &out), 2);
 		free(out);
 	}
 	{
-		const char *argv[] = { exe, "--pki", pki->dir, "--protocol", "1.2", NULL };
+		const char *argv[] = { exe, "--pki", js_test_pki->dir, "--protocol", "1.2", NULL };
 
 		ck_assert_int_eq(tu_run((char *const *)argv, &out), 2);
 		ck_assert_ptr_nonnull(strstr(out, "--protocol: expected 1.0 or 1.1, got \"1.2\""));
@@ -252,7 +238,7 @@ suite(void)
 	Suite *s = suite_create("jigsim-program");
 	TCase *tc = tcase_create("program");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, js_pki_setup, js_pki_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_program_panel);
 	tcase_add_test(tc, test_program_pause);

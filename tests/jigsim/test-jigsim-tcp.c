@@ -7,21 +7,6 @@
 
 #include "jsutil.h"
 
-static js_pki *pki;
-
-static void
-pki_setup(void)
-{
-	pki = js_pki_new();
-}
-
-static void
-pki_teardown(void)
-{
-	js_pki_free(pki);
-	pki = NULL;
-}
-
 /* A jigsim serving tcp:127.0.0.1:<ephemeral> from a thread. */
 typedef struct server {
 	jigsim *s;
@@ -92,13 +77,13 @@ START_TEST(test_factory_panel)
 	st_err e;
 	int i;
 
-	js_config(&cfg, pki);
+	js_config(&cfg, js_test_pki);
 	cfg.devices = N;
 	server_start(&sv, &cfg);
 	c = connect_to(&sv);
 	for (i = 1; i <= N; i++) {
 		jig_client_get_stats(c, &st0);
-		js_provision(js_client_call, c, pki, dev);
+		js_provision(js_client_call, c, js_test_pki, dev);
 		ck_assert_msg(dev->failed_at == 0, "device %d failed at %s: %s", i, jig_cmd_name(dev->failed_at), dev->err.msg);
 		jig_client_get_stats(c, &st1);
 		/* PROTOCOL.md section 9: eight round trips per device, no retries
@@ -134,7 +119,7 @@ START_TEST(test_preconditions)
 	server sv;
 	st_err e;
 
-	js_config(&cfg, pki);
+	js_config(&cfg, js_test_pki);
 	server_start(&sv, &cfg);
 	c = connect_to(&sv);
 	/* protocol 1.0 here: a second LOCK is LOCKED (1.1 signs a receipt again) */
@@ -150,14 +135,14 @@ START_TEST(test_preconditions)
 	js_req(&req, JIG_CMD_SE_INFO);
 	ck_assert_int_eq(jig_client_call(c, &req, &info, &e), 0);
 	js_req(&req, JIG_CMD_AUTH_RESPONSE);
-	js_sign(pki->ca_key, JIG_TAG_TOOL_AUTH, info.u.se_info.serial, info.u.se_info.challenge, &req.u.signature);
+	js_sign(js_test_pki->ca_key, JIG_TAG_TOOL_AUTH, info.u.se_info.serial, info.u.se_info.challenge, &req.u.signature);
 	ck_assert_int_eq(jig_client_call(c, &req, &resp, &e), -1);
 	ck_assert_int_eq(e.remote, JIG_E_AUTH_FAILED);
 
 	js_req(&req, JIG_CMD_SE_INFO);
 	ck_assert_int_eq(jig_client_call(c, &req, &info, &e), 0);
 	js_req(&req, JIG_CMD_AUTH_RESPONSE);
-	js_sign(pki->tool, JIG_TAG_TOOL_AUTH, info.u.se_info.serial, info.u.se_info.challenge, &req.u.signature);
+	js_sign(js_test_pki->tool, JIG_TAG_TOOL_AUTH, info.u.se_info.serial, info.u.se_info.challenge, &req.u.signature);
 	ck_assert_msg(jig_client_call(c, &req, &resp, &e) == 0, "%s", e.msg);
 	js_req(&req, JIG_CMD_LOCK);
 	ck_assert_int_eq(jig_client_call(c, &req, &resp, &e), 0);
@@ -183,12 +168,12 @@ START_TEST(test_retransmission)
 		jig_client *c;
 		server sv;
 
-		js_config(&cfg, pki);
+		js_config(&cfg, js_test_pki);
 		cfg.faults = faults[i];
 		server_start(&sv, &cfg);
 		c = connect_to(&sv);
 		jig_client_set_timeout(c, JIG_CMD_KEYGEN, 500);
-		js_provision(js_client_call, c, pki, dev);
+		js_provision(js_client_call, c, js_test_pki, dev);
 		ck_assert_msg(dev->failed_at == 0, "%s: failed at %s: %s", jigsim_fault_name(faults[i]),
 		    jig_cmd_name(dev->failed_at), dev->err.msg);
 		jig_client_get_stats(c, &st);
@@ -231,7 +216,7 @@ START_TEST(test_faults)
 		jig_client *c;
 		server sv;
 
-		js_config(&cfg, pki);
+		js_config(&cfg, js_test_pki);
 		cfg.faults = cases[i].fault;
 		cfg.fault_every = 2;
 		cfg.slow_ms = 1000;
@@ -239,9 +224,9 @@ START_TEST(test_faults)
 		c = connect_to(&sv);
 		jig_client_set_timeout(c, JIG_CMD_KEYGEN, 200);
 		jig_client_set_retries(c, 1);
-		js_provision(js_client_call, c, pki, dev); /* device 1: clean */
+		js_provision(js_client_call, c, js_test_pki, dev); /* device 1: clean */
 		ck_assert_msg(dev->failed_at == 0, "%s: clean device failed at %s", name, jig_cmd_name(dev->failed_at));
-		js_provision(js_client_call, c, pki, dev);
+		js_provision(js_client_call, c, js_test_pki, dev);
 		ck_assert_msg(dev->failed_at == cases[i].failed_at && dev->code == cases[i].code &&
 			(cases[i].code != 0 || dev->verdict == cases[i].verdict),
 		    "%s: failed at %s code %d verdict %s: %s", name, jig_cmd_name(dev->failed_at), dev->code,
@@ -271,11 +256,11 @@ START_TEST(test_disconnect_keeps_dut)
 	server sv;
 	st_err e;
 
-	js_config(&cfg, pki);
+	js_config(&cfg, js_test_pki);
 	cfg.faults = JIGSIM_F_DISCONNECT;
 	server_start(&sv, &cfg);
 	c = connect_to(&sv);
-	js_provision(js_client_call, c, pki, dev);
+	js_provision(js_client_call, c, js_test_pki, dev);
 	ck_assert_uint_eq(dev->failed_at, JIG_CMD_GET_CSR);
 	ck_assert_int_eq(dev->code, -1);
 	ck_assert_int_eq(dev->err.code, ST_E_DISCONNECTED);
@@ -291,7 +276,7 @@ START_TEST(test_disconnect_keeps_dut)
 	ck_assert_int_eq(jig_client_call(c, &req, &resp, &e), 0);
 	ck_assert_str_eq(resp.u.se_info.serial, serial);
 	js_req(&req, JIG_CMD_AUTH_RESPONSE);
-	js_sign(pki->tool, JIG_TAG_TOOL_AUTH, serial, resp.u.se_info.challenge, &req.u.signature);
+	js_sign(js_test_pki->tool, JIG_TAG_TOOL_AUTH, serial, resp.u.se_info.challenge, &req.u.signature);
 	ck_assert_int_eq(jig_client_call(c, &req, &resp, &e), 0);
 	js_req(&req, JIG_CMD_KEYGEN);
 	req.u.keygen_req.algorithm = JIG_ALG_P256;
@@ -324,7 +309,7 @@ START_TEST(test_set_baud)
 	double t0;
 	int rc;
 
-	js_config(&cfg, pki);
+	js_config(&cfg, js_test_pki);
 	cfg.baud = 115200;
 	cfg.nrates = 2;
 	cfg.rates[0] = 115200;
@@ -368,7 +353,7 @@ suite(void)
 	Suite *s = suite_create("jigsim-tcp");
 	TCase *tc = tcase_create("tcp");
 
-	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
+	tcase_add_unchecked_fixture(tc, js_pki_setup, js_pki_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_factory_panel);
 	tcase_add_test(tc, test_preconditions);
