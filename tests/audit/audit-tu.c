@@ -83,18 +83,9 @@ atu_trust(const char *pki)
 }
 
 char *
-atu_path(const char *dir, const char *name)
-{
-	char *p = NULL;
-
-	ck_assert_int_ne(asprintf(&p, "%s/%s", dir, name), -1);
-	return p;
-}
-
-char *
 atu_read(const char *dir, const char *name, size_t *len)
 {
-	char *p = atu_path(dir, name);
+	char *p = tu_path(dir, name);
 	char *buf = tu_slurp(p, len);
 
 	ck_assert_msg(buf != NULL, "cannot read %s", p);
@@ -105,7 +96,7 @@ atu_read(const char *dir, const char *name, size_t *len)
 static void
 write_mode(const char *dir, const char *name, const void *p, size_t len, int flags)
 {
-	char *path = atu_path(dir, name);
+	char *path = tu_path(dir, name);
 	int fd = open(path, O_WRONLY | O_CREAT | flags, 0644);
 
 	ck_assert_msg(fd >= 0, "open %s", path);
@@ -129,7 +120,7 @@ atu_append_bytes(const char *dir, const char *name, const void *p, size_t len)
 int
 atu_exists(const char *dir, const char *name)
 {
-	char *p = atu_path(dir, name);
+	char *p = tu_path(dir, name);
 	struct stat st;
 	int rc = stat(p, &st) == 0;
 
@@ -183,4 +174,22 @@ atu_append(audit_journal *j, const char *device, const char *step, const char *r
 
 	ck_assert_msg(audit_append(j, &ev, &seq, &err) == 0, "%s", err.msg);
 	return seq;
+}
+
+char *atu_pki;
+
+void
+atu_pki_setup(void)
+{
+	atu_pki = tu_make_pki();
+	atu_make_signer(atu_pki, "seal", "root-ca");
+	atu_make_signer(atu_pki, "other", NULL);
+}
+
+void
+atu_pki_teardown(void)
+{
+	tu_rmtree(atu_pki);
+	free(atu_pki);
+	atu_pki = NULL;
 }

@@ -25,9 +25,13 @@ void atu_make_signer(const char *pki, const char *base, const char *issuer);
 void atu_signer_load(atu_signer *sg, const char *pki, const char *base);
 void atu_signer_clear(atu_signer *sg);
 X509_STORE *atu_trust(const char *pki); /* root-ca.pem */
+/* One test PKI for a whole test binary, with the signers "seal" (issued by
+ * root-ca) and "other" (self-signed): register atu_pki_setup and
+ * atu_pki_teardown as an unchecked fixture; atu_pki is its directory. */
+extern char *atu_pki;
+void atu_pki_setup(void);
+void atu_pki_teardown(void);
 
-/* dir/name into a static-free malloc'd path. */
-char *atu_path(const char *dir, const char *name);
 /* Whole file, ck_assert'ed to exist; NUL-terminated. */
 char *atu_read(const char *dir, const char *name, size_t *len);
 void atu_write(const char *dir, const char *name, const void *p, size_t len);

@@ -81,7 +81,7 @@ stock_verify(const char *dir, const char *batch)
 START_TEST(test_seal_export_verify_flags)
 {
 	char *tmp = tu_tmpdir("audit-cli");
-	char *dir = atu_path(tmp, "journal"), *bundle = atu_path(tmp, "bundle"), *bundle2 = atu_path(tmp, "bundle2");
+	char *dir = tu_path(tmp, "journal"), *bundle = tu_path(tmp, "bundle"), *bundle2 = tu_path(tmp, "bundle2");
 	char *out = NULL;
 	audit_config cfg = { NULL, NULL, NULL, 0, 0, NULL };
 	audit_journal *j;
@@ -181,7 +181,7 @@ END_TEST
 START_TEST(test_seal_refusals)
 {
 	char *tmp = tu_tmpdir("audit-cli");
-	char *dir = atu_path(tmp, "journal"), *out = NULL;
+	char *dir = tu_path(tmp, "journal"), *out = NULL;
 	audit_config cfg = { "station-cli", "carol", "00", 0, 0, NULL };
 	audit_journal *j;
 	st_err err;
@@ -250,7 +250,7 @@ END_TEST
 START_TEST(test_recipe)
 {
 	char *tmp = tu_tmpdir("audit-cli");
-	char *recipe = atu_path(tmp, "demo.yaml"), *journal = atu_path(tmp, "audit"), *bundle = atu_path(tmp, "bundle");
+	char *recipe = tu_path(tmp, "demo.yaml"), *journal = tu_path(tmp, "audit"), *bundle = tu_path(tmp, "bundle");
 	char *src = tu_src("recipes/examples/demo.yaml"), *cmd = NULL, *out = NULL, *text;
 	size_t len;
 	json_t *o;

@@ -152,7 +152,7 @@ check_record(const audit_record *rec, void *ctx)
 START_TEST(test_sigkill)
 {
 	char *tmp = tu_tmpdir("audit-crash");
-	char *dir = atu_path(tmp, "journal");
+	char *dir = tu_path(tmp, "journal");
 	X509_STORE *trust = atu_trust(pki);
 	atu_signer sg;
 	audit_config cfg = { "crash-station", "op", "00ff", 3, 0, NULL };

@@ -12,23 +12,6 @@
 
 #define RECIPE_DIGEST "4f2c1d0e9b8a7766554433221100ffeeddccbbaa99887766554433221100abcd"
 
-static char *pki;
-
-static void
-setup(void)
-{
-	pki = tu_make_pki();
-	atu_make_signer(pki, "seal", "root-ca");
-	atu_make_signer(pki, "other", NULL);
-}
-
-static void
-teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-}
-
 static audit_config
 base_cfg(unsigned n)
 {
@@ -42,7 +25,7 @@ journal_dir(char **tmp)
 {
 	*tmp = tu_tmpdir("audit");
 	ck_assert_ptr_nonnull(*tmp);
-	return atu_path(*tmp, "journal");
+	return tu_path(*tmp, "journal");
 }
 
 static audit_journal *
@@ -280,7 +263,7 @@ stock_openssl_verify(const char *dir, const char *content, const char *seal)
 	ck_assert_int_ne(asprintf(&cmd,
 	    "openssl cms -verify -binary -inform DER -content '%s/%s' -in '%s/%s' -CAfile '%s/root-ca.pem' "
 	    "-out /dev/null",
-	    dir, content, dir, seal, pki), -1);
+	    dir, content, dir, seal, atu_pki), -1);
 	rc = tu_sh(cmd, &out);
 	if (rc == 0)
 		ck_assert_msg(strstr(out, "Verification successful") != NULL, "%s", out);
@@ -297,14 +280,14 @@ START_TEST(test_batches_and_seals)
 	audit_journal *j;
 	audit_status st;
 	audit_report *rep = NULL;
-	X509_STORE *trust = atu_trust(pki);
+	X509_STORE *trust = atu_trust(atu_pki);
 	json_t *o;
 	char h[65];
 	char *buf;
 	size_t len;
 	st_err err;
 
-	atu_signer_load(&sg, pki, "seal");
+	atu_signer_load(&sg, atu_pki, "seal");
 	cfg.signer = &sg.s;
 	j = open_ok(dir, &cfg);
 	atu_append(j, "SE-A", "identify", "ok");
@@ -414,12 +397,12 @@ START_TEST(test_seal_failure_recorded)
 	audit_signer wrong;
 	audit_journal *j;
 	audit_status st;
-	X509_STORE *trust = atu_trust(pki);
+	X509_STORE *trust = atu_trust(atu_pki);
 	json_t *o;
 	st_err err;
 
-	atu_signer_load(&good, pki, "seal");
-	atu_signer_load(&other, pki, "other");
+	atu_signer_load(&good, atu_pki, "seal");
+	atu_signer_load(&other, atu_pki, "other");
 	wrong = good.s;
 	wrong.key = other.key; /* key and certificate do not match: CMS signing fails */
 	cfg.signer = &wrong;
@@ -821,11 +804,11 @@ START_TEST(test_threads_group_commit)
 	struct seen *s = calloc(1, sizeof(*s));
 	audit_status st;
 	audit_report *rep = NULL;
-	X509_STORE *trust = atu_trust(pki);
+	X509_STORE *trust = atu_trust(atu_pki);
 	st_err err;
 	int t, i;
 
-	atu_signer_load(&sg, pki, "seal");
+	atu_signer_load(&sg, atu_pki, "seal");
 	cfg.signer = &sg.s;
 	j = open_ok(dir, &cfg);
 	for (t = 0; t < THREADS; t++) {
@@ -869,7 +852,7 @@ main(void)
 	Suite *s = suite_create("audit-journal");
 	TCase *tc = tcase_create("journal");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, atu_pki_setup, atu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_records);
 	tcase_add_test(tc, test_bad_events);

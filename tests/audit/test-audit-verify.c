@@ -9,23 +9,6 @@
 #include "audit-tu.h"
 #include "cms.h"
 
-static char *pki;
-
-static void
-setup(void)
-{
-	pki = tu_make_pki();
-	atu_make_signer(pki, "seal", "root-ca");
-	atu_make_signer(pki, "other", NULL);
-}
-
-static void
-teardown(void)
-{
-	tu_rmtree(pki);
-	free(pki);
-}
-
 static X509_STORE *
 golden_trust(void)
 {
@@ -102,7 +85,7 @@ static char *
 golden_copy(const char *tmp)
 {
 	char *golden = tu_src("tests/audit/golden");
-	char *copy = atu_path(tmp, "bundle");
+	char *copy = tu_path(tmp, "bundle");
 
 	atu_copy_dir(golden, copy);
 	free(golden);
@@ -190,7 +173,7 @@ START_TEST(test_golden_verifies)
 		char path[1024];
 		X509_STORE *other;
 
-		snprintf(path, sizeof(path), "%s/root-ca.pem", pki);
+		snprintf(path, sizeof(path), "%s/root-ca.pem", atu_pki);
 		other = st_x509_store_load(path, &err);
 		rep = verify_fails(golden, other);
 		ck_assert_ptr_null(rep->first_broken); /* the records hold, the seals do not */
@@ -295,10 +278,10 @@ START_TEST(test_forgeries)
 		    "batch-000003.jsonl:1: seq %llu: batch-000002.jsonl is missing (batch numbers jump from 1 to 3)",
 		    seq_of(&l3, 0));
 		lines_free(&l3);
-		p = atu_path(dir, "batch-000002.jsonl");
+		p = tu_path(dir, "batch-000002.jsonl");
 		ck_assert_int_eq(unlink(p), 0);
 		free(p);
-		p = atu_path(dir, "batch-000002.jsonl.p7s");
+		p = tu_path(dir, "batch-000002.jsonl.p7s");
 		ck_assert_int_eq(unlink(p), 0);
 		free(p);
 		break;
@@ -311,7 +294,7 @@ START_TEST(test_forgeries)
 		char *buf = atu_read(dir, "batch-000002.jsonl", &len);
 		st_err err;
 
-		atu_signer_load(&sg, pki, "other");
+		atu_signer_load(&sg, atu_pki, "other");
 		ck_assert_int_eq(st_cms_sign(sg.key, sg.cert, NULL, buf, len, &der, &der_len, &err), 0);
 		atu_write(dir, "batch-000002.jsonl.p7s", der, der_len);
 		refresh_manifest(dir);
@@ -493,9 +476,9 @@ tree_digest(const char *dir)
 START_TEST(test_export)
 {
 	char *tmp = tu_tmpdir("audit-export");
-	char *dir = atu_path(tmp, "journal"), *out = atu_path(tmp, "bundle"), *before, *after;
+	char *dir = tu_path(tmp, "journal"), *out = tu_path(tmp, "bundle"), *before, *after;
 	audit_config cfg = { "station-01", "alice", "00aa", 2, 0, NULL };
-	X509_STORE *trust = atu_trust(pki);
+	X509_STORE *trust = atu_trust(atu_pki);
 	audit_export_info info;
 	audit_report *rep = NULL;
 	audit_journal *j;
@@ -506,7 +489,7 @@ START_TEST(test_export)
 	st_err err;
 	int i;
 
-	atu_signer_load(&sg, pki, "seal");
+	atu_signer_load(&sg, atu_pki, "seal");
 	cfg.signer = &sg.s;
 
 	/* Nothing sealed yet: nothing to export. */
@@ -571,14 +554,14 @@ END_TEST
 START_TEST(test_export_stops_at_unsealed)
 {
 	char *tmp = tu_tmpdir("audit-export");
-	char *dir = atu_path(tmp, "journal"), *out = atu_path(tmp, "bundle");
+	char *dir = tu_path(tmp, "journal"), *out = tu_path(tmp, "bundle");
 	audit_config cfg = { "station-01", "alice", "00aa", 1, 0, NULL };
 	audit_export_info info;
 	audit_journal *j;
 	atu_signer sg;
 	st_err err;
 
-	atu_signer_load(&sg, pki, "seal");
+	atu_signer_load(&sg, atu_pki, "seal");
 	cfg.signer = &sg.s;
 	ck_assert_ptr_nonnull(j = audit_open(dir, &cfg, &err));
 	atu_append(j, "SE-1", "done", "ok"); /* batch 1, sealed */
@@ -596,7 +579,7 @@ START_TEST(test_export_stops_at_unsealed)
 
 	/* A live journal with a closed, unsealed batch verifies, with a note. */
 	{
-		X509_STORE *trust = atu_trust(pki);
+		X509_STORE *trust = atu_trust(atu_pki);
 		audit_report *rep = NULL;
 		size_t i;
 		int noted = 0;
@@ -622,7 +605,7 @@ main(void)
 	Suite *s = suite_create("audit-verify");
 	TCase *tc = tcase_create("verify");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, atu_pki_setup, atu_pki_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_golden_verifies);
 	tcase_add_loop_test(tc, test_forgeries, 0, F_COUNT);

@@ -23,19 +23,10 @@ ht_open(void)
 	return ctx;
 }
 
-char *
-ht_path(const char *dir, const char *name)
-{
-	char *p = NULL;
-
-	ck_assert_int_ne(asprintf(&p, "%s/%s", dir, name), -1);
-	return p;
-}
-
 X509 *
 ht_cert(const char *dir, const char *name)
 {
-	char *p = ht_path(dir, name);
+	char *p = tu_path(dir, name);
 	st_err err;
 	X509 *x = st_x509_load(p, &err);
 
@@ -134,7 +125,7 @@ ht_sh(const char *dir, char **out, const char *fmt, ...)
 void
 ht_verify_both(const char *dir, X509 *leaf)
 {
-	char *p = ht_path(dir, "leaf.pem");
+	char *p = tu_path(dir, "leaf.pem");
 	char *out = NULL;
 	int rc;
 

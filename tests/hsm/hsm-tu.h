@@ -10,8 +10,6 @@
 
 /* Open the test token with the PIN from $STATION_HSM_PIN; asserts. */
 hsm_ctx *ht_open(void);
-/* dir/name as a path (malloc'd). */
-char *ht_path(const char *dir, const char *name);
 X509 *ht_cert(const char *dir, const char *name);
 /* A fresh EC key on "P-256" or "P-384". */
 EVP_PKEY *ht_ec_key(const char *curve);

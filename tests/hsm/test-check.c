@@ -57,7 +57,7 @@ END_TEST
 static char *
 write_recipe(const char *dir, const char *sed)
 {
-	char *path = ht_path(dir, "demo.yaml"), *out = NULL, *src = tu_src("recipes/examples/demo.yaml");
+	char *path = tu_path(dir, "demo.yaml"), *out = NULL, *src = tu_src("recipes/examples/demo.yaml");
 	int rc;
 
 	rc = ht_sh(dir, &out, "ln -s . pki && sed '%s' '%s' > demo.yaml", sed ? sed : "", src);
@@ -145,7 +145,7 @@ START_TEST(test_config_failures)
 {
 	char *dir = tu_make_pki();
 	char *mismatch = key_arg(dir, "audit", "tool.pem"), *missing_cert = key_arg(dir, "audit", "nope.pem");
-	char *pinfile = ht_path(dir, "my-pin"), *out = NULL;
+	char *pinfile = tu_path(dir, "my-pin"), *out = NULL;
 	FILE *f;
 	int rc;
 
@@ -287,8 +287,8 @@ END_TEST
 START_TEST(test_expired_cert)
 {
 	char *dir = tu_make_pki();
-	char *pub_path = ht_path(dir, "audit-pub.pem"), *key_path = ht_path(dir, "root-ca.key");
-	char *cert_path = ht_path(dir, "audit-old.pem"), *arg = key_arg(dir, "audit", "audit-old.pem"), *out = NULL;
+	char *pub_path = tu_path(dir, "audit-pub.pem"), *key_path = tu_path(dir, "root-ca.key");
+	char *cert_path = tu_path(dir, "audit-old.pem"), *arg = key_arg(dir, "audit", "audit-old.pem"), *out = NULL;
 	X509 *root = ht_cert(dir, "root-ca.pem"), *x = X509_new();
 	EVP_PKEY *pub, *root_key;
 	FILE *f;

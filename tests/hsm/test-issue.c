@@ -562,16 +562,16 @@ START_TEST(test_crl)
 	ck_assert_int_eq(X509_CRL_get_version(crl), X509_CRL_VERSION_2);
 	ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(inter)), 1);
 
-	path = ht_path(dir, "crl.pem");
+	path = tu_path(dir, "crl.pem");
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
 	ck_assert(PEM_write_X509_CRL(f, crl));
 	fclose(f);
 	free(path);
-	path = ht_path(dir, "revoked.pem");
+	path = tu_path(dir, "revoked.pem");
 	ht_write_pem(path, revoked);
 	free(path);
-	path = ht_path(dir, "good.pem");
+	path = tu_path(dir, "good.pem");
 	ht_write_pem(path, good);
 
 	rc = ht_sh(dir, &out, "openssl crl -in crl.pem -verify -CAfile intermediate.pem -noout -text");
@@ -634,8 +634,8 @@ START_TEST(test_cms_audit_seal)
 	hsm_ctx *ctx = ht_open();
 	X509 *audit_cert = ht_cert(dir, "audit.pem"), *tool_cert = ht_cert(dir, "tool.pem");
 	const char data[] = "{\"seq\":1,\"step\":\"DONE\"}\n{\"seq\":2,\"step\":\"DONE\"}\n";
-	char *root = ht_path(dir, "root-ca.pem"), *out = NULL;
-	char *batch = ht_path(dir, "batch-0001.jsonl"), *seal = ht_path(dir, "batch-0001.jsonl.p7s");
+	char *root = tu_path(dir, "root-ca.pem"), *out = NULL;
+	char *batch = tu_path(dir, "batch-0001.jsonl"), *seal = tu_path(dir, "batch-0001.jsonl.p7s");
 	X509_STORE *store;
 	uint8_t *der = NULL;
 	size_t der_len = 0;

@@ -192,7 +192,7 @@ END_TEST
 START_TEST(test_token_and_module_errors)
 {
 	char *dir = tu_make_pki();
-	char *notlib = ht_path(dir, "softhsm2.conf");
+	char *notlib = tu_path(dir, "softhsm2.conf");
 	st_err err;
 
 	ck_assert_ptr_null(hsm_open(NULL, "no-such-token", NULL, &err));
@@ -332,7 +332,7 @@ END_TEST
 START_TEST(test_sign_tool_challenge)
 {
 	char *dir = tu_make_pki();
-	char *pubpath = ht_path(dir, "tool-pub.pem");
+	char *pubpath = tu_path(dir, "tool-pub.pem");
 	const uint8_t msg[] = "station-tool-auth-v1SE0001challenge-bytes";
 	uint8_t *sig = NULL, bad[sizeof(msg)];
 	size_t sig_len = 0;
@@ -386,7 +386,7 @@ write_file(const char *path, const char *text, mode_t mode)
 START_TEST(test_pin_file)
 {
 	char *dir = tu_make_pki();
-	char *path = ht_path(dir, "my-pin");
+	char *path = tu_path(dir, "my-pin");
 	hsm_pin_source src = { .kind = HSM_PIN_FILE, .name = path };
 	char pin[HSM_PIN_MAX];
 	hsm_ctx *ctx;
@@ -583,7 +583,7 @@ now_s(void)
  * counted. */
 START_TEST(test_latency_shim)
 {
-	char *dir = tu_make_pki(), *count = ht_path(dir, "delayed"), *text;
+	char *dir = tu_make_pki(), *count = tu_path(dir, "delayed"), *text;
 	const char *shim = getenv("STATION_P11_DELAY_MODULE");
 	const uint8_t msg[] = "challenge";
 	hsm_ctx *ctx;
@@ -654,7 +654,7 @@ START_TEST(test_p11kit_client)
 	pid = tu_p11kit_server_start(dir, "station-test");
 	setenv("STATION_HSM_PIN", TEST_PIN, 1); /* the open above consumed it */
 	{
-		char *cert = ht_path(dir, "intermediate.pem"), *kl = NULL, *out = NULL;
+		char *cert = tu_path(dir, "intermediate.pem"), *kl = NULL, *out = NULL;
 		char *argv[] = { (char *)tu_station_exe(), (char *)"hsm", (char *)"check", (char *)"--module",
 			(char *)TU_P11KIT_CLIENT, (char *)"--token", (char *)"station-test", (char *)"--key-label", NULL,
 			NULL };

@@ -52,6 +52,15 @@ tu_rmtree(const char *path)
 }
 
 char *
+tu_path(const char *dir, const char *name)
+{
+	char *p = NULL;
+
+	ck_assert_int_ne(asprintf(&p, "%s/%s", dir, name), -1);
+	return p;
+}
+
+char *
 tu_src(const char *rel)
 {
 	const char *root = getenv("STATION_SOURCE_ROOT");

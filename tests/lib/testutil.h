@@ -17,6 +17,8 @@
  * Returns a malloc'd path. */
 char *tu_tmpdir(const char *tag);
 void tu_rmtree(const char *path);
+/* dir/name, malloc'd (asserts). */
+char *tu_path(const char *dir, const char *name);
 /* Path of a file in the source tree: $STATION_SOURCE_ROOT/rel (static buffer per call site: copy it). */
 char *tu_src(const char *rel);
 /* Run argv (argv[0] looked up in PATH unless it has a '/'), capture stdout

@@ -25,10 +25,7 @@ static int n_bad;
 static char *
 wpath(const char *rel)
 {
-	char *p = NULL;
-
-	ck_assert_int_ne(asprintf(&p, "%s/%s", work, rel), -1);
-	return p;
+	return tu_path(work, rel);
 }
 
 static void

@@ -16,19 +16,13 @@ static char *pki, *work;
 static char *
 wpath(const char *rel)
 {
-	char *p = NULL;
-
-	ck_assert_int_ne(asprintf(&p, "%s/%s", work, rel), -1);
-	return p;
+	return tu_path(work, rel);
 }
 
 static char *
 ppath(const char *rel)
 {
-	char *p = NULL;
-
-	ck_assert_int_ne(asprintf(&p, "%s/%s", pki, rel), -1);
-	return p;
+	return tu_path(pki, rel);
 }
 
 /* A fresh copy of the demo recipe in WORK (its pki/ is the test PKI). */
