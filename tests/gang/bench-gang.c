@@ -137,6 +137,9 @@ run_once(const char *pki, unsigned njigs, unsigned hsm_ms, sample *s)
 	stu_run r;
 	int fd;
 
+	/* demo.yaml's quotas (100 a shift) would stop 16 jigs x 10 devices. */
+	stu_recipe_edit(w, "  max_per_shift: 100\n", "  max_per_shift: 100000000\n");
+	stu_recipe_edit(w, "  max_per_run: 1000\n", "  max_per_run: 100000000\n");
 	for (i = 0; i < njigs; i++) {
 		jigsim_config c;
 
