@@ -135,30 +135,36 @@ iso_time(time_t t, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A string member of a record json_event made ("" when absent). */
+static const char *
+stu(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v ? v : "";
+}
+
 /* Where and by whom, told when it changes from the record before. */
 struct printed {
 	char jig[300], operator_name[300];
 };
 
-static int
-print_event(const history_event *e, void *ctx)
+static void
+print_record(json_t *rec, struct printed *p)
 {
-	struct printed *p = ctx;
-	char jig[300], op[300], what[2048], advice[1200];
+	const char *jig = stu(rec, "jig"), *op = stu(rec, "operator"), *what = stu(rec, "what"),
+		   *serial = stu(rec, "cert_serial"), *advice = stu(rec, "advice");
 
-	ui_text_clean(e->jig, jig, sizeof(jig));
-	ui_text_clean(e->operator_name, op, sizeof(op));
-	ui_text_clean(e->what, what, sizeof(what));
-	ui_text_clean(e->advice, advice, sizeof(advice));
 	if (strcmp(jig, p->jig) != 0 || strcmp(op, p->operator_name) != 0)
 		printf("  %s%s%s%s\n", jig[0] ? "on jig " : "no jig", jig, op[0] ? ", operator " : "", op);
 	snprintf(p->jig, sizeof(p->jig), "%s", jig);
 	snprintf(p->operator_name, sizeof(p->operator_name), "%s", op);
-	printf("  %-24s seq %-7llu %-13s %-5s%s%s%s%s%s\n", e->time, (unsigned long long)e->seq, e->step, e->result,
-	    e->rework ? " [rework]" : "", e->cert_serial[0] ? " cert " : "", e->cert_serial, what[0] ? "  " : "", what);
+	printf("  %-24s seq %-7lld %-13s %-5s%s%s%s%s%s\n", stu(rec, "time"),
+	    (long long)json_integer_value(json_object_get(rec, "seq")), stu(rec, "step"), stu(rec, "result"),
+	    json_is_true(json_object_get(rec, "rework")) ? " [rework]" : "", serial[0] ? " cert " : "", serial,
+	    what[0] ? "  " : "", what);
 	if (advice[0])
 		printf("  %-24s %-11s -> %s\n", "", "", advice);
-	return 0;
 }
 
 static void
@@ -231,6 +237,13 @@ json_cert(const history_cert *c, void *ctx)
 	return !o || json_array_append_new(ctx, o) < 0;
 }
 
+/* The journal could not be read (rc < 0: err says why) or memory ran out. */
+static void
+say_failed(const char *dir, int rc, const st_err *err)
+{
+	fprintf(stderr, "station device: audit journal %s: %s\n", dir, rc < 0 ? err->msg : "out of memory");
+}
+
 int
 cmd_device_main(int argc, char **argv)
 {
@@ -250,6 +263,7 @@ cmd_device_main(int argc, char **argv)
 	int c, json = 0, by_cert = 0, rc, ret = EXIT_USAGE;
 	unsigned n_certs = 0;
 	struct printed printed = { "", "" };
+	size_t i;
 	char *text;
 	st_err err;
 
@@ -276,40 +290,63 @@ cmd_device_main(int argc, char **argv)
 			return EXIT_USAGE;
 		dir = r->audit.dir;
 	}
-	if (!(h = history_new())) {
-		fprintf(stderr, "station device: out of memory\n");
+	if (!(h = history_new()) || !(records = json_array()) || !(certs = json_array())) {
+		say_failed(dir, 1, &err);
 		goto out;
 	}
-	if (history_load(h, dir, &err) != 0) {
-		fprintf(stderr, "station device: audit journal %s: %s\n", dir, err.msg);
+	/* The SE serial itself, the common case: its records alone, in one scan. */
+	if (strlen(arg) <= SE_SERIAL_MAX && strspn(arg, SE_SERIAL_CHARS) == strlen(arg) &&
+	    (rc = history_load_device(h, dir, arg, json_event, records, &err)) != 0) {
+		say_failed(dir, rc, &err);
 		goto out;
 	}
-	if ((rc = resolve(h, arg, cert_serial, se, &by_cert)) < 0)
-		goto out;
-	if (rc > 0) {
-		ui_text_clean(arg, shown, sizeof(shown));
-		if (json) {
-			out = json_pack("{s:s,s:b}", "device", shown, "known", 0);
-			text = out ? json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-			printf("%s\n", text ? text : "{}");
-			free(text);
-		}
-		fprintf(stderr, "station device: the journal %s has no device or certificate %s (%zu devices in it; "
-		                "an SE serial is what 'station jig info' shows)\n", dir, shown, history_device_count(h));
-		ret = EXIT_FAIL;
-		goto out;
-	}
-	history_device_get(h, se, &d);
-	if (json) {
-		if (!(records = json_array()) || !(certs = json_array()) ||
-		    (rc = history_device_events(dir, se, json_event, records, &err)) < 0 ||
-		    history_foreach_device_cert(h, se, json_cert, certs) != 0 || rc > 0 ||
-		    !(out = json_pack("{s:s,s:b,s:s,s:s?,s:i,s:i,s:O,s:O}", "device", se, "known", 1, "state",
-		          state_name(d.state), "live_cert_serial", d.has_cert ? d.cert_serial : NULL, "issued",
-		          (int)d.issued, "revoked", (int)d.revoked, "records", records, "certificates", certs))) {
-			fprintf(stderr, "station device: audit journal %s: %s\n", dir, rc < 0 ? err.msg : "out of memory");
+	if (history_device_get(h, arg, &d) == 0) {
+		snprintf(se, sizeof(se), "%s", arg);
+	} else {
+		/* Another spelling: the whole journal says which SE it names. */
+		history_free(h);
+		if (!(h = history_new())) {
+			say_failed(dir, 1, &err);
 			goto out;
 		}
+		if ((rc = history_load(h, dir, &err)) != 0) {
+			say_failed(dir, rc, &err);
+			goto out;
+		}
+		if ((rc = resolve(h, arg, cert_serial, se, &by_cert)) < 0)
+			goto out;
+		if (rc > 0) {
+			ui_text_clean(arg, shown, sizeof(shown));
+			if (json) {
+				text = json_dumps(json_pack("{s:s,s:b}", "device", shown, "known", 0), JSON_COMPACT | JSON_PRESERVE_ORDER);
+				printf("%s\n", text ? text : "{}");
+				free(text);
+			}
+			fprintf(stderr, "station device: the journal %s has no device or certificate %s (%zu devices in it; "
+			                "an SE serial is what 'station jig info' shows)\n", dir, shown, history_device_count(h));
+			ret = EXIT_FAIL;
+			goto out;
+		}
+		history_free(h);
+		json_array_clear(records);
+		if (!(h = history_new())) {
+			say_failed(dir, 1, &err);
+			goto out;
+		}
+		if ((rc = history_load_device(h, dir, se, json_event, records, &err)) != 0) {
+			say_failed(dir, rc, &err);
+			goto out;
+		}
+		history_device_get(h, se, &d);
+	}
+	if (history_foreach_device_cert(h, se, json_cert, certs) != 0 ||
+	    !(out = json_pack("{s:s,s:b,s:s,s:s?,s:i,s:i,s:O,s:O}", "device", se, "known", 1, "state", state_name(d.state),
+	          "live_cert_serial", d.has_cert ? d.cert_serial : NULL, "issued", (int)d.issued, "revoked",
+	          (int)d.revoked, "records", records, "certificates", certs))) {
+		say_failed(dir, 1, &err);
+		goto out;
+	}
+	if (json) {
 		if (by_cert)
 			json_object_set_new(out, "found_by_cert_serial", json_string(cert_serial));
 		text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -322,10 +359,8 @@ cmd_device_main(int argc, char **argv)
 		    state_name(d.state), d.issued, d.issued == 1 ? "" : "s", d.revoked, d.has_cert ? d.cert_serial : "none",
 		    dir);
 		printf("records:\n");
-		if (history_device_events(dir, se, print_event, &printed, &err) < 0) {
-			fprintf(stderr, "station device: audit journal %s: %s\n", dir, err.msg);
-			goto out;
-		}
+		for (i = 0; i < json_array_size(records); i++)
+			print_record(json_array_get(records, i), &printed);
 		printf("certificates:\n");
 		history_foreach_device_cert(h, se, print_cert, &n_certs);
 		if (!n_certs)

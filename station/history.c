@@ -682,8 +682,10 @@ history_cert_status(const history_cert *c)
 /* ---- one SE's records, for `station device` ---- */
 
 struct events {
+	history *h;
 	int (*cb)(const history_event *e, void *ctx);
 	void *ctx;
+	int oom;
 };
 
 /* The details worth words, in the order they are told; label NULL: the
@@ -715,6 +717,10 @@ on_device_record(const audit_record *rec, void *ctx)
 	history_event e;
 	size_t i;
 
+	if (history_apply(x->h, rec, audit_batch_number(rec->batch)) < 0) {
+		x->oom = 1;
+		return 1;
+	}
 	memset(&e, 0, sizeof(e));
 	e.seq = rec->seq;
 	e.batch = rec->batch ? rec->batch : "";
@@ -750,12 +756,15 @@ on_device_record(const audit_record *rec, void *ctx)
 }
 
 int
-history_device_events(const char *dir, const char *serial, int (*cb)(const history_event *e, void *ctx), void *ctx,
-    st_err *err)
+history_load_device(history *h, const char *dir, const char *serial, int (*cb)(const history_event *e, void *ctx),
+    void *ctx, st_err *err)
 {
-	struct events x = { cb, ctx };
+	struct events x = { h, cb, ctx, 0 };
+	int rc = audit_find_device(dir, serial, on_device_record, &x, err);
 
-	return audit_find_device(dir, serial, on_device_record, &x, err);
+	if (x.oom)
+		return st_err_set(err, ST_E_NOMEM, "out of memory reading the journal %s", dir);
+	return rc;
 }
 
 static void

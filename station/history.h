@@ -118,11 +118,13 @@ typedef struct history_event {
 	json_t *details;             /* the record's details */
 } history_event;
 
-/* The records of SE serial in journal order, read from the journal in dir
- * (chain checked, as history_load does); stops when cb returns non-zero
- * (returned); -1 with err when the journal cannot be read. */
-int history_device_events(const char *dir, const char *serial, int (*cb)(const history_event *e, void *ctx),
-    void *ctx, st_err *err);
+/* Read only the records of SE serial from the journal in dir into h (a new
+ * history: it then knows that SE and its certificates alone), calling cb
+ * for each in journal order: one SE's story in one scan, in memory of its
+ * own size.  Stops when cb returns non-zero (returned); -1 with err when
+ * the journal cannot be read or memory runs out. */
+int history_load_device(history *h, const char *dir, const char *serial,
+    int (*cb)(const history_event *e, void *ctx), void *ctx, st_err *err);
 
 /* One "quota-release" record (the shift quota's, quota.c); borrowed for
  * the callback. */
