@@ -1,8 +1,10 @@
 /* Benchmark: `station run` on a journal of DEVICES provisioned devices
  * (default 100,000): peak RSS of the station process and its start-up time
  * (from spawn to its first device_started event: the journal read, the
- * history built, the HSM opened), median of RUNS runs of one device each,
- * beside the same on an empty journal.  Target: peak RSS under 32 MB.
+ * history built, the HSM opened) and CPU time, median of RUNS runs of one
+ * device each, beside the same on an empty journal; then `station device`
+ * for one SE of the journal (wall and CPU time, peak RSS).  Target: peak
+ * RSS of `station run` under 32 MB.
  *
  * The journal is written with libaudit as `station run` writes it: per
  * device identify, posture, auth, keygen, verify, issuing, issued (with a
@@ -110,9 +112,17 @@ make_journal(stu_ws *w, unsigned n)
 	fflush(stdout);
 }
 
-/* One `station run --count 1`: start-up seconds and peak RSS in MB. */
+static double
+cpu_of(const struct rusage *ru)
+{
+	return ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 + ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
+}
+
+/* One `station run --count 1`: start-up seconds, peak RSS in MB and the
+ * whole process's CPU seconds (the journal read is most of it; unlike the
+ * start-up time it does not grow with the machine's load). */
 static void
-run_once(stu_ws *w, stu_sim *sim, double *startup_s, double *rss_mb)
+run_once(stu_ws *w, stu_sim *sim, double *startup_s, double *rss_mb, double *cpu_s)
 {
 	stu_run r;
 	long hwm = 0, kb;
@@ -141,19 +151,46 @@ run_once(stu_ws *w, stu_sim *sim, double *startup_s, double *rss_mb)
 	ck_assert_msg(started >= 0, "no device_started event\n%s", stu_tail(r.out));
 	*startup_s = started;
 	*rss_mb = hwm / 1024.0;
+	*cpu_s = cpu_of(&r.ru);
 	stu_run_clear(&r);
 }
 
+/* One `station device SERIAL` on the journal: wall seconds, CPU seconds, peak RSS in MB. */
 static void
-measure(const char *pki, unsigned n, double *startup, double *rss)
+device_once(stu_ws *w, const char *serial, double *wall_s, double *cpu_s, double *rss_mb)
+{
+	char *argv[] = { (char *)tu_station_exe(), (char *)"device", (char *)"--recipe", w->recipe, (char *)serial, NULL };
+	char out[4300];
+	struct rusage ru;
+	double t0 = stu_now();
+	int rc;
+
+	snprintf(out, sizeof(out), "%s/device.out", w->dir);
+	rc = stu_wait(stu_spawn(argv, out, "/dev/null"), 900, &ru);
+	ck_assert_msg(rc == 0, "station device %s: exit %d", serial, rc);
+	*wall_s = stu_now() - t0;
+	*cpu_s = cpu_of(&ru);
+	*rss_mb = ru.ru_maxrss / 1024.0;
+}
+
+struct figures {
+	double startup, rss, cpu;          /* station run, medians */
+	double dev_wall, dev_cpu, dev_rss; /* station device, medians */
+};
+
+static void
+measure(const char *pki, unsigned n, struct figures *f)
 {
 	stu_ws *w = stu_ws_new(pki);
 	stu_sim *sim;
 	jigsim_config c;
-	double *s = calloc(n_runs, sizeof(*s)), *m = calloc(n_runs, sizeof(*m)), ws, wm;
+	double *s = calloc(n_runs, sizeof(*s)), *m = calloc(n_runs, sizeof(*m)), *u = calloc(n_runs, sizeof(*u));
+	double *dw = calloc(n_runs, sizeof(*dw)), *du = calloc(n_runs, sizeof(*du)), *dm = calloc(n_runs, sizeof(*dm));
+	double ws, wm, wu;
+	char serial[32];
 	unsigned i;
 
-	ck_assert(s && m);
+	ck_assert(s && m && u && dw && du && dm);
 	stu_recipe_edit(w, "  batch_size: 10\n", "  batch_size: 100\n");
 	/* The journal holds n issued certificates: the demo's shift quota (100)
 	 * would stop the first run; the benchmark measures reading, not quota. */
@@ -163,17 +200,33 @@ measure(const char *pki, unsigned n, double *startup, double *rss)
 	jigsim_config_init(&c);
 	c.devices = n_runs + 1;
 	sim = stu_sim_start(pki, &c);
-	run_once(w, sim, &ws, &wm); /* warm-up: seals the batches written above */
-	printf("  %u devices, warm-up run: start-up %.2f s, peak RSS %.1f MB\n", n, ws, wm);
+	run_once(w, sim, &ws, &wm, &wu); /* warm-up: seals the batches written above */
+	printf("  %u devices, warm-up run: start-up %.2f s, peak RSS %.1f MB, CPU %.2f s\n", n, ws, wm, wu);
 	for (i = 0; i < n_runs; i++) {
-		run_once(w, sim, &s[i], &m[i]);
-		printf("  %u devices, run %u: start-up %.2f s, peak RSS %.1f MB\n", n, i + 1, s[i], m[i]);
+		run_once(w, sim, &s[i], &m[i], &u[i]);
+		printf("  %u devices, run %u: start-up %.2f s, peak RSS %.1f MB, CPU %.2f s\n", n, i + 1, s[i], m[i], u[i]);
 		fflush(stdout);
 	}
-	*startup = tu_median(s, n_runs);
-	*rss = tu_median(m, n_runs);
+	/* One device's story, from the middle of the journal. */
+	snprintf(serial, sizeof(serial), "SEB%015X", n / 2);
+	for (i = 0; n && i < n_runs; i++) {
+		device_once(w, serial, &dw[i], &du[i], &dm[i]);
+		printf("  %u devices, station device %s: %.2f s, CPU %.2f s, peak RSS %.1f MB\n", n, serial, dw[i], du[i],
+		    dm[i]);
+		fflush(stdout);
+	}
+	f->startup = tu_median(s, n_runs);
+	f->rss = tu_median(m, n_runs);
+	f->cpu = tu_median(u, n_runs);
+	f->dev_wall = tu_median(dw, n_runs);
+	f->dev_cpu = tu_median(du, n_runs);
+	f->dev_rss = tu_median(dm, n_runs);
 	free(s);
 	free(m);
+	free(u);
+	free(dw);
+	free(du);
+	free(dm);
 	stu_sim_stop(sim);
 	stu_ws_free(w);
 }
@@ -181,15 +234,16 @@ measure(const char *pki, unsigned n, double *startup, double *rss)
 START_TEST(bench)
 {
 	char *pki = tu_make_pki();
-	double s0, m0, s1, m1;
+	struct figures e, f;
 
-	measure(pki, 0, &s0, &m0);
-	measure(pki, n_devices, &s1, &m1);
+	measure(pki, 0, &e);
+	measure(pki, n_devices, &f);
 	printf("\nstation run, median of %u runs:\n", n_runs);
-	printf("  empty journal:            start-up %.2f s, peak RSS %.1f MB\n", s0, m0);
-	printf("  journal of %u devices: start-up %.2f s, peak RSS %.1f MB (target < 32 MB: %s)\n", n_devices, s1,
-	    m1, m1 < 32 ? "met" : "MISSED");
-	printf("  memory per device in the journal: %.0f bytes\n", (m1 - m0) * 1024 * 1024 / n_devices);
+	printf("  empty journal:            start-up %.2f s, peak RSS %.1f MB, CPU %.2f s\n", e.startup, e.rss, e.cpu);
+	printf("  journal of %u devices: start-up %.2f s, peak RSS %.1f MB (target < 32 MB: %s), CPU %.2f s\n",
+	    n_devices, f.startup, f.rss, f.rss < 32 ? "met" : "MISSED", f.cpu);
+	printf("  memory per device in the journal: %.0f bytes\n", (f.rss - e.rss) * 1024 * 1024 / n_devices);
+	printf("station device SERIAL on it: %.2f s, CPU %.2f s, peak RSS %.1f MB\n", f.dev_wall, f.dev_cpu, f.dev_rss);
 	tu_rmtree(pki);
 	free(pki);
 }
