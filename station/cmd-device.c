@@ -317,8 +317,8 @@ cmd_device_main(int argc, char **argv)
 			goto out;
 		if (rc > 0) {
 			ui_text_clean(arg, shown, sizeof(shown));
-			if (json) {
-				text = json_dumps(json_pack("{s:s,s:b}", "device", shown, "known", 0), JSON_COMPACT | JSON_PRESERVE_ORDER);
+			if (json && (out = json_pack("{s:s,s:b}", "device", shown, "known", 0))) {
+				text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 				printf("%s\n", text ? text : "{}");
 				free(text);
 			}
