@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "audit.h"
+#include "cms.h"
 #include "stutil.h"
 
 static unsigned n_devices = 100000, n_runs = 3;
@@ -60,7 +61,7 @@ make_journal(stu_ws *w, unsigned n)
 {
 	audit_config cfg = { "demo-station-1", "bench", "", 100, 0, NULL };
 	const char *jig = "tcp:127.0.0.1:7700";
-	char path[4200], dev[32], key[65], nonce[65], serial[65], csha[65], *b64;
+	char path[4200], dev[32], key[65], nonce[65], serial[65], csha[65], kid[ST_KEY_ID_HEX], *b64;
 	audit_journal *j;
 	uint8_t *der = NULL;
 	X509 *x;
@@ -76,6 +77,7 @@ make_journal(stu_ws *w, unsigned n)
 	ck_assert_ptr_nonnull(x = PEM_read_X509(f, NULL, NULL, NULL));
 	fclose(f);
 	ck_assert_int_gt(len = i2d_X509(x, &der), 0);
+	ck_assert_int_eq(st_x509_ski_hex(x, kid), 0); /* "issuing" names the intermediate, as station run's do */
 	X509_free(x);
 	ck_assert_ptr_nonnull(b64 = malloc((size_t)(4 * ((len + 2) / 3) + 1)));
 	EVP_EncodeBlock((unsigned char *)b64, der, len);
@@ -98,7 +100,8 @@ make_journal(stu_ws *w, unsigned n)
 		add(j, jig, dev, "auth", "ok", NULL, 1);
 		add(j, jig, dev, "keygen", "ok", json_pack("{s:s,s:i,s:b}", "pubkey_sha256", key, "slot", 0, "kept", 0), 1);
 		add(j, jig, dev, "verify", "ok", json_pack("{s:s}", "nonce", nonce), 1);
-		add(j, jig, dev, "issuing", "ok", json_pack("{s:s,s:s}", "cert_serial", serial, "pubkey_sha256", key), 1);
+		add(j, jig, dev, "issuing", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "pubkey_sha256", key,
+		    "issuer_key_id", kid), 1);
 		add(j, jig, dev, "issued", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "cert_sha256", csha,
 		    "cert", b64), 1);
 		add(j, jig, dev, "install", "ok", json_pack("{s:s}", "cert_serial", serial), 1);
