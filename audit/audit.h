@@ -41,6 +41,7 @@ unsigned audit_batch_number(const char *name);
 #define AUDIT_STEP_BATCH_CLOSE "batch-close"     /* last record of every closed batch */
 #define AUDIT_STEP_RECOVERED "journal-recovered" /* a torn tail was quarantined at open */
 #define AUDIT_STEP_SEAL_FAILED "seal-failed"     /* automatic sealing failed; retried at next open */
+#define AUDIT_STEP_AUDIT_KEY "audit-key"         /* the next audit certificate, announced (audit_announce_signer) */
 /* A device's outcome: a record for a device (device not NULL) is terminal
  * when its step is "done" or its result is "fail" or "abandoned".  Each
  * terminal record counts one device toward the batch size. */
@@ -116,6 +117,12 @@ int audit_append(audit_journal *j, const audit_event *ev, uint64_t *seq_out, st_
 /* Close the open batch now (if it holds any record) and seal every closed
  * batch without a seal.  Needs a signer (ST_E_CONFIG otherwise). */
 int audit_seal_now(audit_journal *j, st_err *err);
+/* Audit key rollover: append an "audit-key" record naming next, the audit
+ * certificate that seals every batch after this one (its DER, SHA-256 and
+ * subject), then close the batch and seal it with this journal's signer,
+ * so the old key vouches for the new one.  Needs a signer (ST_E_CONFIG);
+ * *seq (may be NULL) gets the record's seq. */
+int audit_announce_signer(audit_journal *j, X509 *next, uint64_t *seq, st_err *err);
 
 typedef struct audit_status {
 	uint64_t last_seq;      /* 0 when the journal is empty */
@@ -176,6 +183,7 @@ typedef struct audit_report {
 	uint64_t records;      /* records that verified */
 	uint64_t first_seq, last_seq;
 	char signer[256];      /* subject of the last seal's signer */
+	unsigned rollovers;    /* "audit-key" records: audit certificates announced */
 	char *first_broken;    /* "batch-000002.jsonl:17: seq 117: prev hash does not match the
 	                          previous record", or NULL when every record holds */
 	char **problems;       /* every failure, first_broken included (capped) */
@@ -188,7 +196,10 @@ typedef struct audit_report {
 /* Verify PATH, an export bundle (it has manifest.json) or a live journal
  * folder: every record's hash chain and sequence within and across batches,
  * batch numbering, batch-close records, every seal up to a root in trust
- * (NULL: seals are not checked, a note says so), and the bundle's manifest.
+ * (NULL: seals are not checked, a note says so) at the time it was made
+ * (its signingTime, no earlier than its batch's last record), by the audit
+ * certificate of the batch before it unless that batch announced another
+ * ("audit-key"), and the bundle's manifest.
  * Returns 0 when everything holds, -1 otherwise: ST_E_VERIFY when the
  * journal failed verification (details in *report), other codes when PATH
  * cannot be read at all.  *report (may be NULL) is allocated either way. */

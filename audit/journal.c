@@ -372,6 +372,38 @@ out:
 	return ret;
 }
 
+int
+audit_announce_signer(audit_journal *j, X509 *next, uint64_t *seq, st_err *err)
+{
+	audit_event ev = { .step = AUDIT_STEP_AUDIT_KEY, .result = AUDIT_RESULT_OK };
+	unsigned char *der = NULL;
+	char *b64 = NULL, hex[ST_SHA256_HEX_LEN + 1], subject[512];
+	int n, ret = -1;
+
+	if (!j->signer)
+		return st_err_set(err, ST_E_CONFIG, "audit journal %s: the next audit key is announced under the seal of "
+		    "the current one: give the current audit key", j->dir);
+	if ((n = i2d_X509(next, &der)) <= 0 || !(b64 = malloc(4 * (((size_t)n + 2) / 3) + 1))) {
+		st_err_set(err, ST_E_NOMEM, "audit-key: cannot encode the certificate");
+		goto out;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, der, n);
+	st_sha256_hex(der, (size_t)n, hex);
+	st_x509_subject(next, subject, sizeof(subject));
+	if (!(ev.details = json_pack("{s:s,s:s,s:s}", "cert", b64, "cert_sha256", hex, "subject", subject))) {
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (audit_append(j, &ev, seq, err) != 0 || audit_seal_now(j, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	json_decref(ev.details);
+	free(b64);
+	OPENSSL_free(der);
+	return ret;
+}
+
 void
 audit_get_status(audit_journal *j, audit_status *st)
 {

@@ -2,6 +2,7 @@
  * chain and sequence, batch numbering and closing, seals, manifest. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,18 @@ struct batch_info {
 	int walked; /* the records were checked: the ranges below are known */
 	uint64_t first_seq, last_seq;
 	unsigned records;
+};
+
+/* What a batch's records say about its seal, and the audit key that is
+ * to seal it (the previous batch's, unless that one announced another). */
+struct seal_facts {
+	time_t last_time;      /* the time of the batch's last record (0: none) */
+	X509 *announced;       /* the certificate its last "audit-key" record names, or NULL */
+	uint64_t announced_seq;
+	char bad[160];         /* an "audit-key" record that names no certificate */
+	X509 *expected;        /* who must seal this batch (NULL: any audit seal key, the first batch) */
+	audit_record_cb cb;    /* audit_verify_each's reader, and its ctx */
+	void *ctx;
 };
 
 static int ST_PRINTF(3, 4)
@@ -134,7 +147,8 @@ json_seq_eq(json_t *v, uint64_t want)
 /* The manifest's seal: without it, a bundle cut after any batch (and its
  * manifest edited to match) would look complete. */
 static void
-check_manifest_seal(const char *path, const uint8_t *buf, size_t len, X509_STORE *trust, audit_report *r)
+check_manifest_seal(const char *path, const uint8_t *buf, size_t len, X509_STORE *trust, time_t created,
+    audit_report *r)
 {
 	char *spath = audit_path(path, AUDIT_MANIFEST_SEAL);
 	uint8_t *der = NULL;
@@ -150,7 +164,7 @@ check_manifest_seal(const char *path, const uint8_t *buf, size_t len, X509_STORE
 			PROBLEM(r, "%s: cannot read: %s", AUDIT_MANIFEST_SEAL, spath ? err.msg : "out of memory");
 		goto out;
 	}
-	if (trust && st_cms_verify(buf, len, der, der_len, trust, &signer, &err) < 0)
+	if (trust && st_cms_verify_at(buf, len, der, der_len, trust, created, NULL, &signer, &err) < 0)
 		PROBLEM(r, "%s: does not verify over %s (the manifest was edited, or the seal is not ours): %s",
 		    AUDIT_MANIFEST_SEAL, AUDIT_MANIFEST, err.msg);
 	else if (trust && st_x509_check_role(signer, ST_ROLE_AUDIT_SEAL, &err) < 0)
@@ -171,13 +185,19 @@ check_manifest(const char *path, X509_STORE *trust, audit_report *r, const struc
 	json_error_t jerr;
 	st_err err;
 	char *listed = NULL;
+	time_t created;
 
 	if (!mpath || st_file_read(mpath, 16u << 20, &buf, &len, &err) < 0) {
 		PROBLEM(r, "%s: cannot read: %s", AUDIT_MANIFEST, mpath ? err.msg : "out of memory");
 		goto out;
 	}
-	check_manifest_seal(path, buf, len, trust, r);
-	if (!(m = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr)) || !json_is_object(m)) {
+	m = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* Sealed when it was made, no earlier than its own "created" time. */
+	if (!json_is_string(json_object_get(m, "created")) ||
+	    st_time_parse(json_string_value(json_object_get(m, "created")), &created) < 0)
+		created = 0;
+	check_manifest_seal(path, buf, len, trust, created, r);
+	if (!m || !json_is_object(m)) {
 		PROBLEM(r, "%s:%d: not a JSON object%s%s", AUDIT_MANIFEST, m ? 1 : jerr.line, m ? "" : ": ", m ? "" : jerr.text);
 		goto out;
 	}
@@ -256,9 +276,61 @@ out:
 	free(mpath);
 }
 
+static int
+on_seal_fact(const audit_record *rec, void *ctx)
+{
+	struct seal_facts *f = ctx;
+	json_t *b64 = json_object_get(rec->details, "cert");
+	const unsigned char *p;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	X509 *x = NULL;
+	time_t t;
+
+	if (st_time_parse(rec->time, &t) == 0)
+		f->last_time = t;
+	if (strcmp(rec->step, AUDIT_STEP_AUDIT_KEY) != 0 || rec->device)
+		return f->cb ? f->cb(rec, f->ctx) : 0;
+	if (!json_is_string(b64) || st_b64_decode(json_string_value(b64), &der, &len) < 0 || len > LONG_MAX ||
+	    !(p = der, x = d2i_X509(NULL, &p, (long)len)) || p != der + len) {
+		snprintf(f->bad, sizeof(f->bad), "%s:%u: seq %" PRIu64 ": the audit-key record's cert is not a base64 DER "
+		    "certificate", rec->batch, rec->line, rec->seq);
+		X509_free(x);
+		x = NULL;
+	}
+	free(der);
+	X509_free(f->announced);
+	f->announced = x;
+	f->announced_seq = rec->seq;
+	return f->cb ? f->cb(rec, f->ctx) : 0;
+}
+
+/* After a batch's seal: who seals the next one. */
+static void
+seal_facts_next(struct seal_facts *f, X509 *signer, const char *name, audit_report *r)
+{
+	char subject[256];
+
+	if (f->bad[0])
+		PROBLEM(r, "%s", f->bad);
+	if (!f->expected && signer)
+		f->expected = X509_dup(signer);
+	if (f->announced) {
+		st_x509_subject(f->announced, subject, sizeof(subject));
+		NOTE(r, "%s: seq %" PRIu64 " hands the audit seal to %s: the batches after it must be sealed by it", name,
+		    f->announced_seq, subject);
+		r->rollovers++;
+		X509_free(f->expected);
+		f->expected = f->announced;
+		f->announced = NULL;
+	}
+	f->bad[0] = '\0';
+	f->last_time = 0;
+}
+
 static void
 check_seal(const char *path, const char *name, const uint8_t *buf, size_t len, X509_STORE *trust, audit_report *r,
-    struct batch_info *b, int closed, int last)
+    struct batch_info *b, int closed, int last, struct seal_facts *f)
 {
 	char seal[AUDIT_NAME_MAX + 8], *spath = NULL;
 	uint8_t *der = NULL;
@@ -285,7 +357,9 @@ check_seal(const char *path, const char *name, const uint8_t *buf, size_t len, X
 		st_sha256_hex(der, der_len, b->seal_sha256);
 	if (!trust)
 		goto out;
-	if (st_cms_verify(buf, len, der, der_len, trust, &signer, &err) < 0) {
+	/* At the time it was made, which is no earlier than its last record:
+	 * a seal stays good after its certificate expires. */
+	if (st_cms_verify_at(buf, len, der, der_len, trust, f->last_time, NULL, &signer, &err) < 0) {
 		PROBLEM(r, "%s: seal does not verify: %s", seal, err.msg);
 		goto out;
 	}
@@ -293,9 +367,19 @@ check_seal(const char *path, const char *name, const uint8_t *buf, size_t len, X
 		PROBLEM(r, "%s: sealed by a key without the audit seal role: %s", seal, err.msg);
 		goto out;
 	}
+	if (f->expected && X509_cmp(signer, f->expected) != 0) {
+		char got[256], want[256];
+
+		st_x509_subject(signer, got, sizeof(got));
+		st_x509_subject(f->expected, want, sizeof(want));
+		PROBLEM(r, "%s: sealed by %s, but the journal's audit key is %s: a new audit key must be announced by an "
+		    "audit-key record sealed by the old one (station audit rollover)", seal, got, want);
+		goto out;
+	}
 	st_x509_subject(signer, r->signer, sizeof(r->signer));
 	r->sealed++;
 out:
+	seal_facts_next(f, signer, name, r);
 	X509_free(signer);
 	free(der);
 	free(spath);
@@ -316,10 +400,14 @@ audit_verify_each(const char *path, X509_STORE *trust, audit_record_cb cb, void 
 	size_t n = 0, i;
 	struct batch_info *bi = NULL;
 	struct audit_chain c;
+	struct seal_facts facts;
 	struct stat st;
 	char *mpath = NULL;
 	int chain_ok = 1, ret = -1;
 
+	memset(&facts, 0, sizeof(facts));
+	facts.cb = cb;
+	facts.ctx = ctx;
 	if (report)
 		*report = NULL;
 	if (!(r = calloc(1, sizeof(*r))))
@@ -381,7 +469,7 @@ audit_verify_each(const char *path, X509_STORE *trust, audit_record_cb cb, void 
 			chain_ok = 0;
 		}
 		if (chain_ok) {
-			if ((ret = audit_walk_batch(name, buf, len, &c, &w, cb, ctx)) != 0) {
+			if ((ret = audit_walk_batch(name, buf, len, &c, &w, on_seal_fact, &facts)) != 0) {
 				audit_walk_clear(&w);
 				free(buf);
 				goto out;
@@ -414,7 +502,7 @@ audit_verify_each(const char *path, X509_STORE *trust, audit_record_cb cb, void 
 				}
 			}
 		}
-		check_seal(path, name, buf, len, trust, r, &bi[i], w.closed, last);
+		check_seal(path, name, buf, len, trust, r, &bi[i], w.closed, last, &facts);
 		audit_walk_clear(&w);
 		free(buf);
 	}
@@ -427,6 +515,8 @@ audit_verify_each(const char *path, X509_STORE *trust, audit_record_cb cb, void 
 	ret = 0;
 out:
 	report_give(r, report);
+	X509_free(facts.expected);
+	X509_free(facts.announced);
 	free(bi);
 	free(nums);
 	free(mpath);

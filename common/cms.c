@@ -66,10 +66,63 @@ st_cms_sign_attached(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const voi
 
 /* Verify cms over content (detached: data/len; attached: data NULL, the
  * content comes back in *out, *out_len). */
+/* The signingTime attribute of cms's one signer; -1 when it has none. */
+static int
+signing_time(CMS_ContentInfo *cms, time_t *out)
+{
+	STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
+	CMS_SignerInfo *si = sis && sk_CMS_SignerInfo_num(sis) == 1 ? sk_CMS_SignerInfo_value(sis, 0) : NULL;
+	X509_ATTRIBUTE *attr;
+	ASN1_TYPE *t;
+	struct tm tm;
+	int idx;
+
+	if (!si || (idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1)) < 0 ||
+	    !(attr = CMS_signed_get_attr(si, idx)) || !(t = X509_ATTRIBUTE_get0_type(attr, 0)) ||
+	    (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME) ||
+	    !ASN1_TIME_to_tm((const ASN1_TIME *)t->value.asn1_string, &tm))
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+#define ST_CMS_TIME_SLACK 2 /* seconds */
+
+/* The time to verify cms at (st_cms_verify_at); *at 0: now. */
+static int
+verify_time(CMS_ContentInfo *cms, time_t not_before, time_t *at, st_err *err)
+{
+	char when[32], bound[32];
+	time_t t, now = time(NULL);
+
+	if (signing_time(cms, &t) < 0) {
+		*at = not_before;
+		return 0;
+	}
+	st_time_format(t, when, sizeof(when));
+	/* Seconds on both sides, and OpenSSL's signingTime comes from time(),
+	 * which glibc reads from the coarse clock (a tick behind the one the
+	 * record times come from): a seal made right after its last record may
+	 * say the second before. */
+	if (t + ST_CMS_TIME_SLACK < not_before) {
+		st_time_format(not_before, bound, sizeof(bound));
+		return st_err_set(err, ST_E_VERIFY, "signed at %s (its signingTime), before what it signs was complete "
+		    "(%s): the signature's time is false", when, bound);
+	}
+	if (t > now + 300)
+		return st_err_set(err, ST_E_VERIFY, "signed at %s (its signingTime), in the future", when);
+	*at = t;
+	return 0;
+}
+
 static int
 cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust, X509 **signer,
-    uint8_t **out, size_t *out_len, st_err *err)
+    uint8_t **out, size_t *out_len, const time_t *not_before, time_t *signed_at, st_err *err)
 {
+	X509_VERIFY_PARAM *vp = trust ? X509_STORE_get0_param(trust) : NULL;
+	unsigned long had_time = 0;
+	time_t old_time = 0, at = 0;
+	int set_time = 0;
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms = NULL;
 	BIO *content = NULL, *sink = NULL;
@@ -96,8 +149,27 @@ cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X50
 		st_err_openssl(err, ST_E_NOMEM, "CMS verify");
 		goto out;
 	}
+	if (not_before) {
+		if (verify_time(cms, *not_before, &at, err) < 0)
+			goto out;
+		if (signed_at)
+			*signed_at = at ? at : time(NULL);
+		if (at && vp) {
+			had_time = X509_VERIFY_PARAM_get_flags(vp) & X509_V_FLAG_USE_CHECK_TIME;
+			old_time = X509_VERIFY_PARAM_get_time(vp);
+			X509_VERIFY_PARAM_set_time(vp, at);
+			set_time = 1;
+		}
+	}
 	if (CMS_verify(cms, NULL, trust, content, sink, (data ? CMS_DETACHED : 0) | CMS_BINARY) != 1) {
-		st_err_openssl(err, ST_E_VERIFY, "signature does not verify");
+		if (set_time) {
+			char when[32];
+
+			st_time_format(at, when, sizeof(when));
+			st_err_openssl(err, ST_E_VERIFY, "signature does not verify at %s, when it was made", when);
+		} else {
+			st_err_openssl(err, ST_E_VERIFY, "signature does not verify");
+		}
 		goto out;
 	}
 	if (sink) {
@@ -127,6 +199,12 @@ out:
 		free(*out);
 		*out = NULL;
 	}
+	if (set_time) {
+		if (had_time)
+			X509_VERIFY_PARAM_set_time(vp, old_time);
+		else
+			X509_VERIFY_PARAM_clear_flags(vp, X509_V_FLAG_USE_CHECK_TIME);
+	}
 	sk_X509_free(signers);
 	BIO_free(sink);
 	BIO_free(content);
@@ -138,7 +216,14 @@ int
 st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
     X509 **signer, st_err *err)
 {
-	return cms_verify(data ? data : "", len, der, der_len, trust, signer, NULL, NULL, err);
+	return cms_verify(data ? data : "", len, der, der_len, trust, signer, NULL, NULL, NULL, NULL, err);
+}
+
+int
+st_cms_verify_at(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
+    time_t not_before, time_t *signed_at, X509 **signer, st_err *err)
+{
+	return cms_verify(data ? data : "", len, der, der_len, trust, signer, NULL, NULL, &not_before, signed_at, err);
 }
 
 int
@@ -147,7 +232,7 @@ st_cms_verify_attached(const uint8_t *der, size_t der_len, X509_STORE *trust, ui
 {
 	*content = NULL;
 	*content_len = 0;
-	return cms_verify(NULL, 0, der, der_len, trust, signer, content, content_len, err);
+	return cms_verify(NULL, 0, der, der_len, trust, signer, content, content_len, NULL, NULL, err);
 }
 
 STACK_OF(X509) *

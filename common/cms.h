@@ -18,6 +18,16 @@ int st_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const void *da
  * certificate.  A bad signature or chain is ST_E_VERIFY. */
 int st_cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
     X509 **signer, st_err *err);
+/* The same at the time the signature was made: its signingTime attribute,
+ * which may be no earlier than not_before (what it signs was complete
+ * then; 2 s of clock granularity allowed) and not in the future, or not_before when it has none (0: now).
+ * The signer's chain must be valid at that time, not now: a seal made
+ * while its certificate was valid stays valid after the certificate
+ * expires.  *signed_at (may be NULL) gets the time used.  Sets and then
+ * restores the verification time of trust: not for a store shared between
+ * threads. */
+int st_cms_verify_at(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust,
+    time_t not_before, time_t *signed_at, X509 **signer, st_err *err);
 /* The same with the data inside the signature (a token that travels as
  * one file), and its check: on success *content (malloc'd, NUL-terminated
  * one past *content_len) is what was signed. */

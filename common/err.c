@@ -81,6 +81,8 @@ int
 st_err_openssl(st_err *err, int code, const char *fmt, ...)
 {
 	unsigned long e;
+	const char *data = NULL;
+	int flags = 0;
 	size_t n;
 	va_list ap;
 
@@ -91,12 +93,17 @@ st_err_openssl(st_err *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	err_vset(err, code, fmt, ap);
 	va_end(ap);
-	while ((e = ERR_get_error()) != 0) {
+	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
 		char buf[256];
 
 		ERR_error_string_n(e, buf, sizeof(buf));
 		n = strlen(err->msg);
-		if (n + 3 < sizeof(err->msg))
+		/* The data says why, e.g. CMS's "Verify error: certificate has expired". */
+		if (n + 3 >= sizeof(err->msg))
+			continue;
+		if ((flags & ERR_TXT_STRING) && data && *data)
+			snprintf(err->msg + n, sizeof(err->msg) - n, " (%s: %s)", buf, data);
+		else
 			snprintf(err->msg + n, sizeof(err->msg) - n, " (%s)", buf);
 	}
 	return -1;

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ST_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -154,5 +155,12 @@ void st_hex(const uint8_t *p, size_t len, char *out);
 void st_wipe(void *p, size_t len);
 /* Monotonic milliseconds. */
 uint64_t st_now_ms(void);
+/* Standard base64 (RFC 4648, with padding) into *out (malloc'd). */
+int st_b64_decode(const char *b64, uint8_t **out, size_t *len);
+/* UTC "2026-11-21T09:43:30Z" into out (at least 21 bytes). */
+void st_time_format(time_t t, char *out, size_t cap);
+/* The seconds of an RFC 3339 UTC time as records spell it
+ * ("2026-11-21T09:43:30.123Z"; fraction optional, "Z" required). */
+int st_time_parse(const char *s, time_t *out);
 
 #endif

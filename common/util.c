@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -370,4 +371,54 @@ st_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+st_time_format(time_t t, char *out, size_t cap)
+{
+	struct tm tm;
+
+	if (!cap)
+		return;
+	if (!gmtime_r(&t, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		out[0] = '\0';
+}
+
+int
+st_time_parse(const char *s, time_t *out)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
+		return -1;
+	if (*end == '.')
+		end += 1 + strspn(end + 1, "0123456789");
+	if (strcmp(end, "Z") != 0)
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+int
+st_b64_decode(const char *b64, uint8_t **out, size_t *len)
+{
+	size_t n = strlen(b64);
+	int l;
+
+	*out = NULL;
+	if (n > INT_MAX || n % 4 || !(*out = malloc(n + 1)))
+		return -1;
+	if ((l = EVP_DecodeBlock(*out, (const unsigned char *)b64, (int)n)) < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	while (n > 0 && b64[n - 1] == '=') { /* EVP_DecodeBlock counts padding as zero bytes */
+		l--;
+		n--;
+	}
+	*len = (size_t)l;
+	return 0;
 }

@@ -145,10 +145,56 @@ seal_usage(FILE *f)
 	    "Exit: 0 sealed, 1 the journal is damaged, 2 usage or configuration error.\n");
 }
 
-static int
-cmd_seal(int argc, char **argv)
+static void
+rollover_usage(FILE *f)
 {
-	enum { O_RECIPE = 1, O_DIR, O_OPERATOR, O_REQUIRE, O_TRUST, O_HELP };
+	fprintf(f,
+	    "usage: station audit rollover --recipe FILE --new-cert CERT.pem --new-key LABEL [--operator NAME]\n"
+	    "                              [HSM OPTIONS]\n"
+	    "       station audit rollover --dir DIR --cert CERT.pem --new-cert CERT.pem --new-key LABEL [HSM OPTIONS]\n"
+	    "\n"
+	    "Hand the audit seal to a new key: an audit-key record naming the new certificate\n"
+	    "(which must hold the audit seal role, its key LABEL in the same token) closes the\n"
+	    "open batch, and the current audit key (the recipe's, or --cert/--key-label) seals\n"
+	    "it, vouching for its successor.  Then point the recipe's hsm.audit at the new key\n"
+	    "and certificate: every later batch must be sealed by it ('station audit verify'\n"
+	    "refuses a change of audit key that no audit-key record announced).  Keep the old\n"
+	    "certificate: batches it sealed verify at the time they were sealed, after it expires.\n"
+	    "\n"
+	    "  --new-cert CERT.pem  the next audit certificate\n"
+	    "  --new-key LABEL      its key in the token (proved to belong to it)\n"
+	    "  the other options as for 'station audit seal'\n"
+	    "Exit: 0 announced and sealed, 1 the journal is damaged, 2 usage or configuration error.\n");
+}
+
+/* Load the next audit certificate and check it is one, with its key in
+ * the token beside the current one. */
+static X509 *
+rollover_cert(audit_key *k, const char *cert_path, const char *label)
+{
+	hsm_key *key = NULL;
+	X509 *cert = NULL;
+	st_err err;
+
+	if (!(cert = st_x509_load(cert_path, &err)) || st_x509_check_role(cert, ST_ROLE_AUDIT_SEAL, &err) < 0 ||
+	    !(key = hsm_key_find(k->hsm, label, &err)) || hsm_key_matches_cert(key, cert, &err) < 0) {
+		fprintf(stderr, "station audit rollover: --new-cert %s --new-key %s: %s\n", cert_path, label, err.msg);
+		X509_free(cert);
+		cert = NULL;
+	} else if (X509_cmp(cert, k->cert) == 0) {
+		fprintf(stderr, "station audit rollover: --new-cert %s is the current audit certificate\n", cert_path);
+		X509_free(cert);
+		cert = NULL;
+	}
+	hsm_key_free(key);
+	return cert;
+}
+
+/* station audit seal, and (rollover) station audit rollover. */
+static int
+seal_main(int argc, char **argv, int rollover)
+{
+	enum { O_RECIPE = 1, O_DIR, O_OPERATOR, O_REQUIRE, O_TRUST, O_NEW_CERT, O_NEW_KEY, O_HELP };
 	static const struct option opts[] = {
 		{ "recipe", required_argument, NULL, O_RECIPE },
 		{ "dir", required_argument, NULL, O_DIR },
@@ -156,9 +202,16 @@ cmd_seal(int argc, char **argv)
 		{ "operator", required_argument, NULL, O_OPERATOR },
 		{ "require-signed", no_argument, NULL, O_REQUIRE },
 		{ "trust", required_argument, NULL, O_TRUST },
+		{ "new-cert", required_argument, NULL, O_NEW_CERT },
+		{ "new-key", required_argument, NULL, O_NEW_KEY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *cmd = rollover ? "audit rollover" : "audit seal";
+	void (*usage_fn)(FILE *) = rollover ? rollover_usage : seal_usage;
+	const char *new_cert_path = NULL, *new_label = NULL;
+	X509 *next = NULL;
+	uint64_t announced_seq = 0;
 	const char *recipe_path = NULL, *dir = NULL, *operator_name = NULL, *trust = NULL;
 	int require_signed = 0;
 	recipe *r = NULL;
@@ -173,7 +226,7 @@ cmd_seal(int argc, char **argv)
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if ((pc = audit_key_option(&k, "audit seal", c, optarg)) != 0) {
+		if ((pc = audit_key_option(&k, cmd, c, optarg)) != 0) {
 			if (pc < 0)
 				goto out;
 			continue;
@@ -184,20 +237,23 @@ cmd_seal(int argc, char **argv)
 		case O_OPERATOR: operator_name = optarg; break;
 		case O_REQUIRE: require_signed = 1; break;
 		case O_TRUST: trust = optarg; break;
+		case O_NEW_CERT: new_cert_path = optarg; break;
+		case O_NEW_KEY: new_label = optarg; break;
 		case 'h':
-		case O_HELP: seal_usage(stdout); ret = EXIT_OK; goto out;
-		default: seal_usage(stderr); goto out;
+		case O_HELP: usage_fn(stdout); ret = EXIT_OK; goto out;
+		default: usage_fn(stderr); goto out;
 		}
 	}
-	if (optind != argc || (!recipe_path && !dir)) {
-		seal_usage(stderr);
+	if (optind != argc || (!recipe_path && !dir) || (rollover && (!new_cert_path || !new_label)) ||
+	    (!rollover && (new_cert_path || new_label))) {
+		usage_fn(stderr);
 		goto out;
 	}
-	if (recipe_path && (!(r = cli_recipe_load("audit seal", recipe_path)) ||
-	                       cli_recipe_policy("audit seal", r, require_signed, trust) < 0))
+	if (recipe_path && (!(r = cli_recipe_load(cmd, recipe_path)) ||
+	                       cli_recipe_policy(cmd, r, require_signed, trust) < 0))
 		goto out;
 	if (!recipe_path && (require_signed || trust)) {
-		fprintf(stderr, "station audit seal: --require-signed and --trust check a recipe: give --recipe FILE\n");
+		fprintf(stderr, "station %s: --require-signed and --trust check a recipe: give --recipe FILE\n", cmd);
 		goto out;
 	}
 	memset(&cfg, 0, sizeof(cfg));
@@ -209,7 +265,7 @@ cmd_seal(int argc, char **argv)
 		cfg.batch_devices = r->audit.batch_size > 0 ? (unsigned)r->audit.batch_size : 0;
 		cfg.engineering = r->lifecycle.engineering;
 	} else if (operator_name) {
-		fprintf(stderr, "station audit seal: --operator needs --recipe (with --dir the last record's is kept)\n");
+		fprintf(stderr, "station %s: --operator needs --recipe (with --dir the last record's is kept)\n", cmd);
 		goto out;
 	}
 	/* Closed batches without a seal, to say what this run sealed. */
@@ -223,17 +279,17 @@ cmd_seal(int argc, char **argv)
 		if (exists(dir, name))
 			continue;
 		if (!(np = realloc(pending, (n_pending + 1) * sizeof(*np)))) {
-			fprintf(stderr, "station audit seal: out of memory\n");
+			fprintf(stderr, "station %s: out of memory\n", cmd);
 			goto out;
 		}
 		pending = np;
 		pending[n_pending++] = n;
 	}
-	if (audit_key_open(&k, "audit seal", r) < 0)
+	if (audit_key_open(&k, cmd, r) < 0 || (rollover && !(next = rollover_cert(&k, new_cert_path, new_label))))
 		goto out;
 	cfg.signer = &k.signer;
 	if (!(j = audit_open(dir, &cfg, &err))) {
-		fprintf(stderr, "station audit seal: audit journal %s: %s\n", dir, err.msg);
+		fprintf(stderr, "station %s: audit journal %s: %s\n", cmd, dir, err.msg);
 		ret = exit_for(&err);
 		goto out;
 	}
@@ -242,8 +298,8 @@ cmd_seal(int argc, char **argv)
 		printf("%s: recovered a torn tail of %llu bytes at byte offset %llu of %s: moved to %s\n", dir,
 		    (unsigned long long)before.recovered_bytes, (unsigned long long)before.recovered_offset,
 		    before.recovered_batch, before.quarantine);
-	if (audit_seal_now(j, &err) < 0) {
-		fprintf(stderr, "station audit seal: %s\n", err.msg);
+	if (rollover ? audit_announce_signer(j, next, &announced_seq, &err) < 0 : audit_seal_now(j, &err) < 0) {
+		fprintf(stderr, "station %s: %s\n", cmd, err.msg);
 		ret = exit_for(&err);
 		goto out;
 	}
@@ -266,13 +322,34 @@ cmd_seal(int argc, char **argv)
 		    (unsigned long long)after.last_seq);
 	else
 		printf("%s: nothing to seal: the journal has no record yet\n", dir);
+	if (rollover) {
+		char next_subject[512];
+
+		st_x509_subject(next, next_subject, sizeof(next_subject));
+		printf("%s: seq %llu hands the audit seal to %s, sealed by %s\n"
+		       "now set hsm.audit.key: %s and hsm.audit.cert: %s in the recipe\n", dir,
+		    (unsigned long long)announced_seq, next_subject, subject, new_label, new_cert_path);
+	}
 	ret = EXIT_OK;
 out:
+	X509_free(next);
 	audit_close(j);
 	free(pending);
 	audit_key_close(&k);
 	recipe_free(r);
 	return ret;
+}
+
+static int
+cmd_seal(int argc, char **argv)
+{
+	return seal_main(argc, argv, 0);
+}
+
+static int
+cmd_rollover(int argc, char **argv)
+{
+	return seal_main(argc, argv, 1);
 }
 
 /* ---- export ----------------------------------------------------------------- */
@@ -379,8 +456,10 @@ verify_usage(FILE *f)
 	    "\n"
 	    "Check an export bundle or a live journal folder: every record's hash chain,\n"
 	    "sequence numbers within and across batches, batch numbering and batch-close\n"
-	    "records, every seal (its signer must chain to a certificate in ROOT.pem),\n"
-	    "and a bundle's manifest.  Prints the first broken record as\n"
+	    "records, every seal (its signer must chain to a certificate in ROOT.pem, hold\n"
+	    "the audit seal role and be the journal's audit key as audit-key records\n"
+	    "announce it), checked at the time it was made so seals outlive their\n"
+	    "certificate, and a bundle's manifest.  Prints the first broken record as\n"
 	    "BATCH:LINE: seq N: what is wrong, then any other problem.\n"
 	    "Exit: 0 everything holds, 1 it does not, 2 usage or configuration error.\n");
 }
@@ -453,6 +532,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: station audit seal (--recipe FILE | --dir DIR ...)   close and seal the open batch\n"
+	           "       station audit rollover (--recipe FILE | --dir DIR ...) --new-cert CERT --new-key LABEL   hand the\n"
+	           "           audit seal to a new key\n"
 	           "       station audit export (--recipe FILE | --dir DIR) --out OUT   write a bundle for upload\n"
 	           "       station audit verify PATH --ca ROOT.pem   check a bundle or a live journal\n"
 	           "       station audit report PATH [--ca ROOT.pem] [--html FILE]   a summary for an auditor\n"
@@ -464,6 +545,7 @@ cmd_audit_main(int argc, char **argv)
 {
 	static const struct subcommand subs[] = {
 		{ "seal", cmd_seal },
+		{ "rollover", cmd_rollover },
 		{ "export", cmd_export },
 		{ "verify", cmd_verify },
 		{ "report", cmd_audit_report },

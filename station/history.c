@@ -90,6 +90,8 @@ struct history {
 	char issuers[MAX_ISSUERS][ST_KEY_ID_HEX]; /* key identifiers, lower-case hex */
 	uint64_t issuer_crl[MAX_ISSUERS];
 	unsigned nissuers;
+	char audit_key[65];        /* SHA-256 of the last announced audit certificate ("audit-key") */
+	uint64_t audit_key_seq;
 	unsigned cur_batch, cur_batch_issued;
 };
 
@@ -375,28 +377,6 @@ hex32(const char *s, uint8_t out[32])
 	return 0;
 }
 
-/* Base64 DER from a record into *der (malloc'd). */
-static int
-decode_cert(const char *b64, uint8_t **der, size_t *len)
-{
-	size_t n = strlen(b64);
-	int l;
-
-	if (!(*der = malloc(n + 1)))
-		return -1;
-	if ((l = EVP_DecodeBlock(*der, (const unsigned char *)b64, (int)n)) < 0) {
-		free(*der);
-		*der = NULL;
-		return -1;
-	}
-	while (n > 0 && b64[n - 1] == '=') { /* EVP_DecodeBlock counts padding as zero bytes */
-		l--;
-		n--;
-	}
-	*len = (size_t)l;
-	return 0;
-}
-
 /* The index + 1 of an issuer's key identifier (added when new); 0 when
  * kid is not one or the table is full. */
 static uint8_t
@@ -428,7 +408,7 @@ facts_from_cert(history *h, struct hcert *c, const char *b64)
 	X509 *x;
 	int n;
 
-	if (!b64 || decode_cert(b64, &der, &len) < 0)
+	if (!b64 || st_b64_decode(b64, &der, &len) < 0)
 		return;
 	p = der;
 	if ((x = d2i_X509(NULL, &p, (long)len)) && !(c->flags & HC_PUBKEY) &&
@@ -520,6 +500,15 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 	}
 	if (strcmp(rec->step, STEP_ISSUING) == 0)
 		h->issuing++;
+	if (strcmp(rec->step, AUDIT_STEP_AUDIT_KEY) == 0 && !rec->device && ok) {
+		const char *sha = detail(rec, "cert_sha256");
+
+		if (sha && strlen(sha) == 64) {
+			snprintf(h->audit_key, sizeof(h->audit_key), "%s", sha);
+			h->audit_key_seq = rec->seq;
+		}
+		return 0;
+	}
 	if (!rec->device)
 		return 0;
 	if (!(d = dev_add(h, rec->device)))
@@ -923,6 +912,18 @@ history_last_crl_number(history *h, const char *issuer_key_id)
 }
 
 uint64_t
+history_audit_key(history *h, char sha256[65])
+{
+	uint64_t seq;
+
+	pthread_mutex_lock(&h->lock);
+	seq = h->audit_key_seq;
+	snprintf(sha256, 65, "%s", h->audit_key);
+	pthread_mutex_unlock(&h->lock);
+	return seq;
+}
+
+uint64_t
 history_authorization_used(history *h, const char *serial, const char *authorization)
 {
 	struct hdev *d;
@@ -1002,7 +1003,7 @@ on_issued(const audit_record *rec, void *ctx)
 		    (unsigned long long)rec->seq, f->serial);
 		return 1;
 	}
-	if (decode_cert(b64, &f->der, &f->len) < 0) {
+	if (st_b64_decode(b64, &f->der, &f->len) < 0) {
 		snprintf(f->why, sizeof(f->why), "seq %llu: the certificate is not base64", (unsigned long long)rec->seq);
 		return 1;
 	}

@@ -444,6 +444,31 @@ station_close_announced(station *st, void (*note)(const history_cert *c, void *c
 	return ret;
 }
 
+/* After an audit key rollover the journal names the audit certificate
+ * that seals it; a recipe still naming the old one (or any other) would
+ * seal batches that `station audit verify` refuses. */
+static int
+check_audit_key(station *st, st_err *err)
+{
+	char want[65], have[65];
+	unsigned char *der = NULL;
+	uint64_t seq;
+	int n;
+
+	if (!(seq = history_audit_key(st->history, want)))
+		return 0;
+	if ((n = i2d_X509(st->audit_cert, &der)) <= 0)
+		return st_err_set(err, ST_E_NOMEM, "hsm.audit.cert: cannot encode");
+	st_sha256_hex(der, (size_t)n, have);
+	OPENSSL_free(der);
+	if (strcmp(want, have) == 0)
+		return 0;
+	return st_err_set(err, ST_E_CONFIG, "audit journal %s: seq %llu handed the audit seal to the certificate with "
+	    "SHA-256 %s; the recipe's hsm.audit.cert %s is another: set hsm.audit to the key and certificate "
+	    "announced there ('station audit rollover' announces a new one)", st->rcp->audit.dir,
+	    (unsigned long long)seq, want, st->rcp->hsm.audit_cert);
+}
+
 static int
 open_journal(station *st, int with_signer, st_err *err)
 {
@@ -468,6 +493,8 @@ open_journal(station *st, int with_signer, st_err *err)
 		return st_err_set(err, ST_E_NOMEM, "out of memory");
 	if (history_load(st->history, r->audit.dir, err) != 0)
 		return st_err_prefix(err, "audit journal %s", r->audit.dir);
+	if (with_signer && check_audit_key(st, err) < 0)
+		return -1;
 	station_quota_load(st);
 	return 0;
 }

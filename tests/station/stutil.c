@@ -649,6 +649,14 @@ stu_format_check(const char *dir)
 }
 
 void
+stu_expect(int rc, char *out, int want, const char *says, const char *what)
+{
+	ck_assert_msg(rc == want && strstr(out ? out : "", says), "%s: exit %d (expected %d), output does not say "
+	    "\"%s\":\n%s", what, rc, want, says, stu_tail(out));
+	free(out);
+}
+
+void
 stu_audit_verify(stu_ws *w)
 {
 	char root[4200], *out = NULL;

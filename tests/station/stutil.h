@@ -134,6 +134,9 @@ int stu_format_has(const char *list, const char *name);
 /* Every record of the journal in dir: its step, result and details members
  * are ones FORMAT.md documents, and jig is null or a URI (never "-"). */
 void stu_format_check(const char *dir);
+/* A command's exit status rc and output out (freed): the test fails unless
+ * it exited want and out says `says`; what names the command. */
+void stu_expect(int rc, char *out, int want, const char *says, const char *what);
 
 /* ---- certificates -------------------------------------------------------------------- */
 
