@@ -511,24 +511,6 @@ START_TEST(test_station_run_tpm_devices)
 }
 END_TEST
 
-/* Under ASan: openCryptoki unloads its token library at C_Finalize, so a
- * leak inside it has no module name unless the whole stack is unwound (it
- * reaches libopencryptoki.so, suppressed in tests/lsan.supp like SoftHSM).
- * The sanitizer reads its options at start: run again with them. */
-static void
-asan_full_unwind(char **argv)
-{
-	const char *o = getenv("ASAN_OPTIONS");
-	char *n = NULL;
-
-	if (!o || strstr(o, "fast_unwind_on_malloc"))
-		return;
-	if (asprintf(&n, "%s:fast_unwind_on_malloc=0", o) < 0 || setenv("ASAN_OPTIONS", n, 1) < 0)
-		return;
-	free(n);
-	execv("/proc/self/exe", argv);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -537,7 +519,9 @@ main(int argc, char **argv)
 	int rc;
 
 	(void)argc;
-	asan_full_unwind(argv);
+	/* openCryptoki unloads its token library at C_Finalize: a leak inside
+	 * it is named only on a whole stack (tests/lsan.supp). */
+	tu_asan_full_unwind(argv);
 	if (!getenv("MAKE_TEST_PKI") || !getenv("STATION_SOURCE_ROOT")) {
 		fprintf(stderr, "run by meson test: MAKE_TEST_PKI and STATION_SOURCE_ROOT are not set\n");
 		return 1;

@@ -445,6 +445,20 @@ tu_run_suite(Suite *s)
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+void
+tu_asan_full_unwind(char **argv)
+{
+	const char *o = getenv("ASAN_OPTIONS");
+	char *n = NULL;
+
+	if (!o || strstr(o, "fast_unwind_on_malloc"))
+		return;
+	if (asprintf(&n, "%s:fast_unwind_on_malloc=0", o) < 0 || setenv("ASAN_OPTIONS", n, 1) < 0)
+		return;
+	free(n);
+	execv("/proc/self/exe", argv);
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {

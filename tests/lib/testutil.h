@@ -92,5 +92,11 @@ int tu_run_bench(const char *name, const TTest *test);
 
 /* Check suite runner: runs s with CK_ENV settings and returns main's exit code. */
 int tu_run_suite(Suite *s);
+/* Under ASan (ASAN_OPTIONS set): run this program again, and so every child
+ * it starts, with fast_unwind_on_malloc=0, so that a leak inside a library
+ * built without frame pointers (a PKCS#11 module calling libcrypto) shows
+ * the module's name for tests/lsan.supp.  The sanitizer reads its options
+ * at start, hence the exec; a no-op when already set or not under ASan. */
+void tu_asan_full_unwind(char **argv);
 
 #endif
