@@ -188,11 +188,20 @@ resolve_chain(struct worker *w, struct dev *d, int *from)
 int
 eng_step_identify(struct worker *w, struct dev *d)
 {
-	char fw[JIG_FW_TEXT_MAX];
+	char fw[JIG_FW_TEXT_MAX], attest[ST_SHA256_HEX_LEN + 1];
+	json_t *details;
 
 	jig_fw_format(d->info.firmware, fw);
-	if (eng_journal(w, d, STEP_IDENTIFY, "ok", json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw,
-	        "lifecycle", jig_lifecycle_name(d->info.lifecycle))) < 0)
+	details = json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw, "lifecycle",
+	    jig_lifecycle_name(d->info.lifecycle));
+	/* The SE's own attestation certificate, as it claimed it (the posture
+	 * step verifies it next): one certificate under two SE serials is a
+	 * cloned or replayed identity the fleet registry can see. */
+	if (details && d->info.ncerts > 0) {
+		st_sha256_hex(d->info.certs[0].data, d->info.certs[0].len, attest);
+		json_object_set_new(details, "attestation_sha256", json_string(attest));
+	}
+	if (eng_journal(w, d, STEP_IDENTIFY, "ok", details) < 0)
 		return eng_fail(d, STEP_IDENTIFY, ADV_ENGINEERING);
 	return 0;
 }
