@@ -19,7 +19,7 @@
 
 /* PROTOCOL.md section 4: an SE serial is 1..64 of these. */
 #define SE_SERIAL_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
-#define SE_SERIAL_MAX 64
+#define SE_SERIAL_MAX JIG_STR_MAX /* the longest serial a jig reports */
 
 static void
 usage(FILE *f)
@@ -44,7 +44,7 @@ usage(FILE *f)
 /* -1 and a message on stderr when arg is neither an SE serial nor a
  * certificate serial in a spelling the station reads. */
 static int
-check_serial(const char *arg, char cert_serial[41])
+check_serial(const char *arg, char cert_serial[ST_CERT_SERIAL_HEX_LEN + 1])
 {
 	size_t len = strlen(arg), bad = strspn(arg, SE_SERIAL_CHARS);
 	char shown[4 * SE_SERIAL_MAX + 8], why[4 * ST_ERR_MSG_MAX];
@@ -71,7 +71,7 @@ check_serial(const char *arg, char cert_serial[41])
 
 struct find_ci {
 	const char *want;
-	char found[65];
+	char found[SE_SERIAL_MAX + 1];
 	unsigned n;
 };
 
@@ -89,7 +89,7 @@ match_ci(const history_device *d, void *ctx)
  * but for case, or the SE a certificate with that serial was issued to.
  * 0 found, 1 unknown, -1 ambiguous (said on stderr). */
 static int
-resolve(history *h, const char *arg, const char *cert_serial, char se[65], int *by_cert)
+resolve(history *h, const char *arg, const char *cert_serial, char se[SE_SERIAL_MAX + 1], int *by_cert)
 {
 	struct find_ci f = { arg, "", 0 };
 	history_device d;
@@ -255,7 +255,7 @@ cmd_device_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *dir = NULL, *arg;
-	char cert_serial[41], se[65], shown[300];
+	char cert_serial[ST_CERT_SERIAL_HEX_LEN + 1], se[SE_SERIAL_MAX + 1], shown[300];
 	recipe *r = NULL;
 	history *h = NULL;
 	history_device d;

@@ -724,7 +724,7 @@ on_device_record(const audit_record *rec, void *ctx)
 	e.rework = json_is_true(json_object_get(rec->details, "rework"));
 	for (i = 0; i < sizeof(told) / sizeof(told[0]); i++) {
 		const char *v = detail(rec, told[i].name), *only = told[i].rework_step;
-		char canon[41];
+		char canon[ST_CERT_SERIAL_HEX_LEN + 1];
 
 		if (!v || !*v)
 			continue;

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "cms.h"
 #include "jig-codec.h"
 #include "st.h"
 
@@ -58,7 +59,7 @@ typedef struct history_cert {
 	/* Who signed it: the issuer's key identifier (lower-case hex, its
 	 * certificate's AKI), from the "issuing" record or the certificate;
 	 * "" when the journal does not say (before issue 15, never issued). */
-	char issuer_key_id[65];
+	char issuer_key_id[ST_KEY_ID_HEX];
 	int retired;                 /* a rework retired it (a "retire" record names it) */
 } history_cert;
 
@@ -110,7 +111,7 @@ typedef struct history_event {
 	const char *batch;           /* "batch-000002.jsonl" */
 	const char *time, *jig, *operator_name; /* "" when the record has none */
 	const char *step, *result;
-	char cert_serial[41];        /* the certificate it is about, OpenSSL's spelling; "" none */
+	char cert_serial[ST_CERT_SERIAL_HEX_LEN + 1]; /* the certificate it is about, OpenSSL's spelling; "" none */
 	char what[512];              /* what else it says, in words ("" nothing): the error, a
 	                                revocation's reason, the SE's facts, who authorized ... */
 	const char *advice;          /* what the operator was told to do; "" none */

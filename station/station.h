@@ -38,7 +38,7 @@ typedef struct station {
 	struct hsm_ctx *hsm;
 	struct hsm_key *ca_key, *tool_key, *audit_key;
 	X509 *ca_cert, *audit_cert;
-	char ca_key_id[65];         /* the intermediate's subjectKeyIdentifier, hex: "issuing" records name it */
+	char ca_key_id[ST_KEY_ID_HEX]; /* the intermediate's subjectKeyIdentifier, hex: "issuing" records name it */
 	STACK_OF(X509) *ca_chain;   /* intermediate's issuers, for bundles */
 	struct sv_trust *vendor_trust; /* the recipe's SE vendor roots, and intermediates verified up to them */
 	struct chain_cache *chains;    /* vendor chains by digest (protocol 1.1), on disk beside the journal */
