@@ -867,7 +867,7 @@ history_foreach_device(history *h, int (*cb)(const history_device *d, void *ctx)
 /* The counters, read together under the lock. */
 struct totals {
 	size_t devs, certs;
-	unsigned batch, batch_issued;
+	unsigned issuing, batch, batch_issued;
 };
 
 static struct totals
@@ -876,7 +876,7 @@ totals(history *h)
 	struct totals t;
 
 	pthread_mutex_lock(&h->lock);
-	t = (struct totals){ h->ndevs, h->ncerts, h->cur_batch, h->cur_batch_issued };
+	t = (struct totals){ h->ndevs, h->ncerts, h->issuing, h->cur_batch, h->cur_batch_issued };
 	pthread_mutex_unlock(&h->lock);
 	return t;
 }
@@ -964,12 +964,7 @@ history_foreach_release(history *h, int (*cb)(const history_release *r, void *ct
 unsigned
 history_issuing_count(history *h)
 {
-	unsigned n;
-
-	pthread_mutex_lock(&h->lock);
-	n = h->issuing;
-	pthread_mutex_unlock(&h->lock);
-	return n;
+	return totals(h).issuing;
 }
 
 unsigned
