@@ -83,10 +83,10 @@ START_TEST(test_other_version_named)
 	jig_msg hello;
 	st_err err;
 
-	/* the wait runs out every time (no answer comes in our version), so
-	 * keep it short; one second is long enough for the thread on a loaded
-	 * machine (200 ms was not, in CI) */
-	jig_client_set_timeout(c, JIG_CMD_HELLO, 1000);
+	/* the wait runs out every time (no answer comes in our version), so it
+	 * sets the test's length; 200 ms and then 1 s were too short for the
+	 * thread to answer at least once on a loaded machine (CI, full runs) */
+	jig_client_set_timeout(c, JIG_CMD_HELLO, 2500);
 	jig_client_set_retries(c, 1);
 	ck_assert_int_lt(jig_client_hello(c, &hello, &err), 0);
 	ck_assert_msg(strstr(err.msg, "protocol version 3") && strstr(err.msg, "another version"), "%s", err.msg);
