@@ -90,7 +90,7 @@ struct history {
 	char issuers[MAX_ISSUERS][ST_KEY_ID_HEX]; /* key identifiers, lower-case hex */
 	uint64_t issuer_crl[MAX_ISSUERS];
 	unsigned nissuers;
-	char audit_key[65];        /* SHA-256 of the last announced audit certificate ("audit-key") */
+	char audit_key[ST_SHA256_HEX_LEN + 1];        /* SHA-256 of the last announced audit certificate ("audit-key") */
 	uint64_t audit_key_seq;
 	unsigned cur_batch, cur_batch_issued;
 };
@@ -912,7 +912,7 @@ history_last_crl_number(history *h, const char *issuer_key_id)
 }
 
 uint64_t
-history_audit_key(history *h, char sha256[65])
+history_audit_key(history *h, char sha256[ST_SHA256_HEX_LEN + 1])
 {
 	uint64_t seq;
 

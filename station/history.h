@@ -143,7 +143,7 @@ int history_foreach_release(history *h, int (*cb)(const history_release *r, void
 unsigned history_issuing_count(history *h);
 /* The seq of the last "audit-key" record (0: none) and the SHA-256 (hex)
  * of the audit certificate it announced, into sha256. */
-uint64_t history_audit_key(history *h, char sha256[65]);
+uint64_t history_audit_key(history *h, char sha256[ST_SHA256_HEX_LEN + 1]);
 /* "issued" records in batch number batch (for the per-batch quota). */
 unsigned history_issued_in_batch(history *h, unsigned batch);
 /* The DER of an issued certificate, read back from its "issued" record in

@@ -450,7 +450,7 @@ station_close_announced(station *st, void (*note)(const history_cert *c, void *c
 static int
 check_audit_key(station *st, st_err *err)
 {
-	char want[65], have[65];
+	char want[ST_SHA256_HEX_LEN + 1], have[ST_SHA256_HEX_LEN + 1];
 	unsigned char *der = NULL;
 	uint64_t seq;
 	int n;
