@@ -245,14 +245,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("device");
-	TCase *tc = tcase_create("device");
+	TCase *tc;
+	Suite *s = tu_pki_suite("device", "device", 120, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_device_story);
 	tcase_add_test(tc, test_device_errors);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

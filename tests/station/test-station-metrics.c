@@ -233,15 +233,12 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("station-metrics");
-	TCase *tc = tcase_create("metrics");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-metrics", "metrics", 240, &tc);
 
 	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_counts);
 	tcase_add_test(tc, test_updated_per_device);
 	tcase_add_test(tc, test_refused);
-	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
