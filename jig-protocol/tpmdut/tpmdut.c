@@ -237,7 +237,7 @@ tpmdut_handle(tpmdut *t, const uint8_t *req, size_t len, uint8_t *resp, size_t c
 	if (f->version != (t->version ? t->version : JIG_VERSION_MIN) && f->type != JIG_CMD_HELLO)
 		jig_msg_error(m, f->type, JIG_E_UNSUPPORTED_VERSION, "frame version %u, negotiated %u", f->version,
 		    t->version ? t->version : JIG_VERSION_MIN);
-	else if (jig_msg_decode(f->type, f->payload, f->len, rq, &e) < 0)
+	else if (jig_msg_decode_v(f->version, f->type, f->payload, f->len, rq, &e) < 0)
 		jig_msg_error(m, f->type, e.code == ST_E_NOTFOUND ? JIG_E_UNKNOWN_COMMAND : JIG_E_BAD_REQUEST, "%s", e.msg);
 	else if (f->type == JIG_CMD_HELLO)
 		hello(t, rq, m);
@@ -252,11 +252,13 @@ tpmdut_handle(tpmdut *t, const uint8_t *req, size_t len, uint8_t *resp, size_t c
 	out->version = f->version;
 	out->type = m->type;
 	out->seq = f->seq;
-	if (jig_msg_encode(m, out->payload, sizeof(out->payload), &used, &e) < 0) {
+	/* Payloads in the frame's version: the negotiated one (HELLO travels
+	 * in a version-1 frame, its answer says which version follows). */
+	if (jig_msg_encode_v(f->version, m, out->payload, sizeof(out->payload), &used, &e) < 0) {
 		/* Never send what the station would refuse: say why instead. */
 		jig_msg_error(m, f->type, JIG_E_SE_FAILURE, "response does not encode: %.150s", e.msg);
 		out->type = m->type;
-		if (jig_msg_encode(m, out->payload, sizeof(out->payload), &used, err) < 0)
+		if (jig_msg_encode_v(f->version, m, out->payload, sizeof(out->payload), &used, err) < 0)
 			goto out;
 	}
 	out->len = (uint16_t)used;

@@ -162,6 +162,14 @@ START_TEST(info_reports_the_tpm_and_its_ek_certificate)
 
 		ck_assert_int_lt(call(JIG_CMD_SE_INFO, &err), 0);
 		ck_assert_int_eq(err.remote, JIG_E_UNKNOWN_COMMAND);
+		/* The DUT reads requests in the version HELLO negotiated: a 1.1
+		 * READ_CERT (slot, form) is well formed, just not a TPM device's
+		 * command; read as 1.0 it would have a trailing byte. */
+		ck_assert_int_eq(jig_client_version(client), JIG_VERSION_1_1);
+		req.u.slot_req.slot = 0;
+		req.u.slot_req.form = JIG_CERT_SHA256;
+		ck_assert_int_lt(call(JIG_CMD_READ_CERT, &err), 0);
+		ck_assert_msg(err.remote == JIG_E_UNKNOWN_COMMAND, "%s", err.msg);
 	}
 }
 END_TEST
