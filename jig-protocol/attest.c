@@ -96,7 +96,7 @@ jig_challenge_message(const char *tag, const char *serial, const uint8_t challen
 	st_wr wr;
 
 	*len = 0;
-	if (strcmp(tag, JIG_TAG_TOOL_AUTH) != 0 && strcmp(tag, JIG_TAG_REWORK) != 0)
+	if (strcmp(tag, JIG_TAG_TOOL_AUTH) != 0 && strcmp(tag, JIG_TAG_REWORK) != 0 && strcmp(tag, JIG_TAG_TPM_REWORK) != 0)
 		return st_err_set(err, ST_E_INTERNAL, "challenge message: unknown domain tag \"%s\"", tag);
 	if (ns < 1 || ns > JIG_STR_MAX)
 		return st_err_set(err, ST_E_PROTO, "challenge message: serial must be 1..%d bytes", JIG_STR_MAX);
@@ -109,6 +109,22 @@ jig_challenge_message(const char *tag, const char *serial, const uint8_t challen
 		return st_err_set(err, ST_E_INTERNAL, "challenge message does not fit in %zu bytes", cap);
 	*len = wr.len;
 	return 0;
+}
+
+void
+jig_tpm_serial(const uint8_t *ek_public, size_t len, char out[20])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint8_t h[32];
+	size_t i;
+
+	st_sha256(ek_public, len, h);
+	memcpy(out, "TPM", 3);
+	for (i = 0; i < 8; i++) {
+		out[3 + 2 * i] = hex[h[i] >> 4];
+		out[4 + 2 * i] = hex[h[i] & 15];
+	}
+	out[19] = '\0';
 }
 
 int

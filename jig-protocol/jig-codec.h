@@ -30,7 +30,11 @@
 /* Largest attestation structure (section 6): tag, nonce, serial, model, ... */
 #define JIG_ATTEST_MAX (17 + 1 + JIG_NONCE_LEN + 1 + JIG_STR_MAX + 1 + JIG_STR_MAX + 4 + 1 + 1 + 32 + 32)
 /* Largest tool-auth / rework challenge message (section 5). */
-#define JIG_CHALLENGE_MSG_MAX (20 + 1 + JIG_STR_MAX + JIG_NONCE_LEN)
+#define JIG_CHALLENGE_MSG_MAX (20 + 1 + JIG_STR_MAX + JIG_NONCE_LEN)/* A TPM device's serial (PROTOCOL.md section 11): "TPM" and the first 8
+ * bytes of SHA-256(ek_public, the marshalled TPM2B_PUBLIC of TPM_INFO) in
+ * upper-case hex.  The station and the DUT compute it the same way. */
+void jig_tpm_serial(const uint8_t *ek_public, size_t len, char out[20]);
+
 /* The lock receipt (1.1, section 5): tag, nonce, serial, lifecycle, slot, certificate hash. */
 #define JIG_LOCK_RECEIPT_MAX (15 + 1 + JIG_NONCE_LEN + 1 + JIG_STR_MAX + 1 + 1 + 32)
 #define JIG_SHA256_LEN 32
@@ -104,8 +108,10 @@ enum jig_tpm_cmd {
 	JIG_CMD_TPM_NV_WRITE = 0x14,
 	JIG_CMD_TPM_NV_READ = 0x15,
 	JIG_CMD_TPM_LOCK = 0x16,
+	JIG_CMD_TPM_REWORK_SIGN = 0x17, /* rework: the IDevID signs the station's challenge (TPM2_Sign) */
+	JIG_CMD_TPM_RETIRE = 0x18,      /* rework: certificate indices deleted, keys evicted */
 	JIG_CMD_TPM_FIRST = JIG_CMD_TPM_INFO,
-	JIG_CMD_TPM_LAST = JIG_CMD_TPM_LOCK,
+	JIG_CMD_TPM_LAST = JIG_CMD_TPM_RETIRE,
 };
 #define JIG_CMD_MAX 0x1F /* the highest command code any part of the protocol may use */
 #define JIG_TPM_MAX_EKCERTS 3
@@ -118,6 +124,7 @@ enum jig_cert_form { JIG_CERT_DER = 0, JIG_CERT_SHA256 = 1 };
 #define JIG_TAG_REWORK "station-rework-v1"
 #define JIG_TAG_ATTEST "station-attest-v1"
 #define JIG_TAG_LOCK "station-lock-v1"
+#define JIG_TAG_TPM_REWORK "station-tpm-rework-v1"
 
 const char *jig_cmd_name(uint8_t cmd);        /* "KEYGEN"; "0x42" style for unknown */
 const char *jig_error_name(uint16_t code);    /* "NO_DUT" */
@@ -254,7 +261,9 @@ typedef struct jig_msg {
 		struct { uint8_t which; jig_blob data; } tpm_nv_write_req;
 		struct { uint8_t which; } tpm_nv_req;                   /* TPM_NV_READ request */
 		struct { uint32_t attrs; jig_blob data; } tpm_nv;       /* TPM_NV_READ response */
-		struct { uint32_t attrs[2]; } tpm_lock;                 /* TPM_LOCK response: TPMA_NV after the lock */
+		struct { uint32_t attrs[2]; } tpm_lock;                 /* TPM_LOCK and TPM_RETIRE responses: TPMA_NV after */
+		struct { uint8_t challenge[JIG_NONCE_LEN]; } tpm_rework_req; /* TPM_REWORK_SIGN request */
+		jig_blob tpm_signature;                                 /* TPM_REWORK_SIGN response: TPMT_SIGNATURE */
 		struct {
 			uint8_t command;
 			uint16_t code;
@@ -303,7 +312,8 @@ typedef struct jig_attest {
 int jig_attest_encode(const jig_attest *a, uint8_t *out, size_t cap, size_t *len, st_err *err);
 int jig_attest_decode(const uint8_t *p, size_t len, jig_attest *a, st_err *err);
 /* tag || u8 len(serial) || serial || challenge: the bytes signed for tool
- * authentication (JIG_TAG_TOOL_AUTH) and rework (JIG_TAG_REWORK). */
+ * authentication (JIG_TAG_TOOL_AUTH), rework (JIG_TAG_REWORK) and a TPM
+ * device's rework (JIG_TAG_TPM_REWORK, its serial from jig_tpm_serial). */
 int jig_challenge_message(const char *tag, const char *serial, const uint8_t challenge[JIG_NONCE_LEN],
     uint8_t *out, size_t cap, size_t *len, st_err *err);
 

@@ -14,6 +14,8 @@ static const char *const tpm_names[] = {
 	[JIG_CMD_TPM_NV_WRITE - JIG_CMD_TPM_FIRST] = "TPM_NV_WRITE",
 	[JIG_CMD_TPM_NV_READ - JIG_CMD_TPM_FIRST] = "TPM_NV_READ",
 	[JIG_CMD_TPM_LOCK - JIG_CMD_TPM_FIRST] = "TPM_LOCK",
+	[JIG_CMD_TPM_REWORK_SIGN - JIG_CMD_TPM_FIRST] = "TPM_REWORK_SIGN",
+	[JIG_CMD_TPM_RETIRE - JIG_CMD_TPM_FIRST] = "TPM_RETIRE",
 };
 
 const char *
@@ -81,6 +83,12 @@ jig_tpm_msg_check(const jig_msg *m, st_err *err)
 		return check_which(m->u.tpm_nv_req.which, err);
 	case JIG_CMD_TPM_NV_READ | JIG_RESPONSE:
 		return check_max(m->u.tpm_nv.data.len, JIG_BLOB_MAX, "data", err);
+	case JIG_CMD_TPM_REWORK_SIGN | JIG_RESPONSE:
+		if (check_max(m->u.tpm_signature.len, JIG_BLOB_MAX, "signature", err) < 0)
+			return -1;
+		if (m->u.tpm_signature.len == 0)
+			return st_err_set(err, ST_E_PROTO, "signature: empty");
+		return 0;
 	default:
 		return 0;
 	}
@@ -97,6 +105,7 @@ jig_tpm_decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 	case JIG_CMD_TPM_INFO:
 	case JIG_CMD_TPM_NV_WRITE | JIG_RESPONSE:
 	case JIG_CMD_TPM_LOCK:
+	case JIG_CMD_TPM_RETIRE:
 		return 0;
 	case JIG_CMD_TPM_INFO | JIG_RESPONSE:
 		if (rd_u32(rd, &ti->manufacturer, "manufacturer", err) < 0 ||
@@ -138,8 +147,13 @@ jig_tpm_decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		return (rd_u32(rd, &m->u.tpm_nv.attrs, "attributes", err) < 0 ||
 		    rd_blob(rd, &m->u.tpm_nv.data, "data", err) < 0) ? -1 : 0;
 	case JIG_CMD_TPM_LOCK | JIG_RESPONSE:
+	case JIG_CMD_TPM_RETIRE | JIG_RESPONSE:
 		return (rd_u32(rd, &m->u.tpm_lock.attrs[0], "IAK certificate index attributes", err) < 0 ||
 		    rd_u32(rd, &m->u.tpm_lock.attrs[1], "IDevID certificate index attributes", err) < 0) ? -1 : 0;
+	case JIG_CMD_TPM_REWORK_SIGN:
+		return rd_nonce(rd, m->u.tpm_rework_req.challenge, "challenge", err);
+	case JIG_CMD_TPM_REWORK_SIGN | JIG_RESPONSE:
+		return rd_blob(rd, &m->u.tpm_signature, "signature", err);
 	default:
 		return st_err_set(err, ST_E_NOTFOUND, "unknown frame type 0x%02x", m->type);
 	}
@@ -204,8 +218,15 @@ jig_tpm_encode_fields(st_wr *wr, const jig_msg *m)
 		wr_blob(wr, &m->u.tpm_nv.data);
 		break;
 	case JIG_CMD_TPM_LOCK | JIG_RESPONSE:
+	case JIG_CMD_TPM_RETIRE | JIG_RESPONSE:
 		st_wr_u32(wr, m->u.tpm_lock.attrs[0]);
 		st_wr_u32(wr, m->u.tpm_lock.attrs[1]);
+		break;
+	case JIG_CMD_TPM_REWORK_SIGN:
+		st_wr_lv16(wr, m->u.tpm_rework_req.challenge, JIG_NONCE_LEN);
+		break;
+	case JIG_CMD_TPM_REWORK_SIGN | JIG_RESPONSE:
+		wr_blob(wr, &m->u.tpm_signature);
 		break;
 	default: /* empty payloads */
 		break;

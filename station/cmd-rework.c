@@ -23,7 +23,9 @@ usage(FILE *f)
 	    "not revoked, and its current key signs a fresh challenge. Then the old key and certificate\n"
 	    "are retired in the SE and revoked (superseded), and a new key, attested CSR and certificate\n"
 	    "go through the same checks as the factory path. Every record names the old and new\n"
-	    "certificate, the authorization, its reason and who signed it.\n"
+	    "certificate, the authorization, its reason and who signed it. A TPM device (se.family tpm2)\n"
+	    "proves its IDevID key against the certificate in this station's journal; its certificate\n"
+	    "indices are deleted, both keys replaced, and both certificates revoked and issued anew.\n"
 	    "\n"
 	    "  --recipe FILE         the recipe the device was provisioned with (or its successor)\n"
 	    "  --authorization FILE  a token from 'station authorize rework' naming this SE, signed by\n"
@@ -100,15 +102,6 @@ cmd_rework_main(int argc, char **argv)
 		goto out;
 	}
 	cli_station_warnings("rework", st);
-	if (st->family == RECIPE_FAMILY_TPM2) {
-		/* Rework proves the old identity and retires it; a TPM can prove its
-		 * IDevID (TPM2_Sign) but has no authenticated retire short of its
-		 * owner clearing it: refused rather than weakened (README "TPM 2.0
-		 * devices"). */
-		fprintf(stderr, "station rework: the recipe is for TPM devices (se.family tpm2), which station rework does "
-		    "not handle: a TPM identity cannot be retired with the guarantees rework gives an SE\n");
-		goto out;
-	}
 	if (!st->rcp->rework.authorizers) {
 		fprintf(stderr, "station rework: the recipe names no rework.authorizers (the certificates that may sign "
 		    "rework authorizations): this station cannot rework\n");

@@ -156,6 +156,16 @@ int eng_cert_serial_hex(X509 *cert, char out[ST_CERT_SERIAL_HEX_LEN + 1]);
 int tpm_identify(struct worker *w, struct dev *d, st_err *err);
 int tpm_provision(struct worker *w, struct dev *d);
 void tpm_state_free(struct tpm_state *t);
+/* The parts rework walks (rework.c): the "identify" record and POSTURE (not
+ * its record); the identity proof (the TPM's NV holds der, the IDevID
+ * certificate from the journal, and its key signs a fresh challenge,
+ * TPM_REWORK_SIGN); TPM_RETIRE and TPM_INFO again (the same EK, no
+ * certificate index); KEYGEN to LOCK as the factory path (0, 1 stopped,
+ * -1 failed). */
+int tpm_identify_posture(struct worker *w, struct dev *d);
+int tpm_prove_identity(struct worker *w, struct dev *d, X509 *idevid_cert, const uint8_t *der, size_t len);
+int tpm_retire(struct worker *w, struct dev *d);
+int tpm_issue(struct worker *w, struct dev *d);
 
 /* keys.c: the keys offered in this run (before workers start); a key
  * KEYGEN answered must be new to the journal's history and to this run

@@ -315,6 +315,132 @@ out:
 	return ret;
 }
 
+/* ---- TPM 2.0 devices (PROTOCOL.md section 11, "Rework") ---------------------- */
+
+struct live_certs {
+	char serial[8][41];
+	size_t n;
+};
+
+static int
+collect_live(const history_cert *c, void *ctx)
+{
+	struct live_certs *l = ctx;
+
+	if (c->issued && !c->revoked && l->n < sizeof(l->serial) / sizeof(l->serial[0]))
+		snprintf(l->serial[l->n++], sizeof(l->serial[0]), "%s", c->serial);
+	return 0;
+}
+
+/* Every certificate of the device the journal holds live (a TPM has two,
+ * IAK and IDevID) is revoked, superseded. */
+static int
+revoke_device_certs(struct worker *w, struct dev *d)
+{
+	struct live_certs l = { .n = 0 };
+	size_t i;
+
+	if (history_foreach_device_cert(w->eng->st->history, d->info.serial, collect_live, &l) != 0) {
+		st_err_set(&d->err, ST_E_NOMEM, "out of memory");
+		return eng_fail(d, STEP_RETIRE, ADV_ENGINEERING);
+	}
+	for (i = 0; i < l.n; i++)
+		if (revoke_once(w, d, l.serial[i]) < 0)
+			return -1;
+	return 0;
+}
+
+/* The IDevID certificate this station issued to the TPM, from the journal
+ * (never from the device), checked as an SE's current certificate is. */
+static int
+journal_idevid(struct worker *w, struct dev *d, const struct before *h, uint8_t **der, size_t *len, X509 **cert)
+{
+	station *st = w->eng->st;
+	jig_blob *b = NULL;
+	int ret = -1;
+
+	if (!h->seen || !h->dev.has_cert) {
+		st_err_set(&d->err, ST_E_STATE, "this station's journal holds no live IDevID certificate for TPM %s: a TPM "
+		    "is reworked by the station whose journal provisioned it", d->info.serial);
+		return eng_fail(d, STEP_REWORK, ADV_QUARANTINE);
+	}
+	if (history_cert_der(st->history, st->rcp->audit.dir, h->dev.cert_serial, der, len, &d->err) < 0)
+		return eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
+	if (*len > JIG_BLOB_MAX || !(b = malloc(sizeof(*b)))) {
+		st_err_set(&d->err, ST_E_INTERNAL, "journal certificate %s: %zu bytes", h->dev.cert_serial, *len);
+		eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
+		goto out;
+	}
+	memcpy(b->data, *der, *len);
+	b->len = *len;
+	if (check_current_cert(st, d, h, b, cert, &d->err) < 0) {
+		eng_fail(d, STEP_REWORK, ADV_QUARANTINE);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(b);
+	if (ret < 0) {
+		free(*der);
+		*der = NULL;
+	}
+	return ret;
+}
+
+/* Rework on a TPM: the IDevID key proves itself (TPM_REWORK_SIGN against the
+ * journal's certificate); "retire" deletes the write-locked certificate
+ * indices and evicts both keys (TPM_RETIRE, the owner authorization that
+ * defined them) and revokes both certificates here; then the factory path
+ * from KEYGEN: new IAK and IDevID, activation, certification, two new
+ * certificates, NV, lock. */
+static int
+tpm_rework_device(struct worker *w, struct dev *d, const struct before *h)
+{
+	X509 *old = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int ret = -1;
+
+	if (tpm_identify_posture(w, d) < 0)
+		return -1;
+	if (eng_journal(w, d, STEP_POSTURE, "ok", NULL) < 0)
+		return eng_fail(d, STEP_POSTURE, ADV_ENGINEERING);
+	if (d->info.lifecycle == JIG_LC_PROVISIONED) {
+		if (journal_idevid(w, d, h, &der, &len, &old) < 0)
+			return -1;
+		json_object_set_new(w->extra, "old_cert_serial", json_string(d->cert_serial));
+		if (tpm_prove_identity(w, d, old, der, len) < 0 || eng_journal(w, d, STEP_REWORK_AUTH, "ok", NULL) < 0)
+			goto out;
+		/* The journal says so before the TPM is told. */
+		if (eng_journal(w, d, STEP_RETIRE, "ok", NULL) < 0 || tpm_retire(w, d) < 0)
+			goto out;
+		if (tpm_identify_posture(w, d) < 0 || eng_journal(w, d, STEP_POSTURE, "ok", NULL) < 0)
+			goto out;
+	} else if (!h->dev.retiring) {
+		st_err_set(&d->err, ST_E_STATE, "the TPM's certificate indices are not written and locked: provision it "
+		    "with 'station run', not rework");
+		return eng_fail(d, STEP_REWORK, ADV_FACTORY);
+	} else if (h->dev.retired_serial[0]) {
+		/* Resumed after TPM_RETIRE (its reply lost, the station stopped). */
+		json_object_set_new(w->extra, "old_cert_serial", json_string(h->dev.retired_serial));
+	}
+	if (revoke_device_certs(w, d) < 0)
+		goto out;
+	d->has_prior = history_device_get(w->eng->st->history, d->info.serial, &d->prior) == 0;
+	d->prior.has_cert = 0; /* nothing to resume: every certificate of it is revoked */
+	if (tpm_issue(w, d) != 0) {
+		if (!d->step)
+			eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
+		goto out;
+	}
+	json_object_set_new(w->extra, "new_cert_serial", json_string(d->cert_serial));
+	ret = 0;
+out:
+	free(der);
+	X509_free(old);
+	return ret;
+}
+
 /* The authorization names this SE and was not used for it yet: a token
  * is good for one completed rework per device. */
 static int
@@ -366,7 +492,8 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 		*err = d->err;
 		goto out;
 	}
-	if (authorized(d, h, az) == 0 && rework_device(w, d, h) == 0 &&
+	if (authorized(d, h, az) == 0 &&
+	    (st->family == RECIPE_FAMILY_TPM2 ? tpm_rework_device(w, d, h) : rework_device(w, d, h)) == 0 &&
 	    eng_journal(w, d, STEP_DONE, "pass", json_pack("{s:s}", "cert_serial", d->cert_serial)) >= 0) {
 		ui_pass(u, 0, d->info.serial, d->cert_serial, 0);
 		ret = 0;

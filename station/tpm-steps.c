@@ -46,8 +46,6 @@ int
 tpm_identify(struct worker *w, struct dev *d, st_err *err)
 {
 	const jig_tpm_info *ti;
-	uint8_t h[32];
-	char hex[17];
 	size_t i, n = 0;
 
 	if (eng_call(w, JIG_CMD_TPM_INFO, err) < 0)
@@ -59,13 +57,8 @@ tpm_identify(struct worker *w, struct dev *d, st_err *err)
 	/* A TPM has no serial: its identity is its EK.  The station names the
 	 * device by the EK's public area; POSTURE then checks that a TPM
 	 * vendor certified that EK. */
-	st_sha256(ti->ek_public.data, ti->ek_public.len, h);
-	st_hex(h, 8, hex);
-	for (i = 0; hex[i]; i++)
-		if (hex[i] >= 'a' && hex[i] <= 'f')
-			hex[i] = (char)(hex[i] - 'a' + 'A');
 	memset(&d->info, 0, sizeof(d->info));
-	snprintf(d->info.serial, sizeof(d->info.serial), "TPM%s", hex);
+	jig_tpm_serial(ti->ek_public.data, ti->ek_public.len, d->info.serial);
 	/* The manufacturer's four ASCII characters, as an identifier. */
 	for (i = 0; i < 4; i++) {
 		unsigned char c = (unsigned char)(ti->manufacturer >> (24 - 8 * i));
@@ -455,15 +448,15 @@ lock(struct worker *w, struct dev *d)
 	return eng_journal(w, d, "lock", "ok", json_pack("{s:s}", "lifecycle", "provisioned"));
 }
 
+/* IDENTIFY (the record) and POSTURE, as the factory path and rework both
+ * begin; the EK certificate is verified anew each time. */
 int
-tpm_provision(struct worker *w, struct dev *d)
+tpm_identify_posture(struct worker *w, struct dev *d)
 {
-	station *st = w->eng->st;
-	uint8_t iak_der[JIG_BLOB_MAX];
-	size_t iak_len;
 	char fw[32], ek_hex[ST_SHA256_HEX_LEN + 1] = "";
 
-	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
+	X509_free(d->tpm->ek_cert);
+	d->tpm->ek_cert = NULL;
 	snprintf(fw, sizeof(fw), "%u.%u", d->info.firmware >> 16, d->info.firmware & 0xffff);
 	if (d->tpm->ti.n_ekcerts)
 		st_sha256_hex(d->tpm->ti.ek_certs[0].data, d->tpm->ti.ek_certs[0].len, ek_hex);
@@ -471,22 +464,15 @@ tpm_provision(struct worker *w, struct dev *d)
 	        d->info.model, "vendor", d->tpm->ti.vendor, "firmware", fw, "lifecycle",
 	        jig_lifecycle_name(d->info.lifecycle), "ek_cert_sha256", ek_hex)) < 0)
 		return eng_fail(d, "identify", ADV_ENGINEERING);
-	if (posture(w, d) < 0)
-		return -1;
-	if (d->info.lifecycle == JIG_LC_PROVISIONED) {
-		st_err_set(&d->err, ST_E_STATE, "the TPM is already provisioned (its identity certificates are written and "
-		    "locked)%s", d->has_prior && d->prior.state == HISTORY_PASSED ? "; this station provisioned it before" : "");
-		return eng_fail(d, "posture", ADV_LOCKED);
-	}
-	if (d->has_prior && d->prior.state == HISTORY_PASSED) {
-		st_err_set(&d->err, ST_E_STATE, "the journal shows TPM %s provisioned already, yet its certificate indices are "
-		    "not locked (deleted by someone with owner authorization?)", d->info.serial);
-		return eng_fail(d, "posture", ADV_QUARANTINE);
-	}
-	if (eng_journal(w, d, "posture", "ok", NULL) < 0)
-		return eng_fail(d, "posture", ADV_ENGINEERING);
-	if (eng_stopping(w->eng))
-		return 1;
+	return posture(w, d);
+}
+
+int
+tpm_issue(struct worker *w, struct dev *d)
+{
+	uint8_t iak_der[JIG_BLOB_MAX];
+	size_t iak_len;
+
 	/* No tool authentication: a TPM does not authenticate the station
 	 * (PROTOCOL.md section 11, README "TPM devices"). */
 	if (keygen(w, d) < 0 || activate(w, d) < 0 || certify(w, d) < 0)
@@ -502,4 +488,110 @@ tpm_provision(struct worker *w, struct dev *d)
 	if (install(w, d, iak_der, iak_len) < 0 || lock(w, d) < 0)
 		return -1;
 	return 0;
+}
+
+int
+tpm_provision(struct worker *w, struct dev *d)
+{
+	station *st = w->eng->st;
+
+	d->has_prior = history_device_get(st->history, d->info.serial, &d->prior) == 0;
+	if (tpm_identify_posture(w, d) < 0)
+		return -1;
+	if (d->info.lifecycle == JIG_LC_PROVISIONED) {
+		st_err_set(&d->err, ST_E_STATE, "the TPM is already provisioned (its identity certificates are written and "
+		    "locked)%s", d->has_prior && d->prior.state == HISTORY_PASSED ? "; this station provisioned it before" : "");
+		return eng_fail(d, "posture", ADV_LOCKED);
+	}
+	if (d->has_prior && d->prior.state == HISTORY_PASSED) {
+		st_err_set(&d->err, ST_E_STATE, "the journal shows TPM %s provisioned already, yet its certificate indices are "
+		    "not locked (deleted by someone with owner authorization?)", d->info.serial);
+		return eng_fail(d, "posture", ADV_QUARANTINE);
+	}
+	if (eng_journal(w, d, "posture", "ok", NULL) < 0)
+		return eng_fail(d, "posture", ADV_ENGINEERING);
+	if (eng_stopping(w->eng))
+		return 1;
+	return tpm_issue(w, d);
+}
+
+/* ---- rework ------------------------------------------------------------------ */
+
+int
+tpm_prove_identity(struct worker *w, struct dev *d, X509 *idevid_cert, const uint8_t *der, size_t len)
+{
+	uint8_t challenge[JIG_NONCE_LEN], msg[128];
+	size_t mlen;
+
+	d->step = STEP_REWORK;
+	ui_step(w->eng->u, w->idx, d->step);
+	/* The TPM holds the certificate this station issued and journaled ... */
+	w->req.u.tpm_nv_req.which = JIG_TPM_NV_IDEVID;
+	if (call(w, d, JIG_CMD_TPM_NV_READ, STEP_REWORK) < 0)
+		return -1;
+	if (w->resp.u.tpm_nv.data.len != len || memcmp(w->resp.u.tpm_nv.data.data, der, len) != 0) {
+		st_err_set(&d->err, ST_E_VERIFY, "the IDevID certificate in the TPM's NV index is not the one this station "
+		    "issued to %s (the journal's)", d->info.serial);
+		return eng_fail(d, STEP_REWORK, ADV_QUARANTINE);
+	}
+	/* ... and its key, in the TPM, signs our fresh challenge: checked with
+	 * the journal's certificate, never with anything the jig sends. */
+	if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
+		st_err_openssl(&d->err, ST_E_CRYPTO, "rework challenge");
+		return eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
+	}
+	memcpy(w->req.u.tpm_rework_req.challenge, challenge, sizeof(challenge));
+	if (eng_call(w, JIG_CMD_TPM_REWORK_SIGN, &d->err) < 0)
+		return eng_fail(d, STEP_REWORK, eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_QUARANTINE);
+	if (jig_challenge_message(JIG_TAG_TPM_REWORK, d->info.serial, challenge, msg, sizeof(msg), &mlen, &d->err) < 0)
+		return eng_fail(d, STEP_REWORK, ADV_ENGINEERING);
+	if (tv_check_signature(w->resp.u.tpm_signature.data, w->resp.u.tpm_signature.len, X509_get0_pubkey(idevid_cert),
+	        "the key of the device's IDevID certificate", msg, mlen, "TPM_REWORK_SIGN signature", &d->err) < 0) {
+		st_err_prefix(&d->err, "identity proof");
+		return eng_fail(d, STEP_REWORK, ADV_QUARANTINE);
+	}
+	return 0;
+}
+
+int
+tpm_retire(struct worker *w, struct dev *d)
+{
+	jig_blob *ek = malloc(sizeof(*ek));
+	int ret = -1;
+
+	d->step = STEP_RETIRE;
+	ui_step(w->eng->u, w->idx, d->step);
+	if (!ek) {
+		st_err_set(&d->err, ST_E_NOMEM, "out of memory");
+		return eng_fail(d, STEP_RETIRE, ADV_ENGINEERING);
+	}
+	*ek = d->tpm->ti.ek_public;
+	if (call(w, d, JIG_CMD_TPM_RETIRE, STEP_RETIRE) < 0)
+		goto out;
+	if (w->resp.u.tpm_lock.attrs[0] || w->resp.u.tpm_lock.attrs[1]) {
+		st_err_set(&d->err, ST_E_VERIFY, "after TPM_RETIRE the certificate indices report attributes 0x%08x, 0x%08x: "
+		    "still defined", w->resp.u.tpm_lock.attrs[0], w->resp.u.tpm_lock.attrs[1]);
+		eng_fail(d, STEP_RETIRE, ADV_SCRAP);
+		goto out;
+	}
+	/* Nothing of the second TPM_INFO is taken on the jig's word: the same
+	 * EK, no certificate index, and POSTURE again (the caller). */
+	if (tpm_identify(w, d, &d->err) < 0) {
+		eng_fail(d, STEP_RETIRE, eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_SCRAP);
+		goto out;
+	}
+	if (d->tpm->ti.ek_public.len != ek->len || memcmp(d->tpm->ti.ek_public.data, ek->data, ek->len) != 0) {
+		st_err_set(&d->err, ST_E_VERIFY, "after TPM_RETIRE the device reports another EK than before");
+		eng_fail(d, STEP_RETIRE, ADV_QUARANTINE);
+		goto out;
+	}
+	if (d->tpm->ti.nv_attrs[0] || d->tpm->ti.nv_attrs[1]) {
+		st_err_set(&d->err, ST_E_VERIFY, "after TPM_RETIRE, TPM_INFO still reports certificate indices");
+		eng_fail(d, STEP_RETIRE, ADV_SCRAP);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(ek);
+	return ret;
 }

@@ -360,6 +360,49 @@ tv_check_activation(const uint8_t *p, size_t n, const uint8_t *secret, size_t se
 	return 0;
 }
 
+/* ---- signatures ---------------------------------------------------------------- */
+
+int
+tv_check_signature(const uint8_t *sig, size_t sig_len, EVP_PKEY *key, const char *signer, const uint8_t *msg,
+    size_t msg_len, const char *what, st_err *err)
+{
+	TPMT_SIGNATURE s;
+	ECDSA_SIG *es = NULL;
+	BIGNUM *r = NULL, *sv = NULL;
+	unsigned char *der = NULL;
+	size_t off = 0;
+	int der_len, ret = -1;
+
+	memset(&s, 0, sizeof(s));
+	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, sig_len, &off, &s) != TSS2_RC_SUCCESS || off != sig_len)
+		return st_err_set(err, ST_E_PROTO, "%s: not exactly one TPMT_SIGNATURE (%zu bytes)", what, sig_len);
+	if (s.sigAlg != TPM2_ALG_ECDSA || s.signature.ecdsa.hash != TPM2_ALG_SHA256)
+		return st_err_set(err, ST_E_VERIFY, "%s: algorithm 0x%04x, not ECDSA with SHA-256", what, s.sigAlg);
+	if (!(es = ECDSA_SIG_new()) ||
+	    !(r = BN_bin2bn(s.signature.ecdsa.signatureR.buffer, s.signature.ecdsa.signatureR.size, NULL)) ||
+	    !(sv = BN_bin2bn(s.signature.ecdsa.signatureS.buffer, s.signature.ecdsa.signatureS.size, NULL)) ||
+	    !ECDSA_SIG_set0(es, r, sv)) {
+		st_err_openssl(err, ST_E_NOMEM, "%s", what);
+		goto out;
+	}
+	r = sv = NULL; /* owned by es */
+	if ((der_len = i2d_ECDSA_SIG(es, &der)) <= 0) {
+		st_err_openssl(err, ST_E_NOMEM, "%s", what);
+		goto out;
+	}
+	if (sv_verify_sig(key, msg, msg_len, der, (size_t)der_len, err) < 0) {
+		st_err_set(err, ST_E_VERIFY, "%s: not signed by %s", what, signer);
+		goto out;
+	}
+	ret = 0;
+out:
+	OPENSSL_free(der);
+	BN_free(r);
+	BN_free(sv);
+	ECDSA_SIG_free(es);
+	return ret;
+}
+
 /* ---- Certify ----------------------------------------------------------------- */
 
 int
@@ -367,24 +410,16 @@ tv_check_certify(const uint8_t *attest, size_t attest_len, const uint8_t *sig, s
     const TPM2B_PUBLIC *idevid, const uint8_t *nonce, size_t nonce_len, st_err *err)
 {
 	TPMS_ATTEST a;
-	TPMT_SIGNATURE s;
 	uint8_t name[TV_NAME_LEN];
-	ECDSA_SIG *es = NULL;
-	BIGNUM *r = NULL, *sv = NULL;
-	unsigned char *der = NULL;
-	EVP_PKEY *pk = NULL;
+	EVP_PKEY *pk;
 	size_t off = 0;
-	int der_len, ret = -1;
+	int ret;
 
 	memset(&a, 0, sizeof(a));
-	memset(&s, 0, sizeof(s));
 	if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest, attest_len, &off, &a) != TSS2_RC_SUCCESS)
 		return st_err_set(err, ST_E_PROTO, "TPM_CERTIFY attest: not a TPMS_ATTEST (%zu bytes)", attest_len);
 	if (off != attest_len)
 		return st_err_set(err, ST_E_PROTO, "TPM_CERTIFY attest: %zu bytes after the TPMS_ATTEST", attest_len - off);
-	off = 0;
-	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, sig_len, &off, &s) != TSS2_RC_SUCCESS || off != sig_len)
-		return st_err_set(err, ST_E_PROTO, "TPM_CERTIFY signature: not exactly one TPMT_SIGNATURE (%zu bytes)", sig_len);
 	if (a.magic != TPM2_GENERATED_VALUE)
 		return st_err_set(err, ST_E_VERIFY, "TPMS_ATTEST magic 0x%08x is not TPM_GENERATED_VALUE: not made by a TPM",
 		    a.magic);
@@ -396,31 +431,9 @@ tv_check_certify(const uint8_t *attest, size_t attest_len, const uint8_t *sig, s
 		return st_err_prefix(err, "IDevID");
 	if (a.attested.certify.name.size != TV_NAME_LEN || memcmp(a.attested.certify.name.name, name, TV_NAME_LEN) != 0)
 		return st_err_set(err, ST_E_VERIFY, "TPMS_ATTEST certifies another object than the IDevID key the device sent");
-	if (s.sigAlg != TPM2_ALG_ECDSA || s.signature.ecdsa.hash != TPM2_ALG_SHA256)
-		return st_err_set(err, ST_E_VERIFY, "certification signature: algorithm 0x%04x, not ECDSA with SHA-256",
-		    s.sigAlg);
-	if (!(es = ECDSA_SIG_new()) ||
-	    !(r = BN_bin2bn(s.signature.ecdsa.signatureR.buffer, s.signature.ecdsa.signatureR.size, NULL)) ||
-	    !(sv = BN_bin2bn(s.signature.ecdsa.signatureS.buffer, s.signature.ecdsa.signatureS.size, NULL)) ||
-	    !ECDSA_SIG_set0(es, r, sv)) {
-		st_err_openssl(err, ST_E_NOMEM, "certification signature");
-		goto out;
-	}
-	r = sv = NULL; /* owned by es */
-	if ((der_len = i2d_ECDSA_SIG(es, &der)) <= 0 || !(pk = tv_pkey(iak, err))) {
-		st_err_prefix(err, "IAK");
-		goto out;
-	}
-	if (sv_verify_sig(pk, attest, attest_len, der, (size_t)der_len, err) < 0) {
-		st_err_set(err, ST_E_VERIFY, "the certification is not signed by the IAK");
-		goto out;
-	}
-	ret = 0;
-out:
+	if (!(pk = tv_pkey(iak, err)))
+		return st_err_prefix(err, "IAK");
+	ret = tv_check_signature(sig, sig_len, pk, "the IAK", attest, attest_len, "TPM_CERTIFY signature", err);
 	EVP_PKEY_free(pk);
-	OPENSSL_free(der);
-	BN_free(r);
-	BN_free(sv);
-	ECDSA_SIG_free(es);
 	return ret;
 }

@@ -45,6 +45,10 @@ int tv_make_credential(const TPM2B_PUBLIC *ek, EVP_PKEY *ek_key, const uint8_t n
     st_err *err);
 /* TPM_ACTIVATE's answer (a TPM2B_DIGEST) is exactly secret. */
 int tv_check_activation(const uint8_t *p, size_t n, const uint8_t *secret, size_t secret_len, st_err *err);
+/* sig is exactly one TPMT_SIGNATURE, ECDSA with SHA-256, made by key (the
+ * signer's name for errors) over SHA-256(msg); errors begin with what. */
+int tv_check_signature(const uint8_t *sig, size_t sig_len, EVP_PKEY *key, const char *signer, const uint8_t *msg,
+    size_t msg_len, const char *what, st_err *err);
 /* TPM_CERTIFY's answer: the TPMS_ATTEST parses exactly, has the TPM's magic,
  * type CERTIFY, extraData == nonce, certifies the name of idevid, and its
  * TPMT_SIGNATURE (ECDSA-SHA256) verifies with iak. */

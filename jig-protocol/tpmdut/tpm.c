@@ -33,6 +33,7 @@ struct tpm_dev {
 	unsigned faults;
 	ESYS_TR imported;    /* the imported IDevID (fault), loaded for this session */
 	TPM2B_PUBLIC imported_pub;
+	int rework_signed;   /* TPM_REWORK_SIGN answered since the DUT was powered: TPM_RETIRE may run */
 };
 
 /* The one place a TSS2_RC becomes words. */
@@ -875,5 +876,138 @@ tpm_dev_lock(tpm_dev *d, uint32_t attrs[2], st_err *err)
 		if (nv_get(e, nv_index(which), &attrs[which - 1], NULL, err) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* ---- rework ------------------------------------------------------------------ */
+
+/* The device's serial as the station names it: from the EK public area
+ * TPM_INFO sends (jig_tpm_serial). */
+static int
+own_serial(ESYS_CONTEXT *e, char serial[20], st_err *err)
+{
+	TPM2B_PUBLIC *pub = NULL;
+	ESYS_TR ek = ESYS_TR_NONE;
+	jig_blob *b = malloc(sizeof(*b));
+	int transient = 0, ret = -1;
+
+	if (!b)
+		return jig_fail(err, JIG_E_SE_FAILURE, "out of memory");
+	if (ek_load(e, &ek, &transient, &pub, err) == 0 && put_public(b, pub, err) == 0) {
+		jig_tpm_serial(b->data, b->len, serial);
+		ret = 0;
+	}
+	ek_done(e, &ek, transient);
+	Esys_Free(pub);
+	free(b);
+	return ret;
+}
+
+int
+tpm_dev_rework_sign(tpm_dev *d, const uint8_t challenge[JIG_NONCE_LEN], jig_blob *sig, st_err *err)
+{
+	ESYS_CONTEXT *e = keys_ctx(d);
+	TPMT_SIG_SCHEME scheme = { .scheme = TPM2_ALG_ECDSA, .details.ecdsa.hashAlg = TPM2_ALG_SHA256 };
+	TPMT_TK_HASHCHECK ticket = { .tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL };
+	TPM2B_DIGEST dig = { .size = 32 };
+	TPMT_SIGNATURE *s = NULL;
+	ESYS_TR idevid = from_tpm(e, TPMDUT_IDEVID_HANDLE), parent = ESYS_TR_NONE, other = ESYS_TR_NONE, signer;
+	uint8_t msg[128], buf[sizeof(TPMT_SIGNATURE)];
+	char serial[20];
+	size_t len, off = 0;
+	st_err e2;
+	TSS2_RC rc;
+	int ret = -1;
+
+	if (idevid == ESYS_TR_NONE)
+		return jig_fail(err, JIG_E_SLOT_EMPTY, "no IDevID key at 0x81020001: nothing to rework");
+	/* The bytes signed (PROTOCOL.md section 11): the domain tag, this TPM's
+	 * serial, the challenge; the TPM signs their SHA-256. */
+	if (own_serial(d->main.esys, serial, err) < 0)
+		goto out;
+	if (jig_challenge_message(JIG_TAG_TPM_REWORK, serial, challenge, msg, sizeof(msg), &len, &e2) < 0) {
+		jig_fail(err, JIG_E_SE_FAILURE, e2.msg);
+		goto out;
+	}
+	st_sha256(msg, len, dig.buffer);
+	signer = idevid;
+	if (d->faults & TPMDUT_F_REWORK_OTHER_KEY) {
+		/* A key of the same TPM, but not the certified IDevID. */
+		if (parent_load(e, &parent, err) < 0 || key_create(e, parent, 0, &other, err) < 0)
+			goto out;
+		signer = other;
+	}
+	if ((rc = Esys_Sign(e, signer, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig, &scheme, &ticket, &s)) !=
+	    TSS2_RC_SUCCESS) {
+		tss_fail(err, JIG_E_SE_FAILURE, "TPM2_Sign (rework)", rc);
+		goto out;
+	}
+	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(s, buf, sizeof(buf), &off)) != TSS2_RC_SUCCESS) {
+		tss_fail(err, JIG_E_SE_FAILURE, "marshal TPMT_SIGNATURE", rc);
+		goto out;
+	}
+	if (blob_put(sig, buf, off, "TPMT_SIGNATURE", err) < 0)
+		goto out;
+	d->rework_signed = 1;
+	ret = 0;
+out:
+	flush(e, &other);
+	flush(e, &parent);
+	Esys_Free(s);
+	Esys_TR_Close(e, &idevid);
+	return ret;
+}
+
+/* Remove what is at a persistent handle or NV index (nothing there: done). */
+static int
+evict(ESYS_CONTEXT *e, TPM2_HANDLE handle, st_err *err)
+{
+	ESYS_TR h = from_tpm(e, handle), out = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	if (h == ESYS_TR_NONE)
+		return 0;
+	rc = Esys_EvictControl(e, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, handle, &out);
+	if (rc != TSS2_RC_SUCCESS) {
+		Esys_TR_Close(e, &h);
+		return tss_fail(err, JIG_E_SE_FAILURE, "TPM2_EvictControl (retire a key)", rc);
+	}
+	return 0;
+}
+
+static int
+undefine(ESYS_CONTEXT *e, TPM2_HANDLE index, st_err *err)
+{
+	ESYS_TR nv = from_tpm(e, index);
+	TSS2_RC rc;
+
+	if (nv == ESYS_TR_NONE)
+		return 0;
+	rc = Esys_NV_UndefineSpace(e, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+	if (rc != TSS2_RC_SUCCESS) {
+		Esys_TR_Close(e, &nv);
+		return tss_fail(err, JIG_E_SE_FAILURE, "TPM2_NV_UndefineSpace (retire a certificate index)", rc);
+	}
+	return 0;
+}
+
+int
+tpm_dev_retire(tpm_dev *d, uint32_t attrs[2], st_err *err)
+{
+	ESYS_CONTEXT *e = d->main.esys;
+
+	/* As RETIRE on an SE: only after the identity was proven in this power
+	 * cycle, so that a station cannot retire a device by mistake. */
+	if (!d->rework_signed)
+		return jig_fail(err, JIG_E_BAD_STATE, "TPM_RETIRE before TPM_REWORK_SIGN in this power cycle");
+	/* The write lock ends with the index: TPM2_NV_UndefineSpace under the
+	 * owner authorization that defined it.  The keys go too; TPM_KEYGEN
+	 * makes new ones. */
+	if (undefine(e, TPMDUT_NV_IAK_CERT, err) < 0 || undefine(e, TPMDUT_NV_IDEVID_CERT, err) < 0 ||
+	    evict(keys_ctx(d), TPMDUT_IAK_HANDLE, err) < 0 || evict(keys_ctx(d), TPMDUT_IDEVID_HANDLE, err) < 0)
+		return -1;
+	if (nv_get(e, TPMDUT_NV_IAK_CERT, &attrs[0], NULL, err) < 0 || nv_get(e, TPMDUT_NV_IDEVID_CERT, &attrs[1], NULL, err) < 0)
+		return -1;
+	d->rework_signed = 0;
 	return 0;
 }

@@ -11,7 +11,8 @@
 #include "station-config.h"
 #include "tpmdut.h"
 
-static const char *const fault_names[] = { "imported-idevid", "stale-nonce", "certify-other-key" };
+static const char *const fault_names[] = { "imported-idevid", "stale-nonce", "certify-other-key", "rework-other-key",
+	"replay-challenge" };
 
 unsigned
 tpmdut_fault_parse(const char *name)
@@ -33,6 +34,7 @@ struct tpmdut {
 	int timing;
 	uint8_t version;     /* negotiated; 0 before HELLO */
 	uint8_t prev_nonce[JIG_NONCE_LEN]; /* the last TPM_CERTIFY nonce, for the stale-nonce fault */
+	uint8_t prev_challenge[JIG_NONCE_LEN]; /* the last TPM_REWORK_SIGN challenge, for replay-challenge */
 	int cache_valid;
 	uint8_t cache_seq;
 	uint32_t cache_crc;
@@ -192,6 +194,14 @@ tpm_command(tpmdut *t, const jig_msg *req, jig_msg *m)
 		break;
 	case JIG_CMD_TPM_LOCK:
 		rc = tpm_dev_lock(t->dev, m->u.tpm_lock.attrs, &e);
+		break;
+	case JIG_CMD_TPM_REWORK_SIGN:
+		rc = tpm_dev_rework_sign(t->dev, (t->devs[t->cur].faults & TPMDUT_F_REPLAY_CHALLENGE) ? t->prev_challenge :
+		    req->u.tpm_rework_req.challenge, &m->u.tpm_signature, &e);
+		memcpy(t->prev_challenge, req->u.tpm_rework_req.challenge, JIG_NONCE_LEN);
+		break;
+	case JIG_CMD_TPM_RETIRE:
+		rc = tpm_dev_retire(t->dev, m->u.tpm_lock.attrs, &e);
 		break;
 	default:
 		jig_msg_error(m, cmd, JIG_E_UNKNOWN_COMMAND, "no such command");

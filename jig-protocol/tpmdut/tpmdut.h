@@ -27,6 +27,8 @@ enum tpmdut_fault {
 	TPMDUT_F_IMPORTED_IDEVID = 1u << 0,   /* IDevID key made in software and loaded (LoadExternal) */
 	TPMDUT_F_STALE_NONCE = 1u << 1,       /* TPM_CERTIFY certifies with the previous request's nonce */
 	TPMDUT_F_CERTIFY_OTHER_KEY = 1u << 2, /* the certification is signed by another restricted key than the IAK */
+	TPMDUT_F_REWORK_OTHER_KEY = 1u << 3,  /* TPM_REWORK_SIGN signs with a new key of the TPM, not the IDevID */
+	TPMDUT_F_REPLAY_CHALLENGE = 1u << 4,  /* TPM_REWORK_SIGN signs the previous request's challenge */
 };
 unsigned tpmdut_fault_parse(const char *name); /* 0 when unknown */
 
@@ -64,5 +66,11 @@ int tpm_dev_certify(tpm_dev *d, const uint8_t nonce[JIG_NONCE_LEN], const uint8_
 int tpm_dev_nv_write(tpm_dev *d, uint8_t which, const jig_blob *data, st_err *err);
 int tpm_dev_nv_read(tpm_dev *d, uint8_t which, uint32_t *attrs, jig_blob *data, st_err *err);
 int tpm_dev_lock(tpm_dev *d, uint32_t attrs[2], st_err *err);
+/* Rework: TPM2_Sign by the IDevID over JIG_TAG_TPM_REWORK's message for
+ * this TPM's serial and the challenge; then RETIRE deletes both certificate
+ * indices and evicts both keys (refused unless REWORK_SIGN was answered
+ * since the TPM was opened). */
+int tpm_dev_rework_sign(tpm_dev *d, const uint8_t challenge[JIG_NONCE_LEN], jig_blob *sig, st_err *err);
+int tpm_dev_retire(tpm_dev *d, uint32_t attrs[2], st_err *err);
 
 #endif

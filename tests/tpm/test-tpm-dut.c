@@ -15,6 +15,7 @@
 
 #include <tss2/tss2_mu.h>
 
+#include "eckey.h"
 #include "jig.h"
 #include "testutil.h"
 #include "tpmtest.h"
@@ -315,6 +316,77 @@ START_TEST(certificates_are_written_read_back_and_locked)
 }
 END_TEST
 
+/* Rework on the DUT: TPM_RETIRE only after TPM_REWORK_SIGN in this power
+ * cycle; the signature is the IDevID's (checked here with OpenSSL) over the
+ * tagged message for this TPM's serial; RETIRE deletes both indices and
+ * both keys, and TPM_KEYGEN works again. */
+START_TEST(rework_signs_with_the_idevid_then_retires)
+{
+	static const uint8_t cert[600] = { 0x30, 0x82, 0x02, 0x54, 7 };
+	uint8_t challenge[JIG_NONCE_LEN], msg[128];
+	unsigned char *der = NULL;
+	char serial[20];
+	TPM2B_PUBLIC idevid;
+	TPMT_SIGNATURE sig;
+	ECDSA_SIG *es;
+	EVP_PKEY *k;
+	EVP_MD_CTX *md;
+	size_t len, off = 0;
+	int dlen;
+	st_err err;
+
+	start(NULL);
+	req.u.tpm_keygen_req.flags = 0;
+	call_ok(JIG_CMD_TPM_KEYGEN);
+	unmarshal_public(&resp.u.tpm_keys.idevid, &idevid);
+	for (uint8_t which = JIG_TPM_NV_IAK; which <= JIG_TPM_NV_IDEVID; which++) {
+		req.u.tpm_nv_write_req.which = which;
+		memcpy(req.u.tpm_nv_write_req.data.data, cert, sizeof(cert));
+		req.u.tpm_nv_write_req.data.len = sizeof(cert);
+		call_ok(JIG_CMD_TPM_NV_WRITE);
+	}
+	call_ok(JIG_CMD_TPM_LOCK);
+	ck_assert_int_lt(call(JIG_CMD_TPM_RETIRE, &err), 0);
+	ck_assert_msg(err.remote == JIG_E_BAD_STATE && strstr(err.msg, "before TPM_REWORK_SIGN"), "%s", err.msg);
+	call_ok(JIG_CMD_TPM_INFO);
+	jig_tpm_serial(resp.u.tpm_info.ek_public.data, resp.u.tpm_info.ek_public.len, serial);
+	RAND_bytes(challenge, sizeof(challenge));
+	memcpy(req.u.tpm_rework_req.challenge, challenge, sizeof(challenge));
+	call_ok(JIG_CMD_TPM_REWORK_SIGN);
+	memset(&sig, 0, sizeof(sig));
+	ck_assert_int_eq(Tss2_MU_TPMT_SIGNATURE_Unmarshal(resp.u.tpm_signature.data, resp.u.tpm_signature.len, &off, &sig),
+	    TSS2_RC_SUCCESS);
+	ck_assert_uint_eq(off, resp.u.tpm_signature.len);
+	ck_assert_uint_eq(sig.sigAlg, TPM2_ALG_ECDSA);
+	ck_assert_ptr_nonnull(es = ECDSA_SIG_new());
+	ck_assert(ECDSA_SIG_set0(es, BN_bin2bn(sig.signature.ecdsa.signatureR.buffer, sig.signature.ecdsa.signatureR.size, NULL),
+	    BN_bin2bn(sig.signature.ecdsa.signatureS.buffer, sig.signature.ecdsa.signatureS.size, NULL)));
+	ck_assert_int_gt(dlen = i2d_ECDSA_SIG(es, &der), 0);
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_TPM_REWORK, serial, challenge, msg, sizeof(msg), &len, &err), 0);
+	ck_assert_ptr_nonnull(k = st_ec_public_key(NID_X9_62_prime256v1, idevid.publicArea.unique.ecc.x.buffer,
+	    idevid.publicArea.unique.ecc.x.size, idevid.publicArea.unique.ecc.y.buffer, idevid.publicArea.unique.ecc.y.size));
+	ck_assert_ptr_nonnull(md = EVP_MD_CTX_new());
+	ck_assert_int_eq(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k), 1);
+	ck_assert_int_eq(EVP_DigestVerify(md, der, (size_t)dlen, msg, len), 1);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(k);
+	OPENSSL_free(der);
+	ECDSA_SIG_free(es);
+	call_ok(JIG_CMD_TPM_RETIRE);
+	ck_assert_uint_eq(resp.u.tpm_lock.attrs[0], 0);
+	ck_assert_uint_eq(resp.u.tpm_lock.attrs[1], 0);
+	call_ok(JIG_CMD_TPM_INFO);
+	ck_assert_uint_eq(resp.u.tpm_info.nv_attrs[0] | resp.u.tpm_info.nv_attrs[1], 0);
+	/* The keys are gone: nothing to sign with, and RETIRE needs a new proof. */
+	ck_assert_int_lt(call(JIG_CMD_TPM_REWORK_SIGN, &err), 0);
+	ck_assert_msg(err.remote == JIG_E_SLOT_EMPTY, "%s", err.msg);
+	ck_assert_int_lt(call(JIG_CMD_TPM_RETIRE, &err), 0);
+	ck_assert_msg(err.remote == JIG_E_BAD_STATE, "%s", err.msg);
+	req.u.tpm_keygen_req.flags = 0;
+	call_ok(JIG_CMD_TPM_KEYGEN);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -326,6 +398,7 @@ main(void)
 	tcase_add_test(tc, info_reports_the_tpm_and_its_ek_certificate);
 	tcase_add_test(tc, keys_are_made_in_the_tpm_activated_and_certified);
 	tcase_add_test(tc, certificates_are_written_read_back_and_locked);
+	tcase_add_test(tc, rework_signs_with_the_idevid_then_retires);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

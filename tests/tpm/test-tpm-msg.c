@@ -118,6 +118,21 @@ START_TEST(every_tpm_message_round_trips)
 	m.type = JIG_CMD_TPM_LOCK | JIG_RESPONSE;
 	m.u.tpm_lock.attrs[0] = m.u.tpm_lock.attrs[1] = 0x2000000;
 	roundtrip("lock");
+	m.type = JIG_CMD_TPM_REWORK_SIGN;
+	memset(m.u.tpm_rework_req.challenge, 12, JIG_NONCE_LEN);
+	roundtrip("rework-sign-req");
+	ck_assert_mem_eq(back.u.tpm_rework_req.challenge, m.u.tpm_rework_req.challenge, JIG_NONCE_LEN);
+	m.type = JIG_CMD_TPM_REWORK_SIGN | JIG_RESPONSE;
+	blob(&m.u.tpm_signature, 72, 13);
+	roundtrip("rework-sign");
+	ck_assert_uint_eq(back.u.tpm_signature.len, 72);
+	m.type = JIG_CMD_TPM_RETIRE;
+	roundtrip("retire-req");
+	m.type = JIG_CMD_TPM_RETIRE | JIG_RESPONSE;
+	m.u.tpm_lock.attrs[0] = m.u.tpm_lock.attrs[1] = 0;
+	roundtrip("retire");
+	ck_assert_str_eq(jig_cmd_name(JIG_CMD_TPM_REWORK_SIGN), "TPM_REWORK_SIGN");
+	ck_assert_str_eq(jig_cmd_name(JIG_CMD_TPM_RETIRE), "TPM_RETIRE");
 	ck_assert_str_eq(jig_cmd_name(JIG_CMD_TPM_CERTIFY), "TPM_CERTIFY");
 	ck_assert(jig_type_known(JIG_CMD_TPM_LOCK | JIG_RESPONSE));
 	ck_assert(!jig_type_known(JIG_CMD_TPM_LAST + 1));
@@ -174,6 +189,46 @@ START_TEST(malformed_tpm_payloads_are_refused_with_where_and_why)
 	p[0] = 0x08;
 	p[1] = 0x01;
 	assert_bad(JIG_CMD_TPM_ACTIVATE | JIG_RESPONSE, p, 2, "certInfo: truncated");
+	/* REWORK_SIGN: a challenge of 33 bytes, none at all, one trailing byte */
+	p[0] = 0;
+	p[1] = 33;
+	memset(p + 2, 0, 34);
+	assert_bad(JIG_CMD_TPM_REWORK_SIGN, p, 35, "challenge: 33 bytes, must be 32");
+	assert_bad(JIG_CMD_TPM_REWORK_SIGN, p, 0, "challenge: truncated");
+	p[1] = 32;
+	assert_bad(JIG_CMD_TPM_REWORK_SIGN, p, 35, "1 trailing bytes");
+	/* ... its answer: an empty signature, a signature cut short */
+	p[0] = 0;
+	p[1] = 0;
+	assert_bad(JIG_CMD_TPM_REWORK_SIGN | JIG_RESPONSE, p, 2, "signature: empty");
+	p[1] = 72;
+	assert_bad(JIG_CMD_TPM_REWORK_SIGN | JIG_RESPONSE, p, 40, "signature: truncated");
+	/* RETIRE: the request is empty, the answer two u32 */
+	assert_bad(JIG_CMD_TPM_RETIRE, p, 1, "1 trailing bytes");
+	assert_bad(JIG_CMD_TPM_RETIRE | JIG_RESPONSE, p, 6, "IDevID certificate index attributes: truncated");
+}
+END_TEST
+
+/* The TPM device's serial both ends compute, and the message its IDevID
+ * signs for rework. */
+START_TEST(tpm_serial_and_rework_message)
+{
+	static const uint8_t ek[] = { 0x00, 0x03, 'a', 'b', 'c' };
+	uint8_t ch[JIG_NONCE_LEN], msg[128];
+	char serial[20];
+	size_t len;
+	st_err err;
+
+	jig_tpm_serial(ek, sizeof(ek), serial);
+	/* SHA-256(00 03 61 62 63) = 757f0dea9aa0c1f8... (sha256sum of those bytes) */
+	ck_assert_str_eq(serial, "TPM757F0DEA9AA0C1F8");
+	memset(ch, 0x5a, sizeof(ch));
+	ck_assert_int_eq(jig_challenge_message(JIG_TAG_TPM_REWORK, serial, ch, msg, sizeof(msg), &len, &err), 0);
+	ck_assert_uint_eq(len, 21 + 1 + 19 + 32);
+	ck_assert_mem_eq(msg, "station-tpm-rework-v1", 21);
+	ck_assert_uint_eq(msg[21], 19);
+	ck_assert_mem_eq(msg + 22, serial, 19);
+	ck_assert_mem_eq(msg + 41, ch, 32);
 }
 END_TEST
 
@@ -185,6 +240,7 @@ main(void)
 
 	tcase_add_test(tc, every_tpm_message_round_trips);
 	tcase_add_test(tc, malformed_tpm_payloads_are_refused_with_where_and_why);
+	tcase_add_test(tc, tpm_serial_and_rework_message);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }

@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 
 #include "recipe.h"
+#include "rwutil.h"
 #include "stutil.h"
 #include "tpmtest.h"
 
@@ -315,21 +316,133 @@ START_TEST(tpm2_recipes_are_checked_key_by_key)
 }
 END_TEST
 
-/* Rework of a TPM device is refused, saying why, before any jig is touched. */
-START_TEST(rework_of_tpm_devices_is_refused)
-{
-	stu_ws *w = stu_ws_new(tu_pki);
-	char *out = NULL;
-	int rc;
+/* ---- rework ------------------------------------------------------------------- */
 
-	stu_recipe_edit(w, "  models: [TSE-100]            # jigsim's simulated SE\n  min_firmware: 1.4.0\n  key_slot: 0\n",
-	    "  family: tpm2\n  manufacturers: [IBM]\n  min_firmware: 8217.0\n");
-	stu_recipe_edit(w, "  attestation_model:\n    subject: CN=${se.model} attestation\n", "");
-	rc = tu_station(&out, "rework", "--recipe", w->recipe, "--jig", "tcp:127.0.0.1:1", "--authorization",
-	    "/nonexistent/token", NULL);
-	ck_assert_msg(rc == 2 && strstr(out, "se.family tpm2") && strstr(out, "cannot be retired"), "exit %d: %s", rc,
-	    out);
-	free(out);
+/* One TPM provisioned by `station run`; then tpmdut is started again with
+ * the TPM on `seats` positions of its panel (a rework releases the device:
+ * the next rework gets the next position), each with the fault (NULL:
+ * none).  The issued records' serials in old[2] (IAK, IDevID). */
+static void
+provisioned_tpm(stu_ws **w, char *uri, size_t cap, char serial[20], size_t seats, const char *const *faults, char old[2][41])
+{
+	const char *extra[16] = { NULL };
+	size_t idx[8], i, k = 0;
+	json_t *recs, *rec;
+	stu_run r;
+
+	idx[0] = new_tpm(&ca);
+	write_bundle();
+	start_dut(idx, 1, NULL, uri, cap);
+	*w = stu_ws_new(tu_pki);
+	tpm_recipe(*w);
+	stu_station_run(*w, uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s", r.status, stu_tail(r.out));
+	stu_run_clear(&r);
+	tu_tpmdut_stop(duts[--nduts]);
+	tpm_serial(idx[0], serial);
+	recs = rw_records(*w, serial);
+	json_array_foreach(recs, i, rec)
+		if (strcmp(stu_str(rec, "step"), "issued") == 0 && k < 2)
+			snprintf(old[k++], 41, "%s", rw_detail(rec, "cert_serial"));
+	json_decref(recs);
+	ck_assert_uint_eq(k, 2);
+	for (i = 0; i < seats; i++) {
+		idx[i] = idx[0];
+		if (faults && faults[i]) {
+			extra[2 * i] = "--fault";
+			extra[2 * i + 1] = faults[i];
+		}
+	}
+	start_dut(idx, seats, extra, uri, cap);
+}
+
+/* A revoke record of the journal names serial, for this reason. */
+static int
+revoked_as(json_t *recs, const char *serial, const char *reason)
+{
+	json_t *rec;
+	size_t i;
+
+	json_array_foreach(recs, i, rec)
+		if (strcmp(stu_str(rec, "step"), "revoke") == 0 && strcmp(rw_detail(rec, "cert_serial"), serial) == 0)
+			return strcmp(rw_detail(rec, "reason"), reason) == 0;
+	return 0;
+}
+
+START_TEST(tpm_rework_proves_the_idevid_and_issues_anew)
+{
+	char uri[300], serial[20], old[2][41], idev[4300];
+	json_t *recs, *done;
+	size_t at = 0;
+	stu_ws *w;
+	stu_run r;
+
+	provisioned_tpm(&w, uri, sizeof(uri), serial, 1, NULL, old);
+	rw_rework_se(w, uri, serial, "RMA 4711", "rework-test", &r);
+	ck_assert_msg(r.status == 0, "station rework: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	ck_assert_ptr_nonnull(stu_event(&r, "passed", serial));
+	recs = rw_records(w, serial);
+	/* The identity proof and the retirement are journaled; both old
+	 * certificates are revoked (superseded), two new ones issued. */
+	ck_assert_ptr_nonnull(rw_record(recs, 0, "rework-start", "ok", &at));
+	ck_assert_ptr_nonnull(rw_record(recs, at, "rework-auth", "ok", NULL));
+	ck_assert_ptr_nonnull(rw_record(recs, 0, "retire", "ok", NULL));
+	ck_assert_msg(revoked_as(recs, old[0], "superseded"), "the old IAK certificate %s is not revoked", old[0]);
+	ck_assert_msg(revoked_as(recs, old[1], "superseded"), "the old IDevID certificate %s is not revoked", old[1]);
+	ck_assert_uint_eq(rw_count(recs, "issued", "ok"), 4);
+	ck_assert_ptr_nonnull(done = rw_record(recs, at, "done", "pass", NULL));
+	ck_assert_str_eq(rw_detail(done, "old_cert_serial"), old[1]);
+	ck_assert_str_ne(rw_detail(done, "cert_serial"), old[1]);
+	json_decref(recs);
+	/* The new IDevID certificate verifies, is in the TPM's NV, locked, and
+	 * certifies the TPM's (new) persistent key. */
+	snprintf(idev, sizeof(idev), "%s/certs/%s.pem", w->audit, serial);
+	stu_sh_ok(NULL, "openssl verify -x509_strict -CAfile %s/root-ca.pem -untrusted %s/intermediate.pem %s", w->pki, w->pki,
+	    idev);
+	stu_sh_ok(NULL, "tpm2_nvread -T '%s' 0x01400101 -o %s/nv.der && openssl x509 -inform DER -in %s/nv.der -out %s/nv.pem "
+	    "&& openssl x509 -in %s -out %s/ref.pem && cmp %s/nv.pem %s/ref.pem && tpm2_nvreadpublic -T '%s' 0x01400101 | "
+	    "grep -q writelocked && tpm2_readpublic -T '%s' -c 0x81020001 -f pem -o %s/k1.pem >/dev/null && "
+	    "openssl x509 -in %s -noout -pubkey > %s/c1.pem && cmp %s/k1.pem %s/c1.pem", tpm[0].tcti, dir, dir, dir, idev,
+	    dir, dir, dir, tpm[0].tcti, tpm[0].tcti, dir, idev, dir, dir, dir);
+	stu_audit_verify(w);
+	stu_run_clear(&r);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* A signature by another key of the TPM than the certified IDevID, and one
+ * over an earlier challenge: refused at the identity proof, nothing
+ * revoked or issued, the TPM left as it was. */
+START_TEST(tpm_rework_refuses_another_key_and_a_replayed_challenge)
+{
+	static const char *const faults[] = { "rework-other-key", "replay-challenge", "replay-challenge" };
+	char uri[300], serial[20], old[2][41];
+	json_t *recs, *ev;
+	stu_ws *w;
+	stu_run r;
+	int k;
+
+	provisioned_tpm(&w, uri, sizeof(uri), serial, 3, faults, old);
+	/* the first position: another key; the second signs the previous
+	 * (no) challenge, the third the second's: a replayed one */
+	for (k = 0; k < 3; k++) {
+		rw_rework_se(w, uri, serial, "RMA 4712", "rework-test", &r);
+		ck_assert_msg(r.status == 1, "rework %d: exit %d\n%s\n%s", k, r.status, stu_tail(r.out), stu_tail(r.err));
+		ck_assert_msg((ev = stu_event(&r, "failed", serial)), "rework %d: no failed event\n%s", k, stu_tail(r.out));
+		ck_assert_str_eq(stu_str(ev, "step"), "rework");
+		ck_assert_msg(strstr(stu_str(ev, "reason"), "not signed by the key of the device's IDevID certificate"),
+		    "rework %d: %s", k, stu_str(ev, "reason"));
+		ck_assert_str_eq(stu_str(ev, "disposition"), "quarantine");
+		stu_run_clear(&r);
+	}
+	recs = rw_records(w, serial);
+	ck_assert_uint_eq(rw_count(recs, "revoke", NULL), 0);
+	ck_assert_uint_eq(rw_count(recs, "retire", NULL), 0);
+	ck_assert_uint_eq(rw_count(recs, "issued", "ok"), 2);
+	json_decref(recs);
+	tu_tpmdut_stop(duts[--nduts]);
+	stu_sh_ok(NULL, "tpm2_nvreadpublic -T '%s' 0x01400101 | grep -q writelocked", tpm[0].tcti);
+	stu_audit_verify(w);
 	stu_ws_free(w);
 }
 END_TEST
@@ -344,6 +457,7 @@ main(void)
 	tcase_add_test(tc, five_tpms_on_two_jigs_get_both_certificates);
 	tcase_add_test(tc, lying_tpm_devices_fail_with_no_certificate);
 	tcase_add_test(tc, tpm2_recipes_are_checked_key_by_key);
-	tcase_add_test(tc, rework_of_tpm_devices_is_refused);
+	tcase_add_test(tc, tpm_rework_proves_the_idevid_and_issues_anew);
+	tcase_add_test(tc, tpm_rework_refuses_another_key_and_a_replayed_challenge);
 	return tu_run_suite(s);
 }
