@@ -157,6 +157,18 @@ put_public(jig_blob *b, const TPM2B_PUBLIC *pub, st_err *err)
 	return blob_put(b, buf, off, "TPM2B_PUBLIC", err);
 }
 
+static int
+put_signature(jig_blob *b, const TPMT_SIGNATURE *sig, st_err *err)
+{
+	size_t off = 0;
+	uint8_t buf[sizeof(TPMT_SIGNATURE)];
+	TSS2_RC rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig, buf, sizeof(buf), &off);
+
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail(err, JIG_E_SE_FAILURE, "marshal TPMT_SIGNATURE", rc);
+	return blob_put(b, buf, off, "TPMT_SIGNATURE", err);
+}
+
 /* ---- templates ---------------------------------------------------------- */
 
 /* TCG EK Credential Profile, template L-1 (RSA 2048): the EK that the EK
@@ -738,8 +750,6 @@ tpm_dev_certify(tpm_dev *d, const uint8_t nonce[JIG_NONCE_LEN], const uint8_t pr
 	TPM2B_PUBLIC *pub = NULL;
 	ESYS_TR iak = from_tpm(e, TPMDUT_IAK_HANDLE), idevid = ESYS_TR_NONE, signer, parent = ESYS_TR_NONE;
 	ESYS_TR other = ESYS_TR_NONE;
-	uint8_t buf[sizeof(TPMT_SIGNATURE)];
-	size_t off = 0;
 	TSS2_RC rc;
 	int ret = -1;
 
@@ -762,11 +772,7 @@ tpm_dev_certify(tpm_dev *d, const uint8_t nonce[JIG_NONCE_LEN], const uint8_t pr
 	}
 	if (blob_put(attest, info->attestationData, info->size, "TPMS_ATTEST", err) < 0)
 		goto out;
-	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(s, buf, sizeof(buf), &off)) != TSS2_RC_SUCCESS) {
-		tss_fail(err, JIG_E_SE_FAILURE, "marshal TPMT_SIGNATURE", rc);
-		goto out;
-	}
-	if (blob_put(sig, buf, off, "TPMT_SIGNATURE", err) < 0)
+	if (put_signature(sig, s, err) < 0)
 		goto out;
 	if ((rc = Esys_ReadPublic(e, idevid, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL, NULL)) !=
 	    TSS2_RC_SUCCESS) {
@@ -912,9 +918,9 @@ tpm_dev_rework_sign(tpm_dev *d, const uint8_t challenge[JIG_NONCE_LEN], jig_blob
 	TPM2B_DIGEST dig = { .size = 32 };
 	TPMT_SIGNATURE *s = NULL;
 	ESYS_TR idevid = from_tpm(e, TPMDUT_IDEVID_HANDLE), parent = ESYS_TR_NONE, other = ESYS_TR_NONE, signer;
-	uint8_t msg[128], buf[sizeof(TPMT_SIGNATURE)];
+	uint8_t msg[128];
 	char serial[20];
-	size_t len, off = 0;
+	size_t len;
 	st_err e2;
 	TSS2_RC rc;
 	int ret = -1;
@@ -942,11 +948,7 @@ tpm_dev_rework_sign(tpm_dev *d, const uint8_t challenge[JIG_NONCE_LEN], jig_blob
 		tss_fail(err, JIG_E_SE_FAILURE, "TPM2_Sign (rework)", rc);
 		goto out;
 	}
-	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(s, buf, sizeof(buf), &off)) != TSS2_RC_SUCCESS) {
-		tss_fail(err, JIG_E_SE_FAILURE, "marshal TPMT_SIGNATURE", rc);
-		goto out;
-	}
-	if (blob_put(sig, buf, off, "TPMT_SIGNATURE", err) < 0)
+	if (put_signature(sig, s, err) < 0)
 		goto out;
 	d->rework_signed = 1;
 	ret = 0;
