@@ -137,6 +137,19 @@ int eng_step_auth(struct worker *w, struct dev *d);
 int eng_step_keygen(struct worker *w, struct dev *d, int keep);
 int eng_step_csr_verify(struct worker *w, struct dev *d);
 int eng_step_sign(struct worker *w, struct dev *d);
+/* JOURNAL + SIGN of one certificate, for eng_step_sign and a TPM's IAK: the
+ * quota, an "issuing" record naming serial (chosen here) before the HSM
+ * signs, the serial checked, the "issued" record with the certificate,
+ * certs/FILE.pem.  The key certified is the CSR's (d->csr) or, when key is
+ * set, key itself.  *out: the certificate once the HSM signed it (the
+ * caller's, also when a later part fails). */
+typedef struct eng_issue_req {
+	const uint8_t *pubkey_sha256; /* SHA-256 of the SPKI certified, for the "issuing" record */
+	EVP_PKEY *key;                /* NULL: the CSR's key */
+	const char *role;             /* a TPM's "iak" or "idevid" in both records; NULL: none */
+	const char *file;             /* certs/FILE.pem */
+} eng_issue_req;
+int eng_issue(struct worker *w, struct dev *d, const eng_issue_req *rq, char serial[ST_CERT_SERIAL_HEX_LEN + 1], X509 **out);
 int eng_step_install(struct worker *w, struct dev *d);
 int eng_step_lock(struct worker *w, struct dev *d);
 /* The jig negotiated protocol 1.1 (vendor chain and read-back by digest, lock receipt). */

@@ -341,22 +341,82 @@ eng_cert_serial_hex(X509 *cert, char out[ST_CERT_SERIAL_HEX_LEN + 1])
 	return ret;
 }
 
+/* The "issued" record's details: the certificate itself, its digest, and
+ * (a TPM's two) its role. */
 static json_t *
-cert_details(struct dev *d)
+issued_details(X509 *cert, const char *serial, const char *role)
 {
-	uint8_t h[32];
+	unsigned char *der = NULL;
+	int len = i2d_X509(cert, &der);
+	char *b64 = len > 0 ? malloc((size_t)(4 * ((len + 2) / 3) + 1)) : NULL;
 	char hex[ST_SHA256_HEX_LEN + 1];
-	char *b64 = malloc((size_t)(4 * ((d->cert_len + 2) / 3) + 1));
-	json_t *j;
+	json_t *j = NULL;
 
-	st_sha256(d->cert_der, (size_t)d->cert_len, h);
-	st_hex(h, 32, hex);
-	if (!b64)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)b64, d->cert_der, d->cert_len);
-	j = json_pack("{s:s,s:s,s:s}", "cert_serial", d->cert_serial, "cert_sha256", hex, "cert", b64);
+	if (b64) {
+		st_sha256_hex(der, (size_t)len, hex);
+		EVP_EncodeBlock((unsigned char *)b64, der, len);
+		j = json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "cert_sha256", hex, "cert", b64);
+		if (j && role)
+			json_object_set_new(j, "role", json_string(role));
+	}
 	free(b64);
+	OPENSSL_free(der);
 	return j;
+}
+
+int
+eng_issue(struct worker *w, struct dev *d, const eng_issue_req *rq, char serial[ST_CERT_SERIAL_HEX_LEN + 1], X509 **out)
+{
+	station *st = w->eng->st;
+	char got[ST_CERT_SERIAL_HEX_LEN + 1], hex[ST_SHA256_HEX_LEN + 1];
+	json_t *issuing;
+	X509 *cert = NULL;
+	int rc;
+
+	*out = NULL;
+	d->step = STEP_JOURNAL;
+	ui_step(w->eng->u, w->idx, d->step);
+	if (station_quota_take(st, &d->err) < 0) {
+		eng_journal(w, d, STEP_QUOTA, "fail", json_pack("{s:s}", "error", d->err.msg));
+		if (d->err.code == ST_E_QUOTA)
+			eng_set_stop(w->eng, RUN_STOP_QUOTA, d->err.msg);
+		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
+	}
+	if (station_cert_serial(serial) < 0) {
+		st_err_set(&d->err, ST_E_CRYPTO, "no random serial number");
+		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
+	}
+	st_hex(rq->pubkey_sha256, 32, hex);
+	issuing = json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "pubkey_sha256", hex, "issuer_key_id", st->ca_key_id);
+	if (issuing && rq->role)
+		json_object_set_new(issuing, "role", json_string(rq->role));
+	if (eng_journal(w, d, STEP_ISSUING, "ok", issuing) < 0)
+		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
+
+	d->step = STEP_SIGN;
+	ui_step(w->eng->u, w->idx, d->step);
+	rc = rq->key ? station_issue_iak(st, rq->key, &d->info, serial, &cert, &d->err)
+	             : station_issue(st, d->csr, &d->info, serial, &cert, &d->err);
+	if (rc < 0) {
+		if (d->err.code == ST_E_VERIFY) /* the HSM refused this request: this device only */
+			return eng_fail(d, STEP_SIGN, ADV_QUARANTINE);
+		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
+		return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
+	}
+	*out = cert; /* the caller's from here, also when a step below fails */
+	/* The certificate must carry the serial the "issuing" record named. */
+	if (eng_cert_serial_hex(cert, got) < 0 || strcmp(got, serial) != 0) {
+		st_err_set(&d->err, ST_E_CRYPTO, "the HSM issued serial %s, the journal announced %s", got, serial);
+		return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
+	}
+	if (eng_journal(w, d, STEP_ISSUED, "ok", issued_details(cert, serial, rq->role)) < 0)
+		return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
+	if (station_save_cert(st, rq->file, cert, &d->err) < 0) {
+		/* The next device would fail the same way: stop, as for the journal. */
+		eng_stop_write(w->eng, &d->err);
+		return eng_fail(d, STEP_SIGN, ADV_DISK);
+	}
+	return 0;
 }
 
 /* JOURNAL + SIGN: a new certificate, or the one already issued for this
@@ -367,6 +427,8 @@ eng_step_sign(struct worker *w, struct dev *d)
 	station *st = w->eng->st;
 	uint8_t h[32];
 	X509 *cert = NULL;
+	eng_issue_req rq = { .pubkey_sha256 = h, .role = d->tpm ? "idevid" : NULL, .file = d->info.serial };
+	int rc;
 
 	st_sha256(d->pubkey.data, d->pubkey.len, h);
 	if (d->has_prior && d->prior.has_cert) {
@@ -405,56 +467,10 @@ eng_step_sign(struct worker *w, struct dev *d)
 		d->prior.cert_serial[0] = '\0';
 	}
 
-	d->step = STEP_JOURNAL;
-	ui_step(w->eng->u, w->idx, d->step);
-	if (station_quota_take(st, &d->err) < 0) {
-		eng_journal(w, d, STEP_QUOTA, "fail", json_pack("{s:s}", "error", d->err.msg));
-		if (d->err.code == ST_E_QUOTA)
-			eng_set_stop(w->eng, RUN_STOP_QUOTA, d->err.msg);
-		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
-	}
-	if (station_cert_serial(d->cert_serial) < 0) {
-		st_err_set(&d->err, ST_E_CRYPTO, "no random serial number");
-		return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
-	}
-	{
-		char hex[ST_SHA256_HEX_LEN + 1];
-
-		st_hex(h, 32, hex);
-		if (eng_journal(w, d, STEP_ISSUING, "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", d->cert_serial,
-		        "pubkey_sha256", hex, "issuer_key_id", st->ca_key_id)) < 0)
-			return eng_fail(d, STEP_JOURNAL, ADV_ENGINEERING);
-	}
-
-	d->step = STEP_SIGN;
-	ui_step(w->eng->u, w->idx, d->step);
-	if (station_issue(st, d->csr, &d->info, d->cert_serial, &cert, &d->err) < 0) {
-		if (d->err.code == ST_E_VERIFY) /* the HSM refused this CSR: this device only */
-			return eng_fail(d, STEP_SIGN, ADV_QUARANTINE);
-		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
-		return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
-	}
-	set_cert(d, cert);
-	{
-		char announced[ST_CERT_SERIAL_HEX_LEN + 1];
-
-		/* The certificate must carry the serial the "issuing" record named. */
-		snprintf(announced, sizeof(announced), "%s", d->cert_serial);
-		if (d->cert_len <= 0 || eng_cert_serial_hex(cert, d->cert_serial) < 0 ||
-		    strcmp(announced, d->cert_serial) != 0) {
-			st_err_set(&d->err, ST_E_CRYPTO, "the HSM issued serial %s, the journal announced %s", d->cert_serial,
-			    announced);
-			return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
-		}
-	}
-	if (eng_journal(w, d, STEP_ISSUED, "ok", cert_details(d)) < 0)
-		return eng_fail(d, STEP_SIGN, ADV_ENGINEERING);
-	if (station_save_cert(st, d->info.serial, d->cert, &d->err) < 0) {
-		/* The next device would fail the same way: stop, as for the journal. */
-		eng_stop_write(w->eng, &d->err);
-		return eng_fail(d, STEP_SIGN, ADV_DISK);
-	}
-	return 0;
+	rc = eng_issue(w, d, &rq, d->cert_serial, &cert);
+	if (cert)
+		set_cert(d, cert);
+	return rc;
 }
 
 int

@@ -79,25 +79,6 @@ tpm_identify(struct worker *w, struct dev *d, st_err *err)
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-static json_t *
-cert_json(X509 *x, const char *serial, const char *role)
-{
-	unsigned char *der = NULL;
-	int len = i2d_X509(x, &der);
-	char *b64 = len > 0 ? malloc((size_t)(4 * ((len + 2) / 3) + 1)) : NULL;
-	char hex[ST_SHA256_HEX_LEN + 1];
-	json_t *j = NULL;
-
-	if (b64) {
-		st_sha256_hex(der, (size_t)len, hex);
-		EVP_EncodeBlock((unsigned char *)b64, der, len);
-		j = json_pack("{s:s,s:s,s:s,s:s}", "cert_serial", serial, "cert_sha256", hex, "cert", b64, "role", role);
-	}
-	free(b64);
-	OPENSSL_free(der);
-	return j;
-}
-
 /* The IAK certificate of a device that fails before it is installed is
  * revoked at once (the IDevID's is swept at the end of the run). */
 static int
@@ -311,63 +292,34 @@ out:
 
 /* ---- SIGN, INSTALL, LOCK ----------------------------------------------------- */
 
-/* The IAK certificate: quota, "issuing" (durable) before the HSM signs,
- * "issued" after, as for every certificate. */
+/* The IAK certificate: JOURNAL + SIGN as for every certificate
+ * (eng_issue), then its DER into the TPM_NV_WRITE request. */
 static int
 sign_iak(struct worker *w, struct dev *d)
 {
-	station *st = w->eng->st;
 	struct tpm_state *t = d->tpm;
 	uint8_t *spki = NULL, h[32];
 	size_t len = 0;
-	char serial[ST_CERT_SERIAL_HEX_LEN + 1], got[ST_CERT_SERIAL_HEX_LEN + 1], hex[ST_SHA256_HEX_LEN + 1];
+	char serial[ST_CERT_SERIAL_HEX_LEN + 1], name[JIG_STR_MAX + 8];
 	X509 *cert = NULL;
 	int ret = -1;
 
-	d->step = "journal";
-	ui_step(w->eng->u, w->idx, d->step);
-	if (station_quota_take(st, &d->err) < 0) {
-		eng_journal(w, d, "quota", "fail", json_pack("{s:s}", "error", d->err.msg));
-		if (d->err.code == ST_E_QUOTA)
-			eng_set_stop(w->eng, RUN_STOP_QUOTA, d->err.msg);
+	if (tv_spki(&t->iak, &spki, &len, &d->err) < 0)
 		return eng_fail(d, "journal", ADV_ENGINEERING);
-	}
-	if (station_cert_serial(serial) < 0 || tv_spki(&t->iak, &spki, &len, &d->err) < 0) {
-		st_err_set(&d->err, ST_E_CRYPTO, "no random serial number");
-		return eng_fail(d, "journal", ADV_ENGINEERING);
-	}
 	st_sha256(spki, len, h);
 	OPENSSL_free(spki);
-	st_hex(h, 32, hex);
-	if (eng_journal(w, d, "issuing", "ok", json_pack("{s:s,s:s,s:s,s:s}", "cert_serial", serial, "pubkey_sha256", hex,
-	        "issuer_key_id", st->ca_key_id, "role", "iak")) < 0)
-		return eng_fail(d, "journal", ADV_ENGINEERING);
-	d->step = "sign";
-	ui_step(w->eng->u, w->idx, d->step);
-	if (station_issue_iak(st, t->iak_key, &d->info, serial, &cert, &d->err) < 0) {
-		eng_set_stop(w->eng, RUN_STOP_HSM, d->err.msg);
-		return eng_fail(d, "sign", ADV_ENGINEERING);
-	}
-	if (eng_cert_serial_hex(cert, got) < 0 || strcmp(got, serial) != 0) {
-		st_err_set(&d->err, ST_E_CRYPTO, "the HSM issued serial %s, the journal announced %s", got, serial);
-		eng_fail(d, "sign", ADV_ENGINEERING);
-		goto out;
-	}
-	snprintf(t->iak_serial, sizeof(t->iak_serial), "%s", serial);
-	if (eng_journal(w, d, "issued", "ok", cert_json(cert, serial, "iak")) < 0) {
-		fail_tpm(w, d, "sign", ADV_ENGINEERING);
-		goto out;
-	}
+	snprintf(name, sizeof(name), "%s.iak", d->info.serial);
 	{
-		char name[JIG_STR_MAX + 8];
+		eng_issue_req rq = { .pubkey_sha256 = h, .key = t->iak_key, .role = "iak", .file = name };
 
-		snprintf(name, sizeof(name), "%s.iak", d->info.serial);
-		if (station_save_cert(st, name, cert, &d->err) < 0) {
-			eng_stop_write(w->eng, &d->err);
-			fail_tpm(w, d, "sign", ADV_DISK);
+		if (eng_issue(w, d, &rq, serial, &cert) < 0) {
+			if (cert) /* issued: revoked at once */
+				snprintf(t->iak_serial, sizeof(t->iak_serial), "%s", serial);
+			fail_tpm(w, d, d->step, d->advice);
 			goto out;
 		}
 	}
+	snprintf(t->iak_serial, sizeof(t->iak_serial), "%s", serial);
 	/* INSTALL takes it from here. */
 	if (i2d_X509(cert, NULL) > JIG_BLOB_MAX) {
 		st_err_set(&d->err, ST_E_CONFIG, "IAK certificate exceeds the protocol's %d bytes", JIG_BLOB_MAX);
