@@ -98,11 +98,28 @@ usage(FILE *f)
 }
 
 /* Certificates issued for devices that then failed, and never installed,
- * are revoked at the end of the run (issue 8: cessationOfOperation). */
+ * are revoked at the end of the run (issue 8: cessationOfOperation): every
+ * such certificate of the device, not only its latest (a TPM has two). */
 struct sweep {
-	history_device *list;
+	history_cert *list;
 	size_t n, cap;
 };
+
+static int
+sweep_push(struct sweep *s, const history_cert *c)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		history_cert *l = realloc(s->list, cap * sizeof(*l));
+
+		if (!l)
+			return 1;
+		s->list = l;
+		s->cap = cap;
+	}
+	s->list[s->n++] = *c;
+	return 0;
+}
 
 /* The header and the run_started event (and rework's). */
 void
@@ -133,23 +150,28 @@ cmd_ui_start(ui *u, station *st, const char *command, unsigned count)
 }
 
 static int
-collect_abandoned(const history_device *e, void *ctx)
+collect_failed(const history_device *e, void *ctx)
+{
+	struct sweep *s = ctx;
+	history_cert c;
+
+	/* A failed device's certificates are looked at afterwards (the history
+	 * cannot be asked from inside its iteration): only .device is set. */
+	if (e->state != HISTORY_FAILED || !e->issued)
+		return 0;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.device, sizeof(c.device), "%s", e->serial);
+	return sweep_push(s, &c);
+}
+
+static int
+collect_uninstalled(const history_cert *c, void *ctx)
 {
 	struct sweep *s = ctx;
 
-	if (e->state != HISTORY_FAILED || !e->has_cert || e->cert_installed)
+	if (!c->issued || c->installed || c->revoked)
 		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		history_device *l = realloc(s->list, cap * sizeof(*l));
-
-		if (!l)
-			return 1;
-		s->list = l;
-		s->cap = cap;
-	}
-	s->list[s->n++] = *e;
-	return 0;
+	return sweep_push(s, c);
 }
 
 static void
@@ -162,7 +184,7 @@ note_closed(const history_cert *c, void *ctx)
 static int
 revoke_abandoned(station *st, ui *u, st_err *err)
 {
-	struct sweep s = { 0 };
+	struct sweep s = { 0 }, devs = { 0 };
 	size_t i;
 	int ret = 0;
 
@@ -170,21 +192,25 @@ revoke_abandoned(station *st, ui *u, st_err *err)
 	if (station_close_announced(st, note_closed, u, err) < 0)
 		return -1;
 
-	if (history_foreach_device(st->history, collect_abandoned, &s) != 0)
+	if (history_foreach_device(st->history, collect_failed, &devs) != 0)
 		ret = st_err_set(err, ST_E_NOMEM, "out of memory");
+	for (i = 0; i < devs.n && ret == 0; i++)
+		if (history_foreach_device_cert(st->history, devs.list[i].device, collect_uninstalled, &s) != 0)
+			ret = st_err_set(err, ST_E_NOMEM, "out of memory");
 	for (i = 0; i < s.n && ret == 0; i++) {
-		history_device *e = &s.list[i];
+		history_cert *e = &s.list[i];
 
-		ret = station_journal(st, NULL, e->serial, STEP_REVOKE, "ok",
-		    json_pack("{s:s,s:s,s:s}", "cert_serial", e->cert_serial, "reason", "cessationOfOperation", "why",
+		ret = station_journal(st, NULL, e->device, STEP_REVOKE, "ok",
+		    json_pack("{s:s,s:s,s:s}", "cert_serial", e->serial, "reason", "cessationOfOperation", "why",
 		        "issued but never installed: the device failed after signing"),
 		    0, err);
-		if (ret == 0 && station_retire_cert(st, e->serial, e->cert_serial, err) < 0)
+		if (ret == 0 && station_retire_cert(st, e->device, e->serial, err) < 0)
 			ret = -1;
 		if (ret == 0)
-			ui_revoked(u, e->serial, e->cert_serial, "cessationOfOperation",
+			ui_revoked(u, e->device, e->serial, "cessationOfOperation",
 			    "issued but never installed: the device failed after signing");
 	}
+	free(devs.list);
 	free(s.list);
 	return ret;
 }

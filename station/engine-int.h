@@ -149,7 +149,11 @@ typedef struct eng_issue_req {
 	const char *role;             /* a TPM's "iak" or "idevid" in both records; NULL: none */
 	const char *file;             /* certs/FILE.pem */
 } eng_issue_req;
-int eng_issue(struct worker *w, struct dev *d, const eng_issue_req *rq, char serial[ST_CERT_SERIAL_HEX_LEN + 1], X509 **out);
+int eng_issue(struct worker *w, struct dev *d, const eng_issue_req *rq, char serial[ST_CERT_SERIAL_HEX_LEN + 1],
+    X509 **out);
+/* Revoke (superseded, why) every certificate the journal holds live for the
+ * device: before a TPM gets new ones, every old one goes (it has two). */
+int eng_revoke_live(struct worker *w, struct dev *d, const char *why);
 int eng_step_install(struct worker *w, struct dev *d);
 int eng_step_lock(struct worker *w, struct dev *d);
 /* The jig negotiated protocol 1.1 (vendor chain and read-back by digest, lock receipt). */

@@ -547,6 +547,9 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 			c = &h->certs[d->live - 1];
 		if (c)
 			c->flags |= HC_INSTALLED;
+		/* A TPM's IAK certificate went into its NV beside the IDevID one. */
+		if (serial_bytes(detail(rec, "iak_cert_serial"), sn, &len) == 0 && (c = cert_find(h, sn, len)))
+			c->flags |= HC_INSTALLED;
 	} else if (strcmp(rec->step, "revoke") == 0 && ok && has_sn) {
 		if (!(c = cert_add(h, sn, len, d)))
 			return -1;

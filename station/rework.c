@@ -317,39 +317,6 @@ out:
 
 /* ---- TPM 2.0 devices (PROTOCOL.md section 11, "Rework") ---------------------- */
 
-struct live_certs {
-	char serial[8][41];
-	size_t n;
-};
-
-static int
-collect_live(const history_cert *c, void *ctx)
-{
-	struct live_certs *l = ctx;
-
-	if (c->issued && !c->revoked && l->n < sizeof(l->serial) / sizeof(l->serial[0]))
-		snprintf(l->serial[l->n++], sizeof(l->serial[0]), "%s", c->serial);
-	return 0;
-}
-
-/* Every certificate of the device the journal holds live (a TPM has two,
- * IAK and IDevID) is revoked, superseded. */
-static int
-revoke_device_certs(struct worker *w, struct dev *d)
-{
-	struct live_certs l = { .n = 0 };
-	size_t i;
-
-	if (history_foreach_device_cert(w->eng->st->history, d->info.serial, collect_live, &l) != 0) {
-		st_err_set(&d->err, ST_E_NOMEM, "out of memory");
-		return eng_fail(d, STEP_RETIRE, ADV_ENGINEERING);
-	}
-	for (i = 0; i < l.n; i++)
-		if (revoke_once(w, d, l.serial[i]) < 0)
-			return -1;
-	return 0;
-}
-
 /* The IDevID certificate this station issued to the TPM, from the journal
  * (never from the device), checked as an SE's current certificate is. */
 static int
@@ -424,10 +391,9 @@ tpm_rework_device(struct worker *w, struct dev *d, const struct before *h)
 		/* Resumed after TPM_RETIRE (its reply lost, the station stopped). */
 		json_object_set_new(w->extra, "old_cert_serial", json_string(h->dev.retired_serial));
 	}
-	if (revoke_device_certs(w, d) < 0)
-		goto out;
 	d->has_prior = history_device_get(w->eng->st->history, d->info.serial, &d->prior) == 0;
-	d->prior.has_cert = 0; /* nothing to resume: every certificate of it is revoked */
+	if (eng_revoke_live(w, d, "retired by this rework") < 0)
+		goto out;
 	if (tpm_issue(w, d) != 0) {
 		if (!d->step)
 			eng_fail(d, STEP_REWORK, ADV_ENGINEERING);

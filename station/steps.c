@@ -473,6 +473,58 @@ eng_step_sign(struct worker *w, struct dev *d)
 	return rc;
 }
 
+struct live_certs {
+	char (*serial)[ST_CERT_SERIAL_HEX_LEN + 1];
+	size_t n, cap;
+};
+
+static int
+collect_live(const history_cert *c, void *ctx)
+{
+	struct live_certs *l = ctx;
+
+	if (!c->issued || c->revoked)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 4;
+		char (*v)[ST_CERT_SERIAL_HEX_LEN + 1] = realloc(l->serial, cap * sizeof(*v));
+
+		if (!v)
+			return 1;
+		l->serial = v;
+		l->cap = cap;
+	}
+	snprintf(l->serial[l->n++], ST_CERT_SERIAL_HEX_LEN + 1, "%s", c->serial);
+	return 0;
+}
+
+int
+eng_revoke_live(struct worker *w, struct dev *d, const char *why)
+{
+	struct live_certs l = { 0 };
+	size_t i;
+	int ret = 0;
+
+	if (history_foreach_device_cert(w->eng->st->history, d->info.serial, collect_live, &l) != 0) {
+		st_err_set(&d->err, ST_E_NOMEM, "out of memory");
+		ret = eng_fail(d, d->step ? d->step : STEP_SIGN, ADV_ENGINEERING);
+	}
+	for (i = 0; i < l.n && ret == 0; i++) {
+		if (eng_journal(w, d, STEP_REVOKE, "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", l.serial[i], "reason",
+		        "superseded", "why", why)) < 0) {
+			ret = eng_fail(d, d->step ? d->step : STEP_SIGN, ADV_ENGINEERING);
+			break;
+		}
+		ui_revoked(w->eng->u, d->info.serial, l.serial[i], "superseded", why);
+	}
+	if (ret == 0 && d->has_prior) {
+		d->prior.has_cert = 0; /* nothing left to resume or to revoke */
+		d->prior.cert_serial[0] = '\0';
+	}
+	free(l.serial);
+	return ret;
+}
+
 int
 eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t len)
 {

@@ -431,6 +431,11 @@ tpm_issue(struct worker *w, struct dev *d)
 		return -1;
 	if (eng_stopping(w->eng))
 		return 1;
+	/* A TPM gets new keys every time: what an earlier attempt issued (an
+	 * IAK certificate, an IDevID one, or both) is revoked before new ones
+	 * exist. */
+	if (d->has_prior && eng_revoke_live(w, d, "the device resumed with new keys") < 0)
+		return fail_tpm(w, d, d->step, d->advice);
 	if (sign_iak(w, d) < 0)
 		return -1;
 	iak_len = w->req.u.tpm_nv_write_req.data.len;

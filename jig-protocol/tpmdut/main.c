@@ -36,7 +36,7 @@ usage(FILE *f)
 	           "                     swtpm:host=127.0.0.1,port=2321); the options below apply to the last one\n"
 	           "  --keys-tcti TCTI   test fault: the device's IAK and IDevID live in this other TPM\n"
 	           "  --fault NAME       test fault: imported-idevid, stale-nonce, certify-other-key,\n"
-	           "                     rework-other-key, replay-challenge\n"
+	           "                     rework-other-key, replay-challenge, stall-nv-write\n"
 	           "  --listen URI       where to listen (default tcp:127.0.0.1:0, an ephemeral port)\n"
 	           "  --port-file FILE   write the bound URI there once listening\n"
 	           "  --id N             jig id tpmdut-N (default: the process id)\n"

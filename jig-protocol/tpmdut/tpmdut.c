@@ -12,7 +12,7 @@
 #include "tpmdut.h"
 
 static const char *const fault_names[] = { "imported-idevid", "stale-nonce", "certify-other-key", "rework-other-key",
-	"replay-challenge" };
+	"replay-challenge", "stall-nv-write" };
 
 unsigned
 tpmdut_fault_parse(const char *name)
@@ -187,6 +187,8 @@ tpm_command(tpmdut *t, const jig_msg *req, jig_msg *m)
 		memcpy(t->prev_nonce, req->u.tpm_certify_req.nonce, JIG_NONCE_LEN);
 		break;
 	case JIG_CMD_TPM_NV_WRITE:
+		if (t->devs[t->cur].faults & TPMDUT_F_STALL_NV_WRITE)
+			nanosleep(&(struct timespec){ .tv_sec = 20 }, NULL);
 		rc = tpm_dev_nv_write(t->dev, req->u.tpm_nv_write_req.which, &req->u.tpm_nv_write_req.data, &e);
 		break;
 	case JIG_CMD_TPM_NV_READ:

@@ -29,6 +29,7 @@ enum tpmdut_fault {
 	TPMDUT_F_CERTIFY_OTHER_KEY = 1u << 2, /* the certification is signed by another restricted key than the IAK */
 	TPMDUT_F_REWORK_OTHER_KEY = 1u << 3,  /* TPM_REWORK_SIGN signs with a new key of the TPM, not the IDevID */
 	TPMDUT_F_REPLAY_CHALLENGE = 1u << 4,  /* TPM_REWORK_SIGN signs the previous request's challenge */
+	TPMDUT_F_STALL_NV_WRITE = 1u << 5,    /* TPM_NV_WRITE answers after 20 s (a test kills the station meanwhile) */
 };
 unsigned tpmdut_fault_parse(const char *name); /* 0 when unknown */
 

@@ -5,10 +5,12 @@
  * and GnuTLS certtool, the IDevID key equal to the TPM's persistent key as
  * tpm2-tools reads it; and each way a TPM device can lie fails with no
  * certificate. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/sha.h>
 
@@ -316,6 +318,98 @@ START_TEST(tpm2_recipes_are_checked_key_by_key)
 }
 END_TEST
 
+static int revoked_as(json_t *recs, const char *serial, const char *reason);
+
+/* ---- resume ------------------------------------------------------------------ */
+
+/* `station run` on the TPM behind a tpmdut whose TPM_NV_WRITE stalls,
+ * killed once it reaches INSTALL (both certificates issued); the serials
+ * of the "issued" records since record `from` go into got[2]. */
+static void
+crash_after_issuing(stu_ws *w, size_t idx, const char *serial, size_t from, char got[2][41])
+{
+	static const char *const stall[] = { "--fault", "stall-nv-write" };
+	char uri[300], *out = NULL;
+	json_t *recs, *rec;
+	size_t i, k = 0;
+	stu_run r;
+	int t;
+
+	start_dut(&idx, 1, stall, uri, sizeof(uri));
+	stu_station_start(w, uri, 1, 1, &r);
+	for (t = 0; t < 1200 && !(out && strstr(out, "\"install\"")); t++) {
+		free(out);
+		out = tu_slurp(r.out_path, NULL);
+		usleep(100 * 1000);
+	}
+	ck_assert_msg(out && strstr(out, "\"install\""), "the station never reached INSTALL:\n%s", stu_tail(out));
+	free(out);
+	ck_assert_int_eq(kill(r.pid, SIGKILL), 0);
+	stu_station_wait(&r, 30);
+	ck_assert_int_eq(r.status, 128 + SIGKILL);
+	stu_run_clear(&r);
+	tu_tpmdut_stop(duts[--nduts]);
+	recs = rw_records(w, serial);
+	json_array_foreach(recs, i, rec)
+		if (i >= from && strcmp(stu_str(rec, "step"), "issued") == 0 && k < 2)
+			snprintf(got[k++], 41, "%s", rw_detail(rec, "cert_serial"));
+	json_decref(recs);
+	ck_assert_uint_eq(k, 2);
+}
+
+/* A TPM device whose run stopped after both its certificates were issued
+ * comes back: whether it then fails before signing (the end of the run
+ * revokes both, cessationOfOperation) or passes (both superseded before the
+ * new ones), no certificate of an earlier attempt stays live, the IAK's no
+ * more than the IDevID's. */
+START_TEST(a_resumed_tpm_keeps_no_certificate_of_an_earlier_attempt)
+{
+	static const char *const other_key[] = { "--fault", "certify-other-key" };
+	char uri[300], serial[20], first[2][41], second[2][41];
+	size_t idx, n;
+	json_t *recs, *ev;
+	stu_ws *w;
+	stu_run r;
+
+	idx = new_tpm(&ca);
+	write_bundle();
+	w = stu_ws_new(tu_pki);
+	tpm_recipe(w);
+	tpm_serial(idx, serial);
+	crash_after_issuing(w, idx, serial, 0, first);
+	/* Back, and it fails before anything new is signed. */
+	start_dut(&idx, 1, other_key, uri, sizeof(uri));
+	stu_station_run(w, uri, 1, 1, &r);
+	ck_assert_msg(r.status == 1, "station run: exit %d\n%s", r.status, stu_tail(r.out));
+	ck_assert_ptr_nonnull(ev = stu_event(&r, "failed", serial));
+	ck_assert_str_eq(stu_str(ev, "step"), "verify");
+	stu_run_clear(&r);
+	tu_tpmdut_stop(duts[--nduts]);
+	recs = rw_records(w, serial);
+	ck_assert_msg(revoked_as(recs, first[0], "cessationOfOperation"), "IAK certificate %s of the crashed run is live",
+	    first[0]);
+	ck_assert_msg(revoked_as(recs, first[1], "cessationOfOperation"), "IDevID certificate %s of the crashed run is "
+	    "live", first[1]);
+	n = json_array_size(recs);
+	json_decref(recs);
+	/* Crashed again after issuing, then back and it passes. */
+	crash_after_issuing(w, idx, serial, n, second);
+	start_dut(&idx, 1, NULL, uri, sizeof(uri));
+	stu_station_run(w, uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s", r.status, stu_tail(r.out));
+	stu_run_clear(&r);
+	recs = rw_records(w, serial);
+	ck_assert_msg(revoked_as(recs, second[0], "superseded"), "IAK certificate %s of the crashed run is live", second[0]);
+	ck_assert_msg(revoked_as(recs, second[1], "superseded"), "IDevID certificate %s of the crashed run is live",
+	    second[1]);
+	ck_assert_uint_eq(rw_count(recs, "issued", "ok"), 6);
+	ck_assert_uint_eq(rw_count(recs, "revoke", "ok"), 4);
+	json_decref(recs);
+	stu_audit_verify(w);
+	stu_ws_free(w);
+}
+END_TEST
+
 /* ---- rework ------------------------------------------------------------------- */
 
 /* One TPM provisioned by `station run`; then tpmdut is started again with
@@ -457,6 +551,7 @@ main(void)
 	tcase_add_test(tc, five_tpms_on_two_jigs_get_both_certificates);
 	tcase_add_test(tc, lying_tpm_devices_fail_with_no_certificate);
 	tcase_add_test(tc, tpm2_recipes_are_checked_key_by_key);
+	tcase_add_test(tc, a_resumed_tpm_keeps_no_certificate_of_an_earlier_attempt);
 	tcase_add_test(tc, tpm_rework_proves_the_idevid_and_issues_anew);
 	tcase_add_test(tc, tpm_rework_refuses_another_key_and_a_replayed_challenge);
 	return tu_run_suite(s);
