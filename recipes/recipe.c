@@ -854,6 +854,44 @@ read_rework(walk *w, const ynode *root)
 		r->rework.crl_next_update_days = (int)v;
 }
 
+#define HALT_WINDOW_MAX 1000 /* = the history's window (station/history.c) */
+
+static void
+read_halt(walk *w, const ynode *root)
+{
+	static const char *const keys[] = { "attestation_failures", "within", "identical_posture_failures",
+		"authorizers", NULL };
+	char path[RECIPE_PATH_MAX];
+	const ynode *m = section(w, root, "", "halt", false, keys, NULL, path), *k, *n;
+	recipe *r = w->r;
+
+	if (!m)
+		return;
+	k = rc_get(m, "attestation_failures");
+	n = rc_get(m, "within");
+	rc_get_int(w->c, m, "halt", "attestation_failures", false, 1, HALT_WINDOW_MAX, &r->halt.attestation_failures);
+	rc_get_int(w->c, m, "halt", "within", false, 1, HALT_WINDOW_MAX, &r->halt.within);
+	rc_get_int(w->c, m, "halt", "identical_posture_failures", false, 2, HALT_WINDOW_MAX,
+	    &r->halt.identical_posture_failures);
+	get_file(w, m, "halt", "authorizers", false, F_CA_BUNDLE, &r->halt.authorizers);
+	if (k && !n)
+		rc_err(w->c, k->kline, k->kcol, "halt.attestation_failures",
+		    "needs halt.within: among how many of the last devices (e.g. within: 20)");
+	else if (n && !k)
+		rc_err(w->c, n->kline, n->kcol, "halt.within", "needs halt.attestation_failures: how many failures among them");
+	else if (k && r->halt.within && r->halt.attestation_failures > r->halt.within)
+		rc_err(w->c, n->line, n->col, "halt.within", "%ld devices cannot hold %ld failures: give within >= "
+		    "attestation_failures", r->halt.within, r->halt.attestation_failures);
+	if (!k && !n && !rc_get(m, "identical_posture_failures"))
+		rc_err(w->c, m->kline, m->kcol, "halt", "give attestation_failures and within, or "
+		    "identical_posture_failures (or remove halt:)");
+	if (!r->halt.authorizers && !r->rework.authorizers)
+		rc_err(w->c, m->kline, m->kcol, "halt.authorizers", "a halted run resumes only with an authorization signed "
+		    "by someone this recipe trusts: give halt.authorizers (or rework.authorizers)");
+	else if (!r->halt.authorizers && !(r->halt.authorizers = strdup(r->rework.authorizers)))
+		rc_err(w->c, m->line, m->col, "halt.authorizers", "out of memory");
+}
+
 /* ---- load -------------------------------------------------------------------- */
 
 /* n strings and their array (NULL: none). */
@@ -907,6 +945,7 @@ recipe_free(recipe *r)
 	free(r->certificate.not_after);
 	free(r->certificate.hw_type);
 	free(r->certificate.crl_url);
+	free(r->halt.authorizers);
 	free(r->audit.dir);
 	free(r->audit.station_id);
 	free(r->metrics.file);
@@ -960,7 +999,7 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 {
 	static const char *const top[] = {
 		"recipe", "product", "jig", "se", "hsm", "certificate", "quota", "lifecycle", "audit", "metrics", "rework",
-		NULL,
+		"halt", NULL,
 	};
 	rctx c = { name, data, len, errs, 0 };
 	walk w = { &c, NULL, opts ? opts->root : NULL };
@@ -1000,6 +1039,7 @@ recipe_load_buffer(const char *name, const void *data, size_t len, const recipe_
 	read_audit(&w, root);
 	read_metrics(&w, root);
 	read_rework(&w, root);
+	read_halt(&w, root);
 	/* Rework accepts our own intermediate unless the recipe lists others. */
 	if (!rc_get(rc_get(root, "rework"), "intermediates") && r->hsm.intermediate_cert) {
 		if (!(r->rework.intermediates = calloc(1, sizeof(char *))) ||

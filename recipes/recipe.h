@@ -145,6 +145,15 @@ typedef struct recipe {
 		char *authorizers;      /* PEM: who may sign rework authorizations (NULL: no rework) */
 		bool revoke_needs_authorization; /* station revoke too needs a signed authorization */
 	} rework;
+	/* Anomaly halt (0: rule off): the run stops issuing after
+	 * attestation_failures attestation or identity failures among the
+	 * last `within` devices, or identical_posture_failures posture
+	 * failures in a row with the same error; a signed resume lifts it. */
+	struct {
+		long attestation_failures, within;
+		long identical_posture_failures;
+		char *authorizers;      /* PEM: who may sign a resume (default rework.authorizers) */
+	} halt;
 } recipe;
 
 typedef struct recipe_load_opts {

@@ -76,9 +76,16 @@ printable(const char *s, size_t min, size_t max, int spaces)
 	return 1;
 }
 
+static int
+is_id(const char *s)
+{
+	return s && strlen(s) == AUTHZ_ID_HEX && strspn(s, "0123456789abcdef") == AUTHZ_ID_HEX;
+}
+
 int
-authz_create(const char *type, const char *const *serials, size_t n_serials, const char *reason, long seconds,
-    EVP_PKEY *key, X509 *cert, uint8_t **der, size_t *der_len, st_err *err)
+authz_create(const char *type, const char *const *serials, size_t n_serials, uint64_t halt_seq,
+    const char *halt_id, const char *reason, long seconds, EVP_PKEY *key, X509 *cert, uint8_t **der, size_t *der_len,
+    st_err *err)
 {
 	uint8_t rnd[AUTHZ_ID_HEX / 2];
 	char id[AUTHZ_ID_HEX + 1], issued[32], expires[32], subject[512];
@@ -97,6 +104,9 @@ authz_create(const char *type, const char *const *serials, size_t n_serials, con
 		if (!printable(serials[i], 1, 64, 0))
 			return st_err_set(err, ST_E_CONFIG, "SE serial \"%.64s\": expected 1..64 printable ASCII characters",
 			    serials[i]);
+	if (strcmp(type, "resume") == 0 ? !halt_seq || !is_id(halt_id) : halt_seq || halt_id)
+		return st_err_set(err, ST_E_CONFIG, "a resume, and only a resume, names a halt: its seq and %d-digit id",
+		    AUTHZ_ID_HEX);
 	if (st_x509_check_role(cert, ST_ROLE_AUTHORIZE, err) < 0)
 		return -1;
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -115,6 +125,9 @@ authz_create(const char *type, const char *const *serials, size_t n_serials, con
 	          subject)))
 		goto nomem;
 	list = NULL;
+	if (halt_seq && json_object_set_new(body, "halt", json_pack("{s:I,s:s}", "seq", (json_int_t)halt_seq, "id",
+	        halt_id)) < 0)
+		goto nomem;
 	if (!(text = json_dumps(body, JSON_SORT_KEYS | JSON_COMPACT)))
 		goto nomem;
 	ret = st_cms_sign_attached(key, cert, NULL, text, strlen(text), der, der_len, err);
@@ -139,9 +152,9 @@ static int
 parse_body(const char *path, const uint8_t *text, size_t len, authz *a, st_err *err)
 {
 	static const char *const keys[] = { "format", "version", "id", "type", "serials", "reason", "issued", "expires",
-		"signer", NULL };
+		"signer", "halt", NULL };
 	json_error_t jerr;
-	json_t *o = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr), *v, *list;
+	json_t *o = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr), *v, *list, *halt;
 	const char *key;
 	size_t i, k;
 	int ret = -1;
@@ -164,8 +177,7 @@ parse_body(const char *path, const uint8_t *text, size_t len, authz *a, st_err *
 		st_err_set(err, ST_E_VERIFY, "%s: not a version 1 %s token", path, AUTHZ_FORMAT);
 		goto out;
 	}
-	if (!str(o, "id") || strlen(str(o, "id")) != AUTHZ_ID_HEX || strspn(str(o, "id"), "0123456789abcdef") !=
-	        AUTHZ_ID_HEX) {
+	if (!is_id(str(o, "id"))) {
 		st_err_set(err, ST_E_VERIFY, "%s: id: expected %d lower-case hex digits", path, AUTHZ_ID_HEX);
 		goto out;
 	}
@@ -195,6 +207,22 @@ parse_body(const char *path, const uint8_t *text, size_t len, authz *a, st_err *
 			st_err_set(err, ST_E_NOMEM, "out of memory");
 			goto out;
 		}
+	}
+	/* A resume names the halt it lifts; nothing else names one. */
+	halt = json_object_get(o, "halt");
+	if (halt && (!json_is_object(halt) || json_object_size(halt) != 2 ||
+	                !json_is_integer(json_object_get(halt, "seq")) || json_integer_value(json_object_get(halt, "seq")) < 1 ||
+	                !is_id(str(halt, "id")))) {
+		st_err_set(err, ST_E_VERIFY, "%s: halt: expected {\"seq\": N, \"id\": %d hex digits}", path, AUTHZ_ID_HEX);
+		goto out;
+	}
+	if (!halt != (strcmp(str(o, "type"), "resume") != 0)) {
+		st_err_set(err, ST_E_VERIFY, "%s: a resume, and only a resume, names the halt it lifts", path);
+		goto out;
+	}
+	if (halt) {
+		a->halt_seq = (uint64_t)json_integer_value(json_object_get(halt, "seq"));
+		snprintf(a->halt_id, sizeof(a->halt_id), "%s", str(halt, "id"));
 	}
 	snprintf(a->id, sizeof(a->id), "%s", str(o, "id"));
 	snprintf(a->type, sizeof(a->type), "%s", str(o, "type"));

@@ -6,6 +6,7 @@
 #define STATION_AUTHZ_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -25,15 +26,19 @@ typedef struct authz {
 	time_t issued, expires;
 	char **serials;            /* the SEs it names (rework) */
 	size_t n_serials;
+	uint64_t halt_seq;         /* resume: the halt it lifts, its record's seq ... */
+	char halt_id[AUTHZ_ID_HEX + 1]; /* ... and halt_id */
 } authz;
 
 /* Parse a duration: N followed by s, m, h or d ("8h"); 1 s .. AUTHZ_MAX_SECONDS. */
 int authz_duration_parse(const char *text, long *seconds, st_err *err);
 
 /* Make a token: *der (malloc'd) signed by key/cert, which must hold the
- * authorization role. */
-int authz_create(const char *type, const char *const *serials, size_t n_serials, const char *reason, long seconds,
-    EVP_PKEY *key, X509 *cert, uint8_t **der, size_t *der_len, st_err *err);
+ * authorization role.  A "resume" names the halt it lifts (halt_seq,
+ * halt_id); the other types name none (0, NULL). */
+int authz_create(const char *type, const char *const *serials, size_t n_serials, uint64_t halt_seq,
+    const char *halt_id, const char *reason, long seconds, EVP_PKEY *key, X509 *cert, uint8_t **der, size_t *der_len,
+    st_err *err);
 
 /* Read and check the token at path: CMS up to trust_pem (the recipe's
  * authorizers), a signer of the authorization role, type want_type, issued

@@ -74,7 +74,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: station run --recipe FILE [--jig URI]... [--count N] [--operator NAME] [--json]\n"
-	    "                   [--require-signed] [--trust PEM] [--metrics FILE.prom]\n"
+	    "                   [--require-signed] [--trust PEM] [--metrics FILE.prom] [--authorization FILE]\n"
 	    "                   " CLI_PIN_SYNOPSIS "\n"
 	    "\n"
 	    "Provision every device presented on the jigs: identify, check posture, authenticate,\n"
@@ -90,11 +90,13 @@ usage(FILE *f)
 	    "  --trust PEM        trust anchors for recipe signatures\n"
 	    "  --metrics FILE     write the run's metrics there after every device, for node_exporter's\n"
 	    "                     textfile collector (default: the recipe's metrics.file; see station(1))\n"
+	    "  --authorization FILE  a signed resume (station authorize resume) that lifts the\n"
+	    "                     anomaly halt the journal holds (recipe halt:); used once\n"
 	    CLI_PIN_HELP
 	    "\n"
 	    "Exit: 0 every device passed and --count was reached (without --count: stopped by Ctrl-C),\n"
 	    "1 a device failed, 2 usage or configuration error, 3 stopped early (signal, quota, HSM,\n"
-	    "every jig taken out), 4 the audit folder cannot be written (disk full).\n");
+	    "every jig taken out, anomaly halt), 4 the audit folder cannot be written (disk full).\n");
 }
 
 /* Certificates issued for devices that then failed, and never installed,
@@ -227,11 +229,13 @@ cmd_run_main(int argc, char **argv)
 		{ "require-signed", no_argument, NULL, 'S' },
 		{ "trust", required_argument, NULL, 't' },
 		{ "metrics", required_argument, NULL, 'm' },
+		{ "authorization", required_argument, NULL, 'A' },
 		CLI_PIN_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *recipe_path = NULL, *operator_name = NULL, *trust = NULL, *metrics_file = NULL;
+	const char *authz_path = NULL;
 	const char **jigs = NULL;
 	size_t njigs = 0;
 	unsigned long count = 0;
@@ -289,6 +293,9 @@ cmd_run_main(int argc, char **argv)
 		case 'm':
 			metrics_file = optarg;
 			break;
+		case 'A':
+			authz_path = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			ret = EXIT_OK;
@@ -310,6 +317,17 @@ cmd_run_main(int argc, char **argv)
 		goto out;
 	}
 	cli_station_warnings("run", st);
+	/* A signed resume lifts the anomaly halt the journal holds (once). */
+	if (authz_path) {
+		char signer[512];
+
+		if (station_halt_resume(st, authz_path, signer, sizeof(signer), &err) < 0) {
+			fprintf(stderr, "station run: %s\n", err.msg);
+			ret = err.sys == ENOSPC || err.sys == EDQUOT ? EXIT_DISK : EXIT_USAGE;
+			goto out;
+		}
+		fprintf(stderr, "station run: halt lifted: resume authorized by %s\n", signer);
+	}
 	if (njigs == 0) {
 		const char *def = station_default_jig(st);
 

@@ -36,6 +36,7 @@ struct engine {
 	unsigned running; /* workers still going */
 	unsigned jigs_out; /* workers that took their jig out of the run */
 	int fatal;
+	int halting;            /* a worker is journaling the anomaly halt */
 	run_end end;            /* why, when fatal */
 	char fatal_msg[1024];
 	struct worker *workers; /* all of them, to see which SE each is working on */

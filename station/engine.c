@@ -22,6 +22,7 @@ run_end_name(run_end end)
 		[RUN_COMPLETED] = "completed", [RUN_STOP_INTERRUPT] = "interrupt", [RUN_STOP_SIGTERM] = "sigterm",
 		[RUN_STOP_SIGHUP] = "sighup", [RUN_STOP_QUIT] = "quit", [RUN_STOP_QUOTA] = "quota", [RUN_STOP_HSM] = "hsm",
 		[RUN_STOP_DISK_FULL] = "disk-full", [RUN_STOP_JOURNAL] = "write-error", [RUN_STOP_CONFIG] = "configuration", [RUN_STOP_JIG] = "jig",
+		[RUN_STOP_HALT] = "halt",
 	};
 
 	return (size_t)end < sizeof(names) / sizeof(names[0]) && names[end] ? names[end] : "unknown";
@@ -38,6 +39,7 @@ run_end_text(run_end end)
 		[RUN_STOP_JOURNAL] = "stopped: a write to the audit folder failed",
 		[RUN_STOP_CONFIG] = "stopped: configuration error",
 		[RUN_STOP_JIG] = "stopped: no jig left in the run (each was taken out after failing again and again)",
+		[RUN_STOP_HALT] = "halted: anomaly (a signed resume lifts it)",
 	};
 
 	return (size_t)end < sizeof(texts) / sizeof(texts[0]) && texts[end] ? texts[end] : "stopped";
@@ -444,6 +446,39 @@ eng_dev_clear(struct dev *d)
 	OPENSSL_free(d->cert_der);
 }
 
+/* After a device failed: when the recipe's halt rules are met, stop
+ * issuing on every jig at once, then journal the halt (one worker does). */
+static void
+check_halt(struct worker *w)
+{
+	struct engine *e = w->eng;
+	char reason[32], msg[512], full[sizeof(e->fatal_msg)], id[33];
+	uint64_t seq = 0;
+	int first;
+	st_err err;
+
+	if (!station_halt_due(e->st, reason, sizeof(reason), msg, sizeof(msg)))
+		return;
+	pthread_mutex_lock(&e->lock);
+	first = !e->halting;
+	e->halting = 1;
+	pthread_mutex_unlock(&e->lock);
+	if (!first)
+		return;
+	eng_set_stop(e, RUN_STOP_HALT, msg);
+	if (station_halt(e->st, reason, msg, &seq, id, &err) < 0) {
+		eng_stop_write(e, &err);
+		return;
+	}
+	snprintf(full, sizeof(full), "%s (halt %llu:%s); no certificate is issued until an authorizer signs a resume: "
+	    "station authorize resume --recipe FILE ..., then station run --authorization FILE", msg,
+	    (unsigned long long)seq, id);
+	pthread_mutex_lock(&e->lock);
+	if (e->end == RUN_STOP_HALT)
+		snprintf(e->fatal_msg, sizeof(e->fatal_msg), "%s", full);
+	pthread_mutex_unlock(&e->lock);
+}
+
 /* One SE serial on one jig at a time: the same serial on two jigs at once is
  * two SEs claiming one identity, and resume would let the second supersede
  * the first.  The journal catches a clone that comes after a pass; this
@@ -534,10 +569,11 @@ worker_main(void *arg)
 			eng_journal(w, d, STEP_ABANDONED, "abandoned", json_pack("{s:s}", "reason", "the run was stopped"));
 			ui_jig_note(e->u, w->idx, "run stopped: device left in the jig, it resumes on the next run");
 		} else {
-			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s}", "error", d->err.msg, "advice",
-			    advice_text[d->advice]));
+			eng_journal(w, d, d->step, "fail", json_pack("{s:s,s:s,s:s}", "error", d->err.msg, "advice",
+			    advice_text[d->advice], "disposition", advice_name[d->advice]));
 			eng_report_fail(w, d, d->step);
 			device_done(w, d, 0, d->step, t0);
+			check_halt(w);
 			if (eng_is_link_error(&d->err))
 				eng_drop_client(w);
 			if (w->client)
@@ -590,6 +626,11 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 		if (station_journal(st, NULL, NULL, "quota", "fail", json_pack("{s:s}", "error", err.msg), 0, &jerr) < 0)
 			eng_stop_write(&e, &jerr);
 		eng_set_stop(&e, RUN_STOP_QUOTA, err.msg);
+		njigs = 0;
+	}
+	/* A halted journal issues nothing until a signed resume lifts it. */
+	if (njigs && station_halt_check(st, &err) < 0) {
+		eng_set_stop(&e, RUN_STOP_HALT, err.msg);
 		njigs = 0;
 	}
 	/* A jig that cannot be reached at all when the run starts is a wrong

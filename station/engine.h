@@ -25,6 +25,7 @@ typedef enum run_end {
 	RUN_STOP_JOURNAL,   /* the journal or the certificate copies: another write error */
 	RUN_STOP_CONFIG,    /* configuration found wrong during the run, or no jig reachable */
 	RUN_STOP_JIG,       /* the last jig in the run was taken out: it kept failing */
+	RUN_STOP_HALT,      /* the recipe's anomaly halt: too many attestation or posture failures */
 } run_end;
 
 /* The --json "reason" and the words of the last line. */

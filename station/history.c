@@ -67,6 +67,7 @@ struct table {
 };
 
 #define MAX_REASONS 32
+#define HALT_WINDOW 1000 /* device outcomes the anomaly halt looks back on (recipe halt.within at most) */
 #define MAX_ISSUERS 16 /* intermediates one journal has seen (a rollover adds one) */
 
 struct history {
@@ -92,6 +93,15 @@ struct history {
 	unsigned nissuers;
 	char audit_key[ST_SHA256_HEX_LEN + 1];        /* SHA-256 of the last announced audit certificate ("audit-key") */
 	uint64_t audit_key_seq;
+	/* The anomaly halt: outcomes of the factory path's devices since the
+	 * last halt or resume (1 = attestation or identity failure), the
+	 * posture failures in a row with one error, the halt pending. */
+	uint8_t outcomes[HALT_WINDOW];
+	unsigned n_outcomes, next_outcome;
+	unsigned posture_streak;
+	char posture_error[256];
+	uint64_t halt_seq;
+	char halt_id[33], halt_reason[256];
 	unsigned cur_batch, cur_batch_issued;
 };
 
@@ -458,6 +468,56 @@ detail(const audit_record *rec, const char *name)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+static void
+anomaly_reset(history *h)
+{
+	h->n_outcomes = h->next_outcome = 0;
+	h->posture_streak = 0;
+	h->posture_error[0] = '\0';
+}
+
+/* The anomaly halt's view of a record (FORMAT.md, "halt"): 1 when it was a
+ * halt or resume record (nothing else to apply). */
+static int
+anomaly_apply(history *h, const audit_record *rec)
+{
+	const char *disp = detail(rec, "disposition"), *error = detail(rec, "error");
+	int posture;
+
+	if (!rec->device && strcmp(rec->step, STEP_HALT) == 0) {
+		snprintf(h->halt_id, sizeof(h->halt_id), "%s", detail(rec, "halt_id") ? detail(rec, "halt_id") : "");
+		snprintf(h->halt_reason, sizeof(h->halt_reason), "%s", detail(rec, "message") ? detail(rec, "message") : "");
+		h->halt_seq = rec->seq;
+		anomaly_reset(h);
+		return 1;
+	}
+	if (!rec->device && strcmp(rec->step, STEP_HALT_RESUME) == 0 && strcmp(rec->result, AUDIT_RESULT_OK) == 0) {
+		if (detail(rec, "halt_id") && strcmp(detail(rec, "halt_id"), h->halt_id) == 0)
+			h->halt_seq = 0;
+		anomaly_reset(h);
+		return 1;
+	}
+	/* Devices of the factory path only: a rework is its own command. */
+	if (!audit_is_terminal(rec->device, rec->step, rec->result) || json_is_true(json_object_get(rec->details, "rework")))
+		return 0;
+	h->outcomes[h->next_outcome] = disp && strcmp(disp, "quarantine") == 0;
+	h->next_outcome = (h->next_outcome + 1) % HALT_WINDOW;
+	if (h->n_outcomes < HALT_WINDOW)
+		h->n_outcomes++;
+	posture = strcmp(rec->step, "posture") == 0 && strcmp(rec->result, AUDIT_RESULT_FAIL) == 0 && disp &&
+	          strcmp(disp, "wrong-part") == 0 && error;
+	if (posture && h->posture_streak && strncmp(h->posture_error, error, sizeof(h->posture_error) - 1) == 0) {
+		h->posture_streak++;
+	} else if (posture) {
+		h->posture_streak = 1;
+		snprintf(h->posture_error, sizeof(h->posture_error), "%s", error);
+	} else {
+		h->posture_streak = 0;
+		h->posture_error[0] = '\0';
+	}
+	return 0;
+}
+
 static int
 apply_locked(history *h, const audit_record *rec, unsigned batch)
 {
@@ -500,6 +560,8 @@ apply_locked(history *h, const audit_record *rec, unsigned batch)
 	}
 	if (strcmp(rec->step, STEP_ISSUING) == 0)
 		h->issuing++;
+	if (anomaly_apply(h, rec))
+		return 0;
 	if (strcmp(rec->step, AUDIT_STEP_AUDIT_KEY) == 0 && !rec->device && ok) {
 		const char *sha = detail(rec, "cert_sha256");
 
@@ -912,6 +974,33 @@ history_last_crl_number(history *h, const char *issuer_key_id)
 	}
 	pthread_mutex_unlock(&h->lock);
 	return n;
+}
+
+void
+history_anomaly(history *h, unsigned within, unsigned *failures, unsigned *streak, char *error, size_t cap)
+{
+	unsigned i, n;
+
+	pthread_mutex_lock(&h->lock);
+	n = within < h->n_outcomes ? within : h->n_outcomes;
+	for (*failures = 0, i = 1; i <= n; i++)
+		*failures += h->outcomes[(h->next_outcome + HALT_WINDOW - i) % HALT_WINDOW];
+	*streak = h->posture_streak;
+	snprintf(error, cap, "%s", h->posture_error);
+	pthread_mutex_unlock(&h->lock);
+}
+
+uint64_t
+history_halt_pending(history *h, char id[33], char *reason, size_t cap)
+{
+	uint64_t seq;
+
+	pthread_mutex_lock(&h->lock);
+	seq = h->halt_seq;
+	snprintf(id, 33, "%s", h->halt_id);
+	snprintf(reason, cap, "%s", h->halt_reason);
+	pthread_mutex_unlock(&h->lock);
+	return seq;
 }
 
 uint64_t

@@ -141,6 +141,15 @@ typedef struct history_release {
 int history_foreach_release(history *h, int (*cb)(const history_release *r, void *ctx), void *ctx);
 /* "issuing" records (any result) in the whole journal. */
 unsigned history_issuing_count(history *h);
+/* The anomaly halt (FORMAT.md "halt"): among the last `within` devices
+ * of the factory path since the last halt or resume, how many failed
+ * attestation or identity ("disposition" quarantine); how many posture
+ * failures in a row ended the last devices with one error, and that
+ * error (into error, cap bytes). */
+void history_anomaly(history *h, unsigned within, unsigned *failures, unsigned *streak, char *error, size_t cap);
+/* The seq of the halt record no resume has lifted yet (0: none), its
+ * halt_id and its message. */
+uint64_t history_halt_pending(history *h, char id[33], char *reason, size_t cap);
 /* The seq of the last "audit-key" record (0: none) and the SHA-256 (hex)
  * of the audit certificate it announced, into sha256. */
 uint64_t history_audit_key(history *h, char sha256[ST_SHA256_HEX_LEN + 1]);

@@ -116,6 +116,20 @@ void station_quota_load(station *st);
  * it; signer gets the certificate's subject. */
 int station_quota_release(station *st, struct hsm_key *key, const char *reason, char *signer, size_t signer_len,
     st_err *err);
+/* ---- halt.c: the anomaly halt (recipe halt:) ---- */
+
+/* 1 when the history meets one of the recipe's halt rules: reason
+ * ("attestation", "posture") and the operator's message; 0 otherwise. */
+int station_halt_due(station *st, char *reason, size_t reason_cap, char *msg, size_t msg_cap);
+/* Journal a "halt" record (durable) with a fresh halt_id; *seq and id get
+ * the halt's seq and id (what a resume names). */
+int station_halt(station *st, const char *reason, const char *msg, uint64_t *seq, char id[33], st_err *err);
+/* ST_E_STATE, saying which halt and how to lift it, while a halt is pending. */
+int station_halt_check(station *st, st_err *err);
+/* Lift the pending halt with the resume at path (signed by halt.authorizers,
+ * naming this halt): a "halt-resume" record; signer gets who signed it. */
+int station_halt_resume(station *st, const char *path, char *signer, size_t signer_cap, st_err *err);
+
 /* The recipe's default jig URI, or NULL. */
 const char *station_default_jig(station *st);
 /* Keep a copy of an issued certificate in certs_dir (SERIAL.pem). */

@@ -29,6 +29,8 @@ static const step_def steps[] = {
 	{ STEP_RETIRE, "RETIRE", 0 },
 	{ STEP_REVOKE, "REVOKE", 0 },
 	{ STEP_CRL, "CRL", 0 },
+	{ STEP_HALT, "HALT", 0 },
+	{ STEP_HALT_RESUME, "HALT", 0 },
 };
 
 const step_def *

@@ -34,6 +34,8 @@
 #define STEP_REWORK_AUTH "rework-auth"
 #define STEP_CRL "crl"
 #define STEP_QUOTA_RELEASE "quota-release" /* a station record: a signed release of the shift quota */
+#define STEP_HALT "halt"               /* the anomaly halt: the run stops issuing */
+#define STEP_HALT_RESUME "halt-resume" /* a signed resume lifts it */
 
 typedef struct step_def {
 	const char *name;    /* journal and --json spelling */
