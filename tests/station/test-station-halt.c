@@ -102,6 +102,66 @@ authorize_resume(stu_ws *w, const char *how, const char *value, const char *out_
 	return rc;
 }
 
+
+/* A token over body (JSON, printf-safe) signed with stock openssl by a file
+ * key of the authorization role under the test root: the station's parser
+ * sees exactly these bytes. */
+static char *
+body_token(stu_ws *w, const char *name, const char *body)
+{
+	char *path = NULL, *out = NULL;
+	int rc;
+
+	ck_assert_int_ne(asprintf(&path, "%s/%s.der", w->dir, name), -1);
+	rc = tu_shf(&out,
+	    "set -e; cd '%s'; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s.key; "
+	    "printf 'keyUsage=critical,digitalSignature\\nextendedKeyUsage=emailProtection,"
+	    "2.25.55189662177780663467762906544539105105.1.3\\n' > %s.ext; "
+	    "openssl req -new -key %s.key -subj '/O=Station Test/CN=%s' 2>/dev/null | openssl x509 -req -CA pki/root-ca.pem "
+	    "-CAkey pki/root-ca.key -extfile %s.ext -days 2 -out %s.pem 2>/dev/null; printf '%%s' '%s' > %s.json; "
+	    "openssl cms -sign -binary -nodetach -outform DER -in %s.json -out '%s' -signer %s.pem -inkey %s.key",
+	    w->dir, name, name, name, name, name, name, body, name, name, path, name, name);
+	ck_assert_msg(rc == 0, "%s", out);
+	free(out);
+	return path;
+}
+
+/* Malformed resumes, signed by someone the recipe trusts: each refused
+ * (exit 2) and saying why; the halt stays. */
+static void
+malformed_resumes(stu_ws *w, const char *jig, const char *spec)
+{
+	static const struct {
+		const char *name, *halt, *type, *says;
+	} cases[] = {
+		{ "no-halt", "", "resume", "a resume, and only a resume, names the halt it lifts" },
+		{ "rework-halt", ",\"halt\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"seq\":3}", "rework",
+		  "a resume, and only a resume, names the halt it lifts" },
+		{ "seq-zero", ",\"halt\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"seq\":0}", "resume", "halt: expected" },
+		{ "id-short", ",\"halt\":{\"id\":\"0123\",\"seq\":3}", "resume", "halt: expected" },
+		{ "seq-text", ",\"halt\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"seq\":\"3\"}", "resume", "halt: expected" },
+		{ "extra", ",\"halt\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"seq\":3,\"all\":true}", "resume",
+		  "halt: expected" },
+		{ "not-object", ",\"halt\":[3]", "resume", "halt: expected" },
+	};
+	char body[1024], *path, *out = NULL;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(body, sizeof(body), "{\"expires\":\"2099-01-01T00:00:00Z\",\"format\":\"station-authorization\","
+		    "\"id\":\"00112233445566778899aabbccddeeff\",\"issued\":\"2020-01-01T00:00:00Z\",\"reason\":\"r\","
+		    "\"serials\":[],\"signer\":\"me\",\"type\":\"%s\",\"version\":1%s}", cases[i].type, cases[i].halt);
+		path = body_token(w, cases[i].name, body);
+		rc = tu_station(&out, "run", "--recipe", w->recipe, "--jig", jig, "--count", "1", "--authorization", path,
+		    NULL);
+		stu_expect(rc, out, 2, cases[i].says, cases[i].name);
+		free(path);
+	}
+	rc = tu_station(&out, "run", "--recipe", w->recipe, "--jig", jig, "--count", "1", NULL);
+	stu_expect(rc, out, 3, spec, "run after the malformed resumes: still halted");
+}
+
 START_TEST(test_attestation_halt_gang)
 {
 	stu_ws *w = halt_ws();
@@ -160,6 +220,8 @@ START_TEST(test_attestation_halt_gang)
 	    NULL);
 	stu_expect(rc, out, 2, "not the one pending", "run with a resume of another halt");
 	free(authz);
+
+	malformed_resumes(w, good->uri, spec);
 
 	/* The resume for this halt, found in the recipe's journal; used once. */
 	rc = authorize_resume(w, "--recipe", w->recipe, "resume.authz", &authz, &out);
