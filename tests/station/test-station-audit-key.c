@@ -179,14 +179,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("station-audit-key");
-	TCase *tc = tcase_create("audit-key");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-audit-key", "audit-key", 150, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, test_rollover);
 	tcase_add_test(tc, test_refused);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -280,14 +280,11 @@ END_TEST
 static Suite *
 suite(void)
 {
-	Suite *s = suite_create("station-halt");
-	TCase *tc = tcase_create("halt");
+	TCase *tc;
+	Suite *s = tu_pki_suite("station-halt", "halt", 240, &tc);
 
-	tcase_add_unchecked_fixture(tc, tu_pki_setup, tu_pki_teardown);
-	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_attestation_halt_gang);
 	tcase_add_test(tc, test_posture_halt);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
