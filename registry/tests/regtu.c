@@ -154,6 +154,12 @@ regtu_provision(regtu_station *s, const char *device, const char *serial, EVP_PK
 }
 
 void
+regtu_append(regtu_station *s, const char *device, const char *step, const char *result, json_t *details)
+{
+	append(s, device, step, result, details, 0);
+}
+
+void
 regtu_revoke(regtu_station *s, const char *device, const char *serial)
 {
 	append(s, device, "revoke", "ok", json_pack("{s:s,s:s,s:s}", "cert_serial", serial, "reason", "keyCompromise",

@@ -28,6 +28,8 @@ void regtu_station_close(regtu_station *s);
 extern const char *regtu_attest_as;
 void regtu_provision(regtu_station *s, const char *device, const char *serial, EVP_PKEY *key, int rework);
 /* A revoke record for the certificate serial of device. */
+/* One record of the caller's making (steals details). */
+void regtu_append(regtu_station *s, const char *device, const char *step, const char *result, json_t *details);
 void regtu_revoke(regtu_station *s, const char *device, const char *serial);
 /* Seal what is open and export every sealed batch to a fresh folder (malloc'd path). */
 char *regtu_export(regtu_station *s);

@@ -264,6 +264,40 @@ START_TEST(test_station_enrollment)
 }
 END_TEST
 
+/* An "issued" record whose certificate is not DER, though its journal is
+ * sealed and verifies: refused naming the record, nothing loaded. */
+START_TEST(test_bad_certificate_refused)
+{
+	static const char *const bad[] = { "AAAA", "MAA=", "not base64!" };
+	char *admin, *db = regtu_fresh_db(&pg, "t_badcert", &admin), *out = NULL, *b, *s1, *s2;
+	regtu_station st;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		regtu_station_open(&st, "line-c", "seal-a");
+		regtu_provision(&st, "SE-0C01", "c001", NULL, 0);
+		regtu_append(&st, "SE-0C02", "issued", "ok", json_pack("{s:s,s:s}", "cert_serial", "c002", "cert", bad[i]));
+		b = regtu_export(&st);
+		s1 = db_state(admin);
+		rc = regtu_ingest(db, b, &out);
+		ck_assert_msg(rc == 1 && strstr(out, "REFUSED: batch-000001.jsonl:6: seq 6: details.cert is not a base64 DER "
+		                                     "certificate"),
+		    "%s: (%d) %s", bad[i], rc, out);
+		free(out);
+		s2 = db_state(admin);
+		ck_assert_str_eq(s1, s2);
+		free(s1);
+		free(s2);
+		regtu_station_close(&st);
+		tu_rmtree(b);
+		free(b);
+	}
+	free(db);
+	free(admin);
+}
+END_TEST
+
 /* A copy of bundle, damaged by a shell fragment run inside it. */
 static char *
 damaged(const char *bundle, const char *sh)
@@ -681,6 +715,7 @@ main(void)
 	tcase_add_test(tc, test_load_idempotent_overlap);
 	tcase_add_test(tc, test_fork_refused_with_alarm);
 	tcase_add_test(tc, test_station_enrollment);
+	tcase_add_test(tc, test_bad_certificate_refused);
 	tcase_add_test(tc, test_bad_bundles_refused);
 	tcase_add_test(tc, test_alarms);
 	tcase_add_test(tc, test_database_down_mid_ingest);
