@@ -158,7 +158,10 @@ jig_stream_next(jig_stream *s, jig_frame *f)
 			/* Discard exactly the SOF we started at and search again. */
 			s->bad_frames += (uint64_t)bad_crc;
 			s->last_bad = e;
-			if (s->len >= 2 && (s->buf[1] < JIG_VERSION_MIN || s->buf[1] > JIG_VERSION_MAX))
+			/* The first refused version is the jig's: the search that
+			 * follows starts inside that frame's bytes and may take any
+			 * payload byte after a SOF for a version. */
+			if (!s->foreign_version && s->len >= 2 && (s->buf[1] < JIG_VERSION_MIN || s->buf[1] > JIG_VERSION_MAX))
 				s->foreign_version = s->buf[1];
 			s->skipped++;
 			stream_drop(s, 1);

@@ -170,7 +170,7 @@ typedef struct jig_stream {
 	uint64_t skipped;  /* bytes discarded while resynchronising */
 	uint64_t bad_frames; /* complete candidate frames refused for their CRC */
 	st_err last_bad;   /* why the last discarded candidate frame was rejected */
-	uint8_t foreign_version; /* version of the last frame refused for its version (0: none) */
+	uint8_t foreign_version; /* version of the first frame refused for its version since it was reset (0: none) */
 } jig_stream;
 
 void jig_stream_init(jig_stream *s);
