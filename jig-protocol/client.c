@@ -320,7 +320,7 @@ int
 jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *err)
 {
 	static _Thread_local jig_msg req, resp;
-	int saved_retries = c->retries, saved_timeout = c->timeout_ms[JIG_CMD_DUT_STATUS], rc;
+	int saved_retries = c->retries, saved_timeout = c->timeout_ms[JIG_CMD_DUT_STATUS], rc, cannot = 0;
 	unsigned old = 0;
 	uint64_t switched;
 	st_err e;
@@ -335,7 +335,7 @@ jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *e
 	memset(&req, 0, sizeof(req));
 	req.type = JIG_CMD_DUT_STATUS;
 	if (c->t->ops->set_baud && c->t->ops->set_baud(c->t, baud, &old, &e) < 0) {
-		rc = -1; /* this end cannot: the jig goes back by itself */
+		cannot = 1; /* this end cannot: the jig goes back by itself */
 	} else {
 		jig_stream_discard(&c->rx);
 		/* The confirmation: one try, answered within half the jig's window. */
@@ -344,7 +344,10 @@ jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *e
 		rc = jig_client_call(c, &req, &resp, &e);
 		c->retries = saved_retries;
 		c->timeout_ms[JIG_CMD_DUT_STATUS] = saved_timeout;
-		if (rc == 0)
+		/* Any intact answer, an ERROR frame too, crossed the line at the
+		 * new rate both ways and confirmed it at the jig: going back now
+		 * would leave the two ends at different rates. */
+		if (rc == 0 || e.code == ST_E_REMOTE)
 			return 0;
 		/* Revert: this end now, the jig once its window has passed. */
 		if (c->t->ops->set_baud && c->t->ops->set_baud(c->t, old, &old, err) < 0)
@@ -353,8 +356,10 @@ jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *e
 	{
 		uint64_t until = switched + confirm_ms + confirm_ms / 5 + 20, now;
 
+		/* tv_nsec stays below one second: a longer one is EINVAL, and the
+		 * loop would spin through a window of up to 6 s. */
 		while ((now = st_now_ms()) < until) {
-			struct timespec ts = { 0, (long)(until - now) * 1000000L };
+			struct timespec ts = { (time_t)((until - now) / 1000), (long)((until - now) % 1000) * 1000000L };
 
 			nanosleep(&ts, NULL);
 		}
@@ -363,7 +368,17 @@ jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *e
 	if (jig_client_call(c, &req, &resp, err) < 0)
 		return st_err_prefix(err, "jig %s: SET_BAUD: no answer at the old rate either after the switch to %u baud "
 		    "failed", c->t->uri, baud);
-	st_err_set(err, ST_E_TIMEOUT, "jig %s: SET_BAUD: no answer at %u baud within %u ms (%s); both ends are back at "
-	    "the old rate", c->t->uri, baud, confirm_ms / 2, e.msg);
+	if (cannot)
+		st_err_set(err, ST_E_CONFIG, "jig %s: SET_BAUD: this end cannot run at %u baud (%s); both ends are back at the "
+		    "old rate", c->t->uri, baud, e.msg);
+	else
+		st_err_set(err, ST_E_TIMEOUT, "jig %s: SET_BAUD: no answer at %u baud within %u ms (%s); both ends are back "
+		    "at the old rate", c->t->uri, baud, confirm_ms / 2, e.msg);
 	return 1;
+}
+
+unsigned
+jig_client_line_baud(const jig_client *c)
+{
+	return c->t->baud;
 }

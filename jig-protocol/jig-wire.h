@@ -29,6 +29,7 @@ struct jig_transport {
 	const struct jig_transport_ops *ops;
 	char uri[256];
 	void *priv;
+	unsigned baud; /* a serial line: the rate this end runs at now; 0 where there is none */
 };
 
 /* A jig URI taken apart (transport.c).  Bad syntax or values are ST_E_CONFIG

@@ -60,6 +60,9 @@ uint8_t jig_client_version(const jig_client *c);
  * confirm_ms ran out), checked with a DUT_STATUS; err says why.  -1: the
  * jig refused the rate (ST_E_REMOTE, nothing changed) or the line is lost. */
 int jig_client_set_baud(jig_client *c, uint32_t baud, unsigned confirm_ms, st_err *err);
+/* The rate this end's line runs at now (a serial jig); 0 where the
+ * transport has no line rate (TCP, USB). */
+unsigned jig_client_line_baud(const jig_client *c);
 /* Send req, wait for its response.  A jig ERROR frame gives ST_E_REMOTE with
  * err->remote = the jig's code.  Messages read "jig URI: CMD: what happened". */
 int jig_client_call(jig_client *c, const jig_msg *req, jig_msg *resp, st_err *err);

@@ -96,6 +96,7 @@ serial_set_baud(jig_transport *t, unsigned baud, unsigned *old, st_err *err)
 		st_err_prefix(err, "%u baud", baud);
 		goto out;
 	}
+	t->baud = baud;
 	ret = 0;
 out:
 	sp_free_config(cfg);
@@ -229,6 +230,7 @@ jig_serial_open(const jig_uri *u, const char *uri, jig_transport **out, st_err *
 		goto out;
 	}
 	port = NULL; /* owned by the transport now */
+	(*out)->baud = u->baud;
 	ret = 0;
 out:
 	if (port) {

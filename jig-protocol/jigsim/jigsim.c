@@ -435,9 +435,11 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	}
 	r->delay_ms += wire_ms(s, *out_len);
 	if (r->switch_to) {
+		/* The window opens once the answer has gone, after the delay the
+		 * caller sleeps before sending it (PROTOCOL.md section 8). */
 		s->revert_baud = s->line_baud;
 		s->line_baud = r->switch_to;
-		s->confirm_until = st_now_ms() + r->confirm_ms;
+		s->confirm_until = st_now_ms() + r->delay_ms + r->confirm_ms;
 	}
 	return 0;
 }

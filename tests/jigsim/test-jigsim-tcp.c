@@ -298,7 +298,9 @@ END_TEST
  * rates in HELLO, answers at the old rate, runs at the new one once a frame
  * confirms it; where nothing arrives at the new rate (--baud-fail) both ends
  * are back at the old rate within the confirmation window.  _i: 0 the switch
- * holds, 1 it reverts, 2 a rate the jig does not list is refused. */
+ * holds, 1 it reverts, 2 a rate the jig does not list is refused, 3 it
+ * reverts after a 2000 ms window, which the station waits out asleep (a
+ * nanosleep of over a second was refused, and the wait spun on the CPU). */
 START_TEST(test_set_baud)
 {
 	jigsim_config cfg;
@@ -306,6 +308,7 @@ START_TEST(test_set_baud)
 	jig_msg req, resp;
 	server sv;
 	st_err e;
+	struct timespec cpu0, cpu1;
 	double t0;
 	int rc;
 
@@ -314,13 +317,23 @@ START_TEST(test_set_baud)
 	cfg.nrates = 2;
 	cfg.rates[0] = 115200;
 	cfg.rates[1] = 921600;
-	cfg.baud_fail = _i == 1;
+	cfg.baud_fail = _i == 1 || _i == 3;
 	server_start(&sv, &cfg);
 	c = connect_to(&sv);
 	ck_assert_int_eq(jigsim_line_baud(sv.s), 115200);
 	t0 = (st_now_ms() / 1000.0);
-	rc = jig_client_set_baud(c, _i == 2 ? 460800 : 921600, 500, &e);
-	if (_i == 0) {
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+	rc = jig_client_set_baud(c, _i == 2 ? 460800 : 921600, _i == 3 ? 2000 : 500, &e);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+	if (_i == 3) {
+		double cpu = (double)(cpu1.tv_sec - cpu0.tv_sec) + (cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
+
+		ck_assert_msg(rc == 1 && strstr(e.msg, "no answer at 921600 baud within 1000 ms"), "%d: %s", rc, e.msg);
+		ck_assert_uint_eq(jigsim_line_baud(sv.s), 115200);
+		ck_assert_msg((st_now_ms() / 1000.0) - t0 >= 2.0, "back at the old rate after %.2f s, inside the jig's window",
+		    (st_now_ms() / 1000.0) - t0);
+		ck_assert_msg(cpu < 0.5, "waiting out the window took %.2f s of CPU", cpu);
+	} else if (_i == 0) {
 		ck_assert_msg(rc == 0, "%s", e.msg);
 		ck_assert_uint_eq(jigsim_line_baud(sv.s), 921600);
 		usleep(700 * 1000); /* past the window: confirmed, it stays */
@@ -360,7 +373,7 @@ suite(void)
 	tcase_add_test(tc, test_retransmission);
 	tcase_add_test(tc, test_faults);
 	tcase_add_test(tc, test_disconnect_keeps_dut);
-	tcase_add_loop_test(tc, test_set_baud, 0, 3);
+	tcase_add_loop_test(tc, test_set_baud, 0, 4);
 	suite_add_tcase(s, tc);
 	return s;
 }
