@@ -236,11 +236,19 @@ eng_open_jig(struct worker *w, st_err *err)
 		    "does not offer the TPM commands (HELLO capability bit 3)", w->uri);
 	}
 	if (eng_v11(w) && w->resp.u.hello.nrates > 0) {
-		/* A serial jig: the highest rate it lists, confirm-or-revert. */
+		/* A serial jig: the highest rate it lists, confirm-or-revert; a
+		 * line already as fast stays as it is (a station is not slowed
+		 * down by a jig that lists only slower rates). */
 		uint32_t baud = w->resp.u.hello.rates[w->resp.u.hello.nrates - 1];
+		unsigned cur = jig_client_line_baud(w->client);
 		st_err e;
-		int rc = jig_client_set_baud(w->client, baud, ENG_BAUD_CONFIRM_MS, &e);
+		int rc;
 
+		if (cur && baud <= cur) {
+			st_log("station", "jig %s: line stays at %u baud (HELLO lists nothing faster)", w->uri, cur);
+			return 0;
+		}
+		rc = jig_client_set_baud(w->client, baud, ENG_BAUD_CONFIRM_MS, &e);
 		if (rc < 0 && e.code != ST_E_REMOTE) {
 			*err = e;
 			eng_drop_client(w);
@@ -649,9 +657,16 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 	if (!reachable && njigs) {
 		char msg[sizeof(e.fatal_msg)];
 
-		snprintf(msg, sizeof(msg), "%s: %.800s; check the jig URI (--jig or the recipe's jig.uri), that the jig is "
-		    "powered and connected, then run again", njigs == 1 ? "the jig cannot be reached" :
-		    "none of the jigs can be reached, the first", first_err.msg);
+		/* A jig that answered HELLO with what the protocol does not allow
+		 * (a malformed rate list, say) was reached: its firmware is wrong. */
+		if (first_err.code == ST_E_PROTO)
+			snprintf(msg, sizeof(msg), "%s: %.800s; the jig answers but breaks the jig protocol: update its firmware "
+			    "(or the station), then run again", njigs == 1 ? "the jig cannot be used" :
+			    "none of the jigs can be used, the first", first_err.msg);
+		else
+			snprintf(msg, sizeof(msg), "%s: %.800s; check the jig URI (--jig or the recipe's jig.uri), that the jig is "
+			    "powered and connected, then run again", njigs == 1 ? "the jig cannot be reached" :
+			    "none of the jigs can be reached, the first", first_err.msg);
 		eng_set_fatal(&e, msg);
 		njigs = 0; /* start no worker */
 	}
