@@ -2,7 +2,7 @@
  * /dev/ttyUSB0 (a pty whose modem-control ioctls the test answers), jigsim
  * serves the other end; `station jig list|info` over it, the line settings
  * the station applies, configuration errors, stale input and garbage on
- * the line. */
+ * the line; the line rate protocol 1.1 negotiates (SET_BAUD). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +300,223 @@ START_TEST(test_run_five_with_garbage)
 }
 END_TEST
 
+/* ---- the line rate (issue 17 item 3, PROTOCOL.md section 8) ---------------------
+ *
+ * These tests put a jigsim with an emulated line (`baud`) on the pty, so the
+ * bed passes bytes only while both ends run at one rate (usbbed.h): a station
+ * end left at the wrong rate loses the conversation. */
+
+#define CONFIRM_MS 500             /* ENG_BAUD_CONFIRM_MS: what the station asks for */
+#define DUT_STATUS_TIMEOUT_MS 2000 /* the demo recipe's default timeout */
+
+/* Replace the fixture's line with a jigsim starting at `baud` whose HELLO
+ * lists rates[0..n), failing every switch when `fail`. */
+static void
+rate_line(unsigned baud, const uint32_t *rates, unsigned n, int fail)
+{
+	jigsim_config c;
+
+	bed_teardown();
+	jigsim_config_init(&c);
+	c.id = 7;
+	c.devices = 2;
+	c.baud = baud;
+	c.nrates = n;
+	memcpy(c.rates, rates, n * sizeof(rates[0]));
+	c.baud_fail = fail;
+	bed = ub_bed_new();
+	sim = ub_sim_new(tu_pki, &c);
+	line = ub_serial_add(bed, sim);
+}
+
+static unsigned
+count_of(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+
+	for (; (hay = strstr(hay, needle)); hay += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Two devices at URI's rate; both pass, no byte ever crossed between ends
+ * at different rates. */
+static void
+run_two(const char *uri, stu_run *r, ub_serial_stats *st)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+
+	stu_station_run(w, uri, 2, 1, r);
+	ck_assert_msg(r->status == 0 && stu_event_count(r, "passed") == 2, "station run: exit %d\n%s\n%s", r->status,
+	    stu_tail(r->out), stu_tail(r->err));
+	ck_assert_uint_eq(jigsim_released(sim), 2);
+	stu_ws_free(w);
+	ub_serial_get_stats(line, st);
+	ck_assert_msg(st->garbled_in == 0 && st->garbled_out == 0, "%u bytes and %u answers crossed at the wrong rate",
+	    st->garbled_in, st->garbled_out);
+}
+
+/* (a) The station moves both ends to the highest rate HELLO lists and the
+ * conversation goes on there: every answer after SET_BAUD's own went at
+ * 921600, the pty's termios says 921600 at the end, and nothing is noted. */
+START_TEST(test_baud_switch)
+{
+	static const uint32_t rates[] = { 115200, 460800, 921600 };
+	ub_serial_stats st;
+	unsigned baud = 0;
+	int rtscts = -1, is_8n1 = 0;
+	stu_run r;
+
+	rate_line(115200, rates, 3, 0);
+	run_two(URI, &r, &st);
+	ck_assert_uint_eq(st.requests[JIG_CMD_SET_BAUD], 1);
+	ck_assert_uint_eq(st.nchanges, 2); /* the open at 115200, the switch */
+	ck_assert_uint_eq(st.changes[0].baud, 115200);
+	ck_assert_uint_eq(st.changes[1].baud, 921600);
+	/* at 115200: HELLO and SET_BAUD; then the confirmation and both devices */
+	ck_assert_uint_eq(ub_serial_responses_at(&st, 115200), 2);
+	ck_assert_uint_ge(ub_serial_responses_at(&st, 921600), 1 + 2 * 8);
+	ck_assert_uint_eq(st.fallback_ms, 0);
+	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
+	ck_assert_uint_eq(baud, 921600);
+	ck_assert(is_8n1);
+	ck_assert_uint_eq(jigsim_line_baud(sim), 921600);
+	ck_assert_msg(!strstr(r.out, "SET_BAUD"), "a note about a switch that worked\n%s", stu_tail(r.out));
+	stu_run_clear(&r);
+}
+END_TEST
+
+/* (b) A jig that takes SET_BAUD and then never hears a frame at the new
+ * rate: the station goes back to 115200 after half the window, waits the
+ * jig's window out, and the conversation is back at 115200 within
+ * confirm_ms plus one timeout (asserted with a margin for a loaded
+ * machine: a bound on the behaviour, not a performance figure).  The
+ * operator is told once; both devices pass at 115200. */
+START_TEST(test_baud_no_answer_at_new_rate)
+{
+	static const uint32_t rates[] = { 115200, 921600 };
+	ub_serial_stats st;
+	unsigned baud = 0, reverted_ms;
+	int rtscts = -1, is_8n1 = 0;
+	stu_run r;
+
+	rate_line(115200, rates, 2, 1);
+	run_two(URI, &r, &st);
+	ck_assert_uint_eq(st.requests[JIG_CMD_SET_BAUD], 1);
+	ck_assert_uint_eq(st.nchanges, 3);
+	ck_assert_uint_eq(st.changes[0].baud, 115200);
+	ck_assert_uint_eq(st.changes[1].baud, 921600);
+	ck_assert_uint_eq(st.changes[2].baud, 115200);
+	reverted_ms = (unsigned)(st.changes[2].ms - st.changes[1].ms);
+	ck_assert_msg(reverted_ms >= CONFIRM_MS / 2 && reverted_ms <= CONFIRM_MS + 500,
+	    "the station's end went back after %u ms (it waits confirm_ms / 2 = %d ms for the answer)", reverted_ms,
+	    CONFIRM_MS / 2);
+	ck_assert_msg(st.fallback_ms >= CONFIRM_MS && st.fallback_ms <= CONFIRM_MS + DUT_STATUS_TIMEOUT_MS + 1000,
+	    "the failed switch took %u ms from the SET_BAUD answer to an answer at 115200 (bound: confirm_ms %d + one "
+	    "timeout %d)", (unsigned)st.fallback_ms, CONFIRM_MS, DUT_STATUS_TIMEOUT_MS);
+	printf("# failed switch: station end back after %u ms, conversation back at 115200 after %u ms\n", reverted_ms,
+	    (unsigned)st.fallback_ms);
+	ck_assert_uint_eq(ub_serial_responses_at(&st, 921600), 0);
+	ck_assert_uint_ge(ub_serial_responses_at(&st, 115200), 3 + 2 * 8);
+	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
+	ck_assert_uint_eq(baud, 115200);
+	ck_assert_uint_eq(jigsim_line_baud(sim), 115200);
+	ck_assert_msg(count_of(r.out, "SET_BAUD") == 1 && strstr(r.out, "no answer at 921600 baud within 250 ms") &&
+	        strstr(r.out, "both ends are back at the old rate"),
+	    "the failed switch was not noted exactly once\n%s", stu_tail(r.out));
+	stu_run_clear(&r);
+}
+END_TEST
+
+/* (c) A jig that answers SET_BAUD with BAD_REQUEST (its HELLO listed
+ * 460800, its firmware refuses it): nothing changes, the operator reads
+ * the jig's reason once, both devices pass at 115200. */
+START_TEST(test_baud_refused)
+{
+	static const uint32_t rates[] = { 115200, 921600 }, claimed[] = { 115200, 230400, 460800 };
+	ub_serial_stats st;
+	stu_run r;
+
+	rate_line(115200, rates, 2, 0);
+	ub_serial_hello_rates(line, claimed, 3);
+	run_two(URI, &r, &st);
+	ck_assert_uint_eq(st.requests[JIG_CMD_SET_BAUD], 1);
+	ck_assert_uint_eq(st.nchanges, 1); /* the open: never another rate */
+	ck_assert_uint_eq(st.changes[0].baud, 115200);
+	ck_assert_uint_eq(ub_serial_responses_at(&st, 921600), 0);
+	ck_assert_uint_eq(jigsim_line_baud(sim), 115200);
+	ck_assert_msg(count_of(r.out, "SET_BAUD") == 1 &&
+	        strstr(r.out, "SET_BAUD: the jig refused: BAD_REQUEST: 460800 baud is not a rate this jig lists"),
+	    "the refusal was not noted exactly once\n%s", stu_tail(r.out));
+	stu_run_clear(&r);
+}
+END_TEST
+
+/* (c) A HELLO whose list breaks PROTOCOL.md section 4 (a rate outside the
+ * standard ones, a list that does not ascend, more than eight) is a
+ * malformed answer: the station talks no further to that jig, sends no
+ * SET_BAUD, leaves its line alone, and says which rate is wrong and why. */
+START_TEST(test_baud_bad_hello)
+{
+	static const struct {
+		uint32_t rates[16];
+		int n;
+		const char *want;
+	} cases[] = {
+		{ { 115200, 250000 }, 2, "HELLO: malformed reply: HELLO response: rate 2: 250000 baud is not a standard rate" },
+		{ { 921600, 115200 }, 2,
+		    "HELLO: malformed reply: HELLO response: rate 2: 115200 baud after 921600: the list must ascend" },
+		{ { 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600 }, 9,
+		    "HELLO: malformed reply: HELLO response: rate count: 9, at most 8" },
+	};
+	static const uint32_t rates[] = { 115200, 921600 };
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		stu_ws *w = stu_ws_new(tu_pki);
+		ub_serial_stats st;
+		stu_run r;
+
+		rate_line(115200, rates, 2, 0);
+		ub_serial_hello_rates(line, cases[i].rates, cases[i].n);
+		stu_station_run(w, URI, 1, 0, &r);
+		ck_assert_msg(r.status == 2, "case %zu: exit %d\n%s\n%s", i, r.status, stu_tail(r.out), stu_tail(r.err));
+		ck_assert_msg(strstr(r.err, cases[i].want) &&
+		        strstr(r.err, "the jig answers but breaks the jig protocol: update its firmware"),
+		    "case %zu: want \"%s\"\n%s", i, cases[i].want, stu_tail(r.err));
+		ub_serial_get_stats(line, &st);
+		ck_assert_uint_eq(st.requests[JIG_CMD_SET_BAUD], 0);
+		ck_assert_uint_eq(st.requests[JIG_CMD_SE_INFO], 0);
+		ck_assert_uint_eq(st.nchanges, 1);
+		ck_assert_uint_eq(jigsim_released(sim), 0);
+		stu_run_clear(&r);
+		stu_ws_free(w);
+	}
+}
+END_TEST
+
+/* A line already faster than anything HELLO lists is not slowed down:
+ * "the highest common rate" is the line's own, no SET_BAUD is sent. */
+START_TEST(test_baud_no_downgrade)
+{
+	static const uint32_t rates[] = { 115200, 460800 };
+	ub_serial_stats st;
+	unsigned baud = 0;
+	int rtscts = -1, is_8n1 = 0;
+	stu_run r;
+
+	rate_line(921600, rates, 2, 0);
+	run_two("serial:/dev/ttyUSB0?baud=921600", &r, &st);
+	ck_assert_uint_eq(st.requests[JIG_CMD_SET_BAUD], 0);
+	ck_assert_uint_eq(st.nchanges, 1);
+	ck_assert_uint_eq(st.changes[0].baud, 921600);
+	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
+	ck_assert_uint_eq(baud, 921600);
+	ck_assert_msg(!strstr(r.out, "SET_BAUD"), "%s", stu_tail(r.out));
+	stu_run_clear(&r);
+}
+END_TEST
+
 /* A line setting the URI cannot mean is a configuration error (exit 2)
  * before anything else happens. */
 START_TEST(test_run_config_error)
@@ -334,6 +551,11 @@ suite(void)
 	tcase_add_test(tc, test_run_five);
 	tcase_add_test(tc, test_run_five_with_garbage);
 	tcase_add_test(tc, test_run_config_error);
+	tcase_add_test(tc, test_baud_switch);
+	tcase_add_test(tc, test_baud_no_answer_at_new_rate);
+	tcase_add_test(tc, test_baud_refused);
+	tcase_add_test(tc, test_baud_bad_hello);
+	tcase_add_test(tc, test_baud_no_downgrade);
 	return s;
 }
 

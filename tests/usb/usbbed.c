@@ -664,7 +664,7 @@ struct ub_serial {
 	int master;   /* umockdev's end of the pty (the testbed owns it) */
 	int slave;    /* held open: the line stays up between station runs */
 	UMockdevIoctlBase *handler;
-	pthread_t th;
+	pthread_t th, rate_th;
 	atomic_int stop;
 	GMutex lock;
 	int mbits;    /* modem lines: what TIOCMGET reports */
@@ -673,7 +673,93 @@ struct ub_serial {
 	uint8_t last[JIG_MAX_FRAME];
 	size_t last_len;
 	ub_serial_stats st;
+	/* The line rate: the station's end is the pty's termios (station_rate),
+	 * the jig's is jigsim_line_baud(). */
+	unsigned station_baud;
+	unsigned jig_rx_baud;      /* the jig's rate when the last request came */
+	unsigned baud_before;      /* the station's rate when SET_BAUD was answered */
+	int switch_pending;        /* a SET_BAUD answered, no answer at baud_before since */
+	uint64_t baud_answer_ms;
+	/* HELLO's rate list as the station is to hear it (-1: as jigsim sends it) */
+	int hello_n;
+	uint32_t hello_rates[16];
 };
+
+/* The rate a termios c_cflag names (0: one not in this table). */
+static unsigned
+cflag_baud(tcflag_t cflag)
+{
+	static const struct { speed_t code; unsigned baud; } rates[] = {
+		{ B9600, 9600 }, { B19200, 19200 }, { B38400, 38400 }, { B57600, 57600 }, { B115200, 115200 },
+		{ B230400, 230400 }, { B460800, 460800 }, { B500000, 500000 }, { B921600, 921600 },
+		{ B1000000, 1000000 }, { B1500000, 1500000 }, { B2000000, 2000000 }, { B3000000, 3000000 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+		if (rates[i].code == (cflag & CBAUD))
+			return rates[i].baud;
+	return 0;
+}
+
+/* The kernel's struct termios2 (<asm/termbits.h> cannot be included beside
+ * <termios.h>): libserialport sets rates above 460800 through it, as BOTHER
+ * with the rate in c_ospeed. */
+struct ub_termios2 {
+	tcflag_t c_iflag, c_oflag, c_cflag, c_lflag;
+	cc_t c_line;
+	cc_t c_cc[19];
+	speed_t c_ispeed, c_ospeed;
+};
+#define UB_TCGETS2 _IOR('T', 0x2A, struct ub_termios2)
+#define UB_BOTHER 0010000 /* <asm/termbits.h> */
+
+/* The pty's output rate now.  A raw syscall: the preload library takes
+ * ioctl() calls on the pty that backs /dev/ttyUSB0 for its own. */
+static unsigned
+pty_baud(ub_serial *p)
+{
+	struct ub_termios2 t;
+
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(syscall(SYS_ioctl, p->slave, UB_TCGETS2, &t), 0);
+	return (t.c_cflag & CBAUD) == UB_BOTHER ? t.c_ospeed : cflag_baud(t.c_cflag);
+}
+
+/* The station's rate now; a new one joins the time line.  Called with the
+ * lock held.  The station's termios calls do not reach the ioctl handler
+ * (the preload library gives the pty what it knows), so the rate is read
+ * where it matters (before bytes cross) and by a watcher thread that
+ * times the changes. */
+static unsigned
+station_rate(ub_serial *p)
+{
+	unsigned b = pty_baud(p);
+
+	if (b != p->station_baud) {
+		p->station_baud = b;
+		if (p->st.nchanges < UB_MAX_RATE_CHANGES) {
+			p->st.changes[p->st.nchanges].ms = st_now_ms();
+			p->st.changes[p->st.nchanges].baud = b;
+		}
+		p->st.nchanges++;
+	}
+	return b;
+}
+
+static void *
+rate_thread(void *arg)
+{
+	ub_serial *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		g_mutex_lock(&p->lock);
+		station_rate(p);
+		g_mutex_unlock(&p->lock);
+		usleep(1000);
+	}
+	return NULL;
+}
 
 /* A pty knows no modem lines: answer TIOCM* here, the rest is the pty's. */
 static gboolean
@@ -723,6 +809,52 @@ struct line {
 	jig_transport *inner;
 };
 
+/* Bytes sent at one rate and received at another arrive as framing errors:
+ * a UART that samples a slower signal mostly reads the start bit's low level,
+ * one that samples a faster signal reads noise.  Here they arrive as zero
+ * bytes, which no decoder takes for a frame.  A jigsim without an emulated
+ * line (rate 0) has no rate to differ. */
+static int
+rates_differ(unsigned jig, unsigned station)
+{
+	return jig && station && jig != station;
+}
+
+/* HELLO's answer with the rate list the test chose: jigsim's own list (the
+ * tail after max_payload) is replaced, the CRC made anew.  The list is not
+ * checked: the point is to send the station what no jigsim would. */
+static size_t
+rewrite_hello(ub_serial *p, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
+	jig_frame *f = malloc(sizeof(*f));
+	size_t used = 0, len = 0, off;
+	uint16_t slen;
+	st_rd rd;
+	st_err e;
+	int i;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(jig_frame_decode(in, n, f, &used, &e), JIG_DECODE_OK);
+	/* version (1.1: a rate list follows), jig_id, firmware, capabilities,
+	 * max_payload */
+	ck_assert(f->len > 0 && f->payload[0] >= JIG_VERSION_1_1);
+	st_rd_init(&rd, f->payload, f->len);
+	ck_assert(st_rd_take(&rd, 1) && st_rd_u16(&rd, &slen) == 0 && st_rd_take(&rd, slen));
+	ck_assert(st_rd_u16(&rd, &slen) == 0 && st_rd_take(&rd, slen) && st_rd_take(&rd, 4 + 2));
+	off = f->len - st_rd_left(&rd);
+	f->payload[off++] = (uint8_t)p->hello_n;
+	for (i = 0; i < p->hello_n; i++) {
+		f->payload[off++] = (uint8_t)(p->hello_rates[i] >> 24);
+		f->payload[off++] = (uint8_t)(p->hello_rates[i] >> 16);
+		f->payload[off++] = (uint8_t)(p->hello_rates[i] >> 8);
+		f->payload[off++] = (uint8_t)p->hello_rates[i];
+	}
+	f->len = (uint16_t)off;
+	ck_assert_int_eq(jig_frame_encode(f, out, cap, &len, &e), 0);
+	free(f);
+	return len;
+}
+
 /* Wait (bounded) until the station says something: here, its retransmission. */
 static void
 wait_for_station(ub_serial *p)
@@ -738,11 +870,42 @@ line_write(jig_transport *t, const uint8_t *buf, size_t n, int timeout_ms, st_er
 {
 	struct line *l = t->priv;
 	ub_serial *p = l->p;
-	uint8_t out[2 * JIG_MAX_FRAME];
+	uint8_t out[2 * JIG_MAX_FRAME], hello[JIG_MAX_FRAME];
 	size_t off = 0;
-	int split = 0;
+	int split = 0, baud_answer = n > 2 && buf[0] == JIG_SOF && buf[2] == (JIG_CMD_SET_BAUD | JIG_RESPONSE);
+	unsigned jig_baud = baud_answer ? 0 : jigsim_line_baud(p->sim), station;
 
+	if (n > 2 && buf[0] == JIG_SOF && buf[2] == (JIG_CMD_HELLO | JIG_RESPONSE) && p->hello_n >= 0) {
+		n = rewrite_hello(p, buf, n, hello, sizeof(hello));
+		buf = hello;
+	}
 	g_mutex_lock(&p->lock);
+	/* SET_BAUD's answer goes at the rate the request came at; the jig
+	 * switches after it. */
+	if (baud_answer)
+		jig_baud = p->jig_rx_baud;
+	station = station_rate(p);
+	if (rates_differ(jig_baud, station)) {
+		p->st.garbled_out++;
+	} else {
+		unsigned i;
+
+		for (i = 0; i < UB_MAX_RATES && p->st.at[i].baud && p->st.at[i].baud != station; i++)
+			;
+		if (i < UB_MAX_RATES) {
+			p->st.at[i].baud = station;
+			p->st.at[i].responses++;
+		}
+		if (baud_answer) {
+			p->baud_before = station;
+			p->switch_pending = 1;
+			p->baud_answer_ms = st_now_ms();
+		} else if (p->switch_pending && station == p->baud_before) {
+			/* the first answer at the old rate again: the switch is over */
+			p->switch_pending = 0;
+			p->st.fallback_ms = st_now_ms() - p->baud_answer_ms;
+		}
+	}
 	p->st.responses++;
 	if (p->junk) {
 		memcpy(out, junk_light, sizeof(junk_light));
@@ -768,6 +931,8 @@ line_write(jig_transport *t, const uint8_t *buf, size_t n, int timeout_ms, st_er
 	}
 	ck_assert_uint_le(off + n, sizeof(out));
 	memcpy(out + off, buf, n);
+	if (rates_differ(jig_baud, station))
+		memset(out, 0, off + n);
 	return l->inner->ops->write(l->inner, out, off + n, timeout_ms, err);
 }
 
@@ -776,6 +941,7 @@ line_read(jig_transport *t, uint8_t *buf, size_t cap, size_t *got, int timeout_m
 {
 	struct line *l = t->priv;
 	ub_serial *p = l->p;
+	unsigned jig_baud;
 	jig_frame *f;
 
 	if (atomic_load(&p->stop))
@@ -784,7 +950,13 @@ line_read(jig_transport *t, uint8_t *buf, size_t cap, size_t *got, int timeout_m
 		return -1;
 	f = malloc(sizeof(*f));
 	ck_assert_ptr_nonnull(f);
+	jig_baud = jigsim_line_baud(p->sim);
 	g_mutex_lock(&p->lock);
+	p->jig_rx_baud = jig_baud;
+	if (rates_differ(jig_baud, station_rate(p))) {
+		memset(buf, 0, *got);
+		p->st.garbled_in += (unsigned)*got;
+	}
 	if (jig_stream_feed(&p->req, buf, *got) < 0)
 		jig_stream_init(&p->req);
 	while (jig_stream_next(&p->req, f)) {
@@ -794,6 +966,7 @@ line_read(jig_transport *t, uint8_t *buf, size_t cap, size_t *got, int timeout_m
 		ck_assert_int_eq(jig_frame_encode(f, raw, sizeof(raw), &len, NULL), 0);
 		if (len == p->last_len && memcmp(raw, p->last, len) == 0)
 			p->st.repeats++;
+		p->st.requests[f->type]++;
 		memcpy(p->last, raw, len);
 		p->last_len = len;
 	}
@@ -853,6 +1026,7 @@ ub_serial_add(ub_bed *b, jigsim *s)
 	p->bed = b;
 	p->sim = s;
 	p->mbits = TIOCM_DTR | TIOCM_RTS;
+	p->hello_n = -1;
 	g_mutex_init(&p->lock);
 	jig_stream_init(&p->req);
 	p->handler = umockdev_ioctl_base_new();
@@ -887,6 +1061,8 @@ ub_serial_add(ub_bed *b, jigsim *s)
 	/* Until some slave fd is open, reads of the master fail with EIO: keep one. */
 	p->slave = open(pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	ck_assert_int_ge(p->slave, 0);
+	p->station_baud = pty_baud(p); /* the pty's own, until the station sets one */
+	ck_assert_int_eq(pthread_create(&p->rate_th, NULL, rate_thread, p), 0);
 	g_free(pts);
 	g_free(link);
 	ck_assert_int_eq(pthread_create(&p->th, NULL, line_thread, p), 0);
@@ -919,22 +1095,34 @@ ub_serial_junk(ub_serial *p, int on)
 }
 
 void
+ub_serial_hello_rates(ub_serial *p, const uint32_t *rates, int n)
+{
+	ck_assert_int_le(n, (int)(sizeof(p->hello_rates) / sizeof(p->hello_rates[0])));
+	g_mutex_lock(&p->lock);
+	p->hello_n = n;
+	if (n > 0)
+		memcpy(p->hello_rates, rates, (size_t)n * sizeof(rates[0]));
+	g_mutex_unlock(&p->lock);
+}
+
+unsigned
+ub_serial_responses_at(const ub_serial_stats *s, unsigned baud)
+{
+	unsigned i;
+
+	for (i = 0; i < UB_MAX_RATES; i++)
+		if (s->at[i].baud == baud)
+			return s->at[i].responses;
+	return 0;
+}
+
+void
 ub_serial_termios(ub_serial *p, unsigned *baud, int *rtscts, int *is_8n1)
 {
-	static const struct { speed_t code; unsigned baud; } rates[] = {
-		{ B9600, 9600 }, { B19200, 19200 }, { B38400, 38400 }, { B57600, 57600 },
-		{ B115200, 115200 }, { B230400, 230400 }, { B460800, 460800 }, { B921600, 921600 },
-	};
 	struct termios t;
-	speed_t sp;
-	size_t i;
 
 	ck_assert_int_eq(tcgetattr(p->slave, &t), 0);
-	sp = cfgetospeed(&t);
-	*baud = 0;
-	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
-		if (rates[i].code == sp)
-			*baud = rates[i].baud;
+	*baud = pty_baud(p);
 	*rtscts = (t.c_cflag & CRTSCTS) != 0;
 	*is_8n1 = (t.c_cflag & CSIZE) == CS8 && !(t.c_cflag & PARENB) && !(t.c_cflag & CSTOPB);
 }
@@ -954,6 +1142,7 @@ serial_free(ub_serial *p)
 
 	atomic_store(&p->stop, 1);
 	pthread_join(p->th, NULL);
+	pthread_join(p->rate_th, NULL);
 	close(p->slave);
 	umockdev_testbed_detach_ioctl(p->bed->tb, "/dev/ttyUSB0", &e);
 	g_clear_error(&e);

@@ -71,15 +71,37 @@ void ub_serial_inject(ub_serial *p, const void *bytes, size_t n);
 void ub_serial_junk(ub_serial *p, int on);
 /* Line settings the station left (the pty's termios). */
 void ub_serial_termios(ub_serial *p, unsigned *baud, int *rtscts, int *is_8n1);
+/* From now on HELLO's answer lists these n rates (n 0..16, unchecked:
+ * unknown, descending or too many if the test says so) instead of jigsim's;
+ * n = -1: jigsim's own list again. */
+void ub_serial_hello_rates(ub_serial *p, const uint32_t *rates, int n);
 
+/* The line rate.  The station's end is the pty's termios (read before bytes
+ * cross, and every millisecond for the time line); the jig's end is jigsim_line_baud() (a jigsim with
+ * `baud` set: its emulated line).  While the two differ every byte crosses
+ * as a framing error (a zero byte) both ways, as on a real line; jigsim's
+ * SET_BAUD answer goes at the rate its request came at. */
+#define UB_MAX_RATE_CHANGES 16
+#define UB_MAX_RATES 4
 typedef struct ub_serial_stats {
 	unsigned tiocm;          /* TIOCMGET/SET/BIS/BIC answered by the handler */
 	unsigned responses;      /* response frames sent */
 	unsigned junk_light;     /* responses preceded by garbage the decoder skips */
 	unsigned junk_heavy;     /* ... by a bad-CRC frame (a retransmission) or a truncated one */
 	unsigned repeats;        /* requests byte-identical to the one before */
+	unsigned requests[256];  /* request frames the jig heard intact, by command */
+	unsigned garbled_in;     /* bytes from the station that reached the jig at another rate */
+	unsigned garbled_out;    /* responses that reached the station at another rate */
+	/* the station's rate, each time it changed (the first: its open) */
+	struct { uint64_t ms; unsigned baud; } changes[UB_MAX_RATE_CHANGES];
+	unsigned nchanges;
+	struct { unsigned baud, responses; } at[UB_MAX_RATES]; /* intact responses by the rate they went at */
+	/* from the SET_BAUD answer to the first answer at the station's rate
+	 * of before (a switch that fell back): ms, 0 when none */
+	uint64_t fallback_ms;
 } ub_serial_stats;
 void ub_serial_get_stats(ub_serial *p, ub_serial_stats *s);
+unsigned ub_serial_responses_at(const ub_serial_stats *s, unsigned baud);
 
 /* ---- helpers ---------------------------------------------------------------- */
 
