@@ -42,6 +42,7 @@ station_once(const char *pki, unsigned n, double *cpu_per_dev, double *dev_per_s
 	stu_run r;
 
 	stu_recipe_edit(w, "  max_per_run: 1000\n", "  max_per_run: 10000000\n");
+	stu_recipe_edit(w, "  max_per_shift: 100\n", "  max_per_shift: 100000000\n");
 	jigsim_config_init(&c);
 	c.devices = n;
 	sim = stu_sim_start(pki, &c);
