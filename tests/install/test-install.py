@@ -89,6 +89,10 @@ try:
                 missing.append(name)
     result(not missing, "station(1) has a section for every command and subcommand",
            "missing (add them to docs/man/station.1): " + ", ".join(missing))
+    heads = re.findall(r"^\.SS (station(?: [a-z][a-z-]*)+)", open(os.path.join(src, "docs", "man", "station.1")).read(),
+                       re.M)
+    twice = sorted({h for h in heads if heads.count(h) > 1})
+    result(heads and not twice, "station(1) documents each command once", "sections written twice: " + ", ".join(twice))
     reg = d(os.path.join(bindir, "station-registry"))
     regcmds = re.findall(r"^  ([a-z][a-z-]*) +\S", run([reg, "--help"]).stdout, re.M)
     missing = [c for c in regcmds if not re.search(r"^   " + c + r"\b", pages["station-registry"], re.M)]
