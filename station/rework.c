@@ -449,6 +449,12 @@ rework_run(station *st, const char *uri, const authz *az, const char *note, ui *
 	/* No RETIRE of a device that could get no new certificate. */
 	if (station_quota_check(st, err) < 0 || eng_keys_load(&e, err) < 0 || eng_open_jig(w, err) < 0)
 		goto out;
+	/* A TPM jig's rework commands come with the TPM capability (bit 3). */
+	if (st->family != RECIPE_FAMILY_TPM2 && !(w->caps & JIG_CAP_REWORK)) {
+		st_err_set(err, ST_E_CONFIG, "jig %s does not offer rework (HELLO capability bit 2: REWORK_CHALLENGE, "
+		    "RETIRE): rework the device on a jig whose firmware does; nothing was done to it", uri);
+		goto out;
+	}
 	if ((rc = eng_wait_device(w, d, err)) != 0)
 		goto out;
 	h->seen = history_device_get(st->history, d->info.serial, &h->dev) == 0;

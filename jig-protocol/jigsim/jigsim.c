@@ -173,7 +173,7 @@ hello(jigsim *s, const jig_msg *req, jig_msg *m)
 	s->version = m->u.hello.version;
 	snprintf(m->u.hello.jig_id, sizeof(m->u.hello.jig_id), "jigsim-%u", s->cfg.id);
 	snprintf(m->u.hello.firmware, sizeof(m->u.hello.firmware), "jigsim %s", STATION_VERSION);
-	m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | JIG_CAP_REWORK;
+	m->u.hello.capabilities = JIG_CAP_DUT_DETECT | JIG_CAP_DUT_POWER | (s->cfg.no_rework ? 0 : JIG_CAP_REWORK);
 	m->u.hello.nrates = (uint8_t)s->cfg.nrates;
 	memcpy(m->u.hello.rates, s->cfg.rates, s->cfg.nrates * sizeof(s->cfg.rates[0]));
 }
@@ -392,7 +392,8 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	s->cache_valid = 0;
 	r->delay_ms += latency_ms(s, f.type);
 
-	if (!jig_cmd_in_version(f.type, f.version))
+	if (!jig_cmd_in_version(f.type, f.version) ||
+	    (s->cfg.no_rework && (f.type == JIG_CMD_REWORK_CHALLENGE || f.type == JIG_CMD_RETIRE)))
 		jig_msg_error(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x in protocol %s", f.type,
 		    jig_version_name(f.version));
 	else if (unsupported_slot(&f, &r->msg))

@@ -69,6 +69,9 @@ typedef struct jigsim_config {
 	 * back once (powered off, same SE), as if the field sent it back for
 	 * rework; the panel goes on at its next release. */
 	int rma;
+	/* A jig without rework: HELLO leaves capability bit 2 clear and
+	 * REWORK_CHALLENGE and RETIRE are UNKNOWN_COMMAND. */
+	int no_rework;
 	/* The highest protocol version this jig speaks: JIG_VERSION_1_1 by
 	 * default, JIG_VERSION_1_0 to play a jig with 1.0 firmware (no vendor
 	 * chain by digest, no read-back by digest, no lock receipt). */

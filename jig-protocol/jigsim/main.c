@@ -67,6 +67,7 @@ usage(FILE *f)
 	    "  --serial S             every device gets serial S (clones: the station must refuse them)\n"
 	    "  --rma                  a device released provisioned comes straight back once (an RMA return,\n"
 	    "                         for station rework)\n"
+	    "  --no-rework            a jig without rework: no capability bit 2, no REWORK_CHALLENGE or RETIRE\n"
 	    "  --version, --help\n");
 }
 
@@ -124,7 +125,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_PKI = 256, O_CA_CERT, O_CA_KEY, O_TOOL, O_LISTEN, O_PORT_FILE, O_DEVICES, O_PREFIX, O_MODEL, O_FW,
-		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_SERIAL, O_PROTOCOL, O_RATES, O_BAUD_FAIL, O_VERSION, O_HELP };
+		O_ID, O_KEYGEN, O_CSR, O_CMD, O_BAUD, O_FAULT, O_EVERY, O_SLOW, O_PAUSE, O_RMA, O_NO_REWORK, O_SERIAL, O_PROTOCOL, O_RATES, O_BAUD_FAIL, O_VERSION, O_HELP };
 	static const struct option opts[] = {
 		{ "pki", required_argument, NULL, O_PKI },
 		{ "vendor-ca-cert", required_argument, NULL, O_CA_CERT },
@@ -146,6 +147,7 @@ main(int argc, char **argv)
 		{ "slow-ms", required_argument, NULL, O_SLOW },
 		{ "pause", required_argument, NULL, O_PAUSE },
 		{ "rma", no_argument, NULL, O_RMA },
+		{ "no-rework", no_argument, NULL, O_NO_REWORK },
 		{ "serial", required_argument, NULL, O_SERIAL },
 		{ "protocol", required_argument, NULL, O_PROTOCOL },
 		{ "rates", required_argument, NULL, O_RATES },
@@ -190,6 +192,7 @@ main(int argc, char **argv)
 		case O_SLOW: bad = parse_uint("--slow-ms", optarg, ms_max, &c.slow_ms); break;
 		case O_PAUSE: bad = parse_pause(optarg, &c); break;
 		case O_RMA: c.rma = 1; break;
+		case O_NO_REWORK: c.no_rework = 1; break;
 		case O_SERIAL: c.fixed_serial = optarg; break;
 		case O_BAUD_FAIL: c.baud_fail = 1; break;
 		case O_RATES: {

@@ -154,6 +154,38 @@ START_TEST(test_refused)
 }
 END_TEST
 
+/* A jig whose HELLO does not offer rework (capability bit 2) is refused
+ * before anything is asked of the device or written to the journal. */
+START_TEST(test_jig_without_rework)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = rw_sim(tu_pki, 1, 0), *plain;
+	jigsim_device_info info;
+	jigsim_config c;
+	json_t *recs;
+	stu_run r;
+
+	rw_provision(w, sim, 1);
+	ck_assert_int_eq(jigsim_device_get(sim->s, 1, &info), 0);
+	jigsim_config_init(&c);
+	c.devices = 1;
+	c.no_rework = 1;
+	plain = stu_sim_start(tu_pki, &c);
+	rw_rework_se(w, plain->uri, info.serial, "failed final test", "QA lead", &r);
+	ck_assert_msg(r.status == 2, "station rework: exit %d\n%s", r.status, stu_tail(r.err));
+	ck_assert_msg(strstr(stu_tail(r.err), "does not offer rework (HELLO capability bit 2"), "%s", stu_tail(r.err));
+	recs = rw_records(w, info.serial);
+	ck_assert_ptr_null(rw_record(recs, 0, "rework-start", NULL, NULL));
+	json_decref(recs);
+	ck_assert_int_eq(jigsim_device_get(plain->s, 1, &info), 0);
+	ck_assert_uint_eq(info.lifecycle, JIG_LC_FACTORY);
+	stu_run_clear(&r);
+	stu_sim_stop(plain);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -161,6 +193,7 @@ suite(void)
 	Suite *s = tu_pki_suite("rework-refused", "refused", 120, &tc);
 
 	tcase_add_loop_test(tc, test_refused, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+	tcase_add_test(tc, test_jig_without_rework);
 	return s;
 }
 
