@@ -29,6 +29,7 @@ struct jigsim {
 	unsigned line_baud;     /* the jig's end of the line now */
 	unsigned revert_baud;   /* SET_BAUD pending confirmation: the rate to go back to */
 	uint64_t confirm_until; /* ... until then (st_now_ms); 0: nothing pending */
+	int busy_next;          /* baud_busy: answer the next frame with BUSY */
 	/* Retransmission cache: the last response and the request it answered. */
 	int cache_valid;
 	uint8_t cache_seq;

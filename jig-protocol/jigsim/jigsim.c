@@ -363,6 +363,7 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 		return 0; /* at the new rate nothing arrives intact */
 	} else if (s->confirm_until) {
 		s->confirm_until = 0; /* a frame at the new rate: it stays */
+		s->busy_next = s->cfg.baud_busy;
 	}
 	if (foreign_version(s, in, len, &type, &seq, &version)) {
 		if (type == JIG_CMD_HELLO)
@@ -392,7 +393,10 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	s->cache_valid = 0;
 	r->delay_ms += latency_ms(s, f.type);
 
-	if (!jig_cmd_in_version(f.type, f.version) ||
+	if (s->busy_next) {
+		s->busy_next = 0;
+		jig_msg_error(&r->msg, f.type, JIG_E_BUSY, "busy (jigsim: the frame that confirmed SET_BAUD)");
+	} else if (!jig_cmd_in_version(f.type, f.version) ||
 	    (s->cfg.no_rework && (f.type == JIG_CMD_REWORK_CHALLENGE || f.type == JIG_CMD_RETIRE)))
 		jig_msg_error(&r->msg, f.type, JIG_E_UNKNOWN_COMMAND, "no command 0x%02x in protocol %s", f.type,
 		    jig_version_name(f.version));

@@ -59,6 +59,7 @@ typedef struct jigsim_config {
 	uint32_t rates[JIG_MAX_RATES];
 	unsigned nrates;
 	int baud_fail;
+	int baud_busy;             /* the frame that confirms a switch is answered with ERROR BUSY */
 	unsigned faults;           /* enum jigsim_fault bits */
 	unsigned fault_every;      /* faults hit devices K, 2K, 3K... (from 1); 0 or 1 = every device */
 	unsigned slow_ms;          /* slow-reply delay */

@@ -300,7 +300,9 @@ END_TEST
  * are back at the old rate within the confirmation window.  _i: 0 the switch
  * holds, 1 it reverts, 2 a rate the jig does not list is refused, 3 it
  * reverts after a 2000 ms window, which the station waits out asleep (a
- * nanosleep of over a second was refused, and the wait spun on the CPU). */
+ * nanosleep of over a second was refused, and the wait spun on the CPU),
+ * 4 the confirming frame is answered with an ERROR: it crossed the line at
+ * the new rate both ways, so the switch holds at both ends. */
 START_TEST(test_set_baud)
 {
 	jigsim_config cfg;
@@ -318,6 +320,7 @@ START_TEST(test_set_baud)
 	cfg.rates[0] = 115200;
 	cfg.rates[1] = 921600;
 	cfg.baud_fail = _i == 1 || _i == 3;
+	cfg.baud_busy = _i == 4;
 	server_start(&sv, &cfg);
 	c = connect_to(&sv);
 	ck_assert_int_eq(jigsim_line_baud(sv.s), 115200);
@@ -333,7 +336,7 @@ START_TEST(test_set_baud)
 		ck_assert_msg((st_now_ms() / 1000.0) - t0 >= 2.0, "back at the old rate after %.2f s, inside the jig's window",
 		    (st_now_ms() / 1000.0) - t0);
 		ck_assert_msg(cpu < 0.5, "waiting out the window took %.2f s of CPU", cpu);
-	} else if (_i == 0) {
+	} else if (_i == 0 || _i == 4) {
 		ck_assert_msg(rc == 0, "%s", e.msg);
 		ck_assert_uint_eq(jigsim_line_baud(sv.s), 921600);
 		usleep(700 * 1000); /* past the window: confirmed, it stays */
@@ -373,7 +376,7 @@ suite(void)
 	tcase_add_test(tc, test_retransmission);
 	tcase_add_test(tc, test_faults);
 	tcase_add_test(tc, test_disconnect_keeps_dut);
-	tcase_add_loop_test(tc, test_set_baud, 0, 4);
+	tcase_add_loop_test(tc, test_set_baud, 0, 5);
 	suite_add_tcase(s, tc);
 	return s;
 }
