@@ -659,14 +659,13 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 
 		/* A jig that answered HELLO with what the protocol does not allow
 		 * (a malformed rate list, say) was reached: its firmware is wrong. */
-		if (first_err.code == ST_E_PROTO)
-			snprintf(msg, sizeof(msg), "%s: %.800s; the jig answers but breaks the jig protocol: update its firmware "
-			    "(or the station), then run again", njigs == 1 ? "the jig cannot be used" :
-			    "none of the jigs can be used, the first", first_err.msg);
-		else
-			snprintf(msg, sizeof(msg), "%s: %.800s; check the jig URI (--jig or the recipe's jig.uri), that the jig is "
-			    "powered and connected, then run again", njigs == 1 ? "the jig cannot be reached" :
-			    "none of the jigs can be reached, the first", first_err.msg);
+		int proto = first_err.code == ST_E_PROTO;
+		const char *advice = proto ? "the jig answers but breaks the jig protocol: update its firmware (or the station)" :
+		    "check the jig URI (--jig or the recipe's jig.uri), that the jig is powered and connected";
+
+		snprintf(msg, sizeof(msg), "%s %s%s: %.800s; %s, then run again",
+		    njigs == 1 ? "the jig cannot be" : "none of the jigs can be", proto ? "used" : "reached",
+		    njigs == 1 ? "" : ", the first", first_err.msg, advice);
 		eng_set_fatal(&e, msg);
 		njigs = 0; /* start no worker */
 	}

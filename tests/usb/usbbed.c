@@ -830,6 +830,7 @@ rewrite_hello(ub_serial *p, const uint8_t *in, size_t n, uint8_t *out, size_t ca
 	size_t used = 0, len = 0, off;
 	uint16_t slen;
 	st_rd rd;
+	st_wr wr;
 	st_err e;
 	int i;
 
@@ -842,14 +843,12 @@ rewrite_hello(ub_serial *p, const uint8_t *in, size_t n, uint8_t *out, size_t ca
 	ck_assert(st_rd_take(&rd, 1) && st_rd_u16(&rd, &slen) == 0 && st_rd_take(&rd, slen));
 	ck_assert(st_rd_u16(&rd, &slen) == 0 && st_rd_take(&rd, slen) && st_rd_take(&rd, 4 + 2));
 	off = f->len - st_rd_left(&rd);
-	f->payload[off++] = (uint8_t)p->hello_n;
-	for (i = 0; i < p->hello_n; i++) {
-		f->payload[off++] = (uint8_t)(p->hello_rates[i] >> 24);
-		f->payload[off++] = (uint8_t)(p->hello_rates[i] >> 16);
-		f->payload[off++] = (uint8_t)(p->hello_rates[i] >> 8);
-		f->payload[off++] = (uint8_t)p->hello_rates[i];
-	}
-	f->len = (uint16_t)off;
+	st_wr_init(&wr, f->payload + off, sizeof(f->payload) - off);
+	st_wr_u8(&wr, (uint8_t)p->hello_n);
+	for (i = 0; i < p->hello_n; i++)
+		st_wr_u32(&wr, p->hello_rates[i]);
+	ck_assert(!wr.bad);
+	f->len = (uint16_t)(off + wr.len);
 	ck_assert_int_eq(jig_frame_encode(f, out, cap, &len, &e), 0);
 	free(f);
 	return len;
