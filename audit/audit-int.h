@@ -49,9 +49,20 @@ void audit_walk_clear(struct audit_walk *w);
  * record: the damage at off is in the middle, not a torn tail. */
 int audit_good_record_after(const uint8_t *buf, size_t len, uint64_t off);
 
-/* Parse one line (without its newline) into rec; *root holds the strings.
- * On failure -1 and a reason in why. */
-int audit_record_parse(const char *line, size_t len, json_t **root, audit_record *rec, char *why, size_t why_len);
+/* What audit_record_parse decoded: rec's strings and details live here
+ * until the next parse with it, or audit_parsed_clear.  Zero it first. */
+struct audit_parsed {
+	char *buf;      /* the decoded strings */
+	size_t cap;
+	json_t *details;
+	const char *prev; /* the "prev" member: 64 hex digits */
+};
+
+/* Parse one line (without its newline) into rec; ps holds what rec points
+ * to.  On failure -1 and a reason in why. */
+int audit_record_parse(const char *line, size_t len, struct audit_parsed *ps, audit_record *rec, char *why,
+    size_t why_len);
+void audit_parsed_clear(struct audit_parsed *ps);
 
 /* The fields a writer puts in a record, beside the event. */
 struct audit_head {

@@ -156,7 +156,16 @@ typedef struct audit_record {
 	int engineering;
 	json_t *details;    /* a JSON object */
 	const char *hash;   /* SHA-256 (hex) of this record's line, newline included */
+	const char *text;   /* the line as read, without its newline (text_len bytes) */
+	size_t text_len;
 } audit_record;
+
+/* Where the value of the record's top-level "details" member is in
+ * rec->text (a JSON object's text, as the station wrote it): what a reader
+ * that stores the record can keep without encoding details again.  Returns
+ * 0, or -1 where the line spells the member's name with escapes (its value
+ * is then only in rec->details). */
+int audit_record_details_span(const audit_record *rec, const char **p, size_t *n);
 
 /* Return 0 to go on, anything else to stop the scan (audit_scan returns it). */
 typedef int (*audit_record_cb)(const audit_record *rec, void *ctx);

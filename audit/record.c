@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,110 +246,464 @@ is_time(const char *s)
 	return 1;
 }
 
-static const char *
-get_str(json_t *root, const char *key, int nullable, int nonempty, char *why, size_t why_len)
+/* The end of the JSON string that starts at s[i] (a quote): the index
+ * after its closing quote.  The text was parsed already: it is well formed. */
+static size_t
+skip_string(const char *s, size_t i, size_t n)
 {
-	json_t *v = json_object_get(root, key);
+	for (i++; i < n && s[i] != '"'; i++)
+		if (s[i] == '\\')
+			i++;
+	return i + 1;
+}
 
-	if (!v) {
-		snprintf(why, why_len, "no \"%s\" field", key);
-		return NULL;
+static size_t
+skip_ws(const char *s, size_t i, size_t n)
+{
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* The end of the value that starts at s[i]. */
+static size_t
+skip_value(const char *s, size_t i, size_t n)
+{
+	unsigned depth = 0;
+
+	do {
+		if (s[i] == '"') {
+			i = skip_string(s, i, n);
+			continue;
+		}
+		if (s[i] == '{' || s[i] == '[') {
+			depth++;
+		} else if (s[i] == '}' || s[i] == ']') {
+			if (!depth)
+				break; /* the end of a scalar that closes its object */
+			depth--;
+		} else if (!depth && (s[i] == ',' || s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
+			break;
+		}
+		i++;
+	} while (i < n && depth);
+	/* A scalar runs to the next delimiter. */
+	while (!depth && i < n && !strchr(",}] \t\n\r", s[i]))
+		i++;
+	return i;
+}
+
+/* The record's members are strings, integers, true and null, and details,
+ * an object: the reader below takes them apart itself (jansson, which
+ * builds a tree of the whole line, cost more than all else a reader of a
+ * million records does) and hands details, only, to jansson.  It is as
+ * strict as RFC 8259 and jansson's JSON_REJECT_DUPLICATES: UTF-8 checked,
+ * escapes decoded, no control characters, no duplicated member, nothing
+ * after the object but whitespace.  The test suite holds it to a jansson
+ * reading of the same lines (tests/audit/record-ref.c). */
+struct scan {
+	const char *s;
+	size_t n, i;
+	char *why;
+	size_t why_len;
+};
+
+static int ST_PRINTF(2, 3)
+scan_fail(struct scan *sc, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(sc->why, sc->why_len, "not JSON (%s at column %zu)", what, sc->i + 1);
+	return -1;
+}
+
+static void
+scan_ws(struct scan *sc)
+{
+	sc->i = skip_ws(sc->s, sc->i, sc->n);
+}
+
+static int
+hex4(const char *s, unsigned *v)
+{
+	unsigned k, d;
+
+	for (*v = 0, k = 0; k < 4; k++) {
+		if (s[k] >= '0' && s[k] <= '9')
+			d = (unsigned)(s[k] - '0');
+		else if (s[k] >= 'a' && s[k] <= 'f')
+			d = (unsigned)(s[k] - 'a' + 10);
+		else if (s[k] >= 'A' && s[k] <= 'F')
+			d = (unsigned)(s[k] - 'A' + 10);
+		else
+			return -1;
+		*v = *v << 4 | d;
 	}
-	if (nullable && json_is_null(v))
-		return "";
-	if (!json_is_string(v) || (nonempty && json_string_length(v) == 0) || strlen(json_string_value(v)) != json_string_length(v)) {
-		snprintf(why, why_len, "\"%s\" is not a%s string", key, nonempty ? " non-empty" : "");
-		return NULL;
+	return 0;
+}
+
+/* The length of the UTF-8 sequence at p (at most n bytes), 0 if invalid
+ * (overlong, a surrogate, past U+10FFFF, cut short). */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+	size_t len, k;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (k = 2; k < len; k++)
+		if (p[k] < 0x80 || p[k] > 0xbf)
+			return 0;
+	return len;
+}
+
+static char *
+put_utf8(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		*o++ = (char)cp;
+	} else if (cp < 0x800) {
+		*o++ = (char)(0xc0 | cp >> 6);
+		*o++ = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		*o++ = (char)(0xe0 | cp >> 12);
+		*o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+		*o++ = (char)(0x80 | (cp & 0x3f));
+	} else {
+		*o++ = (char)(0xf0 | cp >> 18);
+		*o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+		*o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+		*o++ = (char)(0x80 | (cp & 0x3f));
 	}
-	return json_string_value(v);
+	return o;
+}
+
+/* The string at sc->i, decoded into *out (which advances, NUL-terminated;
+ * the decoded text is never longer than the quoted one). */
+static int
+scan_string(struct scan *sc, char **out)
+{
+	const unsigned char *s = (const unsigned char *)sc->s;
+	char *o = *out;
+	unsigned cp, lo;
+	size_t u;
+
+	if (sc->i >= sc->n || s[sc->i] != '"')
+		return scan_fail(sc, "a string expected");
+	for (sc->i++;; sc->i++) {
+		if (sc->i >= sc->n)
+			return scan_fail(sc, "unterminated string");
+		if (s[sc->i] == '"')
+			break;
+		if (s[sc->i] < 0x20)
+			return scan_fail(sc, "control character 0x%x in a string", s[sc->i]);
+		if (s[sc->i] >= 0x80) {
+			if (!(u = utf8_len(s + sc->i, sc->n - sc->i)))
+				return scan_fail(sc, "invalid UTF-8");
+			memcpy(o, s + sc->i, u);
+			o += u;
+			sc->i += u - 1;
+			continue;
+		}
+		if (s[sc->i] != '\\') {
+			*o++ = (char)s[sc->i];
+			continue;
+		}
+		if (++sc->i >= sc->n)
+			return scan_fail(sc, "unterminated string");
+		switch (s[sc->i]) {
+		case '"': *o++ = '"'; continue;
+		case '\\': *o++ = '\\'; continue;
+		case '/': *o++ = '/'; continue;
+		case 'b': *o++ = '\b'; continue;
+		case 'f': *o++ = '\f'; continue;
+		case 'n': *o++ = '\n'; continue;
+		case 'r': *o++ = '\r'; continue;
+		case 't': *o++ = '\t'; continue;
+		case 'u': break;
+		default: return scan_fail(sc, "invalid escape");
+		}
+		if (sc->n - sc->i < 5 || hex4(sc->s + sc->i + 1, &cp) < 0)
+			return scan_fail(sc, "invalid \\u escape");
+		sc->i += 4;
+		if (cp >= 0xdc00 && cp <= 0xdfff)
+			return scan_fail(sc, "invalid Unicode escape (a lone low surrogate)");
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (sc->n - sc->i < 7 || s[sc->i + 1] != '\\' || s[sc->i + 2] != 'u' || hex4(sc->s + sc->i + 3, &lo) < 0 ||
+			    lo < 0xdc00 || lo > 0xdfff)
+				return scan_fail(sc, "invalid Unicode escape (a high surrogate without its low one)");
+			sc->i += 6;
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		}
+		if (!cp)
+			return scan_fail(sc, "\\u0000 in a string");
+		o = put_utf8(o, cp);
+	}
+	sc->i++;
+	*o++ = 0;
+	*out = o;
+	return 0;
+}
+
+/* A JSON number at sc->i: 1 and *v if it is an integer that fits, 0 if it
+ * is a number that is not, -1 if it is not a number. */
+static int
+scan_number(struct scan *sc, json_int_t *v)
+{
+	const char *s = sc->s;
+	size_t start = sc->i, i = sc->i;
+	int neg = 0, integer = 1, big = 0;
+	uint64_t acc = 0;
+
+	if (i < sc->n && s[i] == '-') {
+		neg = 1;
+		i++;
+	}
+	if (i >= sc->n || s[i] < '0' || s[i] > '9')
+		return scan_fail(sc, "invalid token");
+	if (s[i] == '0') {
+		i++;
+	} else {
+		for (; i < sc->n && s[i] >= '0' && s[i] <= '9'; i++) {
+			if (acc > ((uint64_t)INT64_MAX + 1 - (uint64_t)(s[i] - '0')) / 10)
+				big = 1;
+			acc = acc * 10 + (uint64_t)(s[i] - '0');
+		}
+	}
+	if (i < sc->n && s[i] == '.') {
+		integer = 0;
+		if (++i >= sc->n || s[i] < '0' || s[i] > '9')
+			return scan_fail(sc, "invalid number");
+		while (i < sc->n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	if (i < sc->n && (s[i] == 'e' || s[i] == 'E')) {
+		integer = 0;
+		if (++i < sc->n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= sc->n || s[i] < '0' || s[i] > '9')
+			return scan_fail(sc, "invalid number");
+		while (i < sc->n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	sc->i = i;
+	if (integer && (big || acc > (uint64_t)INT64_MAX + (uint64_t)neg)) {
+		sc->i = start;
+		return scan_fail(sc, "too big integer");
+	}
+	if (!integer)
+		return 0;
+	*v = neg ? (json_int_t)(0 - acc) : (json_int_t)acc;
+	return 1;
+}
+
+/* A literal (true, false, null) at sc->i: its first letter, or -1. */
+static int
+scan_literal(struct scan *sc)
+{
+	static const char *const words[] = { "true", "false", "null" };
+	size_t k, len;
+
+	for (k = 0; k < 3; k++) {
+		len = strlen(words[k]);
+		if (sc->n - sc->i >= len && memcmp(sc->s + sc->i, words[k], len) == 0) {
+			sc->i += len;
+			return words[k][0];
+		}
+	}
+	return scan_fail(sc, "invalid token");
+}
+
+void
+audit_parsed_clear(struct audit_parsed *ps)
+{
+	json_decref(ps->details);
+	free(ps->buf);
+	memset(ps, 0, sizeof(*ps));
 }
 
 int
-audit_record_parse(const char *line, size_t len, json_t **rootp, audit_record *rec, char *why, size_t why_len)
+audit_record_parse(const char *line, size_t len, struct audit_parsed *ps, audit_record *rec, char *why, size_t why_len)
 {
+	enum { N_KEYS = sizeof(record_keys) / sizeof(record_keys[0]) };
+	struct scan sc = { line, len, 0, why, why_len };
+	const char *str[N_KEYS];
+	char *o, *key, *np;
+	unsigned seen = 0, k;
+	json_int_t iv = 0, ver = 0;
 	json_error_t jerr;
-	json_t *root = NULL, *v;
-	const char *key = NULL;
-	json_int_t iv;
-	size_t i, known;
-	int ret = -1;
+	int null[N_KEYS], num;
+	size_t dstart;
 
-	*rootp = NULL;
 	memset(rec, 0, sizeof(*rec));
-	if (!(root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
-		snprintf(why, why_len, "not JSON (%s at column %d)", jerr.text, jerr.column);
-		goto out;
-	}
-	if (!json_is_object(root)) {
-		snprintf(why, why_len, "not a JSON object");
-		goto out;
-	}
-	/* Unknown fields: more members than the known ones present. */
-	for (i = 0, known = 0; i < sizeof(record_keys) / sizeof(record_keys[0]); i++)
-		known += json_object_get(root, record_keys[i]) != NULL;
-	if (json_object_size(root) != known) {
-		json_object_foreach(root, key, v) {
-			for (i = 0; i < sizeof(record_keys) / sizeof(record_keys[0]); i++)
-				if (strcmp(key, record_keys[i]) == 0)
-					break;
-			if (i == sizeof(record_keys) / sizeof(record_keys[0]))
-				break;
+	memset(str, 0, sizeof(str));
+	memset(null, 0, sizeof(null));
+	json_decref(ps->details);
+	ps->details = NULL;
+	if (ps->cap < len + 1) {
+		if (!(np = realloc(ps->buf, len + 1))) {
+			snprintf(why, why_len, "out of memory");
+			return -1;
 		}
-		snprintf(why, why_len, "unknown field \"%.64s\"", key ? key : "?");
-		goto out;
+		ps->buf = np;
+		ps->cap = len + 1;
 	}
-	v = json_object_get(root, "v");
-	if (!json_is_integer(v) || json_integer_value(v) != AUDIT_FORMAT_VERSION) {
+	o = ps->buf;
+	scan_ws(&sc);
+	if (sc.i >= len || line[sc.i] != '{') {
+		snprintf(why, why_len, "not a JSON object");
+		return -1;
+	}
+	sc.i++;
+	scan_ws(&sc);
+	if (sc.i < len && line[sc.i] == '}')
+		sc.i++; /* {}: every member is missing, said below */
+	else
+		for (;;) {
+			key = o;
+			if (scan_string(&sc, &o) < 0)
+				return -1;
+			for (k = 0; k < N_KEYS && strcmp(key, record_keys[k]) != 0; k++)
+				;
+			if (k == N_KEYS) {
+				snprintf(why, why_len, "unknown field \"%.64s\"", key);
+				return -1;
+			}
+			if (seen & 1u << k)
+				return scan_fail(&sc, "duplicate object key \"%s\"", key);
+			seen |= 1u << k;
+			o = key; /* the key's bytes are not kept */
+			scan_ws(&sc);
+			if (sc.i >= len || line[sc.i] != ':')
+				return scan_fail(&sc, "':' expected");
+			sc.i++;
+			scan_ws(&sc);
+			if (sc.i >= len)
+				return scan_fail(&sc, "unexpected end of input");
+			if (line[sc.i] == '"') {
+				str[k] = o;
+				if (scan_string(&sc, &o) < 0)
+					return -1;
+			} else if (line[sc.i] == '{' && strcmp(record_keys[k], "details") == 0) {
+				dstart = sc.i;
+				sc.i = skip_value(line, sc.i, len);
+				if (sc.i > len || !(ps->details = json_loadb(line + dstart, sc.i - dstart, JSON_REJECT_DUPLICATES, &jerr))) {
+					sc.i = dstart;
+					return scan_fail(&sc, "details: %s", sc.i > len ? "unterminated" : jerr.text);
+				}
+			} else if (line[sc.i] == '{' || line[sc.i] == '[') {
+				snprintf(why, why_len, "\"%s\" is an %s, not what FORMAT.md has there", record_keys[k],
+				    line[sc.i] == '{' ? "object" : "array");
+				return -1;
+			} else if (line[sc.i] == '-' || (line[sc.i] >= '0' && line[sc.i] <= '9')) {
+				if ((num = scan_number(&sc, &iv)) < 0)
+					return -1;
+				if (strcmp(record_keys[k], "v") == 0)
+					ver = num ? iv : -1;
+				else if (strcmp(record_keys[k], "seq") == 0)
+					rec->seq = num && iv >= 1 ? (uint64_t)iv : 0;
+				else
+					null[k] = -1; /* a number where something else belongs */
+			} else if ((num = scan_literal(&sc)) < 0) {
+				return -1;
+			} else {
+				null[k] = num == 'n' ? 1 : num == 't' ? 2 : -1;
+			}
+			scan_ws(&sc);
+			if (sc.i < len && line[sc.i] == ',') {
+				sc.i++;
+				scan_ws(&sc);
+				continue;
+			}
+			if (sc.i < len && line[sc.i] == '}') {
+				sc.i++;
+				break;
+			}
+			return scan_fail(&sc, "',' or '}' expected");
+		}
+	scan_ws(&sc);
+	if (sc.i < len)
+		return scan_fail(&sc, "end of file expected");
+	/* The schema, in FORMAT.md's order of members. */
+	for (k = 0; k < N_KEYS; k++)
+		if (!(seen & 1u << k) && strcmp(record_keys[k], "engineering") != 0) {
+			snprintf(why, why_len, "no \"%s\" field", record_keys[k]);
+			return -1;
+		}
+	if (ver != AUDIT_FORMAT_VERSION) {
 		snprintf(why, why_len, "\"v\" is not %d (format version)", AUDIT_FORMAT_VERSION);
-		goto out;
+		return -1;
 	}
-	v = json_object_get(root, "seq");
-	if (!json_is_integer(v) || (iv = json_integer_value(v)) < 1) {
+	if (!rec->seq) {
 		snprintf(why, why_len, "\"seq\" is not a positive integer");
-		goto out;
+		return -1;
 	}
-	rec->seq = (uint64_t)iv;
-	if (!(rec->time = get_str(root, "time", 0, 1, why, why_len)))
-		goto out;
+	for (k = 0; k < N_KEYS; k++) {
+		const char *name = record_keys[k];
+		int nullable = strcmp(name, "jig") == 0 || strcmp(name, "device") == 0;
+		int nonempty = strcmp(name, "time") == 0 || strcmp(name, "step") == 0 || strcmp(name, "result") == 0;
+
+		if (strcmp(name, "v") == 0 || strcmp(name, "seq") == 0 || strcmp(name, "details") == 0 ||
+		    strcmp(name, "engineering") == 0)
+			continue;
+		if (nullable && null[k] == 1)
+			continue;
+		if (!str[k] || (nonempty && !*str[k])) {
+			snprintf(why, why_len, "\"%s\" is not a%s string", name, nonempty ? " non-empty" : "");
+			return -1;
+		}
+	}
+	rec->time = str[2];
 	if (!is_time(rec->time)) {
 		snprintf(why, why_len, "\"time\" is not UTC RFC 3339 with milliseconds");
-		goto out;
+		return -1;
 	}
-	if (!(rec->station = get_str(root, "station", 0, 0, why, why_len)) ||
-	    !(rec->operator_name = get_str(root, "operator", 0, 0, why, why_len)) ||
-	    !(rec->recipe = get_str(root, "recipe", 0, 0, why, why_len)) ||
-	    !(rec->jig = get_str(root, "jig", 1, 0, why, why_len)) ||
-	    !(rec->device = get_str(root, "device", 1, 0, why, why_len)) ||
-	    !(rec->step = get_str(root, "step", 0, 1, why, why_len)) ||
-	    !(rec->result = get_str(root, "result", 0, 1, why, why_len)))
-		goto out;
-	if (json_is_null(json_object_get(root, "jig")))
-		rec->jig = NULL;
-	if (json_is_null(json_object_get(root, "device")))
-		rec->device = NULL;
-	if ((v = json_object_get(root, "engineering"))) {
-		if (!json_is_true(v)) {
+	rec->station = str[3];
+	rec->operator_name = str[4];
+	rec->recipe = str[5];
+	rec->jig = str[6];
+	rec->device = str[7];
+	rec->step = str[8];
+	rec->result = str[9];
+	if (seen & 1u << 10) {
+		if (null[10] != 2) {
 			snprintf(why, why_len, "\"engineering\" is present but not true");
-			goto out;
+			return -1;
 		}
 		rec->engineering = 1;
 	}
-	rec->details = json_object_get(root, "details");
-	if (!json_is_object(rec->details)) {
+	if (!ps->details) {
 		snprintf(why, why_len, "\"details\" is not a JSON object");
-		goto out;
+		return -1;
 	}
-	v = json_object_get(root, "prev");
-	if (!json_is_string(v) || json_string_length(v) != 64 || !audit_is_hex(json_string_value(v), 64)) {
+	rec->details = ps->details;
+	if (!str[12] || strlen(str[12]) != 64 || !audit_is_hex(str[12], 64)) {
 		snprintf(why, why_len, "\"prev\" is not 64 lower-case hex digits");
-		goto out;
+		return -1;
 	}
-	*rootp = root;
-	root = NULL;
-	ret = 0;
-out:
-	json_decref(root);
-	return ret;
+	ps->prev = str[12];
+	return 0;
 }
 
 static int
@@ -363,6 +718,41 @@ unhex32(const char *s, uint8_t out[32])
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
+}
+
+int
+audit_record_details_span(const audit_record *rec, const char **p, size_t *n)
+{
+	const char *s = rec->text;
+	size_t len = rec->text_len, i, k, v;
+
+	if (!s)
+		return -1;
+	i = skip_ws(s, 0, len);
+	if (i >= len || s[i] != '{')
+		return -1;
+	for (i++;;) {
+		i = skip_ws(s, i, len);
+		if (i >= len || s[i] != '"')
+			return -1;
+		k = i;
+		i = skip_ws(s, skip_string(s, i, len), len);
+		if (i >= len || s[i] != ':')
+			return -1;
+		v = skip_ws(s, i + 1, len);
+		if (v >= len)
+			return -1;
+		i = skip_value(s, v, len);
+		if (i - v >= 2 && s[v] == '{' && len - k >= 9 && memcmp(s + k, "\"details\"", 9) == 0) {
+			*p = s + v;
+			*n = i - v;
+			return 0;
+		}
+		i = skip_ws(s, i, len);
+		if (i >= len || s[i] != ',')
+			return -1;
+		i++;
+	}
 }
 
 /* ---- walking a batch ---------------------------------------------------- */
@@ -400,19 +790,30 @@ check_close(const char *name, const audit_record *rec, const struct audit_walk *
 	return 0;
 }
 
+/* w->last: the last good record's line as a JSON object (the reader keeps
+ * no tree of the others). */
+static void
+walk_keep_last(struct audit_walk *w, const uint8_t *buf, uint64_t off, size_t len)
+{
+	json_decref(w->last);
+	w->last = len ? json_loadb((const char *)buf + off, len, 0, NULL) : NULL;
+}
+
 int
 audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_chain *c, struct audit_walk *w,
     audit_walk_cb cb, void *ctx)
 {
-	uint64_t off = 0;
+	struct audit_parsed ps;
+	uint64_t off = 0, last_off = 0;
+	size_t last_len = 0;
 	unsigned line = 0;
 	int rc = 0;
 
 	memset(w, 0, sizeof(*w));
+	memset(&ps, 0, sizeof(ps));
 	while (off < len) {
 		const uint8_t *p = buf + off, *nl;
 		size_t rest = len - off, l;
-		json_t *root = NULL;
 		audit_record rec;
 		uint8_t hash[32], prev[32];
 		char why[512], hash_hex[ST_SHA256_HEX_LEN + 1], where[96];
@@ -434,19 +835,20 @@ audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_
 			goto bad;
 		}
 		l = (size_t)(nl - p) + 1;
-		if (audit_record_parse((const char *)p, l - 1, &root, &rec, why, sizeof(why)) < 0) {
+		if (audit_record_parse((const char *)p, l - 1, &ps, &rec, why, sizeof(why)) < 0) {
 			snprintf(w->msg, sizeof(w->msg), "%s: not a valid record: %s", where, why);
 			goto bad;
 		}
 		rec.batch = name;
 		rec.line = line;
 		rec.offset = off;
-		unhex32(json_string_value(json_object_get(root, "prev")), prev);
+		rec.text = (const char *)p;
+		rec.text_len = l - 1;
+		unhex32(ps.prev, prev);
 		if (c->anchored && rec.seq != c->next_seq) {
 			snprintf(w->msg, sizeof(w->msg),
 			    "%s:%u: seq %" PRIu64 ": expected seq %" PRIu64 ": a record is missing, duplicated or out of order",
 			    name, line, rec.seq, c->next_seq);
-			json_decref(root);
 			goto bad;
 		}
 		/* The record that no longer matches is the previous one (or this
@@ -461,19 +863,16 @@ audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_
 				snprintf(w->msg, sizeof(w->msg),
 				    "%s:1: seq %" PRIu64 ": prev hash does not match the previous batch's last record (seq %" PRIu64
 				    "): that record was changed, or line 1's prev link is wrong", name, rec.seq, rec.seq - 1);
-			json_decref(root);
 			goto bad;
 		}
 		if (w->closed) {
 			snprintf(w->msg, sizeof(w->msg), "%s:%u: seq %" PRIu64 ": record after the batch-close record", name, line,
 			    rec.seq);
-			json_decref(root);
 			goto bad;
 		}
 		if (strcmp(rec.step, AUDIT_STEP_BATCH_CLOSE) == 0) {
 			if (check_close(name, &rec, w, why, sizeof(why)) < 0) {
 				snprintf(w->msg, sizeof(w->msg), "%s:%u: seq %" PRIu64 ": %s", name, line, rec.seq, why);
-				json_decref(root);
 				goto bad;
 			}
 			w->closed = 1;
@@ -490,20 +889,23 @@ audit_walk_batch(const char *name, const uint8_t *buf, size_t len, struct audit_
 		w->records++;
 		if (audit_is_terminal(rec.device, rec.step, rec.result))
 			w->devices++;
+		last_off = off;
+		last_len = l - 1;
 		off += l;
 		w->good_end = off;
-		json_decref(w->last);
-		w->last = root;
 		if (cb && (rc = cb(&rec, ctx)) != 0)
-			return rc;
+			goto out;
 		continue;
 	bad:
 		w->bad = 1;
 		w->bad_line = line;
 		w->bad_offset = off;
-		return 0;
+		break;
 	}
-	return 0;
+out:
+	walk_keep_last(w, buf, last_off, last_len);
+	audit_parsed_clear(&ps);
+	return rc;
 }
 
 int
@@ -513,18 +915,20 @@ audit_good_record_after(const uint8_t *buf, size_t len, uint64_t off)
 	int first = 1;
 
 	while (off < len) {
-		json_t *root = NULL;
+		struct audit_parsed ps;
 		audit_record rec;
 		char why[256];
 		size_t l;
+		int ok;
 
 		if (!(nl = memchr(buf + off, '\n', len - off)))
 			return 0;
 		l = (size_t)(nl - (buf + off));
-		if (!first && l < AUDIT_RECORD_MAX && audit_record_parse((const char *)buf + off, l, &root, &rec, why, sizeof(why)) == 0) {
-			json_decref(root);
+		memset(&ps, 0, sizeof(ps));
+		ok = !first && l < AUDIT_RECORD_MAX && audit_record_parse((const char *)buf + off, l, &ps, &rec, why, sizeof(why)) == 0;
+		audit_parsed_clear(&ps);
+		if (ok)
 			return 1;
-		}
 		first = 0;
 		off += l + 1;
 	}

@@ -104,14 +104,15 @@ static uint64_t
 first_seq_of(const uint8_t *buf, size_t len)
 {
 	const uint8_t *nl = memchr(buf, '\n', len < AUDIT_RECORD_MAX ? len : AUDIT_RECORD_MAX);
-	json_t *root = NULL;
+	struct audit_parsed ps;
 	audit_record rec;
 	char why[128];
 	uint64_t seq = 0;
 
-	if (nl && audit_record_parse((const char *)buf, (size_t)(nl - buf), &root, &rec, why, sizeof(why)) == 0)
+	memset(&ps, 0, sizeof(ps));
+	if (nl && audit_record_parse((const char *)buf, (size_t)(nl - buf), &ps, &rec, why, sizeof(why)) == 0)
 		seq = rec.seq;
-	json_decref(root);
+	audit_parsed_clear(&ps);
 	return seq;
 }
 

@@ -846,6 +846,41 @@ START_TEST(test_threads_group_commit)
 }
 END_TEST
 
+/* Where a record's details are in its line: the top-level member only,
+ * whatever the other members' strings hold or in which order they come. */
+START_TEST(test_details_span)
+{
+	static const struct {
+		const char *line, *want; /* want NULL: not found (the name is escaped) */
+	} cases[] = {
+		{ "{\"v\":1,\"step\":\"x\",\"details\":{\"a\":1},\"prev\":\"00\"}", "{\"a\":1}" },
+		{ "{\"details\":{},\"v\":1}", "{}" },
+		{ "{\"operator\":\"o \\\",\\\"details\\\":{\\\"x\\\":2} \\\\\",\"details\":{\"y\":[1,{\"z\":\"}\"}]}}",
+		    "{\"y\":[1,{\"z\":\"}\"}]}" },
+		{ "{\"v\":1,\"x\":{\"details\":{\"inner\":1}},\"details\":{\"outer\":true}}", "{\"outer\":true}" },
+		{ " { \"v\" : 1 , \"details\" : { \"a\" : null } , \"prev\" : \"00\" } ", "{ \"a\" : null }" },
+		{ "{\"v\":-1.5e3,\"jig\":null,\"details\":{\"k\":\"\\u00e9\\\\\"}}", "{\"k\":\"\\u00e9\\\\\"}" },
+		{ "{\"v\":1,\"d\\u0065tails\":{\"a\":1}}", NULL },
+	};
+	size_t i, n;
+	const char *p;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		audit_record rec;
+
+		memset(&rec, 0, sizeof(rec));
+		rec.text = cases[i].line;
+		rec.text_len = strlen(cases[i].line);
+		if (!cases[i].want) {
+			ck_assert_int_eq(audit_record_details_span(&rec, &p, &n), -1);
+			continue;
+		}
+		ck_assert_msg(audit_record_details_span(&rec, &p, &n) == 0, "case %zu: not found", i);
+		ck_assert_msg(n == strlen(cases[i].want) && memcmp(p, cases[i].want, n) == 0, "case %zu: %.*s", i, (int)n, p);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -867,6 +902,7 @@ main(void)
 	tcase_add_test(tc, test_orphan_quarantine);
 	tcase_add_test(tc, test_lazy_records);
 	tcase_add_test(tc, test_threads_group_commit);
+	tcase_add_test(tc, test_details_span);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
