@@ -34,6 +34,10 @@ reg_connect(struct reg *r, st_err *err)
 	}
 	/* Quiet NOTICEs (CREATE ... IF NOT EXISTS) would reach the terminal otherwise. */
 	PQclear(PQexec(r->conn, "SET client_min_messages = warning"));
+	/* Every statement here is short (index probes, COPY): compiling one
+	 * with JIT, which PostgreSQL does once its cost estimate is high (a
+	 * table without statistics yet), takes longer than running it. */
+	PQclear(PQexec(r->conn, "SET jit = off"));
 	return 0;
 }
 

@@ -48,32 +48,38 @@ tb_put(struct tbuf *b, const char *s, size_t n)
 	b->p[b->len] = 0;
 }
 
-/* One COPY text-format field (NULL is \N), then a tab or, when last, a newline. */
+/* One COPY text-format field of n bytes, then a tab or, when last, a newline. */
+static void
+tb_field_n(struct tbuf *b, const char *s, size_t n, int last)
+{
+	const char *run, *end = s + n;
+
+	for (run = s; s < end; s++) {
+		const char *esc = NULL;
+
+		switch (*s) {
+		case '\\': esc = "\\\\"; break;
+		case '\t': esc = "\\t"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		default: continue;
+		}
+		tb_put(b, run, (size_t)(s - run));
+		tb_put(b, esc, 2);
+		run = s + 1;
+	}
+	tb_put(b, run, (size_t)(s - run));
+	tb_put(b, last ? "\n" : "\t", 1);
+}
+
+/* One COPY text-format field (NULL is \N). */
 static void
 tb_field(struct tbuf *b, const char *s, int last)
 {
-	const char *run;
-
-	if (!s) {
-		tb_put(b, "\\N", 2);
-	} else {
-		for (run = s; *s; s++) {
-			const char *esc = NULL;
-
-			switch (*s) {
-			case '\\': esc = "\\\\"; break;
-			case '\t': esc = "\\t"; break;
-			case '\n': esc = "\\n"; break;
-			case '\r': esc = "\\r"; break;
-			default: continue;
-			}
-			tb_put(b, run, (size_t)(s - run));
-			tb_put(b, esc, 2);
-			run = s + 1;
-		}
-		tb_put(b, run, (size_t)(s - run));
-	}
-	tb_put(b, last ? "\n" : "\t", 1);
+	if (s)
+		tb_field_n(b, s, strlen(s), last);
+	else
+		tb_put(b, last ? "\\N\n" : "\\N\t", 3);
 }
 
 static void
@@ -97,6 +103,22 @@ struct rows {
 	int oom;
 };
 
+/* Values the alarm queries look up, each with its record's seq (a load
+ * looks up only what the records it adds name): devices provisioned, public
+ * keys (keygen records and certificates), attestation certificates'
+ * digests, certificates' issuer and serial (pairs, same index), and the
+ * serials of certificates and revocations. */
+enum { K_DONE, K_PUBKEY, K_ATTEST, K_ISSUER, K_CERT_SERIAL, K_SERIAL, K_KINDS };
+
+struct keys {
+	struct key {
+		uint64_t seq;
+		char *v;
+	} *e;
+	size_t n, cap;
+	int oom;
+};
+
 struct load {
 	char station[256];
 	int mixed;           /* records of more than one station */
@@ -106,6 +128,7 @@ struct load {
 	size_t hash_cap;
 	struct tbuf rec, cert, rev;
 	struct rows rec_rows, cert_rows, rev_rows; /* the lines of each stream, by seq */
+	struct keys keys[K_KINDS];
 	char problem[600];   /* a record the registry cannot take, though it verified */
 };
 
@@ -128,6 +151,41 @@ rows_add(struct rows *r, uint64_t seq, size_t off)
 	}
 	r->v[r->n].seq = seq;
 	r->v[r->n++].off = off;
+}
+
+static void
+keys_add(struct keys *k, uint64_t seq, const char *v)
+{
+	struct key *ne;
+	size_t cap;
+
+	if (k->oom || !v)
+		return;
+	if (k->n == k->cap) {
+		cap = k->cap ? k->cap * 2 : 1024;
+		if (!(ne = realloc(k->e, cap * sizeof(*ne)))) {
+			k->oom = 1;
+			return;
+		}
+		k->e = ne;
+		k->cap = cap;
+	}
+	if (!(k->e[k->n].v = strdup(v))) {
+		k->oom = 1;
+		return;
+	}
+	k->e[k->n++].seq = seq;
+}
+
+static void
+keys_free(struct keys *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		free(k->e[i].v);
+	free(k->e);
+	memset(k, 0, sizeof(*k));
 }
 
 static void
@@ -243,6 +301,10 @@ load_cert(struct load *ld, const audit_record *rec)
 	/* The key's bytes (an EC point) hash as the keygen record's pubkey_sha256 does. */
 	st_sha256(x->tbs->spki->key->data, (size_t)x->tbs->spki->key->length, h);
 	st_hex(h, 32, pkhex);
+	keys_add(&ld->keys[K_PUBKEY], rec->seq, pkhex);
+	keys_add(&ld->keys[K_ISSUER], rec->seq, issuer);
+	keys_add(&ld->keys[K_CERT_SERIAL], rec->seq, serial);
+	keys_add(&ld->keys[K_SERIAL], rec->seq, serial);
 	rows_add(&ld->cert_rows, rec->seq, ld->cert.len);
 	tb_field(&ld->cert, rec->station, 0);
 	tb_u64(&ld->cert, rec->seq, 0);
@@ -272,8 +334,10 @@ static int
 load_record(const audit_record *rec, void *ctx)
 {
 	struct load *ld = ctx;
-	char *details;
-	const char *serial;
+	char *details = NULL;
+	const char *serial, *span;
+	json_t *rework;
+	size_t span_len, k;
 
 	if (!ld->station[0]) {
 		snprintf(ld->station, sizeof(ld->station), "%s", rec->station);
@@ -295,8 +359,14 @@ load_record(const audit_record *rec, void *ctx)
 	}
 	/* The walk checked the chain: seqs follow one another from the first. */
 	snprintf(ld->hash[ld->records], sizeof(ld->hash[0]), "%s", rec->hash);
-	if (!(details = json_dumps(rec->details, JSON_COMPACT)))
-		return -1;
+	/* details as the station wrote them (jsonb reads any spelling of the
+	 * same value); encoded again only where the line escapes its name. */
+	if (audit_record_details_span(rec, &span, &span_len) < 0) {
+		if (!(details = json_dumps(rec->details, JSON_COMPACT)))
+			return -1;
+		span = details;
+		span_len = strlen(details);
+	}
 	rows_add(&ld->rec_rows, rec->seq, ld->rec.len);
 	tb_field(&ld->rec, rec->station, 0);
 	tb_u64(&ld->rec, rec->seq, 0);
@@ -309,16 +379,27 @@ load_record(const audit_record *rec, void *ctx)
 	tb_field(&ld->rec, rec->step, 0);
 	tb_field(&ld->rec, rec->result, 0);
 	tb_field(&ld->rec, rec->engineering ? "t" : "f", 0);
-	tb_field(&ld->rec, details, 1);
+	tb_field_n(&ld->rec, span, span_len, 1);
 	free(details);
 	ld->records++;
+	/* What the alarm queries look up (the SQL's own reading of details:
+	 * ->> spells a JSON true and the string "true" alike). */
+	if (rec->device && strcmp(rec->step, "done") == 0 &&
+	    (strcmp(rec->result, "pass") == 0 || strcmp(rec->result, "ok") == 0)) {
+		rework = json_object_get(rec->details, "rework");
+		if (!json_is_true(rework) && !(json_is_string(rework) && strcmp(json_string_value(rework), "true") == 0))
+			keys_add(&ld->keys[K_DONE], rec->seq, rec->device);
+	} else if (strcmp(rec->step, "keygen") == 0) {
+		keys_add(&ld->keys[K_PUBKEY], rec->seq, json_string_value(json_object_get(rec->details, "pubkey_sha256")));
+	} else if (strcmp(rec->step, "identify") == 0) {
+		keys_add(&ld->keys[K_ATTEST], rec->seq, json_string_value(json_object_get(rec->details, "attestation_sha256")));
+	}
 	if (strcmp(rec->step, "issued") == 0 && strcmp(rec->result, "ok") == 0 && load_cert(ld, rec) < 0)
 		return -1;
 	serial = json_string_value(json_object_get(rec->details, "cert_serial"));
 	if (strcmp(rec->step, "revoke") == 0 && strcmp(rec->result, "ok") == 0 && serial) {
 		BIGNUM *rbn = NULL;
 		char *rs = NULL;
-		size_t k;
 
 		rows_add(&ld->rev_rows, rec->seq, ld->rev.len);
 		tb_field(&ld->rev, rec->station, 0);
@@ -330,12 +411,16 @@ load_record(const audit_record *rec, void *ctx)
 			for (k = 0; rs[k]; k++)
 				rs[k] = (char)(rs[k] >= 'A' && rs[k] <= 'F' ? rs[k] - 'A' + 'a' : rs[k]);
 		tb_field(&ld->rev, rs ? rs : serial, 0);
+		keys_add(&ld->keys[K_SERIAL], rec->seq, rs ? rs : serial);
 		OPENSSL_free(rs);
 		BN_free(rbn);
 		tb_field(&ld->rev, json_string_value(json_object_get(rec->details, "reason")) ?
 		        json_string_value(json_object_get(rec->details, "reason")) : "unspecified", 0);
 		tb_field(&ld->rev, rec->time, 1);
 	}
+	for (k = 0; k < K_KINDS; k++)
+		if (ld->keys[k].oom)
+			return -1;
 	return ld->rec.oom || ld->cert.oom || ld->rev.oom || ld->rec_rows.oom || ld->cert_rows.oom || ld->rev_rows.oom ? -1 :
 	                                                                                                                   0;
 }
@@ -396,72 +481,71 @@ copy_new(struct reg *r, const char *sql, const struct tbuf *b, const struct rows
 	return copy_end(r, err);
 }
 
-/* The new records, certificates and revocations: the station's rows in the
- * seq range the bundle added ($1 station, $2 and $3 the range; a range that
- * fills a gap may hold older rows too, which only means they are looked at
- * again). */
-#define NEW_ROWS                                                                                     \
-	"WITH n AS (SELECT * FROM records WHERE station = $1 AND seq BETWEEN $2 AND $3),"                \
-	" nc AS (SELECT * FROM certificates WHERE station = $1 AND seq BETWEEN $2 AND $3),"             \
-	" nr AS (SELECT * FROM revocations WHERE station = $1 AND seq BETWEEN $2 AND $3),"              \
-	" nd AS (SELECT DISTINCT device FROM n WHERE step = 'done' AND result IN ('pass', 'ok')"         \
-	"  AND coalesce(details->>'rework', 'false') <> 'true') "
+/* Alarms for everything the new records touch.  Each query gets what the
+ * new records name (arrays the client collected as it verified them:
+ * devices, keys, serials) and probes the index for each value (LATERAL ...
+ * OFFSET 0 keeps it a probe per value whatever the planner's statistics
+ * say of a table that grows under it).  (kind, subject) is unique, so an
+ * alarm is raised once. */
+#define PROVISIONED(dev)                                                                               \
+	"LATERAL (SELECT r.station, r.seq FROM records r WHERE r.device = " dev " AND r.step = 'done'"    \
+	" AND r.result IN ('pass', 'ok') AND coalesce(r.details->>'rework', 'false') <> 'true' OFFSET 0) x"
 
-/* Alarms for everything the new records touch, each query reaching the
- * older rows through an index from the new ones.  (kind, subject) is
- * unique, so an alarm is raised once. */
-static const char *const alarm_sql[] = {
+static const struct {
+	const char *sql;
+	int arg[2]; /* the key kinds it takes as $1 and $2 (-1: none) */
+} alarm_q[] = {
 	/* One SE serial provisioned (a "done" that is not a rework) at two stations. */
-	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
-	" SELECT 'device-two-stations', device, 'SE ' || device || ' provisioned at ' || string_agg(DISTINCT station, ', ')"
-	" FROM records WHERE device IN (SELECT device FROM nd)"
-	"  AND step = 'done' AND result IN ('pass', 'ok') AND coalesce(details->>'rework', 'false') <> 'true'"
-	" GROUP BY device HAVING count(DISTINCT station) > 1"
-	" ON CONFLICT (kind, subject) DO NOTHING",
+	{ "INSERT INTO alarms (kind, subject, detail)"
+	  " SELECT 'device-two-stations', d.device, 'SE ' || d.device || ' provisioned at ' || string_agg(DISTINCT x.station, ', ')"
+	  " FROM (SELECT DISTINCT unnest($1::text[]) AS device) d, " PROVISIONED("d.device")
+	  " GROUP BY d.device HAVING count(DISTINCT x.station) > 1"
+	  " ON CONFLICT (kind, subject) DO NOTHING", { K_DONE, -1 } },
 	/* Provisioned twice at one station with no rework between. */
-	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
-	" SELECT DISTINCT 'device-twice', p.device || '@' || p.station,"
-	"  'SE ' || p.device || ' provisioned twice at ' || p.station || ' (seq ' || p.prev || ' and ' || p.seq || ') without a rework between'"
-	" FROM (SELECT station, device, seq, lag(seq) OVER (PARTITION BY station, device ORDER BY seq) AS prev FROM records"
-	"  WHERE device IN (SELECT device FROM nd)"
-	"   AND step = 'done' AND result IN ('pass', 'ok') AND coalesce(details->>'rework', 'false') <> 'true') p"
-	" WHERE p.prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM records w WHERE w.station = p.station AND w.device = p.device"
-	"  AND w.seq > p.prev AND w.seq < p.seq AND w.details->>'rework' = 'true')"
-	" ON CONFLICT (kind, subject) DO NOTHING",
+	{ "INSERT INTO alarms (kind, subject, detail)"
+	  " SELECT DISTINCT 'device-twice', p.device || '@' || p.station,"
+	  "  'SE ' || p.device || ' provisioned twice at ' || p.station || ' (seq ' || p.prev || ' and ' || p.seq || ') without a rework between'"
+	  " FROM (SELECT x.station, d.device, x.seq, lag(x.seq) OVER (PARTITION BY x.station, d.device ORDER BY x.seq) AS prev"
+	  "  FROM (SELECT DISTINCT unnest($1::text[]) AS device) d, " PROVISIONED("d.device") ") p"
+	  " WHERE p.prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM records w WHERE w.station = p.station AND w.device = p.device"
+	  "  AND w.seq > p.prev AND w.seq < p.seq AND w.details->>'rework' = 'true')"
+	  " ON CONFLICT (kind, subject) DO NOTHING", { K_DONE, -1 } },
 	/* One public key under two SE serials: the keygen records and the certificates. */
-	NEW_ROWS ", nk AS (SELECT details->>'pubkey_sha256' AS pk FROM n WHERE step = 'keygen'"
-	"  UNION SELECT pubkey_sha256 FROM nc)"
-	" INSERT INTO alarms (kind, subject, detail)"
-	" SELECT 'pubkey-two-serials', k.pk, 'public key ' || k.pk || ' under SE serials ' || string_agg(DISTINCT k.device, ', ')"
-	" FROM (SELECT device, details->>'pubkey_sha256' AS pk FROM records"
-	"   WHERE step = 'keygen' AND (details->>'pubkey_sha256') IN (SELECT pk FROM nk)"
-	"  UNION SELECT device, pubkey_sha256 FROM certificates WHERE pubkey_sha256 IN (SELECT pk FROM nk)) k"
-	" GROUP BY k.pk HAVING count(DISTINCT k.device) > 1"
-	" ON CONFLICT (kind, subject) DO NOTHING",
+	{ "INSERT INTO alarms (kind, subject, detail)"
+	  " SELECT 'pubkey-two-serials', q.pk, 'public key ' || q.pk || ' under SE serials ' || string_agg(DISTINCT k.device, ', ')"
+	  " FROM (SELECT DISTINCT unnest($1::text[]) AS pk) q,"
+	  "  LATERAL (SELECT device FROM records WHERE step = 'keygen' AND (details->>'pubkey_sha256') = q.pk"
+	  "   UNION SELECT device FROM certificates WHERE pubkey_sha256 = q.pk) k"
+	  " GROUP BY q.pk HAVING count(DISTINCT k.device) > 1"
+	  " ON CONFLICT (kind, subject) DO NOTHING", { K_PUBKEY, -1 } },
 	/* One SE attestation certificate under two serials (identify details.attestation_sha256). */
-	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
-	" SELECT 'attestation-two-serials', details->>'attestation_sha256',"
-	"  'attestation certificate ' || (details->>'attestation_sha256') || ' under SE serials ' || string_agg(DISTINCT device, ', ')"
-	" FROM records WHERE step = 'identify' AND (details->>'attestation_sha256') IN"
-	"  (SELECT details->>'attestation_sha256' FROM n WHERE step = 'identify')"
-	" GROUP BY details->>'attestation_sha256' HAVING count(DISTINCT device) > 1"
-	" ON CONFLICT (kind, subject) DO NOTHING",
+	{ "INSERT INTO alarms (kind, subject, detail)"
+	  " SELECT 'attestation-two-serials', q.a, 'attestation certificate ' || q.a || ' under SE serials '"
+	  "  || string_agg(DISTINCT k.device, ', ')"
+	  " FROM (SELECT DISTINCT unnest($1::text[]) AS a) q,"
+	  "  LATERAL (SELECT device FROM records WHERE step = 'identify' AND (details->>'attestation_sha256') = q.a OFFSET 0) k"
+	  " GROUP BY q.a HAVING count(DISTINCT k.device) > 1"
+	  " ON CONFLICT (kind, subject) DO NOTHING", { K_ATTEST, -1 } },
 	/* One issuer + certificate serial twice. */
-	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
-	" SELECT 'cert-serial-twice', issuer || ' / ' || serial,"
-	"  'certificate serial ' || serial || ' of ' || issuer || ' issued ' || count(*) || ' times: '"
-	"  || string_agg(device || ' at ' || station || ' seq ' || seq, ', ' ORDER BY station, seq)"
-	" FROM certificates WHERE (issuer, serial) IN (SELECT issuer, serial FROM nc)"
-	" GROUP BY issuer, serial HAVING count(*) > 1"
-	" ON CONFLICT (kind, subject) DO NOTHING",
-	/* Revoked at one station, live according to the station that issued it. */
-	NEW_ROWS "INSERT INTO alarms (kind, subject, detail)"
-	" SELECT DISTINCT ON (c.serial, c.station) 'revoked-live', c.serial || '@' || c.station,"
-	"  'certificate ' || c.serial || ' (SE ' || c.device || ') revoked at ' || v.station || ' but live at ' || c.station"
-	" FROM certificates c JOIN revocations v ON v.serial = c.serial AND v.station <> c.station"
-	" WHERE (c.serial IN (SELECT serial FROM nc) OR c.serial IN (SELECT serial FROM nr))"
-	"  AND NOT EXISTS (SELECT 1 FROM revocations w WHERE w.serial = c.serial AND w.station = c.station)"
-	" ON CONFLICT (kind, subject) DO NOTHING",
+	{ "INSERT INTO alarms (kind, subject, detail)"
+	  " SELECT 'cert-serial-twice', q.issuer || ' / ' || q.serial,"
+	  "  'certificate serial ' || q.serial || ' of ' || q.issuer || ' issued ' || count(*) || ' times: '"
+	  "  || string_agg(k.device || ' at ' || k.station || ' seq ' || k.seq, ', ' ORDER BY k.station, k.seq)"
+	  " FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS u(issuer, serial)) q,"
+	  "  LATERAL (SELECT device, station, seq FROM certificates c WHERE c.serial = q.serial AND c.issuer = q.issuer OFFSET 0) k"
+	  " GROUP BY q.issuer, q.serial HAVING count(*) > 1"
+	  " ON CONFLICT (kind, subject) DO NOTHING", { K_ISSUER, K_CERT_SERIAL } },
+	/* Revoked at one station, live according to the station that issued it
+	 * ($1: the serials of the new certificates and revocations). */
+	{ "INSERT INTO alarms (kind, subject, detail)"
+	  " SELECT DISTINCT ON (k.serial, k.station) 'revoked-live', k.serial || '@' || k.station,"
+	  "  'certificate ' || k.serial || ' (SE ' || k.device || ') revoked at ' || k.revoked_at || ' but live at ' || k.station"
+	  " FROM (SELECT DISTINCT unnest($1::text[]) AS serial) q,"
+	  "  LATERAL (SELECT c.serial, c.station, c.device, v.station AS revoked_at"
+	  "   FROM certificates c JOIN revocations v ON v.serial = c.serial AND v.station <> c.station"
+	  "   WHERE c.serial = q.serial"
+	  "    AND NOT EXISTS (SELECT 1 FROM revocations w WHERE w.serial = c.serial AND w.station = c.station) OFFSET 0) k"
+	  " ON CONFLICT (kind, subject) DO NOTHING", { K_SERIAL, -1 } },
 };
 
 static int
@@ -648,6 +732,90 @@ count_of(struct reg *r, const char *sql, int n, const char *const *params, st_er
 	return v;
 }
 
+/* Is seq in one of the spans (sorted, merged)? */
+static int
+in_spans(uint64_t seq, const struct span *v, size_t n)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid].hi < seq)
+			lo = mid + 1;
+		else if (v[mid].lo > seq)
+			hi = mid;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+/* The keys of the new records as a PostgreSQL array literal; how many. */
+static size_t
+keys_array(const struct keys *k, const struct span *nw, size_t nn, struct tbuf *out)
+{
+	size_t i, n = 0;
+	const char *s;
+
+	out->len = 0;
+	tb_put(out, "{", 1);
+	for (i = 0; i < k->n; i++) {
+		if (!in_spans(k->e[i].seq, nw, nn))
+			continue;
+		if (n++)
+			tb_put(out, ",", 1);
+		tb_put(out, "\"", 1);
+		for (s = k->e[i].v; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				tb_put(out, "\\", 1);
+			tb_put(out, s, 1);
+		}
+		tb_put(out, "\"", 1);
+	}
+	tb_put(out, "}", 1);
+	return n;
+}
+
+/* The alarm queries for what the new spans of the bundle add. */
+static int
+raise_alarms(struct reg *r, const struct load *ld, const struct span *nw, size_t nn, struct reg_outcome *oc, st_err *err)
+{
+	struct tbuf arr[K_KINDS];
+	size_t count[K_KINDS], i, k;
+	const char *p[2];
+	PGresult *res;
+	int ret = -1;
+
+	memset(arr, 0, sizeof(arr));
+	for (k = 0; k < K_KINDS; k++)
+		count[k] = keys_array(&ld->keys[k], nw, nn, &arr[k]);
+	for (k = 0; k < K_KINDS; k++)
+		if (arr[k].oom) {
+			st_err_set(err, ST_E_NOMEM, "out of memory");
+			goto out;
+		}
+	for (i = 0; i < sizeof(alarm_q) / sizeof(alarm_q[0]); i++) {
+		int n = alarm_q[i].arg[1] < 0 ? 1 : 2;
+
+		if (!count[alarm_q[i].arg[0]])
+			continue; /* the new records name nothing it looks for */
+		p[0] = arr[alarm_q[i].arg[0]].p;
+		p[1] = n > 1 ? arr[alarm_q[i].arg[1]].p : NULL;
+		if (!(res = reg_query(r, alarm_q[i].sql, n, p, err))) {
+			st_err_prefix(err, "alarm query %zu", i + 1);
+			goto out;
+		}
+		oc->new_alarms += strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	ret = 0;
+out:
+	for (k = 0; k < K_KINDS; k++)
+		free(arr[k].p);
+	return ret;
+}
+
 static int
 load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *manifest_sha, struct reg_outcome *oc,
     st_err *err)
@@ -752,19 +920,8 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
 		    copy_new(r, "COPY revocations (station, seq, device, serial, reason, time) FROM STDIN", &ld->rev,
 		        &ld->rev_rows, nw, nn, "", err) < 0)
 			goto out;
-		snprintf(n1, sizeof(n1), "%" PRIu64, nw[0].lo);
-		snprintf(n2, sizeof(n2), "%" PRIu64, nw[nn - 1].hi);
-		p[1] = n1;
-		p[2] = n2;
-		for (i = 0; i < sizeof(alarm_sql) / sizeof(alarm_sql[0]); i++) {
-			if (!(res = reg_query(r, alarm_sql[i], 3, p, err))) {
-				st_err_prefix(err, "alarm query %zu", i + 1);
-				goto out;
-			}
-			oc->new_alarms += strtoll(PQcmdTuples(res), NULL, 10);
-			PQclear(res);
-			res = NULL;
-		}
+		if (raise_alarms(r, ld, nw, nn, oc, err) < 0)
+			goto out;
 	}
 	if (report_gaps(r, ld->station, oc, err) < 0 || reg_exec(r, "COMMIT", err) < 0)
 		goto out;
@@ -860,6 +1017,8 @@ prepare(struct prep *pp, X509_STORE *trust)
 static void
 prep_clear(struct prep *pp)
 {
+	size_t k;
+
 	audit_report_free(pp->rep);
 	free(pp->ld.rec.p);
 	free(pp->ld.cert.p);
@@ -868,6 +1027,8 @@ prep_clear(struct prep *pp)
 	free(pp->ld.cert_rows.v);
 	free(pp->ld.rev_rows.v);
 	free(pp->ld.hash);
+	for (k = 0; k < K_KINDS; k++)
+		keys_free(&pp->ld.keys[k]);
 	pp->rep = NULL;
 	memset(&pp->ld, 0, sizeof(pp->ld));
 }

@@ -159,7 +159,7 @@ START_TEST(bench)
 {
 	char *bundles[STATIONS], *cmd = NULL, *out = NULL, *args = NULL, *tmp;
 	regtu_station st[STATIONS];
-	double t0, c0, t_gen, t_ingest, t_reingest, cpu_ingest, cpu_reingest, lat[DEVICE_SAMPLES], qlat[QUERY_SAMPLES];
+	double t0, c0, s0, t_gen, t_ingest, t_reingest, cpu_ingest, cpu_reingest, srv_ingest, srv_reingest, lat[DEVICE_SAMPLES], qlat[QUERY_SAMPLES];
 	long records, size, rows_before, rows_after;
 	unsigned s, d;
 	pgtu pg;
@@ -198,18 +198,22 @@ START_TEST(bench)
 	    -1);
 	t0 = now_s();
 	c0 = children_cpu_s();
+	s0 = pgtu_server_cpu_s(&pg);
 	rc = tu_sh(cmd, &out);
 	t_ingest = now_s() - t0;
 	cpu_ingest = children_cpu_s() - c0;
+	srv_ingest = pgtu_server_cpu_s(&pg) - s0;
 	ck_assert_msg(rc == 0, "ingest: %s", out);
 	free(out);
 	records = sql_num(&pg, "SELECT count(*) FROM records");
 	rows_before = sql_num(&pg, "SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM bundles) + (SELECT count(*) FROM certificates)");
 	t0 = now_s();
 	c0 = children_cpu_s();
+	s0 = pgtu_server_cpu_s(&pg);
 	rc = tu_sh(cmd, &out);
 	t_reingest = now_s() - t0;
 	cpu_reingest = children_cpu_s() - c0;
+	srv_reingest = pgtu_server_cpu_s(&pg) - s0;
 	ck_assert_msg(rc == 0 && strstr(out, "already ingested: 0 new records") && !strstr(out, "loaded"), "re-ingest: %s", out);
 	free(out);
 	free(cmd);
@@ -240,11 +244,15 @@ START_TEST(bench)
 	    STATIONS, per_station, records, (long)STATIONS * per_station, t_gen);
 	printf("ingest:    %.0f records/s (%.2f s for %ld records, verification included)   target >= %.0f: %s\n",
 	    records / t_ingest, t_ingest, records, TARGET_INGEST, records / t_ingest >= TARGET_INGEST ? "met" : "NOT MET");
-	printf("           the ingest command's CPU: %.1f us/record (%.0f records/s per core it had); the server's is not counted\n",
-	    cpu_ingest * 1e6 / records, records / cpu_ingest);
-	printf("re-ingest: %.0f records/s (%.2f s), rows changed: %ld   (no slower: %s); command CPU %.1f us/record\n",
+	printf("           CPU: the ingest command %.1f us/record, the PostgreSQL server %.1f us/record: %.1f us, or %.0f "
+	       "records/s per core; %.0f records/s takes %.1f cores (this machine has %ld)\n",
+	    cpu_ingest * 1e6 / records, srv_ingest * 1e6 / records, (cpu_ingest + srv_ingest) * 1e6 / records,
+	    records / (cpu_ingest + srv_ingest), TARGET_INGEST, TARGET_INGEST * (cpu_ingest + srv_ingest) / records,
+	    sysconf(_SC_NPROCESSORS_ONLN));
+	printf("re-ingest: %.0f records/s (%.2f s), rows changed: %ld   (no slower: %s); CPU: command %.1f, server %.1f "
+	       "us/record\n",
 	    records / t_reingest, t_reingest, rows_after - rows_before, t_reingest <= t_ingest * 1.1 ? "yes" : "NO",
-	    cpu_reingest * 1e6 / records);
+	    cpu_reingest * 1e6 / records, srv_reingest * 1e6 / records);
 	printf("device:    p50 %.1f ms, p99 %.1f ms over %u runs of the command (exec + connect + queries) at %ld devices\n",
 	    lat[DEVICE_SAMPLES / 2], lat[DEVICE_SAMPLES * 99 / 100], DEVICE_SAMPLES, total_devices);
 	printf("device queries: p50 %.2f ms, p99 %.2f ms over %u lookups on one connection   target p99 < %.0f ms at 1M "

@@ -1,4 +1,5 @@
 /* The throw-away PostgreSQL cluster of the registry tests (pgtu.h). */
+#include <dirent.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,53 @@ pgtu_start(pgtu *pg)
 		ck_assert_msg(rc == 0, "createdb failed (%d): %s", rc, out ? out : "");
 		free(out);
 	}
+}
+
+/* Fields 14-17 of /proc/PID/stat (utime stime cutime cstime), in ticks;
+ * *ppid gets field 4.  -1 when the process is gone. */
+static int
+proc_cpu(long pid, long *ppid, unsigned long long t[4])
+{
+	char path[64], buf[1024], *p;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = (int)fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = 0;
+	/* The command name (field 2) may hold spaces: start after its ')'. */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 1, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", ppid, &t[0], &t[1], &t[2], &t[3]) != 5)
+		return -1;
+	return 0;
+}
+
+double
+pgtu_server_cpu_s(const pgtu *pg)
+{
+	char path[4096];
+	unsigned long long t[4], ticks = 0;
+	long pm = 0, ppid;
+	DIR *d;
+	struct dirent *e;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/data/postmaster.pid", pg->dir);
+	f = fopen(path, "r");
+	ck_assert_msg(f && fscanf(f, "%ld", &pm) == 1, "%s: no postmaster pid", path);
+	fclose(f);
+	ck_assert_int_eq(proc_cpu(pm, &ppid, t), 0);
+	ticks = t[0] + t[1] + t[2] + t[3];
+	ck_assert_ptr_nonnull(d = opendir("/proc"));
+	while ((e = readdir(d)))
+		if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && proc_cpu(strtol(e->d_name, NULL, 10), &ppid, t) == 0 &&
+		    ppid == pm)
+			ticks += t[0] + t[1];
+	closedir(d);
+	return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 void

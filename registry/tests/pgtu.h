@@ -30,5 +30,10 @@ int pgtu_psql_on(const char *conninfo, const char *sql, char **out);
 /* Run one SQL statement with psql as the superuser; returns psql's status,
  * its output (unaligned, tuples only) in *out (malloc'd, may be NULL). */
 int pgtu_psql(const pgtu *pg, const char *sql, char **out);
+/* CPU seconds (user + system) the cluster's processes have used so far:
+ * the postmaster, its live children, and the children it has reaped (the
+ * backend of every connection that closed).  Differences of two readings
+ * are the server's share of what ran between them. */
+double pgtu_server_cpu_s(const pgtu *pg);
 
 #endif
