@@ -1,4 +1,5 @@
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,118 @@ verify_time(CMS_ContentInfo *cms, time_t not_before, time_t *at, st_err *err)
 	return 0;
 }
 
+/* Signer certificates whose chain verified, per trust store.  A journal's
+ * batches are sealed by one key: verifying its chain again for every seal
+ * (X509_verify_cert) cost as much as all the rest of checking a seal.  An
+ * entry holds for the times inside every chain certificate's validity;
+ * nothing else the chain check looks at depends on the time (the stores
+ * given here hold certificates only, no CRLs, and are not changed once
+ * loaded). */
+struct signer_ok {
+	const X509_STORE *store;
+	unsigned char cert_sha256[32];
+	time_t from, to;
+};
+
+static struct signer_ok ok_cache[16];
+static unsigned ok_next;
+static pthread_mutex_t ok_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+asn1_time_t(const ASN1_TIME *a, time_t *t)
+{
+	struct tm tm;
+
+	if (!a || !ASN1_TIME_to_tm(a, &tm))
+		return -1;
+	*t = timegm(&tm);
+	return 0;
+}
+
+/* The chain of cms's one signer, checked as CMS_verify checks it (the
+ * certificates the CMS carries as untrusted ones, the "smime_sign"
+ * defaults) at time at (0: now), or found in the cache.  1: it verified;
+ * 0: a structure this does not take (several signers, CRLs in it, the
+ * signer's certificate not in it), for CMS_verify to judge; -1: refused. */
+static int
+signer_verified(CMS_ContentInfo *cms, X509_STORE *trust, time_t at, st_err *err)
+{
+	STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
+	STACK_OF(X509) *certs = NULL, *chain;
+	STACK_OF(X509_CRL) *crls = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	CMS_SignerInfo *si;
+	X509 *signer = NULL;
+	unsigned char md[32];
+	unsigned mdlen = 0, i;
+	time_t t = at ? at : time(NULL), from = 0, to = 0, nb, na;
+	char when[32];
+	int ret = 0, k;
+
+	if (!sis || sk_CMS_SignerInfo_num(sis) != 1)
+		return 0;
+	si = sk_CMS_SignerInfo_value(sis, 0);
+	certs = CMS_get1_certs(cms);
+	crls = CMS_get1_crls(cms);
+	if (!certs || sk_X509_CRL_num(crls) > 0)
+		goto out;
+	for (k = 0; k < sk_X509_num(certs) && !signer; k++)
+		if (CMS_SignerInfo_cert_cmp(si, sk_X509_value(certs, k)) == 0)
+			signer = sk_X509_value(certs, k);
+	if (!signer || !X509_digest(signer, EVP_sha256(), md, &mdlen) || mdlen != sizeof(md))
+		goto out;
+	pthread_mutex_lock(&ok_mu);
+	for (i = 0; i < sizeof(ok_cache) / sizeof(ok_cache[0]); i++)
+		if (ok_cache[i].store == trust && memcmp(ok_cache[i].cert_sha256, md, sizeof(md)) == 0 &&
+		    t >= ok_cache[i].from && t <= ok_cache[i].to)
+			ret = 1;
+	pthread_mutex_unlock(&ok_mu);
+	if (ret)
+		goto out;
+	if (!(ctx = X509_STORE_CTX_new()) || !X509_STORE_CTX_init(ctx, trust, signer, certs) ||
+	    !X509_STORE_CTX_set_default(ctx, "smime_sign")) {
+		ret = st_err_openssl(err, ST_E_NOMEM, "CMS verify");
+		goto out;
+	}
+	if (at)
+		X509_STORE_CTX_set_time(ctx, 0, at);
+	if (X509_verify_cert(ctx) <= 0) {
+		st_time_format(t, when, sizeof(when));
+		ret = st_err_set(err, ST_E_VERIFY, "signature does not verify%s%s%s: the signer's certificate: %s",
+		    at ? " at " : "", at ? when : "", at ? ", when it was made" : "",
+		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	chain = X509_STORE_CTX_get0_chain(ctx);
+	for (k = 0; k < sk_X509_num(chain); k++) {
+		if (asn1_time_t(X509_get0_notBefore(sk_X509_value(chain, k)), &nb) < 0 ||
+		    asn1_time_t(X509_get0_notAfter(sk_X509_value(chain, k)), &na) < 0) {
+			from = 1;
+			to = 0; /* an unreadable time: verified, not cached */
+			break;
+		}
+		if (!k || nb > from)
+			from = nb;
+		if (!k || na < to)
+			to = na;
+	}
+	if (from <= to) {
+		pthread_mutex_lock(&ok_mu);
+		ok_cache[ok_next].store = trust;
+		memcpy(ok_cache[ok_next].cert_sha256, md, sizeof(md));
+		ok_cache[ok_next].from = from;
+		ok_cache[ok_next].to = to;
+		ok_next = (ok_next + 1) % (sizeof(ok_cache) / sizeof(ok_cache[0]));
+		pthread_mutex_unlock(&ok_mu);
+	}
+	ret = 1;
+out:
+	X509_STORE_CTX_free(ctx);
+	sk_X509_pop_free(certs, X509_free);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	return ret;
+}
+
 static int
 cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X509_STORE *trust, X509 **signer,
     uint8_t **out, size_t *out_len, const time_t *not_before, time_t *signed_at, st_err *err)
@@ -127,7 +240,8 @@ cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X50
 	CMS_ContentInfo *cms = NULL;
 	BIO *content = NULL, *sink = NULL;
 	STACK_OF(X509) *signers = NULL;
-	int ret = -1;
+	unsigned flags = (data ? CMS_DETACHED : 0) | CMS_BINARY;
+	int ret = -1, rc;
 
 	if (signer)
 		*signer = NULL;
@@ -154,14 +268,19 @@ cms_verify(const void *data, size_t len, const uint8_t *der, size_t der_len, X50
 			goto out;
 		if (signed_at)
 			*signed_at = at ? at : time(NULL);
-		if (at && vp) {
-			had_time = X509_VERIFY_PARAM_get_flags(vp) & X509_V_FLAG_USE_CHECK_TIME;
-			old_time = X509_VERIFY_PARAM_get_time(vp);
-			X509_VERIFY_PARAM_set_time(vp, at);
-			set_time = 1;
-		}
 	}
-	if (CMS_verify(cms, NULL, trust, content, sink, (data ? CMS_DETACHED : 0) | CMS_BINARY) != 1) {
+	if (trust && (rc = signer_verified(cms, trust, at, err)) != 0) {
+		if (rc < 0)
+			goto out;
+		flags |= CMS_NO_SIGNER_CERT_VERIFY;
+	} else if (at && vp) {
+		/* CMS_verify checks the chain itself: at the seal's time. */
+		had_time = X509_VERIFY_PARAM_get_flags(vp) & X509_V_FLAG_USE_CHECK_TIME;
+		old_time = X509_VERIFY_PARAM_get_time(vp);
+		X509_VERIFY_PARAM_set_time(vp, at);
+		set_time = 1;
+	}
+	if (CMS_verify(cms, NULL, trust, content, sink, flags) != 1) {
 		if (set_time) {
 			char when[32];
 

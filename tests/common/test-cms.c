@@ -208,6 +208,61 @@ START_TEST(test_verify_at_seal_time)
 }
 END_TEST
 
+/* A signer whose chain verified once is remembered, per trust store and
+ * within its chain's validity: what it does not cover is still checked. */
+START_TEST(test_verified_signer_cache)
+{
+	const char data[] = "batch bytes\n";
+	time_t now = time(NULL), day = 86400;
+	EVP_PKEY *key = EVP_EC_gen("P-256"), *root_key = EVP_EC_gen("P-256"), *other_key = EVP_EC_gen("P-256");
+	X509 *root, *cert, *other_root, *other;
+	X509_STORE *store = X509_STORE_new(), *empty = X509_STORE_new();
+	uint8_t *der, *der_other;
+	size_t len, len_other;
+	st_err err;
+
+	ck_assert_ptr_nonnull(key);
+	ck_assert_ptr_nonnull(root_key);
+	ck_assert_ptr_nonnull(other_key);
+	root = make_cert(root_key, "Test Root", NULL, NULL, now - 30 * day, now + 30 * day);
+	cert = make_cert(key, "Audit Seal", root, root_key, now - 3 * day, now + 3 * day);
+	/* The same names under another root: only the chain tells them apart. */
+	other_root = make_cert(other_key, "Test Root", NULL, NULL, now - 30 * day, now + 30 * day);
+	other = make_cert(key, "Audit Seal", other_root, other_key, now - 3 * day, now + 3 * day);
+	ck_assert_int_eq(X509_STORE_add_cert(store, root), 1);
+
+	der = seal_at(key, cert, data, now - day, &len);
+	ck_assert_msg(st_cms_verify_at(data, strlen(data), der, len, store, now - day - 60, NULL, NULL, &err) == 0, "%s",
+	    err.msg);
+	ck_assert_msg(st_cms_verify_at(data, strlen(data), der, len, store, now - day - 60, NULL, NULL, &err) == 0, "%s",
+	    err.msg);
+	/* Remembered for this store only. */
+	ck_assert_int_eq(st_cms_verify_at(data, strlen(data), der, len, empty, now - day - 60, NULL, NULL, &err), -1);
+	ck_assert_msg(strstr(err.msg, "signer's certificate"), "%s", err.msg);
+	/* The signature itself is checked every time. */
+	ck_assert_int_eq(st_cms_verify_at("batch bytez\n", strlen(data), der, len, store, now - day - 60, NULL, NULL, &err),
+	    -1);
+	/* The same key and names under a root the store does not hold. */
+	der_other = seal_at(key, other, data, now - day, &len_other);
+	ck_assert_int_eq(st_cms_verify_at(data, strlen(data), der_other, len_other, store, now - day - 60, NULL, NULL, &err),
+	    -1);
+	ck_assert_msg(strstr(err.msg, "signer's certificate"), "%s", err.msg);
+	/* (Past the chain's validity the remembered check does not hold:
+	 * test_verify_at_seal_time verifies one seal at its time, then now.) */
+	OPENSSL_free(der);
+	OPENSSL_free(der_other);
+	X509_free(cert);
+	X509_free(root);
+	X509_free(other);
+	X509_free(other_root);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(root_key);
+	EVP_PKEY_free(other_key);
+	X509_STORE_free(store);
+	X509_STORE_free(empty);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -216,6 +271,7 @@ main(void)
 
 	tcase_add_test(tc, test_sign_verify);
 	tcase_add_test(tc, test_verify_at_seal_time);
+	tcase_add_test(tc, test_verified_signer_cache);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
