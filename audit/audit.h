@@ -158,6 +158,8 @@ typedef struct audit_record {
 	const char *hash;   /* SHA-256 (hex) of this record's line, newline included */
 	const char *text;   /* the line as read, without its newline (text_len bytes) */
 	size_t text_len;
+	const char *details_text; /* where details is in text (audit_record_details_span) */
+	size_t details_len;
 } audit_record;
 
 /* Where the value of the record's top-level "details" member is in

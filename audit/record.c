@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,10 +252,19 @@ is_time(const char *s)
 static size_t
 skip_string(const char *s, size_t i, size_t n)
 {
-	for (i++; i < n && s[i] != '"'; i++)
-		if (s[i] == '\\')
-			i++;
-	return i + 1;
+	const char *q, *open = s + i;
+	size_t k;
+
+	for (i++; i < n; i = (size_t)(q - s) + 1) {
+		if (!(q = memchr(s + i, '"', n - i)))
+			break;
+		/* Closing, unless an odd run of backslashes escapes it. */
+		for (k = 0; q - k - 1 > open && q[-(ptrdiff_t)k - 1] == '\\'; k++)
+			;
+		if (k % 2 == 0)
+			return (size_t)(q - s) + 1;
+	}
+	return n + 1;
 }
 
 static size_t
@@ -612,6 +622,8 @@ audit_record_parse(const char *line, size_t len, struct audit_parsed *ps, audit_
 					sc.i = dstart;
 					return scan_fail(&sc, "details: %s", sc.i > len ? "unterminated" : jerr.text);
 				}
+				rec->details_text = line + dstart;
+				rec->details_len = sc.i - dstart;
 			} else if (line[sc.i] == '{' || line[sc.i] == '[') {
 				snprintf(why, why_len, "\"%s\" is an %s, not what FORMAT.md has there", record_keys[k],
 				    line[sc.i] == '{' ? "object" : "array");
@@ -726,6 +738,11 @@ audit_record_details_span(const audit_record *rec, const char **p, size_t *n)
 	const char *s = rec->text;
 	size_t len = rec->text_len, i, k, v;
 
+	if (rec->details_text) { /* found as the record was parsed */
+		*p = rec->details_text;
+		*n = rec->details_len;
+		return 0;
+	}
 	if (!s)
 		return -1;
 	i = skip_ws(s, 0, len);
