@@ -130,6 +130,9 @@ struct load {
 	struct rows rec_rows, cert_rows, rev_rows; /* the lines of each stream, by seq */
 	struct keys keys[K_KINDS];
 	char problem[600];   /* a record the registry cannot take, though it verified */
+	unsigned char *issuer_der; /* the last certificate's issuer, encoded, and as text */
+	int issuer_len;
+	char issuer[1024];
 };
 
 static void
@@ -213,7 +216,7 @@ typedef struct {
 	ASN1_INTEGER *version;
 	ASN1_INTEGER *serial;
 	X509_ALGOR *sig_alg;
-	X509_NAME *issuer;
+	ASN1_TYPE *issuer; /* the Name's encoding: one station's certificates share it */
 	X509_VAL *validity;
 	X509_NAME *subject;
 	REG_SPKI *spki;
@@ -236,7 +239,7 @@ ASN1_SEQUENCE(REG_TBS) = {
 	ASN1_EXP_OPT(REG_TBS, version, ASN1_INTEGER, 0),
 	ASN1_SIMPLE(REG_TBS, serial, ASN1_INTEGER),
 	ASN1_SIMPLE(REG_TBS, sig_alg, X509_ALGOR),
-	ASN1_SIMPLE(REG_TBS, issuer, X509_NAME),
+	ASN1_SIMPLE(REG_TBS, issuer, ASN1_ANY),
 	ASN1_SIMPLE(REG_TBS, validity, X509_VAL),
 	ASN1_SIMPLE(REG_TBS, subject, X509_NAME),
 	ASN1_SIMPLE(REG_TBS, spki, REG_SPKI),
@@ -263,6 +266,35 @@ name_text(const X509_NAME *name, char *out, size_t n)
 	BIO_free(bio);
 }
 
+/* ld->issuer: the issuer Name as text, decoded only when it is not the
+ * last certificate's. */
+static int
+issuer_text(struct load *ld, const ASN1_TYPE *t)
+{
+	const unsigned char *p;
+	X509_NAME *name;
+	unsigned char *copy;
+	int len;
+
+	if (!t || t->type != V_ASN1_SEQUENCE)
+		return -1;
+	p = t->value.sequence->data;
+	len = t->value.sequence->length;
+	if (ld->issuer_der && ld->issuer_len == len && memcmp(ld->issuer_der, p, (size_t)len) == 0)
+		return 0;
+	if (!(name = d2i_X509_NAME(NULL, &p, len)) || p != t->value.sequence->data + len || !(copy = malloc((size_t)len))) {
+		X509_NAME_free(name);
+		return -1;
+	}
+	name_text(name, ld->issuer, sizeof(ld->issuer));
+	X509_NAME_free(name);
+	memcpy(copy, t->value.sequence->data, (size_t)len);
+	free(ld->issuer_der);
+	ld->issuer_der = copy;
+	ld->issuer_len = len;
+	return 0;
+}
+
 /* The certificate an "issued" record carries (details.cert, base64 DER). */
 static int
 load_cert(struct load *ld, const audit_record *rec)
@@ -270,7 +302,8 @@ load_cert(struct load *ld, const audit_record *rec)
 	const char *b64 = json_string_value(json_object_get(rec->details, "cert"));
 	unsigned char *der = NULL, h[32];
 	const unsigned char *p;
-	char issuer[1024], subject[1024], nb[32], na[32], hex[65], pkhex[65], *serial = NULL;
+	char subject[1024], nb[32], na[32], hex[65], pkhex[65], *serial = NULL;
+	const char *issuer = ld->issuer;
 	REG_CERT *x = NULL;
 	BIGNUM *bn = NULL;
 	size_t n, i;
@@ -288,7 +321,8 @@ load_cert(struct load *ld, const audit_record *rec)
 	p = der;
 	if (!(x = (REG_CERT *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(REG_CERT))) || p != der + len)
 		goto bad;
-	name_text(x->tbs->issuer, issuer, sizeof(issuer));
+	if (issuer_text(ld, x->tbs->issuer) < 0)
+		goto bad;
 	name_text(x->tbs->subject, subject, sizeof(subject));
 	if (!(bn = ASN1_INTEGER_to_BN(x->tbs->serial, NULL)) || !(serial = BN_bn2hex(bn)))
 		goto bad;
@@ -481,71 +515,68 @@ copy_new(struct reg *r, const char *sql, const struct tbuf *b, const struct rows
 	return copy_end(r, err);
 }
 
-/* Alarms for everything the new records touch.  Each query gets what the
- * new records name (arrays the client collected as it verified them:
- * devices, keys, serials) and probes the index for each value (LATERAL ...
- * OFFSET 0 keeps it a probe per value whatever the planner's statistics
- * say of a table that grows under it).  (kind, subject) is unique, so an
- * alarm is raised once. */
-#define PROVISIONED(dev)                                                                               \
-	"LATERAL (SELECT r.station, r.seq FROM records r WHERE r.device = " dev " AND r.step = 'done'"    \
-	" AND r.result IN ('pass', 'ok') AND coalesce(r.details->>'rework', 'false') <> 'true' OFFSET 0) x"
-
+/* Alarms for everything the new records touch.  Each statement gets what
+ * the new records name (arrays the client collected as it verified them:
+ * devices, keys, serials) and looks up the rows that name the same, with
+ * one index scan per array (the transaction turns off sequential and bitmap
+ * scans: the tables grow faster than their statistics, and a probe for a
+ * few hundred values must not become a scan of millions of rows).  Alarms
+ * that look at the same rows share them.  (kind, subject) is unique, so an
+ * alarm is raised once.  Each statement returns how many it raised. */
 static const struct {
 	const char *sql;
-	int arg[2]; /* the key kinds it takes as $1 and $2 (-1: none) */
+	int arg[3]; /* the key kinds it takes as $1, $2, $3 (-1: none) */
 } alarm_q[] = {
-	/* One SE serial provisioned (a "done" that is not a rework) at two stations. */
-	{ "INSERT INTO alarms (kind, subject, detail)"
-	  " SELECT 'device-two-stations', d.device, 'SE ' || d.device || ' provisioned at ' || string_agg(DISTINCT x.station, ', ')"
-	  " FROM (SELECT DISTINCT unnest($1::text[]) AS device) d, " PROVISIONED("d.device")
-	  " GROUP BY d.device HAVING count(DISTINCT x.station) > 1"
-	  " ON CONFLICT (kind, subject) DO NOTHING", { K_DONE, -1 } },
-	/* Provisioned twice at one station with no rework between. */
-	{ "INSERT INTO alarms (kind, subject, detail)"
-	  " SELECT DISTINCT 'device-twice', p.device || '@' || p.station,"
-	  "  'SE ' || p.device || ' provisioned twice at ' || p.station || ' (seq ' || p.prev || ' and ' || p.seq || ') without a rework between'"
-	  " FROM (SELECT x.station, d.device, x.seq, lag(x.seq) OVER (PARTITION BY x.station, d.device ORDER BY x.seq) AS prev"
-	  "  FROM (SELECT DISTINCT unnest($1::text[]) AS device) d, " PROVISIONED("d.device") ") p"
-	  " WHERE p.prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM records w WHERE w.station = p.station AND w.device = p.device"
-	  "  AND w.seq > p.prev AND w.seq < p.seq AND w.details->>'rework' = 'true')"
-	  " ON CONFLICT (kind, subject) DO NOTHING", { K_DONE, -1 } },
-	/* One public key under two SE serials: the keygen records and the certificates. */
-	{ "INSERT INTO alarms (kind, subject, detail)"
-	  " SELECT 'pubkey-two-serials', q.pk, 'public key ' || q.pk || ' under SE serials ' || string_agg(DISTINCT k.device, ', ')"
-	  " FROM (SELECT DISTINCT unnest($1::text[]) AS pk) q,"
-	  "  LATERAL (SELECT device FROM records WHERE step = 'keygen' AND (details->>'pubkey_sha256') = q.pk"
-	  "   UNION SELECT device FROM certificates WHERE pubkey_sha256 = q.pk) k"
-	  " GROUP BY q.pk HAVING count(DISTINCT k.device) > 1"
-	  " ON CONFLICT (kind, subject) DO NOTHING", { K_PUBKEY, -1 } },
-	/* One SE attestation certificate under two serials (identify details.attestation_sha256). */
-	{ "INSERT INTO alarms (kind, subject, detail)"
-	  " SELECT 'attestation-two-serials', q.a, 'attestation certificate ' || q.a || ' under SE serials '"
-	  "  || string_agg(DISTINCT k.device, ', ')"
-	  " FROM (SELECT DISTINCT unnest($1::text[]) AS a) q,"
-	  "  LATERAL (SELECT device FROM records WHERE step = 'identify' AND (details->>'attestation_sha256') = q.a OFFSET 0) k"
-	  " GROUP BY q.a HAVING count(DISTINCT k.device) > 1"
-	  " ON CONFLICT (kind, subject) DO NOTHING", { K_ATTEST, -1 } },
-	/* One issuer + certificate serial twice. */
-	{ "INSERT INTO alarms (kind, subject, detail)"
-	  " SELECT 'cert-serial-twice', q.issuer || ' / ' || q.serial,"
-	  "  'certificate serial ' || q.serial || ' of ' || q.issuer || ' issued ' || count(*) || ' times: '"
-	  "  || string_agg(k.device || ' at ' || k.station || ' seq ' || k.seq, ', ' ORDER BY k.station, k.seq)"
-	  " FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS u(issuer, serial)) q,"
-	  "  LATERAL (SELECT device, station, seq FROM certificates c WHERE c.serial = q.serial AND c.issuer = q.issuer OFFSET 0) k"
-	  " GROUP BY q.issuer, q.serial HAVING count(*) > 1"
-	  " ON CONFLICT (kind, subject) DO NOTHING", { K_ISSUER, K_CERT_SERIAL } },
-	/* Revoked at one station, live according to the station that issued it
-	 * ($1: the serials of the new certificates and revocations). */
-	{ "INSERT INTO alarms (kind, subject, detail)"
-	  " SELECT DISTINCT ON (k.serial, k.station) 'revoked-live', k.serial || '@' || k.station,"
-	  "  'certificate ' || k.serial || ' (SE ' || k.device || ') revoked at ' || k.revoked_at || ' but live at ' || k.station"
-	  " FROM (SELECT DISTINCT unnest($1::text[]) AS serial) q,"
-	  "  LATERAL (SELECT c.serial, c.station, c.device, v.station AS revoked_at"
-	  "   FROM certificates c JOIN revocations v ON v.serial = c.serial AND v.station <> c.station"
-	  "   WHERE c.serial = q.serial"
-	  "    AND NOT EXISTS (SELECT 1 FROM revocations w WHERE w.serial = c.serial AND w.station = c.station) OFFSET 0) k"
-	  " ON CONFLICT (kind, subject) DO NOTHING", { K_SERIAL, -1 } },
+	/* The devices provisioned (a "done" that is not a rework): at two
+	 * stations, or twice at one with no rework between. */
+	{ "WITH x AS MATERIALIZED (SELECT station, device, seq FROM records WHERE device = ANY ($1::text[])"
+	  "  AND step = 'done' AND result IN ('pass', 'ok') AND coalesce(details->>'rework', 'false') <> 'true'),"
+	  " a AS (INSERT INTO alarms (kind, subject, detail)"
+	  "  SELECT 'device-two-stations', device, 'SE ' || device || ' provisioned at ' || string_agg(DISTINCT station, ', ')"
+	  "  FROM x GROUP BY device HAVING count(DISTINCT station) > 1"
+	  "  ON CONFLICT (kind, subject) DO NOTHING RETURNING 1),"
+	  " b AS (INSERT INTO alarms (kind, subject, detail)"
+	  "  SELECT DISTINCT 'device-twice', p.device || '@' || p.station,"
+	  "   'SE ' || p.device || ' provisioned twice at ' || p.station || ' (seq ' || p.prev || ' and ' || p.seq || ') without a rework between'"
+	  "  FROM (SELECT station, device, seq, lag(seq) OVER (PARTITION BY station, device ORDER BY seq) AS prev FROM x) p"
+	  "  WHERE p.prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM records w WHERE w.station = p.station AND w.device = p.device"
+	  "   AND w.seq > p.prev AND w.seq < p.seq AND w.details->>'rework' = 'true')"
+	  "  ON CONFLICT (kind, subject) DO NOTHING RETURNING 1)"
+	  " SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)", { K_DONE, -1, -1 } },
+	/* One public key under two SE serials (keygen records, certificates);
+	 * one attestation certificate under two (identify records). */
+	{ "WITH a AS (INSERT INTO alarms (kind, subject, detail)"
+	  "  SELECT 'pubkey-two-serials', k.pk, 'public key ' || k.pk || ' under SE serials ' || string_agg(DISTINCT k.device, ', ')"
+	  "  FROM (SELECT device, details->>'pubkey_sha256' AS pk FROM records"
+	  "    WHERE step = 'keygen' AND (details->>'pubkey_sha256') = ANY ($1::text[])"
+	  "   UNION SELECT device, pubkey_sha256 FROM certificates WHERE pubkey_sha256 = ANY ($1::text[])) k"
+	  "  GROUP BY k.pk HAVING count(DISTINCT k.device) > 1"
+	  "  ON CONFLICT (kind, subject) DO NOTHING RETURNING 1),"
+	  " b AS (INSERT INTO alarms (kind, subject, detail)"
+	  "  SELECT 'attestation-two-serials', details->>'attestation_sha256',"
+	  "   'attestation certificate ' || (details->>'attestation_sha256') || ' under SE serials ' || string_agg(DISTINCT device, ', ')"
+	  "  FROM records WHERE step = 'identify' AND (details->>'attestation_sha256') = ANY ($2::text[])"
+	  "  GROUP BY details->>'attestation_sha256' HAVING count(DISTINCT device) > 1"
+	  "  ON CONFLICT (kind, subject) DO NOTHING RETURNING 1)"
+	  " SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)", { K_PUBKEY, K_ATTEST, -1 } },
+	/* The certificates of the serials the new certificates and revocations
+	 * name ($3): one issuer + serial twice ($1, $2: the new pairs); revoked
+	 * at one station, live according to the station that issued it. */
+	{ "WITH c AS MATERIALIZED (SELECT station, seq, device, issuer, serial FROM certificates WHERE serial = ANY ($3::text[])),"
+	  " a AS (INSERT INTO alarms (kind, subject, detail)"
+	  "  SELECT 'cert-serial-twice', issuer || ' / ' || serial,"
+	  "   'certificate serial ' || serial || ' of ' || issuer || ' issued ' || count(*) || ' times: '"
+	  "   || string_agg(device || ' at ' || station || ' seq ' || seq, ', ' ORDER BY station, seq)"
+	  "  FROM c WHERE (issuer, serial) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+	  "  GROUP BY issuer, serial HAVING count(*) > 1"
+	  "  ON CONFLICT (kind, subject) DO NOTHING RETURNING 1),"
+	  " b AS (INSERT INTO alarms (kind, subject, detail)"
+	  "  SELECT DISTINCT ON (c.serial, c.station) 'revoked-live', c.serial || '@' || c.station,"
+	  "   'certificate ' || c.serial || ' (SE ' || c.device || ') revoked at ' || v.station || ' but live at ' || c.station"
+	  "  FROM c JOIN revocations v ON v.serial = c.serial AND v.station <> c.station"
+	  "  WHERE NOT EXISTS (SELECT 1 FROM revocations w WHERE w.serial = c.serial AND w.station = c.station)"
+	  "  ON CONFLICT (kind, subject) DO NOTHING RETURNING 1)"
+	  " SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)", { K_ISSUER, K_CERT_SERIAL, K_SERIAL } },
 };
 
 static int
@@ -783,7 +814,7 @@ raise_alarms(struct reg *r, const struct load *ld, const struct span *nw, size_t
 {
 	struct tbuf arr[K_KINDS];
 	size_t count[K_KINDS], i, k;
-	const char *p[2];
+	const char *p[3];
 	PGresult *res;
 	int ret = -1;
 
@@ -795,18 +826,27 @@ raise_alarms(struct reg *r, const struct load *ld, const struct span *nw, size_t
 			st_err_set(err, ST_E_NOMEM, "out of memory");
 			goto out;
 		}
+	/* One transaction at a time from here to its commit: each statement
+	 * below sees what every load that took the lock before committed, so of
+	 * two loads that contradict each other the later one raises the alarm. */
+	if (reg_exec(r, "SELECT pg_advisory_xact_lock(5252003); SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+	        err) < 0)
+		goto out;
 	for (i = 0; i < sizeof(alarm_q) / sizeof(alarm_q[0]); i++) {
-		int n = alarm_q[i].arg[1] < 0 ? 1 : 2;
+		size_t any = 0;
+		int n;
 
-		if (!count[alarm_q[i].arg[0]])
+		for (n = 0; n < 3 && alarm_q[i].arg[n] >= 0; n++) {
+			p[n] = arr[alarm_q[i].arg[n]].p;
+			any += count[alarm_q[i].arg[n]];
+		}
+		if (!any)
 			continue; /* the new records name nothing it looks for */
-		p[0] = arr[alarm_q[i].arg[0]].p;
-		p[1] = n > 1 ? arr[alarm_q[i].arg[1]].p : NULL;
 		if (!(res = reg_query(r, alarm_q[i].sql, n, p, err))) {
 			st_err_prefix(err, "alarm query %zu", i + 1);
 			goto out;
 		}
-		oc->new_alarms += strtoll(PQcmdTuples(res), NULL, 10);
+		oc->new_alarms += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		PQclear(res);
 	}
 	ret = 0;
@@ -829,11 +869,15 @@ load_db(struct reg *r, struct load *ld, const audit_report *rep, const char *man
 	int64_t bundle;
 	int ret = -1, rc;
 
-	/* One ingest at a time: the fork check and the alarm queries must see
-	 * every committed record. */
-	if (reg_exec(r, "BEGIN; SELECT pg_advisory_xact_lock(5252002)", err) < 0)
+	/* One load of a station at a time: its fork check must see every
+	 * committed record of it.  Other stations load meanwhile (the alarm
+	 * queries, which look across stations, take a lock of their own). */
+	if (reg_exec(r, "BEGIN", err) < 0)
 		goto out;
 	p[0] = ld->station;
+	if (!(res = reg_query(r, "SELECT pg_advisory_xact_lock(5252002, hashtext($1))", 1, p, err)))
+		goto out;
+	PQclear(res);
 	if (!(res = reg_query(r, "SELECT signer FROM stations WHERE station = $1", 1, p, err)))
 		goto out;
 	oc->new_station = PQntuples(res) == 0;
@@ -965,6 +1009,9 @@ struct prep {
 	char mhex[65];
 	struct reg_outcome oc;
 	int ready;
+	int state;  /* 0 waiting, 1 loading, 2 done */
+	int failed; /* the load failed: err */
+	st_err err;
 };
 
 static void
@@ -1027,6 +1074,7 @@ prep_clear(struct prep *pp)
 	free(pp->ld.cert_rows.v);
 	free(pp->ld.rev_rows.v);
 	free(pp->ld.hash);
+	free(pp->ld.issuer_der);
 	for (k = 0; k < K_KINDS; k++)
 		keys_free(&pp->ld.keys[k]);
 	pp->rep = NULL;
@@ -1050,17 +1098,23 @@ reg_ingest_bundle(struct reg *r, const char *path, X509_STORE *trust, struct reg
 	return ret;
 }
 
-/* Several bundles: verifying one costs more than loading it, so worker
- * threads verify the next bundles while this thread loads, in order, one
- * transaction each (what is loaded, and when a bundle is refused, is the
- * same as one at a time). */
+/* Several bundles: verifier threads check the next bundles while loader
+ * threads, each on its own connection, load the ones verified, one
+ * transaction each; the main thread reports them in the order given.  The
+ * server's share of a load (COPY, index upkeep, the alarm queries) is as
+ * large as the verification, and one connection is one server process: with
+ * --jobs N the server works on N bundles at once.  A bundle waits for the
+ * earlier bundles of its station (what is loaded, and when a bundle is
+ * refused, is the same as one at a time); load_db's locks keep the fork
+ * check per station and the alarm queries one at a time. */
 struct pipeline {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct prep *jobs;
-	size_t n, next, loaded, ahead;
-	int stop;
+	size_t n, next, next_load, loaded, ahead;
+	int stop;            /* a load failed: take no more */
 	X509_STORE *trust;
+	const struct reg *r; /* what every loader's connection copies */
 };
 
 static void *
@@ -1087,6 +1141,60 @@ verifier(void *arg)
 	}
 }
 
+/* An earlier bundle of job k's station still loading (mu held). */
+static int
+station_busy(const struct pipeline *pl, size_t k)
+{
+	size_t j;
+
+	for (j = 0; j < k; j++)
+		if (pl->jobs[j].state == 1 && strcmp(pl->jobs[j].ld.station, pl->jobs[k].ld.station) == 0)
+			return 1;
+	return 0;
+}
+
+static void *
+loader(void *arg)
+{
+	struct pipeline *pl = arg;
+	struct reg r = *pl->r;
+	struct prep *pp;
+	size_t k;
+	int connected = 0;
+
+	r.conn = NULL;
+	for (;;) {
+		pthread_mutex_lock(&pl->mu);
+		while (!pl->stop && pl->next_load < pl->n && !pl->jobs[pl->next_load].ready)
+			pthread_cond_wait(&pl->cv, &pl->mu);
+		if (pl->stop || pl->next_load >= pl->n) {
+			pthread_mutex_unlock(&pl->mu);
+			break;
+		}
+		k = pl->next_load++;
+		pp = &pl->jobs[k];
+		pp->state = 1; /* loading */
+		while (station_busy(pl, k))
+			pthread_cond_wait(&pl->cv, &pl->mu);
+		pthread_mutex_unlock(&pl->mu);
+		pp->oc.gaps = json_array();
+		if (!pp->oc.refused) {
+			if (!connected && reg_connect(&r, &pp->err) < 0)
+				pp->failed = 1;
+			else if ((connected = 1, load_db(&r, &pp->ld, pp->rep, pp->mhex, &pp->oc, &pp->err) < 0))
+				pp->failed = 1;
+		}
+		pthread_mutex_lock(&pl->mu);
+		pp->state = 2; /* done */
+		if (pp->failed)
+			pl->stop = 1;
+		pthread_cond_broadcast(&pl->cv);
+		pthread_mutex_unlock(&pl->mu);
+	}
+	reg_disconnect(&r);
+	return NULL;
+}
+
 static unsigned
 verifier_count(size_t bundles)
 {
@@ -1101,7 +1209,7 @@ verifier_count(size_t bundles)
 static void
 ingest_usage(FILE *f)
 {
-	fprintf(f, "usage: station-registry [--db URI] [--json] ingest --ca ROOT.pem [--enroll] BUNDLE...\n"
+	fprintf(f, "usage: station-registry [--db URI] [--json] ingest --ca ROOT.pem [--enroll] [--jobs N] BUNDLE...\n"
 	           "\n"
 	           "Verify each export bundle completely (seals up to ROOT.pem, the hash chain, the\n"
 	           "manifest), then load it in one transaction.  A bundle that does not verify is\n"
@@ -1111,18 +1219,50 @@ ingest_usage(FILE *f)
 	           "A station must be enrolled (station-registry stations add), and its bundles sealed\n"
 	           "by the audit key it was enrolled with; --enroll enrolls an unknown station with\n"
 	           "its bundle's signer.\n"
+	           "--jobs N loads N bundles at once, each on its own connection (default: the\n"
+	           "number of CPUs, at most 8): the server's work on a bundle is as large as\n"
+	           "verifying it.  Bundles of one station load in the order given.\n"
 	           "Exit: 0 every bundle loaded (or was already there), 1 one was refused, 2 usage or\n"
 	           "configuration error (no database, bad --ca).\n");
+}
+
+static void
+report(struct reg *r, json_t *all, struct prep *pp)
+{
+	const struct reg_outcome *oc = &pp->oc;
+	size_t gi;
+
+	if (r->json) {
+		json_array_append_new(all, oc->refused ?
+		        json_pack("{s:s,s:s,s:s}", "bundle", pp->path, "status", "refused", "reason", oc->reason) :
+		        json_pack("{s:s,s:s,s:b,s:I,s:I,s:O}", "bundle", pp->path, "status",
+		            oc->new_records ? "loaded" : "already-ingested", "new_station", oc->new_station, "new_records",
+		            (json_int_t)oc->new_records, "new_alarms", (json_int_t)oc->new_alarms, "gaps", oc->gaps));
+	} else if (oc->refused) {
+		printf("%s: REFUSED: %s\n", pp->path, oc->reason);
+	} else {
+		printf("%s: %s: %lld new record%s%s", pp->path, oc->new_records ? "loaded" : "already ingested",
+		    oc->new_records, oc->new_records == 1 ? "" : "s", oc->new_station && oc->new_records ? ", new station" : "");
+		if (oc->new_alarms)
+			printf(", %lld new alarm%s (station-registry alarms)", oc->new_alarms, oc->new_alarms == 1 ? "" : "s");
+		printf("\n");
+		for (gi = 0; gi < json_array_size(oc->gaps); gi++)
+			printf("  gap: seq %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT " not ingested yet\n",
+			    json_integer_value(json_array_get(json_array_get(oc->gaps, gi), 0)),
+			    json_integer_value(json_array_get(json_array_get(oc->gaps, gi), 1)));
+	}
+	fflush(stdout);
 }
 
 int
 cmd_ingest(struct reg *r, int argc, char **argv)
 {
-	enum { O_CA = 1, O_JSON, O_ENROLL, O_HELP };
+	enum { O_CA = 1, O_JSON, O_ENROLL, O_JOBS, O_HELP };
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, O_CA },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "enroll", no_argument, NULL, O_ENROLL },
+		{ "jobs", required_argument, NULL, O_JOBS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1130,10 +1270,11 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 	X509_STORE *trust = NULL;
 	json_t *all = json_array();
 	struct pipeline pl;
-	pthread_t threads[8];
-	unsigned nthreads, t;
-	size_t gi, k;
-	int c, ret = EXIT_USAGE, refused = 0;
+	pthread_t verifiers[8], loaders[8];
+	unsigned nverify, nload, jobs = 0, t;
+	size_t k;
+	int c, ret = EXIT_USAGE, refused = 0, failed = 0;
+	char *end;
 	st_err err;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1141,6 +1282,13 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 		case O_CA: ca = optarg; break;
 		case O_JSON: r->json = 1; break;
 		case O_ENROLL: r->enroll = 1; break;
+		case O_JOBS:
+			jobs = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !*optarg || jobs < 1 || jobs > 8) {
+				fprintf(stderr, "station-registry ingest: --jobs %s: give a number from 1 to 8\n", optarg);
+				goto out;
+			}
+			break;
 		case 'h':
 		case O_HELP: ingest_usage(stdout); ret = EXIT_OK; goto out;
 		default: ingest_usage(stderr); goto out;
@@ -1154,10 +1302,12 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 		fprintf(stderr, "station-registry ingest: --ca: %s\n", err.msg);
 		goto out;
 	}
+	/* The database must answer before any work: a wrong --db is a usage error. */
 	if (reg_connect(r, &err) < 0) {
 		fprintf(stderr, "station-registry ingest: %s\n", err.msg);
 		goto out;
 	}
+	reg_disconnect(r);
 	memset(&pl, 0, sizeof(pl));
 	pl.n = (size_t)(argc - optind);
 	if (!(pl.jobs = calloc(pl.n, sizeof(*pl.jobs)))) {
@@ -1168,60 +1318,51 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 	pthread_mutex_init(&pl.mu, NULL);
 	pthread_cond_init(&pl.cv, NULL);
 	pl.trust = trust;
+	pl.r = r;
 	for (k = 0; k < pl.n; k++)
 		pl.jobs[k].path = argv[optind + (int)k];
-	nthreads = verifier_count(pl.n);
-	pl.ahead = nthreads;
-	for (t = 0; t < nthreads; t++)
-		if (pthread_create(&threads[t], NULL, verifier, &pl) != 0)
+	nverify = verifier_count(pl.n);
+	nload = jobs ? jobs : verifier_count(pl.n);
+	if (nload > pl.n)
+		nload = (unsigned)pl.n;
+	pl.ahead = nverify + nload;
+	for (t = 0; t < nverify; t++)
+		if (pthread_create(&verifiers[t], NULL, verifier, &pl) != 0)
 			break;
-	nthreads = t;
-	for (k = 0; k < pl.n; k++) {
+	nverify = t;
+	for (t = 0; t < nload; t++)
+		if (pthread_create(&loaders[t], NULL, loader, &pl) != 0)
+			break;
+	nload = t;
+	if (!nverify || !nload) {
+		fprintf(stderr, "station-registry ingest: cannot start threads\n");
+		pthread_mutex_lock(&pl.mu);
+		pl.stop = 1;
+		pthread_cond_broadcast(&pl.cv);
+		pthread_mutex_unlock(&pl.mu);
+		failed = 1;
+	}
+	/* Report in the order given, as each bundle is done. */
+	for (k = 0; k < pl.n && !failed; k++) {
 		struct prep *pp = &pl.jobs[k];
-		const char *path = pp->path;
-		struct reg_outcome *oc = &pp->oc;
 
 		pthread_mutex_lock(&pl.mu);
-		if (!nthreads && pl.next == k) { /* no thread could start: verify here */
-			pl.next++;
-			pthread_mutex_unlock(&pl.mu);
-			prepare(pp, trust);
-			pthread_mutex_lock(&pl.mu);
-			pp->ready = 1;
-		}
-		while (!pp->ready)
+		while (pp->state != 2 && !(pl.stop && pp->state == 0))
 			pthread_cond_wait(&pl.cv, &pl.mu);
 		pthread_mutex_unlock(&pl.mu);
-		oc->gaps = json_array();
-		if (!oc->refused && load_db(r, &pp->ld, pp->rep, pp->mhex, oc, &err) < 0) {
+		if (pp->state != 2)
+			break; /* never started: a load before it failed */
+		if (pp->failed) {
 			fprintf(stderr, "station-registry ingest: %s: %s; nothing of it was loaded (the transaction rolled back): run ingest again\n",
-			    path, err.msg);
-			json_decref(oc->gaps);
+			    pp->path, pp->err.msg);
 			ret = EXIT_FAIL;
-			break;
+			failed = 1;
+			continue;
 		}
-		refused |= oc->refused;
-		if (r->json) {
-			json_array_append_new(all, oc->refused ?
-			        json_pack("{s:s,s:s,s:s}", "bundle", path, "status", "refused", "reason", oc->reason) :
-			        json_pack("{s:s,s:s,s:b,s:I,s:I,s:O}", "bundle", path, "status",
-			            oc->new_records ? "loaded" : "already-ingested", "new_station", oc->new_station, "new_records",
-			            (json_int_t)oc->new_records, "new_alarms", (json_int_t)oc->new_alarms, "gaps", oc->gaps));
-		} else if (oc->refused) {
-			printf("%s: REFUSED: %s\n", path, oc->reason);
-		} else {
-			printf("%s: %s: %lld new record%s%s", path, oc->new_records ? "loaded" : "already ingested",
-			    oc->new_records, oc->new_records == 1 ? "" : "s", oc->new_station && oc->new_records ? ", new station" : "");
-			if (oc->new_alarms)
-				printf(", %lld new alarm%s (station-registry alarms)", oc->new_alarms, oc->new_alarms == 1 ? "" : "s");
-			printf("\n");
-			for (gi = 0; gi < json_array_size(oc->gaps); gi++)
-				printf("  gap: seq %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT " not ingested yet\n",
-				    json_integer_value(json_array_get(json_array_get(oc->gaps, gi), 0)),
-				    json_integer_value(json_array_get(json_array_get(oc->gaps, gi), 1)));
-		}
-		fflush(stdout);
-		json_decref(oc->gaps);
+		refused |= pp->oc.refused;
+		report(r, all, pp);
+		json_decref(pp->oc.gaps);
+		pp->oc.gaps = NULL;
 		prep_clear(pp);
 		pthread_mutex_lock(&pl.mu);
 		pl.loaded++;
@@ -1232,15 +1373,27 @@ cmd_ingest(struct reg *r, int argc, char **argv)
 	pl.stop = 1;
 	pthread_cond_broadcast(&pl.cv);
 	pthread_mutex_unlock(&pl.mu);
-	for (t = 0; t < nthreads; t++)
-		pthread_join(threads[t], NULL);
-	for (k = 0; k < pl.n; k++)
+	for (t = 0; t < nverify; t++)
+		pthread_join(verifiers[t], NULL);
+	for (t = 0; t < nload; t++)
+		pthread_join(loaders[t], NULL);
+	/* Loaded after the failure was seen: they count, and are reported. */
+	for (; k < pl.n; k++)
+		if (pl.jobs[k].state == 2 && !pl.jobs[k].failed) {
+			refused |= pl.jobs[k].oc.refused;
+			report(r, all, &pl.jobs[k]);
+		}
+	for (k = 0; k < pl.n; k++) {
+		json_decref(pl.jobs[k].oc.gaps);
 		prep_clear(&pl.jobs[k]);
+	}
 	free(pl.jobs);
 	pthread_cond_destroy(&pl.cv);
 	pthread_mutex_destroy(&pl.mu);
-	if (ret == EXIT_FAIL)
+	if (failed) {
+		ret = EXIT_FAIL;
 		goto out;
+	}
 	if (r->json) {
 		reg_print_json(json_pack("{s:O}", "bundles", all));
 	}

@@ -652,6 +652,90 @@ START_TEST(test_two_ingesters_at_once)
 }
 END_TEST
 
+/* Loads of two stations run at once (--jobs, or two ingesters), but their
+ * alarm queries do not: one SE provisioned at both stations raises its
+ * alarm whichever commits first.  Bundles of one station load in order. */
+START_TEST(test_parallel_loads)
+{
+	char *admin = NULL, *db = NULL, *out = NULL, *ba, *bb, *ba2, *cmd = NULL, dev[32], serial[16];
+	regtu_station a, b;
+	int rc, round, d;
+
+	regtu_station_open(&a, "par-a", "seal-a");
+	regtu_station_open(&b, "par-b", "seal-b");
+	for (d = 0; d < 300; d++) {
+		snprintf(dev, sizeof(dev), "SE-PA-%04d", d);
+		snprintf(serial, sizeof(serial), "a%04x", d);
+		regtu_provision(&a, dev, serial, NULL, 0);
+		snprintf(dev, sizeof(dev), "SE-PB-%04d", d);
+		snprintf(serial, sizeof(serial), "b%04x", d);
+		regtu_provision(&b, dev, serial, NULL, 0);
+	}
+	regtu_provision(&a, "SE-CLONE", "a9999", NULL, 0);
+	regtu_provision(&b, "SE-CLONE", "b9999", NULL, 0);
+	ba = regtu_export(&a);
+	bb = regtu_export(&b);
+	for (round = 0; round < 4; round++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "t_par%d", round);
+		free(db);
+		free(admin);
+		db = regtu_fresh_db(&pg, name, &admin);
+		free(cmd);
+		if (round % 2)
+			ck_assert_int_ne(asprintf(&cmd, "'%s' --db '%s' ingest --enroll --jobs 2 --ca '%s/root-ca.pem' '%s' '%s'",
+			                     getenv("STATION_REGISTRY_EXE"), db, tu_pki, round == 1 ? ba : bb, round == 1 ? bb : ba),
+			    -1);
+		else
+			ck_assert_int_ne(asprintf(&cmd,
+			                     "r='%s'; ca='%s/root-ca.pem'; db='%s'; "
+			                     "\"$r\" --db \"$db\" ingest --enroll --ca \"$ca\" '%s' & x=$!; "
+			                     "\"$r\" --db \"$db\" ingest --enroll --ca \"$ca\" '%s' & y=$!; "
+			                     "wait $x || exit 1; wait $y || exit 1",
+			                     getenv("STATION_REGISTRY_EXE"), tu_pki, db, ba, bb),
+			    -1);
+		rc = tu_sh(cmd, &out);
+		ck_assert_msg(rc == 0, "round %d: (%d) %s", round, rc, out);
+		free(out);
+		ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM certificates"), 2 * 301);
+		ck_assert_int_eq(sql_num(admin, "SELECT count(DISTINCT station) FROM records"), 2);
+		ck_assert_msg(sql_num(admin, "SELECT count(*) FROM alarms WHERE kind = 'device-two-stations' AND subject = 'SE-CLONE'") == 1,
+		    "round %d: the clone's alarm was not raised", round);
+		ck_assert_int_eq(sql_num(admin, "SELECT count(*) FROM alarms"), 1);
+	}
+	/* One station's bundles in one command: in order, whatever --jobs says. */
+	regtu_provision(&a, "SE-PA-LAST", "a8888", NULL, 0);
+	ba2 = regtu_export(&a);
+	rc = regtu_reg(db, &out, "ingest --jobs 8 --ca '%s/root-ca.pem' '%s' '%s' '%s'", tu_pki, ba2, ba, ba2);
+	ck_assert_msg(rc == 0 && !strstr(out, "gap"), "(%d) %s", rc, out);
+	{
+		/* ba2 first (the new device's records), then ba and ba2 again: nothing new. */
+		char *l2 = strstr(out, ba2), *l1 = strstr(out, ba), *l3 = l2 ? strstr(l2 + 1, ba2) : NULL;
+
+		ck_assert_msg(l2 && l1 && l3 && l2 < l1 && l1 < l3 && strstr(l2, ": loaded: ") == l2 + strlen(ba2) &&
+		        strstr(l1, ": already ingested: 0 new records") == l1 + strlen(ba) &&
+		        strstr(l3, ": already ingested: 0 new records") == l3 + strlen(ba2),
+		    "reported out of order: %s", out);
+	}
+	free(out);
+	rc = regtu_reg(db, &out, "ingest --jobs 0 --ca '%s/root-ca.pem' '%s'", tu_pki, ba);
+	ck_assert_msg(rc == 2 && strstr(out, "--jobs 0: give a number from 1 to 8"), "(%d) %s", rc, out);
+	free(out);
+	regtu_station_close(&a);
+	regtu_station_close(&b);
+	tu_rmtree(ba);
+	tu_rmtree(bb);
+	tu_rmtree(ba2);
+	free(ba);
+	free(bb);
+	free(ba2);
+	free(cmd);
+	free(db);
+	free(admin);
+}
+END_TEST
+
 START_TEST(test_watch_spool)
 {
 	char *admin, *db = regtu_fresh_db(&pg, "t_watch", &admin), *out = NULL, *b1, *spool = tu_tmpdir("regsp"), *cmd = NULL, *reason;
@@ -720,6 +804,7 @@ main(void)
 	tcase_add_test(tc, test_alarms);
 	tcase_add_test(tc, test_database_down_mid_ingest);
 	tcase_add_test(tc, test_two_ingesters_at_once);
+	tcase_add_test(tc, test_parallel_loads);
 	tcase_add_test(tc, test_watch_spool);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
