@@ -1,4 +1,5 @@
 #include <limits.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,17 +122,36 @@ verify_time(CMS_ContentInfo *cms, time_t not_before, time_t *at, st_err *err)
  * (X509_verify_cert) cost as much as all the rest of checking a seal.  An
  * entry holds for the times inside every chain certificate's validity;
  * nothing else the chain check looks at depends on the time (the stores
- * given here hold certificates only, no CRLs, and are not changed once
- * loaded). */
+ * given here hold certificates only, no CRLs).  A store is known by a number
+ * it is given on first use (its address is not enough: a store freed and
+ * another allocated at the same place is another store) and by its
+ * verification flags. */
 struct signer_ok {
-	const X509_STORE *store;
+	unsigned long store_id, flags;
 	unsigned char cert_sha256[32];
 	time_t from, to;
 };
 
 static struct signer_ok ok_cache[16];
 static unsigned ok_next;
+static unsigned long store_ids;
+static int store_idx = -1;
 static pthread_mutex_t ok_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The store's number (mu held); 0 when it cannot have one. */
+static unsigned long
+store_id(X509_STORE *store)
+{
+	void *v;
+
+	if (store_idx < 0 && (store_idx = X509_STORE_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
+		return 0;
+	if ((v = X509_STORE_get_ex_data(store, store_idx)))
+		return (unsigned long)(uintptr_t)v;
+	if (!X509_STORE_set_ex_data(store, store_idx, (void *)(uintptr_t)++store_ids))
+		return 0;
+	return store_ids;
+}
 
 static int
 asn1_time_t(const ASN1_TIME *a, time_t *t)
@@ -159,6 +179,7 @@ signer_verified(CMS_ContentInfo *cms, X509_STORE *trust, time_t at, st_err *err)
 	CMS_SignerInfo *si;
 	X509 *signer = NULL;
 	unsigned char md[32];
+	unsigned long id, vflags = X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(trust));
 	unsigned mdlen = 0, i;
 	time_t t = at ? at : time(NULL), from = 0, to = 0, nb, na;
 	char when[32];
@@ -177,9 +198,10 @@ signer_verified(CMS_ContentInfo *cms, X509_STORE *trust, time_t at, st_err *err)
 	if (!signer || !X509_digest(signer, EVP_sha256(), md, &mdlen) || mdlen != sizeof(md))
 		goto out;
 	pthread_mutex_lock(&ok_mu);
-	for (i = 0; i < sizeof(ok_cache) / sizeof(ok_cache[0]); i++)
-		if (ok_cache[i].store == trust && memcmp(ok_cache[i].cert_sha256, md, sizeof(md)) == 0 &&
-		    t >= ok_cache[i].from && t <= ok_cache[i].to)
+	id = store_id(trust);
+	for (i = 0; id && i < sizeof(ok_cache) / sizeof(ok_cache[0]); i++)
+		if (ok_cache[i].store_id == id && ok_cache[i].flags == vflags &&
+		    memcmp(ok_cache[i].cert_sha256, md, sizeof(md)) == 0 && t >= ok_cache[i].from && t <= ok_cache[i].to)
 			ret = 1;
 	pthread_mutex_unlock(&ok_mu);
 	if (ret)
@@ -211,9 +233,10 @@ signer_verified(CMS_ContentInfo *cms, X509_STORE *trust, time_t at, st_err *err)
 		if (!k || na < to)
 			to = na;
 	}
-	if (from <= to) {
+	if (id && from <= to) {
 		pthread_mutex_lock(&ok_mu);
-		ok_cache[ok_next].store = trust;
+		ok_cache[ok_next].store_id = id;
+		ok_cache[ok_next].flags = vflags;
 		memcpy(ok_cache[ok_next].cert_sha256, md, sizeof(md));
 		ok_cache[ok_next].from = from;
 		ok_cache[ok_next].to = to;

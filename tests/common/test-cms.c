@@ -249,6 +249,12 @@ START_TEST(test_verified_signer_cache)
 	ck_assert_msg(strstr(err.msg, "signer's certificate"), "%s", err.msg);
 	/* (Past the chain's validity the remembered check does not hold:
 	 * test_verify_at_seal_time verifies one seal at its time, then now.) */
+	/* A store freed and another made, likely at the same address (as
+	 * recipe_signature_check does for each trust file), is another store. */
+	X509_STORE_free(store);
+	ck_assert_ptr_nonnull(store = X509_STORE_new());
+	ck_assert_int_eq(st_cms_verify_at(data, strlen(data), der, len, store, now - day - 60, NULL, NULL, &err), -1);
+	ck_assert_msg(strstr(err.msg, "signer's certificate"), "%s", err.msg);
 	OPENSSL_free(der);
 	OPENSSL_free(der_other);
 	X509_free(cert);
