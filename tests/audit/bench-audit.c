@@ -22,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "audit.h"
+#include "cms.h"
 #include "testutil.h"
 
 #define MAX_REPEAT 15
@@ -72,6 +73,17 @@ make_signer(audit_signer *s)
 	X509_set_subject_name(cert, name);
 	X509_set_issuer_name(cert, name);
 	X509_set_pubkey(cert, key);
+	{
+		/* The audit seal role (docs/ARCHITECTURE.md): journals refuse a key without it. */
+		X509V3_CTX ctx;
+		X509_EXTENSION *ext;
+
+		X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+		if (!(ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_ext_key_usage, "emailProtection," ST_OID_ARC ".1.1")) ||
+		    !X509_add_ext(cert, ext, -1))
+			die("signer: extendedKeyUsage", NULL);
+		X509_EXTENSION_free(ext);
+	}
 	if (!X509_sign(cert, key, EVP_sha256()))
 		die("signer: sign", NULL);
 	X509_NAME_free(name);
