@@ -618,9 +618,13 @@ audit_record_parse(const char *line, size_t len, struct audit_parsed *ps, audit_
 			} else if (line[sc.i] == '{' && strcmp(record_keys[k], "details") == 0) {
 				dstart = sc.i;
 				sc.i = skip_value(line, sc.i, len);
-				if (sc.i > len || !(ps->details = json_loadb(line + dstart, sc.i - dstart, JSON_REJECT_DUPLICATES, &jerr))) {
+				if (sc.i > len) {
 					sc.i = dstart;
-					return scan_fail(&sc, "details: %s", sc.i > len ? "unterminated" : jerr.text);
+					return scan_fail(&sc, "details: unterminated");
+				}
+				if (!(ps->details = json_loadb(line + dstart, sc.i - dstart, JSON_REJECT_DUPLICATES, &jerr))) {
+					sc.i = dstart;
+					return scan_fail(&sc, "details: %s", jerr.text);
 				}
 				rec->details_text = line + dstart;
 				rec->details_len = sc.i - dstart;
