@@ -164,9 +164,10 @@ typedef struct audit_record {
 
 /* Where the value of the record's top-level "details" member is in
  * rec->text (a JSON object's text, as the station wrote it): what a reader
- * that stores the record can keep without encoding details again.  Returns
- * 0, or -1 where the line spells the member's name with escapes (its value
- * is then only in rec->details). */
+ * that stores the record can keep without encoding details again.  A
+ * record read from a batch has it from the parse (details_text); for one
+ * built by hand it is found in text.  Returns 0, or -1 where it cannot be
+ * found (no text, or the member's name spelled with escapes). */
 int audit_record_details_span(const audit_record *rec, const char **p, size_t *n);
 
 /* Return 0 to go on, anything else to stop the scan (audit_scan returns it). */

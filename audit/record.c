@@ -248,7 +248,9 @@ is_time(const char *s)
 }
 
 /* The end of the JSON string that starts at s[i] (a quote): the index
- * after its closing quote.  The text was parsed already: it is well formed. */
+ * after its closing quote, n + 1 when it is not closed.  Only finds the
+ * end: the reader checks the string's contents (scan_string), jansson
+ * those inside details. */
 static size_t
 skip_string(const char *s, size_t i, size_t n)
 {
@@ -275,7 +277,8 @@ skip_ws(const char *s, size_t i, size_t n)
 	return i;
 }
 
-/* The end of the value that starts at s[i]. */
+/* The end of the value that starts at s[i] (past n when it is not
+ * closed); jansson checks what it spans. */
 static size_t
 skip_value(const char *s, size_t i, size_t n)
 {

@@ -68,6 +68,18 @@ st_cms_sign_attached(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const voi
 
 /* Verify cms over content (detached: data/len; attached: data NULL, the
  * content comes back in *out, *out_len). */
+/* An ASN1_TIME as a time_t; -1 when it cannot be read. */
+static int
+asn1_time_t(const ASN1_TIME *a, time_t *t)
+{
+	struct tm tm;
+
+	if (!a || !ASN1_TIME_to_tm(a, &tm))
+		return -1;
+	*t = timegm(&tm);
+	return 0;
+}
+
 /* The signingTime attribute of cms's one signer; -1 when it has none. */
 static int
 signing_time(CMS_ContentInfo *cms, time_t *out)
@@ -76,16 +88,13 @@ signing_time(CMS_ContentInfo *cms, time_t *out)
 	CMS_SignerInfo *si = sis && sk_CMS_SignerInfo_num(sis) == 1 ? sk_CMS_SignerInfo_value(sis, 0) : NULL;
 	X509_ATTRIBUTE *attr;
 	ASN1_TYPE *t;
-	struct tm tm;
 	int idx;
 
 	if (!si || (idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1)) < 0 ||
 	    !(attr = CMS_signed_get_attr(si, idx)) || !(t = X509_ATTRIBUTE_get0_type(attr, 0)) ||
-	    (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME) ||
-	    !ASN1_TIME_to_tm((const ASN1_TIME *)t->value.asn1_string, &tm))
+	    (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME))
 		return -1;
-	*out = timegm(&tm);
-	return 0;
+	return asn1_time_t((const ASN1_TIME *)t->value.asn1_string, out);
 }
 
 #define ST_CMS_TIME_SLACK 2 /* seconds */
@@ -151,17 +160,6 @@ store_id(X509_STORE *store)
 	if (!X509_STORE_set_ex_data(store, store_idx, (void *)(uintptr_t)++store_ids))
 		return 0;
 	return store_ids;
-}
-
-static int
-asn1_time_t(const ASN1_TIME *a, time_t *t)
-{
-	struct tm tm;
-
-	if (!a || !ASN1_TIME_to_tm(a, &tm))
-		return -1;
-	*t = timegm(&tm);
-	return 0;
 }
 
 /* The chain of cms's one signer, checked as CMS_verify checks it (the
