@@ -160,7 +160,7 @@ jigsim_free(jigsim *s)
 typedef struct reply {
 	jig_msg msg;
 	int action;       /* enum jigsim_action */
-	unsigned delay_ms;
+	uint64_t delay_us; /* what the reply waits: the line both ways, the SE's work */
 	int paused;       /* call on_pause once the lock is released */
 	unsigned switch_to, confirm_ms; /* SET_BAUD: after the answer has gone at the old rate */
 } reply;
@@ -266,17 +266,19 @@ execute(jigsim *s, const jig_msg *req, reply *r)
 		jig_msg_error(m, req->type, (uint16_t)code, "%s", msg);
 }
 
-static unsigned
-wire_ms(const jigsim *s, size_t bytes)
+/* A frame's time on the emulated line, to the microsecond (8N1: ten bit
+ * times per byte): whole milliseconds would add up to a millisecond to
+ * every frame, more than a short frame takes at 921600 baud. */
+static uint64_t
+wire_us(const jigsim *s, size_t bytes)
 {
-	/* 8N1: ten bit times per byte. */
-	return s->line_baud ? (unsigned)((bytes * 10 * 1000 + s->line_baud - 1) / s->line_baud) : 0;
+	return s->line_baud ? ((uint64_t)bytes * 10 * 1000000 + s->line_baud - 1) / s->line_baud : 0;
 }
 
-static unsigned
-latency_ms(const jigsim *s, uint8_t cmd)
+static uint64_t
+latency_us(const jigsim *s, uint8_t cmd)
 {
-	return cmd == JIG_CMD_KEYGEN ? s->cfg.keygen_ms : cmd == JIG_CMD_GET_CSR ? s->cfg.csr_ms : s->cfg.cmd_ms;
+	return 1000ull * (cmd == JIG_CMD_KEYGEN ? s->cfg.keygen_ms : cmd == JIG_CMD_GET_CSR ? s->cfg.csr_ms : s->cfg.cmd_ms);
 }
 
 static int
@@ -379,19 +381,19 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 	if (jig_frame_decode(in, len, &f, &used, &e) != JIG_DECODE_OK)
 		return 0; /* line noise: no answer, the station retries */
 	crc = (uint32_t)in[used - 4] << 24 | (uint32_t)in[used - 3] << 16 | (uint32_t)in[used - 2] << 8 | in[used - 1];
-	r->delay_ms = wire_ms(s, used);
+	r->delay_us = wire_us(s, used);
 	if (f.type == JIG_CMD_KEYGEN && d && (d->se->faults & JIGSIM_F_SLOW_REPLY))
-		r->delay_ms += s->cfg.slow_ms;
+		r->delay_us += 1000ull * s->cfg.slow_ms;
 
 	if (s->cache_valid && f.seq == s->cache_seq && crc == s->cache_crc) {
 		/* A retransmission: answer again, never execute again. */
 		memcpy(out, s->cache, s->cache_len);
 		*out_len = s->cache_len;
-		r->delay_ms += s->cfg.cmd_ms + wire_ms(s, *out_len);
+		r->delay_us += 1000ull * s->cfg.cmd_ms + wire_us(s, *out_len);
 		return 0;
 	}
 	s->cache_valid = 0;
-	r->delay_ms += latency_ms(s, f.type);
+	r->delay_us += latency_us(s, f.type);
 
 	if (s->busy_next) {
 		s->busy_next = 0;
@@ -438,13 +440,13 @@ handle_locked(jigsim *s, const uint8_t *in, size_t len, uint8_t *out, size_t *ou
 		else if (fire & JIGSIM_F_CORRUPT_BYTE)
 			out[*out_len / 2] ^= 0xff;
 	}
-	r->delay_ms += wire_ms(s, *out_len);
+	r->delay_us += wire_us(s, *out_len);
 	if (r->switch_to) {
 		/* The window opens once the answer has gone, after the delay the
 		 * caller sleeps before sending it (PROTOCOL.md section 8). */
 		s->revert_baud = s->line_baud;
 		s->line_baud = r->switch_to;
-		s->confirm_until = st_now_ms() + r->delay_ms + r->confirm_ms;
+		s->confirm_until = st_now_ms() + (r->delay_us + 999) / 1000 + r->confirm_ms;
 	}
 	return 0;
 }
@@ -465,16 +467,16 @@ jigsim_line_baud(jigsim *s)
 }
 
 static void
-sleep_ms(jigsim *s, unsigned ms)
+sleep_us(jigsim *s, uint64_t us)
 {
 	/* In slices, so jigsim_stop() is not kept waiting by a slow reply. */
-	while (ms > 0 && !atomic_load(&s->stop)) {
-		unsigned n = ms < 100 ? ms : 100;
-		struct timespec ts = { 0, (long)n * 1000000L };
+	while (us > 0 && !atomic_load(&s->stop)) {
+		uint64_t n = us < 100000 ? us : 100000;
+		struct timespec ts = { 0, (long)n * 1000L };
 
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
-		ms -= n;
+		us -= n;
 	}
 }
 
@@ -495,7 +497,7 @@ jigsim_handle(jigsim *s, const uint8_t *req, size_t len, uint8_t *resp, size_t c
 	if (rc == 0) {
 		if (r->paused && s->cfg.on_pause)
 			s->cfg.on_pause(s->cfg.on_pause_arg, s->cfg.pause_cmd, s->cfg.pause_after);
-		sleep_ms(s, r->delay_ms);
+		sleep_us(s, r->delay_us);
 		rc = r->action;
 		if (rc != JIGSIM_REPLY)
 			*resp_len = 0;
