@@ -152,3 +152,95 @@ jig_lock_receipt_encode(const jig_lock_receipt *r, uint8_t *out, size_t cap, siz
 	*len = wr.len;
 	return 0;
 }
+
+/* ---- the 1.2 CSR (section 6): both ends build the same DER ---- */
+
+static void
+wr_der_len(st_wr *wr, size_t n)
+{
+	if (n < 0x80) {
+		st_wr_u8(wr, (uint8_t)n);
+	} else if (n < 0x100) {
+		st_wr_u8(wr, 0x81);
+		st_wr_u8(wr, (uint8_t)n);
+	} else {
+		st_wr_u8(wr, 0x82);
+		st_wr_u16(wr, (uint16_t)n);
+	}
+}
+
+static size_t
+der_len_len(size_t n)
+{
+	return n < 0x80 ? 1 : n < 0x100 ? 2 : 3;
+}
+
+/* tag, length, then the caller writes n content bytes */
+static void
+wr_der_head(st_wr *wr, uint8_t tag, size_t n)
+{
+	st_wr_u8(wr, tag);
+	wr_der_len(wr, n);
+}
+
+static const uint8_t oid_cn[] = { 0x06, 0x03, 0x55, 0x04, 0x03 };
+static const uint8_t alg_ecdsa_sha256[] = { 0x30, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02 };
+
+int
+jig_csr_info(const char *serial, const uint8_t *spki, size_t spki_len, uint8_t *out, size_t cap, size_t *len,
+    st_err *err)
+{
+	size_t ns = strnlen(serial, JIG_STR_MAX + 1), atv, rdn, name, body;
+	st_wr wr;
+
+	*len = 0;
+	if (ns < 1 || ns > JIG_STR_MAX)
+		return st_err_set(err, ST_E_PROTO, "CSR: serial must be 1..%d bytes", JIG_STR_MAX);
+	if (spki_len < 2 || spki_len > JIG_BLOB_MAX || spki[0] != 0x30)
+		return st_err_set(err, ST_E_PROTO, "CSR: the public key is not a DER SEQUENCE of at most %d bytes",
+		    JIG_BLOB_MAX);
+	atv = sizeof(oid_cn) + 1 + der_len_len(ns) + ns;
+	rdn = 1 + der_len_len(atv) + atv;
+	name = 1 + der_len_len(rdn) + rdn;
+	body = 3 + 1 + der_len_len(name) + name + spki_len + 2;
+	st_wr_init(&wr, out, cap);
+	wr_der_head(&wr, 0x30, body);
+	st_wr_bytes(&wr, "\x02\x01\x00", 3); /* version 0 */
+	wr_der_head(&wr, 0x30, name);
+	wr_der_head(&wr, 0x31, rdn);
+	wr_der_head(&wr, 0x30, atv);
+	st_wr_bytes(&wr, oid_cn, sizeof(oid_cn));
+	wr_der_head(&wr, 0x0C, ns); /* UTF8String */
+	st_wr_bytes(&wr, serial, ns);
+	st_wr_bytes(&wr, spki, spki_len);
+	st_wr_bytes(&wr, "\xA0\x00", 2); /* attributes: none */
+	if (wr.bad)
+		return st_err_set(err, ST_E_INTERNAL, "CSR: does not fit in %zu bytes", cap);
+	*len = wr.len;
+	return 0;
+}
+
+int
+jig_csr_assemble(const uint8_t *info, size_t info_len, const uint8_t *sig, size_t sig_len, uint8_t *out, size_t cap,
+    size_t *len, st_err *err)
+{
+	size_t bits = 1 + sig_len, body = info_len + sizeof(alg_ecdsa_sha256) + 1 + der_len_len(bits) + bits;
+	st_wr wr;
+
+	*len = 0;
+	if (sig_len < 8 || sig_len > JIG_SIG_MAX)
+		return st_err_set(err, ST_E_PROTO, "CSR: a signature of %zu bytes (8..%d expected)", sig_len, JIG_SIG_MAX);
+	if (body > 0xFFFF)
+		return st_err_set(err, ST_E_PROTO, "CSR: too long");
+	st_wr_init(&wr, out, cap);
+	wr_der_head(&wr, 0x30, body);
+	st_wr_bytes(&wr, info, info_len);
+	st_wr_bytes(&wr, alg_ecdsa_sha256, sizeof(alg_ecdsa_sha256));
+	wr_der_head(&wr, 0x03, bits);
+	st_wr_u8(&wr, 0); /* no unused bits */
+	st_wr_bytes(&wr, sig, sig_len);
+	if (wr.bad)
+		return st_err_set(err, ST_E_INTERNAL, "CSR: does not fit in %zu bytes", cap);
+	*len = wr.len;
+	return 0;
+}

@@ -12,11 +12,12 @@
 
 #define JIG_SOF 0xA5
 /* Protocol versions as the frame's version byte and HELLO carry them:
- * 1 is protocol 1.0, 2 is protocol 1.1 (PROTOCOL.md section 3). */
+ * 1 is protocol 1.0, 2 is 1.1, 3 is 1.2 (PROTOCOL.md section 3). */
 #define JIG_VERSION_1_0 1
 #define JIG_VERSION_1_1 2
+#define JIG_VERSION_1_2 3
 #define JIG_VERSION_MIN JIG_VERSION_1_0
-#define JIG_VERSION_MAX JIG_VERSION_1_1
+#define JIG_VERSION_MAX JIG_VERSION_1_2
 #define JIG_HEADER_LEN 6
 #define JIG_CRC_LEN 4
 #define JIG_MAX_PAYLOAD 4096
@@ -66,6 +67,7 @@ enum jig_cmd {
 	JIG_CMD_VENDOR_CHAIN = 0x0E,       /* 1.1 */
 	JIG_CMD_SET_BAUD = 0x0F,           /* 1.1, serial jigs */
 	JIG_CMD_LAST = JIG_CMD_SET_BAUD,
+	JIG_CMD_CERT_TEMPLATE = 0x19, /* 1.2: a certificate template INSTALL_CERT deltas name */
 };
 #define JIG_RESPONSE 0x80 /* response type = command | JIG_RESPONSE */
 #define JIG_T_ERROR 0xFF
@@ -83,6 +85,7 @@ enum jig_error_code {
 	JIG_E_BAD_SLOT = 10,
 	JIG_E_SE_FAILURE = 11,
 	JIG_E_BUSY = 12,
+	JIG_E_NO_TEMPLATE = 13, /* 1.2: INSTALL_CERT named a template the jig does not hold */
 };
 
 enum jig_lifecycle {
@@ -131,9 +134,9 @@ const char *jig_error_name(uint16_t code);    /* "NO_DUT" */
 const char *jig_lifecycle_name(uint8_t lc);   /* "factory" */
 /* 1 if type is a request, response or error type some version defines. */
 int jig_type_known(uint8_t type);
-/* 1 if protocol `version` (1 = 1.0, 2 = 1.1) has command cmd. */
+/* 1 if protocol `version` (1 = 1.0, 2 = 1.1, 3 = 1.2) has command cmd. */
 int jig_cmd_in_version(uint8_t cmd, uint8_t version);
-/* "1.0", "1.1", or "v3" style for a version byte this code does not know. */
+/* "1.0", "1.1", "1.2", or "v4" style for a version byte this code does not know. */
 const char *jig_version_name(uint8_t version);
 /* An SE firmware version (major << 24 | minor << 16 | patch, PROTOCOL.md
  * section 4) as the operator reads it: "major.minor.patch". */
@@ -201,6 +204,15 @@ typedef struct jig_se_info {
 	 * station appends the chain it has for that digest to certs[]. */
 	int chain_by_digest;
 	uint8_t chain_sha256[JIG_SHA256_LEN];
+	/* 1.2: the attestation certificate travels as a delta against the
+	 * vendor chain's payload (jig_delta_apply); ncerts is 0 until the
+	 * station has rebuilt it into certs[0]. */
+	int cert_by_delta;
+	jig_blob attest_delta;
+	/* 1.2: the template VENDOR_CHAIN sent with the chain (a dictionary for
+	 * the delta, covered by chain_sha256), once the chain is resolved */
+	int chain_has_tmpl;
+	jig_blob chain_tmpl;
 } jig_se_info;
 
 /* TPM_INFO response (PROTOCOL.md section 11). */
@@ -241,13 +253,18 @@ typedef struct jig_msg {
 		struct { uint8_t slot, algorithm, flags; } keygen_req;
 		jig_blob pubkey;                                    /* KEYGEN response */
 		struct { uint8_t slot; uint8_t nonce[JIG_NONCE_LEN]; } csr_req;
-		struct { jig_blob csr, attestation, signature; } csr;    /* GET_CSR response */
-		struct { uint8_t slot; jig_blob cert; } install_req;
+		/* GET_CSR response; 1.2 carries csr_signature and signature only
+		 * (both ends build the CSR and the attestation, section 6) */
+		struct { jig_blob csr, attestation, signature, csr_signature; } csr;
+		/* INSTALL_CERT request: 1.0 and 1.1 the certificate, 1.2 a delta
+		 * against a template (CERT_TEMPLATE) and the slot's public key */
+		struct { uint8_t slot; jig_blob cert; uint8_t template_sha256[JIG_SHA256_LEN]; jig_blob delta; } install_req;
 		struct { uint8_t slot, form; } slot_req;            /* READ_CERT (form: 1.1), RETIRE */
-		jig_blob cert;                                      /* READ_CERT response (1.1 form 1: 32 bytes or none) */
+		jig_blob cert;                                      /* READ_CERT response (1.1 form 1: 32 bytes or none), CERT_TEMPLATE request */
 		struct { uint8_t slot; uint8_t nonce[JIG_NONCE_LEN]; } lock_req; /* LOCK request (1.1) */
 		struct { uint8_t lifecycle; jig_blob signature; } lock; /* LOCK response (signature: 1.1) */
-		struct { size_t n; jig_blob certs[JIG_MAX_CERTS - 1]; } chain; /* VENDOR_CHAIN response */
+		/* VENDOR_CHAIN response; tmpl: 1.2 */
+		struct { size_t n; jig_blob certs[JIG_MAX_CERTS - 1]; jig_blob tmpl; } chain;
 		struct { uint32_t baud; uint16_t confirm_ms; } baud_req; /* SET_BAUD request */
 		struct { uint8_t slot; uint8_t challenge[JIG_NONCE_LEN]; } rework_req;
 		/* TPM 2.0 devices (section 11); TPM structures travel marshalled, as TPM2B_*. */
@@ -292,9 +309,32 @@ void jig_msg_error(jig_msg *m, uint8_t cmd, uint16_t code, const char *fmt, ...)
  * (max_payload JIG_MAX_PAYLOAD; the caller adds jig id, firmware,
  * capabilities, rates), or -1 and m the UNSUPPORTED_VERSION error. */
 int jig_hello_answer(const jig_msg *req, uint8_t max, jig_msg *m);
-/* SHA-256 of a vendor chain (1.1): over u8 n || n x (u16 length || DER),
- * exactly the VENDOR_CHAIN response payload. */
-void jig_chain_digest(const jig_blob *certs, size_t n, uint8_t out[JIG_SHA256_LEN]);
+/* The VENDOR_CHAIN response payload, u8 n || n x (u16 length || DER), and
+ * in 1.2 (tmpl not NULL) || u16 length || template: 0 and *len, or -1 if
+ * it cannot be one.  In 1.2 it is the source attestation certificate
+ * deltas are made against (with the SE serial after it). */
+int jig_chain_payload(const jig_blob *certs, size_t n, const jig_blob *tmpl, uint8_t *out, size_t cap,
+    size_t *len);
+#define JIG_CHAIN_PAYLOAD_MAX (1 + JIG_MAX_CERTS * (2 + JIG_BLOB_MAX) + JIG_STR_MAX)
+/* SHA-256 of that payload: the digest SE_INFO names the chain by (1.1). */
+void jig_chain_digest(const jig_blob *certs, size_t n, const jig_blob *tmpl, uint8_t out[JIG_SHA256_LEN]);
+/* 1.2: SE_INFO's attestation certificate rebuilt into certs[0] from its
+ * delta and the vendor chain the station put in certs[1..] (cert_by_delta
+ * cleared); -1 with err saying why. */
+int jig_attest_cert_rebuild(jig_se_info *info, st_err *err);
+
+/* ---- certificate deltas (delta.c; 1.2, PROTOCOL.md section 4) ---------- */
+
+#define JIG_DELTA_MIN_COPY 4
+#define JIG_DELTA_MAX_COPY (0x7F + JIG_DELTA_MIN_COPY)
+#define JIG_DELTA_MAX_LITERAL 0x80
+/* Rebuild a target from src and a delta into out (at most cap bytes): 0 and
+ * *len, or -1 (ST_E_PROTO) naming the op, its offset and what is wrong. */
+int jig_delta_apply(const uint8_t *src, size_t slen, const uint8_t *delta, size_t dlen, uint8_t *out, size_t cap,
+    size_t *len, st_err *err);
+/* A delta that rebuilds target from src (greedy longest copies). */
+int jig_delta_make(const uint8_t *src, size_t slen, const uint8_t *target, size_t tlen, uint8_t *out, size_t cap,
+    size_t *len, st_err *err);
 
 /* ---- signed structures (attest.c) ------------------------------------- */
 
@@ -328,5 +368,15 @@ typedef struct jig_lock_receipt {
 	uint8_t cert_sha256[JIG_SHA256_LEN];
 } jig_lock_receipt;
 int jig_lock_receipt_encode(const jig_lock_receipt *r, uint8_t *out, size_t cap, size_t *len, st_err *err);
+
+/* The 1.2 CSR (section 6), built the same by both ends: the
+ * CertificationRequestInfo for an SE serial and the slot's public key
+ * (SubjectPublicKeyInfo DER as KEYGEN returned it), and the CSR from that
+ * and the slot key's DER ECDSA signature over it (SHA-256). */
+#define JIG_CSR_MAX (JIG_BLOB_MAX + 256)
+int jig_csr_info(const char *serial, const uint8_t *spki, size_t spki_len, uint8_t *out, size_t cap, size_t *len,
+    st_err *err);
+int jig_csr_assemble(const uint8_t *info, size_t info_len, const uint8_t *sig, size_t sig_len, uint8_t *out,
+    size_t cap, size_t *len, st_err *err);
 
 #endif

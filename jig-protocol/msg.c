@@ -39,6 +39,7 @@ static const char *const error_names[] = {
 	[JIG_E_BAD_SLOT] = "BAD_SLOT",
 	[JIG_E_SE_FAILURE] = "SE_FAILURE",
 	[JIG_E_BUSY] = "BUSY",
+	[JIG_E_NO_TEMPLATE] = "NO_TEMPLATE",
 };
 
 const char *
@@ -50,6 +51,8 @@ jig_cmd_name(uint8_t cmd)
 		return cmd_names[cmd];
 	if (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST)
 		return jig_tpm_cmd_name(cmd);
+	if (cmd == JIG_CMD_CERT_TEMPLATE)
+		return "CERT_TEMPLATE";
 	if (cmd == JIG_T_ERROR)
 		return "ERROR";
 	snprintf(buf, sizeof(buf), "0x%02x", cmd);
@@ -61,7 +64,7 @@ jig_error_name(uint16_t code)
 {
 	static _Thread_local char buf[16];
 
-	if (code >= JIG_E_UNSUPPORTED_VERSION && code <= JIG_E_BUSY)
+	if (code >= JIG_E_UNSUPPORTED_VERSION && code <= JIG_E_NO_TEMPLATE)
 		return error_names[code];
 	snprintf(buf, sizeof(buf), "error %u", code);
 	return buf;
@@ -122,7 +125,7 @@ jig_type_known(uint8_t type)
 	uint8_t cmd = type & (uint8_t)~JIG_RESPONSE;
 
 	return type == JIG_T_ERROR || (cmd >= JIG_CMD_HELLO && cmd <= JIG_CMD_LAST) ||
-	    (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST);
+	    (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST) || cmd == JIG_CMD_CERT_TEMPLATE;
 }
 
 int
@@ -130,6 +133,8 @@ jig_cmd_in_version(uint8_t cmd, uint8_t version)
 {
 	if (cmd >= JIG_CMD_TPM_FIRST && cmd <= JIG_CMD_TPM_LAST)
 		return version >= JIG_VERSION_MIN && version <= JIG_VERSION_MAX; /* offered by capability, not version */
+	if (cmd == JIG_CMD_CERT_TEMPLATE)
+		return version >= JIG_VERSION_1_2 && version <= JIG_VERSION_MAX;
 	if (cmd < JIG_CMD_HELLO || cmd > JIG_CMD_LAST)
 		return 0;
 	if (version <= JIG_VERSION_1_0)
@@ -146,6 +151,8 @@ jig_version_name(uint8_t version)
 		return "1.0";
 	if (version == JIG_VERSION_1_1)
 		return "1.1";
+	if (version == JIG_VERSION_1_2)
+		return "1.2";
 	snprintf(buf, sizeof(buf), "v%u", version);
 	return buf;
 }
@@ -308,6 +315,24 @@ check_rates(const uint32_t *rates, size_t n, st_err *err)
 	return 0;
 }
 
+/* A DER ECDSA signature's length (1.2 fields that must hold one). */
+static int
+check_sig(const jig_blob *b, const char *field, st_err *err)
+{
+	if (b->len < 8 || b->len > JIG_SIG_MAX)
+		return st_err_set(err, ST_E_PROTO, "%s: %zu bytes, must be 8..%d", field, b->len, JIG_SIG_MAX);
+	return 0;
+}
+
+/* 1..JIG_BLOB_MAX bytes */
+static int
+check_blob(const jig_blob *b, const char *field, st_err *err)
+{
+	if (b->len == 0 || b->len > JIG_BLOB_MAX)
+		return st_err_set(err, ST_E_PROTO, "%s: %zu bytes, must be 1..%d", field, b->len, JIG_BLOB_MAX);
+	return 0;
+}
+
 static int
 msg_check(const jig_msg *m, st_err *err)
 {
@@ -342,6 +367,10 @@ msg_check(const jig_msg *m, st_err *err)
 		for (i = 0; i < si->ncerts; i++)
 			if (check_max(si->certs[i].len, JIG_BLOB_MAX, "certificate", err) < 0)
 				return -1;
+		if (version >= JIG_VERSION_1_2)
+			return (si->attest_delta.len == 0 || si->attest_delta.len > JIG_BLOB_MAX) ?
+			    st_err_set(err, ST_E_PROTO, "attestation certificate delta: %zu bytes, must be 1..%d",
+			        si->attest_delta.len, JIG_BLOB_MAX) : 0;
 		if (version >= JIG_VERSION_1_1 && si->ncerts != 1)
 			return st_err_set(err, ST_E_PROTO, "certificates: %zu, protocol 1.1 carries the attestation certificate "
 			    "alone (the vendor chain goes by digest)", si->ncerts);
@@ -354,7 +383,7 @@ msg_check(const jig_msg *m, st_err *err)
 			if (check_max(m->u.chain.certs[i].len, JIG_BLOB_MAX, "certificate", err) < 0 ||
 			    (m->u.chain.certs[i].len == 0 && st_err_set(err, ST_E_PROTO, "certificate %zu: empty", i + 1) < 0))
 				return -1;
-		return 0;
+		return check_max(m->u.chain.tmpl.len, JIG_BLOB_MAX, "template", err);
 	case JIG_CMD_SET_BAUD:
 		if (check_rates(&m->u.baud_req.baud, 1, err) < 0)
 			return -1;
@@ -379,12 +408,18 @@ msg_check(const jig_msg *m, st_err *err)
 	case JIG_CMD_GET_CSR:
 		return check_slot(m->u.csr_req.slot, err);
 	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		if (version >= JIG_VERSION_1_2)
+			return (check_sig(&m->u.csr.csr_signature, "CSR signature", err) < 0 ||
+			    check_sig(&m->u.csr.signature, "attestation signature", err) < 0) ? -1 : 0;
 		if (check_max(m->u.csr.csr.len, JIG_BLOB_MAX, "csr", err) < 0 ||
 		    check_max(m->u.csr.attestation.len, JIG_BLOB_MAX, "attestation", err) < 0 ||
 		    check_max(m->u.csr.signature.len, JIG_BLOB_MAX, "signature", err) < 0)
 			return -1;
 		return 0;
 	case JIG_CMD_INSTALL_CERT:
+		if (version >= JIG_VERSION_1_2)
+			return (check_slot(m->u.install_req.slot, err) < 0 ||
+			    check_blob(&m->u.install_req.delta, "certificate delta", err) < 0) ? -1 : 0;
 		if (check_slot(m->u.install_req.slot, err) < 0 ||
 		    check_max(m->u.install_req.cert.len, JIG_BLOB_MAX, "certificate", err) < 0)
 			return -1;
@@ -397,6 +432,8 @@ msg_check(const jig_msg *m, st_err *err)
 		return check_slot(m->u.slot_req.slot, err);
 	case JIG_CMD_READ_CERT | JIG_RESPONSE:
 		return check_max(m->u.cert.len, JIG_BLOB_MAX, "certificate", err);
+	case JIG_CMD_CERT_TEMPLATE:
+		return check_blob(&m->u.cert, "template", err);
 	case JIG_CMD_LOCK:
 		return version >= JIG_VERSION_1_1 ? check_slot(m->u.lock_req.slot, err) : 0;
 	case JIG_CMD_LOCK | JIG_RESPONSE:
@@ -422,7 +459,7 @@ static int
 decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 {
 	jig_se_info *si = &m->u.se_info;
-	int v11 = m->version >= JIG_VERSION_1_1;
+	int v11 = m->version >= JIG_VERSION_1_1, v12 = m->version >= JIG_VERSION_1_2;
 	uint8_t n;
 	size_t i;
 
@@ -472,7 +509,7 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		for (i = 0; i < n; i++)
 			if (rd_blob(rd, &m->u.chain.certs[i], "certificate", err) < 0)
 				return -1;
-		return 0;
+		return v12 ? rd_blob(rd, &m->u.chain.tmpl, "template", err) : 0;
 	case JIG_CMD_SET_BAUD:
 		return (rd_u32(rd, &m->u.baud_req.baud, "baud", err) < 0 ||
 		    rd_u16(rd, &m->u.baud_req.confirm_ms, "confirm_ms", err) < 0) ? -1 : 0;
@@ -488,6 +525,14 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		    rd_u32(rd, &si->firmware, "firmware", err) < 0 || rd_u8(rd, &si->lifecycle, "lifecycle", err) < 0 ||
 		    rd_nonce(rd, si->challenge, "auth challenge", err) < 0)
 			return -1;
+		if (v12) {
+			/* 1.2: the attestation certificate as a delta, then the chain's digest. */
+			si->ncerts = 1; /* certs[0] empty until rebuilt */
+			si->chain_by_digest = 1;
+			si->cert_by_delta = 1;
+			return (rd_blob(rd, &si->attest_delta, "attestation certificate delta", err) < 0 ||
+			    rd_nonce(rd, si->chain_sha256, "vendor chain digest", err) < 0) ? -1 : 0;
+		}
 		if (v11) {
 			/* 1.1: the attestation certificate, then the vendor chain's digest. */
 			si->ncerts = 1;
@@ -519,10 +564,17 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		return (rd_u8(rd, &m->u.csr_req.slot, "slot", err) < 0 ||
 		    rd_nonce(rd, m->u.csr_req.nonce, "nonce", err) < 0) ? -1 : 0;
 	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		if (v12)
+			return (rd_blob(rd, &m->u.csr.csr_signature, "CSR signature", err) < 0 ||
+			    rd_blob(rd, &m->u.csr.signature, "attestation signature", err) < 0) ? -1 : 0;
 		return (rd_blob(rd, &m->u.csr.csr, "csr", err) < 0 ||
 		    rd_blob(rd, &m->u.csr.attestation, "attestation", err) < 0 ||
 		    rd_blob(rd, &m->u.csr.signature, "signature", err) < 0) ? -1 : 0;
 	case JIG_CMD_INSTALL_CERT:
+		if (v12)
+			return (rd_u8(rd, &m->u.install_req.slot, "slot", err) < 0 ||
+			    rd_nonce(rd, m->u.install_req.template_sha256, "template digest", err) < 0 ||
+			    rd_blob(rd, &m->u.install_req.delta, "certificate delta", err) < 0) ? -1 : 0;
 		return (rd_u8(rd, &m->u.install_req.slot, "slot", err) < 0 ||
 		    rd_blob(rd, &m->u.install_req.cert, "certificate", err) < 0) ? -1 : 0;
 	case JIG_CMD_READ_CERT:
@@ -533,6 +585,10 @@ decode_fields(st_rd *rd, jig_msg *m, st_err *err)
 		return rd_u8(rd, &m->u.slot_req.slot, "slot", err);
 	case JIG_CMD_READ_CERT | JIG_RESPONSE:
 		return rd_blob(rd, &m->u.cert, "certificate", err);
+	case JIG_CMD_CERT_TEMPLATE:
+		return rd_blob(rd, &m->u.cert, "template", err);
+	case JIG_CMD_CERT_TEMPLATE | JIG_RESPONSE:
+		return 0;
 	case JIG_CMD_LOCK | JIG_RESPONSE:
 		if (rd_u8(rd, &m->u.lock.lifecycle, "lifecycle", err) < 0)
 			return -1;
@@ -578,22 +634,57 @@ jig_msg_decode(uint8_t type, const uint8_t *payload, size_t len, jig_msg *m, st_
 	return jig_msg_decode_v(JIG_VERSION_1_0, type, payload, len, m, err);
 }
 
-void
-jig_chain_digest(const jig_blob *certs, size_t n, uint8_t out[JIG_SHA256_LEN])
+int
+jig_chain_payload(const jig_blob *certs, size_t n, const jig_blob *tmpl, uint8_t *out, size_t cap, size_t *len)
 {
-	uint8_t buf[1 + (JIG_MAX_CERTS - 1) * (2 + JIG_BLOB_MAX)];
 	st_wr wr;
 	size_t i;
 
-	st_wr_init(&wr, buf, sizeof(buf));
+	*len = 0;
+	if (n > JIG_MAX_CERTS - 1)
+		return -1;
+	st_wr_init(&wr, out, cap);
 	st_wr_u8(&wr, (uint8_t)n);
-	for (i = 0; i < n && i < JIG_MAX_CERTS - 1; i++)
+	for (i = 0; i < n; i++)
 		st_wr_lv16(&wr, certs[i].data, certs[i].len);
-	if (wr.bad || n > JIG_MAX_CERTS - 1) {
+	if (tmpl)
+		st_wr_lv16(&wr, tmpl->data, tmpl->len);
+	if (wr.bad)
+		return -1;
+	*len = wr.len;
+	return 0;
+}
+
+int
+jig_attest_cert_rebuild(jig_se_info *info, st_err *err)
+{
+	uint8_t src[JIG_CHAIN_PAYLOAD_MAX];
+	size_t slen, ns = strlen(info->serial);
+
+	if (info->ncerts < 2 || !info->chain_has_tmpl ||
+	    jig_chain_payload(&info->certs[1], info->ncerts - 1, &info->chain_tmpl, src, sizeof(src) - JIG_STR_MAX,
+	        &slen) < 0 || ns > JIG_STR_MAX)
+		return st_err_set(err, ST_E_INTERNAL, "no vendor chain to rebuild the attestation certificate against");
+	memcpy(src + slen, info->serial, ns);
+	slen += ns;
+	if (jig_delta_apply(src, slen, info->attest_delta.data, info->attest_delta.len, info->certs[0].data,
+	        sizeof(info->certs[0].data), &info->certs[0].len, err) < 0)
+		return st_err_prefix(err, "SE_INFO: attestation certificate");
+	info->cert_by_delta = 0;
+	return 0;
+}
+
+void
+jig_chain_digest(const jig_blob *certs, size_t n, const jig_blob *tmpl, uint8_t out[JIG_SHA256_LEN])
+{
+	uint8_t buf[JIG_CHAIN_PAYLOAD_MAX];
+	size_t len;
+
+	if (jig_chain_payload(certs, n, tmpl, buf, sizeof(buf), &len) < 0) {
 		memset(out, 0, JIG_SHA256_LEN); /* not a chain the protocol can carry: matches nothing real */
 		return;
 	}
-	st_sha256(buf, wr.len, out);
+	st_sha256(buf, len, out);
 }
 
 /* ---- encode ------------------------------------------------------------ */
@@ -608,7 +699,7 @@ static void
 encode_fields(st_wr *wr, const jig_msg *m)
 {
 	const jig_se_info *si = &m->u.se_info;
-	int v11 = m->version >= JIG_VERSION_1_1;
+	int v11 = m->version >= JIG_VERSION_1_1, v12 = m->version >= JIG_VERSION_1_2;
 	size_t i;
 
 	switch (m->type) {
@@ -642,6 +733,11 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		st_wr_u32(wr, si->firmware);
 		st_wr_u8(wr, si->lifecycle);
 		st_wr_lv16(wr, si->challenge, JIG_NONCE_LEN);
+		if (v12) {
+			st_wr_lv16(wr, si->attest_delta.data, si->attest_delta.len);
+			st_wr_lv16(wr, si->chain_sha256, JIG_SHA256_LEN);
+			break;
+		}
 		if (v11) {
 			st_wr_lv16(wr, si->certs[0].data, si->certs[0].len);
 			st_wr_lv16(wr, si->chain_sha256, JIG_SHA256_LEN);
@@ -671,12 +767,22 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		st_wr_lv16(wr, m->u.csr_req.nonce, JIG_NONCE_LEN);
 		break;
 	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		if (v12) {
+			st_wr_lv16(wr, m->u.csr.csr_signature.data, m->u.csr.csr_signature.len);
+			st_wr_lv16(wr, m->u.csr.signature.data, m->u.csr.signature.len);
+			break;
+		}
 		st_wr_lv16(wr, m->u.csr.csr.data, m->u.csr.csr.len);
 		st_wr_lv16(wr, m->u.csr.attestation.data, m->u.csr.attestation.len);
 		st_wr_lv16(wr, m->u.csr.signature.data, m->u.csr.signature.len);
 		break;
 	case JIG_CMD_INSTALL_CERT:
 		st_wr_u8(wr, m->u.install_req.slot);
+		if (v12) {
+			st_wr_lv16(wr, m->u.install_req.template_sha256, JIG_SHA256_LEN);
+			st_wr_lv16(wr, m->u.install_req.delta.data, m->u.install_req.delta.len);
+			break;
+		}
 		st_wr_lv16(wr, m->u.install_req.cert.data, m->u.install_req.cert.len);
 		break;
 	case JIG_CMD_READ_CERT:
@@ -688,6 +794,7 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		st_wr_u8(wr, m->u.slot_req.slot);
 		break;
 	case JIG_CMD_READ_CERT | JIG_RESPONSE:
+	case JIG_CMD_CERT_TEMPLATE:
 		st_wr_lv16(wr, m->u.cert.data, m->u.cert.len);
 		break;
 	case JIG_CMD_LOCK:
@@ -705,6 +812,8 @@ encode_fields(st_wr *wr, const jig_msg *m)
 		st_wr_u8(wr, (uint8_t)m->u.chain.n);
 		for (i = 0; i < m->u.chain.n; i++)
 			st_wr_lv16(wr, m->u.chain.certs[i].data, m->u.chain.certs[i].len);
+		if (v12)
+			st_wr_lv16(wr, m->u.chain.tmpl.data, m->u.chain.tmpl.len);
 		break;
 	case JIG_CMD_SET_BAUD:
 		st_wr_u32(wr, m->u.baud_req.baud);

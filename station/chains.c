@@ -8,12 +8,14 @@
 #include "chains.h"
 
 #define CHAIN_MEM_MAX 16
-#define CHAIN_FILE_MAX (1 + (JIG_MAX_CERTS - 1) * (2 + JIG_BLOB_MAX))
+#define CHAIN_FILE_MAX JIG_CHAIN_PAYLOAD_MAX
 
 struct chain_entry {
 	uint8_t sha256[JIG_SHA256_LEN];
 	size_t n;
 	jig_blob certs[JIG_MAX_CERTS - 1];
+	int has_tmpl; /* the 1.2 form: a template after the certificates */
+	jig_blob tmpl;
 };
 
 struct chain_cache {
@@ -62,6 +64,8 @@ append(jig_se_info *info, const struct chain_entry *e)
 	for (i = 0; i < e->n; i++)
 		info->certs[1 + i] = e->certs[i];
 	info->ncerts = 1 + e->n;
+	info->chain_has_tmpl = e->has_tmpl;
+	info->chain_tmpl = e->tmpl;
 	return 0;
 }
 
@@ -98,7 +102,10 @@ read_file(const chain_cache *c, const uint8_t sha[JIG_SHA256_LEN], struct chain_
 		    path);
 		goto out;
 	}
-	if (jig_msg_decode_v(JIG_VERSION_1_1, JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE, buf, len, &m, &e2) < 0) {
+	/* The 1.1 form, or the 1.2 form with a template after the chain: a
+	 * payload of one form never decodes as the other. */
+	if (jig_msg_decode_v(JIG_VERSION_1_1, JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE, buf, len, &m, &e2) < 0 &&
+	    jig_msg_decode_v(JIG_VERSION_1_2, JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE, buf, len, &m, NULL) < 0) {
 		st_err_set(err, ST_E_PROTO, "vendor chain cache %s: %s", path, e2.msg);
 		goto out;
 	}
@@ -106,6 +113,8 @@ read_file(const chain_cache *c, const uint8_t sha[JIG_SHA256_LEN], struct chain_
 	e->n = m.u.chain.n;
 	for (i = 0; i < e->n; i++)
 		e->certs[i] = m.u.chain.certs[i];
+	e->has_tmpl = m.version >= JIG_VERSION_1_2;
+	e->tmpl = m.u.chain.tmpl;
 	ret = 1;
 out:
 	free(buf);
@@ -142,8 +151,7 @@ chain_cache_put(chain_cache *c, const jig_se_info *info, int on_disk)
 	struct chain_entry *e;
 	uint8_t buf[CHAIN_FILE_MAX];
 	char path[4200];
-	size_t i;
-	st_wr wr;
+	size_t i, len;
 	st_err err;
 
 	if (info->ncerts < 2 || info->ncerts > JIG_MAX_CERTS || !(e = calloc(1, sizeof(*e))))
@@ -152,6 +160,8 @@ chain_cache_put(chain_cache *c, const jig_se_info *info, int on_disk)
 	e->n = info->ncerts - 1;
 	for (i = 0; i < e->n; i++)
 		e->certs[i] = info->certs[1 + i];
+	e->has_tmpl = info->chain_has_tmpl;
+	e->tmpl = info->chain_tmpl;
 	pthread_mutex_lock(&c->lock);
 	for (i = 0; i < c->n && memcmp(c->e[i]->sha256, e->sha256, JIG_SHA256_LEN) != 0; i++)
 		;
@@ -168,13 +178,10 @@ chain_cache_put(chain_cache *c, const jig_se_info *info, int on_disk)
 	pthread_mutex_unlock(&c->lock);
 	if (!e || on_disk || !c->dir)
 		return;
-	st_wr_init(&wr, buf, sizeof(buf));
-	st_wr_u8(&wr, (uint8_t)info->ncerts - 1);
-	for (i = 1; i < info->ncerts; i++)
-		st_wr_lv16(&wr, info->certs[i].data, info->certs[i].len);
-	if (wr.bad || (mkdir(c->dir, 0755) < 0 && errno != EEXIST))
+	if (jig_chain_payload(&info->certs[1], info->ncerts - 1, info->chain_has_tmpl ? &info->chain_tmpl : NULL, buf,
+	        sizeof(buf), &len) < 0 || (mkdir(c->dir, 0755) < 0 && errno != EEXIST))
 		return;
 	file_path(c, info->chain_sha256, path, sizeof(path));
-	if (st_file_write_atomic(path, buf, wr.len, 0644, &err) < 0)
+	if (st_file_write_atomic(path, buf, len, 0644, &err) < 0)
 		st_log("station", "%s", err.msg); /* the next run fetches it from the jig again */
 }

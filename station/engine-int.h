@@ -66,6 +66,11 @@ struct worker {
 	uint32_t caps;        /* the jig's HELLO capabilities */
 	jig_msg req, resp;
 	uint8_t spoke;        /* the highest protocol version this jig negotiated in this run: never less again */
+	/* 1.2: the certificate INSTALL_CERT deltas are made against (the first
+	 * this worker installed), sent with CERT_TEMPLATE when the jig lacks it. */
+	uint8_t tmpl[JIG_BLOB_MAX];
+	size_t tmpl_len;
+	uint8_t tmpl_sha256[JIG_SHA256_LEN];
 	pthread_t thread;
 };
 
@@ -91,6 +96,7 @@ struct dev {
 	history_device prior;
 	int has_prior;
 	int resumed;
+	int chain_from;        /* where resolve_chain found the vendor chain (chains.h CHAIN_*) */
 	struct tpm_state *tpm; /* a TPM device's session (tpm-steps.c), NULL for an SE */
 };
 
@@ -159,6 +165,7 @@ int eng_step_install(struct worker *w, struct dev *d);
 int eng_step_lock(struct worker *w, struct dev *d);
 /* The jig negotiated protocol 1.1 (vendor chain and read-back by digest, lock receipt). */
 int eng_v11(struct worker *w);
+int eng_v12(struct worker *w);
 /* READ_CERT of the recipe's slot compared with cert (1.1: by SHA-256):
  * 1 the same, 0 not, -1 with d->err when the exchange failed. */
 int eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t len);

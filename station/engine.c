@@ -209,6 +209,9 @@ eng_open_jig(struct worker *w, st_err *err)
 	for (c = 1; c <= JIG_CMD_LAST; c++)
 		if (st->timeouts[c] > 0)
 			jig_client_set_timeout(w->client, c, st->timeouts[c]);
+	/* 1.2's CERT_TEMPLATE carries what INSTALL_CERT did: its timeout too */
+	if (st->timeouts[JIG_CMD_INSTALL_CERT] > 0)
+		jig_client_set_timeout(w->client, JIG_CMD_CERT_TEMPLATE, st->timeouts[JIG_CMD_INSTALL_CERT]);
 	jig_client_set_retries(w->client, st->retries);
 	jig_client_set_retry_hook(w->client, eng_on_retry, w);
 	/* A jig that spoke 1.1 is not talked down to 1.0 by a reconnect. */

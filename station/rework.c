@@ -218,6 +218,25 @@ same_se(const jig_se_info *before, const jig_se_info *after, st_err *err)
 	return 0;
 }
 
+/* Protocol 1.2: the second SE_INFO's attestation certificate rebuilt
+ * against the chain the first one named, when it names the same; same_se
+ * then compares the certificates themselves. */
+static int
+rebuild_like(const jig_se_info *before, jig_se_info *after, st_err *err)
+{
+	size_t i;
+
+	if (!after->cert_by_delta || !before->chain_by_digest || before->ncerts < 2 ||
+	    memcmp(before->chain_sha256, after->chain_sha256, JIG_SHA256_LEN) != 0)
+		return 0;
+	for (i = 1; i < before->ncerts; i++)
+		after->certs[i] = before->certs[i];
+	after->ncerts = before->ncerts;
+	after->chain_tmpl = before->chain_tmpl;
+	after->chain_has_tmpl = before->chain_has_tmpl;
+	return jig_attest_cert_rebuild(after, err);
+}
+
 static int
 rework_device(struct worker *w, struct dev *d, const struct before *h)
 {
@@ -272,7 +291,8 @@ rework_device(struct worker *w, struct dev *d, const struct before *h)
 			goto out;
 		}
 		*before = d->info;
-		if (same_se(before, &w->resp.u.se_info, &d->err) < 0) {
+		if (rebuild_like(before, &w->resp.u.se_info, &d->err) < 0 ||
+		    same_se(before, &w->resp.u.se_info, &d->err) < 0) {
 			eng_fail(d, STEP_RETIRE, ADV_QUARANTINE);
 			goto out;
 		}

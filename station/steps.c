@@ -150,12 +150,19 @@ eng_v11(struct worker *w)
 	return jig_client_version(w->client) >= JIG_VERSION_1_1;
 }
 
+int
+eng_v12(struct worker *w)
+{
+	return jig_client_version(w->client) >= JIG_VERSION_1_2;
+}
+
 /* Protocol 1.1: SE_INFO named the vendor chain by its digest.  The chain
  * comes from the cache, or from the jig (VENDOR_CHAIN), where it must hash
  * to that digest; either way it is verified like one from the wire. */
 static int
-resolve_chain(struct worker *w, struct dev *d, int *from)
+resolve_chain(struct worker *w, struct dev *d)
 {
+	int *from = &d->chain_from;
 	station *st = w->eng->st;
 	uint8_t h[JIG_SHA256_LEN];
 	char want[2 * JIG_SHA256_LEN + 1], got[2 * JIG_SHA256_LEN + 1];
@@ -169,7 +176,9 @@ resolve_chain(struct worker *w, struct dev *d, int *from)
 		ui_jig_note(w->eng->u, w->idx, e.msg); /* a bad cache file: fetched again, and replaced */
 	if (eng_call(w, JIG_CMD_VENDOR_CHAIN, &d->err) < 0)
 		return eng_fail(d, STEP_POSTURE, eng_is_link_error(&d->err) ? ADV_RESEAT : ADV_QUARANTINE);
-	jig_chain_digest(w->resp.u.chain.certs, w->resp.u.chain.n, h);
+	d->info.chain_has_tmpl = w->resp.version >= JIG_VERSION_1_2;
+	jig_chain_digest(w->resp.u.chain.certs, w->resp.u.chain.n, d->info.chain_has_tmpl ? &w->resp.u.chain.tmpl : NULL,
+	    h);
 	if (memcmp(h, d->info.chain_sha256, sizeof(h)) != 0) {
 		st_hex(d->info.chain_sha256, sizeof(h), want);
 		st_hex(h, sizeof(h), got);
@@ -180,6 +189,21 @@ resolve_chain(struct worker *w, struct dev *d, int *from)
 	for (i = 0; i < w->resp.u.chain.n; i++)
 		d->info.certs[1 + i] = w->resp.u.chain.certs[i];
 	d->info.ncerts = 1 + w->resp.u.chain.n;
+	d->info.chain_tmpl = w->resp.u.chain.tmpl;
+	return 0;
+}
+
+/* Protocol 1.2: the attestation certificate came as a delta against the
+ * vendor chain; the chain first (cache or VENDOR_CHAIN), then the
+ * certificate.  Whatever it rebuilds is verified at POSTURE like one that
+ * came whole. */
+static int
+rebuild_attestation(struct worker *w, struct dev *d)
+{
+	if (d->info.ncerts == 1 && resolve_chain(w, d) < 0)
+		return -1;
+	if (jig_attest_cert_rebuild(&d->info, &d->err) < 0)
+		return eng_fail(d, STEP_POSTURE, ADV_QUARANTINE);
 	return 0;
 }
 
@@ -191,6 +215,9 @@ eng_step_identify(struct worker *w, struct dev *d)
 	char fw[JIG_FW_TEXT_MAX], attest[ST_SHA256_HEX_LEN + 1];
 	json_t *details;
 
+	d->chain_from = CHAIN_MEMORY;
+	if (d->info.cert_by_delta && rebuild_attestation(w, d) < 0)
+		return -1;
 	jig_fw_format(d->info.firmware, fw);
 	details = json_pack("{s:s,s:s,s:s}", "model", d->info.model, "firmware", fw, "lifecycle",
 	    jig_lifecycle_name(d->info.lifecycle));
@@ -210,7 +237,6 @@ int
 eng_step_posture(struct worker *w, struct dev *d)
 {
 	station *st = w->eng->st;
-	int from = CHAIN_MEMORY;
 
 	d->step = STEP_POSTURE;
 	ui_step(w->eng->u, w->idx, d->step);
@@ -223,12 +249,12 @@ eng_step_posture(struct worker *w, struct dev *d)
 		    "for an SE model that cannot sign one", w->uri, jig_version_name(jig_client_version(w->client)));
 		return eng_fail(d, STEP_POSTURE, ADV_ENGINEERING);
 	}
-	if (d->info.chain_by_digest && resolve_chain(w, d, &from) < 0)
+	if (d->info.chain_by_digest && d->info.ncerts == 1 && resolve_chain(w, d) < 0)
 		return -1;
 	if (sv_check_se_chain(&d->info, st->vendor_trust, &d->attest_key, &d->err) < 0)
 		return eng_fail(d, STEP_POSTURE, ADV_QUARANTINE);
-	if (d->info.chain_by_digest && from != CHAIN_MEMORY)
-		chain_cache_put(st->chains, &d->info, from == CHAIN_DISK);
+	if (d->info.chain_by_digest && d->chain_from != CHAIN_MEMORY)
+		chain_cache_put(st->chains, &d->info, d->chain_from == CHAIN_DISK);
 	return 0;
 }
 
@@ -285,6 +311,49 @@ eng_step_keygen(struct worker *w, struct dev *d, int keep)
 	return eng_key_fresh(w, d, h, keep);
 }
 
+/* Protocol 1.2: only the CSR's and the attestation's signatures travel.
+ * The station builds both signed structures from what it knows (section
+ * 6), exactly as the SE must have; sv_verify_csr then checks them as if
+ * they had come whole, so a signature over anything else fails there. */
+static int
+csr_rebuild(const sv_session *s, jig_msg *resp, st_err *err)
+{
+	uint8_t info[JIG_CSR_MAX];
+	jig_blob *csr = &resp->u.csr.csr, *att = &resp->u.csr.attestation;
+	size_t ilen;
+	jig_attest a;
+
+	if (jig_csr_info(s->info->serial, s->pubkey->data, s->pubkey->len, info, sizeof(info), &ilen, err) < 0 ||
+	    jig_csr_assemble(info, ilen, resp->u.csr.csr_signature.data, resp->u.csr.csr_signature.len, csr->data,
+	        sizeof(csr->data), &csr->len, err) < 0)
+		return st_err_prefix(err, "GET_CSR: building the CSR the SE signed");
+	memset(&a, 0, sizeof(a));
+	memcpy(a.nonce, s->nonce, JIG_NONCE_LEN);
+	snprintf(a.serial, sizeof(a.serial), "%s", s->info->serial);
+	snprintf(a.model, sizeof(a.model), "%s", s->info->model);
+	a.firmware = s->info->firmware;
+	a.lifecycle = s->info->lifecycle;
+	a.slot = s->slot;
+	st_sha256(csr->data, csr->len, a.csr_sha256);
+	st_sha256(s->pubkey->data, s->pubkey->len, a.pubkey_sha256);
+	if (jig_attest_encode(&a, att->data, sizeof(att->data), &att->len, err) < 0)
+		return st_err_prefix(err, "GET_CSR: building the attestation the SE signed");
+	return 0;
+}
+
+/* In 1.2 the signed bytes are the station's own: a signature that does
+ * not verify over them cannot say which part the SE signed otherwise. */
+static void
+explain_v12(st_err *err)
+{
+	char why[sizeof(err->msg)];
+
+	snprintf(why, sizeof(why), "%.600s (protocol 1.2: the station built the CSR and the attestation from this "
+	    "session's nonce, what SE_INFO reported and the key KEYGEN returned; the SE signed something else: another "
+	    "nonce, as a replay would, or another public key than KEYGEN returned)", err->msg);
+	st_err_set(err, err->code, "%s", why);
+}
+
 int
 eng_step_csr_verify(struct worker *w, struct dev *d)
 {
@@ -302,13 +371,18 @@ eng_step_csr_verify(struct worker *w, struct dev *d)
 	memcpy(w->req.u.csr_req.nonce, s.nonce, sizeof(s.nonce));
 	if (eng_call(w, JIG_CMD_GET_CSR, &d->err) < 0)
 		return eng_fail(d, STEP_CSR, ADV_RESEAT);
+	if (eng_v12(w) && csr_rebuild(&s, &w->resp, &d->err) < 0)
+		return eng_fail(d, STEP_VERIFY, ADV_QUARANTINE);
 
 	/* The hard gate: nothing below runs unless every check holds. */
 	d->step = STEP_VERIFY;
 	ui_step(w->eng->u, w->idx, d->step);
 	if (sv_verify_csr(&s, d->attest_key, &w->resp.u.csr.csr, &w->resp.u.csr.attestation,
-	        &w->resp.u.csr.signature, &d->csr, &d->err) < 0)
+	        &w->resp.u.csr.signature, &d->csr, &d->err) < 0) {
+		if (eng_v12(w) && strstr(d->err.msg, "does not verify"))
+			explain_v12(&d->err);
 		return eng_fail(d, STEP_VERIFY, ADV_QUARANTINE);
+	}
 	st_hex(s.nonce, sizeof(s.nonce), nonce_hex);
 	return eng_journal(w, d, STEP_VERIFY, "ok", json_pack("{s:s}", "nonce", nonce_hex));
 }
@@ -546,10 +620,61 @@ eng_read_back(struct worker *w, struct dev *d, const uint8_t *cert, size_t len)
 	return CRYPTO_memcmp(h, w->resp.u.cert.data, sizeof(h)) == 0;
 }
 
+/* Protocol 1.2: INSTALL_CERT sends the certificate as a delta against a
+ * template (the first certificate this worker installed) and the slot's
+ * public key.  A jig that does not hold the template (a new connection)
+ * answers NO_TEMPLATE: it gets the template, and the delta once more.
+ * Whatever the jig rebuilds is checked by the read-back digest. */
+static int
+install_request(struct worker *w, struct dev *d)
+{
+	uint8_t src[2 * JIG_BLOB_MAX + JIG_STR_MAX];
+	jig_blob *delta = &w->req.u.install_req.delta;
+	size_t ns = strlen(d->info.serial), n;
+
+	w->req.u.install_req.slot = w->eng->st->slot;
+	if (!eng_v12(w)) {
+		w->req.u.install_req.cert.len = (size_t)d->cert_len;
+		memcpy(w->req.u.install_req.cert.data, d->cert_der, (size_t)d->cert_len);
+		return 0;
+	}
+	if (!w->tmpl_len) {
+		memcpy(w->tmpl, d->cert_der, (size_t)d->cert_len);
+		w->tmpl_len = (size_t)d->cert_len;
+		st_sha256(w->tmpl, w->tmpl_len, w->tmpl_sha256);
+	}
+	if (d->pubkey.len > JIG_BLOB_MAX)
+		return st_err_set(&d->err, ST_E_INTERNAL, "public key too long");
+	memcpy(src, w->tmpl, w->tmpl_len);
+	n = w->tmpl_len;
+	memcpy(src + n, d->pubkey.data, d->pubkey.len);
+	n += d->pubkey.len;
+	memcpy(src + n, d->info.serial, ns);
+	n += ns;
+	memcpy(w->req.u.install_req.template_sha256, w->tmpl_sha256, JIG_SHA256_LEN);
+	return jig_delta_make(src, n, d->cert_der, (size_t)d->cert_len, delta->data,
+	    sizeof(delta->data), &delta->len, &d->err);
+}
+
+static int
+install(struct worker *w, struct dev *d)
+{
+	if (install_request(w, d) < 0)
+		return -1;
+	if (eng_call(w, JIG_CMD_INSTALL_CERT, &d->err) == 0)
+		return 0;
+	if (!eng_v12(w) || d->err.code != ST_E_REMOTE || d->err.remote != JIG_E_NO_TEMPLATE)
+		return -1;
+	w->req.u.cert.len = w->tmpl_len;
+	memcpy(w->req.u.cert.data, w->tmpl, w->tmpl_len);
+	if (eng_call(w, JIG_CMD_CERT_TEMPLATE, &d->err) < 0 || install_request(w, d) < 0)
+		return -1;
+	return eng_call(w, JIG_CMD_INSTALL_CERT, &d->err);
+}
+
 int
 eng_step_install(struct worker *w, struct dev *d)
 {
-	station *st = w->eng->st;
 	int same;
 
 	d->step = STEP_INSTALL;
@@ -559,10 +684,7 @@ eng_step_install(struct worker *w, struct dev *d)
 		    JIG_BLOB_MAX);
 		return eng_fail(d, STEP_INSTALL, ADV_ENGINEERING);
 	}
-	w->req.u.install_req.slot = st->slot;
-	w->req.u.install_req.cert.len = (size_t)d->cert_len;
-	memcpy(w->req.u.install_req.cert.data, d->cert_der, (size_t)d->cert_len);
-	if (eng_call(w, JIG_CMD_INSTALL_CERT, &d->err) < 0)
+	if (install(w, d) < 0)
 		return eng_fail(d, STEP_INSTALL, ADV_RESEAT);
 	if ((same = eng_read_back(w, d, d->cert_der, (size_t)d->cert_len)) < 0)
 		return eng_fail(d, STEP_INSTALL, ADV_RESEAT);

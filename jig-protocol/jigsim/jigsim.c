@@ -15,7 +15,7 @@
 static const char *const fault_names[] = {
 	"corrupt-byte", "drop-reply", "disconnect-mid-command", "slow-reply", "bad-attestation-signature",
 	"attestation-wrong-key", "replay-nonce", "already-locked", "readback-mismatch", "unknown-se-vendor",
-	"rework-wrong-key",
+	"rework-wrong-key", "bad-delta", "forgets-template",
 };
 #define NFAULTS (sizeof(fault_names) / sizeof(fault_names[0]))
 
@@ -245,6 +245,15 @@ execute(jigsim *s, const jig_msg *req, reply *r)
 			r->switch_to = req->u.baud_req.baud;
 			r->confirm_ms = req->u.baud_req.confirm_ms;
 		}
+		return;
+	}
+	case JIG_CMD_CERT_TEMPLATE: {
+		st_err e;
+
+		memset(m, 0, sizeof(*m));
+		m->type = JIG_CMD_CERT_TEMPLATE | JIG_RESPONSE;
+		if (se_env_add_template(&s->env, &req->u.cert, &e) < 0)
+			jig_msg_error(m, req->type, JIG_E_SE_FAILURE, "template: %s", e.msg);
 		return;
 	}
 	}
@@ -512,6 +521,7 @@ jigsim_connection_reset(jigsim *s)
 	pthread_mutex_lock(&s->lock);
 	s->cache_valid = 0;
 	s->version = 0;
+	se_env_clear_templates(&s->env);
 	s->line_baud = s->cfg.baud;
 	s->confirm_until = 0;
 	pthread_mutex_unlock(&s->lock);

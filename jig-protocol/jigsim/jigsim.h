@@ -28,6 +28,8 @@ enum jigsim_fault {
 	JIGSIM_F_READBACK_MISMATCH = 1u << 8, /* READ_CERT returns the certificate with a byte changed */
 	JIGSIM_F_UNKNOWN_VENDOR = 1u << 9, /* attestation certificate from a rogue CA */
 	JIGSIM_F_REWORK_WRONG_KEY = 1u << 10, /* REWORK_CHALLENGE signed by another key than the slot's */
+	JIGSIM_F_BAD_DELTA = 1u << 11,     /* 1.2: SE_INFO's certificate delta copies past its source */
+	JIGSIM_F_FORGETS_TEMPLATE = 1u << 12, /* 1.2: INSTALL_CERT answers NO_TEMPLATE, CERT_TEMPLATE or not */
 };
 
 /* "corrupt-byte" -> JIGSIM_F_CORRUPT_BYTE; 0 when unknown. */

@@ -52,7 +52,7 @@ usage(FILE *f)
 	    "  --csr-ms MS            GET_CSR latency (attestation signature)\n"
 	    "  --cmd-ms MS            latency of every other command\n"
 	    "  --baud N               emulated line speed, 8N1 (default: none)\n"
-	    "  --protocol 1.0|1.1     highest protocol version to speak (default 1.1; 1.0 plays old jig firmware)\n"
+	    "  --protocol 1.0|1.1|1.2 highest protocol version to speak (default 1.2; 1.0 and 1.1 play older jig firmware)\n"
 	    "  --rates R1,R2,...      1.1: line rates HELLO lists and SET_BAUD switches --baud's line to (ascending)\n"
 	    "  --baud-fail            after SET_BAUD nothing arrives intact at the new rate: the switch reverts\n"
 	    "  --fault NAME           inject a fault (repeatable), one of:\n"
@@ -216,8 +216,10 @@ main(int argc, char **argv)
 				c.max_version = JIG_VERSION_1_0;
 			} else if (strcmp(optarg, "1.1") == 0) {
 				c.max_version = JIG_VERSION_1_1;
+			} else if (strcmp(optarg, "1.2") == 0) {
+				c.max_version = JIG_VERSION_1_2;
 			} else {
-				fprintf(stderr, "jigsim: --protocol: expected 1.0 or 1.1, got \"%s\"\n", optarg);
+				fprintf(stderr, "jigsim: --protocol: expected 1.0, 1.1 or 1.2, got \"%s\"\n", optarg);
 				bad = 1;
 			}
 			break;

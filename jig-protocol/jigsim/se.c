@@ -208,6 +208,60 @@ out:
 	return ret;
 }
 
+/* The subject of an SE's attestation certificate. */
+static X509_NAME *
+attest_subject(const se_env *env, const char *serial, st_err *err)
+{
+	X509_NAME *n = X509_NAME_new();
+	char cn[JIG_STR_MAX + 16];
+
+	snprintf(cn, sizeof(cn), "%s attestation", env->model);
+	if (!n) {
+		st_err_set(err, ST_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	if (name_add(n, "O", "Test SE Vendor", err) < 0 || name_add(n, "CN", cn, err) < 0 ||
+	    name_add(n, "serialNumber", serial, err) < 0) {
+		X509_NAME_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* 1.2: the template VENDOR_CHAIN sends, a dictionary for the attestation
+ * certificates' deltas: the TBSCertificate of one made like them, for a
+ * serial of zeros, the CA's own key and fixed numbers and times, so the
+ * same CA gives the same bytes (and chain digest) in every run. */
+static int
+make_template(se_env *env, st_err *err)
+{
+	char serial[JIG_STR_MAX + 1];
+	X509_NAME *subject = NULL;
+	ASN1_INTEGER *one = NULL;
+	X509 *x = NULL;
+	unsigned char *p = NULL;
+	int n, ret = -1;
+
+	snprintf(serial, sizeof(serial), "%s0000000000000000", env->serial_prefix);
+	if (!(subject = attest_subject(env, serial, err)) ||
+	    !(x = make_cert(X509_get0_pubkey(env->ca_cert), subject, X509_get_subject_name(env->ca_cert), env->ca_cert,
+	          NULL, env->ca_key, 0, err)))
+		goto out;
+	if (!(one = ASN1_INTEGER_new()) || !ASN1_INTEGER_set(one, 1) || !X509_set_serialNumber(x, one) ||
+	    !ASN1_TIME_set_string_X509(X509_getm_notBefore(x), "20260101000000Z") || (n = i2d_re_X509_tbs(x, &p)) <= 0) {
+		st_err_openssl(err, ST_E_CRYPTO, "attestation template");
+		goto out;
+	}
+	env->attest_tmpl.p = p;
+	env->attest_tmpl.len = (size_t)n;
+	ret = 0;
+out:
+	ASN1_INTEGER_free(one);
+	X509_NAME_free(subject);
+	X509_free(x);
+	return ret;
+}
+
 int
 se_env_init(se_env *env, const jigsim_config *c, st_err *err)
 {
@@ -233,7 +287,7 @@ se_env_init(se_env *env, const jigsim_config *c, st_err *err)
 		st_err_openssl(err, ST_E_CONFIG, "%s does not hold the key of %s", c->vendor_ca_key, c->vendor_ca_cert);
 		goto fail;
 	}
-	if (cert_der(env->ca_cert, &env->ca_der, err) < 0)
+	if (cert_der(env->ca_cert, &env->ca_der, err) < 0 || make_template(env, err) < 0)
 		goto fail;
 	if (c->faults & JIGSIM_F_UNKNOWN_VENDOR) {
 		/* Same subject and issuer names as the real batch CA, another key:
@@ -259,7 +313,9 @@ se_env_clear(se_env *env)
 	EVP_PKEY_free(env->rogue_key);
 	X509_free(env->rogue_cert);
 	bytes_clear(&env->rogue_der);
+	bytes_clear(&env->attest_tmpl);
 	EVP_PKEY_free(env->tool_pub);
+	se_env_clear_templates(env);
 	memset(env, 0, sizeof(*env));
 }
 
@@ -317,7 +373,7 @@ se_new(se_env *env, unsigned faults, st_err *err)
 	EVP_PKEY *issuer_key = rogue ? env->rogue_key : env->ca_key;
 	X509_NAME *subject = NULL;
 	X509 *cert = NULL;
-	char hex[17], cn[JIG_STR_MAX + 16];
+	char hex[17];
 	uint8_t rnd[8];
 	se *d = NULL, *ret = NULL;
 	size_t i;
@@ -339,7 +395,6 @@ se_new(se_env *env, unsigned faults, st_err *err)
 		snprintf(d->serial, sizeof(d->serial), "%s", env->fixed_serial);
 	else
 		snprintf(d->serial, sizeof(d->serial), "%s%s", env->serial_prefix, hex);
-	snprintf(cn, sizeof(cn), "%s attestation", env->model);
 	d->lifecycle = JIG_LC_FACTORY;
 	d->faults = faults;
 	if (!issuer) {
@@ -348,12 +403,7 @@ se_new(se_env *env, unsigned faults, st_err *err)
 	}
 	if (!(d->attest_key = ec_keygen(JIG_ALG_P256, err)))
 		goto out;
-	if (!(subject = X509_NAME_new())) {
-		st_err_set(err, ST_E_NOMEM, "out of memory");
-		goto out;
-	}
-	if (name_add(subject, "O", "Test SE Vendor", err) < 0 || name_add(subject, "CN", cn, err) < 0 ||
-	    name_add(subject, "serialNumber", d->serial, err) < 0 ||
+	if (!(subject = attest_subject(env, d->serial, err)) ||
 	    !(cert = make_cert(d->attest_key, subject, X509_get_subject_name(issuer), issuer, NULL, issuer_key, 0,
 		  err)) ||
 	    cert_der(cert, &d->attest_cert, err) < 0)
@@ -395,6 +445,7 @@ se_free(se *d)
 		return;
 	EVP_PKEY_free(d->attest_key);
 	bytes_clear(&d->attest_cert);
+	bytes_clear(&d->attest_delta);
 	for (i = 0; i <= JIG_MAX_SLOT; i++)
 		slot_clear(&d->slot[i]);
 	for (i = 0; i < d->nretired; i++) {
@@ -439,6 +490,75 @@ new_challenge(se *d, uint8_t out[JIG_NONCE_LEN], st_err *err)
 	return 0;
 }
 
+int
+se_env_add_template(se_env *env, const jig_blob *der, st_err *err)
+{
+	unsigned k = env->tmpl_next++ % 2;
+
+	if (bytes_copy(&env->tmpl[k], der->data, der->len, err) < 0)
+		return -1;
+	st_sha256(der->data, der->len, env->tmpl_sha256[k]);
+	return 0;
+}
+
+void
+se_env_clear_templates(se_env *env)
+{
+	bytes_clear(&env->tmpl[0]);
+	bytes_clear(&env->tmpl[1]);
+	memset(env->tmpl_sha256, 0, sizeof(env->tmpl_sha256));
+	env->tmpl_next = 0;
+}
+
+/* 1.2: the attestation certificate as a delta against the vendor chain's
+ * VENDOR_CHAIN payload, made once per SE. */
+static int
+chain_of(const se_env *env, const se *d, jig_blob *cert, jig_blob *tmpl, st_err *err)
+{
+	if (blob_set(cert, d->issuer_der->p, d->issuer_der->len, err) < 0 ||
+	    blob_set(tmpl, env->attest_tmpl.p, env->attest_tmpl.len, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* The VENDOR_CHAIN payload in 1.2 form: the SE's issuer and the template. */
+static int
+chain_payload(const se_env *env, const se *d, uint8_t *out, size_t cap, size_t *len, st_err *err)
+{
+	static _Thread_local jig_blob cert, tmpl;
+
+	if (chain_of(env, d, &cert, &tmpl, err) < 0)
+		return -1;
+	if (jig_chain_payload(&cert, 1, &tmpl, out, cap, len) < 0)
+		return st_err_set(err, ST_E_INTERNAL, "vendor chain payload");
+	return 0;
+}
+
+static int
+attest_delta(const se_env *env, se *d, jig_blob *out, st_err *err)
+{
+	uint8_t src[JIG_CHAIN_PAYLOAD_MAX], buf[JIG_BLOB_MAX];
+	size_t slen, n, ns = strlen(d->serial);
+
+	if (!d->attest_delta.p) {
+		if (chain_payload(env, d, src, sizeof(src) - JIG_STR_MAX, &slen, err) < 0)
+			return -1;
+		memcpy(src + slen, d->serial, ns);
+		slen += ns;
+		if (jig_delta_make(src, slen, d->attest_cert.p, d->attest_cert.len, buf, sizeof(buf) - 3, &n, err) < 0)
+			return -1;
+		if (d->faults & JIGSIM_F_BAD_DELTA) {
+			/* a last copy of 4 bytes from the end of the source: past it */
+			buf[n++] = 0x80;
+			buf[n++] = (uint8_t)((slen - 2) >> 8);
+			buf[n++] = (uint8_t)(slen - 2);
+		}
+		if (bytes_copy(&d->attest_delta, buf, n, err) < 0)
+			return -1;
+	}
+	return blob_set(out, d->attest_delta.p, d->attest_delta.len, err);
+}
+
 static int
 se_info(se_env *env, se *d, uint8_t version, jig_msg *resp, st_err *err)
 {
@@ -454,17 +574,29 @@ se_info(se_env *env, se *d, uint8_t version, jig_msg *resp, st_err *err)
 		return -1;
 	if (version >= JIG_VERSION_1_1) {
 		/* 1.1: the vendor chain by its digest; VENDOR_CHAIN sends it. */
-		jig_chain_digest(&i->certs[1], 1, i->chain_sha256);
+		jig_chain_digest(&i->certs[1], 1, NULL, i->chain_sha256);
 		i->chain_by_digest = 1;
 		i->ncerts = 1;
+	}
+	if (version >= JIG_VERSION_1_2) {
+		i->ncerts = 0;
+		i->cert_by_delta = 1;
+		uint8_t p[JIG_CHAIN_PAYLOAD_MAX];
+		size_t n;
+
+		if (attest_delta(env, d, &i->attest_delta, err) < 0 || chain_payload(env, d, p, sizeof(p), &n, err) < 0)
+			return -1;
+		st_sha256(p, n, i->chain_sha256);
 	}
 	return new_challenge(d, i->challenge, err);
 }
 
 static int
-vendor_chain(se *d, jig_msg *resp, st_err *err)
+vendor_chain(const se_env *env, se *d, uint8_t version, jig_msg *resp, st_err *err)
 {
 	resp->u.chain.n = 1;
+	if (version >= JIG_VERSION_1_2)
+		return chain_of(env, d, &resp->u.chain.certs[0], &resp->u.chain.tmpl, err);
 	return blob_set(&resp->u.chain.certs[0], d->issuer_der->p, d->issuer_der->len, err);
 }
 
@@ -529,9 +661,24 @@ out:
 	return ret;
 }
 
+/* 1.2: the CSR both ends build (PROTOCOL.md section 6), signed by key. */
 static int
-get_csr(se_env *env, se *d, uint8_t slot, const uint8_t nonce[JIG_NONCE_LEN], jig_msg *resp, char *msg,
-    st_err *err)
+make_csr_12(const se *d, EVP_PKEY *key, const se_bytes *pub, se_bytes *out, jig_blob *sig, st_err *err)
+{
+	uint8_t info[JIG_CSR_MAX], csr[JIG_CSR_MAX];
+	size_t ilen, clen;
+
+	if (jig_csr_info(d->serial, pub->p, pub->len, info, sizeof(info), &ilen, err) < 0 ||
+	    ecdsa_sign(key, info, ilen, sig, err) < 0 ||
+	    jig_csr_assemble(info, ilen, sig->data, sig->len, csr, sizeof(csr), &clen, err) < 0)
+		return -1;
+	bytes_clear(out);
+	return bytes_copy(out, csr, clen, err);
+}
+
+static int
+get_csr(se_env *env, se *d, uint8_t version, uint8_t slot, const uint8_t nonce[JIG_NONCE_LEN], jig_msg *resp,
+    char *msg, st_err *err)
 {
 	se_slot *s = &d->slot[slot];
 	EVP_PKEY *key = s->key, *other = NULL;
@@ -551,7 +698,8 @@ get_csr(se_env *env, se *d, uint8_t slot, const uint8_t nonce[JIG_NONCE_LEN], ji
 		key = other;
 		pub = &other_pub;
 	}
-	if (make_csr(d, key, &csr, err) < 0)
+	if (version >= JIG_VERSION_1_2 ? make_csr_12(d, key, pub, &csr, &resp->u.csr.csr_signature, err) < 0 :
+	                                 make_csr(d, key, &csr, err) < 0)
 		goto out;
 	memset(&a, 0, sizeof(a));
 	memcpy(a.nonce, (d->faults & JIGSIM_F_REPLAY_NONCE) ? env->prev_nonce : nonce, JIG_NONCE_LEN);
@@ -571,6 +719,11 @@ get_csr(se_env *env, se *d, uint8_t slot, const uint8_t nonce[JIG_NONCE_LEN], ji
 		signed_bytes[att->len - 1] ^= 0xff; /* a signature over other bytes */
 	if (ecdsa_sign(d->attest_key, signed_bytes, att->len, &resp->u.csr.signature, err) < 0)
 		goto out;
+	if (version >= JIG_VERSION_1_2) {
+		/* only the two signatures travel */
+		resp->u.csr.csr.len = 0;
+		resp->u.csr.attestation.len = 0;
+	}
 	ret = 0;
 out:
 	EVP_PKEY_free(other);
@@ -589,6 +742,8 @@ install_cert(se *d, uint8_t slot, const jig_blob *cert, char *msg, st_err *err)
 
 	if (!s->key)
 		return fail(msg, JIG_E_SLOT_EMPTY, "no key in slot %u: KEYGEN first", slot);
+	if (!cert->len)
+		return fail(msg, JIG_E_BAD_REQUEST, "no certificate");
 	x = d2i_X509(NULL, &p, (long)cert->len);
 	if (!x || p != cert->data + cert->len)
 		ret = fail(msg, JIG_E_BAD_REQUEST, "not one DER X.509 certificate");
@@ -599,6 +754,37 @@ install_cert(se *d, uint8_t slot, const jig_blob *cert, char *msg, st_err *err)
 	ERR_clear_error();
 	X509_free(x);
 	return ret;
+}
+
+/* INSTALL_CERT 1.2: the certificate rebuilt from a template this
+ * connection sent and the slot's public key (PROTOCOL.md section 4). */
+static int
+install_delta(se_env *env, se *d, const jig_msg *req, char *msg, st_err *err)
+{
+	const se_slot *s = &d->slot[req->u.install_req.slot];
+	uint8_t src[2 * JIG_BLOB_MAX + JIG_STR_MAX];
+	size_t ns = strlen(d->serial);
+	char hex[2 * JIG_SHA256_LEN + 1];
+	jig_blob cert;
+	unsigned k;
+	st_err e;
+
+	for (k = 0; k < 2; k++)
+		if (env->tmpl[k].p && !memcmp(env->tmpl_sha256[k], req->u.install_req.template_sha256, JIG_SHA256_LEN))
+			break;
+	if (k == 2 || (d->faults & JIGSIM_F_FORGETS_TEMPLATE)) {
+		st_hex(req->u.install_req.template_sha256, JIG_SHA256_LEN, hex);
+		return fail(msg, JIG_E_NO_TEMPLATE, "no template %.16s... on this connection (CERT_TEMPLATE first)", hex);
+	}
+	if (!s->key)
+		return fail(msg, JIG_E_SLOT_EMPTY, "no key in slot %u: KEYGEN first", req->u.install_req.slot);
+	memcpy(src, env->tmpl[k].p, env->tmpl[k].len);
+	memcpy(src + env->tmpl[k].len, s->pub.p, s->pub.len);
+	memcpy(src + env->tmpl[k].len + s->pub.len, d->serial, ns);
+	if (jig_delta_apply(src, env->tmpl[k].len + s->pub.len + ns, req->u.install_req.delta.data,
+	        req->u.install_req.delta.len, cert.data, sizeof(cert.data), &cert.len, &e) < 0)
+		return fail(msg, JIG_E_BAD_REQUEST, "%s", e.msg);
+	return install_cert(d, req->u.install_req.slot, &cert, msg, err);
 }
 
 static int
@@ -769,14 +955,19 @@ se_command(se_env *env, se *d, const jig_msg *req, jig_msg *resp, char msg[JIG_E
 	resp->type = cmd | JIG_RESPONSE;
 	switch (cmd) {
 	case JIG_CMD_SE_INFO: rc = se_info(env, d, req->version, resp, &e); break;
-	case JIG_CMD_VENDOR_CHAIN: rc = vendor_chain(d, resp, &e); break;
+	case JIG_CMD_VENDOR_CHAIN: rc = vendor_chain(env, d, req->version, resp, &e); break;
 	case JIG_CMD_AUTH_CHALLENGE: rc = new_challenge(d, resp->u.challenge.challenge, &e); break;
 	case JIG_CMD_AUTH_RESPONSE: rc = auth_response(env, d, &req->u.signature, msg, &e); break;
 	case JIG_CMD_KEYGEN:
 		rc = keygen(d, (uint8_t)slot, req->u.keygen_req.algorithm, req->u.keygen_req.flags, resp, &e);
 		break;
-	case JIG_CMD_GET_CSR: rc = get_csr(env, d, (uint8_t)slot, req->u.csr_req.nonce, resp, msg, &e); break;
-	case JIG_CMD_INSTALL_CERT: rc = install_cert(d, (uint8_t)slot, &req->u.install_req.cert, msg, &e); break;
+	case JIG_CMD_GET_CSR:
+		rc = get_csr(env, d, req->version, (uint8_t)slot, req->u.csr_req.nonce, resp, msg, &e);
+		break;
+	case JIG_CMD_INSTALL_CERT:
+		rc = req->version >= JIG_VERSION_1_2 ? install_delta(env, d, req, msg, &e) :
+		                                       install_cert(d, (uint8_t)slot, &req->u.install_req.cert, msg, &e);
+		break;
 	case JIG_CMD_READ_CERT:
 		rc = read_cert(d, (uint8_t)slot, req->version >= JIG_VERSION_1_1 ? req->u.slot_req.form : JIG_CERT_DER, resp,
 		    &e);

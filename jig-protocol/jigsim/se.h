@@ -23,12 +23,18 @@ typedef struct se_env {
 	EVP_PKEY *rogue_key; /* unknown-se-vendor: same names as the batch CA, another key */
 	X509 *rogue_cert;
 	se_bytes rogue_der;
+	se_bytes attest_tmpl; /* 1.2 VENDOR_CHAIN template: an attestation certificate's TBS for this batch */
 	EVP_PKEY *tool_pub;
 	char serial_prefix[JIG_STR_MAX - 16 + 1]; /* + 16 hex digits = a serial */
 	char fixed_serial[JIG_STR_MAX + 1];       /* "" = random serials */
 	char model[JIG_STR_MAX + 1];
 	uint32_t firmware;
 	uint8_t prev_nonce[JIG_NONCE_LEN]; /* replay-nonce: the previous GET_CSR's nonce */
+	/* 1.2: certificate templates CERT_TEMPLATE sent on this connection
+	 * (the newest JIGSIM_TEMPLATES), by SHA-256. */
+	se_bytes tmpl[2];
+	uint8_t tmpl_sha256[2][JIG_SHA256_LEN];
+	unsigned tmpl_next;
 } se_env;
 
 typedef struct se_slot {
@@ -49,6 +55,7 @@ typedef struct se {
 	unsigned faults; /* the faults that hit this device */
 	EVP_PKEY *attest_key;
 	se_bytes attest_cert;
+	se_bytes attest_delta; /* 1.2: attest_cert as a delta against the vendor chain payload */
 	const se_bytes *issuer_der; /* the CA that certified attest_cert (env-owned) */
 	int authenticated;
 	int have_challenge;
@@ -63,6 +70,11 @@ typedef struct se {
  * `faults` asks for it. */
 int se_env_init(se_env *env, const jigsim_config *c, st_err *err);
 void se_env_clear(se_env *env);
+
+/* CERT_TEMPLATE (1.2): keep a template for INSTALL_CERT deltas; forget
+ * them all when a connection ends. */
+int se_env_add_template(se_env *env, const jig_blob *der, st_err *err);
+void se_env_clear_templates(se_env *env);
 
 /* A new SE with a fresh serial and attestation certificate. */
 se *se_new(se_env *env, unsigned faults, st_err *err);

@@ -102,7 +102,9 @@ present(const tpmdut *t)
 static void
 hello(tpmdut *t, const jig_msg *req, jig_msg *m)
 {
-	if (jig_hello_answer(req, JIG_VERSION_MAX, m) < 0)
+	/* 1.1: what 1.2 adds is the SE commands' (section 4), which a TPM
+	 * device does not answer; its TPM_* commands are the same in both. */
+	if (jig_hello_answer(req, JIG_VERSION_1_1, m) < 0)
 		return;
 	t->version = m->u.hello.version;
 	snprintf(m->u.hello.jig_id, sizeof(m->u.hello.jig_id), "tpmdut-%u", t->id);

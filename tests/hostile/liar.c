@@ -390,10 +390,20 @@ handle(liar *l, int fd, const jig_frame *req)
 	static _Thread_local uint8_t raw[JIG_MAX_FRAME], resp[JIG_MAX_FRAME];
 	static _Thread_local jig_frame fr;
 	static _Thread_local jig_msg q, m;
+	static _Thread_local jig_frame capped;
 	size_t rl = 0, n = 0, used = 0, len = 0;
 	st_err err;
 	int act;
 
+	/* The liar plays jig firmware of protocol 1.1: its lies are written
+	 * against 1.1's payloads (a 1.2 station still gets 1.1 from it, as from
+	 * any older jig).  1.2's own lies are jigsim faults. */
+	if (req->type == JIG_CMD_HELLO && req->len == 2 && req->payload[0] <= JIG_VERSION_1_1 &&
+	    req->payload[1] > JIG_VERSION_1_1) {
+		capped = *req;
+		capped.payload[1] = JIG_VERSION_1_1;
+		req = &capped;
+	}
 	memset(&q, 0, sizeof(q));
 	if (jig_msg_decode_v(req->version, req->type, req->payload, req->len, &q, &err) < 0) {
 		q.type = req->type;

@@ -89,7 +89,7 @@ START_TEST(test_other_version_named)
 	jig_client_set_timeout(c, JIG_CMD_HELLO, 2500);
 	jig_client_set_retries(c, 1);
 	ck_assert_int_lt(jig_client_hello(c, &hello, &err), 0);
-	ck_assert_msg(strstr(err.msg, "protocol version 3") && strstr(err.msg, "another version"), "%s", err.msg);
+	ck_assert_msg(strstr(err.msg, "protocol version 4") && strstr(err.msg, "another version"), "%s", err.msg);
 	stop(&r, c);
 }
 END_TEST

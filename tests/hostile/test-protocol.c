@@ -244,9 +244,10 @@ START_TEST(test_v10_jig)
 }
 END_TEST
 
-/* The honest 1.1 path: the lock record says the receipt verified; the
- * vendor chain is fetched once and kept on disk beside the journal, where
- * the next run finds it (and a file that is not that chain is replaced). */
+/* The honest 1.1 path (_i 0) and 1.2 path (_i 1, the chain's payload with
+ * its template): the lock record says the receipt verified; the vendor
+ * chain is fetched once and kept on disk beside the journal, where the next
+ * run finds it (and a file that is not that chain is replaced). */
 START_TEST(test_v11_chain_cache)
 {
 	stu_ws *w = stu_ws_new(tu_pki);
@@ -261,6 +262,7 @@ START_TEST(test_v11_chain_cache)
 
 	jigsim_config_init(&c);
 	c.devices = 3;
+	c.max_version = _i ? JIG_VERSION_1_2 : JIG_VERSION_1_1;
 	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, 2, 1, &r);
 	ck_assert_msg(r.status == 0 && stu_event_count(&r, "passed") == 2, "exit %d\n%s\n%s", r.status, stu_tail(r.out),
@@ -338,7 +340,7 @@ main(void)
 
 	tcase_add_loop_test(tc, test_liar_11, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_loop_test(tc, test_v10_jig, 0, 2);
-	tcase_add_test(tc, test_v11_chain_cache);
+	tcase_add_loop_test(tc, test_v11_chain_cache, 0, 2);
 	tcase_add_loop_test(tc, test_baud, 0, 2);
 	return tu_run_suite(s);
 }

@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "jig.h"
 #include "testutil.h"
 
@@ -27,7 +31,7 @@ blob(jig_blob *b, size_t n, uint8_t seed)
 static void
 sample_v(uint8_t type, uint8_t version, jig_msg *m)
 {
-	int v11 = version >= JIG_VERSION_1_1;
+	int v11 = version >= JIG_VERSION_1_1, v12 = version >= JIG_VERSION_1_2;
 
 	memset(m, 0, sizeof(*m));
 	m->type = type;
@@ -74,11 +78,18 @@ sample_v(uint8_t type, uint8_t version, jig_msg *m)
 			m->u.se_info.chain_by_digest = 1;
 			fill(m->u.se_info.chain_sha256, JIG_SHA256_LEN, 13);
 		}
+		if (v12) { /* the certificate as a delta, rebuilt later */
+			memset(&m->u.se_info.certs[0], 0, sizeof(m->u.se_info.certs[0]));
+			m->u.se_info.cert_by_delta = 1;
+			blob(&m->u.se_info.attest_delta, 230, 21);
+		}
 		break;
 	case JIG_CMD_VENDOR_CHAIN | JIG_RESPONSE:
 		m->u.chain.n = 2;
 		blob(&m->u.chain.certs[0], 420, 2);
 		blob(&m->u.chain.certs[1], 380, 3);
+		if (v12)
+			blob(&m->u.chain.tmpl, 350, 22);
 		break;
 	case JIG_CMD_SET_BAUD:
 		m->u.baud_req.baud = 921600;
@@ -110,13 +121,26 @@ sample_v(uint8_t type, uint8_t version, jig_msg *m)
 		fill(m->u.csr_req.nonce, JIG_NONCE_LEN, 6);
 		break;
 	case JIG_CMD_GET_CSR | JIG_RESPONSE:
+		if (v12) { /* the signatures alone */
+			blob(&m->u.csr.csr_signature, 70, 23);
+			blob(&m->u.csr.signature, 72, 9);
+			break;
+		}
 		blob(&m->u.csr.csr, 300, 7);
 		blob(&m->u.csr.attestation, 200, 8);
 		blob(&m->u.csr.signature, 72, 9);
 		break;
 	case JIG_CMD_INSTALL_CERT:
 		m->u.install_req.slot = 2;
+		if (v12) {
+			fill(m->u.install_req.template_sha256, JIG_SHA256_LEN, 24);
+			blob(&m->u.install_req.delta, 180, 25);
+			break;
+		}
 		blob(&m->u.install_req.cert, JIG_BLOB_MAX, 10);
+		break;
+	case JIG_CMD_CERT_TEMPLATE:
+		blob(&m->u.cert, 540, 26);
 		break;
 	case JIG_CMD_READ_CERT:
 	case JIG_CMD_RETIRE:
@@ -220,6 +244,7 @@ START_TEST(test_roundtrip_every_message)
 	static jig_msg m, got;
 	static jig_frame f, g;
 	uint8_t v = (uint8_t)(JIG_VERSION_1_0 + _i);
+	static const char *const prefix[] = { "", "v11-", "v12-" };
 	unsigned t, n = 0;
 	size_t len, flen, used;
 	st_err err;
@@ -250,7 +275,7 @@ START_TEST(test_roundtrip_every_message)
 		{
 			char name[32];
 
-			snprintf(name, sizeof(name), v == 1 ? "%02x" : "v11-%02x", t);
+			snprintf(name, sizeof(name), "%s%02x", prefix[_i], t);
 			/* the first byte of the file picks the fuzzer's chunk size */
 			memmove(frame_buf + 1, frame_buf, flen);
 			frame_buf[0] = (uint8_t)(t % 64);
@@ -258,7 +283,8 @@ START_TEST(test_roundtrip_every_message)
 		}
 	}
 	/* every request, every response, ERROR */
-	ck_assert_uint_eq(n, 2 * (v == 1 ? JIG_CMD_LAST_1_0 : JIG_CMD_LAST) + 2 * (JIG_CMD_TPM_LAST - JIG_CMD_TPM_FIRST + 1) + 1);
+	ck_assert_uint_eq(n, 2 * (v == 1 ? JIG_CMD_LAST_1_0 : JIG_CMD_LAST) + 2 * (JIG_CMD_TPM_LAST - JIG_CMD_TPM_FIRST + 1) + 1 +
+	    2 * (v >= JIG_VERSION_1_2)); /* 1.2: CERT_TEMPLATE */
 }
 END_TEST
 
@@ -325,7 +351,7 @@ START_TEST(test_frame_rejects)
 	/* wrong version: refused from the second byte on */
 	n = make_frame(JIG_VERSION_MAX + 1, JIG_CMD_LOCK, 7, NULL, 0, buf);
 	ck_assert_int_eq(jig_frame_decode(buf, 2, &f, &used, &err), JIG_DECODE_BAD);
-	ck_assert_ptr_nonnull(strstr(err.msg, "version 3"));
+	ck_assert_ptr_nonnull(strstr(err.msg, "version 4"));
 	n = make_frame(0, JIG_CMD_LOCK, 7, NULL, 0, buf);
 	ck_assert_int_eq(jig_frame_decode(buf, n, &f, &used, &err), JIG_DECODE_BAD);
 	/* not a SOF */
@@ -535,12 +561,12 @@ START_TEST(test_chain_digest)
 
 	blob(&c[0], 10, 1);
 	blob(&c[1], 10, 2);
-	jig_chain_digest(c, 2, a);
-	jig_chain_digest(c, 1, b);
+	jig_chain_digest(c, 2, NULL, a);
+	jig_chain_digest(c, 1, NULL, b);
 	ck_assert_int_ne(memcmp(a, b, 32), 0);
 	c[0].len = 9; /* moving a byte from one certificate to the next */
 	c[1].len = 11;
-	jig_chain_digest(c, 2, b);
+	jig_chain_digest(c, 2, NULL, b);
 	ck_assert_int_ne(memcmp(a, b, 32), 0);
 	/* and it is the SHA-256 of the VENDOR_CHAIN payload */
 	{
@@ -567,8 +593,8 @@ START_TEST(test_unknown_type)
 	st_err err;
 
 	ck_assert_int_eq(jig_type_known(0x00), 0);
-	ck_assert_int_eq(jig_type_known(JIG_CMD_TPM_LAST + 1), 0);
-	ck_assert_int_eq(jig_type_known((JIG_CMD_TPM_LAST + 1) | JIG_RESPONSE), 0);
+	ck_assert_int_eq(jig_type_known(JIG_CMD_CERT_TEMPLATE + 1), 0);
+	ck_assert_int_eq(jig_type_known((JIG_CMD_CERT_TEMPLATE + 1) | JIG_RESPONSE), 0);
 	ck_assert_int_eq(jig_type_known(0x80), 0);
 	ck_assert_int_eq(jig_type_known(0x7F), 0);
 	ck_assert_int_eq(jig_msg_decode(0x42, NULL, 0, &m, &err), -1);
@@ -795,6 +821,178 @@ START_TEST(test_challenge_message)
 }
 END_TEST
 
+/* 1.2 payloads: what 1.1 accepts is not 1.2's, and 1.2's own bounds. */
+START_TEST(test_v12_malformed)
+{
+	static uint8_t buf[JIG_MAX_PAYLOAD];
+	static jig_msg m, got;
+	size_t len;
+	st_err err;
+
+	/* a 1.1 GET_CSR answer (CSR, attestation, signature) is not a 1.2 one */
+	sample_v(JIG_CMD_GET_CSR | JIG_RESPONSE, JIG_VERSION_1_1, &m);
+	len = encode(&m, buf);
+	ck_assert_int_eq(jig_msg_decode_v(JIG_VERSION_1_2, JIG_CMD_GET_CSR | JIG_RESPONSE, buf, len, &got, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_PROTO);
+	/* signatures of 1.2's GET_CSR: 8..139 bytes */
+	sample_v(JIG_CMD_GET_CSR | JIG_RESPONSE, JIG_VERSION_1_2, &m);
+	m.u.csr.csr_signature.len = 7;
+	ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &len, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "CSR signature: 7 bytes, must be 8..139"));
+	/* an empty delta is no certificate */
+	sample_v(JIG_CMD_SE_INFO | JIG_RESPONSE, JIG_VERSION_1_2, &m);
+	m.u.se_info.attest_delta.len = 0;
+	ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &len, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "attestation certificate delta: 0 bytes"));
+	sample_v(JIG_CMD_INSTALL_CERT, JIG_VERSION_1_2, &m);
+	m.u.install_req.delta.len = 0;
+	ck_assert_int_eq(jig_msg_encode(&m, buf, sizeof(buf), &len, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "certificate delta: 0 bytes"));
+	/* the template digest is 32 bytes */
+	sample_v(JIG_CMD_INSTALL_CERT, JIG_VERSION_1_2, &m);
+	len = encode(&m, buf);
+	buf[2] = 31;
+	ck_assert_int_eq(jig_msg_decode_v(JIG_VERSION_1_2, JIG_CMD_INSTALL_CERT, buf, len, &got, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "template digest"));
+	/* CERT_TEMPLATE is 1.2's: unknown to 1.1, and never empty */
+	ck_assert_int_eq(jig_msg_decode_v(JIG_VERSION_1_1, JIG_CMD_CERT_TEMPLATE, buf, 2, &got, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_NOTFOUND);
+	memset(buf, 0, 2);
+	ck_assert_int_eq(jig_msg_decode_v(JIG_VERSION_1_2, JIG_CMD_CERT_TEMPLATE, buf, 2, &got, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "template: 0 bytes"));
+	ck_assert_str_eq(jig_cmd_name(JIG_CMD_CERT_TEMPLATE), "CERT_TEMPLATE");
+	ck_assert_str_eq(jig_error_name(JIG_E_NO_TEMPLATE), "NO_TEMPLATE");
+	ck_assert_str_eq(jig_version_name(JIG_VERSION_1_2), "1.2");
+}
+END_TEST
+
+static void
+check_delta(const uint8_t *src, size_t slen, const uint8_t *t, size_t tlen, size_t max_delta)
+{
+	static uint8_t d[4 * JIG_BLOB_MAX], back[JIG_BLOB_MAX];
+	size_t dl, bl;
+	st_err err;
+
+	ck_assert_msg(jig_delta_make(src, slen, t, tlen, d, sizeof(d), &dl, &err) == 0, "%s", err.msg);
+	ck_assert_msg(dl <= max_delta, "a delta of %zu bytes, at most %zu expected", dl, max_delta);
+	ck_assert_msg(jig_delta_apply(src, slen, d, dl, back, sizeof(back), &bl, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(bl, tlen);
+	ck_assert_int_eq(memcmp(back, t, tlen), 0);
+}
+
+START_TEST(test_delta_round_trip)
+{
+	static uint8_t src[1200], t[JIG_BLOB_MAX];
+	size_t i, k;
+
+	for (i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(rand() >> 3);
+	/* the source itself: copies of at most 131 bytes, 3 bytes each */
+	check_delta(src, sizeof(src), src, sizeof(src), 3 * (sizeof(src) / 131 + 1));
+	/* a few bytes changed: a literal and a copy more per change */
+	for (k = 0; k < 100; k++) {
+		memcpy(t, src, 600);
+		for (i = 0; i < 10; i++)
+			t[(size_t)rand() % 600] ^= (uint8_t)(1 + rand() % 255);
+		check_delta(src, sizeof(src), t, 600, 3 * 5 + 10 * (3 + 2 + 3));
+	}
+	/* nothing in common: literal runs of at most 128 bytes */
+	for (i = 0; i < sizeof(t); i++)
+		t[i] = (uint8_t)(rand() >> 5);
+	check_delta(src, 0, t, sizeof(t), sizeof(t) + sizeof(t) / 128 + 1);
+	check_delta(src, 3, t, sizeof(t), sizeof(t) + sizeof(t) / 128 + 1);
+	/* pieces of the source out of order, and the empty target */
+	memcpy(t, src + 900, 200);
+	memcpy(t + 200, src, 300);
+	memcpy(t + 500, src + 450, 5);
+	check_delta(src, sizeof(src), t, 505, 3 * 7);
+	check_delta(src, sizeof(src), t, 0, 0);
+}
+END_TEST
+
+START_TEST(test_delta_rejects)
+{
+	static const uint8_t src[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	uint8_t out[16];
+	size_t len;
+	st_err err;
+
+	/* a literal run longer than the delta */
+	ck_assert_int_eq(jig_delta_apply(src, 8, (const uint8_t *)"\x05" "ab", 3, out, sizeof(out), &len, &err), -1);
+	ck_assert_str_eq(err.msg, "delta: op 1 at byte 0: a literal run of 6 bytes, 2 left");
+	/* a copy without its offset, after a good copy */
+	ck_assert_int_eq(jig_delta_apply(src, 8, (const uint8_t *)"\x80\x00\x00\x80\x00", 5, out, sizeof(out), &len,
+	    &err), -1);
+	ck_assert_str_eq(err.msg, "delta: op 2 at byte 3: a copy without its offset");
+	/* a copy past the end of the source, and far past it */
+	ck_assert_int_eq(jig_delta_apply(src, 8, (const uint8_t *)"\x81\x00\x04", 3, out, sizeof(out), &len, &err), -1);
+	ck_assert_str_eq(err.msg, "delta: op 1 at byte 0: copies 5 bytes at offset 4 of a 8-byte source");
+	ck_assert_int_eq(jig_delta_apply(src, 8, (const uint8_t *)"\x80\xff\xff", 3, out, sizeof(out), &len, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "offset 65535"));
+	/* more than the caller's buffer */
+	ck_assert_int_eq(jig_delta_apply(src, 8, (const uint8_t *)"\x84\x00\x00\x84\x00\x00", 6, out, 10, &len, &err),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "op 2 at byte 3: rebuilds more than 10 bytes"));
+	/* and what is well formed rebuilds exactly */
+	ck_assert_int_eq(jig_delta_apply(src, 8, (const uint8_t *)"\x01xy\x80\x00\x04", 6, out, sizeof(out), &len, &err),
+	    0);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_int_eq(memcmp(out, "xy\x05\x06\x07\x08", 6), 0);
+	ck_assert_int_eq(jig_delta_apply(src, 8, NULL, 0, out, sizeof(out), &len, &err), 0);
+	ck_assert_uint_eq(len, 0);
+}
+END_TEST
+
+/* The 1.2 CSR (PROTOCOL.md section 6) is a PKCS#10 request OpenSSL reads
+ * back byte for byte, whose self-signature verifies. */
+START_TEST(test_csr_v12)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	unsigned char *spki = NULL, *again = NULL;
+	uint8_t info[JIG_CSR_MAX], csr[JIG_CSR_MAX], sig[JIG_SIG_MAX];
+	size_t ilen, clen, slen = sizeof(sig);
+	const unsigned char *p;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	X509_REQ *req;
+	char cn[80];
+	int n;
+	st_err err;
+
+	ck_assert_ptr_nonnull(key);
+	ck_assert_int_gt(n = i2d_PUBKEY(key, &spki), 0);
+	ck_assert_int_eq(jig_csr_info("SE0123456789ABCDEF", spki, (size_t)n, info, sizeof(info), &ilen, &err), 0);
+	ck_assert_int_eq(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+	ck_assert_int_eq(EVP_DigestSign(md, sig, &slen, info, ilen), 1);
+	ck_assert_int_eq(jig_csr_assemble(info, ilen, sig, slen, csr, sizeof(csr), &clen, &err), 0);
+	p = csr;
+	ck_assert_ptr_nonnull(req = d2i_X509_REQ(NULL, &p, (long)clen));
+	ck_assert_ptr_eq(p, csr + clen);
+	ck_assert_int_eq(X509_REQ_verify(req, key), 1);
+	ck_assert_int_gt(X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName, cn, sizeof(cn)), 0);
+	ck_assert_str_eq(cn, "SE0123456789ABCDEF");
+	ck_assert_int_eq(i2d_X509_REQ(req, &again), (int)clen);
+	ck_assert_int_eq(memcmp(again, csr, clen), 0);
+	X509_REQ_free(req);
+	/* a signature over other bytes does not verify */
+	sig[slen - 1] ^= 1;
+	ck_assert_int_eq(jig_csr_assemble(info, ilen, sig, slen, csr, sizeof(csr), &clen, &err), 0);
+	p = csr;
+	req = d2i_X509_REQ(NULL, &p, (long)clen);
+	ck_assert(!req || X509_REQ_verify(req, key) != 1);
+	X509_REQ_free(req);
+	/* what cannot be one */
+	ck_assert_int_eq(jig_csr_info("", spki, (size_t)n, info, sizeof(info), &ilen, &err), -1);
+	ck_assert_int_eq(jig_csr_info("SE1", (const uint8_t *)"\x04\x01", 2, info, sizeof(info), &ilen, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "not a DER SEQUENCE"));
+	ck_assert_int_eq(jig_csr_assemble(info, ilen, sig, 7, csr, sizeof(csr), &clen, &err), -1);
+	ERR_clear_error();
+	OPENSSL_free(spki);
+	OPENSSL_free(again);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -802,7 +1000,11 @@ main(void)
 	TCase *tc = tcase_create("codec");
 
 	tcase_add_test(tc, test_crc32);
-	tcase_add_loop_test(tc, test_roundtrip_every_message, 0, 2);
+	tcase_add_loop_test(tc, test_roundtrip_every_message, 0, 3);
+	tcase_add_test(tc, test_v12_malformed);
+	tcase_add_test(tc, test_delta_round_trip);
+	tcase_add_test(tc, test_delta_rejects);
+	tcase_add_test(tc, test_csr_v12);
 	tcase_add_test(tc, test_v11_malformed);
 	tcase_add_test(tc, test_chain_digest);
 	tcase_add_test(tc, test_names);

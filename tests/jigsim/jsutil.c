@@ -387,6 +387,65 @@ step(js_call_fn call, void *ctx, js_device *d, const jig_msg *req, jig_msg *resp
 	return rc;
 }
 
+/* 1.2: the CSR and the attestation built from what the station knows;
+ * only their signatures came (PROTOCOL.md section 6). */
+static void
+csr_rebuild(js_device *d)
+{
+	uint8_t info[JIG_CSR_MAX];
+	jig_blob *csr = &d->csr.u.csr.csr, *att = &d->csr.u.csr.attestation;
+	size_t ilen;
+	jig_attest a;
+
+	ck_assert_int_eq(jig_csr_info(d->info.serial, d->pubkey.data, d->pubkey.len, info, sizeof(info), &ilen, NULL), 0);
+	ck_assert_int_eq(jig_csr_assemble(info, ilen, d->csr.u.csr.csr_signature.data, d->csr.u.csr.csr_signature.len,
+	    csr->data, sizeof(csr->data), &csr->len, NULL), 0);
+	memset(&a, 0, sizeof(a));
+	memcpy(a.nonce, d->nonce, JIG_NONCE_LEN);
+	snprintf(a.serial, sizeof(a.serial), "%s", d->info.serial);
+	snprintf(a.model, sizeof(a.model), "%s", d->info.model);
+	a.firmware = d->info.firmware;
+	a.lifecycle = d->info.lifecycle;
+	st_sha256(csr->data, csr->len, a.csr_sha256);
+	st_sha256(d->pubkey.data, d->pubkey.len, a.pubkey_sha256);
+	ck_assert_int_eq(jig_attest_encode(&a, att->data, sizeof(att->data), &att->len, NULL), 0);
+}
+
+/* 1.2: INSTALL_CERT as a delta against the first certificate installed in
+ * this process (sent with CERT_TEMPLATE when the jig answers NO_TEMPLATE). */
+static int
+install_delta(js_call_fn call, void *ctx, js_device *d, jig_msg *req, jig_msg *resp)
+{
+	static jig_blob tmpl;
+	uint8_t src[2 * JIG_BLOB_MAX + JIG_STR_MAX];
+	size_t ns = strlen(d->info.serial);
+	int tries, rc = 0;
+
+	if (!tmpl.len)
+		tmpl = d->cert;
+	memcpy(src, tmpl.data, tmpl.len);
+	memcpy(src + tmpl.len, d->pubkey.data, d->pubkey.len);
+	memcpy(src + tmpl.len + d->pubkey.len, d->info.serial, ns);
+	for (tries = 0; tries < 2; tries++) {
+		js_req(req, JIG_CMD_INSTALL_CERT);
+		st_sha256(tmpl.data, tmpl.len, req->u.install_req.template_sha256);
+		ck_assert_int_eq(jig_delta_make(src, tmpl.len + d->pubkey.len + ns, d->cert.data, d->cert.len,
+		    req->u.install_req.delta.data, sizeof(req->u.install_req.delta.data), &req->u.install_req.delta.len, NULL), 0);
+		if ((rc = call(ctx, req, resp, &d->err)) != JIG_E_NO_TEMPLATE || tries)
+			break;
+		js_req(req, JIG_CMD_CERT_TEMPLATE);
+		req->u.cert = tmpl;
+		d->template_sent = 1;
+		if (step(call, ctx, d, req, resp))
+			return -1;
+	}
+	if (rc != 0) {
+		d->failed_at = JIG_CMD_INSTALL_CERT;
+		d->code = rc;
+	}
+	return rc;
+}
+
 void
 js_provision(js_call_fn call, void *ctx, const js_pki *p, js_device *d)
 {
@@ -402,8 +461,8 @@ js_provision(js_call_fn call, void *ctx, const js_pki *p, js_device *d)
 	if (d->info.chain_by_digest) {
 		/* the chain once per process, by digest after: as a station does */
 		static uint8_t cached_sha[JIG_SHA256_LEN];
-		static jig_blob cached;
-		static int have;
+		static jig_blob cached, cached_tmpl;
+		static int have, have_tmpl;
 		uint8_t h[JIG_SHA256_LEN];
 
 		if (!have || memcmp(cached_sha, d->info.chain_sha256, sizeof(h)) != 0) {
@@ -411,15 +470,24 @@ js_provision(js_call_fn call, void *ctx, const js_pki *p, js_device *d)
 			if (step(call, ctx, d, req, resp))
 				goto release;
 			d->chain_fetched = 1;
-			jig_chain_digest(resp->u.chain.certs, resp->u.chain.n, h);
+			have_tmpl = resp->version >= JIG_VERSION_1_2;
+			jig_chain_digest(resp->u.chain.certs, resp->u.chain.n, have_tmpl ? &resp->u.chain.tmpl : NULL, h);
 			ck_assert_int_eq(memcmp(h, d->info.chain_sha256, sizeof(h)), 0);
 			ck_assert_uint_eq(resp->u.chain.n, 1);
 			cached = resp->u.chain.certs[0];
+			cached_tmpl = resp->u.chain.tmpl;
 			memcpy(cached_sha, h, sizeof(h));
 			have = 1;
 		}
 		d->info.certs[1] = cached;
 		d->info.ncerts = 2;
+		d->info.chain_tmpl = cached_tmpl;
+		d->info.chain_has_tmpl = have_tmpl;
+		if (d->info.cert_by_delta) {
+			st_err e;
+
+			ck_assert_msg(jig_attest_cert_rebuild(&d->info, &e) == 0, "%s", e.msg);
+		}
 	}
 
 	js_req(req, JIG_CMD_AUTH_RESPONSE);
@@ -438,6 +506,8 @@ js_provision(js_call_fn call, void *ctx, const js_pki *p, js_device *d)
 	memcpy(req->u.csr_req.nonce, d->nonce, JIG_NONCE_LEN);
 	if (step(call, ctx, d, req, &d->csr))
 		goto release;
+	if (d->csr.version >= JIG_VERSION_1_2)
+		csr_rebuild(d);
 	if ((d->verdict = js_check_attestation(p, &d->info, 0, d->nonce, &d->pubkey, &d->csr)) != JS_OK) {
 		d->failed_at = JIG_CMD_GET_CSR; /* VERIFY is a hard gate: nothing gets installed */
 		goto release;
@@ -446,7 +516,7 @@ js_provision(js_call_fn call, void *ctx, const js_pki *p, js_device *d)
 	js_req(req, JIG_CMD_INSTALL_CERT);
 	js_issue(p, &d->csr.u.csr.csr, &d->cert);
 	req->u.install_req.cert = d->cert;
-	if (step(call, ctx, d, req, resp))
+	if (d->csr.version >= JIG_VERSION_1_2 ? install_delta(call, ctx, d, req, resp) : step(call, ctx, d, req, resp))
 		goto release;
 
 	js_req(req, JIG_CMD_READ_CERT);

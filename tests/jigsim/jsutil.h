@@ -89,6 +89,7 @@ typedef struct js_device {
 	jig_blob cert;      /* what we installed */
 	jig_blob readback;  /* what READ_CERT returned (1.1: the SHA-256) */
 	int chain_fetched;  /* 1.1: VENDOR_CHAIN was asked */
+	int template_sent;  /* 1.2: INSTALL_CERT answered NO_TEMPLATE, CERT_TEMPLATE sent, INSTALL_CERT again */
 	uint8_t failed_at;  /* command that failed, 0 = none */
 	int code;           /* its jig error code, -1 no answer, or 0 */
 	int verdict;        /* enum js_verdict after GET_CSR */

@@ -215,10 +215,10 @@ START_TEST(test_program_usage)
 		free(out);
 	}
 	{
-		const char *argv[] = { exe, "--pki", js_test_pki->dir, "--protocol", "1.2", NULL };
+		const char *argv[] = { exe, "--pki", js_test_pki->dir, "--protocol", "1.3", NULL };
 
 		ck_assert_int_eq(tu_run((char *const *)argv, &out), 2);
-		ck_assert_ptr_nonnull(strstr(out, "--protocol: expected 1.0 or 1.1, got \"1.2\""));
+		ck_assert_ptr_nonnull(strstr(out, "--protocol: expected 1.0, 1.1 or 1.2, got \"1.3\""));
 		free(out);
 	}
 	{

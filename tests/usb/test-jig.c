@@ -152,9 +152,11 @@ START_TEST(test_station_info)
 	ck_assert_uint_eq(st.requests[JIG_CMD_HELLO], 1);
 	ck_assert_uint_eq(st.requests[JIG_CMD_DUT_STATUS], 1);
 	ck_assert_uint_eq(st.requests[JIG_CMD_SE_INFO], 1);
+	/* protocol 1.2: the attestation certificate is rebuilt against the chain */
+	ck_assert_uint_eq(st.requests[JIG_CMD_VENDOR_CHAIN], 1);
 	ck_assert_uint_ge(st.ctrl_urbs, 2); /* the serial string, read while looking for the jig */
-	ck_assert_uint_eq(st.out_urbs, 3);
-	ck_assert_uint_eq(st.in_urbs, 3);
+	ck_assert_uint_eq(st.out_urbs, 4);
+	ck_assert_uint_eq(st.in_urbs, 4);
 	ck_assert_uint_eq(st.bad_urbs, 0);
 	ck_assert_uint_eq(st.repeats[JIG_CMD_SE_INFO], 0);
 	/* claimed with a kernel driver detached first, given back on close */

@@ -104,7 +104,7 @@ START_TEST(test_info)
 
 	ub_serial_get_stats(line, &st);
 	ck_assert_uint_gt(st.tiocm, 0);      /* libserialport asked for the modem lines */
-	ck_assert_uint_eq(st.responses, 3);  /* HELLO, DUT_STATUS, SE_INFO */
+	ck_assert_uint_eq(st.responses, 4);  /* HELLO, DUT_STATUS, SE_INFO, VENDOR_CHAIN (1.2) */
 	ck_assert_uint_eq(st.repeats, 0);
 	ub_serial_termios(line, &baud, &rtscts, &is_8n1);
 	ck_assert_uint_eq(baud, 115200);
