@@ -661,9 +661,12 @@ jig_attest_cert_rebuild(jig_se_info *info, st_err *err)
 	uint8_t src[JIG_CHAIN_PAYLOAD_MAX];
 	size_t slen, ns = strlen(info->serial);
 
-	if (info->ncerts < 2 || !info->chain_has_tmpl ||
+	if (info->ncerts >= 2 && !info->chain_has_tmpl)
+		return st_err_set(err, ST_E_VERIFY, "SE_INFO: the vendor chain its digest names is a protocol 1.1 chain "
+		    "(no template): a 1.2 attestation certificate is not rebuilt against it");
+	if (info->ncerts < 2 || ns > JIG_STR_MAX ||
 	    jig_chain_payload(&info->certs[1], info->ncerts - 1, &info->chain_tmpl, src, sizeof(src) - JIG_STR_MAX,
-	        &slen) < 0 || ns > JIG_STR_MAX)
+	        &slen) < 0)
 		return st_err_set(err, ST_E_INTERNAL, "no vendor chain to rebuild the attestation certificate against");
 	memcpy(src + slen, info->serial, ns);
 	slen += ns;

@@ -510,8 +510,7 @@ se_env_clear_templates(se_env *env)
 	env->tmpl_next = 0;
 }
 
-/* 1.2: the attestation certificate as a delta against the vendor chain's
- * VENDOR_CHAIN payload, made once per SE. */
+/* 1.2: VENDOR_CHAIN's certificate (the SE's issuer) and template. */
 static int
 chain_of(const se_env *env, const se *d, jig_blob *cert, jig_blob *tmpl, st_err *err)
 {
@@ -534,6 +533,8 @@ chain_payload(const se_env *env, const se *d, uint8_t *out, size_t cap, size_t *
 	return 0;
 }
 
+/* 1.2: the attestation certificate as a delta against the VENDOR_CHAIN
+ * payload and the serial (PROTOCOL.md section 4), made once per SE. */
 static int
 attest_delta(const se_env *env, se *d, jig_blob *out, st_err *err)
 {
@@ -579,11 +580,11 @@ se_info(se_env *env, se *d, uint8_t version, jig_msg *resp, st_err *err)
 		i->ncerts = 1;
 	}
 	if (version >= JIG_VERSION_1_2) {
-		i->ncerts = 0;
-		i->cert_by_delta = 1;
 		uint8_t p[JIG_CHAIN_PAYLOAD_MAX];
 		size_t n;
 
+		i->ncerts = 0;
+		i->cert_by_delta = 1;
 		if (attest_delta(env, d, &i->attest_delta, err) < 0 || chain_payload(env, d, p, sizeof(p), &n, err) < 0)
 			return -1;
 		st_sha256(p, n, i->chain_sha256);

@@ -993,6 +993,51 @@ START_TEST(test_csr_v12)
 }
 END_TEST
 
+/* SE_INFO 1.2's certificate rebuilt against the chain payload, its
+ * template and the serial; never against a 1.1 chain (no template). */
+START_TEST(test_attest_rebuild)
+{
+	static jig_se_info info;
+	static uint8_t src[JIG_CHAIN_PAYLOAD_MAX], target[700];
+	size_t slen, i;
+	st_err err;
+
+	memset(&info, 0, sizeof(info));
+	strcpy(info.serial, "SE0123456789ABCDEF");
+	info.ncerts = 2;
+	blob(&info.certs[1], 400, 31);
+	blob(&info.chain_tmpl, 500, 32);
+	info.chain_has_tmpl = 1;
+	info.cert_by_delta = 1;
+	ck_assert_int_eq(jig_chain_payload(&info.certs[1], 1, &info.chain_tmpl, src, sizeof(src), &slen), 0);
+	memcpy(src + slen, info.serial, strlen(info.serial));
+	/* a target made of the template, the serial and bytes of its own */
+	memcpy(target, info.chain_tmpl.data + 20, 300);
+	memcpy(target + 300, info.serial, 18);
+	for (i = 318; i < sizeof(target); i++)
+		target[i] = (uint8_t)(rand() >> 4);
+	ck_assert_int_eq(jig_delta_make(src, slen + 18, target, sizeof(target), info.attest_delta.data,
+	    sizeof(info.attest_delta.data), &info.attest_delta.len, &err), 0);
+	ck_assert_uint_lt(info.attest_delta.len, sizeof(target) - 300);
+	ck_assert_msg(jig_attest_cert_rebuild(&info, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(info.certs[0].len, sizeof(target));
+	ck_assert_int_eq(memcmp(info.certs[0].data, target, sizeof(target)), 0);
+	ck_assert_int_eq(info.cert_by_delta, 0);
+	/* the digest names a 1.1 chain the station has cached: refused */
+	info.chain_has_tmpl = 0;
+	info.cert_by_delta = 1;
+	ck_assert_int_eq(jig_attest_cert_rebuild(&info, &err), -1);
+	ck_assert_int_eq(err.code, ST_E_VERIFY);
+	ck_assert_ptr_nonnull(strstr(err.msg, "protocol 1.1 chain"));
+	/* a delta that reaches past its source names the op */
+	info.chain_has_tmpl = 1;
+	memcpy(info.attest_delta.data, "\x80\xff\x00", 3);
+	info.attest_delta.len = 3;
+	ck_assert_int_eq(jig_attest_cert_rebuild(&info, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "SE_INFO: attestation certificate: delta: op 1 at byte 0"));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1005,6 +1050,7 @@ main(void)
 	tcase_add_test(tc, test_delta_round_trip);
 	tcase_add_test(tc, test_delta_rejects);
 	tcase_add_test(tc, test_csr_v12);
+	tcase_add_test(tc, test_attest_rebuild);
 	tcase_add_test(tc, test_v11_malformed);
 	tcase_add_test(tc, test_chain_digest);
 	tcase_add_test(tc, test_names);
