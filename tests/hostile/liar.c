@@ -398,7 +398,7 @@ handle(liar *l, int fd, const jig_frame *req)
 	/* The liar plays jig firmware of protocol 1.1: its lies are written
 	 * against 1.1's payloads (a 1.2 station still gets 1.1 from it, as from
 	 * any older jig).  1.2's own lies are jigsim faults. */
-	if (req->type == JIG_CMD_HELLO && req->len == 2 && req->payload[0] <= JIG_VERSION_1_1 &&
+	if (!l->lies.v12 && req->type == JIG_CMD_HELLO && req->len == 2 && req->payload[0] <= JIG_VERSION_1_1 &&
 	    req->payload[1] > JIG_VERSION_1_1) {
 		capped = *req;
 		capped.payload[1] = JIG_VERSION_1_1;

@@ -43,6 +43,7 @@ typedef struct liar_lies {
 	/* Protocol 1.1 lies (tests/hostile/test-protocol.c) */
 	int relay;                /* the SE's own attestation certificate and signatures go through
 	                             unchanged: the liar holds no attestation key the station trusts */
+	int v12;                  /* with relay: speak protocol 1.2 (else the liar plays a 1.1 jig) */
 	/* Called for every request before anything else: 1 when it answered
 	 * (or chose silence) itself; q is the decoded request (type only if it
 	 * did not decode). */

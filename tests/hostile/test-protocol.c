@@ -1,10 +1,12 @@
-/* Protocol 1.1 against a lying jig (issue 17; issue 13, item 10): the
+/* Protocol 1.1 and 1.2 against a lying jig (issue 17; issue 13, item 10): the
  * vendor chain and the read-back go by digest, LOCK is proven by the SE's
  * lock receipt, and 1.0 jigs keep working where the recipe allows.  A liar
  * gains nothing: a digest that does not match the chain, a known digest
  * with another SE's chain, a wrong read-back digest, a missing, replayed,
  * foreign or misdirected lock receipt, or a downgrade to 1.0 each fail the
- * device before PASS, and an SE that was never locked never passes. */
+ * device before PASS, and an SE that was never locked never passes.  In
+ * 1.2 another SE's certificate delta or GET_CSR signatures replayed, or an
+ * INSTALL_CERT that never reached the SE, fail it too. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,9 @@ typedef struct lie_state {
 	uint8_t known_chain[32];      /* the digest of the first device's chain */
 	int have_chain;
 	unsigned se_infos;
+	jig_blob first_delta;         /* 1.2: the first SE's attestation certificate delta */
+	jig_msg first_csr;            /* 1.2: the first SE's GET_CSR answer (two signatures) */
+	unsigned csrs;
 } lie_state;
 
 enum {
@@ -32,6 +37,10 @@ enum {
 	L_READBACK,       /* READ_CERT's SHA-256 is off by one bit */
 	L_READBACK_LEN,   /* READ_CERT's "SHA-256" is 31 bytes */
 	L_V10_FRAME,      /* after 1.1 was negotiated, READ_CERT answered in a 1.0 frame, 1.0 layout */
+	/* protocol 1.2 */
+	L12_REPLAY_DELTA, /* the second SE's SE_INFO carries the first SE's attestation certificate delta */
+	L12_REPLAY_CSR,   /* the second SE's GET_CSR answered with the first SE's two signatures */
+	L12_NO_INSTALL,   /* INSTALL_CERT "succeeds" without reaching the SE */
 };
 
 static int
@@ -91,6 +100,11 @@ hook(liar *l, int fd, const jig_frame *req, const jig_msg *q)
 		}
 		}
 	}
+	if (st->kind == L12_NO_INSTALL && q->type == JIG_CMD_INSTALL_CERT) {
+		memset(&m, 0, sizeof(m));
+		m.type = JIG_CMD_INSTALL_CERT | JIG_RESPONSE;
+		return liar_send(l, fd, req, &m), 1;
+	}
 	if (st->kind == L_V10_FRAME && q->type == JIG_CMD_READ_CERT) {
 		/* the whole certificate in a 1.0 frame, as a 1.0 jig would answer */
 		memset(&m, 0, sizeof(m));
@@ -124,7 +138,21 @@ rewrite(liar *l, const jig_msg *q, jig_msg *m)
 				memcpy(m->u.se_info.chain_sha256, st->known_chain, 32);
 			}
 		}
+		if (st->kind == L12_REPLAY_DELTA) {
+			ck_assert_int_eq(m->u.se_info.cert_by_delta, 1);
+			if (st->se_infos == 1)
+				st->first_delta = m->u.se_info.attest_delta;
+			else
+				m->u.se_info.attest_delta = st->first_delta;
+		}
 		l->told = m->u.se_info;
+	}
+	if (q->type == JIG_CMD_GET_CSR && st->kind == L12_REPLAY_CSR) {
+		ck_assert_uint_eq(m->version, JIG_VERSION_1_2);
+		if (++st->csrs == 1)
+			st->first_csr = *m;
+		else
+			*m = st->first_csr;
 	}
 	if (q->type == JIG_CMD_READ_CERT && m->u.cert.len == 32) {
 		if (st->kind == L_READBACK)
@@ -138,23 +166,32 @@ static const struct {
 	int kind;
 	unsigned devices, faults, fault_every;
 	const char *step, *reason;
+	int v12; /* the liar speaks 1.2 */
 } cases[] = {
-	{ L_NO_RECEIPT, 1, 0, 0, "lock", "sent no lock receipt" },
-	{ L_REPLAY, 2, 0, 0, "lock", "lock receipt" },
-	{ L_OTHER_NONCE, 1, 0, 0, "lock", "lock receipt" },
-	{ L_FOREIGN_KEY, 1, 0, 0, "lock", "lock receipt" },
-	{ L_CHAIN_DIGEST, 1, 0, 0, "posture", "the vendor chain the jig sent hashes to" },
-	{ L_KNOWN_DIGEST, 2, JIGSIM_F_UNKNOWN_VENDOR, 2, "posture", "does not chain to the SE vendor root" },
-	{ L_READBACK, 1, 0, 0, "install", "SHA-256 of the certificate read back from the SE differs" },
-	{ L_READBACK_LEN, 1, 0, 0, "install", "asked for a SHA-256 (32 bytes), the jig sent 31 bytes" },
-	{ L_V10_FRAME, 1, 0, 0, "install", "answered in a protocol 1.0 frame; protocol 1.1 was negotiated" },
+	{ L_NO_RECEIPT, 1, 0, 0, "lock", "sent no lock receipt", 0 },
+	{ L_REPLAY, 2, 0, 0, "lock", "lock receipt", 0 },
+	{ L_OTHER_NONCE, 1, 0, 0, "lock", "lock receipt", 0 },
+	{ L_FOREIGN_KEY, 1, 0, 0, "lock", "lock receipt", 0 },
+	{ L_CHAIN_DIGEST, 1, 0, 0, "posture", "the vendor chain the jig sent hashes to", 0 },
+	{ L_KNOWN_DIGEST, 2, JIGSIM_F_UNKNOWN_VENDOR, 2, "posture", "does not chain to the SE vendor root", 0 },
+	{ L_READBACK, 1, 0, 0, "install", "SHA-256 of the certificate read back from the SE differs", 0 },
+	{ L_READBACK_LEN, 1, 0, 0, "install", "asked for a SHA-256 (32 bytes), the jig sent 31 bytes", 0 },
+	{ L_V10_FRAME, 1, 0, 0, "install", "answered in a protocol 1.0 frame; protocol 1.1 was negotiated", 0 },
+	{ L_CHAIN_DIGEST, 1, 0, 0, "posture", "the vendor chain the jig sent hashes to", 1 },
+	/* 1.2: rebuilt against the genuine chain, the rogue certificate is no DER, fails its
+	 * signature, or its delta reaches past the shorter source */
+	{ L_KNOWN_DIGEST, 2, JIGSIM_F_UNKNOWN_VENDOR, 2, "posture", "attestation certificate", 1 },
+	{ L_READBACK, 1, 0, 0, "install", "SHA-256 of the certificate read back from the SE differs", 1 },
+	{ L12_REPLAY_DELTA, 2, 0, 0, "posture", "does not chain to the SE vendor root", 1 },
+	{ L12_REPLAY_CSR, 2, 0, 0, "verify", "signature does not verify", 1 },
+	{ L12_NO_INSTALL, 1, 0, 0, "install", "SHA-256 of the certificate read back from the SE differs", 1 },
 };
 
 START_TEST(test_liar_11)
 {
 	stu_ws *w = stu_ws_new(tu_pki);
 	lie_state st;
-	liar_lies lies = { .relay = 1, .hook = hook, .rewrite = rewrite, .arg = &st };
+	liar_lies lies = { .relay = 1, .v12 = cases[_i].v12, .hook = hook, .rewrite = rewrite, .arg = &st };
 	jigsim_config c;
 	jigsim_device_info bad;
 	stu_sim *sim;
