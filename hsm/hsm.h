@@ -133,6 +133,17 @@ int hsm_sign(hsm_key *key, const uint8_t *msg, size_t len, uint8_t **sig_der, si
 
 /* Parse a DER CSR (all bytes must be consumed). */
 X509_REQ *hsm_csr_from_der(const uint8_t *der, size_t len, st_err *err);
+/* The CSR d2i_X509_REQ would make of der, put together from the parts the
+ * caller built der from (protocol 1.2, PROTOCOL.md section 6: one
+ * UTF8String CN, the SubjectPublicKeyInfo, no attributes, ECDSA with
+ * SHA-256 and the signature).  d2i_X509_REQ runs OpenSSL 3.0's key decoders
+ * on the SubjectPublicKeyInfo, more work than verifying the signature;
+ * this takes the legacy EC route, for a P-256 or P-384 key by name with an
+ * uncompressed point only.  NULL, with nothing reported, for any other key
+ * or unless the result encodes to der byte for byte: the caller parses der
+ * then, and judges it. */
+X509_REQ *hsm_csr_from_parts(const char *cn, const uint8_t *spki, size_t spki_len, const uint8_t *sig, size_t sig_len,
+    const uint8_t *der, size_t der_len);
 /* Proof of possession: the CSR's key is EC P-256 or P-384 (named curve)
  * and its self-signature verifies.  ST_E_VERIFY otherwise.  Issuing (below)
  * checks again; the signature of the exact CSR bytes verified last on the

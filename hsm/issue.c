@@ -39,6 +39,58 @@ hsm_csr_from_der(const uint8_t *der, size_t len, st_err *err)
 	return req;
 }
 
+X509_REQ *
+hsm_csr_from_parts(const char *cn, const uint8_t *spki, size_t spki_len, const uint8_t *sig, size_t sig_len,
+    const uint8_t *der, size_t der_len)
+{
+	const unsigned char *p = spki;
+	EC_KEY *ec = NULL;
+	EVP_PKEY *key = NULL;
+	X509_REQ *req = NULL;
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *bits = NULL;
+	unsigned char *enc = NULL;
+	int n, same = 0;
+
+	if (spki_len > LONG_MAX || sig_len > INT_MAX)
+		return NULL;
+	/* Only the canonical key (P-256 or P-384 by name, an uncompressed
+	 * point) takes this route; anything else is the parser's to judge. */
+	if (!(ec = d2i_EC_PUBKEY(NULL, &p, (long)spki_len)) || p != spki + spki_len ||
+	    !(EC_GROUP_get_asn1_flag(EC_KEY_get0_group(ec)) & OPENSSL_EC_NAMED_CURVE) ||
+	    (EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) != NID_X9_62_prime256v1 &&
+	        EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) != NID_secp384r1) ||
+	    EC_KEY_get_conv_form(ec) != POINT_CONVERSION_UNCOMPRESSED || !(key = EVP_PKEY_new()) ||
+	    !EVP_PKEY_assign_EC_KEY(key, ec))
+		goto out;
+	ec = NULL; /* owned by key */
+	if (!(req = X509_REQ_new()) || !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+	    !X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(req), NID_commonName, V_ASN1_UTF8STRING,
+	        (const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_REQ_set_pubkey(req, key) || !(alg = X509_ALGOR_new()) ||
+	    !X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL) ||
+	    !X509_REQ_set1_signature_algo(req, alg) || !(bits = ASN1_BIT_STRING_new()) ||
+	    !ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len))
+		goto out;
+	bits->flags = (bits->flags & ~0x07L) | ASN1_STRING_FLAG_BITS_LEFT; /* no unused bits */
+	X509_REQ_set0_signature(req, bits);
+	bits = NULL; /* owned by req */
+	n = i2d_X509_REQ(req, &enc);
+	same = n > 0 && (size_t)n == der_len && memcmp(enc, der, der_len) == 0;
+out:
+	OPENSSL_free(enc);
+	ASN1_BIT_STRING_free(bits);
+	X509_ALGOR_free(alg);
+	EVP_PKEY_free(key);
+	EC_KEY_free(ec);
+	ERR_clear_error();
+	if (!same) {
+		X509_REQ_free(req);
+		return NULL;
+	}
+	return req;
+}
+
 /* EC P-256 or P-384 on a named curve, nothing else. */
 static int
 check_leaf_key(EVP_PKEY *pub, st_err *err)

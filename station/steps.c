@@ -371,8 +371,11 @@ eng_step_csr_verify(struct worker *w, struct dev *d)
 	memcpy(w->req.u.csr_req.nonce, s.nonce, sizeof(s.nonce));
 	if (eng_call(w, JIG_CMD_GET_CSR, &d->err) < 0)
 		return eng_fail(d, STEP_CSR, ADV_RESEAT);
-	if (eng_v12(w) && csr_rebuild(&s, &w->resp, &d->err) < 0)
-		return eng_fail(d, STEP_VERIFY, ADV_QUARANTINE);
+	if (eng_v12(w)) {
+		if (csr_rebuild(&s, &w->resp, &d->err) < 0)
+			return eng_fail(d, STEP_VERIFY, ADV_QUARANTINE);
+		s.csr_signature = &w->resp.u.csr.csr_signature;
+	}
 
 	/* The hard gate: nothing below runs unless every check holds. */
 	d->step = STEP_VERIFY;

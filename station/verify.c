@@ -401,7 +401,12 @@ sv_verify_csr(const sv_session *s, EVP_PKEY *attest_key, const jig_blob *csr, co
 		st_err_set(err, ST_E_VERIFY, "attestation is for another public key than KEYGEN returned");
 		goto out;
 	}
-	if (!(req = d2i_X509_REQ(NULL, &p, (long)csr->len)) || p != csr->data + csr->len) {
+	/* 1.2: the station built these bytes; the same CSR from its parts
+	 * spares OpenSSL's key decoders (the checks below run on it alike). */
+	if (s->csr_signature)
+		req = hsm_csr_from_parts(info->serial, s->pubkey->data, s->pubkey->len, s->csr_signature->data,
+		    s->csr_signature->len, csr->data, csr->len);
+	if (!req && (!(req = d2i_X509_REQ(NULL, &p, (long)csr->len)) || p != csr->data + csr->len)) {
 		st_err_set(err, ST_E_VERIFY, "CSR is not valid DER");
 		goto out;
 	}

@@ -15,6 +15,7 @@ typedef struct sv_session {
 	uint8_t nonce[JIG_NONCE_LEN];     /* fresh RAND_bytes, sent with GET_CSR */
 	const jig_blob *pubkey;           /* KEYGEN answer (SubjectPublicKeyInfo DER) */
 	int curve_nid;                    /* the recipe's key algorithm: NID_X9_62_prime256v1 or NID_secp384r1 */
+	const jig_blob *csr_signature;    /* protocol 1.2: the CSR's signature; the station built the CSR around it */
 } sv_session;
 
 /* The SE vendor roots of a recipe, and the vendor intermediates that have

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -333,6 +334,139 @@ START_TEST(test_bad_csr_refused)
 	hsm_close(ctx);
 	tu_rmtree(dir);
 	free(dir);
+}
+END_TEST
+
+/* A protocol 1.2 CSR (one UTF8String CN, no attributes, ECDSA with
+ * SHA-256), signed by key, as DER; *spki and *sig get its parts. */
+static int
+csr_v12(EVP_PKEY *key, const char *cn, int with_attr, unsigned char **spki, int *spki_len, unsigned char **sig,
+    int *sig_len, unsigned char **der)
+{
+	X509_REQ *r = X509_REQ_new();
+	const ASN1_BIT_STRING *bits;
+	int len;
+
+	ck_assert_ptr_nonnull(r);
+	ck_assert(X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(r), NID_commonName, V_ASN1_UTF8STRING,
+	    (const unsigned char *)cn, -1, -1, 0));
+	ck_assert(X509_REQ_set_pubkey(r, key));
+	if (with_attr)
+		ck_assert(X509_REQ_add1_attr_by_NID(r, NID_pkcs9_challengePassword, MBSTRING_ASC,
+		    (const unsigned char *)"x", -1));
+	ck_assert(X509_REQ_sign(r, key, EVP_sha256()) > 0);
+	X509_REQ_get0_signature(r, &bits, NULL);
+	*sig_len = ASN1_STRING_length(bits);
+	*sig = OPENSSL_memdup(ASN1_STRING_get0_data(bits), (size_t)*sig_len);
+	*spki = NULL;
+	*spki_len = i2d_PUBKEY(key, spki);
+	*der = NULL;
+	len = i2d_X509_REQ(r, der);
+	ck_assert(*sig && *spki_len > 0 && len > 0);
+	X509_REQ_free(r);
+	return len;
+}
+
+/* hsm_csr_from_parts gives the very CSR d2i_X509_REQ would, or nothing:
+ * whatever does not encode back to the bytes is left to the parser. */
+START_TEST(test_csr_from_parts)
+{
+	const char *curve = _i ? "P-384" : "P-256";
+	EVP_PKEY *k = ht_ec_key(curve);
+	unsigned char *spki, *sig, *der, *enc = NULL;
+	int spki_len, sig_len, len, n;
+	X509_REQ *r, *parsed;
+	st_err err;
+
+	ck_assert_ptr_nonnull(k);
+	len = csr_v12(k, "SE0001", 0, &spki, &spki_len, &sig, &sig_len, &der);
+	r = hsm_csr_from_parts("SE0001", spki, (size_t)spki_len, sig, (size_t)sig_len, der, (size_t)len);
+	ck_assert_msg(r != NULL, "%s: the parts did not give the CSR", curve);
+	n = i2d_X509_REQ(r, &enc);
+	ck_assert_int_eq(n, len);
+	ck_assert(memcmp(enc, der, (size_t)len) == 0);
+	ck_assert_int_eq(hsm_csr_verify(r, &err), 0);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(r), k), 1);
+	parsed = hsm_csr_from_der(der, (size_t)len, &err);
+	ck_assert_ptr_nonnull(parsed);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(r), X509_REQ_get0_pubkey(parsed)), 1);
+	X509_REQ_free(parsed);
+	X509_REQ_free(r);
+	OPENSSL_free(enc);
+
+	/* Another serial, a flipped signature bit, one byte short, a key that
+	 * is not a SubjectPublicKeyInfo: none of them is the CSR. */
+	ck_assert_ptr_null(hsm_csr_from_parts("SE0002", spki, (size_t)spki_len, sig, (size_t)sig_len, der, (size_t)len));
+	sig[sig_len / 2] ^= 1;
+	ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, (size_t)spki_len, sig, (size_t)sig_len, der, (size_t)len));
+	sig[sig_len / 2] ^= 1;
+	ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, (size_t)spki_len, sig, (size_t)sig_len, der, (size_t)len - 1));
+	ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, (size_t)spki_len - 1, sig, (size_t)sig_len, der, (size_t)len));
+	ck_assert_ptr_null(hsm_csr_from_parts("SE0001", der, (size_t)len, sig, (size_t)sig_len, der, (size_t)len));
+	ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, 0, sig, 0, der, 0));
+	OPENSSL_free(spki);
+	OPENSSL_free(sig);
+	OPENSSL_free(der);
+
+	/* A P-256 key spelled out as explicit parameters, or as a compressed
+	 * point, is not taken from its parts (the parser's route refuses it). */
+	{
+		char *path = tu_src("tests/hsm/corpus-hsm-csr/csr-explicit.der");
+		size_t nb = 0;
+		unsigned char *bytes = (unsigned char *)tu_slurp(path, &nb);
+		const ASN1_BIT_STRING *bits;
+		X509_REQ *x;
+		const char *cn;
+		X509_NAME_ENTRY *e;
+
+		ck_assert_ptr_nonnull(bytes);
+		ck_assert_ptr_nonnull(x = hsm_csr_from_der(bytes, nb, &err));
+		X509_REQ_get0_signature(x, &bits, NULL);
+		spki = NULL;
+		spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(x), &spki);
+		e = X509_NAME_get_entry(X509_REQ_get_subject_name(x), 0);
+		cn = e ? (const char *)ASN1_STRING_get0_data(X509_NAME_ENTRY_get_data(e)) : "";
+		ck_assert_int_gt(spki_len, 0);
+		ck_assert_ptr_null(hsm_csr_from_parts(cn, spki, (size_t)spki_len, ASN1_STRING_get0_data(bits),
+		    (size_t)ASN1_STRING_length(bits), bytes, nb));
+		OPENSSL_free(spki);
+		X509_REQ_free(x);
+		free(bytes);
+		free(path);
+	}
+	{
+		EVP_PKEY *c = ht_ec_key(curve);
+		X509_REQ *cr = X509_REQ_new();
+		const ASN1_BIT_STRING *bits;
+
+		ck_assert(EVP_PKEY_set_utf8_string_param(c, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+		    OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED));
+		ck_assert(X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(cr), NID_commonName, V_ASN1_UTF8STRING,
+		    (const unsigned char *)"SE0001", -1, -1, 0));
+		ck_assert(X509_REQ_set_pubkey(cr, c) && X509_REQ_sign(cr, c, EVP_sha256()) > 0);
+		X509_REQ_get0_signature(cr, &bits, NULL);
+		spki = NULL;
+		spki_len = i2d_PUBKEY(c, &spki);
+		der = NULL;
+		len = i2d_X509_REQ(cr, &der);
+		ck_assert_int_lt(spki_len, 80); /* compressed indeed */
+		ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, (size_t)spki_len, ASN1_STRING_get0_data(bits),
+		    (size_t)ASN1_STRING_length(bits), der, (size_t)len));
+		OPENSSL_free(spki);
+		OPENSSL_free(der);
+		X509_REQ_free(cr);
+		EVP_PKEY_free(c);
+	}
+
+	/* A CSR with an attribute is no 1.2 CSR: the parser's business. */
+	len = csr_v12(k, "SE0001", 1, &spki, &spki_len, &sig, &sig_len, &der);
+	ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, (size_t)spki_len, sig, (size_t)sig_len, der, (size_t)len));
+	ck_assert_ptr_nonnull(r = hsm_csr_from_der(der, (size_t)len, &err));
+	X509_REQ_free(r);
+	OPENSSL_free(spki);
+	OPENSSL_free(sig);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
 }
 END_TEST
 
@@ -695,6 +829,7 @@ main(void)
 	tcase_add_loop_test(tc, test_issue_each_intermediate, 0, 4);
 	tcase_add_test(tc, test_profile_variants);
 	tcase_add_test(tc, test_bad_csr_refused);
+	tcase_add_loop_test(tc, test_csr_from_parts, 0, 2);
 	tcase_add_test(tc, test_bad_profile_refused);
 	tcase_add_test(tc, test_threads_1000);
 	tcase_add_loop_test(tc, test_crl, 0, 4);
