@@ -27,6 +27,8 @@ tv_public_parse(const uint8_t *p, size_t n, const char *what, TPM2B_PUBLIC *out,
 	memset(out, 0, sizeof(*out)); /* libtss2-mu refuses a destination with a size set */
 	if ((rc = Tss2_MU_TPM2B_PUBLIC_Unmarshal(p, n, &off, out)) != TSS2_RC_SUCCESS)
 		return st_err_set(err, ST_E_PROTO, "%s: not a TPM2B_PUBLIC (%zu bytes; libtss2-mu: 0x%x)", what, n, rc);
+	if (out->size == 0)
+		return st_err_set(err, ST_E_PROTO, "%s: the TPM2B_PUBLIC is empty (size 0: no public area)", what);
 	if (off != n)
 		return st_err_set(err, ST_E_PROTO, "%s: %zu bytes after the TPM2B_PUBLIC", what, n - off);
 	/* libtss2-mu reads the public area without holding it to the size in

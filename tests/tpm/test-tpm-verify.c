@@ -226,7 +226,10 @@ START_TEST(key_public_areas_are_checked_attribute_by_attribute)
 	buf[off] = 7;
 	assert_err(tv_public_parse(buf, off + 1, "IDevID public area", &parsed, &err), &err, "IDevID public area: 1 bytes after");
 	assert_err(tv_public_parse(buf, off - 1, "IDevID public area", &parsed, &err), &err, "IDevID public area: not a TPM2B_PUBLIC");
-	/* a size in front that does not count the public area (found by fuzz-tpm-verify) */
+	/* an empty one, and a size in front that does not count the public
+	 * area (both found by fuzz-tpm-verify) */
+	assert_err(tv_public_parse((const uint8_t *)"\0\0", 2, "IDevID public area", &parsed, &err), &err,
+	    "IDevID public area: the TPM2B_PUBLIC is empty");
 	buf[1] = (uint8_t)(buf[1] - 23);
 	assert_err(tv_public_parse(buf, off, "IDevID public area", &parsed, &err), &err,
 	    "IDevID public area: the TPM2B_PUBLIC's size says");
