@@ -33,9 +33,9 @@ tv_public_parse(const uint8_t *p, size_t n, const char *what, TPM2B_PUBLIC *out,
 		return st_err_set(err, ST_E_PROTO, "%s: %zu bytes after the TPM2B_PUBLIC", what, n - off);
 	/* libtss2-mu reads the public area without holding it to the size in
 	 * front of it: the size must count exactly the public area's bytes. */
-	if (n < 2 || ((size_t)p[0] << 8 | p[1]) != n - 2)
-		return st_err_set(err, ST_E_PROTO, "%s: the TPM2B_PUBLIC's size says %zu bytes, its public area has %zu", what,
-		    n < 2 ? 0 : (size_t)p[0] << 8 | p[1], n < 2 ? 0 : n - 2);
+	if (out->size != n - 2) /* n >= 2: the size itself unmarshalled */
+		return st_err_set(err, ST_E_PROTO, "%s: the TPM2B_PUBLIC's size says %u bytes, its public area has %zu", what,
+		    out->size, n - 2);
 	return 0;
 }
 
