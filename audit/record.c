@@ -561,7 +561,7 @@ audit_record_parse(const char *line, size_t len, struct audit_parsed *ps, audit_
 {
 	enum { N_KEYS = sizeof(record_keys) / sizeof(record_keys[0]) };
 	struct scan sc = { line, len, 0, why, why_len };
-	const char *str[N_KEYS];
+	const char *str[N_KEYS], *nul;
 	char *o, *key, *np;
 	unsigned seen = 0, k;
 	json_int_t iv = 0, ver = 0;
@@ -574,6 +574,13 @@ audit_record_parse(const char *line, size_t len, struct audit_parsed *ps, audit_
 	memset(null, 0, sizeof(null));
 	json_decref(ps->details);
 	ps->details = NULL;
+	/* No NUL byte anywhere: JSON has none outside strings (and escapes
+	 * them inside), and jansson 2.14, which reads details, skips one that
+	 * follows a number or a literal. */
+	if ((nul = memchr(line, '\0', len))) {
+		snprintf(why, why_len, "not JSON (a NUL byte at column %zu)", (size_t)(nul - line) + 1);
+		return -1;
+	}
 	if (ps->cap < len + 1) {
 		if (!(np = realloc(ps->buf, len + 1))) {
 			snprintf(why, why_len, "out of memory");

@@ -70,6 +70,12 @@ ref_record_parse(const char *line, size_t len, json_t **rootp, audit_record *rec
 
 	*rootp = NULL;
 	memset(rec, 0, sizeof(*rec));
+	/* RFC 8259 has no raw NUL byte; jansson 2.14 skips one after a number
+	 * or a literal ("null\0,"), so the reference says so itself. */
+	if (memchr(line, '\0', len)) {
+		snprintf(why, why_len, "not JSON (a NUL byte)");
+		goto out;
+	}
 	if (!(root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
 		snprintf(why, why_len, "not JSON (%s at column %d)", jerr.text, jerr.column);
 		goto out;

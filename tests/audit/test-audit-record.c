@@ -93,9 +93,32 @@ START_TEST(test_lines)
 {
 	size_t i;
 
+	/* A raw NUL byte after a literal, a number, inside details (jansson
+	 * 2.14 skips the first two; found by fuzz-audit-journal). */
+	static const char nul_lines[][400] = {
+		"{" HEAD ",\"jig\":null\0,\"device\":null,\"step\":\"s\",\"result\":\"ok\",\"details\":{}," P64 "}",
+		"{\"v\":1\0," "\"seq\":7,\"time\":\"2026-11-21T09:43:30.123Z\",\"station\":\"s\",\"operator\":\"o\",\"recipe\":\"\","
+		"\"jig\":null,\"device\":null,\"step\":\"s\",\"result\":\"ok\",\"details\":{}," P64 "}",
+		"{" HEAD ",\"jig\":null,\"device\":null,\"step\":\"s\",\"result\":\"ok\",\"details\":{\"n\":1\0}," P64 "}",
+	};
+	struct audit_parsed ps;
+	audit_record rec;
+	char why[512];
+
 	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		compare(lines[i], strlen(lines[i]));
 	ck_assert_uint_eq(accepted, 4); /* the four valid records */
+	for (i = 0; i < sizeof(nul_lines) / sizeof(nul_lines[0]); i++) {
+		size_t n = strlen(nul_lines[i]);
+
+		n += 1 + strlen(nul_lines[i] + n + 1); /* the whole line, NUL included */
+		compare(nul_lines[i], n);
+		memset(&ps, 0, sizeof(ps));
+		ck_assert_int_eq(audit_record_parse(nul_lines[i], n, &ps, &rec, why, sizeof(why)), -1);
+		ck_assert_msg(strstr(why, "a NUL byte at column"), "%s", why);
+		audit_parsed_clear(&ps);
+	}
+	ck_assert_uint_eq(accepted, 4);
 }
 END_TEST
 
