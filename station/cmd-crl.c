@@ -1,4 +1,5 @@
 /* station crl: write a CRL of every revocation in the journal, signed in the HSM. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -22,33 +23,76 @@ typedef struct fleet_rev {
 	char serial[ST_CERT_SERIAL_HEX_LEN + 1];
 	time_t revoked_at;
 	char reason[40];
+	unsigned line; /* in the file */
 } fleet_rev;
 
+static int
+fleet_cmp(const void *a, const void *b)
+{
+	return strcmp(((const fleet_rev *)a)->serial, ((const fleet_rev *)b)->serial);
+}
+
+/* One line "SERIAL TIME REASON": a serial as `station revoke` takes it,
+ * YYYY-MM-DDTHH:MM:SS[.fraction]Z, an RFC 5280 reason name; nothing else. */
+static int
+fleet_line(const char *path, unsigned lineno, const char *line, fleet_rev *r, st_err *err)
+{
+	char serial[128], when[64], reason[64];
+	const char *end;
+	struct tm tm;
+	int used = 0;
+
+	if (sscanf(line, "%127s %63s %63s %n", serial, when, reason, &used) != 3 || line[used])
+		return st_err_set(err, ST_E_CONFIG, "%s:%u: expected SERIAL (hex) TIME (YYYY-MM-DDTHH:MM:SSZ) REASON, "
+		    "three fields", path, lineno);
+	if (revlist_serial_parse(serial, r->serial, err) < 0)
+		return st_err_prefix(err, "%s:%u", path, lineno);
+	memset(&tm, 0, sizeof(tm));
+	if (!(end = strptime(when, "%Y-%m-%dT%H:%M:%S", &tm)) || (*end == '.' && !isdigit((unsigned char)end[1])))
+		end = NULL;
+	else if (*end == '.')
+		for (end++; isdigit((unsigned char)*end); end++)
+			;
+	if (!end || strcmp(end, "Z") != 0)
+		return st_err_set(err, ST_E_CONFIG, "%s:%u: time \"%.63s\": expected YYYY-MM-DDTHH:MM:SSZ (UTC)", path,
+		    lineno, when);
+	r->revoked_at = timegm(&tm);
+	if (hsm_crl_reason_from_name(reason) < 0)
+		return st_err_set(err, ST_E_CONFIG, "%s:%u: reason \"%.63s\" is not an RFC 5280 reason name (keyCompromise, "
+		    "superseded, cessationOfOperation, ...)", path, lineno, reason);
+	snprintf(r->reason, sizeof(r->reason), "%.39s", reason); /* a name of the list: at most 20 */
+	return 0;
+}
+
 /* Read the file `station-registry revocations` writes; its "# issuer:" line
- * must name this station's intermediate, so no CRL lists another CA's serials. */
+ * must name this station's intermediate, so no CRL lists another CA's
+ * serials.  A serial listed twice is refused: the registry writes each once. */
 static int
 fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *err)
 {
-	char line[512], want[1024] = "", serial[64], when[64], reason[40];
+	char line[2048], want[1024] = "";
 	fleet_rev *v = NULL, *nv;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, i, len;
 	unsigned lineno = 0;
-	int have_issuer = 0, ret = -1, len;
-	struct tm tm;
-	char *end;
+	int have_issuer = 0, ret = -1, got;
 	BIO *bio;
 	FILE *f;
 
 	if ((bio = BIO_new(BIO_s_mem()))) {
 		X509_NAME_print_ex(bio, X509_get_subject_name(ca), 0, XN_FLAG_RFC2253);
-		len = BIO_read(bio, want, sizeof(want) - 1);
-		want[len > 0 ? len : 0] = 0;
+		got = BIO_read(bio, want, sizeof(want) - 1);
+		want[got > 0 ? got : 0] = 0;
 		BIO_free(bio);
 	}
 	if (!(f = fopen(path, "r")))
 		return st_err_errno(err, ST_E_CONFIG, errno, "--revocations %s", path);
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
+		len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n' && !feof(f)) {
+			st_err_set(err, ST_E_CONFIG, "%s:%u: a line longer than %zu bytes", path, lineno, sizeof(line) - 2);
+			goto out;
+		}
 		line[strcspn(line, "\r\n")] = 0;
 		if (strncmp(line, "# issuer: ", 10) == 0) {
 			if (strcmp(line + 10, want) != 0) {
@@ -61,13 +105,6 @@ fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *er
 		}
 		if (!line[0] || line[0] == '#')
 			continue;
-		memset(&tm, 0, sizeof(tm));
-		if (sscanf(line, "%63s %63s %39s", serial, when, reason) != 3 || strlen(serial) > 40 ||
-		    serial[strspn(serial, "0123456789abcdefABCDEF")] || !(end = strptime(when, "%Y-%m-%dT%H:%M:%S", &tm)) ||
-		    (*end && strcmp(end, "Z") != 0 && end[0] != '.')) {
-			st_err_set(err, ST_E_CONFIG, "%s:%u: expected SERIAL (hex) TIME (YYYY-MM-DDTHH:MM:SSZ) REASON", path, lineno);
-			goto out;
-		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			if (!(nv = realloc(v, cap * sizeof(*v)))) {
@@ -76,15 +113,26 @@ fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *er
 			}
 			v = nv;
 		}
-		revlist_canon(serial, v[n].serial);
-		v[n].revoked_at = timegm(&tm);
-		snprintf(v[n].reason, sizeof(v[n].reason), "%s", reason);
-		n++;
+		if (fleet_line(path, lineno, line, &v[n], err) < 0)
+			goto out;
+		v[n++].line = lineno;
+	}
+	if (ferror(f)) {
+		st_err_errno(err, ST_E_CONFIG, errno, "--revocations %s: reading", path);
+		goto out;
 	}
 	if (!have_issuer) {
 		st_err_set(err, ST_E_CONFIG, "%s: no \"# issuer:\" line: write it with station-registry revocations --issuer", path);
 		goto out;
 	}
+	if (n)
+		qsort(v, n, sizeof(*v), fleet_cmp);
+	for (i = 1; i < n; i++)
+		if (strcmp(v[i - 1].serial, v[i].serial) == 0) {
+			st_err_set(err, ST_E_CONFIG, "%s: serial %s is listed twice (lines %u and %u)", path, v[i].serial,
+			    v[i - 1].line < v[i].line ? v[i - 1].line : v[i].line, v[i - 1].line < v[i].line ? v[i].line : v[i - 1].line);
+			goto out;
+		}
 	*out = v;
 	*nout = n;
 	v = NULL;

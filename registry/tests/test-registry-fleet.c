@@ -128,15 +128,40 @@ START_TEST(test_fleet_crl)
 	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
 	ck_assert_msg(rc == 2 && strstr(out, ":1: revocations of issuer \"CN=Someone Else\""), "(%d) %s", rc, out);
 	free(out);
-	rc = regtu_reg(db, &out, "revocations --issuer '%s'", inter);
-	ck_assert_int_eq(rc, 0);
-	ck_assert_ptr_nonnull(f = fopen(path, "w"));
-	fprintf(f, "%sc0ffee01 yesterday keyCompromise\n", out);
-	fclose(f);
-	free(out);
-	rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
-	ck_assert_msg(rc == 2 && strstr(out, ":4: expected SERIAL"), "(%d) %s", rc, out);
-	free(out);
+	{
+		/* After the registry's own lines (header and c0ffee01), one broken line each. */
+		static const char *const bad[][2] = {
+			{ "c0ffee03 yesterday keyCompromise", ":4: time \"yesterday\": expected YYYY-MM-DDTHH:MM:SSZ" },
+			{ "c0ffee03 2026-01-01T00:00:00.Z keyCompromise", ":4: time \"2026-01-01T00:00:00.Z\"" },
+			{ "c0ffee03 2026-01-01T00:00:00Z keyCompromise extra", ":4: expected SERIAL (hex) TIME" },
+			{ "c0ffee03 2026-01-01T00:00:00Z", ":4: expected SERIAL (hex) TIME" },
+			{ "c0ffee03 2026-01-01T00:00:00Z compromised", ":4: reason \"compromised\" is not an RFC 5280 reason" },
+			{ "c0ffeeg3 2026-01-01T00:00:00Z keyCompromise", ":4: certificate serial \"c0ffeeg3\"" },
+			{ "0xC0:FF:EE:01 2026-01-01T00:00:00Z superseded", "serial C0FFEE01 is listed twice (lines 3 and 4)" },
+		};
+		char *head;
+		size_t i;
+
+		rc = regtu_reg(db, &head, "revocations --issuer '%s'", inter);
+		ck_assert_int_eq(rc, 0);
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			ck_assert_ptr_nonnull(f = fopen(path, "w"));
+			fprintf(f, "%s%s\n", head, bad[i][0]);
+			fclose(f);
+			rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
+			ck_assert_msg(rc == 2 && strstr(out, bad[i][1]), "%s: (%d) %s", bad[i][0], rc, out);
+			free(out);
+		}
+		/* A fraction of a second, and a serial spelled another way, are fine. */
+		ck_assert_ptr_nonnull(f = fopen(path, "w"));
+		fprintf(f, "%s0xC0:FF:EE:03 2026-01-01T00:00:00.250Z superseded\n", head);
+		fclose(f);
+		rw_crl(w, crl, "--revocations", path);
+		x = rw_crl_load(crl, 0);
+		ck_assert_int_eq(rw_crl_reason(x, "c0ffee03"), CRL_REASON_SUPERSEDED);
+		X509_CRL_free(x);
+		free(head);
+	}
 	regtu_station_close(&other);
 	tu_rmtree(bundle);
 	free(bundle);
