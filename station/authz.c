@@ -1,6 +1,7 @@
 /* Signed authorizations (authz.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,7 +169,8 @@ parse_body(const char *path, const uint8_t *text, size_t len, authz *a, st_err *
 		for (k = 0; keys[k] && strcmp(keys[k], key) != 0; k++)
 			;
 		if (!keys[k]) {
-			st_err_set(err, ST_E_VERIFY, "%s: unknown key \"%.40s\" (a newer format?)", path, key);
+			st_err_set(err, ST_E_VERIFY, "%s: unknown key \"%.40s\" (a newer format?)", path,
+			    printable(key, 1, SIZE_MAX, 0) ? key : "(not printable ASCII)");
 			goto out;
 		}
 	}

@@ -143,6 +143,11 @@ malformed_resumes(stu_ws *w, const char *jig, const char *spec)
 		{ "extra", ",\"halt\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"seq\":3,\"all\":true}", "resume",
 		  "halt: expected" },
 		{ "not-object", ",\"halt\":[3]", "resume", "halt: expected" },
+		/* an unknown key is named, unless it is not printable (no escape sequence reaches the terminal) */
+		{ "unknown-key", ",\"halt\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"seq\":3},\"scope\":1", "resume",
+		  "unknown key \"scope\"" },
+		{ "unknown-esc", ",\"halt\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"seq\":3},\"\\u001b[2J\":1", "resume",
+		  "unknown key \"(not printable ASCII)\"" },
 	};
 	char body[1024], *path, *out = NULL;
 	size_t i;
