@@ -261,6 +261,10 @@ seal_main(int argc, char **argv, int rollover)
 		dir = dir ? dir : r->audit.dir;
 		cfg.station = r->audit.station_id;
 		cfg.operator_name = cli_operator(operator_name);
+		if (station_operator_check(cfg.operator_name, &err) < 0) {
+			fprintf(stderr, "station %s: %s\n", cmd, err.msg);
+			goto out;
+		}
 		cfg.recipe = r->digest;
 		cfg.batch_devices = r->audit.batch_size > 0 ? (unsigned)r->audit.batch_size : 0;
 		cfg.engineering = r->lifecycle.engineering;

@@ -500,6 +500,21 @@ open_journal(station *st, int with_signer, st_err *err)
 }
 
 int
+station_operator_check(const char *name, st_err *err)
+{
+	size_t i, n = name ? strlen(name) : 0;
+
+	if (n >= sizeof(((station *)NULL)->operator_name))
+		return st_err_set(err, ST_E_CONFIG, "--operator: %zu bytes, more than the %zu an operator's name may have", n,
+		    sizeof(((station *)NULL)->operator_name) - 1);
+	for (i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return st_err_set(err, ST_E_CONFIG, "--operator: byte %zu is a control character (0x%02x): give the "
+			    "operator's name as plain text", i + 1, (unsigned char)name[i]);
+	return 0;
+}
+
+int
 station_open(const char *recipe_path, const char *operator_name, int flags, int require_signed,
     const char *trust_pem, const cli_pin *pin, station **out, st_err *err)
 {
@@ -509,6 +524,8 @@ station_open(const char *recipe_path, const char *operator_name, int flags, int 
 	if (!st)
 		return st_err_set(err, ST_E_NOMEM, "out of memory");
 	pthread_mutex_init(&st->quota_lock, NULL);
+	if (station_operator_check(operator_name, err) < 0)
+		goto fail;
 	snprintf(st->operator_name, sizeof(st->operator_name), "%s", operator_name ? operator_name : "");
 	if (load_recipe(st, recipe_path, require_signed, trust_pem, err) < 0)
 		goto fail;

@@ -71,6 +71,10 @@ enum station_open_flags {
 int station_open(const char *recipe_path, const char *operator_name, int flags, int require_signed,
     const char *trust_pem, const struct cli_pin *pin, station **out, st_err *err);
 void station_close(station *st);
+/* The operator's name goes into every record and onto screens and
+ * reports: text that fits in station.operator_name, no control
+ * characters (UTF-8 is fine).  station_open checks it; ST_E_CONFIG. */
+int station_operator_check(const char *name, st_err *err);
 
 /* The recipe signature gate of every command that reads a recipe: the
  * station config's policy, require_signed and trust_pem (see

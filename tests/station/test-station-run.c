@@ -296,6 +296,18 @@ START_TEST(test_exit_codes)
 		rc = tu_station(&out, "run", "--jig", sim->uri, NULL);
 		ck_assert_msg(rc == 2, "no --recipe: exit %d\n%s", rc, stu_tail(out));
 		free(out);
+		/* An operator's name with a control character (an escape sequence), or too long. */
+		rc = tu_station(&out, "run", "--recipe", w->recipe, "--jig", sim->uri, "--count", "1", "--operator",
+		    "\x1b[2Jeve", NULL);
+		ck_assert_msg(rc == 2 && strstr(out, "--operator: byte 1 is a control character (0x1b)"), "exit %d\n%s", rc,
+		    stu_tail(out));
+		free(out);
+		memset(missing, 'a', 200);
+		missing[200] = '\0';
+		rc = tu_station(&out, "run", "--recipe", w->recipe, "--jig", sim->uri, "--count", "1", "--operator", missing,
+		    NULL);
+		ck_assert_msg(rc == 2 && strstr(out, "--operator: 200 bytes"), "exit %d\n%s", rc, stu_tail(out));
+		free(out);
 	}
 
 	/* A recipe with a typo. */
