@@ -148,9 +148,8 @@ str(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-/* The body, strictly: every key known and of its type, nothing else. */
-static int
-parse_body(const char *path, const uint8_t *text, size_t len, authz *a, st_err *err)
+int
+authz_parse_body(const char *path, const uint8_t *text, size_t len, authz *a, st_err *err)
 {
 	static const char *const keys[] = { "format", "version", "id", "type", "serials", "reason", "issued", "expires",
 		"signer", "halt", NULL };
@@ -269,7 +268,7 @@ authz_load(const char *path, const char *want_type, const char *trust_pem, time_
 		st_err_prefix(err, "authorization %s", path);
 		goto out;
 	}
-	if (parse_body(path, text, len, a, err) < 0)
+	if (authz_parse_body(path, text, len, a, err) < 0)
 		goto out;
 	/* Who signed is the certificate's word, not the body's. */
 	st_x509_subject(signer, a->signer, sizeof(a->signer));

@@ -46,6 +46,11 @@ int authz_create(const char *type, const char *const *serials, size_t n_serials,
  * says which file and why (ST_E_VERIFY for a bad token, ST_E_CONFIG for a
  * bad trust file or a missing token file). */
 int authz_load(const char *path, const char *want_type, const char *trust_pem, time_t now, authz **out, st_err *err);
+/* The signed body alone (authz_load calls it once the CMS verifies; the
+ * fuzz target calls it directly), strictly: every key known and of its
+ * type, nothing else.  a must be zeroed; authz_free frees what it filled
+ * in, on success or not.  ST_E_VERIFY naming path and the key. */
+int authz_parse_body(const char *path, const uint8_t *text, size_t len, authz *a, st_err *err);
 /* 1 when a names serial. */
 int authz_names(const authz *a, const char *serial);
 void authz_free(authz *a);
