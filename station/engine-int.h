@@ -66,6 +66,7 @@ struct worker {
 	uint32_t caps;        /* the jig's HELLO capabilities */
 	jig_msg req, resp;
 	uint8_t spoke;        /* the highest protocol version this jig negotiated in this run: never less again */
+	uint32_t baud_failed; /* a line rate SET_BAUD could not switch this jig to in this run: not tried again */
 	/* 1.2: the certificate INSTALL_CERT deltas are made against (the first
 	 * this worker installed), sent with CERT_TEMPLATE when the jig lacks it. */
 	uint8_t tmpl[JIG_BLOB_MAX];

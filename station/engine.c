@@ -251,15 +251,22 @@ eng_open_jig(struct worker *w, st_err *err)
 			st_log("station", "jig %s: line stays at %u baud (HELLO lists nothing faster)", w->uri, cur);
 			return 0;
 		}
+		/* After a reconnect: a switch that failed once is not tried (and
+		 * waited out, and noted) again with every new connection. */
+		if (baud == w->baud_failed) {
+			st_log("station", "jig %s: SET_BAUD %u not tried again (it failed earlier in this run)", w->uri, baud);
+			return 0;
+		}
 		rc = jig_client_set_baud(w->client, baud, ENG_BAUD_CONFIRM_MS, &e);
 		if (rc < 0 && e.code != ST_E_REMOTE) {
 			*err = e;
 			eng_drop_client(w);
 			return -1;
 		}
-		if (rc != 0)
+		if (rc != 0) {
+			w->baud_failed = baud;
 			ui_jig_note(w->eng->u, w->idx, e.msg); /* the line stays at its starting rate */
-		else
+		} else
 			st_log("station", "jig %s: line at %u baud", w->uri, baud);
 	}
 	return 0;

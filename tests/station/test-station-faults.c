@@ -175,6 +175,39 @@ START_TEST(test_fault)
 }
 END_TEST
 
+/* A SET_BAUD switch that fails (nothing arrives at the new rate) is not
+ * tried again when the station reconnects to that jig: two devices, each
+ * cut off at GET_CSR, so the second is met on a new connection; the
+ * operator reads of the failed switch once. */
+START_TEST(test_baud_failed_once)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	stu_run r;
+	const char *p;
+	unsigned notes = 0;
+
+	jigsim_config_init(&c);
+	c.devices = 2;
+	c.baud = 115200;
+	c.nrates = 2;
+	c.rates[0] = 115200;
+	c.rates[1] = 921600;
+	c.baud_fail = 1;
+	c.faults = JIGSIM_F_DISCONNECT;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_run(w, sim->uri, 2, 1, &r);
+	ck_assert_msg(stu_event_count(&r, "failed") == 2, "exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	for (p = r.out; (p = strstr(p, "SET_BAUD: no answer at 921600 baud")); p++)
+		notes++;
+	ck_assert_msg(notes == 1, "the failed switch was tried and noted %u times\n%s", notes, stu_tail(r.out));
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -182,6 +215,7 @@ suite(void)
 	Suite *s = tu_pki_suite("station-faults", "faults", 120, &tc);
 
 	tcase_add_loop_test(tc, test_fault, 0, (int)(NCASES + NCASES_11));
+	tcase_add_test(tc, test_baud_failed_once);
 	return s;
 }
 
