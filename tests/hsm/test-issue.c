@@ -408,54 +408,45 @@ START_TEST(test_csr_from_parts)
 	OPENSSL_free(sig);
 	OPENSSL_free(der);
 
-	/* A P-256 key spelled out as explicit parameters, or as a compressed
-	 * point, is not taken from its parts (the parser's route refuses it). */
+	/* A key with its curve spelled out as explicit parameters, or with a
+	 * compressed point, is not taken from its parts: the parser's route
+	 * judges it (and refuses the first). */
 	{
-		char *path = tu_src("tests/hsm/corpus-hsm-csr/csr-explicit.der");
-		size_t nb = 0;
-		unsigned char *bytes = (unsigned char *)tu_slurp(path, &nb);
-		const ASN1_BIT_STRING *bits;
-		X509_REQ *x;
-		const char *cn;
-		X509_NAME_ENTRY *e;
+		static const char *const forms[][2] = {
+			{ OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_EXPLICIT },
+			{ OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED },
+		};
+		size_t f;
 
-		ck_assert_ptr_nonnull(bytes);
-		ck_assert_ptr_nonnull(x = hsm_csr_from_der(bytes, nb, &err));
-		X509_REQ_get0_signature(x, &bits, NULL);
-		spki = NULL;
-		spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(x), &spki);
-		e = X509_NAME_get_entry(X509_REQ_get_subject_name(x), 0);
-		cn = e ? (const char *)ASN1_STRING_get0_data(X509_NAME_ENTRY_get_data(e)) : "";
-		ck_assert_int_gt(spki_len, 0);
-		ck_assert_ptr_null(hsm_csr_from_parts(cn, spki, (size_t)spki_len, ASN1_STRING_get0_data(bits),
-		    (size_t)ASN1_STRING_length(bits), bytes, nb));
-		OPENSSL_free(spki);
-		X509_REQ_free(x);
-		free(bytes);
-		free(path);
-	}
-	{
-		EVP_PKEY *c = ht_ec_key(curve);
-		X509_REQ *cr = X509_REQ_new();
-		const ASN1_BIT_STRING *bits;
+		for (f = 0; f < 2; f++) {
+			EVP_PKEY *c = ht_ec_key(curve);
+			X509_REQ *cr = X509_REQ_new();
+			const ASN1_BIT_STRING *bits;
 
-		ck_assert(EVP_PKEY_set_utf8_string_param(c, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
-		    OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED));
-		ck_assert(X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(cr), NID_commonName, V_ASN1_UTF8STRING,
-		    (const unsigned char *)"SE0001", -1, -1, 0));
-		ck_assert(X509_REQ_set_pubkey(cr, c) && X509_REQ_sign(cr, c, EVP_sha256()) > 0);
-		X509_REQ_get0_signature(cr, &bits, NULL);
-		spki = NULL;
-		spki_len = i2d_PUBKEY(c, &spki);
-		der = NULL;
-		len = i2d_X509_REQ(cr, &der);
-		ck_assert_int_lt(spki_len, 80); /* compressed indeed */
-		ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, (size_t)spki_len, ASN1_STRING_get0_data(bits),
-		    (size_t)ASN1_STRING_length(bits), der, (size_t)len));
-		OPENSSL_free(spki);
-		OPENSSL_free(der);
-		X509_REQ_free(cr);
-		EVP_PKEY_free(c);
+			ck_assert(EVP_PKEY_set_utf8_string_param(c, forms[f][0], forms[f][1]));
+			ck_assert(X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(cr), NID_commonName, V_ASN1_UTF8STRING,
+			    (const unsigned char *)"SE0001", -1, -1, 0));
+			ck_assert(X509_REQ_set_pubkey(cr, c) && X509_REQ_sign(cr, c, EVP_sha256()) > 0);
+			X509_REQ_get0_signature(cr, &bits, NULL);
+			spki = NULL;
+			spki_len = i2d_PUBKEY(c, &spki);
+			der = NULL;
+			len = i2d_X509_REQ(cr, &der);
+			/* spelled as asked: longer with the curve's parameters, shorter compressed */
+			ck_assert_msg(f == 0 ? spki_len > 150 : spki_len < 80, "%s: %d bytes", forms[f][1], spki_len);
+			ck_assert_ptr_null(hsm_csr_from_parts("SE0001", spki, (size_t)spki_len, ASN1_STRING_get0_data(bits),
+			    (size_t)ASN1_STRING_length(bits), der, (size_t)len));
+			if (f == 0) {
+				ck_assert_ptr_nonnull(parsed = hsm_csr_from_der(der, (size_t)len, &err));
+				ck_assert_int_eq(hsm_csr_verify(parsed, &err), -1);
+				ck_assert_msg(strstr(err.msg, "explicit curve parameters"), "%s", err.msg);
+				X509_REQ_free(parsed);
+			}
+			OPENSSL_free(spki);
+			OPENSSL_free(der);
+			X509_REQ_free(cr);
+			EVP_PKEY_free(c);
+		}
 	}
 
 	/* A CSR with an attribute is no 1.2 CSR: the parser's business. */
