@@ -44,6 +44,7 @@ hsm_csr_from_parts(const char *cn, const uint8_t *spki, size_t spki_len, const u
     const uint8_t *der, size_t der_len)
 {
 	const unsigned char *p = spki;
+	const EC_GROUP *g;
 	EC_KEY *ec = NULL;
 	EVP_PKEY *key = NULL;
 	X509_REQ *req = NULL;
@@ -56,10 +57,11 @@ hsm_csr_from_parts(const char *cn, const uint8_t *spki, size_t spki_len, const u
 		return NULL;
 	/* Only the canonical key (P-256 or P-384 by name, an uncompressed
 	 * point) takes this route; anything else is the parser's to judge. */
-	if (!(ec = d2i_EC_PUBKEY(NULL, &p, (long)spki_len)) || p != spki + spki_len ||
-	    !(EC_GROUP_get_asn1_flag(EC_KEY_get0_group(ec)) & OPENSSL_EC_NAMED_CURVE) ||
-	    (EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) != NID_X9_62_prime256v1 &&
-	        EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) != NID_secp384r1) ||
+	if (!(ec = d2i_EC_PUBKEY(NULL, &p, (long)spki_len)) || p != spki + spki_len)
+		goto out;
+	g = EC_KEY_get0_group(ec);
+	if (!(EC_GROUP_get_asn1_flag(g) & OPENSSL_EC_NAMED_CURVE) ||
+	    (EC_GROUP_get_curve_name(g) != NID_X9_62_prime256v1 && EC_GROUP_get_curve_name(g) != NID_secp384r1) ||
 	    EC_KEY_get_conv_form(ec) != POINT_CONVERSION_UNCOMPRESSED || !(key = EVP_PKEY_new()) ||
 	    !EVP_PKEY_assign_EC_KEY(key, ec))
 		goto out;

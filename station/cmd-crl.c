@@ -26,10 +26,14 @@ typedef struct fleet_rev {
 	unsigned line; /* in the file */
 } fleet_rev;
 
+/* By serial, then by line: a serial listed twice sorts as its lines come. */
 static int
 fleet_cmp(const void *a, const void *b)
 {
-	return strcmp(((const fleet_rev *)a)->serial, ((const fleet_rev *)b)->serial);
+	const fleet_rev *x = a, *y = b;
+	int c = strcmp(x->serial, y->serial);
+
+	return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
 /* One line "SERIAL TIME REASON": a serial as `station revoke` takes it,
@@ -130,7 +134,7 @@ fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *er
 	for (i = 1; i < n; i++)
 		if (strcmp(v[i - 1].serial, v[i].serial) == 0) {
 			st_err_set(err, ST_E_CONFIG, "%s: serial %s is listed twice (lines %u and %u)", path, v[i].serial,
-			    v[i - 1].line < v[i].line ? v[i - 1].line : v[i].line, v[i - 1].line < v[i].line ? v[i].line : v[i - 1].line);
+			    v[i - 1].line, v[i].line);
 			goto out;
 		}
 	*out = v;

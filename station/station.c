@@ -504,9 +504,9 @@ station_operator_check(const char *name, st_err *err)
 {
 	size_t i, n = name ? strlen(name) : 0;
 
-	if (n >= sizeof(((station *)NULL)->operator_name))
-		return st_err_set(err, ST_E_CONFIG, "--operator: %zu bytes, more than the %zu an operator's name may have", n,
-		    sizeof(((station *)NULL)->operator_name) - 1);
+	if (n > STATION_OPERATOR_MAX)
+		return st_err_set(err, ST_E_CONFIG, "--operator: %zu bytes, more than the %d an operator's name may have", n,
+		    STATION_OPERATOR_MAX);
 	for (i = 0; i < n; i++)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
 			return st_err_set(err, ST_E_CONFIG, "--operator: byte %zu is a control character (0x%02x): give the "

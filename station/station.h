@@ -20,11 +20,13 @@ struct cli_pin;
 struct hsm_ctx;
 struct hsm_key;
 
+#define STATION_OPERATOR_MAX 127 /* bytes of an operator's name */
+
 typedef struct station {
 	struct recipe *rcp;
 	char recipe_signer[512];  /* who signed the recipe, "" when it runs unsigned */
 	int recipe_sig_unchecked; /* it has a .sig that nothing checked (no signers known) */
-	char operator_name[128];
+	char operator_name[STATION_OPERATOR_MAX + 1];
 	/* from the recipe, in the engine's terms */
 	uint8_t slot;
 	uint8_t algorithm;        /* JIG_ALG_* */
@@ -72,7 +74,7 @@ int station_open(const char *recipe_path, const char *operator_name, int flags, 
     const char *trust_pem, const struct cli_pin *pin, station **out, st_err *err);
 void station_close(station *st);
 /* The operator's name goes into every record and onto screens and
- * reports: text that fits in station.operator_name, no control
+ * reports: at most STATION_OPERATOR_MAX bytes, no control
  * characters (UTF-8 is fine).  station_open checks it; ST_E_CONFIG. */
 int station_operator_check(const char *name, st_err *err);
 

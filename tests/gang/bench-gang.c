@@ -155,11 +155,8 @@ run_once(const char *pki, unsigned njigs, unsigned hsm_ms, int negotiate, sample
 		c.keygen_ms = SE_KEYGEN_MS;
 		c.csr_ms = SE_CSR_MS;
 		c.baud = 115200;
-		if (negotiate) {
-			c.nrates = 2;
-			c.rates[0] = 115200;
-			c.rates[1] = FAST_BAUD;
-		}
+		if (negotiate)
+			stu_config_line(&c, FAST_BAUD, 0);
 		sim[i] = stu_sim_start(pki, &c);
 		uris[i] = sim[i]->uri;
 	}

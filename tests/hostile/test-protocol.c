@@ -348,11 +348,7 @@ START_TEST(test_baud)
 
 	jigsim_config_init(&c);
 	c.devices = 2;
-	c.baud = 115200;
-	c.nrates = 2;
-	c.rates[0] = 115200;
-	c.rates[1] = 921600;
-	c.baud_fail = _i;
+	stu_config_line(&c, 921600, _i);
 	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, 2, 1, &r);
 	ck_assert_int_eq(jigsim_device_get(sim->s, 2, &a), 0);

@@ -145,6 +145,16 @@ sim_main(void *arg)
 	return NULL;
 }
 
+void
+stu_config_line(jigsim_config *c, uint32_t fast, int baud_fail)
+{
+	c->baud = 115200;
+	c->nrates = 2;
+	c->rates[0] = 115200;
+	c->rates[1] = fast;
+	c->baud_fail = baud_fail;
+}
+
 stu_sim *
 stu_sim_start(const char *pki, const jigsim_config *c)
 {

@@ -42,6 +42,9 @@ typedef struct stu_sim {
  * vendor CA and the tool key are taken from pki) listening on loopback. */
 stu_sim *stu_sim_start(const char *pki, const jigsim_config *c);
 void stu_sim_stop(stu_sim *sim);
+/* c's jig on jigsim's emulated 115200-baud line, its HELLO listing fast
+ * too (what SET_BAUD asks for); baud_fail: nothing arrives at fast. */
+void stu_config_line(jigsim_config *c, uint32_t fast, int baud_fail);
 
 /* ---- the station program ------------------------------------------------------ */
 

@@ -190,11 +190,7 @@ START_TEST(test_baud_failed_once)
 
 	jigsim_config_init(&c);
 	c.devices = 2;
-	c.baud = 115200;
-	c.nrates = 2;
-	c.rates[0] = 115200;
-	c.rates[1] = 921600;
-	c.baud_fail = 1;
+	stu_config_line(&c, 921600, 1);
 	c.faults = JIGSIM_F_DISCONNECT;
 	sim = stu_sim_start(tu_pki, &c);
 	stu_station_run(w, sim->uri, 2, 1, &r);

@@ -53,10 +53,11 @@ static const struct boundary {
 static int
 path_pos(uint8_t cmd)
 {
-	int i;
+	int i, n = (int)(sizeof(boundaries) / sizeof(boundaries[0]));
 
-	for (i = 0; boundaries[i].cmd != cmd; i++)
+	for (i = 0; i < n && boundaries[i].cmd != cmd; i++)
 		;
+	ck_assert_msg(i < n, "0x%02x is not on the factory path", cmd);
 	return i;
 }
 
