@@ -6,7 +6,8 @@
  * foreign or misdirected lock receipt, or a downgrade to 1.0 each fail the
  * device before PASS, and an SE that was never locked never passes.  In
  * 1.2 another SE's certificate delta or GET_CSR signatures replayed, or an
- * INSTALL_CERT that never reached the SE, fail it too. */
+ * INSTALL_CERT that never reached the SE, fail it too, and so do the lock
+ * receipt, read-back and downgrade lies of 1.1. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,13 @@ static const struct {
 	{ L12_REPLAY_DELTA, 2, 0, 0, "posture", "does not chain to the SE vendor root", 1 },
 	{ L12_REPLAY_CSR, 2, 0, 0, "verify", "signature does not verify", 1 },
 	{ L12_NO_INSTALL, 1, 0, 0, "install", "SHA-256 of the certificate read back from the SE differs", 1 },
+	/* the 1.1 lies again at 1.2 */
+	{ L_NO_RECEIPT, 1, 0, 0, "lock", "sent no lock receipt", 1 },
+	{ L_REPLAY, 2, 0, 0, "lock", "lock receipt", 1 },
+	{ L_OTHER_NONCE, 1, 0, 0, "lock", "lock receipt", 1 },
+	{ L_FOREIGN_KEY, 1, 0, 0, "lock", "lock receipt", 1 },
+	{ L_READBACK_LEN, 1, 0, 0, "install", "asked for a SHA-256 (32 bytes), the jig sent 31 bytes", 1 },
+	{ L_V10_FRAME, 1, 0, 0, "install", "answered in a protocol 1.0 frame; protocol 1.2 was negotiated", 1 },
 };
 
 START_TEST(test_liar_11)
