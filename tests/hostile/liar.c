@@ -555,6 +555,19 @@ liar_stop(liar *l)
 	free(l);
 }
 
+void
+liar_check_clean(const char *s, const char *what, const char *name)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		ck_assert_msg(!((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f || *p == 0xfe || *p == 0xff),
+		    "%s: %s has byte 0x%02x at %zu: %s", name, what, *p, (size_t)(p - (const unsigned char *)s),
+		    stu_tail(s));
+	ck_assert_msg(strncmp(s, "PASS SEFAKE", 11) != 0 && !strstr(s, "\nPASS SEFAKE"), "%s: %s has a forged PASS line",
+	    name, what);
+}
+
 Suite *
 liar_suite(const char *name, const char *tcase, int timeout, TCase **tc)
 {

@@ -102,5 +102,9 @@ Suite *liar_suite(const char *name, const char *tcase, int timeout, TCase **tc);
 /* The end of a liar test: the journal still verifies; the run, the liar,
  * the jigsims (honest may be NULL) and the workspace go. */
 void liar_test_end(stu_ws *w, stu_run *r, liar *l, stu_sim *honest, stu_sim *sim);
+/* The station's output s (what: "stdout" or "stderr") holds no control
+ * byte, no invalid UTF-8 lead byte and no line that starts with the forged
+ * verdict "PASS SEFAKE"; name says which case failed. */
+void liar_check_clean(const char *s, const char *what, const char *name);
 
 #endif
