@@ -42,9 +42,12 @@ on_signal(int sig)
 		return;
 	}
 	stop_requested = sig;
-	say(sig == SIGINT ? "\nstopping: finishing the devices in progress (Ctrl-C again to quit now)\n"
-	    : sig == SIGHUP ? "\nstopping on SIGHUP (terminal closed): finishing the devices in progress\n"
-	                    : "\nstopping on SIGTERM: finishing the devices in progress (a second signal quits now)\n");
+	say(sig == SIGINT ? "\nstopping: finishing the devices past signing, the others resume on the next run (Ctrl-C again "
+	                    "to quit now)\n"
+	    : sig == SIGHUP ? "\nstopping on SIGHUP (terminal closed): finishing the devices past signing, the others "
+	                      "resume on the next run\n"
+	                    : "\nstopping on SIGTERM: finishing the devices past signing, the others resume on the next run "
+	                      "(a second signal quits now)\n");
 }
 
 /* The exit code for how the run ended (README "Exit codes"). */

@@ -717,6 +717,8 @@ engine_run(station *st, const char *const *jigs, size_t njigs, unsigned count, v
 	snprintf(res->fatal_msg, sizeof(res->fatal_msg), "%s", e.fatal_msg);
 	if (e.fatal)
 		res->end = e.end;
+	else if (e.count && res->passed + res->failed >= e.count)
+		res->end = RUN_COMPLETED; /* a stop that came while the last device was finishing stopped nothing */
 	else if (*stop == SIGTERM)
 		res->end = RUN_STOP_SIGTERM;
 	else if (*stop == SIGHUP)

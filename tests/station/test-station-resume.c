@@ -374,6 +374,41 @@ START_TEST(test_stop_reason)
 }
 END_TEST
 
+/* A signal while the last device of --count is past signing stops
+ * nothing: that device is finished, so the run completed and exits 0
+ * (README "Exit codes": 3 is for a run stopped before its --count). */
+START_TEST(test_stop_during_last)
+{
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim = NULL;
+	jigsim_config c;
+	stu_run r;
+	json_t *sum;
+	double deadline;
+
+	jigsim_config_init(&c);
+	c.devices = 2;
+	c.cmd_ms = 300;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_start(w, sim->uri, 1, 1, &r);
+	deadline = stu_now() + 30;
+	while (stu_now() < deadline && !out_has(r.out_path, "\"step\":\"install\""))
+		stu_sleep_ms(20);
+	ck_assert_msg(stu_now() < deadline, "no INSTALL_CERT in 30 s");
+	ck_assert_int_eq(kill(r.pid, SIGTERM), 0);
+	stu_station_wait(&r, 60);
+	ck_assert_msg(r.status == 0, "exit %d, expected 0\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	sum = json_array_get(r.events, json_array_size(r.events) - 1);
+	ck_assert_str_eq(stu_str(sum, "event"), "summary");
+	ck_assert_str_eq(stu_str(sum, "end"), "completed");
+	ck_assert_int_eq(stu_event_count(&r, "passed"), 1);
+	stu_audit_verify(w);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
 /* A run that reaches its --count says it completed, and exits 0. */
 START_TEST(test_completed)
 {
@@ -413,6 +448,7 @@ suite(void)
 	tcase_add_test(tc, test_ctrl_c);
 	tcase_add_loop_test(tc, test_stop_reason, 0, (int)(sizeof(stop_cases) / sizeof(stop_cases[0])));
 	tcase_add_test(tc, test_completed);
+	tcase_add_test(tc, test_stop_during_last);
 	return s;
 }
 
