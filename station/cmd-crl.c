@@ -12,19 +12,12 @@
 #include "cli.h"
 #include "cms.h"
 #include "commands.h"
+#include "fleet.h"
 #include "hsm.h"
 #include "recipe.h"
 #include "revlist.h"
 #include "station.h"
 #include "step.h"
-
-/* One line of a fleet revocations file: SERIAL TIME REASON. */
-typedef struct fleet_rev {
-	char serial[ST_CERT_SERIAL_HEX_LEN + 1];
-	time_t revoked_at;
-	char reason[40];
-	unsigned line; /* in the file */
-} fleet_rev;
 
 /* By serial, then by line: a serial listed twice sorts as its lines come. */
 static int
@@ -36,19 +29,21 @@ fleet_cmp(const void *a, const void *b)
 	return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
-/* One line "SERIAL TIME REASON": a serial as `station revoke` takes it,
- * YYYY-MM-DDTHH:MM:SS[.fraction]Z, an RFC 5280 reason name; nothing else. */
-static int
+int
 fleet_line(const char *path, unsigned lineno, const char *line, fleet_rev *r, st_err *err)
 {
 	char serial[128], when[64], reason[64];
 	const char *end;
 	struct tm tm;
-	int used = 0;
+	int n1 = 0, n2 = 0, n3 = 0, used = 0;
 
-	if (sscanf(line, "%127s %63s %63s %n", serial, when, reason, &used) != 3 || line[used])
+	/* Each field must end where a blank (or the line) does: a field longer
+	 * than its buffer would otherwise run on into the next conversion. */
+	if (sscanf(line, "%127s%n %63s%n %63s%n %n", serial, &n1, when, &n2, reason, &n3, &used) != 3 ||
+	    !isspace((unsigned char)line[n1]) || !isspace((unsigned char)line[n2]) ||
+	    (line[n3] && !isspace((unsigned char)line[n3])) || line[used])
 		return st_err_set(err, ST_E_CONFIG, "%s:%u: expected SERIAL (hex) TIME (YYYY-MM-DDTHH:MM:SSZ) REASON, "
-		    "three fields", path, lineno);
+		    "three fields apart by blanks", path, lineno);
 	if (revlist_serial_parse(serial, r->serial, err) < 0)
 		return st_err_prefix(err, "%s:%u", path, lineno);
 	memset(&tm, 0, sizeof(tm));
@@ -68,17 +63,20 @@ fleet_line(const char *path, unsigned lineno, const char *line, fleet_rev *r, st
 	return 0;
 }
 
+#define FLEET_LINE_MAX 2046 /* bytes, without the newline */
+
 /* Read the file `station-registry revocations` writes; its "# issuer:" line
  * must name this station's intermediate, so no CRL lists another CA's
  * serials.  A serial listed twice is refused: the registry writes each once. */
 static int
 fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *err)
 {
-	char line[2048], want[1024] = "";
+	char *line = NULL, want[1024] = "";
 	fleet_rev *v = NULL, *nv;
-	size_t n = 0, cap = 0, i, len;
+	size_t n = 0, cap = 0, linecap = 0, i, len;
 	unsigned lineno = 0;
 	int have_issuer = 0, ret = -1, got;
+	ssize_t nread;
 	BIO *bio;
 	FILE *f;
 
@@ -90,14 +88,22 @@ fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *er
 	}
 	if (!(f = fopen(path, "r")))
 		return st_err_errno(err, ST_E_CONFIG, errno, "--revocations %s", path);
-	while (fgets(line, sizeof(line), f)) {
+	while ((nread = getline(&line, &linecap, f)) >= 0) {
 		lineno++;
-		len = strlen(line);
-		if (len == sizeof(line) - 1 && line[len - 1] != '\n' && !feof(f)) {
-			st_err_set(err, ST_E_CONFIG, "%s:%u: a line longer than %zu bytes", path, lineno, sizeof(line) - 2);
+		len = (size_t)nread;
+		if (len && line[len - 1] == '\n')
+			line[--len] = 0;
+		if (len && line[len - 1] == '\r')
+			line[--len] = 0;
+		if (len > FLEET_LINE_MAX) {
+			st_err_set(err, ST_E_CONFIG, "%s:%u: a line longer than %d bytes", path, lineno, FLEET_LINE_MAX);
 			goto out;
 		}
-		line[strcspn(line, "\r\n")] = 0;
+		if (memchr(line, '\0', len)) {
+			st_err_set(err, ST_E_CONFIG, "%s:%u: a NUL byte at column %zu", path, lineno,
+			    (size_t)((char *)memchr(line, '\0', len) - line) + 1);
+			goto out;
+		}
 		if (strncmp(line, "# issuer: ", 10) == 0) {
 			if (strcmp(line + 10, want) != 0) {
 				st_err_set(err, ST_E_CONFIG, "%s:%u: revocations of issuer \"%.200s\", this station's intermediate is \"%.200s\"",
@@ -143,6 +149,7 @@ fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *er
 	ret = 0;
 out:
 	fclose(f);
+	free(line);
 	free(v);
 	return ret;
 }

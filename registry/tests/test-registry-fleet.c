@@ -138,6 +138,11 @@ START_TEST(test_fleet_crl)
 			{ "c0ffee03 2026-01-01T00:00:00Z compromised", ":4: reason \"compromised\" is not an RFC 5280 reason" },
 			{ "c0ffeeg3 2026-01-01T00:00:00Z keyCompromise", ":4: certificate serial \"c0ffeeg3\"" },
 			{ "0xC0:FF:EE:01 2026-01-01T00:00:00Z superseded", "serial C0FFEE01 is listed twice (lines 3 and 4)" },
+			/* two fields glued: a 63-byte time (the time field's limit) and the reason */
+			{ "c0ffee03 2026-01-01T00:00:00.000000000000000000000000000000000000000000ZkeyCompromise",
+			    ":4: expected SERIAL (hex) TIME" },
+			{ "c0ffee03 2026-01-01T00:00:00Z keyCompromise\rjunk", ":4: expected SERIAL (hex) TIME" },
+			{ "c0ffee03 2026-01-01T00:00:00Z keyCompromise\0junk", ":4: a NUL byte at column 44" },
 		};
 		char *head;
 		size_t i;
@@ -145,8 +150,13 @@ START_TEST(test_fleet_crl)
 		rc = regtu_reg(db, &head, "revocations --issuer '%s'", inter);
 		ck_assert_int_eq(rc, 0);
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			const char *line = bad[i][0];
+			size_t len = strlen(line) + (strstr(bad[i][1], "NUL") ? 1 + strlen(line + strlen(line) + 1) : 0);
+
 			ck_assert_ptr_nonnull(f = fopen(path, "w"));
-			fprintf(f, "%s%s\n", head, bad[i][0]);
+			fprintf(f, "%s", head);
+			ck_assert_uint_eq(fwrite(line, 1, len, f), len);
+			fputc('\n', f);
 			fclose(f);
 			rc = tu_station(&out, "crl", "--recipe", w->recipe, "--out", crl, "--revocations", path, NULL);
 			ck_assert_msg(rc == 2 && strstr(out, bad[i][1]), "%s: (%d) %s", bad[i][0], rc, out);
