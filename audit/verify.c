@@ -198,6 +198,11 @@ check_manifest(const char *path, X509_STORE *trust, audit_report *r, const struc
 	    st_time_parse(json_string_value(json_object_get(m, "created")), &created) < 0)
 		created = 0;
 	check_manifest_seal(path, buf, len, trust, created, r);
+	/* jansson passes a NUL byte after a number or a literal; JSON has none. */
+	if (memchr(buf, '\0', len)) {
+		PROBLEM(r, "%s: a NUL byte at offset %zu", AUDIT_MANIFEST, (size_t)((uint8_t *)memchr(buf, '\0', len) - buf));
+		goto out;
+	}
 	if (!m || !json_is_object(m)) {
 		PROBLEM(r, "%s:%d: not a JSON object%s%s", AUDIT_MANIFEST, m ? 1 : jerr.line, m ? "" : ": ", m ? "" : jerr.text);
 		goto out;

@@ -406,6 +406,12 @@ START_TEST(test_manifest_checks)
 	ck_assert(has_problem(rep, "manifest.json:1: not a JSON object"));
 	audit_report_free(rep);
 
+	/* A NUL byte after a literal, which jansson would let pass. */
+	atu_write(dir, "manifest.json", "{\"a\": true\0}", 12);
+	rep = verify_fails(dir, trust);
+	ck_assert(has_problem(rep, "manifest.json: a NUL byte at offset 10"));
+	audit_report_free(rep);
+
 	X509_STORE_free(trust);
 	tu_rmtree(tmp);
 	free(tmp);
