@@ -311,8 +311,8 @@ lie(liar *l, const jig_msg *req, jig_msg *m)
 	}
 }
 
-static int
-send_all(int fd, const uint8_t *p, size_t n)
+int
+liar_send_bytes(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
 		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
@@ -364,7 +364,7 @@ liar_send(liar *l, int fd, const jig_frame *req, jig_msg *m)
 	fr.seq = req->seq;
 	fr.len = (uint16_t)len;
 	ck_assert(jig_frame_encode(&fr, out, sizeof(out), &n, &err) == 0);
-	return send_all(fd, out, n);
+	return liar_send_bytes(fd, out, n);
 }
 
 int
@@ -456,7 +456,7 @@ handle(liar *l, int fd, const jig_frame *req)
 		return 0;
 	ck_assert(jig_frame_decode(resp, n, &fr, &used, &err) == JIG_DECODE_OK);
 	if (fr.type == JIG_T_ERROR || !(fr.type & JIG_RESPONSE) || !jig_type_known(fr.type))
-		return send_all(fd, resp, n);
+		return liar_send_bytes(fd, resp, n);
 	ck_assert_msg(jig_msg_decode_v(fr.version, fr.type, fr.payload, fr.len, &m, &err) == 0, "liar: %s", err.msg);
 	lie(l, &q, &m);
 	if (l->lies.rewrite)
@@ -466,7 +466,7 @@ encode:
 	fr.len = (uint16_t)len;
 	patch(l, &fr);
 	ck_assert(jig_frame_encode(&fr, resp, sizeof(resp), &n, &err) == 0);
-	return send_all(fd, resp, n);
+	return liar_send_bytes(fd, resp, n);
 }
 
 static void

@@ -89,6 +89,8 @@ typedef struct liar {
 liar *liar_start(const char *pki, jigsim *sim, const liar_lies *lies);
 /* Encode m (version and seq of req) and send it: for hooks. */
 int liar_send(liar *l, int fd, const jig_frame *req, jig_msg *m);
+/* Send n bytes (a whole encoded frame) on fd: for hooks.  0, or -1. */
+int liar_send_bytes(int fd, const uint8_t *p, size_t n);
 /* Run req through jigsim and decode its answer into m (no lies): for hooks.
  * 0, or -1 when jigsim answered nothing. */
 int liar_forward(liar *l, const jig_frame *req, jig_msg *m);

@@ -10,7 +10,6 @@
  * device it passes really holds the certificate the station issued for that
  * SE's own key and is locked, no jig byte reaches its output unescaped, and
  * its journal verifies. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,22 +41,6 @@ typedef struct flip_state {
 		uint16_t at;
 	} what[FLIP_DEVICES];
 } flip_state;
-
-static int
-send_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
 
 /* Which byte of which answer device d changes: the (d - first)th payload
  * byte of the cycle, counted through its answers in order. */
@@ -118,7 +101,7 @@ hook(liar *l, int fd, const jig_frame *req, const jig_msg *q)
 			st->what[d].type = req->type, st->what[d].at = (uint16_t)at;
 		ck_assert(jig_frame_encode(&fr, resp, sizeof(resp), &n, &err) == 0);
 	}
-	send_all(fd, resp, n);
+	liar_send_bytes(fd, resp, n);
 	return 1;
 }
 
