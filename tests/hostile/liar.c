@@ -249,6 +249,10 @@ lie(liar *l, const jig_msg *req, jig_msg *m)
 	}
 	if (req_type == JIG_CMD_SE_INFO && l->lies.relay) {
 		l->told = m->u.se_info;
+		if (l->lies.raw_serial) { /* the placeholder patch() overwrites */
+			memset(m->u.se_info.serial, 0, sizeof(m->u.se_info.serial));
+			memset(m->u.se_info.serial, 'Z', strlen(l->lies.raw_serial));
+		}
 		return;
 	}
 	if (req_type == JIG_CMD_GET_CSR && l->lies.relay)

@@ -2,7 +2,8 @@
  * validated when it is decoded (PROTOCOL.md section 4, "Strings"), a bad one
  * fails that jig's device and not the line, and no byte from a jig reaches
  * the station's output unescaped — not the serial, not an error text, not an
- * attestation certificate's subject. */
+ * attestation certificate's subject; the serial and error cases also from
+ * a liar that speaks 1.2. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,13 @@ static const struct scenario {
 	    { .attest_cert_serial = "SE\033[2K\r\033]0;t\007PASS SEFAKE" }, 0, 0, 1 },
 	{ "ESC and CR in an error text", { .raw_error = "denied\033[2K\rPASS SEFAKE" }, 0, 0, 1 },
 	{ "ESC and CR in an error text, --json", { .raw_error = "denied\033[2K\rPASS SEFAKE" }, 0, 1, 1 },
+	/* The same from a liar that speaks 1.2 and passes the SE's own attestation on. */
+	{ "1.2: invalid UTF-8 serial beside an honest jig", { .raw_serial = "SE\xff\xfe" "01", .relay = 1, .v12 = 1 }, 1,
+	    1, 0 },
+	{ "1.2: a forged PASS line in the serial",
+	    { .raw_serial = "SE01\r\033[2K\033]0;pwned\007PASS SEFAKE", .relay = 1, .v12 = 1 }, 1, 0, 0 },
+	{ "1.2: ESC and CR in an error text", { .raw_error = "denied\033[2K\rPASS SEFAKE", .relay = 1, .v12 = 1 }, 0, 0,
+	    1 },
 };
 
 START_TEST(test_strings)
