@@ -156,12 +156,19 @@ st_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, st_err *e
 	FILE *f = NULL;
 	uint8_t *b = NULL;
 	size_t n = 0, cap = 4096;
-	int ret = -1;
+	int ret = -1, fd;
 
 	*buf = NULL;
 	*len = 0;
-	if (!(f = fopen(path, "rb"))) {
+	/* Opened without blocking: a FIFO that nobody writes to (dropped into
+	 * a bundle, say) then reads as empty instead of hanging the reader. */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		st_err_errno(err, errno == ENOENT ? ST_E_NOTFOUND : ST_E_IO, errno, "%s", path);
+		goto out;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 || !(f = fdopen(fd, "rb"))) {
+		st_err_errno(err, ST_E_IO, errno, "%s", path);
+		close(fd);
 		goto out;
 	}
 	for (;;) {

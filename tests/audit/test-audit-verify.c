@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "audit-tu.h"
 #include "cms.h"
 
@@ -411,6 +413,19 @@ START_TEST(test_manifest_checks)
 	rep = verify_fails(dir, trust);
 	ck_assert(has_problem(rep, "manifest.json: a NUL byte at offset 10"));
 	audit_report_free(rep);
+
+	/* A FIFO in its place, which nobody writes to: read as empty, not waited on. */
+	{
+		char *fifo = NULL;
+
+		ck_assert_int_ne(asprintf(&fifo, "%s/manifest.json", dir), -1);
+		ck_assert_int_eq(unlink(fifo), 0);
+		ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+		rep = verify_fails(dir, trust);
+		ck_assert(has_problem(rep, "manifest.json:1: not a JSON object"));
+		audit_report_free(rep);
+		free(fifo);
+	}
 
 	X509_STORE_free(trust);
 	tu_rmtree(tmp);
