@@ -1,4 +1,5 @@
 /* station-registry: the connection and the schema migrations. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,4 +180,27 @@ out:
 	PQclear(res);
 	json_decref(applied);
 	return ret;
+}
+
+/* Journal text (device serials, jig URIs, errors) may hold anything a jig
+ * sent, and spool names anything a file transfer made: never raw to a
+ * terminal. */
+const char *
+reg_safe(const char *s)
+{
+	static __thread char buf[4][4096];
+	static __thread unsigned k;
+	char *o = buf[k++ % 4];
+	size_t n = 0;
+
+	for (; s && *s && n + 5 < sizeof(buf[0]); s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			n += (size_t)snprintf(o + n, sizeof(buf[0]) - n, "\\x%02x", c);
+		else
+			o[n++] = (char)c;
+	}
+	o[n] = 0;
+	return o;
 }

@@ -1239,9 +1239,9 @@ report(struct reg *r, json_t *all, struct prep *pp)
 		            oc->new_records ? "loaded" : "already-ingested", "new_station", oc->new_station, "new_records",
 		            (json_int_t)oc->new_records, "new_alarms", (json_int_t)oc->new_alarms, "gaps", oc->gaps));
 	} else if (oc->refused) {
-		printf("%s: REFUSED: %s\n", pp->path, oc->reason);
+		printf("%s: REFUSED: %s\n", reg_safe(pp->path), reg_safe(oc->reason));
 	} else {
-		printf("%s: %s: %lld new record%s%s", pp->path, oc->new_records ? "loaded" : "already ingested",
+		printf("%s: %s: %lld new record%s%s", reg_safe(pp->path), oc->new_records ? "loaded" : "already ingested",
 		    oc->new_records, oc->new_records == 1 ? "" : "s", oc->new_station && oc->new_records ? ", new station" : "");
 		if (oc->new_alarms)
 			printf(", %lld new alarm%s (station-registry alarms)", oc->new_alarms, oc->new_alarms == 1 ? "" : "s");

@@ -12,28 +12,6 @@
 #include "revlist.h"
 
 
-/* Journal text (device serials, jig URIs, errors) may hold anything a jig
- * sent: never raw to a terminal. */
-static const char *
-safe(const char *s)
-{
-	static __thread char buf[4][1024];
-	static __thread unsigned k;
-	char *o = buf[k++ % 4];
-	size_t n = 0;
-
-	for (; s && *s && n + 5 < sizeof(buf[0]); s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f || c == '\\')
-			n += (size_t)snprintf(o + n, sizeof(buf[0]) - n, "\\x%02x", c);
-		else
-			o[n++] = (char)c;
-	}
-	o[n] = 0;
-	return o;
-}
-
 /* The common options of the reading commands: --json, --help. */
 static int
 read_opts(struct reg *r, int argc, char **argv, const char *usage_text, int nargs)
@@ -101,12 +79,12 @@ print_certs(PGresult *res)
 	int i;
 
 	for (i = 0; i < PQntuples(res); i++) {
-		printf("  %s  %s  issued to %s at %s %s (seq %s) by %s, valid until %s", safe(PQgetvalue(res, i, 0)),
-		    PQgetvalue(res, i, 10), safe(PQgetvalue(res, i, 3)), safe(PQgetvalue(res, i, 4)), PQgetvalue(res, i, 6),
-		    PQgetvalue(res, i, 5), safe(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 7));
+		printf("  %s  %s  issued to %s at %s %s (seq %s) by %s, valid until %s", reg_safe(PQgetvalue(res, i, 0)),
+		    PQgetvalue(res, i, 10), reg_safe(PQgetvalue(res, i, 3)), reg_safe(PQgetvalue(res, i, 4)), PQgetvalue(res, i, 6),
+		    PQgetvalue(res, i, 5), reg_safe(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 7));
 		if (!PQgetisnull(res, i, 11))
-			printf("; revoked at %s %s (%s)", safe(PQgetvalue(res, i, 11)), PQgetvalue(res, i, 13),
-			    safe(PQgetvalue(res, i, 12)));
+			printf("; revoked at %s %s (%s)", reg_safe(PQgetvalue(res, i, 11)), PQgetvalue(res, i, 13),
+			    reg_safe(PQgetvalue(res, i, 12)));
 		printf("\n");
 	}
 }
@@ -143,22 +121,22 @@ cmd_device(struct reg *r, int argc, char **argv)
 		reg_print_json(json_pack("{s:s,s:o,s:o,s:o}", "device", argv[optind], "records", rows_json(recs),
 		    "certificates", rows_json(certs), "alarms", rows_json(alarms)));
 	} else if (PQntuples(recs) == 0) {
-		printf("device %s: not in the registry (no ingested journal mentions it)\n", safe(argv[optind]));
+		printf("device %s: not in the registry (no ingested journal mentions it)\n", reg_safe(argv[optind]));
 	} else {
 		for (i = 0, stations = 0; i < PQntuples(recs); i++)
 			if (i == 0 || strcmp(PQgetvalue(recs, i, 0), PQgetvalue(recs, i - 1, 0)) != 0)
 				stations++;
-		printf("device %s: %d record%s, %d certificate%s\n", safe(argv[optind]), PQntuples(recs),
+		printf("device %s: %d record%s, %d certificate%s\n", reg_safe(argv[optind]), PQntuples(recs),
 		    PQntuples(recs) == 1 ? "" : "s", PQntuples(certs), PQntuples(certs) == 1 ? "" : "s");
 		for (i = 0; i < PQntuples(recs); i++)
-			printf("  %s  %-12s #%-6s %-10s %s\n", PQgetvalue(recs, i, 2), safe(PQgetvalue(recs, i, 0)),
-			    PQgetvalue(recs, i, 1), safe(PQgetvalue(recs, i, 3)), safe(PQgetvalue(recs, i, 4)));
+			printf("  %s  %-12s #%-6s %-10s %s\n", PQgetvalue(recs, i, 2), reg_safe(PQgetvalue(recs, i, 0)),
+			    PQgetvalue(recs, i, 1), reg_safe(PQgetvalue(recs, i, 3)), reg_safe(PQgetvalue(recs, i, 4)));
 		if (PQntuples(certs)) {
 			printf("certificates:\n");
 			print_certs(certs);
 		}
 		for (i = 0; i < PQntuples(alarms); i++)
-			printf("ALARM %s %s: %s\n", PQgetvalue(alarms, i, 0), PQgetvalue(alarms, i, 1), safe(PQgetvalue(alarms, i, 2)));
+			printf("ALARM %s %s: %s\n", PQgetvalue(alarms, i, 0), PQgetvalue(alarms, i, 1), reg_safe(PQgetvalue(alarms, i, 2)));
 	}
 	ret = PQntuples(recs) ? EXIT_OK : EXIT_FAIL;
 out:
@@ -215,9 +193,9 @@ cmd_certificate(struct reg *r, int argc, char **argv)
 	if (r->json) {
 		reg_print_json(json_pack("{s:s,s:o}", "serial", p[0], "certificates", rows_json(certs)));
 	} else if (!PQntuples(certs)) {
-		printf("certificate %s: not in the registry\n", safe(p[0]));
+		printf("certificate %s: not in the registry\n", reg_safe(p[0]));
 	} else {
-		printf("certificate %s:\n", safe(p[0]));
+		printf("certificate %s:\n", reg_safe(p[0]));
 		print_certs(certs);
 	}
 	ret = PQntuples(certs) ? EXIT_OK : EXIT_FAIL;
@@ -282,7 +260,7 @@ cmd_alarms(struct reg *r, int argc, char **argv)
 		}
 		ret = strcmp(PQcmdTuples(res), "1") == 0 ? EXIT_OK : EXIT_FAIL;
 		if (ret == EXIT_OK)
-			printf("alarm %s cleared by %s\n", clear, safe(by));
+			printf("alarm %s cleared by %s\n", clear, reg_safe(by));
 		else
 			fprintf(stderr, "station-registry alarms: --clear %s: no open alarm with that id\n", clear);
 		PQclear(res);
@@ -306,7 +284,7 @@ cmd_alarms(struct reg *r, int argc, char **argv)
 	} else {
 		for (i = 0; i < PQntuples(res); i++)
 			printf("ALARM %s %s %s: %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 4), PQgetvalue(res, i, 1),
-			    safe(PQgetvalue(res, i, 3)));
+			    reg_safe(PQgetvalue(res, i, 3)));
 		printf("%d open alarm%s\n", PQntuples(res), PQntuples(res) == 1 ? "" : "s");
 	}
 	ret = PQntuples(res) ? EXIT_FAIL : EXIT_OK;
@@ -390,7 +368,7 @@ cmd_revocations(struct reg *r, int argc, char **argv)
 		printf("# station-registry revocations: %d certificate%s\n# issuer: %s\n", PQntuples(res),
 		    PQntuples(res) == 1 ? "" : "s", subject);
 		for (i = 0; i < PQntuples(res); i++)
-			printf("%s %s %s\n", safe(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1), safe(PQgetvalue(res, i, 2)));
+			printf("%s %s %s\n", reg_safe(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1), reg_safe(PQgetvalue(res, i, 2)));
 	}
 	ret = EXIT_OK;
 out:
@@ -491,14 +469,14 @@ cmd_report(struct reg *r, int argc, char **argv)
 		json_array_foreach(out, ri, row) {
 			printf("%-16s %-10s %8" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT
 			       " %6.1f%% %8" JSON_INTEGER_FORMAT "\n",
-			    safe(json_string_value(json_object_get(row, "station"))), json_string_value(json_object_get(row, "day")),
+			    reg_safe(json_string_value(json_object_get(row, "station"))), json_string_value(json_object_get(row, "day")),
 			    json_integer_value(json_object_get(row, "devices")), json_integer_value(json_object_get(row, "passed")),
 			    json_integer_value(json_object_get(row, "failed")), 100.0 * json_real_value(json_object_get(row, "yield")),
 			    json_integer_value(json_object_get(row, "revocations")));
 			json_array_foreach(json_object_get(row, "failures"), fi, f)
 				printf("    %5" JSON_INTEGER_FORMAT " x %s: %s\n", json_integer_value(json_object_get(f, "count")),
-				    safe(json_string_value(json_object_get(f, "step"))),
-				    safe(json_string_value(json_object_get(f, "reason"))));
+				    reg_safe(json_string_value(json_object_get(f, "step"))),
+				    reg_safe(json_string_value(json_object_get(f, "reason"))));
 		}
 	}
 	ret = EXIT_OK;
@@ -570,12 +548,12 @@ stations_add(struct reg *r, int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(PQcmdTuples(res), "1") != 0) {
-		fprintf(stderr, "station-registry stations add: station %s is %s: %s\n", safe(p[0]),
+		fprintf(stderr, "station-registry stations add: station %s is %s: %s\n", reg_safe(p[0]),
 		    replace ? "not enrolled" : "enrolled already",
 		    replace ? "enroll it without --replace" : "--replace changes its audit key");
 		goto out;
 	}
-	printf("station %s enrolled: its bundles must be sealed by %s\n", safe(p[0]), safe(subject));
+	printf("station %s enrolled: its bundles must be sealed by %s\n", reg_safe(p[0]), reg_safe(subject));
 	ret = EXIT_OK;
 out:
 	PQclear(res);
@@ -610,8 +588,8 @@ cmd_stations(struct reg *r, int argc, char **argv)
 		reg_print_json(json_pack("{s:o}", "stations", rows_json(res)));
 	} else {
 		for (i = 0; i < PQntuples(res); i++)
-			printf("%s  sealed by %s  enrolled %s  up to seq %s\n", safe(PQgetvalue(res, i, 0)),
-			    safe(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+			printf("%s  sealed by %s  enrolled %s  up to seq %s\n", reg_safe(PQgetvalue(res, i, 0)),
+			    reg_safe(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
 		if (!PQntuples(res))
 			printf("no station is enrolled: station-registry stations add STATION --cert AUDIT.pem\n");
 	}

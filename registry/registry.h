@@ -39,6 +39,10 @@ PGresult *reg_query(struct reg *r, const char *sql, int n, const char *const *pa
 int reg_schema_version(struct reg *r, st_err *err);
 /* Print a JSON value on stdout, one line, and release it (steals v). */
 void reg_print_json(json_t *v);
+/* s with control bytes and backslashes as \xNN, for a terminal or a log
+ * (cut near 4 KB).  One of four rotating thread-local buffers: at most four
+ * in one printf. */
+const char *reg_safe(const char *s);
 
 /* What ingesting one bundle did. */
 struct reg_outcome {

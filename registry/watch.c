@@ -109,14 +109,14 @@ watch_round(struct reg *r, const char *dir, X509_STORE *trust, int *errors)
 		oc.gaps = json_array();
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if ((!r->conn || PQstatus(r->conn) != CONNECTION_OK) && (reg_disconnect(r), reg_connect(r, &err) < 0)) {
-			fprintf(stderr, "station-registry watch: %s; %s stays in the spool\n", err.msg, names[i]);
+			fprintf(stderr, "station-registry watch: %s; %s stays in the spool\n", reg_safe(err.msg), reg_safe(names[i]));
 			(*errors)++;
 			json_decref(oc.gaps);
 			break;
 		}
 		if (reg_ingest_bundle(r, path, trust, &oc, &err) < 0) {
-			fprintf(stderr, "station-registry watch: %s: %s; it stays in the spool for the next round\n", names[i],
-			    err.msg);
+			fprintf(stderr, "station-registry watch: %s: %s; it stays in the spool for the next round\n",
+			    reg_safe(names[i]), reg_safe(err.msg));
 			(*errors)++;
 			json_decref(oc.gaps);
 			break;
@@ -126,23 +126,23 @@ watch_round(struct reg *r, const char *dir, X509_STORE *trust, int *errors)
 
 			refused++;
 			if (move_to(dir, "rejected", names[i], dest, sizeof(dest), &err) < 0) {
-				fprintf(stderr, "station-registry watch: %s\n", err.msg);
+				fprintf(stderr, "station-registry watch: %s\n", reg_safe(err.msg));
 				(*errors)++;
 			} else {
 				snprintf(rpath, sizeof(rpath), "%s.reason", dest);
 				if ((f = fopen(rpath, "w"))) {
-					fprintf(f, "%s\n", oc.reason);
+					fprintf(f, "%s\n", reg_safe(oc.reason));
 					fclose(f);
 				}
-				printf("%s: REFUSED, moved to %s: %s\n", names[i], dest, oc.reason);
+				printf("%s: REFUSED, moved to %s: %s\n", reg_safe(names[i]), reg_safe(dest), reg_safe(oc.reason));
 			}
 		} else if (move_to(dir, "done", names[i], dest, sizeof(dest), &err) < 0) {
-			fprintf(stderr, "station-registry watch: %s\n", err.msg);
+			fprintf(stderr, "station-registry watch: %s\n", reg_safe(err.msg));
 			(*errors)++;
 		} else {
-			printf("%s: %s, %lld new records, %lld new alarms, %zu gaps; moved to %s\n", names[i],
+			printf("%s: %s, %lld new records, %lld new alarms, %zu gaps; moved to %s\n", reg_safe(names[i]),
 			    oc.new_records ? "loaded" : "already ingested", oc.new_records, oc.new_alarms, json_array_size(oc.gaps),
-			    dest);
+			    reg_safe(dest));
 		}
 		fflush(stdout);
 		json_decref(oc.gaps);

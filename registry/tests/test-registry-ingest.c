@@ -748,13 +748,18 @@ START_TEST(test_watch_spool)
 	b1 = regtu_export(&st);
 	ck_assert_int_ne(asprintf(&cmd,
 	                     "cp -a '%s' '%s/good' && cp -a '%s' '%s/bad' && sed -i 's/SE-0601/SE-0666/' '%s/bad/batch-000001.jsonl' &&"
-	                     " cp -a '%s' '%s/late.partial' && cp -a '%s' '%s/.hidden'",
-	                     b1, spool, b1, spool, spool, b1, spool, b1, spool),
+	                     " cp -a '%s' '%s/late.partial' && cp -a '%s' '%s/.hidden' &&"
+	                     " cp -a '%s' '%s/yy-fifo' && rm '%s/yy-fifo/manifest.json' && mkfifo '%s/yy-fifo/manifest.json' &&"
+	                     " cp -a '%s' \"$(printf '%s/zz\\033]0;x\\007')\"",
+	                     b1, spool, b1, spool, spool, b1, spool, b1, spool, b1, spool, spool, spool, b1, spool),
 	    -1);
 	ck_assert_int_eq(tu_sh(cmd, NULL), 0);
 	free(cmd);
+	/* A manifest that is a FIFO is refused, not waited on; a spool name goes out escaped. */
 	rc = regtu_reg(db, &out, "watch --enroll --ca '%s/root-ca.pem' --once '%s'", tu_pki, spool);
-	ck_assert_msg(rc == 1 && strstr(out, "good: loaded") && strstr(out, "bad: REFUSED"), "(%d) %s", rc, out);
+	ck_assert_msg(rc == 1 && strstr(out, "good: loaded") && strstr(out, "bad: REFUSED") && strstr(out, "yy-fifo: REFUSED") &&
+	        strstr(out, "zz\\x1b]0;x\\x07: already ingested") && !strchr(out, '\033'),
+	    "(%d) %s", rc, out);
 	free(out);
 	ck_assert(atu_exists(spool, "done/good/manifest.json"));
 	ck_assert(atu_exists(spool, "rejected/bad/manifest.json"));
