@@ -157,13 +157,20 @@ st_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, st_err *e
 	uint8_t *b = NULL;
 	size_t n = 0, cap = 4096;
 	int ret = -1, fd;
+	struct stat sb;
 
 	*buf = NULL;
 	*len = 0;
 	/* Opened without blocking: a FIFO that nobody writes to (dropped into
-	 * a bundle, say) then reads as empty instead of hanging the reader. */
+	 * a bundle, say) then reads as empty instead of hanging the reader.
+	 * A terminal or another device (a bundle's symlink to one) is no file. */
 	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		st_err_errno(err, errno == ENOENT ? ST_E_NOTFOUND : ST_E_IO, errno, "%s", path);
+		goto out;
+	}
+	if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode)) {
+		st_err_set(err, ST_E_IO, "%s: not a file but a %s", path, S_ISDIR(sb.st_mode) ? "folder" : "device or socket");
+		close(fd);
 		goto out;
 	}
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 || !(f = fdopen(fd, "rb"))) {

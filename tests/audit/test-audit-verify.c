@@ -424,6 +424,12 @@ START_TEST(test_manifest_checks)
 		rep = verify_fails(dir, trust);
 		ck_assert(has_problem(rep, "manifest.json:1: not a JSON object"));
 		audit_report_free(rep);
+		/* A link to a device (a terminal would wait for typing) is no file. */
+		ck_assert_int_eq(unlink(fifo), 0);
+		ck_assert_int_eq(symlink("/dev/null", fifo), 0);
+		rep = verify_fails(dir, trust);
+		ck_assert(has_problem(rep, "not a file but a device or socket"));
+		audit_report_free(rep);
 		free(fifo);
 	}
 
