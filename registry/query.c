@@ -11,7 +11,6 @@
 #include "registry.h"
 #include "revlist.h"
 
-
 /* The common options of the reading commands: --json, --help. */
 static int
 read_opts(struct reg *r, int argc, char **argv, const char *usage_text, int nargs)
