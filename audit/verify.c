@@ -180,7 +180,7 @@ static void
 check_manifest(const char *path, X509_STORE *trust, audit_report *r, const struct batch_info *bi, size_t nb)
 {
 	char *mpath = audit_path(path, AUDIT_MANIFEST);
-	uint8_t *buf = NULL;
+	uint8_t *buf = NULL, *nul;
 	size_t len = 0, i, k;
 	json_t *m = NULL, *batches, *files, *e;
 	json_error_t jerr;
@@ -199,8 +199,8 @@ check_manifest(const char *path, X509_STORE *trust, audit_report *r, const struc
 		created = 0;
 	check_manifest_seal(path, buf, len, trust, created, r);
 	/* jansson passes a NUL byte after a number or a literal; JSON has none. */
-	if (memchr(buf, '\0', len)) {
-		PROBLEM(r, "%s: a NUL byte at offset %zu", AUDIT_MANIFEST, (size_t)((uint8_t *)memchr(buf, '\0', len) - buf));
+	if ((nul = memchr(buf, '\0', len))) {
+		PROBLEM(r, "%s: a NUL byte at offset %zu", AUDIT_MANIFEST, (size_t)(nul - buf));
 		goto out;
 	}
 	if (!m || !json_is_object(m)) {

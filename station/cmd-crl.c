@@ -35,13 +35,13 @@ fleet_line(const char *path, unsigned lineno, const char *line, fleet_rev *r, st
 	char serial[128], when[64], reason[64];
 	const char *end;
 	struct tm tm;
-	int n1 = 0, n2 = 0, n3 = 0, used = 0;
+	int n1 = 0, n2 = 0, used = 0;
 
 	/* Each field must end where a blank (or the line) does: a field longer
-	 * than its buffer would otherwise run on into the next conversion. */
-	if (sscanf(line, "%127s%n %63s%n %63s%n %n", serial, &n1, when, &n2, reason, &n3, &used) != 3 ||
-	    !isspace((unsigned char)line[n1]) || !isspace((unsigned char)line[n2]) ||
-	    (line[n3] && !isspace((unsigned char)line[n3])) || line[used])
+	 * than its buffer would otherwise run on into the next conversion (the
+	 * last one's rest is what line[used] finds). */
+	if (sscanf(line, "%127s%n %63s%n %63s %n", serial, &n1, when, &n2, reason, &used) != 3 ||
+	    !isspace((unsigned char)line[n1]) || !isspace((unsigned char)line[n2]) || line[used])
 		return st_err_set(err, ST_E_CONFIG, "%s:%u: expected SERIAL (hex) TIME (YYYY-MM-DDTHH:MM:SSZ) REASON, "
 		    "three fields apart by blanks", path, lineno);
 	if (revlist_serial_parse(serial, r->serial, err) < 0)
@@ -71,7 +71,7 @@ fleet_line(const char *path, unsigned lineno, const char *line, fleet_rev *r, st
 static int
 fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *err)
 {
-	char *line = NULL, want[1024] = "";
+	char *line = NULL, *nul, want[1024] = "";
 	fleet_rev *v = NULL, *nv;
 	size_t n = 0, cap = 0, linecap = 0, i, len;
 	unsigned lineno = 0;
@@ -99,9 +99,8 @@ fleet_load(const char *path, X509 *ca, fleet_rev **out, size_t *nout, st_err *er
 			st_err_set(err, ST_E_CONFIG, "%s:%u: a line longer than %d bytes", path, lineno, FLEET_LINE_MAX);
 			goto out;
 		}
-		if (memchr(line, '\0', len)) {
-			st_err_set(err, ST_E_CONFIG, "%s:%u: a NUL byte at column %zu", path, lineno,
-			    (size_t)((char *)memchr(line, '\0', len) - line) + 1);
+		if ((nul = memchr(line, '\0', len))) {
+			st_err_set(err, ST_E_CONFIG, "%s:%u: a NUL byte at column %zu", path, lineno, (size_t)(nul - line) + 1);
 			goto out;
 		}
 		if (strncmp(line, "# issuer: ", 10) == 0) {
