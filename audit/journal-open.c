@@ -330,7 +330,7 @@ audit_open(const char *dir, const audit_config *cfg, st_err *err)
 	struct open_scan s;
 	json_t *last = NULL;
 	char name[AUDIT_NAME_MAX];
-	int ok = 0;
+	int ok = 0, k;
 
 	memset(&s, 0, sizeof(s));
 	if (!(j = calloc(1, sizeof(*j))) || !(j->dir = strdup(dir))) {
@@ -360,6 +360,9 @@ audit_open(const char *dir, const audit_config *cfg, st_err *err)
 	}
 	if (open_dir(j, err) < 0)
 		goto out;
+	/* Left by a writer killed before its rename; the lock is ours now. */
+	if ((k = st_dir_remove_stale_tmp(dir)) > 0)
+		st_log("audit", "%s: removed %d temporary file(s) of an earlier process", dir, k);
 	if (audit_batch_list(dir, &nums, &n, err) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {

@@ -139,6 +139,12 @@ int st_file_write_atomic(const char *path, const void *p, size_t len, unsigned m
 /* The same without fsync: readers never see a torn file, but a power loss
  * may lose it.  For copies of data that is durable elsewhere. */
 int st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode, st_err *err);
+/* Remove the temporaries (NAME.tmp.PID) those two leave in dir when a
+ * process dies before its rename, those of processes that no longer run.
+ * Returns how many were removed.  Only for a folder whose writers the
+ * caller excludes (the journal's lock), so that no live writer's file
+ * goes. */
+int st_dir_remove_stale_tmp(const char *dir);
 #define ST_SHA256_LEN 32
 #define ST_SHA256_HEX_LEN (2 * ST_SHA256_LEN) /* characters, without the NUL */
 /* A certificate serial (RFC 5280: at most 20 bytes) as hex: characters,

@@ -1,8 +1,10 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +325,50 @@ int
 st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode, st_err *err)
 {
 	return write_file(path, p, len, mode, 0, err);
+}
+
+/* NAME.tmp.PID: the PID of a process that has ended, not ours. */
+static int
+stale_tmp(const char *name)
+{
+	const char *t = strstr(name, ".tmp.");
+	char *end;
+	long pid;
+
+	if (!t || t == name)
+		return 0;
+	while (strstr(t + 1, ".tmp."))
+		t = strstr(t + 1, ".tmp.");
+	if (t[5] < '1' || t[5] > '9')
+		return 0;
+	errno = 0;
+	pid = strtol(t + 5, &end, 10);
+	if (*end || errno || pid <= 0 || pid != (pid_t)pid || pid == (long)getpid())
+		return 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+int
+st_dir_remove_stale_tmp(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat sb;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (!stale_tmp(e->d_name) || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+		else
+			st_log("util", "%s/%s: cannot remove a stale temporary file: %s", dir, e->d_name, strerror(errno));
+	}
+	closedir(d);
+	return n;
 }
 
 static EVP_MD *sha256_md;

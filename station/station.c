@@ -489,6 +489,14 @@ open_journal(station *st, int with_signer, st_err *err)
 		return st_err_errno(err, ST_E_CONFIG, errno, "%s", st->certs_dir);
 	if (!(st->journal = audit_open(r->audit.dir, &cfg, err)))
 		return st_err_prefix(err, "audit journal %s", r->audit.dir);
+	{
+		char dir[4200];
+
+		/* The journal's lock keeps other stations out of these too. */
+		snprintf(dir, sizeof(dir), "%s/vendor-chains", r->audit.dir);
+		st_dir_remove_stale_tmp(dir);
+		st_dir_remove_stale_tmp(st->certs_dir);
+	}
 	if (!(st->history = history_new()))
 		return st_err_set(err, ST_E_NOMEM, "out of memory");
 	if (history_load(st->history, r->audit.dir, err) != 0)

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "audit-tu.h"
@@ -521,6 +523,54 @@ START_TEST(test_lock)
 }
 END_TEST
 
+/* A writer killed between creating its temporary and the rename leaves
+ * NAME.tmp.PID: the next open removes those of processes that are gone,
+ * and nothing else. */
+START_TEST(test_stale_temporaries)
+{
+	char *tmp, *dir = journal_dir(&tmp);
+	audit_config cfg = base_cfg(0);
+	char dead[64], ours[64], alive[64], path[4300];
+	static const char *const kept_names[] = { "x.tmp.12ab", "x.tmp.0", "x.tmp.", "batch-000001.jsonl.tmp.-5" };
+	pid_t child;
+	size_t i;
+
+	audit_close(open_ok(dir, &cfg));
+	/* A PID that was and is no more. */
+	if ((child = fork()) == 0)
+		_exit(0);
+	ck_assert_int_gt(child, 0);
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	snprintf(dead, sizeof(dead), "batch-000001.cms.tmp.%ld", (long)child);
+	snprintf(ours, sizeof(ours), "batch-000001.cms.tmp.%ld", (long)getpid());
+	snprintf(alive, sizeof(alive), "batch-000001.cms.tmp.%ld", (long)getppid());
+	atu_write(dir, dead, "x", 1);
+	atu_write(dir, ours, "x", 1);
+	atu_write(dir, alive, "x", 1);
+	for (i = 0; i < sizeof(kept_names) / sizeof(kept_names[0]); i++)
+		atu_write(dir, kept_names[i], "x", 1);
+	snprintf(path, sizeof(path), "%s/dir.tmp.%ld", dir, (long)child);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+
+	audit_close(open_ok(dir, &cfg));
+	snprintf(path, sizeof(path), "%s/%s", dir, dead);
+	ck_assert_msg(access(path, F_OK) != 0, "%s was not removed", dead);
+	snprintf(path, sizeof(path), "%s/%s", dir, ours);
+	ck_assert_msg(access(path, F_OK) == 0, "%s (this process) was removed", ours);
+	snprintf(path, sizeof(path), "%s/%s", dir, alive);
+	ck_assert_msg(access(path, F_OK) == 0, "%s (a live process) was removed", alive);
+	for (i = 0; i < sizeof(kept_names) / sizeof(kept_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, kept_names[i]);
+		ck_assert_msg(access(path, F_OK) == 0, "%s was removed", kept_names[i]);
+	}
+	snprintf(path, sizeof(path), "%s/dir.tmp.%ld", dir, (long)child);
+	ck_assert_msg(access(path, F_OK) == 0, "a folder was removed");
+	tu_rmtree(tmp);
+	free(tmp);
+	free(dir);
+}
+END_TEST
+
 /* ---- crash recovery --------------------------------------------------------- */
 
 /* A record that parses but does not chain: line 3 with its seq bumped. */
@@ -897,6 +947,7 @@ main(void)
 	tcase_add_test(tc, test_close_pending_at_open);
 	tcase_add_test(tc, test_inherit_head);
 	tcase_add_test(tc, test_lock);
+	tcase_add_test(tc, test_stale_temporaries);
 	tcase_add_loop_test(tc, test_torn_tail, 0, 4);
 	tcase_add_test(tc, test_middle_corruption);
 	tcase_add_test(tc, test_orphan_quarantine);

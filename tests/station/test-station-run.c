@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -156,6 +157,44 @@ START_TEST(test_fixed_not_after)
 	ck_assert_int_eq(tu_sh(cmd, &out), 0);
 	ck_assert_msg(strstr(out, "notAfter=Dec 31 12:00:00 2049 GMT"), "%s", out);
 	free(out);
+	stu_run_clear(&r);
+	stu_sim_stop(sim);
+	stu_ws_free(w);
+}
+END_TEST
+
+/* A station killed between writing a temporary and its rename leaves
+ * NAME.tmp.PID in the journal folder, certs/ and vendor-chains/; the next
+ * run, holding the journal's lock, removes those of dead processes. */
+START_TEST(test_stale_temporaries)
+{
+	static const char *const where[] = { "", "/certs", "/vendor-chains" };
+	stu_ws *w = stu_ws_new(tu_pki);
+	stu_sim *sim;
+	jigsim_config c;
+	stu_run r;
+	char cmd[16384];
+	pid_t dead;
+	size_t i;
+
+	if ((dead = fork()) == 0)
+		_exit(0);
+	ck_assert_int_gt(dead, 0);
+	ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
+	for (i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		snprintf(cmd, sizeof(cmd), "mkdir -p '%s%s' && echo x > '%s%s/f.tmp.%ld'", w->audit, where[i], w->audit,
+		    where[i], (long)dead);
+		stu_sh_ok(NULL, "%s", cmd);
+	}
+	jigsim_config_init(&c);
+	c.devices = 1;
+	sim = stu_sim_start(tu_pki, &c);
+	stu_station_run(w, sim->uri, 1, 1, &r);
+	ck_assert_msg(r.status == 0, "station run: exit %d\n%s\n%s", r.status, stu_tail(r.out), stu_tail(r.err));
+	for (i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		snprintf(cmd, sizeof(cmd), "%s%s/f.tmp.%ld", w->audit, where[i], (long)dead);
+		ck_assert_msg(access(cmd, F_OK) != 0, "%s is still there", cmd);
+	}
 	stu_run_clear(&r);
 	stu_sim_stop(sim);
 	stu_ws_free(w);
@@ -393,6 +432,7 @@ suite(void)
 	tcase_add_test(tc, test_exit_codes);
 	tcase_add_test(tc, test_fixed_not_after);
 	tcase_add_test(tc, test_no_core_dumps);
+	tcase_add_test(tc, test_stale_temporaries);
 	return s;
 }
 
