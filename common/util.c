@@ -327,22 +327,19 @@ st_file_write_replace(const char *path, const void *p, size_t len, unsigned mode
 	return write_file(path, p, len, mode, 0, err);
 }
 
-/* NAME.tmp.PID: the PID of a process that has ended, not ours. */
+/* NAME.tmp.PID, as write_file names it: the PID of a process that has
+ * ended, not ours. */
 static int
 stale_tmp(const char *name)
 {
-	const char *t = strstr(name, ".tmp.");
+	const char *dot = strrchr(name, '.');
 	char *end;
 	long pid;
 
-	if (!t || t == name)
-		return 0;
-	while (strstr(t + 1, ".tmp."))
-		t = strstr(t + 1, ".tmp.");
-	if (t[5] < '1' || t[5] > '9')
+	if (!dot || dot - name < 5 || memcmp(dot - 4, ".tmp", 4) != 0 || dot[1] < '1' || dot[1] > '9')
 		return 0;
 	errno = 0;
-	pid = strtol(t + 5, &end, 10);
+	pid = strtol(dot + 1, &end, 10);
 	if (*end || errno || pid <= 0 || pid != (pid_t)pid || pid == (long)getpid())
 		return 0;
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
